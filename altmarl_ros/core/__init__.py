@@ -1,0 +1,1 @@
+"""Numeric core: no rclpy import anywhere below this package."""

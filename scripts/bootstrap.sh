@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One set-up step for both README commands: a project venv with pinned ROS 2
+# Jazzy wheels + numerics, the altmarl_msgs interfaces built with rosidl, and
+# this package installed editable. Idempotent: each step leaves a stamp keyed
+# on its inputs, so a second run only checks stamps (a few seconds).
+#
+# Usage: bash scripts/bootstrap.sh        (sourced or run; prints each step)
+# Env:   ALTMARL_VENV (default: <repo>/.venv), ALTMARL_PYTHON (default: python3.11 or python3)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ALTMARL_VENV:-$ROOT/.venv}"
+BUILD="$ROOT/build"
+STAMPS="$VENV/.altmarl-stamps"
+
+step() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+fail() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
+digest() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+fresh() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
+
+# 1. Python 3.11 (the ROS 2 Jazzy wheels are built for cp311).
+PY="${ALTMARL_PYTHON:-}"
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then PY="$cand"; break; fi
+  done
+fi
+[ -n "$PY" ] || fail "Python 3.11 not found. Install it (Debian 12: apt install python3 python3-venv python3.11-dev) or set ALTMARL_PYTHON."
+for tool in cmake make g++; do command -v $tool >/dev/null || fail "'$tool' not found; it builds the ROS messages (Debian: apt install cmake build-essential)."; done
+
+# 2. Virtual environment.
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating virtual environment $VENV ($($PY --version))"
+  "$PY" -m venv "$VENV" || fail "python -m venv (Debian: apt install python3-venv)"
+fi
+VPY="$VENV/bin/python"
+SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+
+# 3. Pinned dependencies.
+REQ_KEY="$(digest "$ROOT/requirements.txt")"
+if ! fresh requirements "$REQ_KEY"; then
+  step "installing pinned dependencies (ROS 2 Jazzy wheels, numpy, numba, ...; ~1 min the first time)"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements.txt" \
+    || fail "pip install -r requirements.txt"
+  # ament_index must find the venv's share/ from any venv python, without `activate`.
+  echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
+  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/msgs"
+fi
+
+# 4. altmarl_msgs: rosidl generation with plain cmake (no colcon needed).
+MSG_KEY="$(digest "$ROOT"/msg/*.msg "$ROOT/msg/CMakeLists.txt" "$ROOT/msg/package.xml")"
+if ! fresh msgs "$MSG_KEY"; then
+  step "building ROS interfaces altmarl_msgs ($(ls "$ROOT"/msg/*.msg | wc -l) .msg files)"
+  # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours.
+  PYINC="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  NPINC="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
+  grep -rl /opt/python/cp311-cp311 "$VENV/share" --include='*.cmake' 2>/dev/null | xargs -r sed -i \
+    -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
+    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g"
+  rm -rf "$BUILD/altmarl_msgs"
+  LOG="$BUILD/altmarl_msgs.log"; mkdir -p "$BUILD"
+  (
+    export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
+    cmake -S "$ROOT/msg" -B "$BUILD/altmarl_msgs" -DCMAKE_INSTALL_PREFIX="$VENV" \
+          -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF &&
+    cmake --build "$BUILD/altmarl_msgs" -j"$(nproc)" &&
+    cmake --install "$BUILD/altmarl_msgs"
+  ) > "$LOG" 2>&1 || { tail -30 "$LOG" >&2; fail "message build (full log: $LOG)"; }
+  "$VPY" -c 'from altmarl_msgs.msg import GlobalCommand' || fail "altmarl_msgs built but does not import"
+  stamp msgs "$MSG_KEY"
+fi
+
+# 5. This package, editable, plus its ament index entry and share/ (launch, config).
+PKG_KEY="$(digest "$ROOT/setup.py" "$ROOT/package.xml")"
+if ! fresh package "$PKG_KEY"; then
+  step "installing altmarl_ros (editable)"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile --no-deps -q -e "$ROOT" \
+    || fail "pip install -e ."
+  # pip -e skips data_files: register the package and expose launch/ and config/ live from the tree.
+  mkdir -p "$VENV/share/ament_index/resource_index/packages"
+  touch "$VENV/share/ament_index/resource_index/packages/altmarl_ros"
+  rm -rf "$VENV/share/altmarl_ros" && ln -s "$ROOT" "$VENV/share/altmarl_ros"
+  stamp package "$PKG_KEY"
+fi
+step "environment ready: $VENV"

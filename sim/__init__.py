@@ -1,0 +1,1 @@
+"""altmarl_sim: Gazebo-free kinematic fleet simulator and scenario worlds."""
