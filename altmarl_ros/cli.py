@@ -1,0 +1,41 @@
+"""The `altmarl` console script: one subcommand per module in altmarl_ros.commands."""
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from altmarl_ros import __version__, commands
+from altmarl_ros.errors import AltmarlError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="altmarl",
+        description="ALTERNATING-MARL for ROS 2 fleets: train, evaluate, sweep, render, demo.",
+    )
+    parser.add_argument("--version", action="version", version=f"altmarl_ros {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        cmd = sub.add_parser(info.name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except AltmarlError as err:
+        print(f"altmarl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"altmarl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
