@@ -18,6 +18,8 @@ fail() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
 digest() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 fresh() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
 stamp() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
+# Drop pip's notes about index locations missing on this machine; keep real errors.
+quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 # 1. Python 3.11 (the ROS 2 Jazzy wheels are built for cp311).
 PY="${ALTMARL_PYTHON:-}"
@@ -41,8 +43,8 @@ SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 REQ_KEY="$(digest "$ROOT/requirements.txt")"
 if ! fresh requirements "$REQ_KEY"; then
   step "installing pinned dependencies (ROS 2 Jazzy wheels, numpy, numba, ...; ~1 min the first time)"
-  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements.txt" \
-    || fail "pip install -r requirements.txt"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements.txt" 2>&1 \
+    | quiet_pip || fail "pip install -r requirements.txt"
   # ament_index must find the venv's share/ from any venv python, without `activate`.
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
   stamp requirements "$REQ_KEY"; rm -f "$STAMPS/msgs"
@@ -72,11 +74,11 @@ if ! fresh msgs "$MSG_KEY"; then
 fi
 
 # 5. This package, editable, plus its ament index entry and share/ (launch, config).
-PKG_KEY="$(digest "$ROOT/setup.py" "$ROOT/package.xml")"
+PKG_KEY="$(digest "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml")"
 if ! fresh package "$PKG_KEY"; then
   step "installing altmarl_ros (editable)"
-  "$VPY" -m pip install --disable-pip-version-check --no-compile --no-deps -q -e "$ROOT" \
-    || fail "pip install -e ."
+  "$VPY" -m pip install --disable-pip-version-check --no-compile --no-deps -q -e "$ROOT" 2>&1 \
+    | quiet_pip || fail "pip install -e ."
   # pip -e skips data_files: register the package and expose launch/ and config/ live from the tree.
   mkdir -p "$VENV/share/ament_index/resource_index/packages"
   touch "$VENV/share/ament_index/resource_index/packages/altmarl_ros"
