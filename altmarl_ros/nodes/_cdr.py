@@ -1,0 +1,73 @@
+"""Read the few numbers a node needs straight out of serialized Odometry / Twist messages.
+
+rclpy's `deserialize_message` builds the whole Python message (~30 us for an
+Odometry with its two 36-double covariances); a node following hundreds of
+robots at 20 Hz only needs x, y, yaw and the velocities. For classic CDR
+(what rmw_fastrtps and rmw_cyclonedds send for these types) the layout is
+fixed once the two frame-id strings are skipped, so `struct.unpack_from`
+reads them in ~1 us. Any other encapsulation falls back to
+`deserialize_message`, so a middleware that sends XCDR2 is still read right.
+test/test_node_helpers.py checks both paths against `deserialize_message`.
+"""
+import math
+import struct
+from typing import Optional, Tuple
+
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.serialization import deserialize_message
+
+# Encapsulation header (first 2 bytes): classic CDR big-endian / little-endian.
+_CDR_BE = b"\x00\x00"
+_CDR_LE = b"\x00\x01"
+_ENCAPSULATION_BYTES = 4
+_POSE_DOUBLES = 7  # position xyz, orientation xyzw
+_TWIST_OFFSET_AFTER_POSE = 8 * (7 + 36)  # pose + its covariance
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Heading (rotation about z) of a quaternion, in (-pi, pi]."""
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def _pose_offset(data: bytes, endian: str) -> int:
+    """Offset (in `data`) of pose.pose.position.x: skip stamp, frame_id, child_frame_id."""
+    offset = 8  # stamp: int32 sec, uint32 nanosec
+    for _ in range(2):  # header.frame_id, child_frame_id: uint32 length (with NUL) + bytes
+        (length,) = struct.unpack_from(endian + "I", data, _ENCAPSULATION_BYTES + offset)
+        offset += 4 + length
+        offset = (offset + 3) & ~3
+    offset = (offset + 7) & ~7  # doubles are 8-aligned, relative to the payload start
+    return _ENCAPSULATION_BYTES + offset
+
+
+def odometry_state(data: bytes) -> Tuple[float, float, float, float, float]:
+    """(x, y, yaw, v, w) of a serialized nav_msgs/Odometry: planar pose and forward/turn rates."""
+    head = data[:2]
+    if head == _CDR_LE or head == _CDR_BE:
+        endian = "<" if head == _CDR_LE else ">"
+        at = _pose_offset(data, endian)
+        x, y, _, qx, qy, qz, qw = struct.unpack_from(endian + "7d", data, at)
+        v, _, _, _, _, w = struct.unpack_from(endian + "6d", data, at + _TWIST_OFFSET_AFTER_POSE)
+    else:
+        msg = deserialize_message(data, Odometry)
+        p, q, t = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
+        x, y, qx, qy, qz, qw = p.x, p.y, q.x, q.y, q.z, q.w
+        v, w = t.linear.x, t.angular.z
+    return x, y, yaw_from_quaternion(qx, qy, qz, qw), v, w
+
+
+def odometry_pose(data: bytes) -> Optional[Tuple[float, float, float]]:
+    """(x, y, yaw) of a serialized Odometry, or None when any of them is NaN or infinite."""
+    x, y, yaw, _, _ = odometry_state(data)
+    return (x, y, yaw) if math.isfinite(x) and math.isfinite(y) and math.isfinite(yaw) else None
+
+
+def twist_velocity(data: bytes) -> Tuple[float, float]:
+    """(linear.x, angular.z) of a serialized geometry_msgs/Twist."""
+    head = data[:2]
+    if head == _CDR_LE or head == _CDR_BE:
+        v, _, _, _, _, w = struct.unpack_from(("<" if head == _CDR_LE else ">") + "6d", data, _ENCAPSULATION_BYTES)
+        return v, w
+    msg = deserialize_message(data, Twist)
+    return msg.linear.x, msg.angular.z

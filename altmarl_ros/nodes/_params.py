@@ -1,0 +1,109 @@
+"""Declare and validate node parameters so a bad value stops the node with one named error.
+
+Every node parameter goes through `declare_*` here: it is declared with a
+ParameterDescriptor (so `ros2 param describe` explains it) and checked at
+start-up. A mistake raises `ParameterError`, whose message names the parameter,
+the value given and the fix; `_ros.run_node` prints it as one log line and
+exits non-zero instead of a traceback.
+"""
+import math
+from typing import Any, Iterable, List, Optional
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterException
+
+from altmarl_ros.errors import AltmarlError
+
+
+class ParameterError(AltmarlError):
+    """A node parameter is missing, of the wrong type, out of range, or inconsistent."""
+
+
+def _declare(node, name: str, default: Any, description: str, dynamic: bool = False) -> Any:
+    descriptor = ParameterDescriptor(description=description, dynamic_typing=dynamic)
+    try:
+        return node.declare_parameter(name, default, descriptor).value
+    except ParameterException as err:
+        raise ParameterError(f"parameter '{name}': {err}; expected {_kind(default)} "
+                             f"(e.g. {name}:={default!r})") from None
+
+
+def _kind(default: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number",
+            str: "a string"}.get(type(default), "a value")
+
+
+def declare_str(node, name: str, default: str, description: str, *, required: bool = False) -> str:
+    value = _declare(node, name, default, description)
+    if required and not value:
+        raise ParameterError(f"parameter '{name}' is required: {description} (set {name}:=...)")
+    return value
+
+
+def declare_bool(node, name: str, default: bool, description: str) -> bool:
+    return bool(_declare(node, name, default, description))
+
+
+def declare_int(node, name: str, default: int, description: str, *, minimum: Optional[int] = None) -> int:
+    value = _declare(node, name, default, description)
+    if minimum is not None and value < minimum:
+        raise ParameterError(f"parameter '{name}' = {value}: must be >= {minimum}")
+    return int(value)
+
+
+def declare_float(node, name: str, default: float, description: str, *,
+                  positive: bool = False, minimum: Optional[float] = None) -> float:
+    """A double parameter; an integer value (control_period:=1) is accepted as a number."""
+    value = _declare(node, name, float(default), description, dynamic=True)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"parameter '{name}' = {value!r}: must be a number (e.g. {name}:={default})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ParameterError(f"parameter '{name}' = {value}: must be finite")
+    if positive and value <= 0.0:
+        raise ParameterError(f"parameter '{name}' = {value}: must be > 0")
+    if minimum is not None and value < minimum:
+        raise ParameterError(f"parameter '{name}' = {value}: must be >= {minimum}")
+    return value
+
+
+def declare_robot_ids(node, name: str, description: str, *, default_count: Optional[int]) -> List[int]:
+    """Robot ids from `name`: a count n (ids 0..n-1) or a list of distinct ids ([3] for one robot).
+
+    Unset -> `default_count` robots (the scenario's fleet size); None means it is required.
+    """
+    value = _declare(node, name, None, description, dynamic=True)
+    if value is None:
+        if default_count is None:
+            raise ParameterError(f"parameter '{name}' is required: a robot count (e.g. {name}:=50) "
+                                 f"or a list of ids (e.g. {name}:=[3])")
+        value = default_count
+    return parse_robot_ids(name, value)
+
+
+def parse_robot_ids(name: str, value: Any) -> List[int]:
+    if isinstance(value, bool):
+        raise ParameterError(f"parameter '{name}' = {value!r}: give a robot count or a list of robot ids")
+    if isinstance(value, int):
+        if value < 1:
+            raise ParameterError(f"parameter '{name}' = {value}: the robot count must be >= 1")
+        return list(range(value))
+    if isinstance(value, (list, tuple)) or _is_int_array(value):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ParameterError(f"parameter '{name}' = {list(value)!r}: robot ids must be integers")
+        ids = [int(v) for v in value]
+        if not ids:
+            raise ParameterError(f"parameter '{name}' = []: list at least one robot id")
+        if min(ids) < 0:
+            raise ParameterError(f"parameter '{name}': robot id {min(ids)} is negative; ids are >= 0")
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ParameterError(f"parameter '{name}': robot ids {duplicates} are listed more than once")
+        return ids
+    raise ParameterError(f"parameter '{name}' = {value!r}: give a robot count (e.g. {name}:=50) "
+                         f"or a list of integer ids (e.g. {name}:=[0, 4, 7])")
+
+
+def _is_int_array(value: Iterable) -> bool:
+    # rclpy hands INTEGER_ARRAY parameters back as array('q').
+    return getattr(value, "typecode", None) in ("q", "l", "i")
