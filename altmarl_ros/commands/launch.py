@@ -1,0 +1,34 @@
+"""`altmarl launch`: start the fleet's nodes from config/fleet.yaml without the ROS 2 launch packages."""
+
+HELP = "start the fleet's ROS 2 nodes (sim or real) from the fleet description, in one process or several"
+
+
+def add_arguments(parser):
+    parser.add_argument("--fleet", metavar="FILE", help="fleet description (default: config/fleet.yaml)")
+    parser.add_argument("--mode", choices=("sim", "real"), default="sim",
+                        help="sim: fleet_sim + coordinator + local_agents + markers; real: coordinator + "
+                             "one local agent per robot in its namespace + markers (default: sim)")
+    parser.add_argument("--processes", action="store_true",
+                        help="one process per node instead of all nodes in one process")
+    parser.add_argument("--duration", type=float, metavar="S",
+                        help="stop after S wall-clock seconds (default: run until Ctrl-C / SIGTERM)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a fleet parameter, e.g. --set n_robots=50 --set k=5 (repeatable)")
+    parser.add_argument("--dry-run", action="store_true", help="print the node plan and exit")
+
+
+def run(args) -> int:
+    from altmarl_ros import launcher
+
+    if args.duration is not None and args.duration <= 0:
+        raise launcher.LaunchError(f"--duration {args.duration}: must be > 0 seconds")
+    fleet = launcher.load_fleet(args.fleet, launcher.parse_overrides(args.set))
+    specs = launcher.plan_nodes(fleet, args.mode)
+    if args.dry_run:
+        for spec in specs:
+            print(f"{spec.label:<28} {spec.executable:<22} {dict(spec.parameters)}")
+        return 0
+    how = f"{len(specs)} processes" if args.processes else "one process"
+    print(f"altmarl launch: {len(specs)} nodes ({args.mode} fleet of {fleet.n_robots} robots, "
+          f"k={fleet.common['k']}) in {how}; Ctrl-C stops", flush=True)
+    return launcher.run(specs, processes=args.processes, duration=args.duration)

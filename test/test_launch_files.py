@@ -1,0 +1,182 @@
+"""launch/*.launch.py and the fleet description, without the ROS 2 launch packages.
+
+The launch files are executed against a small fake `launch` / `launch_ros` that
+records the actions; the nodes they would start must be exactly the
+in-package launcher's plan (same executables, names, namespaces, parameters,
+remappings), because both are meant to start the same fleet.
+"""
+import py_compile
+import runpy
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from altmarl_ros import launcher
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
+
+
+class FakeLaunchContext:
+    def __init__(self, given):
+        self.launch_configurations = dict(given)
+
+
+def _fake_launch_modules():
+    """Minimal stand-ins for launch / launch_ros with the API the launch files use."""
+    launch = types.ModuleType("launch")
+    actions = types.ModuleType("launch.actions")
+    substitutions = types.ModuleType("launch.substitutions")
+    launch_ros = types.ModuleType("launch_ros")
+    ros_actions = types.ModuleType("launch_ros.actions")
+
+    class LaunchDescription:
+        def __init__(self, entities):
+            self.entities = list(entities)
+
+    class DeclareLaunchArgument:
+        def __init__(self, name, default_value=None, description=""):
+            self.name, self.default_value, self.description = name, default_value, description
+
+    class OpaqueFunction:
+        def __init__(self, function):
+            self.function = function
+
+    class LaunchConfiguration:
+        def __init__(self, name):
+            self.name = name
+
+        def perform(self, context):
+            return context.launch_configurations[self.name]
+
+    class Node:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    launch.LaunchDescription = LaunchDescription
+    actions.DeclareLaunchArgument = DeclareLaunchArgument
+    actions.OpaqueFunction = OpaqueFunction
+    substitutions.LaunchConfiguration = LaunchConfiguration
+    ros_actions.Node = Node
+    launch.actions, launch.substitutions, launch_ros.actions = actions, substitutions, ros_actions
+    return {"launch": launch, "launch.actions": actions, "launch.substitutions": substitutions,
+            "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    for name, module in _fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def _launch(path, **given):
+    """Run a launch file as `ros2 launch` would: declared defaults, then the given arguments."""
+    description = runpy.run_path(str(path))["generate_launch_description"]()
+    declared = {e.name: e.default_value for e in description.entities if hasattr(e, "default_value")}
+    unknown = set(given) - set(declared)
+    assert not unknown, f"{path.name} does not declare {unknown}"
+    context = FakeLaunchContext({**declared, **given})
+    nodes = []
+    for entity in description.entities:
+        if hasattr(entity, "function"):
+            nodes.extend(entity.function(context))
+    return nodes
+
+
+def _as_launch_node(spec):
+    return {"package": "altmarl_ros", "executable": spec.executable, "name": spec.name,
+            "namespace": spec.namespace or None, "parameters": [dict(spec.parameters)],
+            "remappings": list(spec.remappings), "output": "screen"}
+
+
+def test_launch_files_compile():
+    assert {p.name for p in LAUNCH_FILES} == {"sim_fleet.launch.py", "real_fleet.launch.py"}
+    for path in LAUNCH_FILES:
+        py_compile.compile(str(path), doraise=True)
+
+
+def test_sim_launch_file_starts_the_launchers_plan(fake_launch):
+    nodes = _launch(ROOT / "launch" / "sim_fleet.launch.py", n_robots="12", k="4")
+    plan = launcher.plan_nodes(launcher.load_fleet(None, {"n_robots": 12, "k": 4}), "sim")
+    ros_nodes = [n.kwargs for n in nodes if n.kwargs["package"] == "altmarl_ros"]
+    assert ros_nodes == [_as_launch_node(spec) for spec in plan]
+    assert [n["executable"] for n in ros_nodes] == ["altmarl_fleet_sim", "altmarl_coordinator",
+                                                    "altmarl_local_agents", "altmarl_markers"]
+    rviz = [n.kwargs for n in nodes if n.kwargs["package"] == "rviz2"]
+    assert len(rviz) == 1 and rviz[0]["arguments"][1].endswith("config/altmarl.rviz")
+    assert not [n for n in _launch(ROOT / "launch" / "sim_fleet.launch.py", rviz="false")
+                if n.kwargs["package"] == "rviz2"]
+
+
+def test_real_launch_file_starts_one_local_agent_per_robot(fake_launch):
+    nodes = [n.kwargs for n in _launch(ROOT / "launch" / "real_fleet.launch.py", n_robots="3", k="2")]
+    plan = launcher.plan_nodes(launcher.load_fleet(None, {"n_robots": 3, "k": 2}), "real")
+    assert nodes == [_as_launch_node(spec) for spec in plan]
+    agents = [n for n in nodes if n["executable"] == "altmarl_local_agents"]
+    assert [a["namespace"] for a in agents] == ["robot_0", "robot_1", "robot_2"]
+    assert [a["parameters"][0]["robots"] for a in agents] == [[0], [1], [2]]
+    assert ("robot_1/odom", "/robot_1/odom") in agents[1]["remappings"]
+    assert ("altmarl/global_command", "/altmarl/global_command") in agents[1]["remappings"]
+    assert all(n["parameters"][0]["use_sim_time"] is False for n in nodes)
+
+
+def test_launch_file_rejects_bad_argument(fake_launch):
+    with pytest.raises(launcher.LaunchError, match="k = 9"):
+        _launch(ROOT / "launch" / "sim_fleet.launch.py", n_robots="5", k="9")
+
+
+# ----------------------------------------------------------------- the fleet description
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_fleet_file_loads_and_resolves_the_policy_path():
+    fleet = launcher.load_fleet()
+    assert fleet.common["scenario"] == "warehouse_ring"
+    assert 1 <= fleet.common["k"] <= fleet.n_robots
+    assert Path(fleet.common["policy"]).is_absolute()
+    assert fleet.parameters_for("fleet_sim")["real_time_factor"] == 1.0
+
+
+def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
+    specs = launcher.plan_nodes(launcher.load_fleet(None, {"n_robots": 7, "k": 3}), "sim")
+    assert {s.name: s.parameters["use_sim_time"] for s in specs} == {
+        "fleet_sim": False, "coordinator": True, "local_agents": True, "markers": True}
+    assert all(s.parameters["n_robots"] == 7 and s.parameters["k"] == 3 for s in specs)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("k: 3\n", "'/\\*\\*:' section"),
+    ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
+     "    decision_perod: 1.0\n", "unknown key 'decision_perod'"),
+    ("/**:\n  ros__parameters:\n    n_robots: five\n    k: 2\n    policy: p.npz\n    scenario: s\n",
+     "'n_robots' must be int"),
+    ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
+     "    use_sim_time: 1\n", "'use_sim_time' must be bool"),
+    ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    scenario: s\n", "policy' is missing"),
+    ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 6\n    policy: p.npz\n    scenario: s\n",
+     "k = 6: must be between 1 and n_robots = 5"),
+    ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
+     "/robot_*/x:\n  ros__parameters: {}\n", "plain node name"),
+    ("/**: [1, 2\n", "not valid YAML"),
+])
+def test_bad_fleet_file_names_the_problem(tmp_path, text, message):
+    with pytest.raises(launcher.LaunchError, match=message):
+        launcher.load_fleet(_write(tmp_path, text))
+
+
+def test_missing_fleet_file_and_bad_override_are_named(tmp_path):
+    with pytest.raises(launcher.LaunchError, match="cannot read"):
+        launcher.load_fleet(tmp_path / "nope.yaml")
+    with pytest.raises(launcher.LaunchError, match="override k='x'"):
+        launcher.load_fleet(None, {"k": "x"})
+    with pytest.raises(launcher.LaunchError, match="KEY=VALUE"):
+        launcher.parse_overrides(["k"])
+    assert launcher.parse_overrides(["k=5", "policy=a/b.npz", "real_time_factor=0.5"]) == {
+        "k": 5, "policy": "a/b.npz", "real_time_factor": 0.5}
