@@ -1,0 +1,1 @@
+"""Experiments over the numeric core: the k-sweep (sweep.py) and its report (report.py)."""

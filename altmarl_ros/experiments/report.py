@@ -1,0 +1,331 @@
+"""Figures and Markdown tables of a sweep's results, regenerated into docs/results.md.
+
+The Markdown is written between `<!-- BEGIN GENERATED sweep:<grid> -->` and
+`<!-- END GENERATED sweep:<grid> -->` markers, so the hand-written discussion around
+them survives a regeneration and each grid (full, quick) keeps its own section.
+"""
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from altmarl_ros.experiments.fits import fit_inverse_sqrt, fit_power_law
+from altmarl_ros.experiments.sweep import write_atomic
+
+# The authors' public code (github.com/emiletimothy/alternating-marl) on their warehouse model.
+AUTHORS_WELFARE = {1: 83.4, 5: 85.9, 10: 87.8, 20: 90.0}
+AUTHORS_GLEARN_SECONDS = {10: 0.1, 20: 1.0, 30: 4.0, 40: 11.0}  # 100 unconverged sweeps
+AUTHORS_GLEARN_MB = {40: 460.0}  # dense (k+1)^|S_l| tables
+AUTHORS_MODEL = "warehouse"
+
+FIGURES = ("welfare_vs_k", "nash_gap_vs_k", "glearn_cost_vs_k", "rounds_vs_k")
+METHOD_LABELS = {
+    "alternating": "ALTERNATING-MARL",
+    "subsample_mfq": "SUBSAMPLE-MFQ (uniform locals)",
+    "uniform_random": "uniform random",
+    "best_constant_global": "best constant global + local BR",
+    "full_observation": "full-observation stand-in",
+}
+
+
+def _rows(results, model, method):
+    rows = [row for row in results["rows"] if row["model"] == model and row["method"] == method]
+    return sorted(rows, key=lambda row: row["k"] or 0)
+
+
+def _models(results):
+    return [spec["name"] for spec in results["grid"]["models"]
+            if any(row["model"] == spec["name"] for row in results["rows"])]
+
+
+def gap_fits(results, model):
+    """(c/sqrt(k) fit, free power-law fit or None) of the ALTERNATING-MARL Nash gaps."""
+    rows = _rows(results, model, "alternating")
+    if len(rows) < 2:
+        return None, None
+    k = [row["k"] for row in rows]
+    gap = [row["nash_gap"] for row in rows]
+    return fit_inverse_sqrt(k, gap), fit_power_law(k, gap)
+
+
+# ---------------------------------------------------------------- figures
+
+def _panels(n_models, height=3.6):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n_models, figsize=(4.6 * n_models, height), squeeze=False)
+    return plt, fig, axes[0]
+
+
+def _errorbar(ax, rows, label, **style):
+    if rows:
+        ax.errorbar([r["k"] for r in rows], [r["welfare"] for r in rows],
+                    yerr=[r["welfare_ci95"] for r in rows], capsize=3, label=label, **style)
+
+
+def _welfare_figure(results, path):
+    models = _models(results)
+    plt, fig, axes = _panels(len(models))
+    for ax, model in zip(axes, models):
+        _errorbar(ax, _rows(results, model, "alternating"), METHOD_LABELS["alternating"],
+                  marker="o", color="C0")
+        _errorbar(ax, _rows(results, model, "subsample_mfq"), METHOD_LABELS["subsample_mfq"],
+                  marker="s", color="C1", linestyle="--")
+        for method, color in (("uniform_random", "C3"), ("best_constant_global", "C2")):
+            for row in _rows(results, model, method):
+                ax.axhline(row["welfare"], color=color, linestyle=":", label=METHOD_LABELS[method])
+                ax.axhspan(row["welfare"] - row["welfare_ci95"], row["welfare"] + row["welfare_ci95"],
+                           color=color, alpha=0.12)
+        _errorbar(ax, _rows(results, model, "full_observation"), METHOD_LABELS["full_observation"],
+                  marker="*", markersize=11, color="C4", linestyle="none")
+        if model == AUTHORS_MODEL:
+            ax.plot(list(AUTHORS_WELFARE), list(AUTHORS_WELFARE.values()), "kx", markersize=8,
+                    label="authors' code (their setup)")
+        ax.set_xscale("log")
+        ax.set_title(model)
+        ax.set_xlabel("k (locals observed per step)")
+        ax.set_ylabel("welfare (discounted return)")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _gap_figure(results, path):
+    models = _models(results)
+    plt, fig, axes = _panels(len(models))
+    for ax, model in zip(axes, models):
+        rows = _rows(results, model, "alternating")
+        k = np.array([r["k"] for r in rows], dtype=float)
+        ax.plot(k, [r["nash_gap"] for r in rows], "o", color="C0", label="Nash gap")
+        ax.plot(k, [r["global_gain"] for r in rows], "^", color="C1", markersize=4, alpha=0.7,
+                label="global BR gain")
+        ax.plot(k, [r["local_gain"] for r in rows], "v", color="C2", markersize=4, alpha=0.7,
+                label="local BR gain")
+        sqrt_fit, free_fit = gap_fits(results, model)
+        if sqrt_fit is not None:
+            grid = np.geomspace(k.min(), k.max(), 100)
+            ax.plot(grid, sqrt_fit.c / np.sqrt(grid), "-", color="C0",
+                    label=f"{sqrt_fit.c:.3g}/sqrt(k), R2={sqrt_fit.r2:.2f}")
+            if free_fit is not None:
+                ax.plot(grid, free_fit.c * grid ** -free_fit.alpha, "--", color="C4",
+                        label=f"{free_fit.c:.3g} k^-{free_fit.alpha:.2f}")
+        ax.set_xscale("log")
+        if all(r["nash_gap"] > 0 for r in rows):
+            ax.set_yscale("log")
+        ax.set_title(model)
+        ax.set_xlabel("k")
+        ax.set_ylabel("Nash gap (best-response gain)")
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cost_figure(results, path):
+    plt, fig, (time_ax, memory_ax) = _panels(2)
+    for index, model in enumerate(_models(results)):
+        rows = _rows(results, model, "subsample_mfq")
+        k = [r["k"] for r in rows]
+        time_ax.plot(k, [r["glearn_seconds"] for r in rows], "o-", color=f"C{index}", label=model)
+        memory_ax.plot(k, [r["glearn_peak_mb"] or 0.0 for r in rows], "o-", color=f"C{index}",
+                       label=model)
+    time_ax.plot(list(AUTHORS_GLEARN_SECONDS), list(AUTHORS_GLEARN_SECONDS.values()), "kx",
+                 label="authors' code, 100 sweeps")
+    memory_ax.plot(list(AUTHORS_GLEARN_MB), list(AUTHORS_GLEARN_MB.values()), "kx",
+                   label="authors' code, dense tables")
+    time_ax.set_ylabel("G-LEARN seconds to tolerance")
+    memory_ax.set_ylabel("G-LEARN peak RSS growth (MB)")
+    for ax in (time_ax, memory_ax):
+        ax.set_xlabel("k")
+        ax.set_yscale("log")
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _rounds_figure(results, path):
+    plt, fig, (ax,) = _panels(1)
+    for index, model in enumerate(_models(results)):
+        rows = _rows(results, model, "alternating")
+        ax.plot([r["k"] for r in rows], [r["rounds"] for r in rows], "o-", color=f"C{index}",
+                label=model)
+        stopped = [r for r in rows if not r["converged"]]
+        if stopped:
+            ax.plot([r["k"] for r in stopped], [r["rounds"] for r in stopped], "x", color="k",
+                    markersize=9)
+    ax.plot([], [], "x", color="k", label="hit the round cap")
+    ax.set_xscale("log")
+    ax.set_xlabel("k")
+    ax.set_ylabel("ALTERNATING-MARL rounds")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_figures(results, figure_dir):
+    """Write the four PNGs for this grid; returns {figure name: path}."""
+    figure_dir = Path(figure_dir)
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    grid = results["grid"]["name"]
+    paths = {name: figure_dir / f"{grid}_{name}.png" for name in FIGURES}
+    for name, draw in zip(FIGURES, (_welfare_figure, _gap_figure, _cost_figure, _rounds_figure)):
+        tmp = paths[name].with_name(f".{paths[name].name}.tmp.png")
+        draw(results, tmp)
+        os.replace(tmp, paths[name])
+    return paths
+
+
+# ---------------------------------------------------------------- markdown
+
+def _fmt(value, digits=2):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and (value != value):
+        return "nan"
+    return f"{value:.{digits}f}"
+
+
+def _welfare_cell(row):
+    return f"{row['welfare']:.2f} ± {row['welfare_ci95']:.2f}" if row else "n/a"
+
+
+def _duration(seconds):
+    hours, rest = divmod(int(round(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _model_table(results, model):
+    alternating = _rows(results, model, "alternating")
+    mfq = {row["k"]: row for row in _rows(results, model, "subsample_mfq")}
+    lines = [
+        "| k | count vectors | ALTERNATING-MARL welfare | SUBSAMPLE-MFQ welfare | Nash gap (global / local) "
+        "| rounds | train s | G-LEARN s (sweeps) | G-LEARN MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in alternating:
+        other = mfq.get(row["k"])
+        rounds = f"{row['rounds']}" + ("" if row["converged"] else " (cap)")
+        glearn = f"{_fmt(other['glearn_seconds'])} ({other['glearn_sweeps']})" if other else "n/a"
+        lines.append(
+            f"| {row['k']} | {row['n_count_vectors']:,} | {_welfare_cell(row)} | {_welfare_cell(other)} "
+            f"| {_fmt(row['nash_gap'], 3)} ({_fmt(row['global_gain'], 3)} / {_fmt(row['local_gain'], 3)}) "
+            f"| {rounds} | {_fmt(row['train_seconds'], 1)} | {glearn} "
+            f"| {_fmt(other['glearn_peak_mb'], 0) if other else 'n/a'} |")
+    for method in ("uniform_random", "best_constant_global", "full_observation"):
+        for row in _rows(results, model, method):
+            at = f" (k = {row['k']})" if row["k"] else ""
+            note = f"; {row['note']}" if row.get("note") else ""
+            lines.append(f"\n{METHOD_LABELS[method]}{at}: **{_welfare_cell(row)}**{note}")
+    return "\n".join(lines)
+
+
+def _claims(results, model):
+    """Plain statements checked against the numbers (no adjectives the data do not carry)."""
+    alternating = _rows(results, model, "alternating")
+    if not alternating:
+        return []
+    first, last = alternating[0], alternating[-1]
+    overlap = abs(last["welfare"] - first["welfare"]) <= last["welfare_ci95"] + first["welfare_ci95"]
+    direction = "rises" if last["welfare"] > first["welfare"] else "falls"
+    claims = [
+        f"welfare {direction} from {_welfare_cell(first)} at k = {first['k']} to "
+        f"{_welfare_cell(last)} at k = {last['k']}"
+        + (" (the 95% CIs overlap)" if overlap else " (CIs disjoint)")
+    ]
+    for method in ("best_constant_global", "uniform_random"):
+        baseline = _rows(results, model, method)
+        if baseline:
+            level = baseline[0]["welfare"] + baseline[0]["welfare_ci95"]
+            above = [row["k"] for row in alternating if row["welfare"] - row["welfare_ci95"] > level]
+            claims.append(
+                f"beats {METHOD_LABELS[method]} ({_welfare_cell(baseline[0])}) beyond both CIs at "
+                f"{len(above)} of {len(alternating)} k" + (f": k = {above}" if above else ""))
+    mfq = {row["k"]: row for row in _rows(results, model, "subsample_mfq")}
+    wins = [row["k"] for row in alternating if row["k"] in mfq
+            and row["welfare"] - row["welfare_ci95"] > mfq[row["k"]]["welfare"] + mfq[row["k"]]["welfare_ci95"]]
+    claims.append(f"beats SUBSAMPLE-MFQ at the same k beyond both CIs at {len(wins)} of {len(alternating)} k")
+    sqrt_fit, free_fit = gap_fits(results, model)
+    if sqrt_fit is not None:
+        text = f"Nash gap ≈ {sqrt_fit.c:.3g}/√k with R² = {sqrt_fit.r2:.2f}"
+        if free_fit is not None:
+            text += (f"; free exponent: {free_fit.c:.3g}·k^-{free_fit.alpha:.2f} "
+                     f"(log-space R² = {free_fit.r2:.2f}, {free_fit.n_points} points with gap > 0)")
+        else:
+            text += "; too few positive gaps to fit a free exponent"
+        claims.append(text)
+    return claims
+
+
+def _authors_table(results):
+    rows = {row["k"]: row for row in _rows(results, AUTHORS_MODEL, "alternating")}
+    if not rows:
+        return ""
+    lines = ["| k | authors' code | ours |", "|---:|---:|---:|"]
+    for k, theirs in AUTHORS_WELFARE.items():
+        lines.append(f"| {k} | {theirs} | {_welfare_cell(rows.get(k))} |")
+    return "\n".join(lines)
+
+
+def render_markdown(results, figure_paths, doc_path):
+    """The generated section for one grid (without markers)."""
+    grid = results["grid"]
+    doc_dir = Path(doc_path).resolve().parent
+    finished = sorted(unit["finished_at"] for unit in results["units"])
+    out = [
+        f"### Grid `{grid['name']}`",
+        "",
+        f"Settings: k ∈ {grid['k']}, n = {grid['n']}, m = {grid['m']}, at most {grid['rounds']} rounds, "
+        f"horizon {grid['horizon']}, {grid['seeds']} seeds × {grid['rollouts']} rollouts, seed {grid['seed']}. "
+        f"Compute time of all points: **{_duration(results['compute_seconds'])}** "
+        f"(sum over points, 2-core machine shared with other jobs; finished {finished[0][:10]}"
+        f"{' to ' + finished[-1][:10] if finished[-1][:10] != finished[0][:10] else ''}).",
+        "",
+    ]
+    for name, path in figure_paths.items():
+        relative = os.path.relpath(Path(path).resolve(), doc_dir)
+        out += [f"![{name}]({relative})", ""]
+    for model in _models(results):
+        out += [f"#### {model} (model hash `{results['model_hashes'].get(model, '?')}`)", ""]
+        out += [f"- {claim}" for claim in _claims(results, model)]
+        out += ["", _model_table(results, model), ""]
+    authors = _authors_table(results)
+    if authors:
+        out += ["#### Against the authors' published numbers (their code, their setup)", "", authors, ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _markers(grid_name):
+    return (f"<!-- BEGIN GENERATED sweep:{grid_name} (altmarl sweep --report) -->",
+            f"<!-- END GENERATED sweep:{grid_name} -->")
+
+
+def replace_generated(text, grid_name, body):
+    """Put body between this grid's markers in text, appending a new section if absent."""
+    begin, end = _markers(grid_name)
+    block = f"{begin}\n{body}{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        return pattern.sub(lambda _match: block, text, count=1)
+    return text.rstrip() + "\n\n" + block + "\n"
+
+
+def write_report(results, doc_path, figure_dir):
+    """Regenerate this grid's figures and its section of doc_path; returns the figure paths."""
+    doc_path = Path(doc_path)
+    figure_paths = write_figures(results, figure_dir)
+    body = render_markdown(results, figure_paths, doc_path)
+    text = doc_path.read_text() if doc_path.exists() else "# Results\n"
+    write_atomic(doc_path, replace_generated(text, results["grid"]["name"], body))
+    return figure_paths

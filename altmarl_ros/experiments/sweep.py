@@ -1,0 +1,400 @@
+"""The k-sweep: ALTERNATING-MARL and its baselines for every (model, k) of a grid.
+
+Work is split into units (one model's k-independent baselines, one (model, k) point, one
+model's full-observation stand-in). Each finished unit is written atomically to
+`<out>/points/<model>/<unit>.json` together with a fingerprint of everything that
+determines it (model content hash, grid settings); a rerun skips every unit whose file
+holds the same fingerprint, so an interrupted sweep resumes where it stopped and a
+changed grid recomputes only what changed. After each unit the collected rows are
+rewritten as `<out>/results.csv` and `<out>/results.json` (long format: one row per
+model x method x k).
+"""
+import csv
+import datetime
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from altmarl_ros.errors import AltmarlError
+
+GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
+             "full_observation_k", "seed")
+ROW_FIELDS = (
+    "model", "method", "k", "welfare", "welfare_ci95", "nash_gap", "global_gain",
+    "local_gain", "rounds", "converged", "eta", "train_seconds", "glearn_seconds",
+    "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "note",
+)
+# Bumped when a unit's computation changes meaning, so old result files are recomputed.
+RESULTS_FORMAT = 1
+
+
+class SweepConfigError(AltmarlError):
+    """config/sweep.yaml (or the file given with --config) is malformed."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    path: str | None  # a model file (.npz/.yaml)
+    scenario: str | None  # or a simulator scenario whose model is estimated
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    models: tuple
+    k: tuple
+    n: int
+    m: int
+    rounds: int
+    horizon: int
+    seeds: int
+    rollouts: int
+    full_observation_k: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    computed: int
+    skipped: int
+    seconds: float
+    out_dir: str
+
+
+def _positive_int(value, where):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SweepConfigError(f"{where} must be a positive integer, got {value!r}")
+    return value
+
+
+def load_grid(config_path, grid_name):
+    """Read one named grid of a sweep config; every malformed field is named."""
+    path = Path(config_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise SweepConfigError(f"cannot read sweep config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise SweepConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict) or set(data) != {"models", "grids"}:
+        raise SweepConfigError(f"{path}: top level must have exactly the keys 'models' and 'grids'")
+    grids, models = data["grids"], data["models"]
+    if not isinstance(grids, dict) or grid_name not in grids:
+        known = ", ".join(grids) if isinstance(grids, dict) else "none"
+        raise SweepConfigError(f"{path}: no grid 'grids.{grid_name}' (grids defined: {known})")
+    spec = grids[grid_name]
+    where = f"{path}: grids.{grid_name}"
+    if not isinstance(spec, dict):
+        raise SweepConfigError(f"{where} must be a mapping of {', '.join(GRID_KEYS)}")
+    missing = [key for key in GRID_KEYS if key not in spec]
+    unknown = [key for key in spec if key not in GRID_KEYS]
+    if missing or unknown:
+        raise SweepConfigError(
+            f"{where}: missing keys {missing} / unknown keys {unknown}; a grid has exactly "
+            f"{', '.join(GRID_KEYS)}")
+    if not isinstance(spec["k"], list) or not spec["k"]:
+        raise SweepConfigError(f"{where}.k must be a non-empty list of positive integers")
+    ks = sorted({_positive_int(k, f"{where}.k[{i}]") for i, k in enumerate(spec["k"])})
+    n = _positive_int(spec["n"], f"{where}.n")
+    full_k = spec["full_observation_k"]
+    if full_k is not None:
+        full_k = _positive_int(full_k, f"{where}.full_observation_k")
+    for k in ks + ([full_k] if full_k else []):
+        if k > n:
+            raise SweepConfigError(f"{where}: k = {k} exceeds n = {n}; the global agent samples k of the n locals")
+    if not isinstance(spec["models"], list) or not spec["models"]:
+        raise SweepConfigError(f"{where}.models must be a non-empty list of names under 'models'")
+    specs = []
+    for i, name in enumerate(spec["models"]):
+        if not isinstance(models, dict) or name not in models:
+            raise SweepConfigError(f"{where}.models[{i}] = {name!r} is not defined under 'models'")
+        specs.append(_model_spec(path, name, models[name]))
+    seed = spec["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SweepConfigError(f"{where}.seed must be a non-negative integer, got {seed!r}")
+    return Grid(
+        name=grid_name, models=tuple(specs), k=tuple(ks), n=n,
+        m=_positive_int(spec["m"], f"{where}.m"),
+        rounds=_positive_int(spec["rounds"], f"{where}.rounds"),
+        horizon=_positive_int(spec["horizon"], f"{where}.horizon"),
+        seeds=_positive_int(spec["seeds"], f"{where}.seeds"),
+        rollouts=_positive_int(spec["rollouts"], f"{where}.rollouts"),
+        full_observation_k=full_k, seed=seed,
+    )
+
+
+def _model_spec(config_path, name, entry):
+    where = f"{config_path}: models.{name}"
+    if not isinstance(entry, dict) or len(entry) != 1 or not set(entry) <= {"model", "scenario"}:
+        raise SweepConfigError(f"{where} must be {{model: FILE}} or {{scenario: NAME}}")
+    if "model" in entry:
+        model_path = (config_path.parent / str(entry["model"])).resolve()
+        return ModelSpec(name=name, path=str(model_path), scenario=None)
+    return ModelSpec(name=name, path=None, scenario=str(entry["scenario"]))
+
+
+# ---------------------------------------------------------------- atomic files
+
+def write_atomic(path, text):
+    """Write text so readers see the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# ---------------------------------------------------------------- measurement
+
+@contextmanager
+def peak_rss_growth(interval=0.002):
+    """Yield a dict whose 'bytes' becomes the peak resident-set growth during the block.
+
+    A thread samples /proc/self/statm: this counts numba-allocated arrays that
+    tracemalloc cannot see. Large arrays are mmapped and returned on free, so the
+    baseline taken at entry is not inflated by earlier, freed work. None off Linux.
+    """
+    statm = Path("/proc/self/statm")
+    result = {"bytes": None}
+    if not statm.exists():
+        yield result
+        return
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss():
+        return int(statm.read_text().split()[1]) * page
+
+    baseline = rss()
+    peak = [baseline]
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss())
+            stop.wait(interval)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join()
+        result["bytes"] = max(peak[0], rss()) - baseline
+
+
+# ---------------------------------------------------------------- units of work
+
+def _load_game(spec):
+    if spec.path is not None:
+        from altmarl_ros.core.model import load_model
+
+        return load_model(spec.path)
+    from altmarl_sim.estimate import estimate_model
+    from altmarl_sim.scenario import load_scenario
+
+    game, _counts = estimate_model(load_scenario(spec.scenario))
+    return game
+
+
+def _row(model, method, k, **fields):
+    row = {name: None for name in ROW_FIELDS}
+    row.update(model=model, method=method, k=k, **fields)
+    return row
+
+
+def _welfare(game, pi_g, pi_l, k, grid):
+    from altmarl_ros.core.evaluate import rollout_welfare
+
+    estimate = rollout_welfare(game, pi_g, pi_l, k, n=grid.n, horizon=grid.horizon,
+                               seeds=grid.seeds, rollouts=grid.rollouts, seed=grid.seed)
+    return float(estimate.mean), float(estimate.ci95)
+
+
+def _alternating_row(spec, game, k, grid, method="alternating", note=None):
+    from altmarl_ros.core.alternating import alternating_marl
+    from altmarl_ros.core.counts import n_count_vectors
+    from altmarl_ros.core.evaluate import nash_gap
+
+    started = time.perf_counter()
+    result = alternating_marl(game, k, m=grid.m, rounds=grid.rounds, seed=grid.seed)
+    train_seconds = time.perf_counter() - started
+    welfare, ci95 = _welfare(game, result.pi_g, result.pi_l, k, grid)
+    gap = nash_gap(game, result.pi_g, result.pi_l, k)
+    return _row(
+        spec.name, method, k, welfare=welfare, welfare_ci95=ci95,
+        nash_gap=float(gap.gap), global_gain=float(gap.global_gain),
+        local_gain=float(gap.local_gain), rounds=len(result.rounds),
+        converged=bool(result.converged), eta=float(result.eta),
+        train_seconds=train_seconds, n_count_vectors=n_count_vectors(k, game.n_sl), note=note,
+    )
+
+
+def _subsample_mfq_row(spec, game, k, grid):
+    """SUBSAMPLE-MFQ style: G-LEARN against uniform locals, locals stay uniform.
+
+    Its G-LEARN call (cold start) is the one timed for the cost-vs-k figure.
+    """
+    from altmarl_ros.core.glearn import g_learn
+
+    uniform = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
+    with peak_rss_growth() as memory:
+        started = time.perf_counter()
+        learned = g_learn(game, uniform, k, m=grid.m, seed=grid.seed)
+        seconds = time.perf_counter() - started
+    welfare, ci95 = _welfare(game, learned.pi_g, uniform, k, grid)
+    return _row(
+        spec.name, "subsample_mfq", k, welfare=welfare, welfare_ci95=ci95,
+        glearn_seconds=seconds, glearn_sweeps=int(learned.sweeps),
+        glearn_peak_mb=memory["bytes"] / 2**20 if memory["bytes"] is not None else None,
+        converged=bool(learned.converged),
+    )
+
+
+def _baseline_rows(spec, game, grid):
+    from altmarl_ros.core.evaluate import baselines
+
+    found = baselines(game, grid.k[0], n=grid.n, horizon=grid.horizon, seeds=grid.seeds,
+                      rollouts=grid.rollouts, seed=grid.seed)
+    return [
+        _row(spec.name, name, None, welfare=float(found[name].mean),
+             welfare_ci95=float(found[name].ci95))
+        for name in ("uniform_random", "best_constant_global")
+    ]
+
+
+def _units(grid):
+    """(model spec, unit id, k or None) in the order they run."""
+    for spec in grid.models:
+        yield spec, "baselines", None
+        for k in grid.k:
+            yield spec, f"k{k:04d}", k
+        if grid.full_observation_k is not None and grid.full_observation_k not in grid.k:
+            yield spec, f"full_k{grid.full_observation_k:04d}", grid.full_observation_k
+
+
+def _compute_unit(spec, game, unit, k, grid):
+    if unit == "baselines":
+        return _baseline_rows(spec, game, grid)
+    if unit.startswith("full_"):
+        return [_full_observation_row(spec, game, k, grid, _alternating_row(spec, game, k, grid))]
+    rows = [_alternating_row(spec, game, k, grid), _subsample_mfq_row(spec, game, k, grid)]
+    if k == grid.full_observation_k:
+        rows.append(_full_observation_row(spec, game, k, grid, rows[0]))
+    return rows
+
+
+def _full_observation_row(spec, game, k, grid, alternating_row):
+    from math import comb
+
+    note = (f"stand-in: ALTERNATING-MARL at k = {k}; k = n = {grid.n} would need "
+            f"{comb(grid.n + game.n_sl - 1, game.n_sl - 1):.3g} count vectors")
+    return dict(alternating_row, method="full_observation", note=note)
+
+
+def _fingerprint(model_hash, unit, k, grid):
+    """Hash of everything a unit's rows depend on; a stored unit is reused only on a match."""
+    settings = {key: getattr(grid, key) for key in ("n", "m", "rounds", "horizon", "seeds", "rollouts", "seed")}
+    settings.update(format=RESULTS_FORMAT, model_hash=model_hash, unit=unit,
+                    with_full_observation=k is not None and k == grid.full_observation_k)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_unit(path, fingerprint):
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return stored if stored.get("fingerprint") == fingerprint else None
+
+
+def run_sweep(grid, out_dir, progress=None, log=print):
+    """Compute every unit of `grid` not already stored in `out_dir`; write results files.
+
+    progress: tqdm-like object with update()/set_postfix_str(), or None.
+    """
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    computed = skipped = 0
+    games, hashes = {}, {}
+    stored_units = []
+    for spec, unit, k in _units(grid):
+        if spec.name not in games:
+            games[spec.name] = _load_game(spec)
+            hashes[spec.name] = games[spec.name].content_hash()
+        fingerprint = _fingerprint(hashes[spec.name], unit, k, grid)
+        path = out_dir / "points" / spec.name / f"{unit}.json"
+        stored = _read_unit(path, fingerprint)
+        if progress is not None:
+            progress.set_postfix_str(f"{spec.name} {unit}")
+        if stored is None:
+            unit_started = time.perf_counter()
+            rows = _compute_unit(spec, games[spec.name], unit, k, grid)
+            stored = {
+                "fingerprint": fingerprint, "model": spec.name, "unit": unit,
+                "model_hash": hashes[spec.name], "seconds": time.perf_counter() - unit_started,
+                "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "rows": rows,
+            }
+            write_atomic(path, json.dumps(stored, indent=1))
+            computed += 1
+        else:
+            skipped += 1
+        stored_units.append(stored)
+        _write_results(out_dir, grid, stored_units, hashes)
+        if progress is not None:
+            progress.update(1)
+    return SweepSummary(computed=computed, skipped=skipped,
+                        seconds=time.perf_counter() - started, out_dir=str(out_dir))
+
+
+def count_units(grid):
+    return sum(1 for _ in _units(grid))
+
+
+def _write_results(out_dir, grid, units, hashes):
+    rows = [row for unit in units for row in unit["rows"]]
+    grid_dict = asdict(grid)
+    grid_dict["models"] = [asdict(spec) for spec in grid.models]
+    document = {
+        "grid": grid_dict,
+        "model_hashes": hashes,
+        "compute_seconds": sum(unit["seconds"] for unit in units),
+        "units": [{key: unit[key] for key in ("model", "unit", "seconds", "finished_at")}
+                  for unit in units],
+        "rows": rows,
+    }
+    write_atomic(out_dir / "results.json", json.dumps(document, indent=1))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(out_dir / "results.csv", buffer.getvalue())
+
+
+def load_results(out_dir):
+    """The results.json document a sweep wrote in out_dir."""
+    path = Path(out_dir) / "results.json"
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        raise AltmarlError(f"no sweep results at {path}: run `altmarl sweep --out {out_dir}` first") from None
+    except ValueError:
+        raise AltmarlError(f"{path} is not valid JSON: rerun `altmarl sweep --out {out_dir}`") from None
