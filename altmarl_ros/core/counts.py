@@ -1,0 +1,208 @@
+"""Count vectors F in N^S with sum(F) = k: ranking, enumeration, one-step sampling.
+
+What the global agent sees of its k sampled locals is a count vector F (F[j] =
+how many are in local state j). Tables indexed by F use `rank(F)` in
+[0, C(k+S-1, S-1)) instead of a dense (k+1)^S grid. The trainer, the evaluator
+and the ROS coordinator all rank with this module, so a policy file's column
+r always means the same F (scheme id RANKING_SCHEME, stored in policy files).
+
+Scheme "colex-combinadic-v1": write F as stars and bars, k stars and S-1 bars
+in k+S-1 slots; bar j sits at b_j = F[0] + ... + F[j] + j (strictly increasing).
+rank(F) = sum_{j=0}^{S-2} C(b_j, j+1), the colexicographic rank of the bar set
+in the combinatorial number system. So rank 0 is (0, ..., 0, k), the last rank
+is (k, 0, ..., 0), and rank(F) depends only on F's first S-1 entries (not on k).
+rank costs O(S) (table lookups); unrank O(S log k) (binary search per bar).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from altmarl_ros.core.model import as_float_array, check_stochastic
+from altmarl_ros.errors import AltmarlError
+
+RANKING_SCHEME = "colex-combinadic-v1"
+
+# Pascal's triangle C(n, r) for n < _TABLE_N, r < _TABLE_R, frozen into the numba
+# kernels as a constant. Entries that overflow int64 hold -1; no valid rank ever
+# reads them (every term of a rank is <= the rank < N_F, which fits int64).
+_TABLE_N, _TABLE_R = 512, 16
+
+
+def _pascal_table() -> np.ndarray:
+    table = np.full((_TABLE_N, _TABLE_R), -1, dtype=np.int64)
+    limit = np.iinfo(np.int64).max
+    for n in range(_TABLE_N):
+        for r in range(_TABLE_R):
+            value = math.comb(n, r)
+            if value <= limit:
+                table[n, r] = value
+    return table
+
+
+_BINOM = _pascal_table()
+
+
+@njit(cache=True)
+def _binom(n, r):
+    """C(n, r) for the sizes rank/unrank meet (exact; table lookup when in range)."""
+    if r < 0 or n < r:
+        return 0
+    if n < _TABLE_N and r < _TABLE_R:
+        return _BINOM[n, r]
+    value = 1
+    for i in range(r):
+        value = value * (n - i) // (i + 1)
+    return value
+
+
+@njit(cache=True)
+def _rank(F):
+    """Rank of count vector F (any int dtype, length S >= 1); O(S). Usable in kernels."""
+    rank = 0
+    bar = -1
+    for j in range(F.shape[0] - 1):
+        bar += F[j] + 1
+        rank += _binom(bar, j + 1)
+    return rank
+
+
+@njit(cache=True)
+def _unrank(r, k, out):
+    """Write the count vector of rank r (sum k, length out.shape[0]) into out."""
+    S = out.shape[0]
+    upper = k + S - 1  # every bar position is < upper
+    for j in range(S - 2, -1, -1):
+        # largest bar position b in [j, upper) with C(b, j+1) <= r
+        lo, hi = j, upper - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _binom(mid, j + 1) <= r:
+                lo = mid
+            else:
+                hi = mid - 1
+        r -= _binom(lo, j + 1)
+        out[j + 1] = upper - lo - 1
+        upper = lo
+    out[0] = upper
+
+
+@njit(cache=True)
+def _enumerate(k, S, N):
+    out = np.empty((N, S), dtype=np.int64)
+    for r in range(N):
+        _unrank(r, k, out[r])
+    return out
+
+
+@njit(cache=True)
+def _sample_next_counts(F, P_tilde, out):
+    """out[:] = sum_j Multinomial(F[j], P_tilde[j, :]) via conditional binomials.
+
+    Uses numba's np.random state (per thread; seed it with np.random.seed inside
+    a kernel). P_tilde rows must sum to 1; out is overwritten.
+    """
+    S = F.shape[0]
+    out[:] = 0
+    for j in range(S):
+        remaining = F[j]
+        mass_left = 1.0
+        for s in range(S - 1):
+            if remaining == 0:
+                break
+            p = P_tilde[j, s]
+            if p >= mass_left:
+                moved = remaining
+            elif p <= 0.0:
+                moved = 0
+            else:
+                moved = np.random.binomial(remaining, p / mass_left)
+            out[s] += moved
+            remaining -= moved
+            mass_left -= p
+        out[S - 1] += remaining
+
+
+class CountsError(AltmarlError):
+    """Bad k, S, rank or count vector given to the count-vector functions."""
+
+
+def _check_k_S(k, S) -> tuple:
+    for name, value, low in (("k", k, 0), ("S", S, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise CountsError(f"{name} is {value!r}; it must be an integer >= {low}")
+    return int(k), int(S)
+
+
+def n_count_vectors(k: int, S: int) -> int:
+    """Number of count vectors of k agents over S states: C(k+S-1, S-1)."""
+    k, S = _check_k_S(k, S)
+    return math.comb(k + S - 1, S - 1)
+
+
+def _check_int64_ranks(k: int, S: int) -> int:
+    N = n_count_vectors(k, S)
+    if N > np.iinfo(np.int64).max:
+        raise CountsError(
+            f"k = {k}, S = {S} gives {N} count vectors, more than an int64 rank can hold; "
+            "use a smaller k"
+        )
+    return N
+
+
+def _as_counts(F, name="F") -> np.ndarray:
+    array = np.asarray(F)
+    if array.ndim != 1 or array.shape[0] < 1 or not np.issubdtype(array.dtype, np.integer):
+        raise CountsError(f"{name} must be a 1-D integer array of counts per local state; got {F!r}")
+    if (array < 0).any():
+        index = int(np.argmax(array < 0))
+        raise CountsError(f"{name}[{index}] is {array[index]}; counts must be >= 0")
+    return array.astype(np.int64)
+
+
+def rank(F) -> int:
+    """Rank of count vector F (1-D non-negative ints) in RANKING_SCHEME order."""
+    counts = _as_counts(F)
+    _check_int64_ranks(int(counts.sum()), counts.shape[0])
+    return int(_rank(counts))
+
+
+def unrank(r: int, k: int, S: int) -> np.ndarray:
+    """The count vector (int64 [S], sum k) whose rank is r."""
+    N = _check_int64_ranks(*_check_k_S(k, S))
+    if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 0 <= r < N:
+        raise CountsError(f"rank r = {r!r} is out of range; for k = {k}, S = {S} it is in [0, {N})")
+    out = np.empty(S, dtype=np.int64)
+    _unrank(int(r), int(k), out)
+    return out
+
+
+def enumerate_count_vectors(k: int, S: int) -> np.ndarray:
+    """All count vectors as int64 [N_F, S]; row r has rank r."""
+    N = _check_int64_ranks(*_check_k_S(k, S))
+    return _enumerate(int(k), int(S), N)
+
+
+def sample_next_counts(counts, P_tilde, rng: np.random.Generator) -> np.ndarray:
+    """Counts after one step when each of counts[j] agents moves by row P_tilde[j, :].
+
+    `counts` is int [S] or a batch [B, S]; the result has the same shape and the
+    same total per vector (sum of independent multinomials, one per source state).
+    Kernels use `_sample_next_counts` instead.
+    """
+    array = np.asarray(counts)
+    if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.integer) or (array < 0).any():
+        raise CountsError("counts must be a non-negative integer array of shape [S] or [B, S]")
+    S = array.shape[-1]
+    P = as_float_array("P_tilde", P_tilde, 2, error=CountsError)
+    if P.shape != (S, S):
+        raise CountsError(f"P_tilde has shape {P.shape}; expected ({S}, {S}) for counts over {S} states")
+    check_stochastic("P_tilde", P, error=CountsError)
+    if not isinstance(rng, np.random.Generator):
+        raise CountsError("rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed)")
+    out = np.zeros(array.shape, dtype=np.int64)
+    for j in range(S):
+        out += rng.multinomial(array[..., j], P[j])
+    return out
