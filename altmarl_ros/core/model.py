@@ -294,8 +294,7 @@ def save_model(game: MeanFieldGame, path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
         raise ModelError(f"{path}: unknown model file type; use one of {', '.join(MODEL_SUFFIXES)}")
-    if not path.parent.is_dir():
-        raise ModelError(f"{path}: directory {path.parent} does not exist; create it first")
+    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {key: np.asarray(getattr(game, key)) for key in ARRAY_KEYS}
     if suffix == ".npz":
         with atomic_writer(path) as stream:

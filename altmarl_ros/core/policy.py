@@ -1,0 +1,282 @@
+"""The trained joint policy as one versioned file: what `train` writes and the nodes load.
+
+A policy is only meaningful with the model it was trained on, the k it sees and
+the count-vector ranking that indexes its columns, so the file carries them and
+`load_policy` refuses a mismatch, naming every difference at once.
+
+File (.npz, written atomically, no pickles): `pi_g` int32 [S_g, N_F] (greedy
+global action for [s_g, rank(F)]), `pi_l` float64 [S_l, S_g, A_l] (action
+probabilities), `meta` a JSON string with keys
+  format_version, model_hash (None when trained from a sampler), k,
+  sizes {n_sg, n_ag, n_sl, n_al}, ranking_scheme, scenario ({name, hash} or None),
+  config (training settings), metrics (welfare, Nash gap, ...).
+`policy_id` hashes the arrays and the identity keys (not config or metrics,
+so adding an evaluation result to a policy keeps its id).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from altmarl_ros.core.atomic import atomic_writer
+from altmarl_ros.core.counts import RANKING_SCHEME, n_count_vectors, rank
+from altmarl_ros.core.model import as_float_array, check_stochastic
+from altmarl_ros.errors import AltmarlError
+
+FORMAT_VERSION = 1
+FILE_KEYS = ("pi_g", "pi_l", "meta")
+SIZE_KEYS = ("n_sg", "n_ag", "n_sl", "n_al")
+IDENTITY_KEYS = ("format_version", "model_hash", "k", "sizes", "ranking_scheme", "scenario")
+META_KEYS = IDENTITY_KEYS + ("config", "metrics")
+
+
+class PolicyError(AltmarlError):
+    """A policy file or policy array is invalid; the message names it and the fix."""
+
+
+class PolicyMismatch(PolicyError):
+    """A valid policy does not belong to the model, k or scenario it is used with."""
+
+
+def _json_value(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _normalised_meta(meta) -> dict:
+    """`meta` as it reads back from a file (JSON types only), so round trips are exact."""
+    if not isinstance(meta, dict):
+        raise PolicyError(f"policy meta must be a dict with keys {', '.join(META_KEYS)}")
+    try:
+        meta = json.loads(json.dumps(meta, default=_json_value))
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"policy meta is not JSON-serialisable ({exc}); use numbers, strings, lists, dicts") from None
+    missing = [key for key in META_KEYS if key not in meta]
+    unknown = sorted(set(meta) - set(META_KEYS))
+    if missing or unknown:
+        raise PolicyError(
+            f"policy meta has missing key(s) [{', '.join(missing)}] and unknown key(s) "
+            f"[{', '.join(unknown)}]; it needs exactly {', '.join(META_KEYS)}"
+        )
+    if meta["format_version"] != FORMAT_VERSION:
+        raise PolicyError(
+            f"policy format_version is {meta['format_version']!r}; this altmarl_ros reads "
+            f"version {FORMAT_VERSION}: retrain the policy with this version"
+        )
+    sizes = meta["sizes"]
+    if not isinstance(sizes, dict) or sorted(sizes) != sorted(SIZE_KEYS) or not all(
+        isinstance(sizes[key], int) and sizes[key] >= 1 for key in SIZE_KEYS
+    ):
+        raise PolicyError(f"policy meta sizes is {sizes!r}; it needs positive integers {', '.join(SIZE_KEYS)}")
+    if not isinstance(meta["k"], int) or isinstance(meta["k"], bool) or meta["k"] < 1:
+        raise PolicyError(f"policy meta k is {meta['k']!r}; it must be an integer >= 1")
+    scenario = meta["scenario"]
+    if scenario is not None and not (isinstance(scenario, dict) and sorted(scenario) == ["hash", "name"]):
+        raise PolicyError(f"policy meta scenario is {scenario!r}; use None or {{'name': ..., 'hash': ...}}")
+    for key in ("config", "metrics"):
+        if not isinstance(meta[key], dict):
+            raise PolicyError(f"policy meta {key} is {meta[key]!r}; it must be a dict")
+    return meta
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyArtifact:
+    """pi_g [S_g, N_F] int32 and pi_l [S_l, S_g, A_l] float64 (read-only) with their metadata."""
+
+    pi_g: np.ndarray
+    pi_l: np.ndarray
+    meta: dict
+
+    def __post_init__(self):
+        meta = _normalised_meta(self.meta)
+        sizes, k = meta["sizes"], meta["k"]
+        n_sg, n_ag, n_sl, n_al = (sizes[key] for key in SIZE_KEYS)
+        pi_g = np.asarray(self.pi_g)
+        if not np.issubdtype(pi_g.dtype, np.integer):
+            raise PolicyError(f"pi_g has dtype {pi_g.dtype}; it must hold integer global actions")
+        n_f = n_count_vectors(k, n_sl)
+        if pi_g.shape != (n_sg, n_f):
+            raise PolicyError(
+                f"pi_g has shape {pi_g.shape}; expected ({n_sg}, {n_f}) = "
+                f"(n_sg, C(k + n_sl - 1, n_sl - 1)) for k = {k}, n_sl = {n_sl}"
+            )
+        out_of_range = np.argwhere((pi_g < 0) | (pi_g >= n_ag))
+        if len(out_of_range):
+            index = tuple(int(i) for i in out_of_range[0])
+            raise PolicyError(
+                f"pi_g[{index[0]}, {index[1]}] is {pi_g[index]}; global actions are in [0, {n_ag})"
+            )
+        pi_l = as_float_array("pi_l", self.pi_l, 3, error=PolicyError)
+        if pi_l.shape != (n_sl, n_sg, n_al):
+            raise PolicyError(f"pi_l has shape {pi_l.shape}; expected ({n_sl}, {n_sg}, {n_al}) = (n_sl, n_sg, n_al)")
+        check_stochastic("pi_l", pi_l, error=PolicyError)
+        pi_g = np.ascontiguousarray(pi_g, dtype=np.int32).copy()
+        pi_l = np.ascontiguousarray(pi_l).copy()
+        pi_g.flags.writeable = False
+        pi_l.flags.writeable = False
+        object.__setattr__(self, "pi_g", pi_g)
+        object.__setattr__(self, "pi_l", pi_l)
+        object.__setattr__(self, "meta", meta)
+
+    @property
+    def k(self) -> int:
+        return self.meta["k"]
+
+    @property
+    def sizes(self) -> tuple:
+        """(n_sg, n_ag, n_sl, n_al)."""
+        return tuple(self.meta["sizes"][key] for key in SIZE_KEYS)
+
+    @property
+    def policy_id(self) -> str:
+        """16 hex digits over the arrays and the identity metadata (not config/metrics)."""
+        digest = hashlib.sha256(b"altmarl-policy-v1")
+        digest.update(self.pi_g.astype("<i4").tobytes())
+        digest.update(self.pi_l.astype("<f8").tobytes())
+        identity = {key: self.meta[key] for key in IDENTITY_KEYS}
+        digest.update(json.dumps(identity, sort_keys=True).encode())
+        return digest.hexdigest()[:16]
+
+    def global_action(self, s_g: int, counts) -> int:
+        """The depot's action for global state s_g when the k sampled locals have counts F."""
+        n_sg, _, n_sl, _ = self.sizes
+        if not 0 <= int(s_g) < n_sg:
+            raise PolicyError(f"s_g = {s_g} is out of range; global states are in [0, {n_sg})")
+        counts = np.asarray(counts)
+        if counts.shape != (n_sl,) or int(counts.sum()) != self.k:
+            raise PolicyError(
+                f"counts {counts.tolist()} must have {n_sl} entries summing to k = {self.k}"
+            )
+        return int(self.pi_g[int(s_g), rank(counts)])
+
+    def local_probs(self, s_l: int, s_g: int) -> np.ndarray:
+        """pi_l(. | s_l, s_g): read-only float64 [A_l]."""
+        n_sg, _, n_sl, _ = self.sizes
+        if not (0 <= int(s_l) < n_sl and 0 <= int(s_g) < n_sg):
+            raise PolicyError(f"(s_l, s_g) = ({s_l}, {s_g}) is out of range [0, {n_sl}) x [0, {n_sg})")
+        return self.pi_l[int(s_l), int(s_g)]
+
+    def __eq__(self, other):
+        if not isinstance(other, PolicyArtifact):
+            return NotImplemented
+        return self.policy_id == other.policy_id and self.meta == other.meta
+
+    __hash__ = None
+
+
+def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=None, metrics=None):
+    """A PolicyArtifact with its metadata filled in.
+
+    Pass the `game` it was trained on (its hash and sizes are recorded), or, for a
+    policy trained from a generative sampler, `n_ag` and `scenario` = (name, hash).
+    """
+    pi_l = np.asarray(pi_l)
+    if pi_l.ndim != 3:
+        raise PolicyError(f"pi_l has shape {pi_l.shape}; expected [n_sl, n_sg, n_al]")
+    if game is not None:
+        n_sg, n_ag, n_sl, n_al = game.sizes
+    elif n_ag is None:
+        raise PolicyError("build_policy needs the game or n_ag to record the policy's sizes")
+    else:
+        n_sl, n_sg, n_al = pi_l.shape
+    if scenario is not None:
+        name, scenario_hash = scenario
+        scenario = {"name": str(name), "hash": str(scenario_hash)}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "model_hash": None if game is None else game.content_hash(),
+        "k": k,
+        "sizes": {"n_sg": n_sg, "n_ag": n_ag, "n_sl": n_sl, "n_al": n_al},
+        "ranking_scheme": RANKING_SCHEME,
+        "scenario": scenario,
+        "config": dict(config or {}),
+        "metrics": dict(metrics or {}),
+    }
+    return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta)
+
+
+def save_policy(artifact: PolicyArtifact, path) -> Path:
+    """Write `artifact` atomically to `path` (.npz); a failed write leaves the old file intact."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        raise PolicyError(f"{path}: policy files end in .npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(path) as stream:
+        np.savez(stream, pi_g=artifact.pi_g, pi_l=artifact.pi_l,
+                 meta=np.str_(json.dumps(artifact.meta, sort_keys=True)))
+    return path
+
+
+def _read_policy(path: Path) -> PolicyArtifact:
+    if not path.is_file():
+        raise PolicyError(f"{path}: no such policy file; train one with `altmarl train`")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = sorted(archive.files)
+            if keys != sorted(FILE_KEYS):
+                raise PolicyError(
+                    f"{path}: policy file has keys {keys}; expected {list(FILE_KEYS)}"
+                )
+            pi_g, pi_l, meta_text = archive["pi_g"], archive["pi_l"], archive["meta"]
+        meta = json.loads(str(meta_text))
+    except PolicyError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise PolicyError(
+            f"{path}: not a readable policy file ({type(exc).__name__}: {exc}); "
+            "it is corrupt or truncated: re-run training"
+        ) from None
+    try:
+        return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta)
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
+
+
+def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash=None) -> list:
+    """Every way `artifact` differs from the given model / k / scenario (empty if none).
+
+    The model hash is compared only when the policy recorded one (policies
+    trained from a sampler record the scenario hash instead); sizes always are.
+    """
+    meta = artifact.meta
+    differences = []
+    if meta["ranking_scheme"] != RANKING_SCHEME:
+        differences.append(
+            f"ranking scheme {meta['ranking_scheme']!r} in the policy, {RANKING_SCHEME!r} in this code"
+        )
+    if game is not None:
+        if meta["model_hash"] is not None and meta["model_hash"] != game.content_hash():
+            differences.append(f"model hash {meta['model_hash']} in the policy, {game.content_hash()} for the model")
+        for key, model_size in zip(SIZE_KEYS, game.sizes):
+            if meta["sizes"][key] != model_size:
+                differences.append(f"{key} {meta['sizes'][key]} in the policy, {model_size} in the model")
+    if k is not None and meta["k"] != k:
+        differences.append(f"k {meta['k']} in the policy, {k} requested")
+    if scenario_hash is not None:
+        recorded = None if meta["scenario"] is None else meta["scenario"]["hash"]
+        if recorded != scenario_hash:
+            differences.append(f"scenario hash {recorded} in the policy, {scenario_hash} for the scenario")
+    return differences
+
+
+def load_policy(path, game=None, k=None, scenario_hash=None) -> PolicyArtifact:
+    """Read a policy file; with checks given, raise PolicyMismatch listing every difference."""
+    path = Path(path)
+    artifact = _read_policy(path)
+    differences = policy_mismatches(artifact, game=game, k=k, scenario_hash=scenario_hash)
+    if differences:
+        raise PolicyMismatch(
+            f"{path} does not match: {'; '.join(differences)}. "
+            "Use the model/k/scenario it was trained with, or retrain with `altmarl train`"
+        )
+    return artifact

@@ -1,0 +1,177 @@
+"""Policy artifact: validation, exact round trip, atomic save, mismatch reporting."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from altmarl_ros.core.counts import enumerate_count_vectors, n_count_vectors
+from altmarl_ros.core.model import make_game
+from altmarl_ros.core.policy import (
+    PolicyArtifact,
+    PolicyError,
+    PolicyMismatch,
+    build_policy,
+    load_policy,
+    save_policy,
+)
+
+K = 3
+
+
+def tiny_game(gamma=0.9, n_sl=3):
+    n_sg, n_ag, n_al = 2, 3, 2
+    P_g = np.full((n_sg, n_ag, n_sg), 1.0 / n_sg)
+    P_l = np.full((n_sl, n_sg, n_al, n_sl), 1.0 / n_sl)
+    return make_game(P_g=P_g, P_l=P_l, r_g=np.zeros((n_sg, n_ag)),
+                     r_l=np.ones((n_sl, n_sg, n_al)), gamma=gamma)
+
+
+def tiny_policy(game=None, k=K, seed=0, **extra):
+    game = game or tiny_game()
+    rng = np.random.default_rng(seed)
+    pi_g = rng.integers(0, game.n_ag, size=(game.n_sg, n_count_vectors(k, game.n_sl)))
+    pi_l = rng.random((game.n_sl, game.n_sg, game.n_al))
+    pi_l /= pi_l.sum(axis=-1, keepdims=True)
+    return build_policy(pi_g, pi_l, k, game=game,
+                        config={"m": 30, "seed": np.int64(seed)}, metrics={"welfare": np.float64(1.5)}, **extra)
+
+
+def test_build_records_identity_and_lookups_follow_ranking():
+    game = tiny_game()
+    policy = tiny_policy(game)
+    assert policy.k == K and policy.sizes == game.sizes
+    assert policy.meta["model_hash"] == game.content_hash()
+    assert policy.meta["ranking_scheme"] == "colex-combinadic-v1"
+    assert policy.meta["config"] == {"m": 30, "seed": 0}  # numpy scalars become JSON numbers
+    assert policy.pi_g.dtype == np.int32 and not policy.pi_g.flags.writeable
+    for r, F in enumerate(enumerate_count_vectors(K, game.n_sl)):
+        assert policy.global_action(1, F) == policy.pi_g[1, r]
+    assert np.array_equal(policy.local_probs(2, 1), policy.pi_l[2, 1])
+    with pytest.raises(PolicyError, match="summing to k = 3"):
+        policy.global_action(0, [1, 1, 0])
+    with pytest.raises(PolicyError, match="s_g = 2 is out of range"):
+        policy.global_action(2, [1, 1, 1])
+
+
+def test_round_trip_is_exact(tmp_path):
+    policy = tiny_policy(scenario=("warehouse_ring", "abcdef0123456789"))
+    path = save_policy(policy, tmp_path / "runs" / "x" / "policy.npz")
+    loaded = load_policy(path, game=tiny_game(), k=K, scenario_hash="abcdef0123456789")
+    assert np.array_equal(loaded.pi_g, policy.pi_g) and loaded.pi_g.dtype == np.int32
+    assert np.array_equal(loaded.pi_l, policy.pi_l)
+    assert loaded.meta == policy.meta and loaded.policy_id == policy.policy_id
+    assert loaded == policy
+    assert sorted(p.name for p in path.parent.iterdir()) == ["policy.npz"]
+
+
+def test_policy_id_ignores_metrics_but_not_arrays():
+    policy = tiny_policy()
+    relabelled = PolicyArtifact(policy.pi_g, policy.pi_l, {**policy.meta, "metrics": {"welfare": 2.0}})
+    assert relabelled.policy_id == policy.policy_id
+    assert tiny_policy(seed=1).policy_id != policy.policy_id
+    assert len(policy.policy_id) == 16
+
+
+def test_mismatch_lists_every_difference(tmp_path):
+    path = save_policy(tiny_policy(scenario=("ring", "1111111111111111")), tmp_path / "p.npz")
+    other = tiny_game(gamma=0.8, n_sl=4)
+    with pytest.raises(PolicyMismatch) as info:
+        load_policy(path, game=other, k=5, scenario_hash="2222222222222222")
+    message = str(info.value)
+    for fragment in ("p.npz", "model hash", "n_sl 3 in the policy, 4 in the model",
+                     "k 3 in the policy, 5 requested", "scenario hash 1111111111111111"):
+        assert fragment in message
+    assert "n_sg" not in message  # only real differences are listed
+
+
+def test_ranking_scheme_mismatch(tmp_path):
+    policy = tiny_policy()
+    path = tmp_path / "p.npz"
+    meta = {**policy.meta, "ranking_scheme": "dense-v0"}
+    save_policy(PolicyArtifact(policy.pi_g, policy.pi_l, meta), path)
+    with pytest.raises(PolicyMismatch, match="ranking scheme 'dense-v0'"):
+        load_policy(path)
+
+
+def test_corrupt_and_truncated_files_name_the_file(tmp_path):
+    path = save_policy(tiny_policy(), tmp_path / "good.npz")
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 3])
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    for name in ("cut.npz", "junk.npz"):
+        with pytest.raises(PolicyError, match=rf"{name}: not a readable policy file"):
+            load_policy(tmp_path / name)
+    with pytest.raises(PolicyError, match=r"absent\.npz: no such policy file"):
+        load_policy(tmp_path / "absent.npz")
+    np.savez(tmp_path / "extra.npz", pi_g=np.zeros(1), pi_l=np.zeros(1), meta="{}", junk=1)
+    with pytest.raises(PolicyError, match=r"extra\.npz: policy file has keys"):
+        load_policy(tmp_path / "extra.npz")
+
+
+def test_edited_file_with_bad_contents(tmp_path):
+    policy = tiny_policy()
+    path = tmp_path / "edited.npz"
+    pi_g = np.array(policy.pi_g)
+    pi_g[1, 4] = 7
+    np.savez(path, pi_g=pi_g, pi_l=policy.pi_l, meta=np.str_(json.dumps(policy.meta)))
+    with pytest.raises(PolicyError, match=r"edited\.npz: pi_g\[1, 4\] is 7; global actions are in \[0, 3\)"):
+        load_policy(path)
+    np.savez(path, pi_g=policy.pi_g, pi_l=policy.pi_l, meta=np.str_("{not json"))
+    with pytest.raises(PolicyError, match=r"edited\.npz: not a readable policy file"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize(
+    "change, pattern",
+    [
+        (lambda g, l, m: (g[:, :-1], l, m), r"pi_g has shape \(2, 9\); expected \(2, 10\)"),
+        (lambda g, l, m: (g.astype(float), l, m), r"pi_g has dtype float64"),
+        (lambda g, l, m: (g, l * 2, m), r"pi_l\[0, 0, :\] sums to"),
+        (lambda g, l, m: (g, l[:, :, :1], m), r"pi_l has shape \(3, 2, 1\)"),
+        (lambda g, l, m: (g, l, {**m, "format_version": 99}), r"format_version is 99"),
+        (lambda g, l, m: (g, l, {**m, "k": 0}), r"k is 0"),
+        (lambda g, l, m: (g, l, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),
+        (lambda g, l, m: (g, l, {**m, "metrics": {"x": object()}}), r"not JSON-serialisable"),
+    ],
+)
+def test_invalid_artifacts(change, pattern):
+    policy = tiny_policy()
+    pi_g, pi_l, meta = change(np.array(policy.pi_g), np.array(policy.pi_l), dict(policy.meta))
+    with pytest.raises(PolicyError, match=pattern):
+        PolicyArtifact(pi_g, pi_l, meta)
+
+
+def test_failed_save_never_clobbers_old_file(tmp_path, monkeypatch):
+    path = save_policy(tiny_policy(seed=0), tmp_path / "p.npz")
+    before = path.read_bytes()
+    real_savez = np.savez
+
+    def savez_then_crash(stream, **arrays):
+        real_savez(stream, **arrays)
+        stream.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", savez_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_policy(tiny_policy(seed=1), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]
+    assert zipfile.is_zipfile(path) and load_policy(path) == tiny_policy(seed=0)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o644"
+
+
+def test_sampler_trained_policy_records_scenario(tmp_path):
+    game = tiny_game()
+    pi_g = np.zeros((2, n_count_vectors(K, 3)), dtype=np.int64)
+    pi_l = np.full((3, 2, 2), 0.5)
+    policy = build_policy(pi_g, pi_l, K, n_ag=3, scenario=("warehouse_ring", "feedfacefeedface"))
+    assert policy.meta["model_hash"] is None and policy.sizes == (2, 3, 3, 2)
+    path = save_policy(policy, tmp_path / "p.npz")
+    load_policy(path, game=game, k=K, scenario_hash="feedfacefeedface")  # sizes match, no hash to compare
+    with pytest.raises(PolicyMismatch, match="scenario hash feedfacefeedface in the policy, 0000"):
+        load_policy(path, scenario_hash="0000")
+    with pytest.raises(PolicyError, match="policy files end in .npz"):
+        save_policy(policy, tmp_path / "p.yaml")
