@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from altmarl_ros.experiments.fits import fit_inverse_sqrt, fit_power_law
-from altmarl_ros.experiments.sweep import write_atomic
+from altmarl_ros.core.atomic import write_atomic
 
 # The authors' public code (github.com/emiletimothy/alternating-marl) on their warehouse model.
 AUTHORS_WELFARE = {1: 83.4, 5: 85.9, 10: 87.8, 20: 90.0}

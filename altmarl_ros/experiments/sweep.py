@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from altmarl_ros.core.atomic import write_atomic
 from altmarl_ros.errors import AltmarlError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
@@ -141,24 +142,6 @@ def _model_spec(config_path, name, entry):
         model_path = (config_path.parent / str(entry["model"])).resolve()
         return ModelSpec(name=name, path=str(model_path), scenario=None)
     return ModelSpec(name=name, path=None, scenario=str(entry["scenario"]))
-
-
-# ---------------------------------------------------------------- atomic files
-
-def write_atomic(path, text):
-    """Write text so readers see the old file or the new one, never a torn one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------- measurement
