@@ -1,0 +1,285 @@
+"""Unicycle (differential-drive) robots: limits, actuation noise, stalls, exact arcs.
+
+One control step of one robot, in this order:
+1. fault: a robot that is not stalled starts a stall with the per-step probability;
+   the stall lasts a duration drawn uniformly from [stall_duration_min, max].
+2. a stalled robot's command is replaced by (0, 0) (motors cut, it brakes at its
+   acceleration limits) and its timer counts down by dt.
+3. noise: zero-mean Gaussian errors with std (speed_std, turn_rate_std) are added to
+   the *command* (a motor controller tracking error), so the limits below still hold.
+4. limits: the command is clipped to |v| <= max_speed, |w| <= max_turn_rate, then the
+   velocity moves towards it by at most max_accel*dt, max_angular_accel*dt.
+5. motion: (v, w) is held for dt and the pose is integrated exactly (a circular arc,
+   a straight line when w = 0), so closed forms hold to rounding.
+The yaw is kept in [-pi, pi).
+
+Randomness is counter-based: robot i's draws come from its own splitmix64 stream
+keyed by (seed, i), so results do not depend on how many robots share a call and
+the same seed always gives the same trajectory. Callers pass a fresh seed for
+every call (FleetSim draws them from its numpy Generator).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from altmarl_ros.core._checks import FieldValueError, non_negative, positive, probability
+
+TWO_PI = 2.0 * math.pi
+_U53 = 1.0 / 9007199254740992.0  # 2**-53: (uint64 >> 11) * _U53 is uniform in [0, 1)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+class KinematicsError(FieldValueError):
+    """A robot limit, noise, fault or timing parameter is out of range."""
+
+
+@dataclass(frozen=True)
+class RobotLimits:
+    """Speed (m/s), turn rate (rad/s) and acceleration (m/s^2, rad/s^2) bounds, all > 0."""
+
+    max_speed: float
+    max_turn_rate: float
+    max_accel: float
+    max_angular_accel: float
+
+    def __post_init__(self):
+        for name in ("max_speed", "max_turn_rate", "max_accel", "max_angular_accel"):
+            object.__setattr__(self, name, positive(KinematicsError, name, getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Std of the Gaussian error added to the commanded speed (m/s) and turn rate (rad/s)
+    at every control step."""
+
+    speed_std: float = 0.0
+    turn_rate_std: float = 0.0
+
+    def __post_init__(self):
+        for name in ("speed_std", "turn_rate_std"):
+            object.__setattr__(self, name, non_negative(KinematicsError, name, getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Actuation faults: each robot stalls with `stall_probability` per decision epoch
+    (spread as a constant hazard over the epoch's control steps) for a duration drawn
+    uniformly from [stall_duration_min, stall_duration_max] seconds."""
+
+    stall_probability: float = 0.0
+    stall_duration_min: float = 0.0
+    stall_duration_max: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(
+            self, "stall_probability",
+            probability(KinematicsError, "stall_probability", self.stall_probability),
+        )
+        for name in ("stall_duration_min", "stall_duration_max"):
+            object.__setattr__(self, name, non_negative(KinematicsError, name, getattr(self, name)))
+        if self.stall_duration_max < self.stall_duration_min:
+            raise KinematicsError(
+                "stall_duration_max",
+                f"must be >= stall_duration_min ({self.stall_duration_min:g}), "
+                f"got {self.stall_duration_max:g}",
+            )
+
+    def per_step_probability(self, control_period: float, decision_epoch: float) -> float:
+        """Per-control-step stall probability q with (1 - q)^(epoch/dt) = 1 - p."""
+        positive(KinematicsError, "control_period", control_period)
+        positive(KinematicsError, "decision_epoch", decision_epoch)
+        if self.stall_probability >= 1.0:
+            return 1.0
+        return -math.expm1(math.log1p(-self.stall_probability) * control_period / decision_epoch)
+
+
+# ---------------------------------------------------------------------------
+# kernels (plain floats and arrays; no validation)
+
+
+@njit(cache=True)
+def _mix64(z):
+    """splitmix64 finaliser: a bijective avalanche of a uint64."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def _stream(seed, index):
+    """Initial state of robot `index`'s random stream under `seed` (both uint64)."""
+    return _mix64(seed ^ _mix64((index + np.uint64(1)) * _GOLDEN))
+
+
+@njit(cache=True)
+def _uniform(state):
+    """(new state, uniform double in [0, 1)) from a splitmix64 stream."""
+    state = state + _GOLDEN
+    return state, float(_mix64(state) >> np.uint64(11)) * _U53
+
+
+@njit(cache=True)
+def _wrap_angle(a):
+    """Angle in [-pi, pi)."""
+    return a - TWO_PI * math.floor((a + math.pi) / TWO_PI)
+
+
+@njit(cache=True)
+def _arc(x, y, yaw, v, w, dt):
+    """Exact pose after holding (v, w) for dt: the chord of the arc has length
+    v*dt*sin(phi/2)/(phi/2) and heading yaw + phi/2, with phi = w*dt."""
+    half = 0.5 * w * dt
+    chord = v * dt
+    if abs(half) > 1e-9:
+        chord *= math.sin(half) / half
+    heading = yaw + half
+    return x + chord * math.cos(heading), y + chord * math.sin(heading), _wrap_angle(yaw + 2.0 * half)
+
+
+@njit(cache=True)
+def _toward(current, target, max_abs, max_delta):
+    """`current` moved toward `target` clipped to [-max_abs, max_abs], by at most max_delta."""
+    if target > max_abs:
+        target = max_abs
+    elif target < -max_abs:
+        target = -max_abs
+    delta = target - current
+    if delta > max_delta:
+        delta = max_delta
+    elif delta < -max_delta:
+        delta = -max_delta
+    return current + delta
+
+
+@njit(cache=True)
+def _control_step(x, y, yaw, v, w, stall, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv, max_dw,
+                  speed_std, turn_std, p_stall, stall_min, stall_span):
+    """One control step of one robot (see the module docstring for the order).
+    Returns x, y, yaw, v, w, stall, state, distance travelled."""
+    if p_stall > 0.0 and stall <= 0.0:
+        state, u = _uniform(state)
+        if u < p_stall:
+            state, u = _uniform(state)
+            stall = stall_min + stall_span * u
+    if stall > 0.0:
+        cmd_v = 0.0
+        cmd_w = 0.0
+        stall -= dt
+    elif speed_std > 0.0 or turn_std > 0.0:
+        state, u1 = _uniform(state)
+        state, u2 = _uniform(state)
+        radius = math.sqrt(-2.0 * math.log(1.0 - u1))  # Box-Muller: two N(0, 1)
+        cmd_v += speed_std * radius * math.cos(TWO_PI * u2)
+        cmd_w += turn_std * radius * math.sin(TWO_PI * u2)
+    v = _toward(v, cmd_v, max_v, max_dv)
+    w = _toward(w, cmd_w, max_w, max_dw)
+    x, y, yaw = _arc(x, y, yaw, v, w, dt)
+    return x, y, yaw, v, w, stall, state, abs(v) * dt
+
+
+@njit(cache=True)
+def _step_commanded(poses, velocities, stall, commands, seed, steps, dt, max_v, max_w, max_dv,
+                    max_dw, speed_std, turn_std, p_stall, stall_min, stall_span, travelled):
+    """Hold each robot's command for `steps` control steps, in place."""
+    for i in range(poses.shape[0]):
+        state = _stream(seed, np.uint64(i))
+        x, y, yaw = poses[i, 0], poses[i, 1], poses[i, 2]
+        v, w, s = velocities[i, 0], velocities[i, 1], stall[i]
+        dist = 0.0
+        for _ in range(steps):
+            x, y, yaw, v, w, s, state, d = _control_step(
+                x, y, yaw, v, w, s, commands[i, 0], commands[i, 1], state, dt, max_v, max_w,
+                max_dv, max_dw, speed_std, turn_std, p_stall, stall_min, stall_span)
+            dist += d
+        poses[i, 0], poses[i, 1], poses[i, 2] = x, y, yaw
+        velocities[i, 0], velocities[i, 1], stall[i] = v, w, s
+        travelled[i] = dist
+
+
+@njit(cache=True)
+def _integrate_many(poses, v, w, dt, out):
+    for i in range(poses.shape[0]):
+        out[i, 0], out[i, 1], out[i, 2] = _arc(poses[i, 0], poses[i, 1], poses[i, 2], v[i], w[i], dt)
+
+
+# ---------------------------------------------------------------------------
+# public drivers
+
+
+def _pose_array(name: str, poses) -> np.ndarray:
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 2 or poses.shape[1] != 3:
+        raise KinematicsError(name, f"must have shape [n, 3] (x, y, yaw), got {poses.shape}")
+    bad = np.argwhere(~np.isfinite(poses))
+    if bad.size:
+        raise KinematicsError(f"{name}[{bad[0, 0]}, {bad[0, 1]}]", "must be finite")
+    return poses
+
+
+def _vector(name: str, values, n: int) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (n,):
+        raise KinematicsError(name, f"must have shape [{n}], got {values.shape}")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise KinematicsError(f"{name}[{bad[0]}]", "must be finite")
+    return values
+
+
+def integrate_unicycle(poses, v, w, dt: float) -> np.ndarray:
+    """Poses [n, 3] after holding speeds v[n] (m/s) and turn rates w[n] (rad/s) for dt
+    seconds, exactly (no limits, no noise): new array, yaw in [-pi, pi)."""
+    poses = _pose_array("poses", poses)
+    n = poses.shape[0]
+    dt = positive(KinematicsError, "dt", dt)
+    out = np.empty_like(poses)
+    _integrate_many(poses, _vector("v", v, n), _vector("w", w, n), dt, out)
+    return out
+
+
+def step_robots(poses: np.ndarray, velocities: np.ndarray, commands, limits: RobotLimits,
+                dt: float, *, steps: int = 1, noise: Noise = Noise(),
+                stall_probability: float = 0.0, faults: Faults = Faults(),
+                stall_remaining: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """Advance robots IN PLACE for `steps` control steps of `dt` seconds, holding
+    commands[n, 2] = (v, w). poses [n, 3] and velocities [n, 2] must be float64 arrays;
+    stall_remaining [n] (seconds left of each robot's stall) too when given.
+    `stall_probability` is per control step (see Faults.per_step_probability); the
+    stall durations come from `faults`. Returns the distance each robot travelled."""
+    if not isinstance(limits, RobotLimits):
+        raise KinematicsError("limits", f"must be a RobotLimits, got {type(limits).__name__}")
+    dt = positive(KinematicsError, "dt", dt)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise KinematicsError("steps", f"must be an integer >= 1, got {steps!r}")
+    p_step = probability(KinematicsError, "stall_probability", stall_probability)
+    for name, array, width in (("poses", poses, 3), ("velocities", velocities, 2)):
+        if not (isinstance(array, np.ndarray) and array.dtype == np.float64 and array.ndim == 2
+                and array.shape[1] == width and array.flags.writeable):
+            raise KinematicsError(name, f"must be a writeable float64 array of shape [n, {width}]")
+    _pose_array("poses", poses)
+    n = poses.shape[0]
+    if velocities.shape[0] != n:
+        raise KinematicsError("velocities", f"must have shape [{n}, 2], got {velocities.shape}")
+    commands = np.asarray(commands, dtype=np.float64)
+    if commands.shape != (n, 2):
+        raise KinematicsError("commands", f"must have shape [{n}, 2] (v, w), got {commands.shape}")
+    bad = np.argwhere(~np.isfinite(commands))
+    if bad.size:
+        raise KinematicsError(f"commands[{bad[0, 0]}, {bad[0, 1]}]", "must be finite")
+    if stall_remaining is None:
+        stall_remaining = np.zeros(n)
+    elif not (isinstance(stall_remaining, np.ndarray) and stall_remaining.dtype == np.float64
+              and stall_remaining.shape == (n,)):
+        raise KinematicsError("stall_remaining", f"must be a float64 array of shape [{n}]")
+    travelled = np.empty(n)
+    _step_commanded(
+        poses, velocities, stall_remaining, commands, np.uint64(seed % 2**64), int(steps), dt,
+        limits.max_speed, limits.max_turn_rate, limits.max_accel * dt,
+        limits.max_angular_accel * dt, noise.speed_std, noise.turn_rate_std, p_step,
+        faults.stall_duration_min, faults.stall_duration_max - faults.stall_duration_min,
+        travelled)
+    return travelled

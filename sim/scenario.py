@@ -1,0 +1,319 @@
+"""Scenarios: the warehouse-ring world as validated YAML (config/scenarios/<name>.yaml).
+
+`load_scenario("warehouse_ring")` or `load_scenario("path/to/my.yaml")` returns a
+frozen `Scenario`; any mistake raises `ScenarioError` naming the YAML key path,
+e.g. "robots.max_speed: must be > 0, got -1". docs/simulator.md documents every key.
+The MDP sizes follow from the ring: |S_g| = |A_g| = |S_l| = Z zones, |A_l| = 3.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from altmarl_ros.core._checks import (FieldValueError, as_float, integer, non_negative, positive,
+                                      probability)
+from altmarl_ros.core.kinematics import Faults, Noise, RobotLimits
+from altmarl_ros.core.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
+
+SCENARIO_DIRS = (
+    Path(__file__).resolve().parent.parent / "config" / "scenarios",  # source checkout
+    Path(sys.prefix) / "share" / "altmarl_ros" / "config" / "scenarios",  # installed data files
+)
+DEFAULT_SCENARIO = "warehouse_ring"
+
+
+class ScenarioError(FieldValueError):
+    """A scenario file is missing, unreadable, or has a bad or unknown key."""
+
+
+@dataclass(frozen=True)
+class Rewards:
+    """Per decision epoch. service: reward of a worker that starts the epoch in the
+    depot's zone (it is loaded/unloaded); worker_energy, depot_energy: cost per metre
+    driven during the epoch (>= 0, subtracted)."""
+
+    service: float
+    worker_energy: float
+    depot_energy: float
+
+
+@dataclass(frozen=True)
+class Timing:
+    """control_period: one kinematic step and cmd_vel/odom period (s); decision_epoch:
+    one MDP step (s), an integer multiple of control_period."""
+
+    control_period: float
+    decision_epoch: float
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return int(round(self.decision_epoch / self.control_period))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated warehouse-ring world. Build it with load_scenario or parse_scenario."""
+
+    name: str
+    description: str
+    ring: RingGeometry
+    workers: int
+    start_zone_weights: tuple  # Z floats summing to 1: the workers' start distribution mu0_l
+    depot_start_zone: int | None  # None: uniformly random
+    start_jitter: float
+    limits: RobotLimits
+    controller: ControllerGains
+    noise: Noise
+    faults: Faults
+    rewards: Rewards
+    timing: Timing
+    gamma: float
+    source: str | None = None  # file it was read from (not part of the content hash)
+
+    @property
+    def sizes(self) -> tuple[int, int, int, int]:
+        """(n_sg, n_ag, n_sl, n_al) of the mean-field game this world induces."""
+        z = self.ring.n_zones
+        return z, z, z, N_LOCAL_ACTIONS
+
+    @property
+    def mu0_l(self) -> np.ndarray:
+        return np.array(self.start_zone_weights, dtype=np.float64)
+
+    @property
+    def mu0_g(self) -> np.ndarray:
+        z = self.ring.n_zones
+        if self.depot_start_zone is None:
+            return np.full(z, 1.0 / z)
+        mu = np.zeros(z)
+        mu[self.depot_start_zone] = 1.0
+        return mu
+
+    def to_dict(self) -> dict:
+        """The scenario in its YAML layout (every key explicit)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "zones": {"count": self.ring.n_zones, "radius": self.ring.radius,
+                      "width": self.ring.width},
+            "fleet": {"workers": self.workers,
+                      "start_zone_weights": list(self.start_zone_weights),
+                      "depot_start_zone": ("random" if self.depot_start_zone is None
+                                           else self.depot_start_zone),
+                      "start_jitter": self.start_jitter},
+            "robots": _fields(self.limits),
+            "controller": _fields(self.controller),
+            "noise": _fields(self.noise),
+            "faults": _fields(self.faults),
+            "rewards": _fields(self.rewards),
+            "timing": _fields(self.timing),
+            "gamma": self.gamma,
+        }
+
+    def content_hash(self) -> str:
+        """16 hex digits of SHA-256 over everything that shapes the dynamics and
+        rewards (not the name, description or file location)."""
+        content = self.to_dict()
+        del content["name"], content["description"]
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fields(obj) -> dict:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+# ---------------------------------------------------------------------------
+# schema: section -> key -> (checker, default); _REQUIRED marks keys with no default
+
+_REQUIRED = object()
+
+
+def _count(minimum):
+    return lambda error, field, value: integer(error, field, value, minimum)
+
+
+def _gamma(error, field, value):
+    value = as_float(error, field, value)
+    if not 0.0 <= value < 1.0:
+        raise error(field, f"must be in [0, 1), got {value:g}")
+    return value
+
+
+def _text(error, field, value):
+    if not isinstance(value, str):
+        raise error(field, f"must be a string, got {value!r}")
+    return value
+
+
+def _passthrough(error, field, value):
+    return value  # checked once the zone count is known
+
+
+_DEFAULT_GAINS = ControllerGains()
+_SCHEMA = {
+    "zones": {"count": (_count(2), _REQUIRED), "radius": (positive, _REQUIRED),
+              "width": (positive, _REQUIRED)},
+    "fleet": {"workers": (_count(1), _REQUIRED), "start_zone_weights": (_passthrough, "uniform"),
+              "depot_start_zone": (_passthrough, "random"), "start_jitter": (non_negative, 0.0)},
+    "robots": {name: (positive, _REQUIRED) for name in RobotLimits.__dataclass_fields__},
+    "controller": {name: (positive, getattr(_DEFAULT_GAINS, name))
+                   for name in ControllerGains.__dataclass_fields__},
+    "noise": {name: (non_negative, 0.0) for name in Noise.__dataclass_fields__},
+    "faults": {"stall_probability": (probability, 0.0), "stall_duration_min": (non_negative, 0.0),
+               "stall_duration_max": (non_negative, 0.0)},
+    "rewards": {"service": (as_float, _REQUIRED), "worker_energy": (non_negative, _REQUIRED),
+                "depot_energy": (non_negative, _REQUIRED)},
+    "timing": {"control_period": (positive, _REQUIRED), "decision_epoch": (positive, _REQUIRED)},
+}
+_TOP_LEVEL = {"name": (_text, None), "description": (_text, ""), "gamma": (_gamma, _REQUIRED)}
+
+
+def _section(data: dict, section: str) -> dict:
+    schema = _SCHEMA[section]
+    raw = data.get(section)
+    if raw is None:
+        if any(default is _REQUIRED for _, default in schema.values()):
+            raise ScenarioError(section, f"missing section (keys: {', '.join(schema)})")
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError(section, f"must be a mapping of {', '.join(schema)}, got {raw!r}")
+    for key in raw:
+        if key not in schema:
+            raise ScenarioError(f"{section}.{key}",
+                                f"unknown key (known: {', '.join(schema)})")
+    values = {}
+    for key, (check, default) in schema.items():
+        if key in raw:
+            values[key] = check(ScenarioError, f"{section}.{key}", raw[key])
+        elif default is _REQUIRED:
+            raise ScenarioError(f"{section}.{key}", "missing (required)")
+        else:
+            values[key] = default
+    return values
+
+
+def _build(error_prefix: str, cls, **kwargs):
+    """Construct a core dataclass, re-raising its range errors with the YAML section."""
+    try:
+        return cls(**kwargs)
+    except FieldValueError as err:
+        raise ScenarioError(f"{error_prefix}.{err.field}", err.detail) from None
+
+
+def parse_scenario(data, name: str = "scenario", source: str | None = None) -> Scenario:
+    """Validate a scenario given as a parsed YAML mapping."""
+    if not isinstance(data, dict):
+        raise ScenarioError("(top level)", f"must be a mapping of sections, got {type(data).__name__}")
+    known = set(_SCHEMA) | set(_TOP_LEVEL)
+    for key in data:
+        if key not in known:
+            raise ScenarioError(str(key), f"unknown key (known: {', '.join(sorted(known))})")
+    top = {}
+    for key, (check, default) in _TOP_LEVEL.items():
+        if key in data:
+            top[key] = check(ScenarioError, key, data[key])
+        elif default is _REQUIRED:
+            raise ScenarioError(key, "missing (required)")
+        else:
+            top[key] = default
+    s = {section: _section(data, section) for section in _SCHEMA}
+
+    zones = s["zones"]
+    ring = _build("zones", RingGeometry, n_zones=zones["count"], radius=zones["radius"],
+                  width=zones["width"])
+    fleet = s["fleet"]
+    weights = _start_weights(fleet["start_zone_weights"], ring.n_zones)
+    depot_zone = fleet["depot_start_zone"]
+    if depot_zone == "random":
+        depot_zone = None
+    else:
+        depot_zone = integer(ScenarioError, "fleet.depot_start_zone", depot_zone, 0)
+        if depot_zone >= ring.n_zones:
+            raise ScenarioError("fleet.depot_start_zone",
+                                f"must be a zone in 0..{ring.n_zones - 1} or 'random', got {depot_zone}")
+    # a start position must stay inside its zone's sector and the annulus
+    room = min(0.5 * ring.width, ring.radius * math.sin(math.pi / ring.n_zones))
+    if fleet["start_jitter"] >= room:
+        raise ScenarioError("fleet.start_jitter",
+                            f"must be < {room:g} m (half the width, and the distance from a zone "
+                            f"centre to its boundary), got {fleet['start_jitter']:g}")
+    timing = Timing(**s["timing"])
+    steps = timing.decision_epoch / timing.control_period
+    if round(steps) < 1 or abs(steps - round(steps)) > 1e-9 * steps:
+        raise ScenarioError("timing.decision_epoch",
+                            f"must be an integer multiple of timing.control_period "
+                            f"({timing.control_period:g}), got {timing.decision_epoch:g}")
+    return Scenario(
+        name=top["name"] or name,
+        description=top["description"],
+        ring=ring,
+        workers=fleet["workers"],
+        start_zone_weights=weights,
+        depot_start_zone=depot_zone,
+        start_jitter=fleet["start_jitter"],
+        limits=_build("robots", RobotLimits, **s["robots"]),
+        controller=_build("controller", ControllerGains, **s["controller"]),
+        noise=_build("noise", Noise, **s["noise"]),
+        faults=_build("faults", Faults, **s["faults"]),
+        rewards=Rewards(**s["rewards"]),
+        timing=timing,
+        gamma=top["gamma"],
+        source=source,
+    )
+
+
+def _start_weights(value, n_zones: int) -> tuple:
+    field = "fleet.start_zone_weights"
+    if value == "uniform":
+        return tuple([1.0 / n_zones] * n_zones)
+    if not isinstance(value, list) or len(value) != n_zones:
+        raise ScenarioError(field, f"must be 'uniform' or a list of {n_zones} weights "
+                                   f"(one per zone), got {value!r}")
+    weights = [non_negative(ScenarioError, f"{field}[{i}]", w) for i, w in enumerate(value)]
+    total = sum(weights)
+    if total <= 0:
+        raise ScenarioError(field, "must have a positive sum")
+    return tuple(w / total for w in weights)
+
+
+def scenario_path(name_or_path) -> Path:
+    """The YAML file for a scenario name (config/scenarios/<name>.yaml) or a path."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.is_file() or "/" in text:
+        if not path.is_file():
+            raise ScenarioError("scenario", f"no such file: {path}")
+        return path
+    for directory in SCENARIO_DIRS:
+        candidate = directory / f"{text}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ScenarioError("scenario", f"unknown scenario {text!r} (available: "
+                                    f"{', '.join(available_scenarios()) or 'none'}; or give a path "
+                                    f"to a .yaml file)")
+
+
+def available_scenarios() -> list[str]:
+    names = set()
+    for directory in SCENARIO_DIRS:
+        if directory.is_dir():
+            names.update(p.stem for p in directory.glob("*.yaml"))
+    return sorted(names)
+
+
+def load_scenario(name_or_path=DEFAULT_SCENARIO) -> Scenario:
+    """Load and validate a scenario by name or path."""
+    path = scenario_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ScenarioError(str(path), f"cannot read scenario YAML: {err}") from None
+    return parse_scenario(data, name=path.stem, source=str(path))
