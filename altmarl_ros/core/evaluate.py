@@ -1,0 +1,302 @@
+"""Welfare of a deployed joint policy by n-agent Monte Carlo rollouts, Nash gap, baselines.
+
+Welfare (the paper's and the authors' `AlternatingMARL.evaluate` definition):
+the discounted return  sum_{t=0}^{H-1} gamma^t [ r_g(s_g, a_g) + (1/n) sum_i r_l(s_i, s_g, a_i) ]
+of the policy as deployed: each step a fresh uniform k-subset of the n locals
+(without replacement) is summarised as a count vector F, a_g = pi_g[s_g, rank(F)],
+every local draws a_i ~ pi_l(.|s_i, s_g), then s_g' ~ P_g(.|s_g, a_g) and
+s_i' ~ P_l(.|s_i, s_g, a_i) with the *current* s_g (the model's definition, which
+G-LEARN also uses; the authors' evaluator moves the locals under the new s_g).
+
+Two exact simplifications keep the kernel at one uniform per agent per step:
+a_i only enters through r_l and P_l, so the kernel draws s_i' from the fused
+P~_l(s'|s, s_g) = sum_a pi_l(a|s,s_g) P_l(s'|s,s_g,a) and scores the expected
+local reward r~_l(s, s_g) (conditional expectation given the state: the same mean
+return, lower variance). Likewise a uniformly random global action is folded
+into an averaged single-action global model.
+
+The 95% CI is Student-t on the per-rollout returns: every rollout (seeds x
+rollouts of them) has its own independent random stream, so they are iid.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from altmarl_ros.core.counts import _rank, n_count_vectors
+from altmarl_ros.core.policy import build_policy
+from altmarl_ros.errors import AltmarlError
+
+_U53 = 1.0 / 9007199254740992.0  # 2**-53: uint64 >> 11 -> uniform double in [0, 1)
+
+
+class EvaluationError(AltmarlError):
+    """Bad arguments to the evaluator (policy arrays, sizes, rollout counts)."""
+
+
+@dataclass(frozen=True)
+class WelfareEstimate:
+    """Mean discounted return with its 95% CI half-width and the raw per-rollout returns."""
+
+    mean: float
+    ci95: float
+    returns: np.ndarray  # float64 [seeds, rollouts]
+    agent_steps: int
+    seconds: float
+
+    @property
+    def agent_steps_per_second(self) -> float:
+        return self.agent_steps / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class NashGap:
+    """Unilateral best-response gains; `gap` is the larger (the exploitability)."""
+
+    global_gain: float
+    local_gain: float
+    gap: float
+
+
+# ---------------------------------------------------------------------------
+# statistics
+
+
+def t_quantile_975(df: int) -> float:
+    """Two-sided 95% Student-t quantile: closed forms for df 1, 2; Cornish-Fisher
+    expansion (Abramowitz & Stegun 26.7.5, error < 4e-3 at df=3, < 1e-4 from df=5) beyond."""
+    if df == 1:
+        return math.tan(math.pi * 0.475)
+    if df == 2:
+        return 0.95 / math.sqrt(2 * 0.975 * 0.025)
+    z = 1.959963984540054
+    g = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
+    return z + sum(gi / df ** (i + 1) for i, gi in enumerate(g))
+
+
+def mean_ci95(values: np.ndarray) -> tuple[float, float]:
+    """Mean and 95% t half-width of iid values (NaN half-width for a single value)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size < 2:
+        return float(values.mean()), float("nan")
+    sem = values.std(ddof=1) / math.sqrt(values.size)
+    return float(values.mean()), float(t_quantile_975(values.size - 1) * sem)
+
+
+# ---------------------------------------------------------------------------
+# numba kernels
+
+
+@njit(cache=True, inline="always")
+def _rotl(x, r):
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+@njit(cache=True, inline="always")
+def _next_uniform(s0, s1, s2, s3):
+    """xoshiro256+ step: returns the new state and a uniform double in [0, 1)."""
+    result = s0 + s3
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    return s0, s1, s2, s3, float(result >> np.uint64(11)) * _U53
+
+
+@njit(cache=True, inline="always")
+def _draw(cum_row, u):
+    """Index of the first cumulative entry above u (last entry is exactly 1.0)."""
+    j = 0
+    while u >= cum_row[j]:
+        j += 1
+    return j
+
+
+@njit(cache=True, parallel=True)
+def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state, n, k, horizon, gamma):
+    """Discounted returns of independent rollouts.
+
+    cum_l [S_g, S_l, S_l] cumulative fused local transitions; rew_l [S_g, S_l] fused local
+    reward; cum_g [S_g, A_g, S_g] cumulative global transitions; rew_g [S_g, A_g];
+    pi_g [S_g, N_F]; init_g [S_g] and init_l [R, S_l] cumulative initial distributions;
+    rng_state uint64 [R, 4] (one xoshiro256+ stream per rollout).
+    """
+    n_rollouts = rng_state.shape[0]
+    n_sl = cum_l.shape[1]
+    out = np.empty(n_rollouts)
+    for r in prange(n_rollouts):
+        s0 = rng_state[r, 0]
+        s1 = rng_state[r, 1]
+        s2 = rng_state[r, 2]
+        s3 = rng_state[r, 3]
+        states = np.empty(n, np.int32)
+        order = np.arange(n)
+        counts = np.zeros(n_sl, np.int64)
+        sample = np.zeros(n_sl, np.int64)
+        s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+        s_g = _draw(init_g, u)
+        for i in range(n):
+            s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+            s = _draw(init_l[r], u)
+            states[i] = s
+            counts[s] += 1
+        total = 0.0
+        discount = 1.0
+        for t in range(horizon):
+            # fresh uniform k-subset: partial Fisher-Yates on the running permutation
+            sample[:] = 0
+            for j in range(k):
+                s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+                m = j + int(u * (n - j))
+                tmp = order[j]
+                order[j] = order[m]
+                order[m] = tmp
+                sample[states[order[j]]] += 1
+            a_g = pi_g[s_g, _rank(sample)]
+            local = 0.0
+            for j in range(n_sl):
+                local += counts[j] * rew_l[s_g, j]
+            total += discount * (rew_g[s_g, a_g] + local / n)
+            discount *= gamma
+            if t == horizon - 1:
+                break
+            counts[:] = 0
+            cum_sg = cum_l[s_g]
+            for i in range(n):
+                s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+                s = _draw(cum_sg[states[i]], u)
+                states[i] = s
+                counts[s] += 1
+            s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+            s_g = _draw(cum_g[s_g, a_g], u)
+        out[r] = total
+    return out
+
+
+# ---------------------------------------------------------------------------
+# drivers
+
+
+def _cumulative(probs: np.ndarray) -> np.ndarray:
+    """Cumulative sums along the last axis with the last entry pinned to exactly 1.0."""
+    cum = np.cumsum(probs, axis=-1)
+    cum[..., -1] = 1.0
+    return np.ascontiguousarray(cum)
+
+
+def fuse_local_policy(game, pi_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P~_l[s_g, s, s'] and r~_l[s_g, s]: the local model with the local policy folded in."""
+    P_fused = np.einsum("sga,sgap->gsp", pi_l, game.P_l)
+    r_fused = np.einsum("sga,sga->gs", pi_l, game.r_l)
+    return P_fused, r_fused
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise EvaluationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_policy_arrays(game, pi_g, pi_l, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """pi_g [S_g, N_F] int32 and pi_l [S_l, S_g, A_l] validated against the game
+    (the policy file's own checks: PolicyError naming the array and index)."""
+    artifact = build_policy(pi_g, pi_l, k, game=game)
+    return artifact.pi_g, artifact.pi_l
+
+
+def _rng_streams(seed: int, seeds: int, rollouts: int) -> tuple[np.ndarray, list]:
+    """One xoshiro256+ state per rollout and one numpy Generator per seed (initial states).
+
+    Seed s's streams come only from SeedSequence(seed).spawn(seeds)[s], so adding
+    seeds or rollouts never changes the earlier ones' first draws.
+    """
+    states = np.empty((seeds, rollouts, 4), np.uint64)
+    init_rngs = []
+    for s, child in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
+        stream_ss, init_ss = child.spawn(2)
+        states[s] = stream_ss.generate_state(4 * rollouts, np.uint64).reshape(rollouts, 4)
+        init_rngs.append(np.random.default_rng(init_ss))
+    zero = ~states.any(axis=-1)  # xoshiro's one forbidden state; astronomically unlikely
+    states[zero, 0] = 1
+    return states.reshape(seeds * rollouts, 4), init_rngs
+
+
+def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, rollouts, seed,
+              dirichlet_alpha) -> WelfareEstimate:
+    """Shared driver: allocate initial distributions and streams, run the kernel, summarise."""
+    rng_state, init_rngs = _rng_streams(seed, seeds, rollouts)
+    if dirichlet_alpha is None:
+        init_l = np.broadcast_to(game.mu0_l, (seeds * rollouts, game.n_sl))
+    else:
+        alpha = np.full(game.n_sl, float(dirichlet_alpha))
+        init_l = np.concatenate([g.dirichlet(alpha, size=rollouts) for g in init_rngs])
+    start = time.perf_counter()
+    returns = _rollout_returns(
+        _cumulative(P_fused), np.ascontiguousarray(r_fused), _cumulative(P_g),
+        np.ascontiguousarray(r_g, dtype=np.float64), pi_g, _cumulative(game.mu0_g),
+        _cumulative(init_l), rng_state, n, k, horizon, float(game.gamma),
+    )
+    seconds = time.perf_counter() - start
+    mean, ci = mean_ci95(returns)
+    return WelfareEstimate(
+        mean=mean, ci95=ci, returns=returns.reshape(seeds, rollouts),
+        agent_steps=seeds * rollouts * n * horizon, seconds=seconds,
+    )
+
+
+def _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha):
+    k = _positive_int("k", k)
+    n = _positive_int("n", n)
+    if k > n:
+        raise EvaluationError(f"k={k} exceeds the number of local agents n={n}: use k <= n")
+    _positive_int("horizon", horizon)
+    _positive_int("seeds", seeds)
+    _positive_int("rollouts", rollouts)
+    _positive_int("seed", seed, minimum=0)
+    if dirichlet_alpha is not None and not (math.isfinite(dirichlet_alpha) and dirichlet_alpha > 0):
+        raise EvaluationError(f"dirichlet_alpha must be a finite number > 0, got {dirichlet_alpha!r}")
+    return k, n
+
+
+def rollout_welfare(game, pi_g, pi_l, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0,
+                    dirichlet_alpha=None) -> WelfareEstimate:
+    """Welfare of (pi_g, pi_l) deployed with n locals and fresh k-subsampling.
+
+    Initial states: s_g ~ mu0_g and every s_i iid ~ mu0_l; with `dirichlet_alpha`
+    each rollout instead draws its locals iid from p ~ Dirichlet(alpha, ..., alpha)
+    (the authors' evaluator uses alpha = 0.3 with a uniform s_g).
+    """
+    k, n = _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    pi_g, pi_l = check_policy_arrays(game, pi_g, pi_l, k)
+    P_fused, r_fused = fuse_local_policy(game, pi_l)
+    return _estimate(game, pi_g, P_fused, r_fused, game.P_g, game.r_g, k, n, horizon, seeds,
+                     rollouts, seed, dirichlet_alpha)
+
+
+def uniform_random_welfare(game, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0,
+                           dirichlet_alpha=None) -> WelfareEstimate:
+    """Welfare when the global agent and every local act uniformly at random.
+
+    A uniform a_g ignores F, so it is folded into one averaged global action
+    (mean over a_g of P_g and r_g): the same expected return.
+    """
+    k, n = _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    pi_l = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
+    P_fused, r_fused = fuse_local_policy(game, pi_l)
+    pi_g = np.zeros((game.n_sg, n_count_vectors(k, game.n_sl)), np.int32)
+    P_g = game.P_g.mean(axis=1, keepdims=True)
+    r_g = game.r_g.mean(axis=1, keepdims=True)
+    return _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, rollouts, seed,
+                     dirichlet_alpha)
