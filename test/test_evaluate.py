@@ -167,8 +167,8 @@ def test_t_quantile_and_ci_against_known_values():
         (dict(pi_g=np.zeros((2, 6))), PolicyError, "integer global actions"),
         (dict(pi_l_scale=0.5), PolicyError, r"pi_l\[0, 0, :\] sums to 0.5"),
         (dict(pi_l_nan=True), PolicyError, r"pi_l\[0, 1, 0\] is nan"),
-        (dict(k=4), EvaluationError, "k=4 exceeds the number of local agents n=3"),
-        (dict(seeds=0), EvaluationError, "seeds must be an integer >= 1"),
+        (dict(k=4), EvaluationError, "k: k = 4 exceeds the number of local agents n = 3"),
+        (dict(seeds=0), EvaluationError, "seeds: must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_arguments_raise_named_errors(change, error, needle):

@@ -27,15 +27,16 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from altmarl_ros.core._checks import FieldValueError, as_float, integer
 from altmarl_ros.core.counts import _rank, n_count_vectors
+from altmarl_ros.core.glearn import fold_local_policy
 from altmarl_ros.core.policy import build_policy
-from altmarl_ros.errors import AltmarlError
 
 _U53 = 1.0 / 9007199254740992.0  # 2**-53: uint64 >> 11 -> uniform double in [0, 1)
 
 
-class EvaluationError(AltmarlError):
-    """Bad arguments to the evaluator (policy arrays, sizes, rollout counts)."""
+class EvaluationError(FieldValueError):
+    """Bad arguments to the evaluator (sizes, rollout counts); message "<field>: <detail>"."""
 
 
 @dataclass(frozen=True)
@@ -196,19 +197,6 @@ def _cumulative(probs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(cum)
 
 
-def fuse_local_policy(game, pi_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """P~_l[s_g, s, s'] and r~_l[s_g, s]: the local model with the local policy folded in."""
-    P_fused = np.einsum("sga,sgap->gsp", pi_l, game.P_l)
-    r_fused = np.einsum("sga,sga->gs", pi_l, game.r_l)
-    return P_fused, r_fused
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise EvaluationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def check_policy_arrays(game, pi_g, pi_l, k: int) -> tuple[np.ndarray, np.ndarray]:
     """pi_g [S_g, N_F] int32 and pi_l [S_l, S_g, A_l] validated against the game
     (the policy file's own checks: PolicyError naming the array and index)."""
@@ -257,16 +245,15 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
 
 
 def _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha):
-    k = _positive_int("k", k)
-    n = _positive_int("n", n)
+    k = integer(EvaluationError, "k", k, 1)
+    n = integer(EvaluationError, "n", n, 1)
     if k > n:
-        raise EvaluationError(f"k={k} exceeds the number of local agents n={n}: use k <= n")
-    _positive_int("horizon", horizon)
-    _positive_int("seeds", seeds)
-    _positive_int("rollouts", rollouts)
-    _positive_int("seed", seed, minimum=0)
-    if dirichlet_alpha is not None and not (math.isfinite(dirichlet_alpha) and dirichlet_alpha > 0):
-        raise EvaluationError(f"dirichlet_alpha must be a finite number > 0, got {dirichlet_alpha!r}")
+        raise EvaluationError("k", f"k = {k} exceeds the number of local agents n = {n}: use k <= n")
+    for field, value, minimum in (("horizon", horizon, 1), ("seeds", seeds, 1),
+                                  ("rollouts", rollouts, 1), ("seed", seed, 0)):
+        integer(EvaluationError, field, value, minimum)
+    if dirichlet_alpha is not None and as_float(EvaluationError, "dirichlet_alpha", dirichlet_alpha) <= 0:
+        raise EvaluationError("dirichlet_alpha", f"must be > 0, got {dirichlet_alpha!r}")
     return k, n
 
 
@@ -280,7 +267,7 @@ def rollout_welfare(game, pi_g, pi_l, k, n=1000, horizon=100, seeds=15, rollouts
     """
     k, n = _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
     pi_g, pi_l = check_policy_arrays(game, pi_g, pi_l, k)
-    P_fused, r_fused = fuse_local_policy(game, pi_l)
+    P_fused, r_fused = fold_local_policy(game, pi_l)
     return _estimate(game, pi_g, P_fused, r_fused, game.P_g, game.r_g, k, n, horizon, seeds,
                      rollouts, seed, dirichlet_alpha)
 
@@ -294,7 +281,7 @@ def uniform_random_welfare(game, k, n=1000, horizon=100, seeds=15, rollouts=50, 
     """
     k, n = _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
     pi_l = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
-    P_fused, r_fused = fuse_local_policy(game, pi_l)
+    P_fused, r_fused = fold_local_policy(game, pi_l)
     pi_g = np.zeros((game.n_sg, n_count_vectors(k, game.n_sl)), np.int32)
     P_g = game.P_g.mean(axis=1, keepdims=True)
     r_g = game.r_g.mean(axis=1, keepdims=True)
