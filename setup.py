@@ -20,6 +20,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.npz")),
         (f"share/{PACKAGE}/config/scenarios", glob("config/scenarios/*.yaml")),
+        (f"share/{PACKAGE}/config/models", glob("config/models/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
