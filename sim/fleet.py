@@ -21,6 +21,8 @@ the simulator's own numpy Generator; see altmarl_ros.core.kinematics).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -36,25 +38,26 @@ class FleetError(ScenarioError):
 
 
 @njit(cache=True)
-def _run_epoch(poses, velocities, stall, goal_zones, centres, n_zones, radius, lookahead_angle,
+def _run_epoch(poses, velocities, stall, goal_zones, centres, radius, cos_look, sin_look,
                speed_gain, heading_gain, tolerance, seed, steps, dt, max_v, max_w, max_dv, max_dw,
                speed_std, turn_std, p_stall, stall_min, stall_span, travelled):
     """Every robot drives to its goal zone with the ring controller for `steps` steps."""
     for i in range(poses.shape[0]):
         state = _stream(seed, np.uint64(i))
         x, y, yaw = poses[i, 0], poses[i, 1], poses[i, 2]
-        v, w, s = velocities[i, 0], velocities[i, 1], stall[i]
+        c, s = math.cos(yaw), math.sin(yaw)
+        v, w, st = velocities[i, 0], velocities[i, 1], stall[i]
         goal = goal_zones[i]
         dist = 0.0
         for _ in range(steps):
-            cmd_v, cmd_w = _steer_to_zone(x, y, yaw, goal, centres, n_zones, radius, max_v, max_w,
-                                          speed_gain, heading_gain, tolerance, lookahead_angle)
-            x, y, yaw, v, w, s, state, d = _control_step(
-                x, y, yaw, v, w, s, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv, max_dw,
+            cmd_v, cmd_w = _steer_to_zone(x, y, c, s, goal, centres, radius, cos_look, sin_look,
+                                          max_v, max_w, speed_gain, heading_gain, tolerance)
+            x, y, yaw, c, s, v, w, st, state, d = _control_step(
+                x, y, yaw, c, s, v, w, st, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv, max_dw,
                 speed_std, turn_std, p_stall, stall_min, stall_span)
             dist += d
         poses[i, 0], poses[i, 1], poses[i, 2] = x, y, yaw
-        velocities[i, 0], velocities[i, 1], stall[i] = v, w, s
+        velocities[i, 0], velocities[i, 1], stall[i] = v, w, st
         travelled[i] = dist
 
 
@@ -180,8 +183,8 @@ class FleetSim:
         goals[self.n] = int(global_action)
         limits, gains, noise, faults = scenario.limits, scenario.controller, scenario.noise, scenario.faults
         _run_epoch(
-            self._poses, self._velocities, self.stall_remaining, goals, self._centres, z,
-            scenario.ring.radius, gains.lookahead / scenario.ring.radius, gains.speed_gain,
+            self._poses, self._velocities, self.stall_remaining, goals, self._centres,
+            scenario.ring.radius, *gains.lookahead_cos_sin(scenario.ring), gains.speed_gain,
             gains.heading_gain, gains.arrive_tolerance, self._draw_seed(), self._steps, self._dt,
             limits.max_speed, limits.max_turn_rate, limits.max_accel * self._dt,
             limits.max_angular_accel * self._dt, noise.speed_std, noise.turn_rate_std,

@@ -6,7 +6,7 @@ One control step of one robot, in this order:
 2. a stalled robot's command is replaced by (0, 0) (motors cut, it brakes at its
    acceleration limits) and its timer counts down by dt.
 3. noise: zero-mean Gaussian errors with std (speed_std, turn_rate_std) are added to
-   the *command* (a motor controller tracking error), so the limits below still hold.
+   the *command* of a robot that is not stalled (a motor controller tracking error), so the limits below still hold.
 4. limits: the command is clipped to |v| <= max_speed, |w| <= max_turn_rate, then the
    velocity moves towards it by at most max_accel*dt, max_angular_accel*dt.
 5. motion: (v, w) is held for dt and the pose is integrated exactly (a circular arc,
@@ -129,15 +129,36 @@ def _wrap_angle(a):
 
 
 @njit(cache=True)
-def _arc(x, y, yaw, v, w, dt):
-    """Exact pose after holding (v, w) for dt: the chord of the arc has length
-    v*dt*sin(phi/2)/(phi/2) and heading yaw + phi/2, with phi = w*dt."""
+def _sin_cos(a):
+    """(sin a, cos a): Taylor series to rounding error for |a| <= 0.25 (a control step's
+    half turn; avoids two libm calls per robot-step), libm beyond."""
+    if abs(a) > 0.25:
+        return math.sin(a), math.cos(a)
+    a2 = a * a
+    sin_a = a * (1.0 - a2 / 6.0 * (1.0 - a2 / 20.0 * (1.0 - a2 / 42.0 * (1.0 - a2 / 72.0 * (
+        1.0 - a2 / 110.0)))))
+    cos_a = 1.0 - a2 / 2.0 * (1.0 - a2 / 12.0 * (1.0 - a2 / 30.0 * (1.0 - a2 / 56.0 * (
+        1.0 - a2 / 90.0 * (1.0 - a2 / 132.0)))))
+    return sin_a, cos_a
+
+
+@njit(cache=True)
+def _arc(x, y, yaw, c, s, v, w, dt):
+    """Exact pose after holding (v, w) for dt from heading yaw with (c, s) = (cos yaw,
+    sin yaw): the arc's chord has length v*dt*sin(h)/h and heading yaw + h, h = w*dt/2.
+    Returns x, y, yaw, cos yaw, sin yaw (rotated by the half-angle twice, not recomputed)."""
     half = 0.5 * w * dt
+    sh, ch = _sin_cos(half)
     chord = v * dt
     if abs(half) > 1e-9:
-        chord *= math.sin(half) / half
-    heading = yaw + half
-    return x + chord * math.cos(heading), y + chord * math.sin(heading), _wrap_angle(yaw + 2.0 * half)
+        chord *= sh / half
+    chord_c = c * ch - s * sh  # heading yaw + half
+    chord_s = s * ch + c * sh
+    yaw = yaw + 2.0 * half
+    if yaw >= math.pi or yaw < -math.pi:
+        yaw = _wrap_angle(yaw)
+    return (x + chord * chord_c, y + chord * chord_s, yaw,
+            chord_c * ch - chord_s * sh, chord_s * ch + chord_c * sh)
 
 
 @njit(cache=True)
@@ -156,10 +177,24 @@ def _toward(current, target, max_abs, max_delta):
 
 
 @njit(cache=True)
-def _control_step(x, y, yaw, v, w, stall, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv, max_dw,
-                  speed_std, turn_std, p_stall, stall_min, stall_span):
-    """One control step of one robot (see the module docstring for the order).
-    Returns x, y, yaw, v, w, stall, state, distance travelled."""
+def _gaussian_pair(state):
+    """(new state, two independent N(0, 1)) by Marsaglia's polar method (no trig)."""
+    while True:
+        state, u1 = _uniform(state)
+        state, u2 = _uniform(state)
+        a = 2.0 * u1 - 1.0
+        b = 2.0 * u2 - 1.0
+        r2 = a * a + b * b
+        if 0.0 < r2 < 1.0:
+            scale = math.sqrt(-2.0 * math.log(r2) / r2)
+            return state, a * scale, b * scale
+
+
+@njit(cache=True)
+def _control_step(x, y, yaw, c, s, v, w, stall, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv,
+                  max_dw, speed_std, turn_std, p_stall, stall_min, stall_span):
+    """One control step of one robot (see the module docstring for the order); (c, s) =
+    (cos yaw, sin yaw). Returns x, y, yaw, c, s, v, w, stall, state, distance travelled."""
     if p_stall > 0.0 and stall <= 0.0:
         state, u = _uniform(state)
         if u < p_stall:
@@ -170,15 +205,13 @@ def _control_step(x, y, yaw, v, w, stall, cmd_v, cmd_w, state, dt, max_v, max_w,
         cmd_w = 0.0
         stall -= dt
     elif speed_std > 0.0 or turn_std > 0.0:
-        state, u1 = _uniform(state)
-        state, u2 = _uniform(state)
-        radius = math.sqrt(-2.0 * math.log(1.0 - u1))  # Box-Muller: two N(0, 1)
-        cmd_v += speed_std * radius * math.cos(TWO_PI * u2)
-        cmd_w += turn_std * radius * math.sin(TWO_PI * u2)
+        state, n1, n2 = _gaussian_pair(state)
+        cmd_v += speed_std * n1
+        cmd_w += turn_std * n2
     v = _toward(v, cmd_v, max_v, max_dv)
     w = _toward(w, cmd_w, max_w, max_dw)
-    x, y, yaw = _arc(x, y, yaw, v, w, dt)
-    return x, y, yaw, v, w, stall, state, abs(v) * dt
+    x, y, yaw, c, s = _arc(x, y, yaw, c, s, v, w, dt)
+    return x, y, yaw, c, s, v, w, stall, state, abs(v) * dt
 
 
 @njit(cache=True)
@@ -188,22 +221,25 @@ def _step_commanded(poses, velocities, stall, commands, seed, steps, dt, max_v, 
     for i in range(poses.shape[0]):
         state = _stream(seed, np.uint64(i))
         x, y, yaw = poses[i, 0], poses[i, 1], poses[i, 2]
-        v, w, s = velocities[i, 0], velocities[i, 1], stall[i]
+        c, s = math.cos(yaw), math.sin(yaw)
+        v, w, st = velocities[i, 0], velocities[i, 1], stall[i]
         dist = 0.0
         for _ in range(steps):
-            x, y, yaw, v, w, s, state, d = _control_step(
-                x, y, yaw, v, w, s, commands[i, 0], commands[i, 1], state, dt, max_v, max_w,
-                max_dv, max_dw, speed_std, turn_std, p_stall, stall_min, stall_span)
+            x, y, yaw, c, s, v, w, st, state, d = _control_step(
+                x, y, yaw, c, s, v, w, st, commands[i, 0], commands[i, 1], state, dt, max_v,
+                max_w, max_dv, max_dw, speed_std, turn_std, p_stall, stall_min, stall_span)
             dist += d
         poses[i, 0], poses[i, 1], poses[i, 2] = x, y, yaw
-        velocities[i, 0], velocities[i, 1], stall[i] = v, w, s
+        velocities[i, 0], velocities[i, 1], stall[i] = v, w, st
         travelled[i] = dist
 
 
 @njit(cache=True)
 def _integrate_many(poses, v, w, dt, out):
     for i in range(poses.shape[0]):
-        out[i, 0], out[i, 1], out[i, 2] = _arc(poses[i, 0], poses[i, 1], poses[i, 2], v[i], w[i], dt)
+        yaw = poses[i, 2]
+        out[i, 0], out[i, 1], out[i, 2], _, _ = _arc(
+            poses[i, 0], poses[i, 1], yaw, math.cos(yaw), math.sin(yaw), v[i], w[i], dt)
 
 
 # ---------------------------------------------------------------------------

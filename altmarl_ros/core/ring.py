@@ -15,10 +15,11 @@ in training and in deployment. All positions are in the `map` frame.
 - Controller: robots follow the ring. When the goal is more than `lookahead`
   metres of arc away, the robot steers to a carrot point `lookahead` along the
   centre line in the shorter direction; otherwise to the goal itself. The point
-  controller drives forward or backward (whichever faces the target), turning at
-  heading_gain * heading error and driving at speed_gain * distance scaled by
-  cos(heading error), both clipped to the robot's limits; inside
-  `arrive_tolerance` it commands (0, 0).
+  controller drives forward or backward (whichever end faces the target): with e
+  the bearing error, v = min(max_speed, speed_gain * distance) * cos(e) and
+  w = heading_gain * sin(e) * sign(cos(e)) clipped to max_turn_rate; inside
+  `arrive_tolerance` it commands (0, 0). Ties in the shorter direction go
+  counter-clockwise.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import FieldValueError, integer, positive
-from altmarl_ros.core.kinematics import TWO_PI, RobotLimits, _wrap_angle
+from altmarl_ros.core.kinematics import TWO_PI, RobotLimits
 
 LOCAL_ACTIONS = ("stay", "next", "previous")
 ACTION_ZONE_STEP = np.array([0, 1, -1], dtype=np.int64)  # zone offset of each local action
@@ -85,6 +86,11 @@ class ControllerGains:
         for name in ("speed_gain", "heading_gain", "arrive_tolerance", "lookahead"):
             object.__setattr__(self, name, positive(RingError, name, getattr(self, name)))
 
+    def lookahead_cos_sin(self, ring: RingGeometry) -> tuple[float, float]:
+        """cos and sin of the lookahead angle on `ring` (capped at pi: then never used)."""
+        angle = min(self.lookahead / ring.radius, math.pi)
+        return math.cos(angle), math.sin(angle)
+
 
 # ---------------------------------------------------------------------------
 # kernels
@@ -96,6 +102,8 @@ def _zone_of_angle(angle, n_zones):
     # exact for angles in [0, 2*pi); a small negative angle may round up to exactly
     # 2*pi, which the clamp below puts in the last zone, where it belongs
     a = angle - TWO_PI * math.floor(angle / TWO_PI)
+    if a < 0.0:  # angle/2pi underflowed to -0 (angle a negative denormal)
+        a += TWO_PI
     z = int(a * n_zones / TWO_PI)
     if z >= n_zones:
         z = n_zones - 1
@@ -123,40 +131,41 @@ def _centres(n_zones, radius):
 
 
 @njit(cache=True)
-def _go_to_goal(x, y, yaw, gx, gy, max_v, max_w, speed_gain, heading_gain, tolerance):
-    """(v, w) towards (gx, gy), forward or backward, within |v| <= max_v, |w| <= max_w."""
+def _go_to_goal(x, y, c, s, gx, gy, max_v, max_w, speed_gain, heading_gain, tolerance):
+    """(v, w) towards (gx, gy) for a robot at (x, y) heading (c, s) = (cos yaw, sin yaw).
+    With e the bearing error: v = min(max_v, speed_gain*dist)*cos(e) (negative: it
+    backs up when the goal is behind), w = heading_gain*sin(e)*sign(cos(e)) clipped
+    to max_w (turns to face the goal with whichever end is closer). No trig calls."""
     dx = gx - x
     dy = gy - y
     dist = math.sqrt(dx * dx + dy * dy)
     if dist <= tolerance:
         return 0.0, 0.0
-    error = _wrap_angle(math.atan2(dy, dx) - yaw)
-    direction = 1.0
-    if error > 0.5 * math.pi:
-        error -= math.pi
-        direction = -1.0
-    elif error < -0.5 * math.pi:
-        error += math.pi
-        direction = -1.0
-    w = min(max(heading_gain * error, -max_w), max_w)
-    v = direction * min(max_v, speed_gain * dist) * math.cos(error)
-    return v, w
+    cos_e = (c * dx + s * dy) / dist
+    sin_e = (c * dy - s * dx) / dist
+    v = min(max_v, speed_gain * dist) * cos_e
+    w = heading_gain * (sin_e if cos_e >= 0.0 else -sin_e)
+    return v, min(max(w, -max_w), max_w)
 
 
 @njit(cache=True)
-def _steer_to_zone(x, y, yaw, goal_zone, centres, n_zones, radius, max_v, max_w, speed_gain,
-                   heading_gain, tolerance, lookahead_angle):
-    """(v, w) of the ring-following controller for a robot heading to `goal_zone`'s centre."""
-    theta = math.atan2(y, x)
-    remaining = _wrap_angle((TWO_PI * (goal_zone + 0.5)) / n_zones - theta)
-    if abs(remaining) > lookahead_angle:
-        carrot = theta + math.copysign(lookahead_angle, remaining)
-        gx = radius * math.cos(carrot)
-        gy = radius * math.sin(carrot)
-    else:
-        gx = centres[goal_zone, 0]
-        gy = centres[goal_zone, 1]
-    return _go_to_goal(x, y, yaw, gx, gy, max_v, max_w, speed_gain, heading_gain, tolerance)
+def _steer_to_zone(x, y, c, s, goal_zone, centres, radius, cos_look, sin_look, max_v, max_w,
+                   speed_gain, heading_gain, tolerance):
+    """(v, w) of the ring-following controller for a robot heading to `goal_zone`'s
+    centre: if the goal is more than the lookahead angle L away (cos_look = cos L,
+    L <= pi), the target is the ring point L ahead in the shorter direction."""
+    gx = centres[goal_zone, 0]
+    gy = centres[goal_zone, 1]
+    r = math.sqrt(x * x + y * y)
+    if r > 0.0:
+        ux = x / r
+        uy = y / r
+        dot = (ux * gx + uy * gy) / radius
+        if dot < cos_look:
+            turn = sin_look if ux * gy - uy * gx >= 0.0 else -sin_look  # counter-clockwise on a tie
+            gx = radius * (ux * cos_look - uy * turn)
+            gy = radius * (uy * cos_look + ux * turn)
+    return _go_to_goal(x, y, c, s, gx, gy, max_v, max_w, speed_gain, heading_gain, tolerance)
 
 
 @njit(cache=True)
@@ -172,20 +181,20 @@ def _zones_of_angles(angles, n_zones, out):
 
 
 @njit(cache=True)
-def _steer_many(x, y, yaw, goal_zone, centres, n_zones, radius, max_v, max_w, speed_gain,
-                heading_gain, tolerance, lookahead_angle, v_out, w_out):
+def _steer_many(x, y, yaw, goal_zone, centres, radius, cos_look, sin_look, max_v, max_w,
+                speed_gain, heading_gain, tolerance, v_out, w_out):
     for i in range(x.shape[0]):
         v_out[i], w_out[i] = _steer_to_zone(
-            x[i], y[i], yaw[i], goal_zone[i], centres, n_zones, radius, max_v, max_w,
-            speed_gain, heading_gain, tolerance, lookahead_angle)
+            x[i], y[i], math.cos(yaw[i]), math.sin(yaw[i]), goal_zone[i], centres, radius,
+            cos_look, sin_look, max_v, max_w, speed_gain, heading_gain, tolerance)
 
 
 @njit(cache=True)
 def _go_to_goal_many(x, y, yaw, gx, gy, max_v, max_w, speed_gain, heading_gain, tolerance,
                      v_out, w_out):
     for i in range(x.shape[0]):
-        v_out[i], w_out[i] = _go_to_goal(x[i], y[i], yaw[i], gx[i], gy[i], max_v, max_w,
-                                         speed_gain, heading_gain, tolerance)
+        v_out[i], w_out[i] = _go_to_goal(x[i], y[i], math.cos(yaw[i]), math.sin(yaw[i]), gx[i],
+                                         gy[i], max_v, max_w, speed_gain, heading_gain, tolerance)
 
 
 # ---------------------------------------------------------------------------
@@ -279,7 +288,8 @@ def steer_to_zone(x, y, yaw, goal_zone, ring: RingGeometry, limits: RobotLimits,
     goals = np.broadcast_to(_zones("goal_zone", goal_zone, ring.n_zones), shape).ravel()
     v = np.empty(xs.shape[0])
     w = np.empty(xs.shape[0])
-    _steer_many(xs, ys, yaws, np.ascontiguousarray(goals), ring.zone_centres(), ring.n_zones,
-                ring.radius, limits.max_speed, limits.max_turn_rate, gains.speed_gain,
-                gains.heading_gain, gains.arrive_tolerance, gains.lookahead / ring.radius, v, w)
+    cos_look, sin_look = gains.lookahead_cos_sin(ring)
+    _steer_many(xs, ys, yaws, np.ascontiguousarray(goals), ring.zone_centres(), ring.radius,
+                cos_look, sin_look, limits.max_speed, limits.max_turn_rate, gains.speed_gain,
+                gains.heading_gain, gains.arrive_tolerance, v, w)
     return v.reshape(shape), w.reshape(shape)

@@ -1,0 +1,135 @@
+"""FleetSim: reproducibility, zones, the epoch reward, both driving modes, argument errors."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from altmarl_ros.core.kinematics import Faults, Noise, integrate_unicycle
+from altmarl_ros.core.ring import zone_of_pose
+from altmarl_sim.fleet import FleetError, FleetSim
+from altmarl_sim.scenario import load_scenario
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return load_scenario("warehouse_ring")
+
+
+@pytest.fixture(scope="module")
+def quiet(scenario):
+    """The default world without noise or faults."""
+    return dataclasses.replace(scenario, noise=Noise(), faults=Faults())
+
+
+def epoch_trajectory(scenario, seed, epochs=5, n=40):
+    sim = FleetSim(scenario, n=n, seed=seed)
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(epochs):
+        zones, depot, reward = sim.step_epoch(rng.integers(0, 3, n), int(rng.integers(0, 5)))
+        out.append((zones.copy(), depot, reward, sim.poses.copy()))
+    return out
+
+
+def test_same_seed_same_trajectory(scenario):
+    a, b, c = (epoch_trajectory(scenario, s) for s in (7, 7, 8))
+    for (za, da, ra, pa), (zb, db, rb, pb) in zip(a, b):
+        np.testing.assert_array_equal(za, zb)
+        np.testing.assert_array_equal(pa, pb)
+        assert (da, ra) == (db, rb)
+    assert not np.array_equal(a[-1][3], c[-1][3])
+
+
+def test_commanded_mode_is_reproducible_and_advances_time(scenario):
+    runs = []
+    for _ in range(2):
+        sim = FleetSim(scenario, n=20, seed=3)
+        sim.set_commands(np.linspace(-2, 2, 21), np.linspace(3, -3, 21))
+        for _ in range(40):
+            sim.step_control()
+        runs.append(sim.poses.copy())
+        assert sim.time == pytest.approx(40 * scenario.timing.control_period)
+        assert np.all(np.abs(sim.velocities[:, 0]) <= scenario.limits.max_speed)
+    np.testing.assert_array_equal(*runs)
+
+
+def test_reset_places_robots_in_the_requested_zones(scenario):
+    sim = FleetSim(scenario, n=500, seed=1)
+    zones = np.arange(500) % 5
+    sim.reset(worker_zones=zones, depot_zone=3)
+    np.testing.assert_array_equal(sim.zones(), zones)
+    assert sim.depot_zone() == 3 and sim.depot_index == 500
+    np.testing.assert_array_equal(sim.all_zones(), zone_of_pose(sim.poses[:, 0], sim.poses[:, 1], scenario.ring))
+    assert np.all(sim.velocities == 0) and sim.time == 0.0
+    with pytest.raises(ValueError):
+        sim.poses[0, 0] = 1.0  # read-only view
+
+
+def test_start_zones_follow_mu0(scenario):
+    weights = (0.5, 0.3, 0.2, 0.0, 0.0)
+    sim = FleetSim(dataclasses.replace(scenario, start_zone_weights=weights), n=20000, seed=2)
+    freq = np.bincount(sim.zones(), minlength=5) / 20000
+    np.testing.assert_allclose(freq, weights, atol=0.015)
+
+
+def test_reward_of_a_still_fleet_is_the_served_fraction(quiet):
+    """Robots exactly at their zone centres that stay do not move, so the epoch reward is
+    service * (fraction of workers in the depot's zone) and nothing else."""
+    still = dataclasses.replace(quiet, start_jitter=0.0)
+    sim = FleetSim(still, n=100, seed=0)
+    zones = np.repeat(np.arange(5), [10, 20, 30, 25, 15])
+    sim.reset(worker_zones=zones, depot_zone=2)
+    next_zones, depot, reward = sim.step_epoch(np.zeros(100, dtype=int), 2)
+    np.testing.assert_array_equal(next_zones, zones)
+    assert depot == 2
+    assert reward == pytest.approx(still.rewards.service * 0.30, abs=1e-12)
+    np.testing.assert_allclose(sim.last_local_rewards, still.rewards.service * (zones == 2), atol=1e-12)
+    assert sim.last_global_reward == pytest.approx(0.0, abs=1e-12)
+
+
+def test_moves_reach_the_neighbouring_zone_and_cost_energy(quiet):
+    sim = FleetSim(quiet, n=300, seed=4)
+    start = np.arange(300) % 5
+    sim.reset(worker_zones=start, depot_zone=0)
+    actions = np.repeat([0, 1, 2], 100)
+    _, first_depot, _ = sim.step_epoch(actions, 2)
+    moved_energy = -sim.last_local_rewards[100:] + quiet.rewards.service * (start[100:] == 0)
+    assert np.all(moved_energy > 0.3 * quiet.rewards.worker_energy)  # drove > 0.3 m
+    depots = [first_depot]
+    for _ in range(4):  # then stay: every robot settles in the zone it was sent to
+        zones, depot, _ = sim.step_epoch(np.zeros(300, dtype=int), 2)
+        depots.append(depot)
+    np.testing.assert_array_equal(zones, (start + np.array([0, 1, -1]).repeat(100)) % 5)
+    # the depot drives along the ring from zone 0 through zone 1 to zone 2, and stays
+    assert depots == sorted(depots) and 1 in depots and depots[-1] == 2
+
+
+def test_commanded_mode_without_noise_follows_the_closed_form(quiet):
+    """Under a constant command reached within limits, a control step is the exact arc."""
+    sim = FleetSim(quiet, n=3, seed=0)
+    v, w = np.array([0.5, 1.0, 0.0, 0.2]), np.array([0.3, -1.0, 2.0, 0.0])
+    sim.set_commands(v, w)
+    for _ in range(20):  # 1 s: enough to reach the commanded (v, w) at the accel limits
+        sim.step_control()
+    np.testing.assert_allclose(sim.velocities, np.column_stack([v, w]), atol=1e-12)
+    before = sim.poses.copy()
+    sim.step_control()
+    np.testing.assert_allclose(sim.poses, integrate_unicycle(before, v, w, quiet.timing.control_period),
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s: s.step_epoch(np.zeros(9, dtype=int), 0), "local_actions: must be 10 integers"),
+    (lambda s: s.step_epoch(np.full(10, 3), 0), "local_actions[0]: must be 0 stay, 1 next or 2 previous"),
+    (lambda s: s.step_epoch(np.zeros(10, dtype=int), 5), "global_action: must be a zone in 0..4"),
+    (lambda s: s.step_epoch(np.zeros(10), 0), "local_actions: must be 10 integers"),
+    (lambda s: s.set_commands(np.zeros(11), [0.0] * 10 + [np.nan]), "w[10]: must be finite"),
+    (lambda s: s.set_commands(np.zeros(10), np.zeros(11)), "v: must have shape [11]"),
+    (lambda s: s.reset(worker_zones=np.full(10, 5)), "worker_zones[0]: must be a zone in 0..4"),
+    (lambda s: FleetSim(s.scenario, n=0), "n: must be an integer >= 1"),
+])
+def test_bad_arguments_raise_named_errors(scenario, call, message):
+    sim = FleetSim(scenario, n=10, seed=0)
+    with pytest.raises(FleetError) as err:
+        call(sim)
+    assert str(err.value).startswith(message)
