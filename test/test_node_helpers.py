@@ -129,7 +129,7 @@ def test_latest_odometry_stores_bytes_and_reports_fresh_robots(ros_context):
     talker = rclpy.create_node("odom_talker", context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
     try:
-        store = LatestOdometry(listener, [3, 8, 11])
+        store = LatestOdometry.of_robots(listener, [3, 8, 11])
         pubs = {rid: talker.create_publisher(Odometry, odom_topic(rid), ODOM_QOS) for rid in (3, 11, 42)}
         executor.add_node(listener)
         executor.add_node(talker)

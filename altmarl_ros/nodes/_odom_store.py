@@ -20,22 +20,25 @@ NEVER_NS = np.iinfo(np.int64).min
 
 
 class LatestOdometry:
-    """One raw subscription per robot id; the callback stores bytes and the receive time.
+    """One raw Odometry subscription per topic; the callback stores bytes and the receive time.
 
     Receive times are read from the node's clock, so with use_sim_time "fresh"
-    means fresh in simulated time. Robots are addressed by slot (their index in
-    `robot_ids`).
+    means fresh in simulated time. Streams are addressed by slot (their index
+    in `topics`).
     """
 
-    def __init__(self, node, robot_ids: Sequence[int]):
-        self.robot_ids = np.asarray(robot_ids, dtype=np.int64)
-        self._raw = [None] * len(robot_ids)
-        self.received_ns = np.full(len(robot_ids), NEVER_NS, dtype=np.int64)
-        self.received_count = np.zeros(len(robot_ids), dtype=np.int64)
+    def __init__(self, node, topics: Sequence[str]):
+        self._raw = [None] * len(topics)
+        self.received_ns = np.full(len(topics), NEVER_NS, dtype=np.int64)
+        self.received_count = np.zeros(len(topics), dtype=np.int64)
         self._clock = node.get_clock()
-        self.subscriptions = [
-            node.create_subscription(Odometry, odom_topic(int(rid)), self._store_into(slot), ODOM_QOS, raw=True)
-            for slot, rid in enumerate(self.robot_ids)]
+        self.subscriptions = [node.create_subscription(Odometry, topic, self._store_into(slot), ODOM_QOS, raw=True)
+                              for slot, topic in enumerate(topics)]
+
+    @classmethod
+    def of_robots(cls, node, robot_ids: Sequence[int]) -> "LatestOdometry":
+        """Slot i follows robot_<robot_ids[i]>/odom."""
+        return cls(node, [odom_topic(int(rid)) for rid in robot_ids])
 
     def _store_into(self, slot: int):
         raw, received_ns, received_count, clock = self._raw, self.received_ns, self.received_count, self._clock
@@ -49,6 +52,10 @@ class LatestOdometry:
     def fresh_slots(self, now_ns: int, max_age_ns: int) -> np.ndarray:
         """Slots whose latest message arrived at most `max_age_ns` before `now_ns`."""
         return np.flatnonzero((self.received_ns != NEVER_NS) & (now_ns - self.received_ns <= max_age_ns))
+
+    def is_fresh(self, slot: int, now_ns: int, max_age_ns: int) -> bool:
+        stamp = int(self.received_ns[slot])
+        return stamp != NEVER_NS and now_ns - stamp <= max_age_ns
 
     def pose(self, slot: int) -> Optional[Tuple[float, float, float]]:
         """Decode the latest message of `slot` (None if it never arrived or its pose is not finite)."""

@@ -107,3 +107,32 @@ def parse_robot_ids(name: str, value: Any) -> List[int]:
 def _is_int_array(value: Iterable) -> bool:
     # rclpy hands INTEGER_ARRAY parameters back as array('q').
     return getattr(value, "typecode", None) in ("q", "l", "i")
+
+
+def declare_scenario(node):
+    """The `scenario` parameter (a name in config/scenarios or a YAML path), loaded and validated."""
+    from altmarl_sim.scenario import DEFAULT_SCENARIO, load_scenario
+
+    name = declare_str(node, "scenario", DEFAULT_SCENARIO,
+                       "scenario name (config/scenarios/<name>.yaml) or path to a scenario YAML file")
+    try:
+        return load_scenario(name)
+    except AltmarlError as err:
+        raise ParameterError(f"parameter 'scenario' = {name!r}: {err}") from None
+
+
+def declare_policy(node, scenario):
+    """The `policy` file (from `altmarl train`), refused unless it was trained on `scenario`."""
+    from altmarl_ros.core.policy import load_policy
+
+    path = declare_str(node, "policy", "", "policy file written by `altmarl train` (.npz)", required=True)
+    try:
+        return load_policy(path, scenario_hash=scenario.content_hash())
+    except AltmarlError as err:
+        raise ParameterError(f"parameter 'policy' = {path!r} (scenario {scenario.name!r}): {err}") from None
+
+
+def declare_control_period(node, scenario) -> float:
+    return declare_float(node, "control_period", scenario.timing.control_period,
+                         "s between cmd_vel/odometry updates (default: the scenario's timing.control_period)",
+                         positive=True)
