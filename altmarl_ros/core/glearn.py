@@ -364,6 +364,32 @@ def _start_value(game, Q0, n_f) -> np.ndarray:
     return V
 
 
+def _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes):
+    """(GLearnResult, its surrogate, its final V [N_F, S_g]) for validated arguments."""
+    started = time.perf_counter()
+    surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
+    V = _start_value(game, Q0, surrogate.n_f)
+    Q = np.empty((game.n_sg, surrogate.n_f, game.n_ag), np.float32)
+    pi_g = np.empty((game.n_sg, surrogate.n_f), np.int32)
+    V, sweeps, residual, history = surrogate.iterate(V, tol, max_sweeps, Q=Q, pi_out=pi_g,
+                                                     progress=progress)
+    result = GLearnResult(Q=Q, pi_g=pi_g, sweeps=sweeps, residual=residual, converged=residual <= tol,
+                          seconds=time.perf_counter() - started, residual_history=history,
+                          value=initial_value(game, V, k), k=k, m=m, seed=seed,
+                          table_fraction=surrogate.table_fraction)
+    return result, surrogate, V
+
+
+def _gain(surrogate, V_start, pi_g, tol, max_sweeps) -> float:
+    """E_init[V* - V^pi_g] in `surrogate`, V* iterated from V_start, V^pi_g from V*."""
+    V_best, _, res_best, _ = surrogate.iterate(V_start, tol, max_sweeps)
+    V_pol, _, res_pol, _ = surrogate.iterate(V_best.copy(), tol, max_sweeps, policy=pi_g)
+    if max(res_best, res_pol) > tol:
+        raise LearnError("max_sweeps", f"{max_sweeps} sweeps did not reach tol = {tol:g} "
+                         f"(residuals {res_best:.3g}, {res_pol:.3g}); raise max_sweeps or tol")
+    return max(0.0, initial_value(surrogate.game, V_best - V_pol, surrogate.k))
+
+
 def g_learn(source, pi_l, k, m=30, tol=1e-4, max_sweeps=DEFAULT_MAX_SWEEPS, seed=0, Q0=None,
             progress=None, *, table_bytes=DEFAULT_TABLE_BYTES, pool=DEFAULT_POOL) -> GLearnResult:
     """Global best response to the local policy pi_l [S_l, S_g, A_l] in the k-agent surrogate.
@@ -375,21 +401,11 @@ def g_learn(source, pi_l, k, m=30, tol=1e-4, max_sweeps=DEFAULT_MAX_SWEEPS, seed
     for cached draws (the answer does not depend on it). `pool`: sampler draws
     per pair when `source` is a generative sampler (see source.py).
     """
-    started = time.perf_counter()
     k, m, tol, max_sweeps, seed, table_bytes = _check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
     game = as_game(source, pool, seed)
     pi_l = check_local_policy(game, pi_l)
-    surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
-    V = _start_value(game, Q0, surrogate.n_f)
-    Q = np.empty((game.n_sg, surrogate.n_f, game.n_ag), np.float32)
-    pi_g = np.empty((game.n_sg, surrogate.n_f), np.int32)
-    V, sweeps, residual, history = surrogate.iterate(V, tol, max_sweeps, Q=Q, pi_out=pi_g,
-                                                     progress=progress)
-    return GLearnResult(Q=Q, pi_g=pi_g, sweeps=sweeps, residual=residual, converged=residual <= tol,
-                        seconds=time.perf_counter() - started, residual_history=history,
-                        value=initial_value(game, V, k), k=k, m=m, seed=seed,
-                        table_fraction=surrogate.table_fraction)
+    return _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes)[0]
 
 
 def global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6,
@@ -411,9 +427,4 @@ def global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6,
     pi_l = check_local_policy(game, pi_l)
     surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
     pi_g = check_global_policy(game, pi_g, surrogate.n_f)
-    V_best, _, res_best, _ = surrogate.iterate(_start_value(game, Q0, surrogate.n_f), tol, max_sweeps)
-    V_pol, _, res_pol, _ = surrogate.iterate(V_best.copy(), tol, max_sweeps, policy=pi_g)
-    if max(res_best, res_pol) > tol:
-        raise LearnError("max_sweeps", f"{max_sweeps} sweeps did not reach tol = {tol:g} "
-                         f"(residuals {res_best:.3g}, {res_pol:.3g}); raise max_sweeps or tol")
-    return max(0.0, initial_value(game, V_best - V_pol, k))
+    return _gain(surrogate, _start_value(game, Q0, surrogate.n_f), pi_g, tol, max_sweeps)

@@ -1,0 +1,151 @@
+"""ALTERNATING-MARL: alternate G-LEARN and L-LEARN until no round improves by more than 2*eta.
+
+    pi_l <- uniform
+    round r: pi_g <- G-LEARN(pi_l) (warm-started from round r-1's Q)
+             J_r  <- surrogate welfare of (pi_g, pi_l) (G-LEARN's value, see glearn.py)
+             stop if r > 0 and J_r <= J_accepted + 2*eta: return the last accepted pair
+             log the Nash gap of (pi_g, pi_l): max(global gain, local gain)
+             pi_l <- L-LEARN(pi_g, population on pi_l); stop if it equals pi_l
+
+The objective compared is the k-agent surrogate's welfare, which G-LEARN computes
+anyway: with the same seed every round's operator uses the same RNG streams, so
+consecutive values are estimated alike. The returned pair is the last accepted
+one, for which the log holds both unilateral gains (global: glearn.
+global_best_response_gain at `gain_tol`; local: llearn.local_best_response_gain).
+
+Default eta = ETA_C * span(r_l) / ((1 - gamma) sqrt(k)). span(r_l)/(2 sqrt(k)) is
+the scale of the per-step error when k sampled locals stand for the population
+(a mean of k bounded rewards), and 1/(1-gamma) carries it over the horizon:
+the Õ(1/sqrt(k)) of the paper's guarantee. ETA_C = 0.01 keeps 2*eta to about 1%
+of that worst case (2*eta = 1.3 at k = 10 on the authors' warehouse model, whose
+welfare is about 90-100), so a real best-response improvement passes and an
+improvement at the level of estimation noise stops the alternation.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from altmarl_ros.core._checks import as_float, integer
+from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, _check_learning_args,
+                                     _gain, _learn)
+from altmarl_ros.core.llearn import l_learn
+from altmarl_ros.core.source import DEFAULT_POOL, LearnError, as_game, uniform_local_policy
+
+ETA_C = 0.01
+
+
+@dataclass(frozen=True)
+class RoundLog:
+    """One round. Gains and gap are NaN for a rejected round (its pair is not returned)."""
+
+    round: int
+    welfare_estimate: float  # surrogate welfare of this round's (pi_g, pi_l)
+    nash_gap: float
+    global_gain: float
+    local_gain: float
+    g_residual: float
+    g_sweeps: int
+    l_residual: float  # Bellman residual of L-LEARN's exact solution
+    mu_residual: float  # of the mean-field fixed point used by L-LEARN
+    accepted: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AlternatingResult:
+    """The last accepted (pi_g int32 [S_g, N_F], pi_l float64 [S_l, S_g, A_l]) and the round log."""
+
+    pi_g: np.ndarray
+    pi_l: np.ndarray
+    rounds: list = field(repr=False)
+    eta: float
+    converged: bool  # stopped by the 2*eta rule or a fixed pi_l, not by the round cap
+    stop_reason: str
+    welfare_estimate: float
+    nash_gap: float
+    global_gain: float
+    local_gain: float
+    Q: np.ndarray = field(repr=False)  # G-LEARN's Q for the returned pair (warm start for more)
+    k: int = 0
+    m: int = 0
+    seed: int = 0
+    seconds: float = 0.0
+
+
+def default_eta(game, k: int) -> float:
+    """ETA_C * span(r_l) / ((1 - gamma) * sqrt(k)) (module docstring)."""
+    span = float(game.r_l.max() - game.r_l.min())
+    return ETA_C * span / ((1.0 - game.gamma) * math.sqrt(k))
+
+
+def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, progress=None, *,
+                     gain_tol=1e-6, max_sweeps=DEFAULT_MAX_SWEEPS, sweep_progress=None,
+                     table_bytes=DEFAULT_TABLE_BYTES, pool=DEFAULT_POOL) -> AlternatingResult:
+    """ALTERNATING-MARL on `source` (a MeanFieldGame or a generative sampler) with k sampled locals.
+
+    `rounds`: at most this many G-LEARN calls. `eta`: default default_eta(game, k).
+    `tol`: G-LEARN's sup-norm residual; `gain_tol`: residual for the global gain
+    (finer, so gap estimates are exact to 2*gamma*gain_tol/(1-gamma)).
+    `progress(round_log)` is called after every round; `sweep_progress(sweep,
+    residual)` after every G-LEARN sweep.
+    """
+    started = time.perf_counter()
+    k, m, tol, max_sweeps, seed, table_bytes = _check_learning_args(k, m, tol, max_sweeps, seed,
+                                                                    table_bytes)
+    rounds = integer(LearnError, "rounds", rounds, 1)
+    gain_tol = as_float(LearnError, "gain_tol", gain_tol)
+    if gain_tol <= 0:
+        raise LearnError("gain_tol", f"must be > 0, got {gain_tol:g}")
+    game = as_game(source, pool, seed)
+    if eta is None:
+        eta = default_eta(game, k)
+    eta = as_float(LearnError, "eta", eta)
+    if eta < 0:
+        raise LearnError("eta", f"must be >= 0, got {eta:g}")
+
+    pi_l = uniform_local_policy(game)
+    log, accepted, Q = [], None, None
+    stop_reason = f"round cap ({rounds}) reached"
+    for index in range(rounds):
+        round_started = time.perf_counter()
+        learned, surrogate, V = _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q, sweep_progress,
+                                       table_bytes)
+        Q = learned.Q
+        if accepted is not None and learned.value <= accepted["welfare"] + 2 * eta:
+            log.append(RoundLog(index, learned.value, math.nan, math.nan, math.nan, learned.residual,
+                                learned.sweeps, math.nan, math.nan, False,
+                                time.perf_counter() - round_started))
+            _report(progress, log)
+            stop_reason = (f"round {index} improved the surrogate welfare by "
+                           f"{learned.value - accepted['welfare']:.4g} <= 2*eta = {2 * eta:.4g}")
+            break
+        global_gain = _gain(surrogate, V, learned.pi_g, gain_tol, max_sweeps)
+        del surrogate, V
+        best = l_learn(game, learned.pi_g, k, pi_l)
+        gap = max(global_gain, best.gain)
+        log.append(RoundLog(index, learned.value, gap, global_gain, best.gain, learned.residual,
+                            learned.sweeps, best.residual, best.mu_residual, True,
+                            time.perf_counter() - round_started))
+        _report(progress, log)
+        accepted = dict(pi_g=learned.pi_g, pi_l=pi_l, Q=learned.Q, welfare=learned.value, gap=gap,
+                        global_gain=global_gain, local_gain=best.gain)
+        if np.array_equal(best.pi_l, pi_l):
+            stop_reason = f"round {index}: pi_l is its own best response"
+            break
+        pi_l = best.pi_l
+
+    return AlternatingResult(
+        pi_g=accepted["pi_g"], pi_l=accepted["pi_l"], rounds=log, eta=eta,
+        converged=not stop_reason.startswith("round cap"), stop_reason=stop_reason,
+        welfare_estimate=accepted["welfare"], nash_gap=accepted["gap"],
+        global_gain=accepted["global_gain"], local_gain=accepted["local_gain"], Q=accepted["Q"],
+        k=k, m=m, seed=seed, seconds=time.perf_counter() - started)
+
+
+def _report(progress, log):
+    if progress is not None:
+        progress(log[-1])
