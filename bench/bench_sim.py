@@ -7,7 +7,8 @@ faults and noise, limits, and the exact arc integration. Run with one numba thre
 
 Prints, for n = 1000 and 2000 workers (+ the depot): offline `step_epoch` throughput
 (the controller runs inside the kernel) and commanded `step_control` throughput
-(the ROS fleet_sim path). Target >= 2e7 robot-steps/s for step_epoch.
+(the ROS fleet_sim path), as wall-clock and CPU-time rates. Target >= 2e7
+robot-steps/s for step_epoch.
 """
 import argparse
 import time
@@ -18,13 +19,16 @@ from altmarl_sim.fleet import FleetSim
 from altmarl_sim.scenario import load_scenario
 
 
-def best_rate(run, robot_steps, repeats):
-    best = float("inf")
+def best_rates(run, robot_steps, repeats):
+    """(wall-clock rate, CPU-time rate), best of `repeats`: on a shared machine the
+    CPU-time rate is what one core delivers; the wall-clock one includes waiting."""
+    wall = cpu = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
         run()
-        best = min(best, time.perf_counter() - start)
-    return robot_steps / best
+        wall = min(wall, time.perf_counter() - start_wall)
+        cpu = min(cpu, time.process_time() - start_cpu)
+    return robot_steps / wall, robot_steps / cpu
 
 
 def main():
@@ -48,8 +52,8 @@ def main():
             for e in range(args.epochs):
                 sim.step_epoch(actions[e], int(targets[e]))
 
-        rate = best_rate(epochs, args.epochs * steps * (n + 1), args.repeats)
-        print(f"n={n:5d} step_epoch   {rate:10.3e} robot-steps/s")
+        wall, cpu = best_rates(epochs, args.epochs * steps * (n + 1), args.repeats)
+        print(f"n={n:5d} step_epoch   {wall:10.3e} robot-steps/s wall, {cpu:10.3e} per CPU-second")
 
         v = rng.uniform(-1, 1, n + 1)
         w = rng.uniform(-1, 1, n + 1)
@@ -60,9 +64,9 @@ def main():
             for _ in range(args.epochs * steps):
                 sim.step_control()
 
-        rate = best_rate(controls, args.epochs * steps * (n + 1), args.repeats)
-        print(f"n={n:5d} step_control {rate:10.3e} robot-steps/s "
-              f"({1e6 * (n + 1) / rate:.0f} us per control period)")
+        wall, cpu = best_rates(controls, args.epochs * steps * (n + 1), args.repeats)
+        print(f"n={n:5d} step_control {wall:10.3e} robot-steps/s wall, {cpu:10.3e} per CPU-second "
+              f"({1e6 * (n + 1) / wall:.0f} us per control period)")
 
 
 if __name__ == "__main__":

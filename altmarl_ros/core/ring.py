@@ -130,7 +130,7 @@ def _centres(n_zones, radius):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _go_to_goal(x, y, c, s, gx, gy, max_v, max_w, speed_gain, heading_gain, tolerance):
     """(v, w) towards (gx, gy) for a robot at (x, y) heading (c, s) = (cos yaw, sin yaw).
     With e the bearing error: v = min(max_v, speed_gain*dist)*cos(e) (negative: it
@@ -141,14 +141,15 @@ def _go_to_goal(x, y, c, s, gx, gy, max_v, max_w, speed_gain, heading_gain, tole
     dist = math.sqrt(dx * dx + dy * dy)
     if dist <= tolerance:
         return 0.0, 0.0
-    cos_e = (c * dx + s * dy) / dist
-    sin_e = (c * dy - s * dx) / dist
+    inv = 1.0 / dist
+    cos_e = (c * dx + s * dy) * inv
+    sin_e = (c * dy - s * dx) * inv
     v = min(max_v, speed_gain * dist) * cos_e
-    w = heading_gain * (sin_e if cos_e >= 0.0 else -sin_e)
+    w = heading_gain * sin_e * math.copysign(1.0, cos_e)
     return v, min(max(w, -max_w), max_w)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _steer_to_zone(x, y, c, s, goal_zone, centres, radius, cos_look, sin_look, max_v, max_w,
                    speed_gain, heading_gain, tolerance):
     """(v, w) of the ring-following controller for a robot heading to `goal_zone`'s
@@ -156,12 +157,12 @@ def _steer_to_zone(x, y, c, s, goal_zone, centres, radius, cos_look, sin_look, m
     L <= pi), the target is the ring point L ahead in the shorter direction."""
     gx = centres[goal_zone, 0]
     gy = centres[goal_zone, 1]
-    r = math.sqrt(x * x + y * y)
-    if r > 0.0:
-        ux = x / r
-        uy = y / r
-        dot = (ux * gx + uy * gy) / radius
-        if dot < cos_look:
+    r2 = x * x + y * y
+    if r2 > 0.0:
+        inv = 1.0 / math.sqrt(r2)
+        ux = x * inv
+        uy = y * inv
+        if ux * gx + uy * gy < cos_look * radius:  # cos(angle to goal) < cos(lookahead)
             turn = sin_look if ux * gy - uy * gx >= 0.0 else -sin_look  # counter-clockwise on a tie
             gx = radius * (ux * cos_look - uy * turn)
             gy = radius * (uy * cos_look + ux * turn)
