@@ -98,6 +98,7 @@ class FleetSimNode(AltmarlNode):
             for transform in self._tf_msg.transforms:
                 transform.header.frame_id = ODOM_FRAME
         self.steps = 0
+        self._step_listeners = []
         self._publish_state()
         # The sim is the clock source, so it steps on wall (steady) time, never on /clock.
         period = control_period / self.real_time_factor if self.real_time_factor > 0 else 0.0
@@ -128,10 +129,15 @@ class FleetSimNode(AltmarlNode):
         self.sim.step_control()
         self.steps += 1
         self._publish_state()
+        for listener in self._step_listeners:
+            listener(self.sim)
+
+    def add_step_listener(self, listener) -> None:
+        """Call `listener(fleet_sim)` after every control step (in-process monitors: welfare, tests)."""
+        self._step_listeners.append(listener)
 
     def _publish_state(self) -> None:
         stamp = _time_msg(self.sim.time)
-        self._clock_pub.publish(ClockMsg(clock=stamp))
         poses, velocities = self.sim.poses, self.sim.velocities
         xs, ys = poses[:, 0].tolist(), poses[:, 1].tolist()
         qz, qw = np.sin(0.5 * poses[:, 2]).tolist(), np.cos(0.5 * poses[:, 2]).tolist()
@@ -149,6 +155,8 @@ class FleetSimNode(AltmarlNode):
                 transform.transform.translation.x, transform.transform.translation.y = xs[i], ys[i]
                 transform.transform.rotation.z, transform.transform.rotation.w = qz[i], qw[i]
             self._tf_pub.publish(self._tf_msg)
+        # /clock last: a node whose timer fires at this time has already been handed this step's odometry.
+        self._clock_pub.publish(ClockMsg(clock=stamp))
 
 
 def main(args=None):

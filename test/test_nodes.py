@@ -1,0 +1,353 @@
+"""The ROS nodes in real in-process graphs (n = 50 robots, k = 5), each test with its own Context.
+
+What is checked against something independent: the simulator's own poses
+(FleetSim, zones from core.ring) for the GlobalCommand counts, the policy table
+for the action, hand-placed fake robots for NaN/stale/late/unknown odometry, and
+the simulated robots' velocities for the safe stop.
+"""
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+from altmarl_msgs.msg import GlobalCommand  # noqa: E402
+from geometry_msgs.msg import Twist  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+
+from altmarl_ros.core.counts import n_count_vectors, rank  # noqa: E402
+from altmarl_ros.core.policy import build_policy, save_policy  # noqa: E402
+from altmarl_ros.core.ring import zone_centre, zone_of_pose  # noqa: E402
+from altmarl_ros.nodes._params import ParameterError  # noqa: E402
+from altmarl_ros.nodes._ros import (CMD_VEL_QOS, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS,  # noqa: E402
+                                    GLOBAL_COMMAND_TOPIC, ODOM_QOS, cmd_vel_topic, make_executor, odom_topic)
+from altmarl_sim.scenario import load_scenario, parse_scenario  # noqa: E402
+
+N, K = 50, 5
+STAY, NEXT = 0, 1
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A noise- and fault-free copy of warehouse_ring with 50 workers, and policies for it."""
+    root = tmp_path_factory.mktemp("nodes")
+    data = load_scenario("warehouse_ring").to_dict()
+    data["name"] = "test_ring"
+    data["fleet"]["workers"] = N
+    data["noise"] = {"speed_std": 0.0, "turn_rate_std": 0.0}
+    data["faults"] = {"stall_probability": 0.0, "stall_duration_min": 0.0, "stall_duration_max": 0.0}
+    scenario_file = root / "test_ring.yaml"
+    scenario_file.write_text(yaml.safe_dump(data))
+    scenario = parse_scenario(data)
+    z = scenario.ring.n_zones
+    rng = np.random.default_rng(7)
+
+    def policy(name, pi_g, local_action=None, k=K):
+        pi_l = np.full((z, z, 3), 1.0 / 3)
+        if local_action is not None:
+            pi_l = np.zeros((z, z, 3))
+            pi_l[..., local_action] = 1.0
+        artifact = build_policy(pi_g, pi_l, k, n_ag=z, scenario=(scenario.name, scenario.content_hash()))
+        return str(save_policy(artifact, root / f"{name}.npz")), artifact
+
+    random_file, random_policy = policy("random", rng.integers(0, z, size=(z, n_count_vectors(K, z))))
+    next_file, _ = policy("next", np.zeros((z, n_count_vectors(K, z)), dtype=int), local_action=NEXT)
+    return {"scenario": str(scenario_file), "ring": scenario.ring, "random": random_file,
+            "random_policy": random_policy, "next": next_file}
+
+
+class Graph:
+    """Nodes sharing one EventsExecutor; every node is destroyed by close()."""
+
+    def __init__(self, context):
+        self.context = context
+        self.executor = make_executor(context)
+        self.nodes = []
+
+    def add(self, node):
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def remove(self, node):
+        self.executor.remove_node(node)
+        self.nodes.remove(node)
+        node.destroy_node()
+
+    def spin_until(self, done, timeout, every=None):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if every is not None:
+                every()
+            if done():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return done()
+
+    def close(self):
+        self.executor.shutdown()
+        for node in self.nodes:
+            node.destroy_node()
+
+
+@pytest.fixture
+def graph(ros_context):
+    g = Graph(ros_context)
+    yield g
+    g.close()
+
+
+def _sim_nodes(graph, world, policy, **overrides):
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+    from altmarl_ros.nodes.fleet_sim import FleetSimNode
+    from altmarl_ros.nodes.local_agents import LocalAgentsNode
+
+    common = {"scenario": world["scenario"], "policy": policy, "n_robots": N, "k": K, "use_sim_time": True}
+    common.update(overrides)
+    sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": N, "real_time_factor": 2.0},
+                                 context=graph.context))
+    coordinator = graph.add(CoordinatorNode(common, context=graph.context))
+    agents = graph.add(LocalAgentsNode(common, context=graph.context))
+    return sim, coordinator, agents
+
+
+def _listen(graph, node_name="listener"):
+    node = graph.add(rclpy.create_node(node_name, context=graph.context))
+    received = []
+    node.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, received.append, GLOBAL_COMMAND_QOS)
+    return node, received
+
+
+def _record_poses(sim_node):
+    """Keep the poses of every published step, keyed by sim time in ms."""
+    history = {round(sim_node.sim.time * 1000): np.array(sim_node.sim.poses)}
+    sim_node.add_step_listener(lambda sim: history.__setitem__(round(sim.time * 1000), np.array(sim.poses)))
+    return history
+
+
+def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
+    sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
+    history = _record_poses(sim)
+    _, received = _listen(graph)
+    assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
+    ring, policy, dt_ms = world["ring"], world["random_policy"], round(sim.sim.control_period * 1000)
+    for epoch, msg in enumerate(received):
+        assert msg.epoch == epoch and msg.k == K and msg.policy_id == policy.policy_id
+        ids = list(msg.sampled_ids)
+        assert len(ids) == K == len(set(ids)) and all(0 <= i < N for i in ids)
+        assert sum(msg.counts) == K and msg.count_rank == rank(np.array(msg.counts))
+        assert msg.global_action == policy.pi_g[msg.global_state, msg.count_rank]
+        # The counts are the zones of the sampled robots in the simulator at decision time t
+        # (or one control step earlier, if that step's odometry was the newest delivered).
+        t_ms = msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6)
+        matches = []
+        for when in (t_ms, t_ms - dt_ms):
+            poses = history[when]
+            zones = zone_of_pose(poses[ids, 0], poses[ids, 1], ring)
+            depot_zone = int(zone_of_pose(poses[N, 0], poses[N, 1], ring))
+            matches.append(np.bincount(zones, minlength=ring.n_zones).tolist() == list(msg.counts)
+                           and depot_zone == msg.global_state)
+        assert any(matches), f"epoch {epoch}: counts {list(msg.counts)} do not match the simulated poses"
+    assert agents.commands_received >= 4 and not agents.stopped
+    assert np.abs(sim.sim.velocities[:N, 0]).max() > 0.1  # the workers drive
+    assert coordinator.invalid_poses == 0 and coordinator.short_decisions == 0
+    assert len(coordinator.tick_seconds) == coordinator.epoch
+
+
+def test_stopping_the_coordinator_stops_the_robots_within_the_timeout(graph, world):
+    timeout = 1.0
+    sim, coordinator, agents = _sim_nodes(graph, world, world["next"], command_timeout=timeout)
+    speed = lambda: float(np.abs(sim.sim.velocities[:, 0]).max())  # noqa: E731
+    commands = []  # (sim time, v, w) of every cmd_vel robots 0..4 receive
+    spy = graph.add(rclpy.create_node("cmd_vel_spy", context=graph.context))
+    for rid in range(5):
+        spy.create_subscription(Twist, cmd_vel_topic(rid), lambda m: commands.append(
+            (sim.sim.time, m.linear.x, m.angular.z)), CMD_VEL_QOS)
+    assert graph.spin_until(lambda: agents.commands_received >= 2 and speed() > 0.3, timeout=30.0)
+    graph.remove(coordinator)
+    stopped_at = sim.sim.time
+    limits = sim.scenario.limits
+    braking = max(limits.max_speed / limits.max_accel, limits.max_turn_rate / limits.max_angular_accel)
+    # Zero commands start at most `timeout` after the last command; then the robots brake.
+    deadline = stopped_at + timeout + braking + 0.2
+    assert graph.spin_until(lambda: sim.sim.time >= deadline, timeout=30.0)
+    assert agents.stopped
+    assert np.abs(sim.sim.velocities).max() < 1e-9, "robots still moving after the command timeout"
+    last_command = agents.command_received_ns / 1e9
+    late = [(v, w) for t, v, w in commands if t > last_command + timeout + 2 * sim.sim.control_period]
+    assert late and all(v == 0.0 and w == 0.0 for v, w in late), "cmd_vel not zero after the timeout"
+    assert any(v != 0.0 for t, v, _ in commands if t <= last_command)
+    # A coordinator coming back makes them move again.
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+
+    graph.add(CoordinatorNode({"scenario": world["scenario"], "policy": world["next"], "n_robots": N,
+                               "use_sim_time": True}, context=graph.context))
+    assert graph.spin_until(lambda: not agents.stopped and speed() > 0.3, timeout=30.0)
+
+
+class FakeFleet:
+    """A node publishing hand-placed odometry for chosen robot ids (robot i sits at the centre of zone i % Z)."""
+
+    def __init__(self, graph, ring, ids):
+        self.node = graph.add(rclpy.create_node("fake_fleet", context=graph.context))
+        self.ring = ring
+        self.pubs = {}
+        self.messages = {}
+        for rid in ids:
+            self.pubs[rid] = self.node.create_publisher(Odometry, odom_topic(rid), ODOM_QOS)
+            self.messages[rid] = self._at_zone(rid % ring.n_zones)
+        self.depot_pub = self.node.create_publisher(Odometry, DEPOT_ODOM_TOPIC, ODOM_QOS)
+        self.depot = self._at_zone(3)
+        self.active = set(ids)
+
+    def _at_zone(self, zone):
+        msg = Odometry()
+        msg.header.frame_id = "odom"
+        x, y = zone_centre(zone, self.ring)
+        msg.pose.pose.position.x, msg.pose.pose.position.y = float(x), float(y)
+        msg.pose.pose.orientation.w = 1.0
+        return msg
+
+    def zone(self, rid):
+        return rid % self.ring.n_zones
+
+    def publish(self):
+        for rid in self.active:
+            self.pubs[rid].publish(self.messages[rid])
+        self.depot_pub.publish(self.depot)
+
+
+def _every(period):
+    """Call-rate limiter for the fake fleet (20 Hz odometry)."""
+    last = [-math.inf]
+
+    def due():
+        now = time.monotonic()
+        if now - last[0] >= period:
+            last[0] = now
+            return True
+        return False
+    return due
+
+
+def _coordinator(graph, world, **params):
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+
+    base = {"scenario": world["scenario"], "policy": world["random"], "k": K, "decision_period": 0.1,
+            "odom_timeout": 0.5}
+    base.update(params)
+    return graph.add(CoordinatorNode(base, context=graph.context))
+
+
+def test_nan_odometry_and_unknown_robots_are_ignored_and_counted(graph, world):
+    from altmarl_ros.nodes.markers import MarkersNode
+
+    fleet = FakeFleet(graph, world["ring"], list(range(10)) + [99])
+    bad = {2: ("position", "x", math.nan), 7: ("orientation", "w", math.inf), 8: ("position", "y", -math.inf)}
+    for rid, (part, axis, value) in bad.items():
+        setattr(getattr(fleet.messages[rid].pose.pose, part), axis, value)
+    coordinator = _coordinator(graph, world, robots=10)
+    markers = graph.add(MarkersNode({"scenario": world["scenario"], "robots": 10}, context=graph.context))
+    _, received = _listen(graph)
+    due = _every(0.05)
+    assert graph.spin_until(lambda: len(received) >= 10 and coordinator.unknown_robots,
+                            timeout=20.0, every=lambda: due() and fleet.publish())
+    for msg in received:
+        ids = list(msg.sampled_ids)
+        assert len(ids) == K and not set(ids) & {2, 7, 8, 99}
+        assert list(msg.counts) == np.bincount([fleet.zone(i) for i in ids], minlength=5).tolist()
+        assert msg.global_state == 3
+    assert coordinator.invalid_poses > 0
+    assert coordinator.unknown_robots == {99}
+    # The markers show the 7 robots with finite poses, coloured by zone, and the sampled ones.
+    array = markers.build()
+    by_ns = {m.ns: m for m in array.markers}
+    assert {"zones", "robots", "sampled", "depot", "status"} <= set(by_ns)
+    assert len(by_ns["robots"].points) == 7 and len(by_ns["sampled"].points) == K
+    assert f"epoch {markers.last_command.epoch}" in by_ns["status"].text
+    zones = zone_of_pose([p.x for p in by_ns["robots"].points], [p.y for p in by_ns["robots"].points], world["ring"])
+    assert len({(z, (c.r, c.g, c.b)) for z, c in zip(zones.tolist(), by_ns["robots"].colors)}) == len(set(zones.tolist()))
+
+
+def test_stale_robots_are_not_sampled_and_late_robots_are_picked_up(graph, world):
+    fleet = FakeFleet(graph, world["ring"], range(10))
+    fleet.active = set(range(6))  # robots 6..9 have not started yet
+    coordinator = _coordinator(graph, world, robots=10)
+    _, received = _listen(graph)
+    due = _every(0.05)
+    publish = lambda: due() and fleet.publish()  # noqa: E731
+    assert graph.spin_until(lambda: len(received) >= 10, timeout=20.0, every=publish)
+    assert all(set(m.sampled_ids) <= set(range(6)) for m in received)
+    # Late joiners: each of 6..9 is sampled with probability 1/2 per decision once fresh.
+    fleet.active = set(range(10))
+    start = len(received)
+    seen = lambda: set().union(*[set(m.sampled_ids) for m in received[start:]])  # noqa: E731
+    assert graph.spin_until(lambda: {6, 7, 8, 9} <= seen(), timeout=20.0, every=publish)
+    # Robots 0..5 fall silent: after odom_timeout only 6..9 are eligible, fewer than k.
+    fleet.active = {6, 7, 8, 9}
+    silent_at = time.monotonic()
+    assert graph.spin_until(lambda: time.monotonic() - silent_at > 1.0, timeout=5.0, every=publish)
+    start = len(received)
+    assert graph.spin_until(lambda: len(received) >= start + 5, timeout=20.0, every=publish)
+    for msg in received[start:]:
+        assert sorted(msg.sampled_ids) == [6, 7, 8, 9] and sum(msg.counts) == 4
+        # The policy sees those 4 scaled to k = 5 (largest remainders).
+        from altmarl_ros.nodes.coordinator import counts_for_k
+
+        assert msg.count_rank == rank(counts_for_k(np.array(msg.counts), K))
+    assert coordinator.short_decisions >= 5
+
+
+def test_counts_for_k_keeps_proportions():
+    from altmarl_ros.nodes.coordinator import counts_for_k
+
+    assert counts_for_k(np.array([1, 2, 0, 2, 0]), 5).tolist() == [1, 2, 0, 2, 0]
+    assert counts_for_k(np.array([0, 1, 1, 1, 1]), 5).tolist() == [0, 2, 1, 1, 1]  # tie -> lower state
+    assert counts_for_k(np.array([3, 0, 0, 0, 1]), 10).tolist() == [8, 0, 0, 0, 2]  # 7.5/2.5 -> 8/2
+    for m in range(1, 8):
+        counts = np.random.default_rng(m).multinomial(m, [0.1, 0.2, 0.3, 0.4])
+        scaled = counts_for_k(counts, 9)
+        assert scaled.sum() == 9 and np.all(np.abs(scaled - counts * 9 / m) < 1)
+
+
+def test_bad_parameters_stop_the_node_with_a_named_error(ros_context, world):
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+    from altmarl_ros.nodes.fleet_sim import FleetSimNode
+    from altmarl_ros.nodes.local_agents import LocalAgentsNode
+    from altmarl_ros.nodes.markers import MarkersNode
+
+    ok = {"scenario": world["scenario"], "policy": world["random"]}
+    cases = [
+        (CoordinatorNode, {**ok, "robots": 3}, "'k' = 5 exceeds the fleet"),
+        (CoordinatorNode, {**ok, "k": 4}, "trained for k = 5"),
+        (CoordinatorNode, {**ok, "scenario": "warehouse_ring"}, "scenario hash"),
+        (CoordinatorNode, {**ok, "policy": "/nonexistent/policy.npz"}, "no such policy file"),
+        (CoordinatorNode, {"scenario": world["scenario"]}, "'policy' is required"),
+        (CoordinatorNode, {**ok, "odom_timeout": 0}, "'odom_timeout' = 0.0: must be > 0"),
+        (CoordinatorNode, {**ok, "robots": [1, 1, 2, 3, 4, 5]}, "more than once"),
+        (LocalAgentsNode, {**ok, "command_timeout": -1.0}, "'command_timeout'"),
+        (LocalAgentsNode, {**ok, "scenario": "no_such_world"}, "'scenario' = 'no_such_world'"),
+        (FleetSimNode, {"scenario": world["scenario"], "n_robots": 0}, "'n_robots' = 0"),
+        (FleetSimNode, {"scenario": world["scenario"], "real_time_factor": -2.0}, "'real_time_factor'"),
+        (FleetSimNode, {"scenario": world["scenario"], "control_period": "fast"}, "'control_period'"),
+        (MarkersNode, {"scenario": world["scenario"], "marker_period": 0.0}, "'marker_period'"),
+    ]
+    for cls, params, words in cases:
+        with pytest.raises(ParameterError) as info:
+            cls(params, context=ros_context)
+        assert words in str(info.value), (cls.__name__, params)
+
+
+def test_main_logs_the_error_and_exits_nonzero(world):
+    code = "from altmarl_ros.nodes.coordinator import main; main()"
+    result = subprocess.run([sys.executable, "-c", code, "--ros-args", "-p", f"scenario:={world['scenario']}",
+                             "-p", f"policy:={world['random']}", "-p", "k:=60"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "parameter 'k' = 60" in result.stderr and "Traceback" not in result.stderr
