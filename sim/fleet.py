@@ -71,6 +71,79 @@ def _run_epoch(poses, velocities, stall, goal_zones, centres, radius, cos_look, 
     velocities[:, 1] = w
 
 
+def _zone_array(scenario: Scenario, name: str, zones, size: int) -> np.ndarray:
+    zones = np.asarray(zones)
+    if zones.shape != (size,) or zones.dtype.kind not in "iu":
+        raise FleetError(name, f"must be {size} integer zone indices, got shape {zones.shape} "
+                               f"dtype {zones.dtype}")
+    bad = np.flatnonzero((zones < 0) | (zones >= scenario.ring.n_zones))
+    if bad.size:
+        raise FleetError(f"{name}[{bad[0]}]",
+                         f"must be a zone in 0..{scenario.ring.n_zones - 1}, got {zones[bad[0]]}")
+    return zones.astype(np.int64)
+
+
+def _poses_at_rest(scenario: Scenario, zones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[len(zones), 3] start poses: each zone's centre plus a uniform offset in a disc of
+    radius start_jitter (the scenario keeps it inside the zone), heading counter-clockwise
+    along the ring."""
+    ring = scenario.ring
+    centres = ring.zone_centres()
+    m = zones.shape[0]
+    radius = scenario.start_jitter * np.sqrt(rng.random(m))
+    angle = 2.0 * np.pi * rng.random(m)
+    poses = np.empty((m, 3))
+    poses[:, 0] = centres[zones, 0] + radius * np.cos(angle)
+    poses[:, 1] = centres[zones, 1] + radius * np.sin(angle)
+    tangent = (2.0 * np.pi * (zones + 0.5)) / ring.n_zones + 0.5 * np.pi
+    poses[:, 2] = np.mod(tangent + np.pi, 2.0 * np.pi) - np.pi
+    return poses
+
+
+def _drive_epoch(scenario: Scenario, poses, velocities, stall, goal_zones, seed, travelled):
+    """Run _run_epoch with the scenario's parameters (arrays updated in place)."""
+    ring, gains, limits = scenario.ring, scenario.controller, scenario.limits
+    noise, faults, timing = scenario.noise, scenario.faults, scenario.timing
+    dt = timing.control_period
+    _run_epoch(
+        poses, velocities, stall, goal_zones, ring.zone_centres(), ring.radius,
+        *gains.lookahead_cos_sin(ring), gains.speed_gain, gains.heading_gain,
+        gains.arrive_tolerance, seed, timing.steps_per_epoch, dt, limits.max_speed,
+        limits.max_turn_rate, limits.max_accel * dt, limits.max_angular_accel * dt,
+        noise.speed_std, noise.turn_rate_std,
+        faults.per_step_probability(dt, timing.decision_epoch), faults.stall_duration_min,
+        faults.stall_duration_max - faults.stall_duration_min, travelled)
+
+
+def epoch_from_rest(scenario: Scenario, start_zones, goal_zones, seed: int = 0):
+    """One decision epoch of independent robots, one per entry: robot j starts at rest
+    in start_zones[j] (placed as FleetSim.reset places robots) and drives towards the
+    centre of goal_zones[j] with the ring controller, limits, noise and faults.
+    Returns (zone each robot ends in [m] int64, metres each drove [m]).
+
+    The generative-model view of the simulator: a worker in zone s taking local action
+    a is a robot with goal target_zone(s, a); the depot in zone s_g under a_g is one
+    with goal a_g (workers and depot do not interact physically). Starting from rest
+    at a zone centre is a modelling choice: in a running fleet robots start an epoch
+    anywhere in their zone, still moving (FleetSim.step_epoch)."""
+    if not isinstance(scenario, Scenario):
+        raise FleetError("scenario", f"must be a Scenario (load_scenario), got {type(scenario).__name__}")
+    start = np.asarray(start_zones)
+    if start.ndim != 1:
+        raise FleetError("start_zones", f"must be a 1-D array of zone indices, got shape {start.shape}")
+    start = _zone_array(scenario, "start_zones", start, start.shape[0])
+    goals = _zone_array(scenario, "goal_zones", goal_zones, start.shape[0])
+    rng = np.random.default_rng(integer(FleetError, "seed", seed, 0))
+    m = start.shape[0]
+    poses = _poses_at_rest(scenario, start, rng)
+    travelled = np.empty(m)
+    _drive_epoch(scenario, poses, np.zeros((m, 2)), np.zeros(m), goals,
+                 np.uint64(rng.integers(0, 2**63, dtype=np.int64)), travelled)
+    end = np.empty(m, dtype=np.int64)
+    _zones_of_xy(poses[:, 0], poses[:, 1], scenario.ring.n_zones, end)
+    return end, travelled
+
+
 class FleetSim:
     """n workers + 1 depot (index n) on the scenario's ring; see the module docstring."""
 
@@ -81,8 +154,7 @@ class FleetSim:
         self.n = scenario.workers if n is None else integer(FleetError, "n", n, 1)
         self.seed = integer(FleetError, "seed", seed, 0)
         self._rng = np.random.default_rng(self.seed)
-        ring, timing = scenario.ring, scenario.timing
-        self._centres = ring.zone_centres()
+        timing = scenario.timing
         self._dt = timing.control_period
         self._steps = timing.steps_per_epoch
         self._p_stall = scenario.faults.per_step_probability(timing.control_period,
@@ -112,33 +184,16 @@ class FleetSim:
         z = self.scenario.ring.n_zones
         if worker_zones is None:
             worker_zones = self._rng.choice(z, size=self.n, p=self.scenario.mu0_l)
-        worker_zones = self._zone_array("worker_zones", worker_zones, self.n)
+        worker_zones = _zone_array(self.scenario, "worker_zones", worker_zones, self.n)
         if depot_zone is None:
             depot_zone = self._rng.choice(z, p=self.scenario.mu0_g)
-        depot_zone = self._zone_array("depot_zone", [depot_zone], 1)
-        zones = np.concatenate([worker_zones, depot_zone])
-        jitter = self.scenario.start_jitter
-        radius = jitter * np.sqrt(self._rng.random(self.n + 1))
-        angle = 2.0 * np.pi * self._rng.random(self.n + 1)
-        self._poses[:, 0] = self._centres[zones, 0] + radius * np.cos(angle)
-        self._poses[:, 1] = self._centres[zones, 1] + radius * np.sin(angle)
-        centre_angle = (2.0 * np.pi * (zones + 0.5)) / z
-        self._poses[:, 2] = np.mod(centre_angle + 0.5 * np.pi + np.pi, 2.0 * np.pi) - np.pi
+        depot_zone = _zone_array(self.scenario, "depot_zone", [depot_zone], 1)
+        self._poses[:] = _poses_at_rest(self.scenario, np.concatenate([worker_zones, depot_zone]),
+                                        self._rng)
         self._velocities[:] = 0.0
         self._commands[:] = 0.0
         self.stall_remaining[:] = 0.0
         self.time = 0.0
-
-    def _zone_array(self, name, zones, size) -> np.ndarray:
-        zones = np.asarray(zones)
-        if zones.shape != (size,) or zones.dtype.kind not in "iu":
-            raise FleetError(name, f"must be {size} integer zone indices, got shape {zones.shape} "
-                                   f"dtype {zones.dtype}")
-        bad = np.flatnonzero((zones < 0) | (zones >= self.scenario.ring.n_zones))
-        if bad.size:
-            raise FleetError(f"{name}[{bad[0]}]", f"must be a zone in "
-                                                  f"0..{self.scenario.ring.n_zones - 1}, got {zones[bad[0]]}")
-        return zones.astype(np.int64)
 
     @property
     def poses(self) -> np.ndarray:
@@ -191,15 +246,8 @@ class FleetSim:
         goals = np.empty(self.n + 1, dtype=np.int64)
         goals[: self.n] = (start[: self.n] + ACTION_ZONE_STEP[actions]) % z
         goals[self.n] = int(global_action)
-        limits, gains, noise, faults = scenario.limits, scenario.controller, scenario.noise, scenario.faults
-        _run_epoch(
-            self._poses, self._velocities, self.stall_remaining, goals, self._centres,
-            scenario.ring.radius, *gains.lookahead_cos_sin(scenario.ring), gains.speed_gain,
-            gains.heading_gain, gains.arrive_tolerance, self._draw_seed(), self._steps, self._dt,
-            limits.max_speed, limits.max_turn_rate, limits.max_accel * self._dt,
-            limits.max_angular_accel * self._dt, noise.speed_std, noise.turn_rate_std,
-            self._p_stall, faults.stall_duration_min,
-            faults.stall_duration_max - faults.stall_duration_min, self._travelled)
+        _drive_epoch(scenario, self._poses, self._velocities, self.stall_remaining, goals,
+                     self._draw_seed(), self._travelled)
         self.time += self._steps * self._dt
         self._commands[:] = 0.0
         rewards = scenario.rewards
@@ -215,7 +263,8 @@ class FleetSim:
     def set_commands(self, v, w) -> None:
         """Commanded speed v [n+1] (m/s) and turn rate w [n+1] (rad/s), depot last; held
         until changed. Limits, noise and stalls apply when they are executed."""
-        for column, (name, values) in enumerate((("v", v), ("w", w))):
+        columns = []
+        for name, values in (("v", v), ("w", w)):
             values = np.asarray(values, dtype=np.float64)
             if values.shape != (self.n + 1,):
                 raise FleetError(name, f"must have shape [{self.n + 1}] (workers then depot), "
@@ -223,7 +272,18 @@ class FleetSim:
             bad = np.flatnonzero(~np.isfinite(values))
             if bad.size:
                 raise FleetError(f"{name}[{bad[0]}]", f"must be finite, got {values[bad[0]]}")
-            self._commands[:, column] = values
+            columns.append(values)
+        self._commands[:, 0], self._commands[:, 1] = columns
+
+    def set_command(self, robot: int, v: float, w: float) -> None:
+        """Command one robot (0..n-1 workers, n the depot), e.g. from its cmd_vel callback."""
+        robot = integer(FleetError, "robot", robot, 0)
+        if robot > self.n:
+            raise FleetError("robot", f"must be 0..{self.n} ({self.n} is the depot), got {robot}")
+        for name, value in (("v", v), ("w", w)):
+            if not np.isfinite(value):
+                raise FleetError(name, f"must be finite, got {value}")
+        self._commands[robot] = (v, w)
 
     def step_control(self) -> None:
         """Advance every robot by one control period under its current command."""

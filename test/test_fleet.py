@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from altmarl_ros.core.kinematics import Faults, Noise, integrate_unicycle
-from altmarl_ros.core.ring import zone_of_pose
-from altmarl_sim.fleet import FleetError, FleetSim
+from altmarl_ros.core.ring import target_zone, zone_of_pose
+from altmarl_sim.fleet import FleetError, FleetSim, epoch_from_rest
 from altmarl_sim.scenario import load_scenario
 
 
@@ -116,6 +116,37 @@ def test_commanded_mode_without_noise_follows_the_closed_form(quiet):
     sim.step_control()
     np.testing.assert_allclose(sim.poses, integrate_unicycle(before, v, w, quiet.timing.control_period),
                                atol=1e-12)
+
+
+def test_epoch_from_rest_matches_fleet_epochs_from_rest(scenario):
+    """The batched generative view gives the same transition law as FleetSim epochs
+    started from reset (both: robots at rest near a zone centre)."""
+    m = 4000
+    start = np.full(m, 2)
+    actions = np.repeat([0, 1, 2], [m // 4, m // 2, m - m // 4 - m // 2])
+    end, travelled = epoch_from_rest(scenario, start, target_zone(start, actions, scenario.ring), seed=5)
+    sim = FleetSim(scenario, n=m, seed=6)
+    sim.reset(worker_zones=start, depot_zone=0)
+    fleet_end, _, _ = sim.step_epoch(actions, 0)
+    for a in range(3):
+        mine = np.bincount(end[actions == a], minlength=5) / np.sum(actions == a)
+        theirs = np.bincount(fleet_end[actions == a], minlength=5) / np.sum(actions == a)
+        np.testing.assert_allclose(mine, theirs, atol=0.05)
+    assert np.all(np.isin(end[actions == 1], [2, 3])) and np.all(np.isin(end[actions == 2], [1, 2]))
+    assert travelled[actions == 1].mean() > 0.5  # metres: a move drives most of a zone
+    again, _ = epoch_from_rest(scenario, start, target_zone(start, actions, scenario.ring), seed=5)
+    np.testing.assert_array_equal(end, again)
+
+
+def test_set_command_drives_one_robot(quiet):
+    sim = FleetSim(quiet, n=4, seed=0)
+    before = sim.poses.copy()
+    sim.set_command(4, 1.0, 0.0)  # the depot
+    sim.step_control()
+    moved = np.hypot(*(sim.poses[:, :2] - before[:, :2]).T)
+    assert moved[4] > 0 and np.all(moved[:4] == 0)
+    with pytest.raises(FleetError, match="robot: must be 0..4"):
+        sim.set_command(5, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("call, message", [
