@@ -11,9 +11,14 @@ import numpy as np
 import pytest
 
 from altmarl_ros.core.counts import n_count_vectors, rank
+from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.evaluate import (
+    BASELINES,
     EvaluationError,
+    baselines,
+    best_constant_global_welfare,
     mean_ci95,
+    nash_gap,
     rollout_welfare,
     t_quantile_975,
     uniform_random_welfare,
@@ -124,6 +129,47 @@ def test_uniform_random_baseline_matches_exact_value():
                            n, k, 6, _iid_locals(game))
     est = uniform_random_welfare(game, k, n=n, horizon=6, seeds=4, rollouts=20000, seed=3)
     assert abs(est.mean - exact) <= 2 * est.ci95, (est.mean, exact, est.ci95)
+
+
+def test_best_constant_global_matches_brute_force_over_constants_and_local_policies():
+    """Max over every constant a_g and every deterministic pi_l of the exact value.
+
+    With a constant a_g the locals are independent given the s_g chain, so the
+    n-agent welfare equals one agent's (n = k = 1 in the exact chain); gamma^H is
+    ~1e-9, so the finite horizon is the infinite-horizon problem L-LEARN solves.
+    """
+    rng = np.random.default_rng(8)
+    game = _random_game(rng, n_ag=2, n_sl=3, n_al=2, gamma=0.6)
+    horizon = 40
+    values = {}
+    for a_g in range(game.n_ag):
+        for actions in itertools.product(range(game.n_al), repeat=game.n_sl * game.n_sg):
+            pi_l = np.eye(game.n_al)[np.reshape(actions, (game.n_sl, game.n_sg))]
+            values[a_g, actions] = _exact_welfare(game, lambda s_g, F: np.eye(game.n_ag)[a_g], pi_l,
+                                                  1, 1, horizon, _iid_locals(game))
+    (best_a_g, _), best_value = max(values.items(), key=lambda item: item[1])
+    est = best_constant_global_welfare(game, 2, n=5, horizon=horizon, seeds=4, rollouts=5000, seed=4)
+    assert est.detail == f"a_g = {best_a_g}"
+    assert abs(est.mean - best_value) <= 2 * est.ci95, (est.mean, best_value, est.ci95)
+
+
+def test_baselines_and_nash_gap_of_a_trained_pair():
+    rng = np.random.default_rng(9)
+    game = _random_game(rng)
+    k = 2
+    trained = alternating_marl(game, k, m=8, rounds=3, seed=0)
+    gap = nash_gap(game, trained.pi_g, trained.pi_l, k, m=8, seed=0)
+    # the same gains alternating_marl logged for the pair it returned
+    assert gap.global_gain == pytest.approx(trained.global_gain, abs=1e-4)
+    assert gap.local_gain == pytest.approx(trained.local_gain, abs=1e-9)
+    assert gap.gap == max(gap.global_gain, gap.local_gain) >= 0
+    found = baselines(game, k, n=20, horizon=10, seeds=2, rollouts=200, seed=0)
+    assert list(found) == list(BASELINES)
+    uniform, constant = found["uniform_random"], found["best_constant_global"]
+    # the best constant dispatcher with best-responding locals beats everyone acting at random
+    assert constant.mean - constant.ci95 > uniform.mean + uniform.ci95
+    with pytest.raises(EvaluationError, match="unknown baseline"):
+        baselines(game, k, names=("oracle",))
 
 
 def test_ci_shrinks_like_one_over_sqrt_rollouts_and_covers_the_mean():

@@ -29,7 +29,8 @@ from numba import njit, prange
 
 from altmarl_ros.core._checks import FieldValueError, as_float, integer
 from altmarl_ros.core.counts import _rank, n_count_vectors
-from altmarl_ros.core.glearn import fold_local_policy
+from altmarl_ros.core.glearn import fold_local_policy, global_best_response_gain
+from altmarl_ros.core.llearn import l_learn, local_best_response_gain
 from altmarl_ros.core.policy import build_policy
 
 _U53 = 1.0 / 9007199254740992.0  # 2**-53: uint64 >> 11 -> uniform double in [0, 1)
@@ -48,6 +49,7 @@ class WelfareEstimate:
     returns: np.ndarray  # float64 [seeds, rollouts]
     agent_steps: int
     seconds: float
+    detail: str = ""  # what a baseline chose, e.g. "a_g = 2"
 
     @property
     def agent_steps_per_second(self) -> float:
@@ -287,3 +289,61 @@ def uniform_random_welfare(game, k, n=1000, horizon=100, seeds=15, rollouts=50, 
     r_g = game.r_g.mean(axis=1, keepdims=True)
     return _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, rollouts, seed,
                      dirichlet_alpha)
+
+
+def nash_gap(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6) -> NashGap:
+    """Both unilateral best-response gains of (pi_g, pi_l) and the larger one.
+
+    Global: G-LEARN's optimal value minus pi_g's value in the k-agent surrogate
+    (m-sample operator, same draws; total reward r_g + mean r_l). Local: one
+    local's best response minus pi_l's value in the induced MDP (its own r_l).
+    Both are expectations over the initial distribution (core.glearn, core.llearn).
+    """
+    global_gain = float(global_best_response_gain(game, pi_g, pi_l, k, m=m, seed=seed, tol=tol))
+    local_gain = float(local_best_response_gain(game, pi_g, pi_l, k))
+    return NashGap(global_gain=global_gain, local_gain=local_gain, gap=max(global_gain, local_gain))
+
+
+def best_constant_global_welfare(game, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0,
+                                 dirichlet_alpha=None) -> WelfareEstimate:
+    """The best dispatcher that ignores what it sees: a constant a_g with the locals' best response.
+
+    For each a_g the locals' best response is exact (a constant pi_g makes s_g an
+    autonomous chain, so L-LEARN's induced MDP has no mean-field approximation).
+    Every candidate is scored with streams `seed`; the winner is re-scored with the
+    independent streams `seed + 1`, so picking the maximum does not bias its estimate.
+    """
+    k, n = _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    n_f = n_count_vectors(k, game.n_sl)
+    args = dict(n=n, horizon=horizon, seeds=seeds, rollouts=rollouts, dirichlet_alpha=dirichlet_alpha)
+    best = None
+    for a_g in range(game.n_ag):
+        pi_g = np.full((game.n_sg, n_f), a_g, np.int32)
+        pi_l = l_learn(game, pi_g, k).pi_l
+        score = rollout_welfare(game, pi_g, pi_l, k, seed=seed, **args).mean
+        if best is None or score > best[0]:
+            best = (score, a_g, pi_g, pi_l)
+    _, a_g, pi_g, pi_l = best
+    final = rollout_welfare(game, pi_g, pi_l, k, seed=seed + 1, **args)
+    return WelfareEstimate(mean=final.mean, ci95=final.ci95, returns=final.returns,
+                           agent_steps=final.agent_steps, seconds=final.seconds, detail=f"a_g = {a_g}")
+
+
+# name -> function(game, k, n=, horizon=, seeds=, rollouts=, seed=, dirichlet_alpha=) -> WelfareEstimate;
+# every result table carries these, in this order.
+BASELINE_FUNCTIONS = {
+    "uniform_random": uniform_random_welfare,
+    "best_constant_global": best_constant_global_welfare,
+}
+BASELINES = tuple(BASELINE_FUNCTIONS)
+
+
+def baselines(game, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0, dirichlet_alpha=None,
+              names=BASELINES) -> dict:
+    """name -> WelfareEstimate of the named baselines (default: all of BASELINE_FUNCTIONS)."""
+    unknown = [name for name in names if name not in BASELINE_FUNCTIONS]
+    if unknown:
+        raise EvaluationError("names", f"unknown baseline(s) {unknown}; choose from {list(BASELINE_FUNCTIONS)}")
+    return {name: BASELINE_FUNCTIONS[name](game, k, n=n, horizon=horizon, seeds=seeds, rollouts=rollouts,
+                                           seed=seed, dirichlet_alpha=dirichlet_alpha)
+            for name in names}
