@@ -19,7 +19,6 @@ AUTHORS_GLEARN_SECONDS = {10: 0.1, 20: 1.0, 30: 4.0, 40: 11.0}  # 100 unconverge
 AUTHORS_GLEARN_MB = {40: 460.0}  # dense (k+1)^|S_l| tables
 AUTHORS_MODEL = "warehouse"
 
-FIGURES = ("welfare_vs_k", "nash_gap_vs_k", "glearn_cost_vs_k", "rounds_vs_k")
 METHOD_LABELS = {
     "alternating": "ALTERNATING-MARL",
     "subsample_mfq": "SUBSAMPLE-MFQ (uniform locals)",
@@ -27,6 +26,7 @@ METHOD_LABELS = {
     "best_constant_global": "best constant global + local BR",
     "full_observation": "full-observation stand-in",
 }
+AUTHORS_SUFFIX = "@authors"  # rows evaluated with the authors' protocol (sweep.py)
 
 
 def _rows(results, model, method):
@@ -67,6 +67,23 @@ def _errorbar(ax, rows, label, **style):
                     yerr=[r["welfare_ci95"] for r in rows], capsize=3, label=label, **style)
 
 
+def _k_axis(ax, results, label="k (locals observed per step)"):
+    """Log k axis ticked at the grid's k values (matplotlib would write 2x10^0)."""
+    ax.set_xscale("log")
+    ticks = sorted(set(results["grid"]["k"]) | {row["k"] for row in results["rows"] if row["k"]})
+    ax.set_xticks(ticks, [str(k) for k in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel(label)
+
+
+def _baseline_bands(ax, results, model, suffix=""):
+    for method, color in (("uniform_random", "C3"), ("best_constant_global", "C2")):
+        for row in _rows(results, model, method + suffix):
+            ax.axhline(row["welfare"], color=color, linestyle=":", label=METHOD_LABELS[method])
+            ax.axhspan(row["welfare"] - row["welfare_ci95"], row["welfare"] + row["welfare_ci95"],
+                       color=color, alpha=0.12)
+
+
 def _welfare_figure(results, path):
     models = _models(results)
     plt, fig, axes = _panels(len(models))
@@ -75,22 +92,32 @@ def _welfare_figure(results, path):
                   marker="o", color="C0")
         _errorbar(ax, _rows(results, model, "subsample_mfq"), METHOD_LABELS["subsample_mfq"],
                   marker="s", color="C1", linestyle="--")
-        for method, color in (("uniform_random", "C3"), ("best_constant_global", "C2")):
-            for row in _rows(results, model, method):
-                ax.axhline(row["welfare"], color=color, linestyle=":", label=METHOD_LABELS[method])
-                ax.axhspan(row["welfare"] - row["welfare_ci95"], row["welfare"] + row["welfare_ci95"],
-                           color=color, alpha=0.12)
+        _baseline_bands(ax, results, model)
         _errorbar(ax, _rows(results, model, "full_observation"), METHOD_LABELS["full_observation"],
                   marker="*", markersize=11, color="C4", linestyle="none")
-        if model == AUTHORS_MODEL:
-            ax.plot(list(AUTHORS_WELFARE), list(AUTHORS_WELFARE.values()), "kx", markersize=8,
-                    label="authors' code (their setup)")
-        ax.set_xscale("log")
+        _k_axis(ax, results)
         ax.set_title(model)
-        ax.set_xlabel("k (locals observed per step)")
-        ax.set_ylabel("welfare (discounted return)")
+        ax.set_ylabel("welfare (discounted return), 95% CI")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _authors_figure(results, path):
+    """Our warehouse policies scored the authors' way, next to their published points."""
+    plt, fig, (ax,) = _panels(1, height=4.0)
+    _errorbar(ax, _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX),
+              "ALTERNATING-MARL (ours, authors' evaluation)", marker="o", color="C0")
+    _baseline_bands(ax, results, AUTHORS_MODEL, AUTHORS_SUFFIX)
+    ax.plot(list(AUTHORS_WELFARE), list(AUTHORS_WELFARE.values()), "kx", markersize=9,
+            label="authors' code (published)")
+    _k_axis(ax, results)
+    ax.set_title(f"{AUTHORS_MODEL}: authors' evaluation protocol")
+    ax.set_ylabel("welfare (discounted return), 95% CI")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -115,11 +142,10 @@ def _gap_figure(results, path):
             if free_fit is not None:
                 ax.plot(grid, free_fit.c * grid ** -free_fit.alpha, "--", color="C4",
                         label=f"{free_fit.c:.3g} k^-{free_fit.alpha:.2f}")
-        ax.set_xscale("log")
+        _k_axis(ax, results)
         if all(r["nash_gap"] > 0 for r in rows):
             ax.set_yscale("log")
         ax.set_title(model)
-        ax.set_xlabel("k")
         ax.set_ylabel("Nash gap (best-response gain)")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
@@ -143,7 +169,7 @@ def _cost_figure(results, path):
     time_ax.set_ylabel("G-LEARN seconds to tolerance")
     memory_ax.set_ylabel("G-LEARN peak RSS growth (MB)")
     for ax in (time_ax, memory_ax):
-        ax.set_xlabel("k")
+        _k_axis(ax, results)
         ax.set_yscale("log")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
@@ -163,8 +189,7 @@ def _rounds_figure(results, path):
             ax.plot([r["k"] for r in stopped], [r["rounds"] for r in stopped], "x", color="k",
                     markersize=9)
     ax.plot([], [], "x", color="k", label="hit the round cap")
-    ax.set_xscale("log")
-    ax.set_xlabel("k")
+    _k_axis(ax, results)
     ax.set_ylabel("ALTERNATING-MARL rounds")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
@@ -174,12 +199,16 @@ def _rounds_figure(results, path):
 
 
 def write_figures(results, figure_dir):
-    """Write the four PNGs for this grid; returns {figure name: path}."""
+    """Write this grid's PNGs (<grid>_<figure>.png); returns {figure name: path}."""
     figure_dir = Path(figure_dir)
     figure_dir.mkdir(parents=True, exist_ok=True)
-    grid = results["grid"]["name"]
-    paths = {name: figure_dir / f"{grid}_{name}.png" for name in FIGURES}
-    for name, draw in zip(FIGURES, (_welfare_figure, _gap_figure, _cost_figure, _rounds_figure)):
+    figures = {"welfare_vs_k": _welfare_figure, "nash_gap_vs_k": _gap_figure,
+               "glearn_cost_vs_k": _cost_figure, "rounds_vs_k": _rounds_figure}
+    if _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX):
+        figures["authors_protocol"] = _authors_figure
+    paths = {}
+    for name, draw in figures.items():
+        paths[name] = figure_dir / f"{results['grid']['name']}_{name}.png"
         tmp = paths[name].with_name(f".{paths[name].name}.tmp.png")
         draw(results, tmp)
         os.replace(tmp, paths[name])
@@ -257,7 +286,10 @@ def _claims(results, model):
             and row["welfare"] - row["welfare_ci95"] > mfq[row["k"]]["welfare"] + mfq[row["k"]]["welfare_ci95"]]
     claims.append(f"beats SUBSAMPLE-MFQ at the same k beyond both CIs at {len(wins)} of {len(alternating)} k")
     sqrt_fit, free_fit = gap_fits(results, model)
-    if sqrt_fit is not None:
+    if all(row["nash_gap"] == 0 for row in alternating):
+        claims.append("Nash gap 0 at every k: each returned pair is an exact equilibrium of the "
+                      "k-agent surrogate, so there is no 1/√k decay to fit")
+    elif sqrt_fit is not None:
         text = f"Nash gap ≈ {sqrt_fit.c:.3g}/√k with R² = {sqrt_fit.r2:.2f}"
         if free_fit is not None:
             text += (f"; free exponent: {free_fit.c:.3g}·k^-{free_fit.alpha:.2f} "
@@ -269,13 +301,17 @@ def _claims(results, model):
 
 
 def _authors_table(results):
-    rows = {row["k"]: row for row in _rows(results, AUTHORS_MODEL, "alternating")}
-    if not rows:
+    ours = {row["k"]: row for row in _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX)}
+    if not ours:
         return ""
-    lines = ["| k | authors' code | ours |", "|---:|---:|---:|"]
+    lines = ["| k | authors' code | ours, authors' evaluation |", "|---:|---:|---:|"]
     for k, theirs in AUTHORS_WELFARE.items():
-        lines.append(f"| {k} | {theirs} | {_welfare_cell(rows.get(k))} |")
-    return "\n".join(lines)
+        lines.append(f"| {k} | {theirs} | {_welfare_cell(ours.get(k))} |")
+    for method in ("best_constant_global", "uniform_random"):
+        for row in _rows(results, AUTHORS_MODEL, method + AUTHORS_SUFFIX):
+            lines.append(f"| {METHOD_LABELS[method]} | | {_welfare_cell(row)} |")
+    note = next(iter(ours.values()))["note"]
+    return "\n".join(lines) + f"\n\nOur columns: {note}."
 
 
 def render_markdown(results, figure_paths, doc_path):
@@ -327,5 +363,6 @@ def write_report(results, doc_path, figure_dir):
     figure_paths = write_figures(results, figure_dir)
     body = render_markdown(results, figure_paths, doc_path)
     text = doc_path.read_text() if doc_path.exists() else "# Results\n"
+    doc_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(doc_path, replace_generated(text, results["grid"]["name"], body))
     return figure_paths

@@ -47,6 +47,8 @@ class ModelSpec:
     name: str
     path: str | None  # a model file (.npz/.yaml)
     scenario: str | None  # or a simulator scenario whose model is estimated
+    # Optional second evaluation matching the authors' evaluator: {horizon, dirichlet_alpha}.
+    authors_protocol: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -136,12 +138,22 @@ def load_grid(config_path, grid_name):
 
 def _model_spec(config_path, name, entry):
     where = f"{config_path}: models.{name}"
-    if not isinstance(entry, dict) or len(entry) != 1 or not set(entry) <= {"model", "scenario"}:
-        raise SweepConfigError(f"{where} must be {{model: FILE}} or {{scenario: NAME}}")
+    sources = [key for key in ("model", "scenario") if isinstance(entry, dict) and key in entry]
+    if len(sources) != 1 or not set(entry) <= {"model", "scenario", "authors_protocol"}:
+        raise SweepConfigError(f"{where} must be {{model: FILE}} or {{scenario: NAME}}, "
+                               "optionally with authors_protocol: {horizon: H, dirichlet_alpha: A}")
+    protocol = entry.get("authors_protocol")
+    if protocol is not None:
+        if not isinstance(protocol, dict) or set(protocol) != {"horizon", "dirichlet_alpha"}:
+            raise SweepConfigError(f"{where}.authors_protocol must have exactly the keys horizon, dirichlet_alpha")
+        _positive_int(protocol["horizon"], f"{where}.authors_protocol.horizon")
+        alpha = protocol["dirichlet_alpha"]
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise SweepConfigError(f"{where}.authors_protocol.dirichlet_alpha must be a number > 0, got {alpha!r}")
     if "model" in entry:
         model_path = (config_path.parent / str(entry["model"])).resolve()
-        return ModelSpec(name=name, path=str(model_path), scenario=None)
-    return ModelSpec(name=name, path=None, scenario=str(entry["scenario"]))
+        return ModelSpec(name=name, path=str(model_path), scenario=None, authors_protocol=protocol)
+    return ModelSpec(name=name, path=None, scenario=str(entry["scenario"]), authors_protocol=protocol)
 
 
 # ---------------------------------------------------------------- measurement
@@ -203,31 +215,49 @@ def _row(model, method, k, **fields):
     return row
 
 
-def _welfare(game, pi_g, pi_l, k, grid):
+def _welfare(game, pi_g, pi_l, k, grid, protocol=None):
+    """(mean, ci95) with the grid's rollouts; `protocol` swaps in the authors' horizon and start."""
     from altmarl_ros.core.evaluate import rollout_welfare
 
-    estimate = rollout_welfare(game, pi_g, pi_l, k, n=grid.n, horizon=grid.horizon,
-                               seeds=grid.seeds, rollouts=grid.rollouts, seed=grid.seed)
+    horizon = protocol["horizon"] if protocol else grid.horizon
+    alpha = protocol["dirichlet_alpha"] if protocol else None
+    estimate = rollout_welfare(game, pi_g, pi_l, k, n=grid.n, horizon=horizon, seeds=grid.seeds,
+                               rollouts=grid.rollouts, seed=grid.seed, dirichlet_alpha=alpha)
     return float(estimate.mean), float(estimate.ci95)
 
 
-def _alternating_row(spec, game, k, grid, method="alternating", note=None):
+def _alternating_rows(spec, game, k, grid):
+    """ALTERNATING-MARL at k: its welfare, the Nash gap of the returned pair, its cost.
+
+    The gains are the ones alternating_marl computed for the returned pair (the same
+    definitions as evaluate.nash_gap), so they are not recomputed.
+    """
     from altmarl_ros.core.alternating import alternating_marl
     from altmarl_ros.core.counts import n_count_vectors
-    from altmarl_ros.core.evaluate import nash_gap
 
     started = time.perf_counter()
     result = alternating_marl(game, k, m=grid.m, rounds=grid.rounds, seed=grid.seed)
     train_seconds = time.perf_counter() - started
     welfare, ci95 = _welfare(game, result.pi_g, result.pi_l, k, grid)
-    gap = nash_gap(game, result.pi_g, result.pi_l, k)
-    return _row(
-        spec.name, method, k, welfare=welfare, welfare_ci95=ci95,
-        nash_gap=float(gap.gap), global_gain=float(gap.global_gain),
-        local_gain=float(gap.local_gain), rounds=len(result.rounds),
+    row = _row(
+        spec.name, "alternating", k, welfare=welfare, welfare_ci95=ci95,
+        nash_gap=float(result.nash_gap), global_gain=float(result.global_gain),
+        local_gain=float(result.local_gain), rounds=len(result.rounds),
         converged=bool(result.converged), eta=float(result.eta),
-        train_seconds=train_seconds, n_count_vectors=n_count_vectors(k, game.n_sl), note=note,
+        train_seconds=train_seconds, n_count_vectors=n_count_vectors(k, game.n_sl),
+        note=result.stop_reason,
     )
+    rows = [row]
+    if spec.authors_protocol:
+        welfare, ci95 = _welfare(game, result.pi_g, result.pi_l, k, grid, spec.authors_protocol)
+        rows.append(dict(row, method="alternating@authors", welfare=welfare, welfare_ci95=ci95,
+                         note=_protocol_note(spec.authors_protocol)))
+    return rows
+
+
+def _protocol_note(protocol):
+    return (f"authors' evaluation: horizon {protocol['horizon']}, locals from "
+            f"Dirichlet({protocol['dirichlet_alpha']}) per rollout")
 
 
 def _subsample_mfq_row(spec, game, k, grid):
@@ -252,15 +282,24 @@ def _subsample_mfq_row(spec, game, k, grid):
 
 
 def _baseline_rows(spec, game, grid):
+    """Uniform random and best constant global + local BR (both independent of k)."""
     from altmarl_ros.core.evaluate import baselines
 
-    found = baselines(game, grid.k[0], n=grid.n, horizon=grid.horizon, seeds=grid.seeds,
-                      rollouts=grid.rollouts, seed=grid.seed)
-    return [
-        _row(spec.name, name, None, welfare=float(found[name].mean),
-             welfare_ci95=float(found[name].ci95))
-        for name in ("uniform_random", "best_constant_global")
-    ]
+    protocols = [("", grid.horizon, None)]
+    if spec.authors_protocol:
+        protocols.append(("@authors", spec.authors_protocol["horizon"],
+                          spec.authors_protocol["dirichlet_alpha"]))
+    rows = []
+    for suffix, horizon, alpha in protocols:
+        found = baselines(game, grid.k[0], n=grid.n, horizon=horizon, seeds=grid.seeds,
+                          rollouts=grid.rollouts, seed=grid.seed, dirichlet_alpha=alpha)
+        for name in ("uniform_random", "best_constant_global"):
+            note = found[name].detail or None
+            if suffix:
+                note = "; ".join(filter(None, [note, _protocol_note(spec.authors_protocol)]))
+            rows.append(_row(spec.name, name + suffix, None, welfare=float(found[name].mean),
+                             welfare_ci95=float(found[name].ci95), note=note))
+    return rows
 
 
 def _units(grid):
@@ -277,8 +316,8 @@ def _compute_unit(spec, game, unit, k, grid):
     if unit == "baselines":
         return _baseline_rows(spec, game, grid)
     if unit.startswith("full_"):
-        return [_full_observation_row(spec, game, k, grid, _alternating_row(spec, game, k, grid))]
-    rows = [_alternating_row(spec, game, k, grid), _subsample_mfq_row(spec, game, k, grid)]
+        return [_full_observation_row(spec, game, k, grid, _alternating_rows(spec, game, k, grid)[0])]
+    rows = _alternating_rows(spec, game, k, grid) + [_subsample_mfq_row(spec, game, k, grid)]
     if k == grid.full_observation_k:
         rows.append(_full_observation_row(spec, game, k, grid, rows[0]))
     return rows
@@ -292,10 +331,11 @@ def _full_observation_row(spec, game, k, grid, alternating_row):
     return dict(alternating_row, method="full_observation", note=note)
 
 
-def _fingerprint(model_hash, unit, k, grid):
+def _fingerprint(spec, model_hash, unit, k, grid):
     """Hash of everything a unit's rows depend on; a stored unit is reused only on a match."""
     settings = {key: getattr(grid, key) for key in ("n", "m", "rounds", "horizon", "seeds", "rollouts", "seed")}
     settings.update(format=RESULTS_FORMAT, model_hash=model_hash, unit=unit,
+                    authors_protocol=spec.authors_protocol,
                     with_full_observation=k is not None and k == grid.full_observation_k)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -322,7 +362,7 @@ def run_sweep(grid, out_dir, progress=None, log=print):
         if spec.name not in games:
             games[spec.name] = _load_game(spec)
             hashes[spec.name] = games[spec.name].content_hash()
-        fingerprint = _fingerprint(hashes[spec.name], unit, k, grid)
+        fingerprint = _fingerprint(spec, hashes[spec.name], unit, k, grid)
         path = out_dir / "points" / spec.name / f"{unit}.json"
         stored = _read_unit(path, fingerprint)
         if progress is not None:
@@ -336,6 +376,7 @@ def run_sweep(grid, out_dir, progress=None, log=print):
                 "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "rows": rows,
             }
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, json.dumps(stored, indent=1))
             computed += 1
         else:

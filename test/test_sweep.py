@@ -1,0 +1,174 @@
+"""altmarl sweep: grid config, resumable runs, Nash-gap fits, the regenerated report."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from altmarl_ros.cli import main
+from altmarl_ros.experiments.fits import fit_inverse_sqrt, fit_power_law
+from altmarl_ros.experiments.report import replace_generated, write_report
+from altmarl_ros.experiments.sweep import ROW_FIELDS, SweepConfigError, count_units, load_grid
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEP_CONFIG = REPO / "config" / "sweep.yaml"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- fits
+
+def test_inverse_sqrt_fit_recovers_c_from_noisy_gaps():
+    rng = np.random.default_rng(3)
+    k = np.array([1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50])
+    gap = 2.5 / np.sqrt(k) * np.exp(rng.normal(0.0, 0.03, k.size))
+    sqrt_fit = fit_inverse_sqrt(k, gap)
+    assert sqrt_fit.c == pytest.approx(2.5, rel=0.03)
+    assert sqrt_fit.r2 > 0.98
+    free = fit_power_law(k, gap)
+    assert free.alpha == pytest.approx(0.5, abs=0.03)
+    assert free.c == pytest.approx(2.5, rel=0.06)
+
+
+def test_free_exponent_tells_a_faster_decay_from_inverse_sqrt():
+    k = np.array([1, 2, 5, 10, 20, 50], dtype=float)
+    gap = 3.0 * k ** -1.0
+    free = fit_power_law(k, gap)
+    assert free.alpha == pytest.approx(1.0, abs=1e-9) and free.c == pytest.approx(3.0, rel=1e-9)
+    assert fit_inverse_sqrt(k, gap).r2 < free.r2
+
+
+def test_power_law_skips_zero_gaps_and_needs_two_points():
+    assert fit_power_law([1, 2, 4], [0.0, 0.0, 0.5]) is None
+    fit = fit_power_law([1, 4, 9], [0.0, 0.5, 1 / 3])
+    assert fit.n_points == 2 and fit.alpha == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------- config
+
+def test_shipped_grids_load_with_the_documented_sizes():
+    full = load_grid(SWEEP_CONFIG, "full")
+    assert full.k == (1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50)
+    assert (full.n, full.m, full.horizon, full.seeds, full.rollouts) == (1000, 30, 100, 15, 50)
+    assert [spec.name for spec in full.models] == ["warehouse", "warehouse_ring", "federated"]
+    tiny = load_grid(SWEEP_CONFIG, "tiny")
+    assert all(spec.path and Path(spec.path).exists() for spec in tiny.models)
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda g: g.pop("horizon"), "missing keys ['horizon']"),
+    (lambda g: g.update(colour="red"), "unknown keys ['colour']"),
+    (lambda g: g.update(k=[1, 0]), "grids.tiny.k[1]"),
+    (lambda g: g.update(k=[1, 99]), "k = 99 exceeds n = 40"),
+    (lambda g: g.update(models=["nope"]), "grids.tiny.models[0] = 'nope'"),
+])
+def test_bad_grid_names_the_field(tmp_path, edit, named):
+    import yaml
+
+    config = yaml.safe_load(SWEEP_CONFIG.read_text())
+    edit(config["grids"]["tiny"])
+    for spec in config["models"].values():  # keep model paths valid from tmp_path
+        if "model" in spec:
+            spec["model"] = str(SWEEP_CONFIG.parent / spec["model"])
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SweepConfigError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        load_grid(path, "tiny")
+
+
+def test_unknown_grid_is_a_cli_error(capsys):
+    assert main(["sweep", "--grid", "huge", "--quiet"]) == 2
+    assert "no grid 'grids.huge'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- report
+
+def _synthetic_results():
+    rows = []
+    for model in ("warehouse", "federated"):
+        for k in (1, 2, 5, 10):
+            base = dict.fromkeys(ROW_FIELDS)
+            rows.append(dict(base, model=model, method="alternating", k=k, welfare=80 + k,
+                             welfare_ci95=0.5, nash_gap=2 / np.sqrt(k), global_gain=2 / np.sqrt(k),
+                             local_gain=0.1, rounds=3, converged=k > 1, eta=0.1, train_seconds=1.0,
+                             n_count_vectors=k + 1))
+            rows.append(dict(base, model=model, method="subsample_mfq", k=k, welfare=75 + k,
+                             welfare_ci95=0.5, glearn_seconds=0.1 * k, glearn_sweeps=50,
+                             glearn_peak_mb=float(k)))
+        rows.append(dict(dict.fromkeys(ROW_FIELDS), model=model, method="uniform_random",
+                         welfare=60.0, welfare_ci95=1.0))
+        rows.append(dict(dict.fromkeys(ROW_FIELDS), model=model, method="best_constant_global",
+                         welfare=84.0, welfare_ci95=0.4))
+    return {
+        "grid": {"name": "tiny", "models": [{"name": "warehouse"}, {"name": "federated"}],
+                 "k": [1, 2, 5, 10], "n": 40, "m": 4, "rounds": 2, "horizon": 20, "seeds": 2,
+                 "rollouts": 4, "full_observation_k": None, "seed": 0},
+        "model_hashes": {"warehouse": "0" * 16, "federated": "1" * 16},
+        "compute_seconds": 75.0,
+        "units": [{"model": "warehouse", "unit": "k0001", "seconds": 75.0,
+                   "finished_at": "2026-11-25T10:00:00+00:00"}],
+        "rows": rows,
+    }
+
+
+def test_report_writes_pngs_and_keeps_handwritten_text(tmp_path):
+    doc = tmp_path / "docs" / "results.md"
+    doc.parent.mkdir()
+    doc.write_text("# Results\n\nHand-written discussion.\n")
+    results = _synthetic_results()
+    figures = write_report(results, doc, tmp_path / "docs" / "figures")
+    assert len(figures) == 4
+    for path in figures.values():
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    first = doc.read_text()
+    assert "Hand-written discussion." in first
+    assert "](figures/tiny_welfare_vs_k.png)" in first
+    assert "Nash gap ≈ 2/√k with R² = 1.00" in first
+    assert "| 10 | 11 | 90.00 ± 0.50 | 85.00 ± 0.50 |" in first
+    assert "beats best constant global + local BR (84.00 ± 0.40) beyond both CIs at 2 of 4 k" in first
+    write_report(results, doc, tmp_path / "docs" / "figures")
+    assert doc.read_text() == first  # regenerating replaces the block, never duplicates it
+
+
+def test_replace_generated_touches_only_its_own_grid():
+    text = replace_generated("# R\n", "full", "full body\n")
+    text = replace_generated(text, "quick", "quick body\n")
+    text = replace_generated(text, "full", "new full\n")
+    assert "full body" not in text and text.count("new full") == 1 and "quick body" in text
+
+
+# ---------------------------------------------------------------- end to end
+
+def test_tiny_grid_end_to_end_then_resume_recomputes_nothing(tmp_path, capsys):
+    out, doc = tmp_path / "sweep", tmp_path / "results.md"
+    argv = ["sweep", "--tiny", "--out", str(out), "--json", "--report", "--doc", str(doc)]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    grid = load_grid(SWEEP_CONFIG, "tiny")
+    assert first["computed"] == count_units(grid) and first["skipped"] == 0
+    points = sorted((out / "points").rglob("*.json"))
+    stamps = {path: path.stat().st_mtime_ns for path in points}
+
+    document = json.loads((out / "results.json").read_text())
+    methods = {(row["model"], row["method"], row["k"]) for row in document["rows"]}
+    for spec in grid.models:
+        for k in grid.k:
+            assert (spec.name, "alternating", k) in methods
+            assert (spec.name, "subsample_mfq", k) in methods
+        assert (spec.name, "uniform_random", None) in methods
+        assert (spec.name, "best_constant_global", None) in methods
+        assert (spec.name, "full_observation", grid.full_observation_k) in methods
+    for row in document["rows"]:
+        assert np.isfinite(row["welfare"]) and row["welfare_ci95"] >= 0
+        if row["method"] == "alternating":
+            assert row["nash_gap"] >= max(row["global_gain"], row["local_gain"]) - 1e-12
+            assert 1 <= row["rounds"] <= grid.rounds
+    csv_lines = (out / "results.csv").read_text().splitlines()
+    assert csv_lines[0].split(",") == list(ROW_FIELDS)
+    assert len(csv_lines) == 1 + len(document["rows"])
+    assert all(path.read_bytes()[:8] == PNG_MAGIC for path in (tmp_path / "figures").glob("*.png"))
+    assert "### Grid `tiny`" in doc.read_text()
+
+    assert main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["computed"] == 0 and second["skipped"] == first["computed"]
+    assert {path: path.stat().st_mtime_ns for path in points} == stamps
