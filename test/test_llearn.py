@@ -1,0 +1,75 @@
+"""L-LEARN against brute force: every deterministic local policy, the mean field re-derived by enumeration."""
+import numpy as np
+import pytest
+
+from _learn_reference import (all_deterministic_local_policies, count_vectors, induced_mdp_values,
+                              multinomial_pmf, random_game)
+from altmarl_ros.core.counts import n_count_vectors
+from altmarl_ros.core.llearn import l_learn, local_best_response_gain
+from altmarl_ros.core.source import LearnError
+
+K = 3
+
+
+@pytest.fixture(scope="module", params=[21, 22, 23])
+def case(request):
+    game = random_game(request.param, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9)
+    rng = np.random.default_rng(request.param)
+    pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(K, game.n_sl))).astype(np.int32)
+    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    return game, pi_g, pi_l, l_learn(game, pi_g, K, pi_l)
+
+
+def _P_bar_by_enumeration(game, pi_g, mu):
+    P_bar = np.zeros((game.n_sg, game.n_sg))
+    for g in range(game.n_sg):
+        for f, F in enumerate(count_vectors(K, game.n_sl)):
+            P_bar[g] += multinomial_pmf(F, mu[g]) * game.P_g[g, pi_g[g, f]]
+    return P_bar
+
+
+def test_mean_field_is_self_consistent(case):
+    """mu(.|s_g) is the stationary conditional law of the pair chain under P_bar_g(mu)."""
+    game, pi_g, pi_l, result = case
+    assert result.mu_converged
+    assert np.allclose(result.P_bar_g, _P_bar_by_enumeration(game, pi_g, result.mu), atol=1e-12)
+    pair = np.einsum("sga,sgat,gh->sgth", pi_l, game.P_l, result.P_bar_g).reshape(
+        game.n_sl * game.n_sg, -1)
+    values, vectors = np.linalg.eig(pair.T)  # random games: irreducible, one unit eigenvalue
+    nu = np.real(vectors[:, np.argmin(np.abs(values - 1))]).reshape(game.n_sl, game.n_sg)
+    nu /= nu.sum()
+    assert np.allclose(result.mu, (nu / nu.sum(axis=0)).T, atol=1e-9)
+
+
+def test_best_response_beats_every_deterministic_policy(case):
+    game, _, _, result = case
+    values = np.array([induced_mdp_values(game, result.P_bar_g, policy)
+                       for policy in all_deterministic_local_policies(game)])
+    assert len(values) == 2 ** 6
+    best = values.max(axis=0)  # an optimal policy is optimal in every state at once
+    assert np.allclose(result.V, best, atol=1e-9)
+    assert np.allclose(induced_mdp_values(game, result.P_bar_g, result.pi_l), best, atol=1e-9)
+    assert set(np.unique(result.pi_l)) <= {0.0, 1.0} and np.allclose(result.pi_l.sum(axis=2), 1)
+    assert result.residual < 1e-9
+
+
+def test_gain_is_the_brute_force_gain(case):
+    game, pi_g, pi_l, result = case
+    values = np.array([induced_mdp_values(game, result.P_bar_g, policy)
+                       for policy in all_deterministic_local_policies(game)])
+    gain = game.mu0_l @ (values.max(axis=0) - induced_mdp_values(game, result.P_bar_g, pi_l)) @ game.mu0_g
+    assert gain > 1e-3
+    assert local_best_response_gain(game, pi_g, pi_l, K) == pytest.approx(gain, abs=1e-9)
+    assert result.gain == pytest.approx(gain, abs=1e-9)
+
+
+def test_bad_pi_g_names_the_field(case):
+    game, pi_g, _, _ = case
+    with pytest.raises(LearnError) as raised:
+        l_learn(game, pi_g[:, :-1], K)
+    assert raised.value.field == "pi_g"
+    bad = pi_g.copy()
+    bad[1, 2] = game.n_ag
+    with pytest.raises(LearnError) as raised:
+        l_learn(game, bad, K)
+    assert raised.value.field == "pi_g[1, 2]"
