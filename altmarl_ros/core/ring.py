@@ -18,8 +18,8 @@ in training and in deployment. All positions are in the `map` frame.
   controller drives forward or backward (whichever end faces the target): with e
   the bearing error, v = min(max_speed, speed_gain * distance) * cos(e) and
   w = heading_gain * sin(e) * sign(cos(e)) clipped to max_turn_rate; inside
-  `arrive_tolerance` it commands (0, 0). Ties in the shorter direction go
-  counter-clockwise.
+  `arrive_tolerance` it commands (0, 0). A goal diametrically opposite (Z even)
+  has no shorter direction: the sign of a rounding-level cross product picks one.
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def _steer_to_zone(x, y, c, s, goal_zone, centres, radius, cos_look, sin_look, m
         ux = x * inv
         uy = y * inv
         if ux * gx + uy * gy < cos_look * radius:  # cos(angle to goal) < cos(lookahead)
-            turn = sin_look if ux * gy - uy * gx >= 0.0 else -sin_look  # counter-clockwise on a tie
+            turn = sin_look if ux * gy - uy * gx >= 0.0 else -sin_look
             gx = radius * (ux * cos_look - uy * turn)
             gy = radius * (uy * cos_look + ux * turn)
     return _go_to_goal(x, y, c, s, gx, gy, max_v, max_w, speed_gain, heading_gain, tolerance)
