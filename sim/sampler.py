@@ -2,9 +2,10 @@
 
 A zone is not a Markov state of a robot: where a robot ends an epoch also depends
 on where inside its zone it starts and how fast it is moving. Placing robots at rest
-at a zone centre would answer a different question than the fleet asks while it is
-running (warehouse_ring: "next" succeeds from rest at the centre in ~80% of epochs,
-from the states a running fleet is in, in ~44%). So the sampler answers a query
+at a zone centre (fleet.epoch_from_rest) answers a different question than the fleet
+asks while it is running (warehouse_ring_hard: "next" reaches the next zone from
+rest at the centre in 94% of epochs, from the states of a running fleet in 43%;
+warehouse_ring: 99% and 92%). So the sampler answers a query
 (s, a) with a robot that IS in zone s in a running fleet:
 
 - Two exploration pools of robots keep driving on the ring: a local pool whose
@@ -17,10 +18,9 @@ from the states a running fleet is in, in ~44%). So the sampler answers a query
   state is the pool's, not the previous query's); that robot takes the query's
   action for one decision epoch; the zone it ends in is the answer. Unmatched
   queries wait for the next epoch.
-- The pools are FleetSim in its externally commanded mode: every control period
-  the ring controller (altmarl_ros.core.ring.steer_to_zone) turns each robot's goal
-  zone into (v, w), and FleetSim applies limits, noise and stalls. This is the
-  offline epoch of FleetSim.step_epoch with a free goal per robot.
+- The pools move with FleetSim's epoch driver (the kernel behind FleetSim.step_epoch:
+  ring controller, limits, noise, stalls) with a free goal zone per robot, and start
+  as FleetSim.reset places robots (at rest near a zone centre).
 
 The simulator's workers do not interact with the depot or each other, so s_g does
 not change a worker's motion; it enters the local reward only. Rewards follow the
@@ -35,8 +35,8 @@ from functools import cached_property
 import numpy as np
 
 from altmarl_ros.core._checks import integer
-from altmarl_ros.core.ring import ACTION_ZONE_STEP, steer_to_zone
-from altmarl_sim.fleet import FleetSim
+from altmarl_ros.core.ring import ACTION_ZONE_STEP, zone_of_pose
+from altmarl_sim.fleet import _drive_epoch, _poses_at_rest
 from altmarl_sim.scenario import Scenario, ScenarioError
 
 DEFAULT_POOL_SIZE = 20000  # robots per pool: answers ~1300 queries per zone per epoch
@@ -51,7 +51,8 @@ class SamplerError(ScenarioError):
 
 
 class _ExplorationPool:
-    """`size` robots of one FleetSim (its depot included) driving on the ring forever.
+    """`size` independent robots driving on the ring forever, moved by FleetSim's own
+    epoch driver (fleet._drive_epoch: ring controller, limits, noise, stalls).
 
     `global_moves`: explore by heading for uniformly random zones (the depot's
     action set); otherwise by uniformly random local actions.
@@ -61,13 +62,16 @@ class _ExplorationPool:
         self.scenario = scenario
         self.n_zones = scenario.ring.n_zones
         self.global_moves = global_moves
-        self.sim = FleetSim(scenario, n=size - 1, seed=seed)
-        zones = np.arange(size, dtype=np.int64) % self.n_zones
-        self.sim.reset(worker_zones=zones[:-1], depot_zone=int(zones[-1]))
+        self._rng = np.random.default_rng(seed)
+        self.poses = _poses_at_rest(scenario, np.arange(size) % self.n_zones, self._rng)
+        self.velocities = np.zeros((size, 2))
+        self.stall_remaining = np.zeros(size)
         self.rested = np.zeros(size, dtype=np.int64)  # exploration epochs since the last query
-        self._rng = np.random.default_rng([seed, 1])
         for _ in range(WARMUP_EPOCHS):
-            self.drive(self.exploration_goals(self.sim.all_zones()))
+            self.drive(self.exploration_goals(self.zones()))
+
+    def zones(self) -> np.ndarray:
+        return zone_of_pose(self.poses[:, 0], self.poses[:, 1], self.scenario.ring)
 
     def exploration_goals(self, zones: np.ndarray) -> np.ndarray:
         if self.global_moves:
@@ -77,16 +81,9 @@ class _ExplorationPool:
 
     def drive(self, goals: np.ndarray) -> np.ndarray:
         """One decision epoch with every robot heading for its goal zone; metres each drove."""
-        sim, scenario = self.sim, self.scenario
-        metres = np.zeros(goals.shape[0])
-        dt = sim.control_period
-        for _ in range(scenario.timing.steps_per_epoch):
-            poses = sim.poses
-            v, w = steer_to_zone(poses[:, 0], poses[:, 1], poses[:, 2], goals, scenario.ring,
-                                 scenario.limits, scenario.controller)
-            sim.set_commands(v, w)
-            sim.step_control()
-            metres += np.abs(sim.velocities[:, 0]) * dt
+        metres = np.empty(goals.shape[0])
+        _drive_epoch(self.scenario, self.poses, self.velocities, self.stall_remaining, goals,
+                     np.uint64(self._rng.integers(0, 2**63, dtype=np.int64)), metres)
         return metres
 
     def answer(self, starts: np.ndarray, goals: np.ndarray, mixing: int, progress=None):
@@ -97,7 +94,7 @@ class _ExplorationPool:
         pending = np.arange(starts.shape[0])
         idle = np.zeros(self.n_zones, dtype=np.int64)  # epochs each zone went unanswered
         while pending.size:
-            zones = self.sim.all_zones()
+            zones = self.zones()
             epoch_goals = self.exploration_goals(zones)
             eligible = self.rested >= mixing
             robots, queries = [], []
@@ -118,7 +115,7 @@ class _ExplorationPool:
             robots, queries = np.concatenate(robots), np.concatenate(queries)
             epoch_goals[robots] = goals[queries]
             driven = self.drive(epoch_goals)
-            ends[queries] = self.sim.all_zones()[robots]
+            ends[queries] = self.zones()[robots]
             metres[queries] = driven[robots]
             self.rested += 1
             self.rested[robots] = 0

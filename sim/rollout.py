@@ -1,0 +1,140 @@
+"""Deployed policies in the continuous simulator: welfare with n robots and fresh k-subsets.
+
+Each decision epoch of a rollout (FleetSim.step_epoch underneath):
+  zones of the n workers and the depot from their poses (altmarl_ros.core.ring);
+  a fresh uniform k-subset of the workers (no replacement) -> count vector F;
+  a_g = pi_g[s_g, rank(F)] (or a uniformly random zone for the random baseline);
+  every worker draws a_i ~ pi_l(.|s_i, s_g); one epoch of kinematics;
+  reward r = r_g + (1/n) sum_i r_l,i as FleetSim defines it.
+Welfare = sum_{t<horizon} gamma^t r_t from FleetSim.reset()'s start (the scenario's
+mu0_l, mu0_g), mean +- 95% Student-t CI over seeds x rollouts independent runs, the
+same statistic as altmarl_ros.core.evaluate, but with robots instead of the tabular
+model: what the zone-level model leaves out (where in its zone a robot is, how fast
+it moves, stalls) is in here.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from altmarl_ros.core._checks import integer
+from altmarl_ros.core.counts import n_count_vectors, rank
+from altmarl_ros.core.evaluate import WelfareEstimate, mean_ci95
+from altmarl_ros.core.llearn import l_learn
+from altmarl_ros.core.policy import PolicyMismatch, build_policy
+from altmarl_sim.fleet import FleetSim
+from altmarl_sim.sampler import SamplerError
+from altmarl_sim.scenario import Scenario
+
+BASELINES = ("uniform_random", "best_constant_global")
+
+
+class RolloutError(SamplerError):
+    """Bad arguments to a continuous-simulator rollout (policy shapes, counts, seeds)."""
+
+
+def check_policy(scenario: Scenario, pi_g, pi_l, k: int):
+    """(pi_g int32 [S_g, N_F] or None, pi_l float64 [S_l, S_g, A_l]) validated against the
+    scenario's sizes; pi_g None means a uniformly random global action every epoch."""
+    n_sg, n_ag, n_sl, n_al = scenario.sizes
+    pi_l = np.asarray(pi_l, dtype=np.float64)
+    if pi_l.shape != (n_sl, n_sg, n_al):
+        raise PolicyMismatch(f"pi_l has shape {pi_l.shape}; scenario {scenario.name} needs "
+                             f"(n_sl, n_sg, n_al) = {(n_sl, n_sg, n_al)}")
+    table = np.zeros((n_sg, n_count_vectors(k, n_sl)), np.int32) if pi_g is None else pi_g
+    artifact = build_policy(table, pi_l, k, n_ag=n_ag)
+    return (None if pi_g is None else artifact.pi_g), artifact.pi_l
+
+
+def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.Generator,
+                on_epoch=None) -> float:
+    """Discounted return of one rollout from the sim's current state (arrays already
+    checked). `on_epoch(sim, sampled_ids, a_g)` is called before every epoch is run."""
+    n_sl = sim.scenario.ring.n_zones
+    n_ag = sim.scenario.sizes[1]
+    cum_pi_l = np.cumsum(pi_l, axis=-1)
+    cum_pi_l[..., -1] = 1.0
+    gamma = sim.scenario.gamma
+    zones, s_g = sim.zones(), sim.depot_zone()
+    total, discount = 0.0, 1.0
+    for _ in range(horizon):
+        sampled = rng.choice(sim.n, size=k, replace=False)
+        if pi_g is None:
+            a_g = int(rng.integers(n_ag))
+        else:
+            a_g = int(pi_g[s_g, rank(np.bincount(zones[sampled], minlength=n_sl))])
+        actions = (rng.random(sim.n)[:, None] >= cum_pi_l[zones, s_g]).sum(axis=1)
+        if on_epoch is not None:
+            on_epoch(sim, sampled, a_g)
+        zones, s_g, reward = sim.step_epoch(actions, a_g)
+        total += discount * reward
+        discount *= gamma
+    return total
+
+
+def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, horizon: int = 100,
+                        seeds: int = 15, rollouts: int = 50, seed: int = 0,
+                        progress=None) -> WelfareEstimate:
+    """Welfare of (pi_g, pi_l) deployed in the continuous simulator; see the module docstring.
+
+    Rollout r of seed s uses only SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r]
+    (the simulator's noise and the subsets and actions). `progress(done, total)` is
+    called after every rollout.
+    """
+    k = integer(RolloutError, "k", k, 1)
+    n = integer(RolloutError, "n", n, 1)
+    if k > n:
+        raise RolloutError("k", f"k = {k} exceeds the number of workers n = {n}: use k <= n")
+    horizon, seeds, rollouts, seed = (integer(RolloutError, name, value, minimum) for name, value, minimum in
+                                      (("horizon", horizon, 1), ("seeds", seeds, 1),
+                                       ("rollouts", rollouts, 1), ("seed", seed, 0)))
+    pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k)
+    returns = np.empty((seeds, rollouts))
+    start = time.perf_counter()
+    for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
+        for r, stream in enumerate(seed_seq.spawn(rollouts)):
+            sim_seed = int(stream.generate_state(1, np.uint64)[0] >> np.uint64(1))
+            sim = FleetSim(scenario, n=n, seed=sim_seed)
+            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, np.random.default_rng(stream))
+            if progress is not None:
+                progress(s * rollouts + r + 1, seeds * rollouts)
+    seconds = time.perf_counter() - start
+    mean, ci = mean_ci95(returns)
+    return WelfareEstimate(mean=mean, ci95=ci, returns=returns,
+                           agent_steps=seeds * rollouts * n * horizon, seconds=seconds)
+
+
+def sim_baselines(scenario: Scenario, game, k: int, names=BASELINES, progress=None,
+                  **rollout_args) -> dict:
+    """name -> WelfareEstimate in the continuous simulator, as core.evaluate.baselines
+    defines them: "uniform_random" (every agent uniform) and "best_constant_global"
+    (each constant a_g with the locals' exact best response to it on `game`, scored
+    with streams `seed`; the best re-scored with streams `seed + 1` so that picking
+    the maximum does not bias its estimate). `progress(label)` announces each run."""
+    unknown = [name for name in names if name not in BASELINES]
+    if unknown:
+        raise RolloutError("names", f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    n_sg, n_ag, n_sl, n_al = scenario.sizes
+    announce = progress or (lambda label: None)
+    seed = rollout_args.pop("seed", 0)
+    found = {}
+    if "uniform_random" in names:
+        announce("uniform_random")
+        found["uniform_random"] = sim_rollout_welfare(
+            scenario, None, np.full((n_sl, n_sg, n_al), 1.0 / n_al), k, seed=seed, **rollout_args)
+    if "best_constant_global" in names:
+        best = None
+        for a_g in range(n_ag):
+            announce(f"best_constant_global: a_g = {a_g}")
+            pi_g = np.full((n_sg, n_count_vectors(k, n_sl)), a_g, np.int32)
+            pi_l = l_learn(game, pi_g, k).pi_l
+            score = sim_rollout_welfare(scenario, pi_g, pi_l, k, seed=seed, **rollout_args).mean
+            if best is None or score > best[0]:
+                best = (score, a_g, pi_g, pi_l)
+        _, a_g, pi_g, pi_l = best
+        announce(f"best_constant_global: a_g = {a_g} re-scored")
+        final = sim_rollout_welfare(scenario, pi_g, pi_l, k, seed=seed + 1, **rollout_args)
+        found["best_constant_global"] = replace(final, detail=f"a_g = {a_g}")
+    return found
