@@ -67,13 +67,13 @@ def test_limits_never_exceeded_under_random_commands():
     velocities = np.zeros((n, 2))
     stall = np.zeros(n)
     noise = Noise(speed_std=0.5, turn_rate_std=1.0)
-    faults = Faults(stall_probability=0.5, stall_duration_min=0.1, stall_duration_max=1.0)
+    faults = Faults(stall_probability=0.6, stall_duration_min=0.1, stall_duration_max=1.0)
     tol = 1e-12
     for step in range(200):
         commands = rng.uniform(-10, 10, size=(n, 2))
         before_v, before_p = velocities.copy(), poses.copy()
         travelled = step_robots(poses, velocities, commands, limits, dt, noise=noise,
-                                stall_probability=0.05, faults=faults, stall_remaining=stall,
+                                faults=faults, decision_epoch=1.0, stall_remaining=stall,
                                 seed=step)
         assert np.all(np.abs(velocities[:, 0]) <= limits.max_speed + tol)
         assert np.all(np.abs(velocities[:, 1]) <= limits.max_turn_rate + tol)
@@ -94,8 +94,8 @@ def test_stalled_robot_brakes_at_its_limit_and_stays_stopped():
     faults = Faults(stall_probability=1.0, stall_duration_min=2.0, stall_duration_max=2.0)
     speeds = []
     for step in range(30):  # 1.5 s of a 2 s stall, commanded at full speed all along
-        step_robots(poses, velocities, [[2.0, 2.0]], limits, 0.05, stall_probability=1.0,
-                    faults=faults, stall_remaining=stall, seed=step)
+        step_robots(poses, velocities, [[2.0, 2.0]], limits, 0.05, faults=faults,
+                    decision_epoch=1.0, stall_remaining=stall, seed=step)
         speeds.append(velocities[0, 0])
     # brakes at max_accel: 1 m/s -> 0 in 1 s (20 steps), then stays at rest
     np.testing.assert_allclose(speeds[:20], 1.0 - 0.05 * np.arange(1, 21), atol=1e-12)
@@ -122,7 +122,7 @@ def run(n, seed):
     commands = np.tile([1.0, 0.5], (n, 1))
     for step in range(10):
         step_robots(poses, velocities, commands, WIDE, 0.05, noise=Noise(0.1, 0.1),
-                    stall_probability=0.1, faults=Faults(0.5, 0.1, 0.3), seed=seed + step)
+                    faults=Faults(0.5, 0.1, 0.3), decision_epoch=0.5, seed=seed + step)
     return poses
 
 
@@ -151,6 +151,7 @@ def test_per_step_stall_probability_compounds_to_the_epoch_probability():
     (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), [[0, 0], [np.nan, 0]], WIDE, 0.1), "commands[1, 0]: must be finite"),
     (lambda: step_robots(np.zeros((2, 3)), np.zeros((3, 2)), np.zeros((2, 2)), WIDE, 0.1), "velocities: must have shape [2, 2]"),
     (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)), WIDE, 0.1, steps=0), "steps: must be an integer >= 1"),
+    (lambda: step_robots(np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2)), WIDE, 0.1, faults=Faults(0.1)), "decision_epoch: is required"),
     (lambda: integrate_unicycle(np.zeros((2, 2)), [1, 1], [0, 0], 0.1), "poses: must have shape [n, 3]"),
 ])
 def test_bad_parameters_raise_named_errors(make, field):

@@ -282,20 +282,25 @@ def integrate_unicycle(poses, v, w, dt: float) -> np.ndarray:
 
 
 def step_robots(poses: np.ndarray, velocities: np.ndarray, commands, limits: RobotLimits,
-                dt: float, *, steps: int = 1, noise: Noise = Noise(),
-                stall_probability: float = 0.0, faults: Faults = Faults(),
-                stall_remaining: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+                dt: float, *, steps: int = 1, noise: Noise = Noise(), faults: Faults = Faults(),
+                decision_epoch: float | None = None, stall_remaining: np.ndarray | None = None,
+                seed: int = 0) -> np.ndarray:
     """Advance robots IN PLACE for `steps` control steps of `dt` seconds, holding
     commands[n, 2] = (v, w). poses [n, 3] and velocities [n, 2] must be float64 arrays;
     stall_remaining [n] (seconds left of each robot's stall) too when given.
-    `stall_probability` is per control step (see Faults.per_step_probability); the
-    stall durations come from `faults`. Returns the distance each robot travelled."""
+    `decision_epoch` (s) is needed when faults.stall_probability > 0: that probability
+    is per epoch. Returns the distance each robot travelled."""
     if not isinstance(limits, RobotLimits):
         raise KinematicsError("limits", f"must be a RobotLimits, got {type(limits).__name__}")
     dt = positive(KinematicsError, "dt", dt)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise KinematicsError("steps", f"must be an integer >= 1, got {steps!r}")
-    p_step = probability(KinematicsError, "stall_probability", stall_probability)
+    p_step = 0.0
+    if faults.stall_probability > 0.0:
+        if decision_epoch is None:
+            raise KinematicsError("decision_epoch", "is required when faults.stall_probability > 0 "
+                                                    "(a per-epoch probability)")
+        p_step = faults.per_step_probability(dt, decision_epoch)
     for name, array, width in (("poses", poses, 3), ("velocities", velocities, 2)):
         if not (isinstance(array, np.ndarray) and array.dtype == np.float64 and array.ndim == 2
                 and array.shape[1] == width and array.flags.writeable):
