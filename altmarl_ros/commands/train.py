@@ -1,0 +1,141 @@
+"""`altmarl train`: ALTERNATING-MARL on a model; writes the policy file and its learning curve."""
+import json
+import math
+import sys
+from pathlib import Path
+
+HELP = "learn (pi_g, pi_l) with ALTERNATING-MARL; write the policy file and a learning-curve PNG"
+
+
+def add_arguments(parser):
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, metavar="FILE", help="model file (.npz or .yaml)")
+    # Other sources (e.g. --scenario NAME) join this group; see _training_source.
+    parser.add_argument("--k", type=int, required=True, help="locals the global agent samples each step")
+    parser.add_argument("--out", type=Path, required=True, metavar="POLICY",
+                        help="policy file to write (.npz); the learning curve goes next to it (.png)")
+    parser.add_argument("--m", type=int, default=30, help="samples per Bellman backup in G-LEARN (default 30)")
+    parser.add_argument("--rounds", type=int, default=10, help="at most this many G-LEARN/L-LEARN rounds (default 10)")
+    parser.add_argument("--eta", type=float, default=None,
+                        help="accept a round only if it improves welfare by > 2*eta (default: from k, see docs/training.md)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of G-LEARN's samples (default 0)")
+    parser.add_argument("--tol", type=float, default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (the policy's metrics) on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _training_source(args):
+    """(source for alternating_marl, build_policy keyword arguments, label) of the chosen source."""
+    from altmarl_ros.core.model import load_model
+
+    game = load_model(args.model)
+    return game, {"game": game}, str(args.model)
+
+
+def _round_row(log) -> dict:
+    """A RoundLog as a JSON-safe dict (NaN, logged for rejected rounds, becomes None)."""
+    row = {name: getattr(log, name) for name in log.__dataclass_fields__}
+    return {name: None if isinstance(value, float) and math.isnan(value) else value
+            for name, value in row.items()}
+
+
+def _or_dash(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _format_table(rows) -> str:
+    lines = [f"{'round':>5} {'welfare':>10} {'Nash gap':>10} {'G resid':>9} {'sweeps':>6} "
+             f"{'L resid':>9} {'accepted':>8} {'seconds':>8}"]
+    for row in rows:
+        gap, l_residual = (_or_dash(row[key], spec) for key, spec in (("nash_gap", ".4g"), ("l_residual", ".2g")))
+        lines.append(f"{row['round']:>5} {row['welfare_estimate']:>10.4f} {gap:>10} "
+                     f"{row['g_residual']:>9.2g} {row['g_sweeps']:>6} {l_residual:>9} "
+                     f"{'yes' if row['accepted'] else 'no':>8} {row['seconds']:>8.2f}")
+    return "\n".join(lines)
+
+
+def write_learning_curve(path: Path, rows, residuals, title: str) -> None:
+    """PNG: surrogate welfare and Nash gap per round; G-LEARN residual per sweep (all rounds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from altmarl_ros.core.atomic import atomic_writer
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    rounds = [row["round"] for row in rows]
+    left.plot(rounds, [row["welfare_estimate"] for row in rows], "o-", color="C0", label="welfare (surrogate)")
+    for row in rows:
+        if not row["accepted"]:
+            left.plot(row["round"], row["welfare_estimate"], "x", color="C3", markersize=10)
+    left.set_xlabel("round")
+    left.set_ylabel("surrogate welfare", color="C0")
+    left.xaxis.get_major_locator().set_params(integer=True)
+    gap_axis = left.twinx()
+    gap_axis.plot(rounds, [math.nan if row["nash_gap"] is None else row["nash_gap"] for row in rows], "s--",
+                  color="C1", label="Nash gap")
+    gap_axis.set_ylabel("Nash gap (accepted rounds)", color="C1")
+    left.set_title("per round (x: rejected by the 2*eta rule)")
+    sweep = 0
+    for index, history in enumerate(residuals):
+        steps = range(sweep + 1, sweep + len(history) + 1)
+        right.semilogy(steps, history, color=f"C{index % 10}", label=f"round {index}")
+        sweep += len(history)
+    right.set_xlabel("G-LEARN sweep (all rounds)")
+    right.set_ylabel("sup-norm Bellman residual")
+    right.set_title("G-LEARN convergence")
+    if residuals:
+        right.legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_writer(path) as stream:
+        fig.savefig(stream, format="png", dpi=100)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from altmarl_ros.core.alternating import alternating_marl
+    from altmarl_ros.core.policy import PolicyError, build_policy, save_policy
+
+    if args.out.suffix.lower() != ".npz":
+        raise PolicyError(f"--out {args.out}: policy files end in .npz")
+    source, policy_kwargs, label = _training_source(args)
+    residuals = []  # one list of G-LEARN residuals per round
+    show = not (args.quiet or not sys.stderr.isatty())
+    with tqdm(total=args.rounds, desc="rounds", unit="round", file=sys.stderr, disable=not show) as bar:
+        def on_sweep(sweep, residual):
+            if sweep == 1:
+                residuals.append([])
+            residuals[-1].append(float(residual))
+            bar.set_postfix_str(f"G-LEARN sweep {sweep}, residual {residual:.2g}")
+
+        def on_round(log):
+            bar.update()
+            bar.set_postfix_str(f"welfare {log.welfare_estimate:.3f}, gap {log.nash_gap:.3g}")
+
+        result = alternating_marl(source, args.k, m=args.m, rounds=args.rounds, eta=args.eta, seed=args.seed,
+                                  tol=args.tol, progress=on_round, sweep_progress=on_sweep)
+    rows = [_round_row(log) for log in result.rounds]
+    config = {"source": label, "k": args.k, "m": args.m, "rounds": args.rounds, "eta": result.eta,
+              "seed": args.seed, "tol": args.tol}
+    metrics = {"welfare_estimate": result.welfare_estimate, "nash_gap": result.nash_gap,
+               "global_gain": result.global_gain, "local_gain": result.local_gain,
+               "converged": result.converged, "stop_reason": result.stop_reason,
+               "seconds": result.seconds, "rounds": rows}
+    artifact = build_policy(result.pi_g, result.pi_l, args.k, config=config, metrics=metrics, **policy_kwargs)
+    save_policy(artifact, args.out)
+    curve = args.out.with_suffix(".png")
+    write_learning_curve(curve, rows, residuals, f"ALTERNATING-MARL on {label}, k = {args.k}, m = {args.m}")
+    if args.json:
+        print(json.dumps({"policy": str(args.out), "policy_id": artifact.policy_id,
+                          "learning_curve": str(curve), **artifact.meta["metrics"]}))
+        return 0
+    print(_format_table(rows))
+    print(f"stopped: {result.stop_reason} ({result.seconds:.1f} s, eta = {result.eta:.4g})")
+    print(f"returned pair: surrogate welfare {result.welfare_estimate:.4f}, Nash gap {result.nash_gap:.4g} "
+          f"(global {result.global_gain:.4g}, local {result.local_gain:.4g})")
+    print(f"wrote {args.out} (policy id {artifact.policy_id}) and {curve}")
+    return 0

@@ -1,0 +1,115 @@
+"""`altmarl train` and `altmarl evaluate` end to end on a tiny model file, and their user errors."""
+import json
+
+import numpy as np
+import pytest
+
+from altmarl_ros.cli import main
+from altmarl_ros.core.evaluate import BASELINES
+from altmarl_ros.core.model import load_model, make_game, save_model
+from altmarl_ros.core.policy import load_policy
+
+
+def _tiny_arrays(rng):
+    def rows(*shape):
+        return rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])
+
+    return dict(P_g=rows(2, 2, 2), P_l=rows(2, 2, 2, 2), r_g=rng.uniform(0, 1, (2, 2)),
+                r_l=rng.uniform(0, 2, (2, 2, 2)), gamma=0.9)
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    return save_model(make_game(**_tiny_arrays(np.random.default_rng(0))), tmp_path / "tiny.yaml")
+
+
+def _train(model, out, *extra):
+    return main(["train", "--model", str(model), "--k", "2", "--out", str(out), "--m", "5",
+                 "--rounds", "3", "--quiet", *extra])
+
+
+EVAL_ARGS = ["--n", "10", "--horizon", "8", "--seeds", "2", "--rollouts", "50", "--m", "5", "--quiet"]
+
+
+def test_train_then_evaluate_end_to_end(tiny_model, tmp_path, capsys):
+    out = tmp_path / "runs" / "tiny" / "policy.npz"
+    assert _train(tiny_model, out) == 0
+    table = capsys.readouterr().out
+    assert "round" in table and "accepted" in table and f"wrote {out}" in table
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    policy = load_policy(out, game=load_model(tiny_model), k=2)
+    metrics = policy.meta["metrics"]
+    assert metrics["rounds"] and metrics["rounds"][0]["round"] == 0
+    assert policy.meta["config"]["m"] == 5 and policy.meta["config"]["rounds"] == 3
+
+    assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *EVAL_ARGS, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)  # exactly one JSON object on stdout
+    assert set(report["baselines"]) == set(BASELINES)
+    assert report["welfare_ci"] > 0 and report["nash_gap"] >= 0
+    assert report["policy_id"] == policy.policy_id and report["k"] == 2
+
+    assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *EVAL_ARGS]) == 0
+    text = capsys.readouterr().out
+    assert f"welfare    {report['welfare']:.3f} +- {report['welfare_ci']:.3f}" in text  # same seed, same numbers
+    assert all(name in text for name in BASELINES)
+
+
+def test_train_json_is_one_object_without_nan(tiny_model, tmp_path, capsys):
+    assert _train(tiny_model, tmp_path / "p.npz", "--json") == 0
+    report = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
+    assert {"policy_id", "welfare_estimate", "nash_gap", "rounds"} <= set(report)
+
+
+def test_evaluate_refuses_a_policy_of_another_model(tiny_model, tmp_path, capsys):
+    out = tmp_path / "p.npz"
+    assert _train(tiny_model, out) == 0
+    arrays = _tiny_arrays(np.random.default_rng(0))
+    arrays["r_g"] = arrays["r_g"] + 1.0
+    other = save_model(make_game(**arrays), tmp_path / "other.npz")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(other), "--policy", str(out), *EVAL_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert "altmarl evaluate: error:" in err and "does not match: model hash" in err
+    assert "Traceback" not in err
+
+
+def _bad(arrays, change):
+    key, mutate = change
+    arrays[key] = mutate(np.array(arrays[key], dtype=float))
+    return arrays
+
+
+def _nan_at(index):
+    def mutate(a):
+        a[index] = np.nan
+        return a
+    return mutate
+
+
+def _scale_row(index):
+    def mutate(a):
+        a[index] *= 0.5
+        return a
+    return mutate
+
+
+@pytest.mark.parametrize("change, needle", [
+    (("P_g", lambda a: a[:, :, :1]), "P_g has shape (2, 2, 1)"),
+    (("P_l", _scale_row((1, 0, 1))), "P_l[1, 0, 1, :] sums to 0.5"),
+    (("r_l", _nan_at((0, 1, 1))), "r_l[0, 1, 1] is nan"),
+    (("gamma", lambda a: 1.0), "gamma is 1.0"),
+])
+def test_bad_model_file_is_a_named_error_not_a_traceback(tmp_path, capsys, change, needle):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **_bad(_tiny_arrays(np.random.default_rng(1)), change))
+    assert _train(path, tmp_path / "p.npz") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("altmarl train: error:") and needle in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_policy_path_must_be_npz_before_any_training(tiny_model, tmp_path, capsys):
+    assert _train(tiny_model, tmp_path / "policy.pkl") == 2
+    assert "policy files end in .npz" in capsys.readouterr().err
