@@ -234,11 +234,10 @@ def parse_scenario(data, name: str = "scenario", source: str | None = None) -> S
     depot_zone = fleet["depot_start_zone"]
     if depot_zone == "random":
         depot_zone = None
-    else:
-        depot_zone = integer(ScenarioError, "fleet.depot_start_zone", depot_zone, 0)
-        if depot_zone >= ring.n_zones:
-            raise ScenarioError("fleet.depot_start_zone",
-                                f"must be a zone in 0..{ring.n_zones - 1} or 'random', got {depot_zone}")
+    elif (isinstance(depot_zone, bool) or not isinstance(depot_zone, int)
+          or not 0 <= depot_zone < ring.n_zones):
+        raise ScenarioError("fleet.depot_start_zone",
+                            f"must be a zone in 0..{ring.n_zones - 1} or 'random', got {depot_zone!r}")
     # a start position must stay inside its zone's sector and the annulus
     room = min(0.5 * ring.width, ring.radius * math.sin(math.pi / ring.n_zones))
     if fleet["start_jitter"] >= room:
