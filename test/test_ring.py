@@ -58,10 +58,15 @@ def test_local_and_global_action_goals():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda r: target_zone(0, 3, r), "local_action: must be integers in 0..2"),
+    (lambda r: target_zone(0, 3, r), "local_action: must be an integer in 0..2 (stay, next, previous), got 3"),
+    (lambda r: target_zone([0, 0], [1, -1], r), "local_action[1]: must be an integer in 0..2"),
     (lambda r: target_zone([0, 5], 0, r), "zone[1]: must be a zone in 0..4, got 5"),
     (lambda r: zone_centre(1.5, r), "zone: must be integer zone indices"),
     (lambda r: zone_of_pose([0.0, np.inf], [0.0, 0.0], r), "x[1]: must be finite"),
+    (lambda r: zone_of_pose(np.nan, 0.0, r), "x: must be finite, got nan"),
+    (lambda r: zone_centre(7, r), "zone: must be a zone in 0..4, got 7"),
+    (lambda r: steer_to_zone(0.0, 0.0, 0.0, [[0, 1], [2, 9]], r, LIMITS), "goal_zone[1, 1]: must be a zone"),
+    (lambda r: zone_of_pose([0.0, 1.0], [0.0, 1.0, 2.0], r), "x, y: shapes (2,), (3,) do not broadcast"),
     (lambda r: RingGeometry(1, 1.0, 0.5), "n_zones: must be an integer >= 2, got 1"),
     (lambda r: RingGeometry(5, 1.0, 2.0), "width: must be < 2 * radius"),
     (lambda r: ControllerGains(lookahead=0), "lookahead: must be > 0"),

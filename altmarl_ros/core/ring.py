@@ -202,24 +202,36 @@ def _go_to_goal_many(x, y, yaw, gx, gy, max_v, max_w, speed_gain, heading_gain, 
 # public functions (arrays or scalars in; arrays of the broadcast shape out)
 
 
-def _floats(names, values):
-    arrays = np.broadcast_arrays(*[np.asarray(v, dtype=np.float64) for v in values])
+def _check(name: str, array: np.ndarray, bad: np.ndarray, requirement: str) -> None:
+    """Raise RingError naming the first element (by index) where `bad` holds."""
+    flat = np.flatnonzero(bad)  # flattens, so 0-d arrays (scalars) work too
+    if flat.size:
+        if array.ndim:
+            index = np.unravel_index(flat[0], array.shape)
+            name = f"{name}[{', '.join(str(int(i)) for i in index)}]"
+        raise RingError(name, f"{requirement}, got {array.flat[flat[0]]}")
+
+
+def _floats(names, values, shape=None):
+    """Finite float64 arrays of `values` broadcast together (and to `shape` if given),
+    flattened, and the broadcast shape."""
+    arrays = [np.asarray(v, dtype=np.float64) for v in values]
+    try:
+        shape = np.broadcast_shapes(*[a.shape for a in arrays], *([shape] if shape else []))
+    except ValueError:
+        raise RingError(", ".join(names), "shapes " + ", ".join(str(a.shape) for a in arrays)
+                        + (f" and {shape}" if shape else "") + " do not broadcast") from None
+    arrays = [np.broadcast_to(a, shape) for a in arrays]
     for name, array in zip(names, arrays):
-        bad = np.argwhere(~np.isfinite(array))
-        if bad.size:
-            index = ", ".join(str(i) for i in bad[0])
-            raise RingError(f"{name}[{index}]" if array.ndim else name, "must be finite")
-    return [np.ascontiguousarray(a).ravel() for a in arrays], arrays[0].shape
+        _check(name, array, ~np.isfinite(array), "must be finite")
+    return [np.ascontiguousarray(a).ravel() for a in arrays], shape
 
 
 def _zones(name, zones, n_zones):
     zones = np.asarray(zones)
     if zones.dtype.kind not in "iu":
         raise RingError(name, f"must be integer zone indices, got dtype {zones.dtype}")
-    bad = np.argwhere((zones < 0) | (zones >= n_zones))
-    if bad.size:
-        where = f"{name}[{', '.join(str(i) for i in bad[0])}]" if zones.ndim else name
-        raise RingError(where, f"must be a zone in 0..{n_zones - 1}, got {zones[tuple(bad[0])]}")
+    _check(name, zones, (zones < 0) | (zones >= n_zones), f"must be a zone in 0..{n_zones - 1}")
     return zones.astype(np.int64)
 
 
@@ -244,9 +256,10 @@ def target_zone(zone, local_action, ring: RingGeometry) -> np.ndarray:
     """Zone a worker in `zone` heads for under local action 0 stay, 1 next, 2 previous."""
     zone = _zones("zone", zone, ring.n_zones)
     action = np.asarray(local_action)
-    if action.dtype.kind not in "iu" or np.any((action < 0) | (action >= N_LOCAL_ACTIONS)):
-        raise RingError("local_action", f"must be integers in 0..{N_LOCAL_ACTIONS - 1} "
-                                        f"({', '.join(LOCAL_ACTIONS)}), got {action!r}")
+    allowed = f"must be an integer in 0..{N_LOCAL_ACTIONS - 1} ({', '.join(LOCAL_ACTIONS)})"
+    if action.dtype.kind not in "iu":
+        raise RingError("local_action", f"{allowed}, got dtype {action.dtype}")
+    _check("local_action", action, (action < 0) | (action >= N_LOCAL_ACTIONS), allowed)
     return (zone + ACTION_ZONE_STEP[action]) % ring.n_zones
 
 
@@ -285,8 +298,9 @@ def steer_to_zone(x, y, yaw, goal_zone, ring: RingGeometry, limits: RobotLimits,
     """(v, w) commands of the ring-following controller taking each robot to the
     centre of its goal zone; what a local agent publishes as cmd_vel every control
     period (the simulator's offline epochs run the same kernel)."""
-    (xs, ys, yaws), shape = _floats(("x", "y", "yaw"), (x, y, yaw))
-    goals = np.broadcast_to(_zones("goal_zone", goal_zone, ring.n_zones), shape).ravel()
+    goals = _zones("goal_zone", goal_zone, ring.n_zones)
+    (xs, ys, yaws), shape = _floats(("x", "y", "yaw"), (x, y, yaw), goals.shape)
+    goals = np.broadcast_to(goals, shape).ravel()
     v = np.empty(xs.shape[0])
     w = np.empty(xs.shape[0])
     cos_look, sin_look = gains.lookahead_cos_sin(ring)
