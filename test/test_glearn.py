@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from _learn_reference import exact_Q, exact_surrogate, initial_weights, random_game
-from altmarl_ros.core.glearn import _Surrogate, g_learn, global_best_response_gain
+from _learn_reference import count_vectors, exact_Q, exact_surrogate, initial_weights, next_counts_law, random_game
+from altmarl_ros.core.counts import rank
+from altmarl_ros.core.glearn import _Surrogate, fold_local_policy, g_learn, global_best_response_gain
 from altmarl_ros.core.source import LearnError
 
 K = 3
@@ -23,6 +24,23 @@ def pi_l(game):
 def exact(game, pi_l):
     R, P = exact_surrogate(game, pi_l, K)
     return R, P, exact_Q(game, R, P)
+
+
+def test_draws_follow_the_exact_next_count_law(game, pi_l):
+    """300000 cached draws per (s_g, F) at k = 5: total variation from the exact law < 0.01 (measured 0.004)."""
+    k, m = 5, 300_000
+    surrogate = _Surrogate(game, pi_l, k, m, seed=0, table_bytes=1 << 30)
+    P_fused, _ = fold_local_policy(game, pi_l)
+    n_f = len(count_vectors(k, game.n_sl))
+    worst = 0.0
+    for f, F in enumerate(count_vectors(k, game.n_sl)):
+        for g in range(game.n_sg):
+            exact = np.zeros(n_f)
+            for F_next, prob in next_counts_law(list(F), P_fused[g]).items():
+                exact[rank(np.array(F_next))] = prob
+            empirical = np.bincount(surrogate.table[f, g], minlength=n_f) / m
+            worst = max(worst, 0.5 * np.abs(empirical - exact).sum())
+    assert worst < 0.01, worst
 
 
 def test_large_m_matches_exact_bellman_fixed_point(game, pi_l, exact):

@@ -17,7 +17,7 @@ in state j moves by P~_l(.|j, s_g)). Choices, and why:
 - The draws are fixed for the whole call, so T is a gamma-contraction with one
   fixed point, and deterministic for a seed. Draw (s_g, F, i) comes from a
   counter-based RNG keyed by (seed, s_g, rank F, i), one uniform per conditional
-  binomial, inverted in exact binomial CDF tables. So a draw can be recomputed at
+  binomial, drawn from exact Walker alias tables. So a draw can be recomputed at
   will: ranks are cached in an int32 table up to `table_bytes` and recomputed
   beyond it, with the same result. Two local policies map the same uniforms to
   nearby F' (common random numbers), which keeps the surrogate values of
@@ -107,94 +107,116 @@ def _log_multinomial_pmf(F, k, log_mu, log_fact):
 
 
 @njit(cache=True)
-def _binomial_cdfs(P_fused, k):
-    """cdf[s_g, j, t, n, x] = Pr(X <= x), X ~ Binomial(n, q) with q = P~(t|j, s_g) / P~(>= t|j, s_g).
+def _binomial_alias(P_fused, k):
+    """Walker alias tables of X ~ Binomial(n, q), q = P~(t|j, s_g) / P~(>= t|j, s_g), n = 0..k.
 
-    Conditional binomials: the agents in j that go to t, given they did not go to
-    any state before t. Last entry of each row pinned to 1 so inversion never
-    overflows. Also returns start[s_g, j, t, n] = the mode, where inversion begins.
+    Conditional binomials: X = the agents in j that go to t, given they went to
+    no state before t. Row [s_g, j, t, n] holds accept[0..n] and alias[0..n]:
+    a uniform u picks x = floor(u (n+1)) and keeps it if the fraction left is
+    below accept[x], else takes alias[x]: one uniform, no search (Vose's method).
     """
     S_g, S_l = P_fused.shape[0], P_fused.shape[1]
     log_fact = _log_factorials(k)
-    cdf = np.ones((S_g, S_l, max(S_l - 1, 1), k + 1, k + 1))
-    start = np.zeros((S_g, S_l, max(S_l - 1, 1), k + 1), np.int64)
+    shape = (S_g, S_l, max(S_l - 1, 1), k + 1, k + 1)
+    accept = np.ones(shape)
+    alias = np.zeros(shape, np.int32)
+    pmf = np.empty(k + 1)
+    small = np.empty(k + 1, np.int64)
+    large = np.empty(k + 1, np.int64)
     for g in range(S_g):
         for j in range(S_l):
             mass_left = 1.0
             for t in range(S_l - 1):
                 p = P_fused[g, j, t]
-                if p >= mass_left:
-                    q = 1.0
-                elif p <= 0.0:
-                    q = 0.0
-                else:
-                    q = p / mass_left
+                q = 1.0 if p >= mass_left else (0.0 if p <= 0.0 else p / mass_left)
                 mass_left -= p
                 for n in range(k + 1):
-                    if q == 0.0:
-                        continue  # all mass at x = 0: the row of ones
-                    acc = 0.0
-                    for x in range(n):
-                        if q < 1.0:
-                            acc += math.exp(log_fact[n] - log_fact[x] - log_fact[n - x]
-                                            + x * math.log(q) + (n - x) * math.log1p(-q))
-                        cdf[g, j, t, n, x] = min(acc, 1.0)
-                    cdf[g, j, t, n, n] = 1.0
-                    start[g, j, t, n] = min(n, int((n + 1) * q))
-    return cdf, start
+                    size = n + 1
+                    for x in range(size):
+                        if q == 0.0 or q == 1.0:
+                            pmf[x] = 1.0 if x == (0 if q == 0.0 else n) else 0.0
+                        else:
+                            pmf[x] = math.exp(log_fact[n] - log_fact[x] - log_fact[n - x]
+                                              + x * math.log(q) + (n - x) * math.log1p(-q))
+                    n_small = n_large = 0
+                    for x in range(size):
+                        pmf[x] *= size
+                        if pmf[x] < 1.0:
+                            small[n_small] = x
+                            n_small += 1
+                        else:
+                            large[n_large] = x
+                            n_large += 1
+                    row_accept = accept[g, j, t, n]
+                    row_alias = alias[g, j, t, n]
+                    for x in range(size):
+                        row_alias[x] = x
+                    while n_small > 0 and n_large > 0:
+                        n_small -= 1
+                        lo = small[n_small]
+                        hi = large[n_large - 1]
+                        row_accept[lo] = pmf[lo]
+                        row_alias[lo] = hi
+                        pmf[hi] += pmf[lo] - 1.0
+                        if pmf[hi] < 1.0:
+                            n_large -= 1
+                            small[n_small] = hi
+                            n_small += 1
+                    # leftovers (either stack) keep accept = 1: rounding residue only
+    return accept, alias
 
 
 @njit(cache=True)
-def _draw_next_counts(F, g, cdf, start, key, counter, out):
-    """out = one draw of the next count vector of F under P~(.|., g); uses uniforms counter, counter+1, ...
+def _draw_ranks(F, f, g, accept, alias, key, counts, remaining, ranks):
+    """ranks[i] = rank of draw i (i < m) of the next count vector of (s_g = g, F = unrank(f)).
 
-    Each conditional binomial is inverted by a walk from its mode (`start`): about
-    one standard deviation of steps, fewer than a binary search.
+    Draw i uses the uniforms of counters _COUNTERS_PER_DRAW * ((f S_g + g) m + i) + (j S_l + t).
+    The m draws advance together, binomial (j, t) for all i at a time: they are
+    independent, so the CPU overlaps them instead of waiting on each draw's chain.
     """
-    S_l = F.shape[0]
-    out[:] = 0
+    S_g, S_l = accept.shape[0], F.shape[0]
+    m = ranks.shape[0]
+    base = np.uint64((f * S_g + g) * m)
+    counts[:, :] = 0
     for j in range(S_l):
-        remaining = F[j]
+        if F[j] == 0:
+            continue
+        remaining[:] = F[j]
         for t in range(S_l - 1):
-            if remaining == 0:
-                break
-            u = _uniform(key, counter + np.uint64(j * S_l + t))
-            row = cdf[g, j, t, remaining]
-            x = start[g, j, t, remaining]  # find the smallest x with row[x] > u
-            if row[x] > u:
-                while x > 0 and row[x - 1] > u:
-                    x -= 1
-            else:
-                while row[x] <= u:
-                    x += 1
-            out[t] += x
-            remaining -= x
-        out[S_l - 1] += remaining
-
-
-@njit(cache=True)
-def _sample_counter(f, g, i, S_g, m, S_l):
-    return np.uint64(((f * S_g + g) * m + i) * S_l * S_l)
+            row_accept = accept[g, j, t]
+            row_alias = alias[g, j, t]
+            offset = np.uint64(j * S_l + t)
+            for i in range(m):
+                n = remaining[i]
+                y = _uniform(key, (base + np.uint64(i)) * np.uint64(S_l * S_l) + offset) * (n + 1)
+                x = min(int(y), n)
+                other = row_alias[n, x]
+                x = other if y - x >= row_accept[n, x] else x
+                counts[i, t] += x
+                remaining[i] = n - x
+        for i in range(m):
+            counts[i, S_l - 1] += remaining[i]
+    for i in range(m):
+        ranks[i] = _rank(counts[i])
 
 
 @njit(parallel=True, cache=True)
-def _fill_table(table, k, S_l, cdf, start, key):
-    """table[f, g, i] = rank of draw i of the next count vector of (g, F = unrank(f))."""
+def _fill_table(table, k, S_l, accept, alias, key):
+    """table[f, g, :] = the m draws' ranks of (g, F = unrank(f)) for the cached ranks f."""
     N, S_g, m = table.shape
     block = (N + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
-        nxt = np.empty(S_l, np.int64)
+        counts = np.empty((m, S_l), np.int64)
+        remaining = np.empty(m, np.int64)
         for f in range(b * block, min(N, (b + 1) * block)):
             _unrank(f, k, F)
             for g in range(S_g):
-                for i in range(m):
-                    _draw_next_counts(F, g, cdf, start, key, _sample_counter(f, g, i, S_g, m, S_l), nxt)
-                    table[f, g, i] = _rank(nxt)
+                _draw_ranks(F, f, g, accept, alias, key, counts, remaining, table[f, g])
 
 
 @njit(parallel=True, cache=True)
-def _sweep(V_old, V_new, Q, pi_out, policy, table, cdf, start, key, k, m, r_g, r_loc, P_g, gamma,
+def _sweep(V_old, V_new, Q, pi_out, policy, table, accept, alias, key, k, m, r_g, r_loc, P_g, gamma,
            lo_blk, hi_blk):
     """One Jacobi backup of every (s_g, F): V_new = T V_old (or T^policy V_old if policy has rows).
 
@@ -211,7 +233,9 @@ def _sweep(V_old, V_new, Q, pi_out, policy, table, cdf, start, key, k, m, r_g, r
     block = (N_F + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
-        nxt = np.empty(S_l, np.int64)
+        counts = np.empty((m, S_l), np.int64)
+        remaining = np.empty(m, np.int64)
+        drawn = np.empty(m, np.int32)
         w = np.empty(S_g)
         lo, hi = np.inf, -np.inf
         for f in range(b * block, min(N_F, (b + 1) * block)):
@@ -222,12 +246,13 @@ def _sweep(V_old, V_new, Q, pi_out, policy, table, cdf, start, key, k, m, r_g, r
                     local += F[j] * r_loc[g, j]
                 local /= k
                 w[:] = 0.0
+                if f < n_cached:
+                    ranks = table[f, g]
+                else:
+                    _draw_ranks(F, f, g, accept, alias, key, counts, remaining, drawn)
+                    ranks = drawn
                 for i in range(m):
-                    if f < n_cached:
-                        r = table[f, g, i]
-                    else:
-                        _draw_next_counts(F, g, cdf, start, key, _sample_counter(f, g, i, S_g, m, S_l), nxt)
-                        r = _rank(nxt)
+                    r = ranks[i]
                     for s in range(S_g):
                         w[s] += V_old[r, s]
                 best, best_a, chosen = -np.inf, 0, 0.0
@@ -301,12 +326,12 @@ class _Surrogate:
         if self.n_f >= 2**31:
             raise LearnError("k", f"k = {k} gives {self.n_f} count vectors, beyond int32 ranks; use a smaller k")
         P_fused, self.r_loc = fold_local_policy(game, pi_l)
-        self.cdf, self.start = _binomial_cdfs(P_fused, k)
+        self.accept, self.alias = _binomial_alias(P_fused, k)
         self.key = np.uint64(np.random.SeedSequence([seed, 0x61C8]).generate_state(1, np.uint64)[0])
         row_bytes = game.n_sg * m * 4
         n_cached = min(self.n_f, table_bytes // row_bytes)
         self.table = np.empty((n_cached, game.n_sg, m), np.int32)
-        _fill_table(self.table, k, game.n_sl, self.cdf, self.start, self.key)
+        _fill_table(self.table, k, game.n_sl, self.accept, self.alias, self.key)
         self.table_fraction = n_cached / self.n_f
 
     def iterate(self, V, tol, max_sweeps, policy=None, Q=None, pi_out=None, progress=None):
@@ -324,7 +349,7 @@ class _Surrogate:
         residual = math.inf
         for sweep in range(1, max_sweeps + 1):
             _sweep(V, other, empty_q if Q is None else Q, empty_pi if pi_out is None else pi_out,
-                   empty_pi if policy is None else policy, self.table, self.cdf, self.start, self.key,
+                   empty_pi if policy is None else policy, self.table, self.accept, self.alias, self.key,
                    self.k, self.m, game.r_g, self.r_loc, game.P_g, gamma, lo_blk, hi_blk)
             lo, hi = float(lo_blk.min()), float(hi_blk.max())
             residual = max(-lo, hi)
