@@ -106,19 +106,21 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
                            agent_steps=seeds * rollouts * n * horizon, seconds=seconds)
 
 
-def sim_baselines(scenario: Scenario, game, k: int, names=BASELINES, progress=None,
+def sim_baselines(scenario: Scenario, game, k: int, names=BASELINES, progress=None, announce=None,
                   **rollout_args) -> dict:
     """name -> WelfareEstimate in the continuous simulator, as core.evaluate.baselines
     defines them: "uniform_random" (every agent uniform) and "best_constant_global"
     (each constant a_g with the locals' exact best response to it on `game`, scored
     with streams `seed`; the best re-scored with streams `seed + 1` so that picking
-    the maximum does not bias its estimate). `progress(label)` announces each run."""
+    the maximum does not bias its estimate). `announce(label)` is called before each
+    run, `progress` is passed on to sim_rollout_welfare."""
     unknown = [name for name in names if name not in BASELINES]
     if unknown:
         raise RolloutError("names", f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
     n_sg, n_ag, n_sl, n_al = scenario.sizes
-    announce = progress or (lambda label: None)
+    announce = announce or (lambda label: None)
     seed = rollout_args.pop("seed", 0)
+    rollout_args["progress"] = progress
     found = {}
     if "uniform_random" in names:
         announce("uniform_random")

@@ -10,7 +10,10 @@ def add_arguments(parser):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, metavar="FILE",
                         help="model file (.npz or .yaml) the policy was trained on")
-    # Other sources (e.g. --scenario NAME) join this group; see _load_game.
+    source.add_argument("--scenario", metavar="NAME",
+                        help="run the policy in the continuous simulator of this scenario (n robots, "
+                             "fresh k-subsets each epoch), baselines likewise; Nash gap on the "
+                             "scenario's estimated model")
     parser.add_argument("--policy", type=Path, required=True, metavar="POLICY",
                         help="policy file written by `altmarl train`")
     parser.add_argument("--n", type=int, default=1000, help="local agents in each rollout (default 1000)")
@@ -21,49 +24,100 @@ def add_arguments(parser):
     parser.add_argument("--dirichlet-alpha", type=float, default=None, metavar="ALPHA",
                         help="start each rollout's locals iid from p ~ Dirichlet(ALPHA) instead of "
                              "the model's mu0_l (the authors' evaluator uses 0.3)")
-    parser.add_argument("--m", type=int, default=30,
-                        help="samples per Bellman backup in the global best response (default 30)")
+    parser.add_argument("--m", type=int, default=None,
+                        help="samples per Bellman backup of the surrogate in which the global gain is "
+                             "measured (default: the policy's training m, else 30)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the baselines")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _load_game(args):
-    """(game, label) of the chosen source."""
-    from altmarl_ros.core.model import load_model
+def _gap_surrogate(args, policy):
+    """(m, seed) of the m-sample surrogate that measures the global gain: the policy's own
+    training surrogate, since the gain is relative to that operator's draws."""
+    trained = policy.meta["config"]
+    return (args.m if args.m is not None else trained.get("m", 30)), trained.get("seed", args.seed)
 
-    return load_model(args.model), str(args.model)
 
-
-def run(args) -> int:
+def _on_model(args, rollout_args, hide_progress):
+    """(game, label, policy, welfare, gap, baselines) from rollouts of the tabular model."""
     from tqdm import tqdm
 
     from altmarl_ros.core.evaluate import BASELINES, baselines, nash_gap, rollout_welfare
+    from altmarl_ros.core.model import load_model
     from altmarl_ros.core.policy import load_policy
 
-    game, label = _load_game(args)
+    game, label = load_model(args.model), str(args.model)
     policy = load_policy(args.policy, game=game)
     k = policy.k
-    rollout_args = dict(n=args.n, horizon=args.horizon, seeds=args.seeds, rollouts=args.rollouts,
-                        seed=args.seed, dirichlet_alpha=args.dirichlet_alpha)
+    m, gap_seed = _gap_surrogate(args, policy)
     names = () if args.no_baselines else BASELINES
     with tqdm(total=2 + len(names), desc="evaluate", unit="step", file=sys.stderr,
-              disable=args.quiet or not sys.stderr.isatty()) as bar:
+              disable=hide_progress) as bar:
         bar.set_postfix_str("rollouts")
         welfare = rollout_welfare(game, policy.pi_g, policy.pi_l, k, **rollout_args)
         bar.update()
         bar.set_postfix_str("Nash gap")
-        gap = nash_gap(game, policy.pi_g, policy.pi_l, k, m=args.m, seed=args.seed)
+        gap = nash_gap(game, policy.pi_g, policy.pi_l, k, m=m, seed=gap_seed)
         bar.update()
         found = {}
         for name in names:
             bar.set_postfix_str(name)
             found.update(baselines(game, k, names=(name,), **rollout_args))
             bar.update()
+    return game, label, policy, welfare, gap, found
+
+
+def _in_simulator(args, rollout_args, hide_progress):
+    """(game, label, policy, welfare, gap, baselines) from rollouts of the continuous simulator."""
+    from tqdm import tqdm
+
+    from altmarl_ros.core.evaluate import nash_gap
+    from altmarl_ros.core.policy import PolicyError, load_policy
+    from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
+    from altmarl_sim.rollout import BASELINES, sim_baselines, sim_rollout_welfare
+    from altmarl_sim.scenario import load_scenario
+
+    if rollout_args.pop("dirichlet_alpha") is not None:
+        raise PolicyError("--dirichlet-alpha applies to --model evaluation; a scenario starts "
+                          "its robots from fleet.start_zone_weights")
+    scenario = load_scenario(args.scenario)
+    policy = load_policy(args.policy, scenario_hash=scenario.content_hash())
+    samples = policy.meta["config"].get("samples_per_pair", DEFAULT_SAMPLES_PER_PAIR)
+    game, _ = estimate_model(scenario, samples_per_pair=samples)
+    k = policy.k
+    m, gap_seed = _gap_surrogate(args, policy)
+    names = () if args.no_baselines else BASELINES
+    runs = 1 + ("uniform_random" in names) + ("best_constant_global" in names) * (game.n_ag + 1)
+    per_run = args.seeds * args.rollouts
+    with tqdm(total=runs * per_run, desc="evaluate", unit="rollout", file=sys.stderr,
+              disable=hide_progress) as bar:
+        def advance(done, total):
+            bar.update(1)
+
+        bar.set_postfix_str("policy")
+        welfare = sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, k, progress=advance,
+                                      **rollout_args)
+        gap = nash_gap(game, policy.pi_g, policy.pi_l, k, m=m, seed=gap_seed)
+        found = sim_baselines(scenario, game, k, names=names, progress=advance,
+                              announce=bar.set_postfix_str, **rollout_args)
+    label = f"scenario {scenario.name} (continuous simulator; Nash gap on its estimated model)"
+    return game, label, policy, welfare, gap, found
+
+
+def run(args) -> int:
+    rollout_args = dict(n=args.n, horizon=args.horizon, seeds=args.seeds, rollouts=args.rollouts,
+                        seed=args.seed, dirichlet_alpha=args.dirichlet_alpha)
+    evaluate = _on_model if args.scenario is None else _in_simulator
+    game, label, policy, welfare, gap, found = evaluate(args, dict(rollout_args),
+                                                        args.quiet or not sys.stderr.isatty())
+    k = policy.k
+    m, gap_seed = _gap_surrogate(args, policy)
     if args.json:
         print(json.dumps({
             "welfare": welfare.mean, "welfare_ci": welfare.ci95,
             "nash_gap": gap.gap, "global_gain": gap.global_gain, "local_gain": gap.local_gain,
+            "gap_m": m, "gap_seed": gap_seed,
             "baselines": {name: est.mean for name, est in found.items()},
             "baselines_ci": {name: est.ci95 for name, est in found.items()},
             "baselines_detail": {name: est.detail for name, est in found.items()},
@@ -75,12 +129,15 @@ def run(args) -> int:
     returns = welfare.returns.size
     print(f"policy {args.policy} (id {policy.policy_id}, k = {k}) on model {label} ({game.content_hash()})")
     init = "mu0" if args.dirichlet_alpha is None else f"Dirichlet({args.dirichlet_alpha:g}) locals"
+    if args.scenario is not None:
+        init = "the scenario's start zones"
     print(f"n = {args.n}, horizon {args.horizon}, {args.seeds} seeds x {args.rollouts} rollouts, "
           f"seed {args.seed}, start {init}: {welfare.agent_steps:.3g} agent-steps at "
           f"{welfare.agent_steps_per_second:.3g}/s")
     print()
     print(f"welfare    {welfare.mean:.3f} +- {welfare.ci95:.3f}  (95% CI, Student t over {returns} rollouts)")
-    print(f"Nash gap   {gap.gap:.4g}  (global gain {gap.global_gain:.4g}, local gain {gap.local_gain:.4g})")
+    print(f"Nash gap   {gap.gap:.4g}  (global gain {gap.global_gain:.4g} in the m = {m}, seed {gap_seed} "
+          f"surrogate; local gain {gap.local_gain:.4g})")
     if found:
         print()
         print(f"{'baseline':<22} {'welfare +- 95% CI':<18}  {'policy - baseline':>17}  chose")

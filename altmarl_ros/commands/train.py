@@ -10,10 +10,20 @@ HELP = "learn (pi_g, pi_l) with ALTERNATING-MARL; write the policy file and a le
 def add_arguments(parser):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, metavar="FILE", help="model file (.npz or .yaml)")
-    # Other sources (e.g. --scenario NAME) join this group; see _training_source.
+    source.add_argument("--scenario", metavar="NAME",
+                        help="simulator scenario (config/scenarios/NAME.yaml or a YAML path): learn "
+                             "from its estimated model (cached in runs/NAME/model.npz) or, with "
+                             "--sampler sim, from the simulator itself")
     parser.add_argument("--k", type=int, required=True, help="locals the global agent samples each step")
-    parser.add_argument("--out", type=Path, required=True, metavar="POLICY",
-                        help="policy file to write (.npz); the learning curve goes next to it (.png)")
+    parser.add_argument("--out", type=Path, metavar="POLICY",
+                        help="policy file to write (.npz); the learning curve goes next to it (.png). "
+                             "Required with --model; default with --scenario: runs/NAME/policy.npz")
+    parser.add_argument("--sampler", choices=("model", "sim"), default="model",
+                        help="with --scenario: learn from the estimated model (default) or draw "
+                             "G-LEARN's samples from the simulator's generative sampler")
+    parser.add_argument("--samples", type=int, default=None, metavar="N",
+                        help="with --scenario: simulator draws per state-action pair for the "
+                             "estimated model (default 2000)")
     parser.add_argument("--m", type=int, default=30, help="samples per Bellman backup in G-LEARN (default 30)")
     parser.add_argument("--rounds", type=int, default=10, help="at most this many G-LEARN/L-LEARN rounds (default 10)")
     parser.add_argument("--eta", type=float, default=None,
@@ -24,12 +34,24 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _training_source(args):
-    """(source for alternating_marl, build_policy keyword arguments, label) of the chosen source."""
-    from altmarl_ros.core.model import load_model
+def _training_source(args, scenario):
+    """(source for alternating_marl, build_policy keyword arguments, label, config entries)."""
+    if scenario is None:
+        from altmarl_ros.core.model import load_model
 
-    game = load_model(args.model)
-    return game, {"game": game}, str(args.model)
+        game = load_model(args.model)
+        return game, {"game": game}, str(args.model), {}
+    from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
+    from altmarl_sim.sampler import SimSampler
+
+    identity = {"scenario": (scenario.name, scenario.content_hash())}
+    samples = DEFAULT_SAMPLES_PER_PAIR if args.samples is None else args.samples
+    config = {"scenario": scenario.name, "sampler": args.sampler, "samples_per_pair": samples}
+    if args.sampler == "sim":
+        label = f"scenario {scenario.name} (simulator sampler)"
+        return SimSampler(scenario, seed=args.seed), {"n_ag": scenario.sizes[1], **identity}, label, config
+    game, _ = estimate_model(scenario, samples_per_pair=samples)
+    return game, {"game": game, **identity}, f"scenario {scenario.name} (estimated model)", config
 
 
 def _round_row(log) -> dict:
@@ -100,9 +122,21 @@ def run(args) -> int:
     from altmarl_ros.core.alternating import alternating_marl
     from altmarl_ros.core.policy import PolicyError, build_policy, save_policy
 
+    if args.scenario is None and (args.sampler != "model" or args.samples is not None):
+        raise PolicyError("--sampler and --samples apply to --scenario training only")
+    scenario = None
+    if args.scenario is not None:
+        from altmarl_sim.estimate import run_dir
+        from altmarl_sim.scenario import load_scenario
+
+        scenario = load_scenario(args.scenario)
+        if args.out is None:
+            args.out = run_dir(scenario) / "policy.npz"
+    if args.out is None:
+        raise PolicyError("--out POLICY is required with --model")
     if args.out.suffix.lower() != ".npz":
         raise PolicyError(f"--out {args.out}: policy files end in .npz")
-    source, policy_kwargs, label = _training_source(args)
+    source, policy_kwargs, label, source_config = _training_source(args, scenario)
     residuals = []  # one list of G-LEARN residuals per round
     show = not (args.quiet or not sys.stderr.isatty())
     with tqdm(total=args.rounds, desc="rounds", unit="round", file=sys.stderr, disable=not show) as bar:
@@ -120,7 +154,7 @@ def run(args) -> int:
                                   tol=args.tol, progress=on_round, sweep_progress=on_sweep)
     rows = [_round_row(log) for log in result.rounds]
     config = {"source": label, "k": args.k, "m": args.m, "rounds": args.rounds, "eta": result.eta,
-              "seed": args.seed, "tol": args.tol}
+              "seed": args.seed, "tol": args.tol, **source_config}
     metrics = {"welfare_estimate": result.welfare_estimate, "nash_gap": result.nash_gap,
                "global_gain": result.global_gain, "local_gain": result.local_gain,
                "converged": result.converged, "stop_reason": result.stop_reason,
