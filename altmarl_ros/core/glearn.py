@@ -74,6 +74,7 @@ class GLearnResult:
     m: int = 0
     seed: int = 0
     table_fraction: float = 1.0  # share of (s_g, F) whose draws were cached rather than recomputed
+    setup_seconds: float = 0.0  # of `seconds`: alias tables and the cached draws
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -393,6 +394,7 @@ def _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes):
     """(GLearnResult, its surrogate, its final V [N_F, S_g]) for validated arguments."""
     started = time.perf_counter()
     surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
+    setup_seconds = time.perf_counter() - started
     V = _start_value(game, Q0, surrogate.n_f)
     Q = np.empty((game.n_sg, surrogate.n_f, game.n_ag), np.float32)
     pi_g = np.empty((game.n_sg, surrogate.n_f), np.int32)
@@ -401,7 +403,7 @@ def _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes):
     result = GLearnResult(Q=Q, pi_g=pi_g, sweeps=sweeps, residual=residual, converged=residual <= tol,
                           seconds=time.perf_counter() - started, residual_history=history,
                           value=initial_value(game, V, k), k=k, m=m, seed=seed,
-                          table_fraction=surrogate.table_fraction)
+                          table_fraction=surrogate.table_fraction, setup_seconds=setup_seconds)
     return result, surrogate, V
 
 
