@@ -48,6 +48,10 @@ def test_train_then_evaluate_end_to_end(tiny_model, tmp_path, capsys):
     assert set(report["baselines"]) == set(BASELINES)
     assert report["welfare_ci"] > 0 and report["nash_gap"] >= 0
     assert report["policy_id"] == policy.policy_id and report["k"] == 2
+    # the gap is measured in the policy's own training surrogate, so it repeats the trainer's
+    assert (report["gap_m"], report["gap_seed"]) == (5, 0)
+    assert report["global_gain"] == pytest.approx(metrics["global_gain"], abs=1e-5)
+    assert report["local_gain"] == pytest.approx(metrics["local_gain"], abs=1e-9)
 
     assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *EVAL_ARGS]) == 0
     text = capsys.readouterr().out
