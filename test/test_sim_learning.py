@@ -1,0 +1,192 @@
+"""The bridge from the kinematic simulator to learning and back (sim/estimate.py,
+sim/sampler.py, sim/rollout.py, sim/render.py, train/evaluate/render --scenario).
+
+References are independent of the code under test: transitions and rewards counted
+from FleetSim.step_epoch trajectories (the simulator's public offline API), a closed
+form for a fleet that never moves, and Pillow reading the pictures back.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from altmarl_ros.cli import main
+from altmarl_ros.core.policy import load_policy
+from altmarl_ros.core.source import as_game
+from altmarl_sim import estimate as estimate_module
+from altmarl_sim.estimate import estimate_model
+from altmarl_sim.fleet import FleetSim
+from altmarl_sim.render import record_frames, render
+from altmarl_sim.rollout import sim_rollout_welfare
+from altmarl_sim.sampler import SamplerError, SimSampler
+from altmarl_sim.scenario import load_scenario, parse_scenario
+
+SCENARIO = load_scenario("warehouse_ring")
+
+
+def variant(**sections):
+    """warehouse_ring with some YAML sections' keys replaced."""
+    data = SCENARIO.to_dict()
+    for section, values in sections.items():
+        data[section].update(values)
+    return parse_scenario(data, name="variant")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return estimate_model(SCENARIO, samples_per_pair=1000, seed=3, runs_dir=None)
+
+
+def test_estimated_rows_are_stochastic_with_the_requested_counts(model):
+    game, counts = model
+    assert np.allclose(game.P_l.sum(axis=-1), 1.0) and np.allclose(game.P_g.sum(axis=-1), 1.0)
+    assert (counts.local_counts.sum(axis=-1) == 1000).all()
+    assert (counts.global_counts.sum(axis=-1) == 1000).all()
+    assert game.gamma == SCENARIO.gamma and np.array_equal(game.mu0_l, SCENARIO.mu0_l)
+
+
+def test_local_model_matches_step_epoch_trajectories(model):
+    """A running FleetSim with uniformly random local actions, counted directly, is the
+    process the local exploration pool samples from."""
+    game, _ = model
+    z = SCENARIO.ring.n_zones
+    sim = FleetSim(SCENARIO, n=3000, seed=11)
+    rng = np.random.default_rng(5)
+    counts = np.zeros((z, 3, z))
+    metres = np.zeros((z, 3))
+    for epoch in range(25):
+        start, depot = sim.zones(), sim.depot_zone()
+        actions = rng.integers(0, 3, sim.n)
+        end, _, _ = sim.step_epoch(actions, int(rng.integers(z)))
+        if epoch >= 10:  # past the start at rest
+            np.add.at(counts, (start, actions, end), 1)
+            served = SCENARIO.rewards.service * (start == depot)
+            driven = (served - sim.last_local_rewards) / SCENARIO.rewards.worker_energy
+            np.add.at(metres, (start, actions), driven)
+    n = counts.sum(axis=-1)
+    reference = counts / n[..., None]
+    estimated = game.P_l.mean(axis=1)  # workers' motion does not depend on s_g
+    assert np.abs(estimated - reference).max() < 0.04
+    energy = -(game.r_l - SCENARIO.rewards.service * np.eye(z)[:, :, None]).mean(axis=1)
+    assert np.allclose(energy, SCENARIO.rewards.worker_energy * metres / n, rtol=0.1, atol=0.01)
+
+
+def test_global_model_matches_depot_trajectories(model):
+    game, _ = model
+    z = SCENARIO.ring.n_zones
+    sim = FleetSim(SCENARIO, n=1, seed=2)
+    rng = np.random.default_rng(9)
+    counts = np.zeros((z, z, z))
+    for epoch in range(6000):
+        start, a_g = sim.depot_zone(), int(rng.integers(z))
+        _, end, _ = sim.step_epoch(np.zeros(1, np.int64), a_g)
+        if epoch >= 10:
+            counts[start, a_g, end] += 1
+    reference = counts / counts.sum(axis=-1, keepdims=True)
+    assert np.abs(game.P_g - reference).max() < 0.1
+
+
+def test_estimate_converges_as_samples_grow(model):
+    reference, _ = model
+    errors = [np.abs(estimate_model(SCENARIO, samples_per_pair=s, seed=s, runs_dir=None)[0].P_l
+                     - reference.P_l).max() for s in (10, 250)]
+    assert errors[1] < 0.5 * errors[0]
+
+
+def test_estimate_is_deterministic_per_seed():
+    first = estimate_model(SCENARIO, samples_per_pair=20, seed=1, runs_dir=None)[0]
+    again = estimate_model(SCENARIO, samples_per_pair=20, seed=1, runs_dir=None)[0]
+    other = estimate_model(SCENARIO, samples_per_pair=20, seed=2, runs_dir=None)[0]
+    assert first.content_hash() == again.content_hash() != other.content_hash()
+
+
+def test_cache_is_reused_and_invalidated_by_a_scenario_change(tmp_path, monkeypatch):
+    game, _ = estimate_model(SCENARIO, samples_per_pair=20, runs_dir=tmp_path)
+    assert (tmp_path / "warehouse_ring" / "model.npz").is_file()
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("estimated again although the cache matches")
+
+    monkeypatch.setattr(estimate_module, "tabulate", no_simulation)
+    cached, counts = estimate_model(SCENARIO, samples_per_pair=20, runs_dir=tmp_path)
+    assert cached.content_hash() == game.content_hash()
+    assert (counts.local_counts.sum(axis=-1) == 20).all()
+    monkeypatch.undo()
+    changed = parse_scenario({**SCENARIO.to_dict(), "gamma": 0.9}, name="warehouse_ring")
+    recomputed, _ = estimate_model(changed, samples_per_pair=20, runs_dir=tmp_path)
+    assert recomputed.gamma == 0.9
+
+
+def test_sampler_pooled_by_the_learner_matches_the_estimated_model(model):
+    game, _ = model
+    pooled = as_game(SimSampler(SCENARIO, seed=7, reward_samples=200), pool=400, seed=0)
+    assert np.abs(pooled.P_l - game.P_l).max() < 0.1
+    assert np.abs(pooled.P_g - game.P_g).max() < 0.1
+    assert np.abs(pooled.r_l - game.r_l).max() < 0.05
+
+
+def test_sampler_names_a_zone_its_robots_never_reach():
+    crawling = variant(robots={"max_speed": 1e-4})
+    sampler = SimSampler(crawling, pool_size=2)  # robots in zones 0 and 1 only
+    with pytest.raises(SamplerError, match="zone 3"):
+        sampler.sample_local(np.array([3]), np.array([0]), np.array([0]))
+    with pytest.raises(SamplerError, match=r"a_l\[0\]"):
+        sampler.sample_local(np.array([0]), np.array([0]), np.array([3]))
+
+
+def test_rollout_welfare_of_a_fleet_that_stays_at_the_depot():
+    """All workers start in the depot's zone, nobody moves: every epoch pays `service`
+    per worker, so welfare is service * (1 - gamma^H) / (1 - gamma) (energy ~ 0)."""
+    still = variant(fleet={"start_zone_weights": [1, 0, 0, 0, 0], "depot_start_zone": 0},
+                    noise={"speed_std": 0.0, "turn_rate_std": 0.0},
+                    faults={"stall_probability": 0.0})
+    z, k, horizon = still.ring.n_zones, 3, 30
+    stay = np.zeros((z, z, 3))
+    stay[..., 0] = 1.0
+    from altmarl_ros.core.counts import n_count_vectors
+
+    pi_g = np.zeros((z, n_count_vectors(k, z)), np.int32)
+    welfare = sim_rollout_welfare(still, pi_g, stay, k, n=30, horizon=horizon, seeds=2, rollouts=2)
+    closed_form = still.rewards.service * (1 - still.gamma ** horizon) / (1 - still.gamma)
+    assert welfare.mean == pytest.approx(closed_form, rel=0.01)
+    assert welfare.mean <= closed_form
+    again = sim_rollout_welfare(still, pi_g, stay, k, n=30, horizon=horizon, seeds=2, rollouts=2)
+    assert np.array_equal(welfare.returns, again.returns)
+
+
+def test_render_writes_a_png_and_a_gif_with_one_frame_per_epoch(tmp_path):
+    z = SCENARIO.ring.n_zones
+    uniform = np.full((z, z, 3), 1 / 3)
+    frames = record_frames(SCENARIO, None, uniform, k=4, n=30, epochs=3, seed=1)
+    png = render(SCENARIO, frames, tmp_path / "fleet.png")
+    gif = render(SCENARIO, frames, tmp_path / "fleet.gif")
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width > 0 and image.height > 0
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames == 3
+    assert [frame.sampled.size for frame in frames] == [4, 4, 4]
+
+
+def test_train_and_evaluate_a_scenario_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--scenario", "warehouse_ring", "--k", "2", "--samples", "100",
+                 "--rounds", "2", "--quiet"]) == 0
+    policy_path = tmp_path / "runs" / "warehouse_ring" / "policy.npz"
+    policy = load_policy(policy_path, scenario_hash=SCENARIO.content_hash())
+    assert policy.meta["scenario"] == {"name": "warehouse_ring", "hash": SCENARIO.content_hash()}
+    assert (tmp_path / "runs" / "warehouse_ring" / "model.npz").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", "--scenario", "warehouse_ring", "--policy", str(policy_path), "--n", "12",
+                 "--horizon", "5", "--seeds", "2", "--rollouts", "2", "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["baselines"]) == {"uniform_random", "best_constant_global"}
+    assert np.isfinite(report["welfare"]) and report["policy_id"] == policy.policy_id
+    assert main(["render", "--scenario", "warehouse_ring", "--policy", str(policy_path), "--n", "12",
+                 "--epochs", "2", "--out", "fleet.gif"]) == 0
+    with Image.open(tmp_path / "fleet.gif") as image:
+        assert image.n_frames == 2
+    assert main(["evaluate", "--scenario", "warehouse_ring_hard", "--policy", str(policy_path),
+                 "--quiet"]) == 2
+    assert "scenario hash" in capsys.readouterr().err
