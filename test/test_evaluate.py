@@ -44,10 +44,11 @@ def _random_policies(rng, game, k):
     return pi_g, pi_l
 
 
-def _exact_welfare(game, global_probs, pi_l, n, k, horizon, init_locals):
+def _exact_welfare(game, global_probs, pi_l, n, k, horizon, init_locals, locals_move_under_next_g=False):
     """Finite-horizon discounted value of the joint chain, by enumeration.
 
     global_probs(s_g, F) -> distribution over a_g; init_locals(locals tuple) -> probability.
+    locals_move_under_next_g: the authors' evaluator order (s_i' ~ P_l(.|s_i, s_g', a_i)).
     """
     joint = list(itertools.product(range(game.n_sg), itertools.product(range(game.n_sl), repeat=n)))
     index = {x: i for i, x in enumerate(joint)}
@@ -63,10 +64,12 @@ def _exact_welfare(game, global_probs, pi_l, n, k, horizon, init_locals):
         for s, a in itertools.product(locs, range(game.n_al)):
             R[i] += pi_l[s, s_g, a] * game.r_l[s, s_g, a] / n
         next_g = a_dist @ game.P_g[s_g]
-        # per agent: sum over its own action of pi_l * P_l (agents independent given the state)
-        per_agent = [sum(pi_l[s, s_g, a] * game.P_l[s, s_g, a] for a in range(game.n_al)) for s in locs]
         for (g2, locs2), j in index.items():
-            P[i, j] = next_g[g2] * math.prod(per_agent[m][locs2[m]] for m in range(n))
+            moved_under = g2 if locals_move_under_next_g else s_g
+            # agents are independent given the state: per agent, sum over its own action
+            per_agent = [sum(pi_l[s, s_g, a] * game.P_l[s, moved_under, a, s2] for a in range(game.n_al))
+                         for s, s2 in zip(locs, locs2)]
+            P[i, j] = next_g[g2] * math.prod(per_agent)
     mu = np.array([game.mu0_g[s_g] * init_locals(locs) for s_g, locs in joint])
     value = 0.0
     for t in range(horizon):
@@ -106,6 +109,10 @@ def test_rollout_welfare_matches_exact_value(n, k):
     # and the half-width (~0.2% of the value) is far below any modelling slip.
     assert est.ci95 < 0.01 * abs(exact)
     assert abs(est.mean - exact) <= 2 * est.ci95, (est.mean, exact, est.ci95)
+    # power: the authors' evaluator order (locals move under s_g') is told apart
+    other = _exact_welfare(game, _deterministic_global(pi_g, game.n_ag), pi_l, n, k, horizon,
+                           _iid_locals(game), locals_move_under_next_g=True)
+    assert abs(est.mean - other) > 4 * est.ci95, (est.mean, other, est.ci95)
 
 
 def test_dirichlet_initial_states_match_exact_value():
