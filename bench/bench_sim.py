@@ -8,13 +8,15 @@ faults and noise, limits, and the exact arc integration. Run with one numba thre
 Prints, for n = 1000 and 2000 workers (+ the depot): offline `step_epoch` throughput
 (the controller runs inside the kernel) and commanded `step_control` throughput
 (the ROS fleet_sim path), as wall-clock and CPU-time rates. Target >= 2e7
-robot-steps/s for step_epoch.
+robot-steps/s for step_epoch. Then the time to estimate the scenario's tabular model
+(altmarl_sim.estimate, default draws per pair, no cache).
 """
 import argparse
 import time
 
 import numpy as np
 
+from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.scenario import load_scenario
 
@@ -67,6 +69,13 @@ def main():
         wall, cpu = best_rates(controls, args.epochs * steps * (n + 1), args.repeats)
         print(f"n={n:5d} step_control {wall:10.3e} robot-steps/s wall, {cpu:10.3e} per CPU-second "
               f"({1e6 * (n + 1) / wall:.0f} us per control period)")
+
+    estimate_model(scenario, samples_per_pair=10, runs_dir=None)  # compile / load the cache
+    pairs = scenario.sizes[2] * scenario.sizes[0] * scenario.sizes[3] + scenario.sizes[0] * scenario.sizes[1]
+    draws = pairs * DEFAULT_SAMPLES_PER_PAIR
+    wall, cpu = best_rates(lambda: estimate_model(scenario, runs_dir=None), draws, min(args.repeats, 3))
+    print(f"estimate_model: {DEFAULT_SAMPLES_PER_PAIR} draws x {pairs} pairs in {draws / wall:.2f} s wall, "
+          f"{draws / cpu:.2f} s CPU ({wall:.3g} one-epoch draws/s wall)")
 
 
 if __name__ == "__main__":
