@@ -236,6 +236,8 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
     else:
         alpha = np.full(game.n_sl, float(dirichlet_alpha))
         init_l = np.concatenate([g.dirichlet(alpha, size=rollouts) for g in init_rngs])
+    pi_g = pi_g.view()
+    pi_g.flags.writeable = False  # one compiled signature whether or not the caller's copy is read-only
     start = time.perf_counter()
     returns = _rollout_returns(
         _cumulative(P_fused), np.ascontiguousarray(r_fused), _cumulative(P_g),
@@ -250,7 +252,7 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
     )
 
 
-def _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha):
+def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha):
     k = integer(EvaluationError, "k", k, 1)
     n = integer(EvaluationError, "n", n, 1)
     if k > n:
@@ -271,11 +273,16 @@ def rollout_welfare(game, pi_g, pi_l, k, n=1000, horizon=100, seeds=15, rollouts
     each rollout instead draws its locals iid from p ~ Dirichlet(alpha, ..., alpha)
     (the authors' evaluator uses alpha = 0.3 with a uniform s_g).
     """
-    k, n = _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    k, n = _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
     pi_g, pi_l = check_policy_arrays(game, pi_g, pi_l, k)
     P_fused, r_fused = fold_local_policy(game, pi_l)
     return _estimate(game, pi_g, P_fused, r_fused, game.P_g, game.r_g, k, n, horizon, seeds,
                      rollouts, seed, dirichlet_alpha)
+
+
+# A baseline whose global action ignores F does not care which locals are sampled:
+# it runs with k = 1, which keeps its [S_g, N_F] tables small at any requested k.
+_BLIND_K = 1
 
 
 def uniform_random_welfare(game, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0,
@@ -285,9 +292,10 @@ def uniform_random_welfare(game, k, n=1000, horizon=100, seeds=15, rollouts=50, 
     A uniform a_g ignores F, so it is folded into one averaged global action
     (mean over a_g of P_g and r_g): the same expected return.
     """
-    k, n = _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
     pi_l = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
     P_fused, r_fused = fold_local_policy(game, pi_l)
+    k = _BLIND_K
     pi_g = np.zeros((game.n_sg, n_count_vectors(k, game.n_sl)), np.int32)
     P_g = game.P_g.mean(axis=1, keepdims=True)
     r_g = game.r_g.mean(axis=1, keepdims=True)
@@ -313,11 +321,13 @@ def best_constant_global_welfare(game, k, n=1000, horizon=100, seeds=15, rollout
     """The best dispatcher that ignores what it sees: a constant a_g with the locals' best response.
 
     For each a_g the locals' best response is exact (a constant pi_g makes s_g an
-    autonomous chain, so L-LEARN's induced MDP has no mean-field approximation).
+    autonomous chain, so L-LEARN's induced MDP has no mean-field approximation);
+    neither it nor the welfare depends on k (only k <= n is checked).
     Every candidate is scored with streams `seed`; the winner is re-scored with the
     independent streams `seed + 1`, so picking the maximum does not bias its estimate.
     """
-    k, n = _check_rollout_args(game, k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    _, n = _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    k = _BLIND_K
     n_f = n_count_vectors(k, game.n_sl)
     args = dict(n=n, horizon=horizon, seeds=seeds, rollouts=rollouts, dirichlet_alpha=dirichlet_alpha)
     best = None
