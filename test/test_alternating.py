@@ -4,8 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from _learn_reference import random_game
-from altmarl_ros.core.alternating import ETA_C, alternating_marl, default_eta
+from _learn_reference import exact_Q, exact_surrogate, initial_weights, random_game
+from altmarl_ros.core.alternating import (ETA_C, alternating_marl, best_constant_start,
+                                          constant_global_welfare, default_eta)
 from altmarl_ros.core.glearn import global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
 from altmarl_ros.core.source import LearnError
@@ -21,7 +22,8 @@ def game():
 @pytest.fixture(scope="module")
 def run(game):
     logs = []
-    return alternating_marl(game, K, m=30, rounds=10, eta=0.0, seed=4, progress=logs.append), logs
+    return alternating_marl(game, K, m=30, rounds=10, eta=0.0, seed=4, start="uniform",
+                            progress=logs.append), logs
 
 
 def test_unilateral_gains_at_the_returned_pair_are_within_the_gap(game, run):
@@ -50,15 +52,41 @@ def test_round_log_follows_the_rule(game, run):
 
 
 def test_large_eta_rejects_the_first_improvement_and_keeps_round_zero(game):
-    result = alternating_marl(game, K, rounds=5, eta=1e6, seed=4)
+    result = alternating_marl(game, K, rounds=5, eta=1e6, seed=4, start="uniform")
     assert [log.accepted for log in result.rounds] == [True, False]
     assert math.isnan(result.rounds[1].nash_gap)
     assert np.allclose(result.pi_l, 1 / game.n_al)  # the uniform start
     assert "2*eta" in result.stop_reason and result.converged
 
 
+def test_constant_global_welfare_is_the_exact_surrogate_value(game):
+    """With a constant a_g the k-agent surrogate's exact value equals the pair-chain welfare."""
+    pi_l = np.random.default_rng(1).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    R, P = exact_surrogate(game, pi_l, K)
+    for a_g in range(game.n_ag):
+        policy = np.full(R.shape[:2], a_g)
+        V = np.take_along_axis(exact_Q(game, R, P, policy), policy[..., None], 2)[..., 0]
+        assert constant_global_welfare(game, a_g, pi_l) == pytest.approx((initial_weights(game, K) * V).sum(),
+                                                                         abs=1e-9)
+
+
+def test_best_constant_start(game):
+    a_g, pi_l, welfare = best_constant_start(game, K)
+    assert welfare == max(constant_global_welfare(game, a, best_constant_start_pi(game, a)) for a in range(game.n_ag))
+    result = alternating_marl(game, K, rounds=3, seed=4)
+    assert result.start.startswith(f"best_constant: a_g = {a_g},")
+    # the constant a_g is one of G-LEARN's policies: round 0 starts at least there (m = 30 noise aside)
+    assert result.rounds[0].welfare_estimate > welfare - 0.1
+
+
+def best_constant_start_pi(game, a_g):
+    from altmarl_ros.core.counts import n_count_vectors
+    from altmarl_ros.core.llearn import l_learn
+    return l_learn(game, np.full((game.n_sg, n_count_vectors(K, game.n_sl)), a_g, np.int32), K).pi_l
+
+
 def test_round_cap(game):
-    result = alternating_marl(game, K, rounds=1, seed=4)
+    result = alternating_marl(game, K, rounds=1, seed=4, start="uniform")
     assert len(result.rounds) == 1 and not result.converged
 
 
@@ -69,7 +97,8 @@ def test_default_eta(game):
 
 
 @pytest.mark.parametrize("kwargs, field", [(dict(eta=-1.0), "eta"), (dict(rounds=0), "rounds"),
-                                           (dict(gain_tol=0.0), "gain_tol")])
+                                           (dict(gain_tol=0.0), "gain_tol"), (dict(start="best"), "start"),
+                                           (dict(start=np.ones((3, 2, 3))), "start[0, 0, :]")])
 def test_bad_arguments_name_the_field(game, kwargs, field):
     with pytest.raises(LearnError) as raised:
         alternating_marl(game, K, **kwargs)

@@ -1,6 +1,6 @@
 """ALTERNATING-MARL: alternate G-LEARN and L-LEARN until no round improves by more than 2*eta.
 
-    pi_l <- uniform
+    pi_l <- start (below)
     round r: pi_g <- G-LEARN(pi_l) (warm-started from round r-1's Q)
              J_r  <- surrogate welfare of (pi_g, pi_l) (G-LEARN's value, see glearn.py)
              stop if r > 0 and J_r <= J_accepted + 2*eta: return the last accepted pair
@@ -12,6 +12,18 @@ anyway: with the same seed every round's operator uses the same RNG streams, so
 consecutive values are estimated alike. The returned pair is the last accepted
 one, for which the log holds both unilateral gains (global: glearn.
 global_best_response_gain at `gain_tol`; local: llearn.local_best_response_gain).
+
+Start (`start="best_constant"`, the default): pi_l = the local best response to
+the best constant global action, the pair of the "best constant global"
+baseline. For every a_g, L-LEARN against pi_g = a_g is exact (s_g is then an
+autonomous chain) and so is the pair's welfare (a linear solve on the
+(s_l, s_g) chain, `constant_global_welfare`); the best a_g's pi_l starts the
+alternation. Why: the game is a coordination game with several equilibria.
+On the warehouse model, uniform locals (`start="uniform"`, the paper's
+example) lead to locals that circle the ring and a depot that chases the
+sampling noise of F: an equilibrium whose welfare is far below a parked depot
+with locals walking to it. Starting from that pair, every accepted round can
+only raise the surrogate welfare above it.
 
 Default eta = ETA_C * span(r_l) / ((1 - gamma) sqrt(k)). span(r_l)/(2 sqrt(k)) is
 the scale of the per-step error when k sampled locals stand for the population
@@ -32,10 +44,14 @@ import numpy as np
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, _check_learning_args,
                                      _gain, _learn)
+from altmarl_ros.core.counts import n_count_vectors
+from altmarl_ros.core.glearn import fold_local_policy
 from altmarl_ros.core.llearn import l_learn
-from altmarl_ros.core.source import DEFAULT_POOL, LearnError, as_game, uniform_local_policy
+from altmarl_ros.core.source import (DEFAULT_POOL, LearnError, as_game, check_local_policy,
+                                     uniform_local_policy)
 
 ETA_C = 0.01
+STARTS = ("best_constant", "uniform")
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,7 @@ class AlternatingResult:
     global_gain: float
     local_gain: float
     Q: np.ndarray = field(repr=False)  # G-LEARN's Q for the returned pair (warm start for more)
+    start: str = ""  # how pi_l started, e.g. "best_constant: a_g = 2, welfare 110.4"
     k: int = 0
     m: int = 0
     seed: int = 0
@@ -82,12 +99,40 @@ def default_eta(game, k: int) -> float:
     return ETA_C * span / ((1.0 - game.gamma) * math.sqrt(k))
 
 
+def constant_global_welfare(game, a_g: int, pi_l: np.ndarray) -> float:
+    """Exact welfare of (global action always a_g, locals on pi_l) for s_g ~ mu0_g, s_l ~ mu0_l.
+
+    With a constant a_g the global state ignores the locals, so one local's pair
+    (s_l, s_g) is a Markov chain and the welfare r_g + mean r_l is its discounted
+    reward: V = (I - gamma T)^-1 (r_g(s_g, a_g) + r~_l(s_l, s_g)). Infinite horizon.
+    """
+    P_fused, r_fused = fold_local_policy(game, pi_l)
+    S = game.n_sl * game.n_sg
+    T = np.einsum("gst,gh->sgth", P_fused, game.P_g[:, a_g, :]).reshape(S, S)
+    reward = (r_fused.T + game.r_g[:, a_g][None, :]).ravel()
+    V = np.linalg.solve(np.eye(S) - game.gamma * T, reward)
+    return float(np.outer(game.mu0_l, game.mu0_g).ravel() @ V)
+
+
+def best_constant_start(game, k: int) -> tuple:
+    """(a_g, pi_l, welfare): the constant global action whose local best response scores best."""
+    n_f = n_count_vectors(k, game.n_sl)
+    best = None
+    for a_g in range(game.n_ag):
+        pi_l = l_learn(game, np.full((game.n_sg, n_f), a_g, np.int32), k).pi_l
+        welfare = constant_global_welfare(game, a_g, pi_l)
+        if best is None or welfare > best[2]:
+            best = (a_g, pi_l, welfare)
+    return best
+
+
 def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, progress=None, *,
-                     gain_tol=1e-6, max_sweeps=DEFAULT_MAX_SWEEPS, sweep_progress=None,
+                     start="best_constant", gain_tol=1e-6, max_sweeps=DEFAULT_MAX_SWEEPS, sweep_progress=None,
                      table_bytes=DEFAULT_TABLE_BYTES, pool=DEFAULT_POOL) -> AlternatingResult:
     """ALTERNATING-MARL on `source` (a MeanFieldGame or a generative sampler) with k sampled locals.
 
     `rounds`: at most this many G-LEARN calls. `eta`: default default_eta(game, k).
+    `start`: "best_constant", "uniform", or a pi_l array [S_l, S_g, A_l] (module docstring).
     `tol`: G-LEARN's sup-norm residual; `gain_tol`: residual for the global gain
     (finer, so gap estimates are exact to 2*gamma*gain_tol/(1-gamma)).
     `progress(round_log)` is called after every round; `sweep_progress(sweep,
@@ -107,7 +152,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     if eta < 0:
         raise LearnError("eta", f"must be >= 0, got {eta:g}")
 
-    pi_l = uniform_local_policy(game)
+    pi_l, start_text = _start(game, k, start)
     log, accepted, Q = [], None, None
     stop_reason = f"round cap ({rounds}) reached"
     for index in range(rounds):
@@ -143,7 +188,18 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
         converged=not stop_reason.startswith("round cap"), stop_reason=stop_reason,
         welfare_estimate=accepted["welfare"], nash_gap=accepted["gap"],
         global_gain=accepted["global_gain"], local_gain=accepted["local_gain"], Q=accepted["Q"],
-        k=k, m=m, seed=seed, seconds=time.perf_counter() - started)
+        k=k, m=m, seed=seed, seconds=time.perf_counter() - started, start=start_text)
+
+
+def _start(game, k, start):
+    if isinstance(start, str):
+        if start == "uniform":
+            return uniform_local_policy(game), "uniform"
+        if start == "best_constant":
+            a_g, pi_l, welfare = best_constant_start(game, k)
+            return pi_l, f"best_constant: a_g = {a_g}, exact welfare {welfare:.4f}"
+        raise LearnError("start", f"is {start!r}; use one of {STARTS} or a pi_l array")
+    return check_local_policy(game, start, "start"), "given pi_l"
 
 
 def _report(progress, log):
