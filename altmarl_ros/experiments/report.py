@@ -21,6 +21,7 @@ AUTHORS_MODEL = "warehouse"
 
 METHOD_LABELS = {
     "alternating": "ALTERNATING-MARL",
+    "alternating_uniform_start": "ALTERNATING-MARL, uniform start",
     "subsample_mfq": "SUBSAMPLE-MFQ (uniform locals)",
     "uniform_random": "uniform random",
     "best_constant_global": "best constant global + local BR",
@@ -39,14 +40,23 @@ def _models(results):
             if any(row["model"] == spec["name"] for row in results["rows"])]
 
 
+def _informed_rows(results, model):
+    return [row for row in _rows(results, model, "alternating") if row.get("informed_gain") is not None]
+
+
 def gap_fits(results, model):
-    """(c/sqrt(k) fit, free power-law fit or None) of the ALTERNATING-MARL Nash gaps."""
-    rows = _rows(results, model, "alternating")
+    """(c/sqrt(k) fit, free power-law fit or None) of the informed-deviation gains.
+
+    These gains are measured against a k_ref-informed global agent, so the curves are
+    c (k^-alpha - k_ref^-alpha) (fits.py). None, None with fewer than two points.
+    """
+    rows = _informed_rows(results, model)
     if len(rows) < 2:
         return None, None
     k = [row["k"] for row in rows]
-    gap = [row["nash_gap"] for row in rows]
-    return fit_inverse_sqrt(k, gap), fit_power_law(k, gap)
+    gain = [row["informed_gain"] for row in rows]
+    k_ref = rows[0]["reference_k"]
+    return fit_inverse_sqrt(k, gain, k_ref), fit_power_law(k, gain, k_ref)
 
 
 # ---------------------------------------------------------------- figures
@@ -90,6 +100,8 @@ def _welfare_figure(results, path):
     for ax, model in zip(axes, models):
         _errorbar(ax, _rows(results, model, "alternating"), METHOD_LABELS["alternating"],
                   marker="o", color="C0")
+        _errorbar(ax, _rows(results, model, "alternating_uniform_start"),
+                  METHOD_LABELS["alternating_uniform_start"], marker="d", color="C5", linestyle="-.")
         _errorbar(ax, _rows(results, model, "subsample_mfq"), METHOD_LABELS["subsample_mfq"],
                   marker="s", color="C1", linestyle="--")
         _baseline_bands(ax, results, model)
@@ -110,6 +122,8 @@ def _authors_figure(results, path):
     plt, fig, (ax,) = _panels(1, height=4.0)
     _errorbar(ax, _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX),
               "ALTERNATING-MARL (ours, authors' evaluation)", marker="o", color="C0")
+    _errorbar(ax, _rows(results, AUTHORS_MODEL, "alternating_uniform_start" + AUTHORS_SUFFIX),
+              "ours, uniform start as theirs", marker="d", color="C5", linestyle="-.")
     _baseline_bands(ax, results, AUTHORS_MODEL, AUTHORS_SUFFIX)
     ax.plot(list(AUTHORS_WELFARE), list(AUTHORS_WELFARE.values()), "kx", markersize=9,
             label="authors' code (published)")
@@ -128,25 +142,29 @@ def _gap_figure(results, path):
     plt, fig, axes = _panels(len(models))
     for ax, model in zip(axes, models):
         rows = _rows(results, model, "alternating")
-        k = np.array([r["k"] for r in rows], dtype=float)
-        ax.plot(k, [r["nash_gap"] for r in rows], "o", color="C0", label="Nash gap")
-        ax.plot(k, [r["global_gain"] for r in rows], "^", color="C1", markersize=4, alpha=0.7,
-                label="global BR gain")
-        ax.plot(k, [r["local_gain"] for r in rows], "v", color="C2", markersize=4, alpha=0.7,
-                label="local BR gain")
+        k = [r["k"] for r in rows]
+        ax.plot(k, [r["global_gain"] for r in rows], "^", color="C1", alpha=0.8,
+                label="surrogate global BR gain")
+        ax.plot(k, [r["local_gain"] for r in rows], "v", color="C2", alpha=0.8,
+                label="local BR gain (induced MDP)")
+        informed = _informed_rows(results, model)
+        if informed:
+            k_ref = informed[0]["reference_k"]
+            ax.errorbar([r["k"] for r in informed], [r["informed_gain"] for r in informed],
+                        yerr=[r["informed_gain_ci95"] for r in informed], fmt="o", color="C0",
+                        capsize=3, label=f"informed global gain (vs k_ref = {k_ref})")
         sqrt_fit, free_fit = gap_fits(results, model)
         if sqrt_fit is not None:
-            grid = np.geomspace(k.min(), k.max(), 100)
-            ax.plot(grid, sqrt_fit.c / np.sqrt(grid), "-", color="C0",
-                    label=f"{sqrt_fit.c:.3g}/sqrt(k), R2={sqrt_fit.r2:.2f}")
+            grid = np.geomspace(min(k), sqrt_fit.k_ref, 200)
+            ax.plot(grid, sqrt_fit.predict(grid), "-", color="C0",
+                    label=f"{sqrt_fit.c:.3g}(1/sqrt(k) - 1/sqrt(k_ref)), R2={sqrt_fit.r2:.2f}")
             if free_fit is not None:
-                ax.plot(grid, free_fit.c * grid ** -free_fit.alpha, "--", color="C4",
-                        label=f"{free_fit.c:.3g} k^-{free_fit.alpha:.2f}")
+                ax.plot(grid, free_fit.predict(grid), "--", color="C4",
+                        label=f"free exponent {free_fit.alpha:.2f}, R2={free_fit.r2:.2f}")
+        ax.axhline(0.0, color="k", linewidth=0.6)
         _k_axis(ax, results)
-        if all(r["nash_gap"] > 0 for r in rows):
-            ax.set_yscale("log")
         ax.set_title(model)
-        ax.set_ylabel("Nash gap (best-response gain)")
+        ax.set_ylabel("best-response gain (welfare units)")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -229,6 +247,12 @@ def _welfare_cell(row):
     return f"{row['welfare']:.2f} ± {row['welfare_ci95']:.2f}" if row else "n/a"
 
 
+def _informed_cell(row):
+    if row.get("informed_gain") is None:
+        return "n/a"
+    return f"{row['informed_gain']:.3f} ± {row['informed_gain_ci95']:.3f}"
+
+
 def _duration(seconds):
     hours, rest = divmod(int(round(seconds)), 3600)
     minutes, secs = divmod(rest, 60)
@@ -238,19 +262,22 @@ def _duration(seconds):
 def _model_table(results, model):
     alternating = _rows(results, model, "alternating")
     mfq = {row["k"]: row for row in _rows(results, model, "subsample_mfq")}
+    uniform = {row["k"]: row for row in _rows(results, model, "alternating_uniform_start")}
     lines = [
-        "| k | count vectors | ALTERNATING-MARL welfare | SUBSAMPLE-MFQ welfare | Nash gap (global / local) "
-        "| rounds | train s | G-LEARN s (sweeps) | G-LEARN MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| k | count vectors | ALTERNATING-MARL welfare | uniform start | SUBSAMPLE-MFQ welfare "
+        "| Nash gap (global / local) | informed global gain | rounds | train s | G-LEARN s (sweeps) "
+        "| G-LEARN MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in alternating:
         other = mfq.get(row["k"])
         rounds = f"{row['rounds']}" + ("" if row["converged"] else " (cap)")
         glearn = f"{_fmt(other['glearn_seconds'])} ({other['glearn_sweeps']})" if other else "n/a"
         lines.append(
-            f"| {row['k']} | {row['n_count_vectors']:,} | {_welfare_cell(row)} | {_welfare_cell(other)} "
+            f"| {row['k']} | {row['n_count_vectors']:,} | {_welfare_cell(row)} "
+            f"| {_welfare_cell(uniform.get(row['k']))} | {_welfare_cell(other)} "
             f"| {_fmt(row['nash_gap'], 3)} ({_fmt(row['global_gain'], 3)} / {_fmt(row['local_gain'], 3)}) "
-            f"| {rounds} | {_fmt(row['train_seconds'], 1)} | {glearn} "
+            f"| {_informed_cell(row)} | {rounds} | {_fmt(row['train_seconds'], 1)} | {glearn} "
             f"| {_fmt(other['glearn_peak_mb'], 0) if other else 'n/a'} |")
     for method in ("uniform_random", "best_constant_global", "full_observation"):
         for row in _rows(results, model, method):
@@ -281,35 +308,40 @@ def _claims(results, model):
             claims.append(
                 f"beats {METHOD_LABELS[method]} ({_welfare_cell(baseline[0])}) beyond both CIs at "
                 f"{len(above)} of {len(alternating)} k" + (f": k = {above}" if above else ""))
-    mfq = {row["k"]: row for row in _rows(results, model, "subsample_mfq")}
-    wins = [row["k"] for row in alternating if row["k"] in mfq
-            and row["welfare"] - row["welfare_ci95"] > mfq[row["k"]]["welfare"] + mfq[row["k"]]["welfare_ci95"]]
-    claims.append(f"beats SUBSAMPLE-MFQ at the same k beyond both CIs at {len(wins)} of {len(alternating)} k")
+    for method in ("subsample_mfq", "alternating_uniform_start"):
+        other = {row["k"]: row for row in _rows(results, model, method)}
+        if other:
+            wins = [row["k"] for row in alternating if row["k"] in other and row["welfare"] - row["welfare_ci95"]
+                    > other[row["k"]]["welfare"] + other[row["k"]]["welfare_ci95"]]
+            claims.append(f"beats {METHOD_LABELS[method]} at the same k beyond both CIs at {len(wins)} of "
+                          f"{len(alternating)} k")
+    exact = [row["k"] for row in alternating if row["nash_gap"] <= 1e-6]
+    claims.append(f"surrogate Nash gap (max of both best-response gains) ≤ 1e-6 at {len(exact)} of "
+                  f"{len(alternating)} k; largest {max(row['nash_gap'] for row in alternating):.3g}")
     sqrt_fit, free_fit = gap_fits(results, model)
-    if all(row["nash_gap"] == 0 for row in alternating):
-        claims.append("Nash gap 0 at every k: each returned pair is an exact equilibrium of the "
-                      "k-agent surrogate, so there is no 1/√k decay to fit")
-    elif sqrt_fit is not None:
-        text = f"Nash gap ≈ {sqrt_fit.c:.3g}/√k with R² = {sqrt_fit.r2:.2f}"
+    if sqrt_fit is not None:
+        text = (f"informed global gain ≈ {sqrt_fit.c:.3g}·(1/√k − 1/√{sqrt_fit.k_ref}) with "
+                f"R² = {sqrt_fit.r2:.2f}")
         if free_fit is not None:
-            text += (f"; free exponent: {free_fit.c:.3g}·k^-{free_fit.alpha:.2f} "
-                     f"(log-space R² = {free_fit.r2:.2f}, {free_fit.n_points} points with gap > 0)")
-        else:
-            text += "; too few positive gaps to fit a free exponent"
+            text += (f"; free exponent: {free_fit.c:.3g}·(k^-{free_fit.alpha:.2f} − "
+                     f"{sqrt_fit.k_ref}^-{free_fit.alpha:.2f}), R² = {free_fit.r2:.2f}")
         claims.append(text)
     return claims
 
 
 def _authors_table(results):
     ours = {row["k"]: row for row in _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX)}
+    uniform = {row["k"]: row for row in
+               _rows(results, AUTHORS_MODEL, "alternating_uniform_start" + AUTHORS_SUFFIX)}
     if not ours:
         return ""
-    lines = ["| k | authors' code | ours, authors' evaluation |", "|---:|---:|---:|"]
+    lines = ["| k | authors' code (uniform start) | ours, uniform start | ours (best-constant start) |",
+             "|---:|---:|---:|---:|"]
     for k, theirs in AUTHORS_WELFARE.items():
-        lines.append(f"| {k} | {theirs} | {_welfare_cell(ours.get(k))} |")
+        lines.append(f"| {k} | {theirs} | {_welfare_cell(uniform.get(k))} | {_welfare_cell(ours.get(k))} |")
     for method in ("best_constant_global", "uniform_random"):
         for row in _rows(results, AUTHORS_MODEL, method + AUTHORS_SUFFIX):
-            lines.append(f"| {METHOD_LABELS[method]} | | {_welfare_cell(row)} |")
+            lines.append(f"| {METHOD_LABELS[method]} | | | {_welfare_cell(row)} |")
     note = next(iter(ours.values()))["note"]
     return "\n".join(lines) + f"\n\nOur columns: {note}."
 

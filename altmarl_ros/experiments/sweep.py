@@ -31,11 +31,11 @@ GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
              "full_observation_k", "seed")
 ROW_FIELDS = (
     "model", "method", "k", "welfare", "welfare_ci95", "nash_gap", "global_gain",
-    "local_gain", "rounds", "converged", "eta", "train_seconds", "glearn_seconds",
+    "local_gain", "informed_gain", "informed_gain_ci95", "reference_k", "rounds", "converged", "eta", "train_seconds", "glearn_seconds",
     "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "note",
 )
 # Bumped when a unit's computation changes meaning, so old result files are recomputed.
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 3
 
 
 class SweepConfigError(AltmarlError):
@@ -215,32 +215,85 @@ def _row(model, method, k, **fields):
     return row
 
 
-def _welfare(game, pi_g, pi_l, k, grid, protocol=None):
-    """(mean, ci95) with the grid's rollouts; `protocol` swaps in the authors' horizon and start."""
+def _rollouts(game, pi_g, pi_l, k, grid, protocol=None):
+    """WelfareEstimate with the grid's rollouts; `protocol` swaps in the authors' horizon and start."""
     from altmarl_ros.core.evaluate import rollout_welfare
 
     horizon = protocol["horizon"] if protocol else grid.horizon
     alpha = protocol["dirichlet_alpha"] if protocol else None
-    estimate = rollout_welfare(game, pi_g, pi_l, k, n=grid.n, horizon=horizon, seeds=grid.seeds,
-                               rollouts=grid.rollouts, seed=grid.seed, dirichlet_alpha=alpha)
+    return rollout_welfare(game, pi_g, pi_l, k, n=grid.n, horizon=horizon, seeds=grid.seeds,
+                           rollouts=grid.rollouts, seed=grid.seed, dirichlet_alpha=alpha)
+
+
+def _welfare(game, pi_g, pi_l, k, grid, protocol=None):
+    estimate = _rollouts(game, pi_g, pi_l, k, grid, protocol)
     return float(estimate.mean), float(estimate.ci95)
 
 
-def _alternating_rows(spec, game, k, grid):
+class _ReferenceResponses:
+    """G-LEARN best responses at the reference k, cached by local policy.
+
+    The alternation often returns the same pi_l at several k; one G-LEARN at the
+    (large, costly) reference k then serves them all within a run.
+    """
+
+    def __init__(self):
+        self._cache = {}
+
+    def pi_g(self, game, pi_l, k_ref, grid):
+        from altmarl_ros.core.glearn import g_learn
+
+        key = (game.content_hash(), k_ref, grid.m, grid.seed, np.ascontiguousarray(pi_l).tobytes())
+        if key not in self._cache:
+            self._cache[key] = g_learn(game, pi_l, k_ref, m=grid.m, seed=grid.seed).pi_g
+        return self._cache[key]
+
+
+REFERENCE_RESPONSES = _ReferenceResponses()
+
+
+def _informed_gain(game, pi_l, deployed, k, grid):
+    """What the global agent gains by deviating to a better-informed policy, in rollouts.
+
+    W(G-LEARN best response to pi_l at k_ref, deployed with k_ref samples) - W(pi_g at k),
+    both with the same locals pi_l, n agents and rollout streams (paired per rollout, so
+    the CI is of the paired differences). k_ref = the grid's full_observation_k: the
+    paper's deviation observes all n, which no table can hold (see the stand-in note).
+    """
+    from altmarl_ros.core.evaluate import mean_ci95
+
+    k_ref = grid.full_observation_k
+    reference = _rollouts(game, REFERENCE_RESPONSES.pi_g(game, pi_l, k_ref, grid), pi_l, k_ref, grid)
+    mean, ci95 = mean_ci95((reference.returns - deployed.returns).ravel())
+    return dict(informed_gain=mean, informed_gain_ci95=ci95, reference_k=k_ref)
+
+
+# alternating_marl's `start` -> method name. The default starts from the best-constant pair;
+# the paper's example (and the authors' code) starts from uniform locals.
+STARTS = {"best_constant": "alternating", "uniform": "alternating_uniform_start"}
+
+
+def _alternating_rows(spec, game, k, grid, start="best_constant"):
     """ALTERNATING-MARL at k: its welfare, the Nash gap of the returned pair, its cost.
 
     The gains are the ones alternating_marl computed for the returned pair (the same
-    definitions as evaluate.nash_gap), so they are not recomputed.
+    definitions as evaluate.nash_gap), so they are not recomputed. The informed gain
+    (costly: a G-LEARN at the reference k) is measured for the default start only.
     """
     from altmarl_ros.core.alternating import alternating_marl
     from altmarl_ros.core.counts import n_count_vectors
 
+    method = STARTS[start]
     started = time.perf_counter()
-    result = alternating_marl(game, k, m=grid.m, rounds=grid.rounds, seed=grid.seed)
+    result = alternating_marl(game, k, m=grid.m, rounds=grid.rounds, seed=grid.seed, start=start)
     train_seconds = time.perf_counter() - started
-    welfare, ci95 = _welfare(game, result.pi_g, result.pi_l, k, grid)
+    deployed = _rollouts(game, result.pi_g, result.pi_l, k, grid)
+    informed = {}
+    if method == "alternating" and grid.full_observation_k is not None and k < grid.full_observation_k:
+        informed = _informed_gain(game, result.pi_l, deployed, k, grid)
     row = _row(
-        spec.name, "alternating", k, welfare=welfare, welfare_ci95=ci95,
+        spec.name, method, k, welfare=float(deployed.mean), welfare_ci95=float(deployed.ci95),
+        **informed,
         nash_gap=float(result.nash_gap), global_gain=float(result.global_gain),
         local_gain=float(result.local_gain), rounds=len(result.rounds),
         converged=bool(result.converged), eta=float(result.eta),
@@ -250,7 +303,7 @@ def _alternating_rows(spec, game, k, grid):
     rows = [row]
     if spec.authors_protocol:
         welfare, ci95 = _welfare(game, result.pi_g, result.pi_l, k, grid, spec.authors_protocol)
-        rows.append(dict(row, method="alternating@authors", welfare=welfare, welfare_ci95=ci95,
+        rows.append(dict(row, method=method + "@authors", welfare=welfare, welfare_ci95=ci95,
                          note=_protocol_note(spec.authors_protocol)))
     return rows
 
@@ -317,7 +370,8 @@ def _compute_unit(spec, game, unit, k, grid):
         return _baseline_rows(spec, game, grid)
     if unit.startswith("full_"):
         return [_full_observation_row(spec, game, k, grid, _alternating_rows(spec, game, k, grid)[0])]
-    rows = _alternating_rows(spec, game, k, grid) + [_subsample_mfq_row(spec, game, k, grid)]
+    rows = (_alternating_rows(spec, game, k, grid) + _alternating_rows(spec, game, k, grid, "uniform")
+            + [_subsample_mfq_row(spec, game, k, grid)])
     if k == grid.full_observation_k:
         rows.append(_full_observation_row(spec, game, k, grid, rows[0]))
     return rows
@@ -333,7 +387,8 @@ def _full_observation_row(spec, game, k, grid, alternating_row):
 
 def _fingerprint(spec, model_hash, unit, k, grid):
     """Hash of everything a unit's rows depend on; a stored unit is reused only on a match."""
-    settings = {key: getattr(grid, key) for key in ("n", "m", "rounds", "horizon", "seeds", "rollouts", "seed")}
+    settings = {key: getattr(grid, key) for key in
+                ("n", "m", "rounds", "horizon", "seeds", "rollouts", "seed", "full_observation_k")}
     settings.update(format=RESULTS_FORMAT, model_hash=model_hash, unit=unit,
                     authors_protocol=spec.authors_protocol,
                     with_full_observation=k is not None and k == grid.full_observation_k)
