@@ -351,3 +351,20 @@ def test_main_logs_the_error_and_exits_nonzero(world):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "parameter 'k' = 60" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_main_exits_cleanly_on_sigint(world):
+    """rclpy 7.1.6's EventsExecutor.spin() ignores SIGINT; run_node must not rely on it."""
+    import signal
+
+    code = "from altmarl_ros.nodes.coordinator import main; main()"
+    child = subprocess.Popen([sys.executable, "-c", code, "--ros-args", "-p", f"scenario:={world['scenario']}",
+                              "-p", f"policy:={world['random']}"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "sampling 5 of 50 robots" in child.stderr.readline()  # up and spinning
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=20) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

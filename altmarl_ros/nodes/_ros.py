@@ -43,9 +43,11 @@ ODOM_QOS = qos_profile_sensor_data
 # Velocity commands: reliable, only the newest matters.
 CMD_VEL_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
-# GlobalCommand: reliable and latched, so a local agent that starts late gets the current decision.
-GLOBAL_COMMAND_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Latched: reliable, and the last message is kept for subscribers that join later.
+LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# GlobalCommand is latched, so a local agent that starts late gets the current decision.
+GLOBAL_COMMAND_QOS = LATCHED_QOS
 # /clock: rclpy subscribes best-effort depth 1; a reliable publisher matches it.
 CLOCK_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
@@ -85,6 +87,16 @@ def make_executor(context=None):
     return EventsExecutor(context=context)
 
 
+def spin_until_shutdown(executor, context=None) -> None:
+    """Serve callbacks until the context shuts down (SIGINT/SIGTERM).
+
+    Not `executor.spin()`: rclpy 7.1.6's EventsExecutor.spin() does not return after
+    SIGINT and busy-loops; spin_once with a timeout sees the shutdown.
+    """
+    while rclpy.ok(context=context):
+        executor.spin_once(timeout_sec=0.5)
+
+
 def run_node(node_class, args=None) -> int:
     """Body of every node's `main`: init, build the node, spin, and exit cleanly.
 
@@ -97,7 +109,7 @@ def run_node(node_class, args=None) -> int:
         node = node_class()
         executor = make_executor()
         executor.add_node(node)
-        executor.spin()
+        spin_until_shutdown(executor)
         return 0
     except AltmarlError as err:
         rclpy.logging.get_logger(getattr(node_class, "DEFAULT_NAME", node_class.__name__)).fatal(str(err))

@@ -8,7 +8,9 @@ Topics (relative): subscribes robot_<i>/cmd_vel and depot/cmd_vel
 (geometry_msgs/Twist, raw: only linear.x and angular.z are read); publishes
 robot_<i>/odom and depot/odom (nav_msgs/Odometry, sensor-data QoS, frame `odom`
 -> `robot_<i>/base_link` / `depot/base_link`, stamped with sim time), /clock,
-and /tf (odom -> base_link of every robot) only when tf2_msgs is installed.
+and /tf (odom -> base_link of every robot) plus a latched /tf_static
+map -> odom identity, only when tf2_msgs is installed (it is not among the
+pip ROS wheels).
 A command older than `cmd_vel_timeout` sim seconds is replaced by zero
 velocity, so a robot whose controller died brakes to a stop.
 """
@@ -27,7 +29,8 @@ from altmarl_ros.nodes._cdr import twist_velocity
 from altmarl_ros.nodes._params import (declare_bool, declare_control_period, declare_float, declare_int,
                                        declare_scenario)
 from altmarl_ros.nodes._ros import (CLOCK_QOS, CLOCK_TOPIC, CMD_VEL_QOS, DEPOT_BASE_FRAME, DEPOT_CMD_VEL_TOPIC,
-                                    DEPOT_ODOM_TOPIC, ODOM_FRAME, ODOM_QOS, AltmarlNode, base_frame,
+                                    DEPOT_ODOM_TOPIC, LATCHED_QOS, MAP_FRAME, ODOM_FRAME, ODOM_QOS,
+                                    AltmarlNode, base_frame,
                                     cmd_vel_topic, odom_topic, run_node)
 
 try:  # not installable from the pip ROS wheels; present on a full ROS 2 install
@@ -97,6 +100,12 @@ class FleetSimNode(AltmarlNode):
                 TransformStamped(child_frame_id=msg.child_frame_id) for msg in self._odom_msgs])
             for transform in self._tf_msg.transforms:
                 transform.header.frame_id = ODOM_FRAME
+            # The simulated odom frame is the map: one latched identity map -> odom.
+            static = TransformStamped(child_frame_id=ODOM_FRAME)
+            static.header.frame_id = MAP_FRAME
+            static.transform.rotation.w = 1.0
+            self._tf_static_pub = self.create_publisher(TFMessage, "/tf_static", LATCHED_QOS)
+            self._tf_static_pub.publish(TFMessage(transforms=[static]))
         self.steps = 0
         self._step_listeners = []
         self._publish_state()
