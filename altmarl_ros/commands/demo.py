@@ -1,0 +1,274 @@
+"""`altmarl demo`: the README's main command. Train if needed, run the fleet under ROS 2, compare welfare.
+
+1. Policy: reuse runs/<scenario>/policy.npz when it was trained on the current
+   scenario; otherwise (or with --retrain) train it exactly as
+   `altmarl train --scenario <scenario> --k K --out <policy>` does.
+2. Start the simulated fleet from config/fleet.yaml (altmarl_ros.launcher: fleet_sim,
+   coordinator, local_agents, markers) plus a welfare monitor that measures the
+   reward of every decision epoch from the robots' odometry and the GlobalCommands
+   (altmarl_ros.nodes.welfare_monitor), with a live one-line status.
+3. After --duration simulated seconds, print the welfare achieved (discounted
+   return over the epochs run) next to the offline evaluation of the same policy
+   in the continuous simulator (altmarl_sim.rollout) with the same n, k and horizon.
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with it, and print the welfare "
+        "achieved next to the offline evaluation")
+STATUS_EVERY_SEC = 0.5
+PLAIN_STATUS_EVERY_SEC = 10.0
+MARGIN_SD = 3.0  # the run agrees with the offline evaluation if within this many single-run std devs
+
+
+def add_arguments(parser):
+    parser.add_argument("--duration", type=float, default=60.0, metavar="S",
+                        help="simulated seconds to run the fleet (default 60 = 60 decision epochs)")
+    parser.add_argument("--n", type=int, metavar="N", help="worker robots (default: n_robots in the fleet file)")
+    parser.add_argument("--k", type=int, metavar="K",
+                        help="robots the coordinator samples (default: the policy's k, or the fleet file's "
+                             "k when a policy is trained)")
+    parser.add_argument("--policy", metavar="P",
+                        help="policy file (default: the fleet file's, runs/warehouse_ring/policy.npz); "
+                             "trained first if it does not exist")
+    parser.add_argument("--retrain", action="store_true", help="train the policy even if the file exists")
+    parser.add_argument("--processes", action="store_true",
+                        help="one process per node instead of all nodes in one process")
+    parser.add_argument("--fleet", metavar="FILE", help="fleet description (default: config/fleet.yaml)")
+    parser.add_argument("--rollouts", type=int, default=100, metavar="R",
+                        help="offline evaluation: independent simulator rollouts (default 100)")
+    parser.add_argument("--seed", type=int, metavar="S", help="seed of the fleet and the evaluation "
+                                                              "(default: the fleet file's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or status line")
+
+
+def run(args) -> int:
+    from altmarl_ros import launcher
+    from altmarl_sim.scenario import load_scenario
+
+    if not args.duration > 0:
+        raise launcher.LaunchError(f"--duration {args.duration}: must be > 0 simulated seconds")
+    if args.rollouts < 2:
+        raise launcher.LaunchError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
+    overrides = {key: value for key, value in (("n_robots", args.n), ("policy", args.policy),
+                                               ("seed", args.seed)) if value is not None}
+    # k = 1 until the policy's k is known (the fleet file's k may not fit a smaller --n yet).
+    base = launcher.load_fleet(args.fleet, {**overrides, "k": 1})
+    scenario = load_scenario(base.common["scenario"])
+    policy = _ready_policy(args, base, scenario, args.k)
+    fleet = launcher.load_fleet(args.fleet, {**overrides, "k": policy.k})
+    n, k = fleet.n_robots, policy.k
+    decision_period = float(fleet.common.get("decision_period", scenario.timing.decision_epoch))
+    target_epochs = max(1, int(round(args.duration / decision_period)))
+    show = not args.quiet
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.json else (lambda text: None)
+    say(f"altmarl demo: {n} robots, k = {k}, policy {policy.policy_id} ({fleet.common['policy']}), "
+        f"{target_epochs} decision epochs of {decision_period:g} s, "
+        f"{'one process per node' if args.processes else 'all nodes in one process'}")
+
+    run_result = _run_fleet(launcher, fleet, target_epochs, args.processes, show and not args.json)
+    monitor = run_result["monitor"]
+    if monitor.epochs == 0:
+        raise launcher.LaunchError("the fleet completed no decision epoch (no GlobalCommand reached the "
+                                   "monitor): see the node errors above")
+    if monitor.epochs < target_epochs:
+        say(f"warning: only {monitor.epochs} of {target_epochs} epochs within the wall-clock limit "
+            f"(real-time factor {run_result['real_time_factor']:.2f}); comparing over {monitor.epochs}")
+    offline = _offline_welfare(scenario, policy, k, n, monitor.epochs, args.rollouts,
+                               int(fleet.common.get("seed", 0)), show and not args.json)
+    report = _report(monitor, offline, run_result, n, k, policy, args.processes)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_report(report, scenario.gamma)
+    return 0
+
+
+def _ready_policy(args, base, scenario, wanted_k):
+    """The policy to deploy, trained first when missing, stale (scenario changed) or --retrain."""
+    from pathlib import Path
+
+    from altmarl_ros.core.policy import PolicyError, load_policy
+
+    path = Path(base.common["policy"])
+    reason = "--retrain" if args.retrain else None
+    if reason is None and not path.exists():
+        reason = f"no policy at {path}"
+    if reason is None:
+        try:
+            policy = load_policy(path, scenario_hash=scenario.content_hash())
+        except PolicyError as err:
+            if args.policy is not None:
+                raise  # a file the user named is never overwritten
+            reason = f"{path} does not fit scenario {scenario.name!r} ({err})"
+        else:
+            if wanted_k is None or wanted_k == policy.k:
+                return policy
+            raise PolicyError(f"--k {wanted_k}: the policy {path} was trained for k = {policy.k}; use "
+                              f"--k {policy.k}, or --retrain to train it for k = {wanted_k} (overwrites it), "
+                              f"or --policy another file")
+    k = wanted_k if wanted_k is not None else _fleet_file_k(args)
+    print(f"altmarl demo: training ({reason}): altmarl train --scenario {scenario.name} --k {k} --out {path}",
+          file=sys.stderr, flush=True)
+    _train(scenario, k, path, quiet=args.quiet or args.json)
+    return load_policy(path, scenario_hash=scenario.content_hash())
+
+
+def _fleet_file_k(args) -> int:
+    from altmarl_ros import launcher
+
+    return int(launcher.load_fleet(args.fleet).common["k"])
+
+
+def _train(scenario, k: int, path, quiet: bool) -> None:
+    """The `altmarl train --scenario` code path itself (its parser, defaults and output)."""
+    import contextlib
+
+    from altmarl_ros.commands import train
+
+    parser = argparse.ArgumentParser(prog="altmarl train")
+    train.add_arguments(parser)
+    source = scenario.source or scenario.name
+    train_args = parser.parse_args(["--scenario", str(source), "--k", str(k), "--out", str(path)]
+                                   + (["--quiet"] if quiet else []))
+    # Its table goes to stderr so the demo's stdout stays the result (and --json one object).
+    with contextlib.redirect_stdout(sys.stderr):
+        train.run(train_args)
+
+
+def _run_fleet(launcher, fleet, target_epochs: int, processes: bool, show: bool) -> dict:
+    """Run the node set plus a welfare monitor until `target_epochs` epochs are complete."""
+    from altmarl_ros.nodes.welfare_monitor import WelfareMonitorNode
+
+    monitors = []
+
+    def make_monitor(context):
+        params = {"scenario": fleet.common["scenario"], "n_robots": fleet.n_robots, "use_sim_time": True,
+                  "log_every": 0}
+        monitors.append(WelfareMonitorNode(params, context=context))
+        return monitors
+
+    status = StatusLine(sys.stderr, enabled=show)
+    started = time.monotonic()
+    decision_period = float(fleet.common.get("decision_period", 1.0))
+    # Wall-clock limit: 4x real time plus start-up, so a stalled fleet still ends with a result.
+    limit = 60.0 + 4.0 * target_epochs * decision_period
+    clock_seen = []  # (sim s, wall s) at the first and the latest tick with a running /clock
+
+    def on_tick() -> bool:
+        monitor = monitors[0]
+        sim_now = monitor.get_clock().now().nanoseconds / 1e9
+        if sim_now > 0:
+            clock_seen[1:] = [(sim_now, time.monotonic())]
+            if len(clock_seen) == 1:
+                clock_seen.append(clock_seen[0])
+        status.update(monitor, sim_now, target_epochs)
+        return monitor.epochs >= target_epochs
+
+    specs = launcher.plan_nodes(fleet, "sim")
+    launcher.run(specs, processes=processes, duration=limit, local_nodes=make_monitor, on_tick=on_tick)
+    status.finish()
+    monitor = monitors[0]
+    wall = time.monotonic() - started
+    rtf = math.nan
+    if len(clock_seen) == 2 and clock_seen[1][1] > clock_seen[0][1]:
+        rtf = (clock_seen[1][0] - clock_seen[0][0]) / (clock_seen[1][1] - clock_seen[0][1])
+    return {"monitor": monitor, "wall_seconds": wall, "real_time_factor": rtf,
+            "odom_rate": status.mean_rate()}
+
+
+class StatusLine:
+    """One live line (\\r-updated on a terminal, a plain line every 10 s otherwise)."""
+
+    def __init__(self, stream, enabled: bool):
+        self.stream, self.enabled = stream, enabled
+        self.tty = enabled and stream.isatty()
+        self.started = time.monotonic()
+        self.last_wall, self.last_printed = self.started, -math.inf
+        self.last_messages, self.rate = 0, 0.0
+        self.first_messages, self.first_wall = None, None
+        self.width = 0
+
+    def update(self, monitor, sim_now: float, target_epochs: int) -> None:
+        now = time.monotonic()
+        if now - self.last_wall >= 1.0:
+            self.rate = (monitor.odom_messages - self.last_messages) / (now - self.last_wall)
+            self.last_messages, self.last_wall = monitor.odom_messages, now
+            if self.first_messages is None and monitor.odom_messages:
+                self.first_messages, self.first_wall = monitor.odom_messages, now
+        if not self.enabled or now - self.last_printed < (STATUS_EVERY_SEC if self.tty else PLAIN_STATUS_EVERY_SEC):
+            return
+        self.last_printed = now
+        command = monitor.last_command
+        sampled = f"{len(command.sampled_ids)}/{command.k}" if command is not None else "-"
+        line = (f"sim {sim_now:7.1f} s | epoch {monitor.epochs:4d}/{target_epochs} | welfare so far "
+                f"{monitor.welfare:9.3f} | k sampled {sampled} | odom {self.rate:7.0f} msg/s | "
+                f"wall {now - self.started:6.1f} s")
+        if self.tty:
+            self.stream.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def mean_rate(self) -> float:
+        if self.first_wall is None or self.last_wall <= self.first_wall:
+            return math.nan
+        return (self.last_messages - self.first_messages) / (self.last_wall - self.first_wall)
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _offline_welfare(scenario, policy, k: int, n: int, horizon: int, rollouts: int, seed: int, show: bool):
+    from tqdm import tqdm
+
+    from altmarl_sim.rollout import sim_rollout_welfare
+
+    with tqdm(total=rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
+              disable=not (show and sys.stderr.isatty())) as bar:
+        return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, k, n=n, horizon=horizon, seeds=1,
+                                   rollouts=rollouts, seed=seed,
+                                   progress=lambda done, total: bar.update(done - bar.n))
+
+
+def _report(monitor, offline, run_result, n, k, policy, processes) -> dict:
+    import numpy as np
+
+    returns = np.asarray(offline.returns, dtype=np.float64).ravel()
+    spread = float(returns.std(ddof=1))
+    deviation = monitor.welfare - offline.mean
+    return {
+        "welfare": monitor.welfare,
+        "epochs": monitor.epochs,
+        "rewards": monitor.rewards,
+        "offline": {"mean": offline.mean, "ci95": offline.ci95, "sd": spread, "rollouts": int(returns.size),
+                    "p2_5": float(np.percentile(returns, 2.5)), "p97_5": float(np.percentile(returns, 97.5))},
+        "deviation_sd": deviation / spread if spread > 0 else math.copysign(math.inf, deviation),
+        "within_margin": abs(deviation) <= MARGIN_SD * spread,
+        "margin_sd": MARGIN_SD,
+        "n": n, "k": k, "policy_id": policy.policy_id, "processes": processes,
+        "wall_seconds": run_result["wall_seconds"], "real_time_factor": run_result["real_time_factor"],
+        "odom_msgs_per_s": run_result["odom_rate"],
+        "robots_without_odometry": monitor.missing_at_epoch_start,
+    }
+
+
+def _print_report(report, gamma: float) -> None:
+    off = report["offline"]
+    print(f"\nwelfare = discounted return sum_t {gamma:g}^t r_t over {report['epochs']} decision epochs, "
+          f"n = {report['n']}, k = {report['k']}, policy {report['policy_id']}")
+    print(f"  ROS 2 fleet (this run)        {report['welfare']:10.3f}   "
+          f"(real-time factor {report['real_time_factor']:.2f}, {report['wall_seconds']:.0f} s wall, "
+          f"{report['odom_msgs_per_s']:.0f} odom msg/s to the monitor)")
+    print(f"  offline, continuous simulator {off['mean']:10.3f} +- {off['ci95']:.3f} (95% CI of the mean, "
+          f"{off['rollouts']} rollouts; single runs: 95% within [{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
+    verdict = "within" if report["within_margin"] else "OUTSIDE"
+    print(f"  the run is {report['deviation_sd']:+.2f} single-run standard deviations from the offline mean: "
+          f"{verdict} the +-{report['margin_sd']:g} sd margin")
