@@ -153,3 +153,15 @@ def test_bad_input_names_the_field(game, pi_l, kwargs, field):
     with pytest.raises(LearnError) as raised:
         g_learn(**args)
     assert raised.value.field == field
+
+
+def test_sampler_returning_bad_states_is_named(game, pi_l):
+    class Broken(_ModelSampler):
+        def sample_local(self, s_l, s_g, a_l, rng):
+            out = super().sample_local(s_l, s_g, a_l, rng)
+            out[7] = game.n_sl  # one state out of range
+            return out
+
+    with pytest.raises(LearnError) as raised:
+        g_learn(Broken(game), pi_l, K, pool=10)
+    assert raised.value.field == "source.sample_local" and "index 7" in str(raised.value)
