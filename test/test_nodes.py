@@ -358,10 +358,13 @@ def test_main_logs_the_error_and_exits_nonzero(world):
 def test_main_exits_cleanly_on_sigint(world):
     """rclpy 7.1.6's EventsExecutor.spin() ignores SIGINT; run_node must not rely on it."""
     import signal
+    import threading
 
     code = "from altmarl_ros.nodes.coordinator import main; main()"
     child = subprocess.Popen([sys.executable, "-c", code, "--ros-args", "-p", f"scenario:={world['scenario']}",
                               "-p", f"policy:={world['random']}"], stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60.0, child.kill)  # a hung child ends the read loop below
+    watchdog.start()
     try:
         for line in child.stderr:  # wait until it is up and spinning
             if "sampling 5 of 50 robots" in line:
@@ -371,6 +374,7 @@ def test_main_exits_cleanly_on_sigint(world):
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=20) == 0
     finally:
+        watchdog.cancel()
         if child.poll() is None:
             child.kill()
             child.wait()
