@@ -132,6 +132,15 @@ def declare_policy(node, scenario):
         raise ParameterError(f"parameter 'policy' = {path!r} (scenario {scenario.name!r}): {err}") from None
 
 
+def declare_robots(node, scenario, purpose: str) -> List[int]:
+    """Parameters `n_robots` (fleet size, default the scenario's) and `robots` (default ids 0..n_robots-1)."""
+    n_robots = declare_int(node, "n_robots", scenario.workers,
+                           "fleet size: robots default to ids 0..n_robots-1 (default: the scenario's fleet.workers)",
+                           minimum=1)
+    return declare_robot_ids(node, "robots", f"{purpose}: a count n (ids 0..n-1) or a list of ids",
+                             default_count=n_robots)
+
+
 def declare_control_period(node, scenario) -> float:
     return declare_float(node, "control_period", scenario.timing.control_period,
                          "s between cmd_vel/odometry updates (default: the scenario's timing.control_period)",

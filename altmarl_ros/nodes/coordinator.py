@@ -32,7 +32,7 @@ from altmarl_ros.core.counts import rank
 from altmarl_ros.core.ring import steer_to_zone, zone_of_pose
 from altmarl_ros.nodes._odom_store import LatestOdometry
 from altmarl_ros.nodes._params import (ParameterError, declare_control_period, declare_float, declare_int,
-                                       declare_policy, declare_robot_ids, declare_scenario)
+                                       declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._ros import (CMD_VEL_QOS, DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS,
                                     GLOBAL_COMMAND_TOPIC, MAP_FRAME, AltmarlNode, run_node)
 
@@ -67,11 +67,7 @@ class CoordinatorNode(AltmarlNode):
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
-        n_robots = declare_int(self, "n_robots", scenario.workers,
-                               "fleet size: robots default to ids 0..n_robots-1", minimum=1)
-        self.robot_ids = declare_robot_ids(
-            self, "robots", "robots to sample from: a count n (ids 0..n-1) or a list of ids (default n_robots)",
-            default_count=n_robots)
+        self.robot_ids = declare_robots(self, scenario, "robots to sample from")
         k = declare_int(self, "k", 0, "robots sampled per decision; must equal the policy's k (0 = the policy's)",
                         minimum=0)
         if k == 0:
@@ -138,6 +134,9 @@ class CoordinatorNode(AltmarlNode):
             pose = self.odom.pose(slot)
             if pose is None:
                 self.invalid_poses += 1
+                self.get_logger().warning(
+                    f"robot_{self.robot_ids[slot]}/odom has a NaN/inf pose: not sampled "
+                    f"({self.invalid_poses} such messages so far)", throttle_duration_sec=WARN_EVERY_SEC)
                 continue
             chosen.append(self.robot_ids[slot])
             poses.append(pose)

@@ -18,7 +18,7 @@ from geometry_msgs.msg import Twist
 from altmarl_ros.core.ring import steer_to_zone, target_zone, zone_of_pose
 from altmarl_ros.nodes._odom_store import LatestOdometry
 from altmarl_ros.nodes._params import (declare_control_period, declare_float, declare_int, declare_policy,
-                                       declare_robot_ids, declare_scenario)
+                                       declare_robots, declare_scenario)
 from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, AltmarlNode,
                                     cmd_vel_topic, run_node)
 
@@ -37,11 +37,7 @@ class LocalAgentsNode(AltmarlNode):
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
-        n_robots = declare_int(self, "n_robots", scenario.workers,
-                               "fleet size: robots default to ids 0..n_robots-1", minimum=1)
-        self.robot_ids = declare_robot_ids(
-            self, "robots", "robots this node drives: a count n (ids 0..n-1) or a list of ids ([i] on a real robot)",
-            default_count=n_robots)
+        self.robot_ids = declare_robots(self, scenario, "robots this node drives ([i] on a real robot)")
         control_period = declare_control_period(self, scenario)
         self.command_timeout_ns = int(1e9 * declare_float(
             self, "command_timeout", 3.0, "s: with no GlobalCommand for this long, stop the robots", positive=True))

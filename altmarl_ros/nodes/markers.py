@@ -20,7 +20,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from altmarl_ros.core.ring import zone_of_pose
 from altmarl_ros.nodes._odom_store import LatestOdometry
-from altmarl_ros.nodes._params import declare_float, declare_int, declare_robot_ids, declare_scenario
+from altmarl_ros.nodes._params import declare_float, declare_robots, declare_scenario
 from altmarl_ros.nodes._ros import (DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, MAP_FRAME,
                                     MARKERS_QOS, MARKERS_TOPIC, AltmarlNode, run_node)
 
@@ -62,10 +62,7 @@ class MarkersNode(AltmarlNode):
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.ring = scenario.ring
-        n_robots = declare_int(self, "n_robots", scenario.workers,
-                               "fleet size: robots default to ids 0..n_robots-1", minimum=1)
-        self.robot_ids = declare_robot_ids(self, "robots", "robots to draw: a count n (ids 0..n-1) or a list of ids",
-                                           default_count=n_robots)
+        self.robot_ids = declare_robots(self, scenario, "robots to draw")
         period = declare_float(self, "marker_period", 0.2, "s between MarkerArray updates", positive=True)
         self.odom_timeout_ns = int(1e9 * declare_float(
             self, "odom_timeout", 0.5, "s: robots with older odometry are not drawn", positive=True))
