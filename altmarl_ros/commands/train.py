@@ -29,6 +29,10 @@ def add_arguments(parser):
     parser.add_argument("--eta", type=float, default=None,
                         help="accept a round only if it improves welfare by > 2*eta (default: from k, see docs/training.md)")
     parser.add_argument("--seed", type=int, default=0, help="seed of G-LEARN's samples (default 0)")
+    parser.add_argument("--start", choices=("best_constant", "uniform"), default="best_constant",
+                        help="first local policy: the best response to the best constant global action "
+                             "(default) or uniform (the paper's example); the game has several "
+                             "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=float, default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the policy's metrics) on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -151,10 +155,10 @@ def run(args) -> int:
             bar.set_postfix_str(f"welfare {log.welfare_estimate:.3f}, gap {log.nash_gap:.3g}")
 
         result = alternating_marl(source, args.k, m=args.m, rounds=args.rounds, eta=args.eta, seed=args.seed,
-                                  tol=args.tol, progress=on_round, sweep_progress=on_sweep)
+                                  tol=args.tol, progress=on_round, sweep_progress=on_sweep, start=args.start)
     rows = [_round_row(log) for log in result.rounds]
     config = {"source": label, "k": args.k, "m": args.m, "rounds": args.rounds, "eta": result.eta,
-              "seed": args.seed, "tol": args.tol, **source_config}
+              "seed": args.seed, "tol": args.tol, "start": args.start, **source_config}
     metrics = {"welfare_estimate": result.welfare_estimate, "nash_gap": result.nash_gap,
                "global_gain": result.global_gain, "local_gain": result.local_gain,
                "converged": result.converged, "stop_reason": result.stop_reason,
