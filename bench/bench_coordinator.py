@@ -146,7 +146,7 @@ def main() -> int:
         return 0
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ.setdefault("ROS_DOMAIN_ID", str(np.random.default_rng().integers(101, 200)))
+    os.environ.setdefault("ROS_DOMAIN_ID", str(np.random.default_rng().integers(1, 102)))
     from altmarl_ros.core.counts import n_count_vectors
     from altmarl_ros.core.policy import build_policy, save_policy
     from altmarl_sim.scenario import load_scenario

@@ -378,3 +378,11 @@ def test_main_exits_cleanly_on_sigint(world):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_two_simulators_on_one_domain_are_reported(graph, world):
+    from altmarl_ros.nodes.fleet_sim import FleetSimNode
+
+    sims = [graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": 3}, node_name=f"sim_{name}",
+                                   context=graph.context)) for name in "ab"]
+    assert graph.spin_until(lambda: all(s.clock_clash for s in sims), timeout=20.0)

@@ -40,6 +40,9 @@ except ImportError:
     TFMessage = None
 
 
+CLOCK_CHECK_SEC = 2.0
+
+
 def _time_msg(seconds: float) -> Time:
     nanoseconds = int(round(seconds * 1e9))
     return Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
@@ -112,10 +115,20 @@ class FleetSimNode(AltmarlNode):
         # The sim is the clock source, so it steps on wall (steady) time, never on /clock.
         period = control_period / self.real_time_factor if self.real_time_factor > 0 else 0.0
         self._timer = self.create_timer(period, self.step, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.clock_clash = False  # another /clock publisher was seen on this domain
+        self.create_timer(CLOCK_CHECK_SEC, self._check_single_clock, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"scenario {scenario.name!r}: {n} robots + depot, control period {control_period:g} s, "
             f"real-time factor {'max' if period == 0 else self.real_time_factor}, "
             f"/tf {'on' if self._tf_pub else 'off (tf2_msgs not installed)' if self.publish_tf else 'off'}")
+
+    def _check_single_clock(self) -> None:
+        """Two simulators on one ROS domain would feed every node two interleaved clocks."""
+        if not self.clock_clash and self.count_publishers(CLOCK_TOPIC) > 1:
+            self.clock_clash = True
+            self.get_logger().error(f"another node also publishes {CLOCK_TOPIC} on ROS_DOMAIN_ID "
+                                    f"{self.context.get_domain_id()}: sim time jumps between the two; give each "
+                                    f"simulated fleet its own ROS_DOMAIN_ID")
 
     def _command_into(self, index: int):
         commands, command_time = self.commands, self.command_time
