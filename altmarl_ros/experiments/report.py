@@ -253,6 +253,11 @@ def _informed_cell(row):
     return f"{row['informed_gain']:.3f} ± {row['informed_gain_ci95']:.3f}"
 
 
+def _cpu_caveat(results):
+    missing = results.get("units_without_cpu_seconds", len(results["units"]))
+    return f" for the {len(results['units']) - missing} points that recorded it" if missing else ""
+
+
 def _duration(seconds):
     hours, rest = divmod(int(round(seconds)), 3600)
     minutes, secs = divmod(rest, 60)
@@ -356,8 +361,9 @@ def render_markdown(results, figure_paths, doc_path):
         "",
         f"Settings: k ∈ {grid['k']}, n = {grid['n']}, m = {grid['m']}, at most {grid['rounds']} rounds, "
         f"horizon {grid['horizon']}, {grid['seeds']} seeds × {grid['rollouts']} rollouts, seed {grid['seed']}. "
-        f"Compute time of all points: **{_duration(results['compute_seconds'])}** "
-        f"(sum over points, 2-core machine shared with other jobs; finished {finished[0][:10]}"
+        f"Compute time of all points: **{_duration(results['compute_seconds'])} wall**, "
+        f"{_duration(results.get('cpu_seconds', 0.0))} CPU{_cpu_caveat(results)} (sums over points; "
+        f"2-core machine shared with other jobs, so wall time is inflated; finished {finished[0][:10]}"
         f"{' to ' + finished[-1][:10] if finished[-1][:10] != finished[0][:10] else ''}).",
         "",
     ]

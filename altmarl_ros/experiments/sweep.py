@@ -423,11 +423,13 @@ def run_sweep(grid, out_dir, progress=None, log=print):
         if progress is not None:
             progress.set_postfix_str(f"{spec.name} {unit}")
         if stored is None:
-            unit_started = time.perf_counter()
+            unit_started, cpu_started = time.perf_counter(), time.process_time()
             rows = _compute_unit(spec, games[spec.name], unit, k, grid)
             stored = {
                 "fingerprint": fingerprint, "model": spec.name, "unit": unit,
                 "model_hash": hashes[spec.name], "seconds": time.perf_counter() - unit_started,
+                # all threads of this process: on a shared machine, wall time overstates the work
+                "cpu_seconds": time.process_time() - cpu_started,
                 "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "rows": rows,
             }
@@ -456,7 +458,9 @@ def _write_results(out_dir, grid, units, hashes):
         "grid": grid_dict,
         "model_hashes": hashes,
         "compute_seconds": sum(unit["seconds"] for unit in units),
-        "units": [{key: unit[key] for key in ("model", "unit", "seconds", "finished_at")}
+        "cpu_seconds": sum(unit.get("cpu_seconds", 0.0) for unit in units),
+        "units_without_cpu_seconds": sum("cpu_seconds" not in unit for unit in units),
+        "units": [{key: unit.get(key) for key in ("model", "unit", "seconds", "cpu_seconds", "finished_at")}
                   for unit in units],
         "rows": rows,
     }
