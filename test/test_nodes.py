@@ -386,3 +386,38 @@ def test_two_simulators_on_one_domain_are_reported(graph, world):
     sims = [graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": 3}, node_name=f"sim_{name}",
                                    context=graph.context)) for name in "ab"]
     assert graph.spin_until(lambda: all(s.clock_clash for s in sims), timeout=20.0)
+
+
+def test_fleet_sim_odometry_frames_and_command_timeout(graph, world):
+    """Odometry carries the sim pose with REP-105 frames and sim-time stamps; a cmd_vel that stops
+    arriving is replaced by zero after cmd_vel_timeout; NaN commands are dropped."""
+    from altmarl_ros.nodes.fleet_sim import FleetSimNode
+
+    sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": 3, "real_time_factor": 2.0,
+                                  "cmd_vel_timeout": 0.5}, context=graph.context))
+    history = _record_poses(sim)
+    probe = graph.add(rclpy.create_node("probe", context=graph.context))
+    odometry = []
+    probe.create_subscription(Odometry, odom_topic(1), odometry.append, ODOM_QOS)
+    drive = probe.create_publisher(Twist, cmd_vel_topic(1), CMD_VEL_QOS)
+    forward = Twist()
+    forward.linear.x = 0.4
+    due = _every(0.05)
+    assert graph.spin_until(lambda: abs(sim.sim.velocities[1, 0] - 0.4) < 1e-9, timeout=20.0,
+                            every=lambda: due() and drive.publish(forward))
+    msg = odometry[-1]
+    assert (msg.header.frame_id, msg.child_frame_id) == ("odom", "robot_1/base_link")
+    pose = history[msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6)][1]
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    assert (p.x, p.y) == (pose[0], pose[1])
+    assert math.atan2(2 * q.w * q.z, 1 - 2 * q.z ** 2) == pytest.approx(pose[2], abs=1e-12)
+    assert np.abs(sim.sim.velocities[[0, 2, 3]]).max() == 0.0  # nobody else was commanded
+    bad = Twist()
+    bad.linear.x = math.nan
+    drive.publish(bad)
+    assert graph.spin_until(lambda: sim.rejected_commands == 1, timeout=10.0)
+    # Silence: after cmd_vel_timeout (+ braking at max_accel) the robot stands still.
+    silent_at = sim.sim.time
+    braking = 0.4 / sim.scenario.limits.max_accel
+    assert graph.spin_until(lambda: sim.sim.time > silent_at + 0.5 + braking + 0.2, timeout=20.0)
+    assert sim.sim.velocities[1, 0] == 0.0
