@@ -60,16 +60,6 @@ class LocalAgentsNode(AltmarlNode):
         self.create_timer(control_period, self.control)
         self.get_logger().info(f"{n} robot(s), policy {self.policy.policy_id}: waiting for {GLOBAL_COMMAND_TOPIC}")
 
-    def _fresh_poses(self, now_ns: int):
-        """(slots, poses [m, 3]) of the hosted robots with fresh, finite odometry."""
-        slots, poses = [], []
-        for slot in self.odom.fresh_slots(now_ns, self.odom_timeout_ns):
-            pose = self.odom.pose(slot)
-            if pose is not None:
-                slots.append(slot)
-                poses.append(pose)
-        return np.array(slots, dtype=np.int64), np.array(poses, dtype=np.float64).reshape(-1, 3)
-
     def on_command(self, msg: GlobalCommand) -> None:
         """A new decision epoch: draw every robot's local action and set its goal zone."""
         n_sg = self.policy.sizes[0]
@@ -85,7 +75,7 @@ class LocalAgentsNode(AltmarlNode):
         self.last_command = msg
         self.command_received_ns = now_ns
         self.commands_received += 1
-        slots, poses = self._fresh_poses(now_ns)
+        slots, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
         self.goal_zones[:] = NO_GOAL
         if slots.size:
             ring = self.scenario.ring
@@ -109,7 +99,7 @@ class LocalAgentsNode(AltmarlNode):
         v = np.zeros(len(self.robot_ids))
         w = np.zeros(len(self.robot_ids))
         if not stale:
-            slots, poses = self._fresh_poses(now_ns)
+            slots, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
             if slots.size:
                 goals = self.goal_zones[slots]
                 active = goals != NO_GOAL

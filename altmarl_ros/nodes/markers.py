@@ -90,15 +90,11 @@ class MarkersNode(AltmarlNode):
         marker.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
         return marker
 
-    def _poses(self, slots):
-        poses = [self.odom.pose(slot) for slot in slots]
-        return np.array([p for p in poses if p is not None], dtype=np.float64).reshape(-1, 3)
-
     def build(self) -> MarkerArray:
         """The MarkerArray for the current poses and the last GlobalCommand."""
         now_ns = self.get_clock().now().nanoseconds
         stamp = self.get_clock().now().to_msg()
-        poses = self._poses(self.odom.fresh_slots(now_ns, self.odom_timeout_ns))
+        fresh, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
         robots = self._marker("robots", Marker.SPHERE_LIST, ROBOT_SIZE)
         robots.points = [Point(x=x, y=y) for x, y in poses[:, :2].tolist()]
         robots.colors = [self._colours[z] for z in zone_of_pose(poses[:, 0], poses[:, 1], self.ring).tolist()]
@@ -112,8 +108,8 @@ class MarkersNode(AltmarlNode):
         status.pose.position.z = 0.3
         command = self.last_command
         if command is not None:
-            slots = [self._slot_of[i] for i in command.sampled_ids if i in self._slot_of]
-            sampled.points = [Point(x=x, y=y, z=0.01) for x, y, _ in self._poses(slots).tolist()]
+            wanted = [self._slot_of[i] for i in command.sampled_ids if i in self._slot_of]
+            sampled.points = [Point(x=x, y=y, z=0.01) for x, y, _ in poses[np.isin(fresh, wanted)].tolist()]
             status.text = (f"epoch {command.epoch}   s_g {command.global_state} -> a_g {command.global_action}   "
                            f"k {command.k} of {len(self.robot_ids)}   policy {command.policy_id[:8]}")
         else:
