@@ -8,10 +8,11 @@ exactly the same nodes with exactly the same parameters.
 One process: every node in one EventsExecutor with its own rclpy Context (the
 cheapest way to run a simulated fleet on 2 cores). Several processes: one
 child per node (`python -c "from altmarl_ros.nodes.X import main; main()"`,
-the console script's body) with a generated parameter file. Either way,
-SIGINT/SIGTERM stop every node and the run returns 0; a child that dies on
-its own stops the rest and is reported; children die with the launcher
-(PR_SET_PDEATHSIG), so nothing is orphaned.
+the console script's body) with a generated parameter file; the coordinator
+starts once the others are on the graph. Either way, SIGINT/SIGTERM stop every
+node (children get SIGTERM, then SIGKILL after a grace period) and the run
+returns 0; a child that dies on its own stops the rest and is reported;
+children die with the launcher (PR_SET_PDEATHSIG), so nothing is orphaned.
 """
 import ctypes
 import os
@@ -34,6 +35,11 @@ PACKAGE = "altmarl_ros"
 FLEET_FILE = "fleet.yaml"
 ALL_NODES = "/**"
 MODES = ("sim", "real")
+# Started once every other node is on the graph: its first decision starts the robots moving,
+# so the first decision epoch finds the whole fleet listening (and the start state intact).
+STARTS_LAST = ("coordinator",)
+STARTUP_TIMEOUT_SEC = 120.0
+GRAPH_SETTLE_SEC = 1.0
 GLOBAL_COMMAND_TOPIC = "altmarl/global_command"
 
 # Node kind -> (module, class). The console script of kind X is `altmarl_X` = module:main.
@@ -309,37 +315,71 @@ class FleetRun:
     def _start(self):
         import rclpy
         from rclpy.context import Context
+        from rclpy.node import Node
         from rclpy.signals import SignalHandlerOptions
 
         from altmarl_ros.nodes._ros import make_executor
 
+        first = [spec for spec in self.specs if spec.kind not in STARTS_LAST]
+        last = [spec for spec in self.specs if spec.kind in STARTS_LAST]
         if self.processes:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="altmarl-launch-")
-            for spec in self.specs:
-                self.children.append((spec, self._spawn(spec)))
-        local = [] if self.processes else self.specs
-        if not local and self._local_nodes_factory is None:
-            return
+            self.children = [(spec, self._spawn(spec)) for spec in first]
         self.context = Context()
         # The launcher handles SIGINT/SIGTERM itself (see run()); rclpy must not shut down first.
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        for spec in local:
-            cls = node_class(spec.kind)
-            self.nodes.append(cls(params=dict(spec.parameters), context=self.context,
-                                  cli_args=spec.ros_args()))
         if self._local_nodes_factory is not None:
             self.nodes.extend(self._local_nodes_factory(self.context))
+        if self.processes:
+            # A node of our own to watch the graph while the children come up.
+            self.nodes.append(Node(f"altmarl_launcher_{os.getpid()}", context=self.context))
+        else:
+            for spec in first + last:
+                cls = node_class(spec.kind)
+                self.nodes.append(cls(params=dict(spec.parameters), context=self.context,
+                                      cli_args=spec.ros_args()))
         self.executor = make_executor(self.context)
         for node in self.nodes:
             self.executor.add_node(node)
+        if self.processes and last:
+            self._wait_until_visible(first)
+            self.children += [(spec, self._spawn(spec)) for spec in last]
+
+    def _wait_until_visible(self, specs: Sequence[NodeSpec]) -> None:
+        """Serve callbacks until every node of `specs` is on the ROS graph and the graph's
+        endpoints have stopped changing for GRAPH_SETTLE_SEC (its topics are discovered), or fail."""
+        watcher = self.nodes[-1]
+        wanted = {(spec.name, f"/{spec.namespace}") for spec in specs}
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SEC
+        endpoints, stable_since = None, None
+        while True:
+            missing = wanted - set(watcher.get_node_names_and_namespaces())
+            if not missing:
+                now_endpoints = _endpoint_count(watcher)
+                if now_endpoints != endpoints:
+                    endpoints, stable_since = now_endpoints, time.monotonic()
+                elif time.monotonic() - stable_since >= GRAPH_SETTLE_SEC:
+                    return
+            failed = self.failed_child()
+            if failed is not None:
+                raise _exited(*failed)
+            if time.monotonic() > deadline:
+                if not missing:
+                    return  # every node is there; the graph is just busy
+                names = ", ".join(sorted(f"{ns.rstrip('/')}/{name}" for name, ns in missing))
+                raise LaunchError(f"nodes not on the ROS graph after {STARTUP_TIMEOUT_SEC:g} s: {names} "
+                                  f"(check ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE)")
+            self.executor.spin_once(timeout_sec=0.1)
 
     def _spawn(self, spec: NodeSpec) -> subprocess.Popen:
         params_file = Path(self._tmpdir.name) / f"{spec.label.strip('/').replace('/', '.')}.yaml"
         params_file.write_text(yaml.safe_dump({ALL_NODES: {"ros__parameters": dict(spec.parameters)}}))
         module = NODE_CLASSES[spec.kind][0]
-        boot = f"import sys; from {module} import main; sys.exit(main())"
+        boot = (f"import sys; from {__name__} import warm_up_kernels; warm_up_kernels(); "
+                f"from {module} import main; sys.exit(main())")
         argv = [sys.executable, "-c", boot] + spec.ros_args() + ["--params-file", str(params_file)]
-        return subprocess.Popen(argv, preexec_fn=_die_with_parent)
+        # Own session: a terminal's Ctrl-C reaches only the launcher, which stops the children itself.
+        return subprocess.Popen(argv, preexec_fn=_die_with_parent, start_new_session=True)
 
     def failed_child(self) -> Optional[Tuple[NodeSpec, int]]:
         """The first child that exited on its own, with its exit code."""
@@ -361,11 +401,15 @@ class FleetRun:
             else:
                 time.sleep(remaining)
 
-    def close(self, grace: float = 5.0) -> None:
-        """Stop children (SIGINT, then SIGTERM, then SIGKILL) and destroy in-process nodes."""
+    def close(self, grace: float = 10.0) -> None:
+        """Stop children (SIGTERM, then SIGKILL after `grace` s) and destroy in-process nodes.
+
+        SIGTERM, not SIGINT: rclpy turns it into a context shutdown that the node's spin loop
+        sees between callbacks, where SIGINT would raise KeyboardInterrupt inside one.
+        """
         import rclpy
 
-        for signum, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+        for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
             alive = [child for _, child in self.children if child.poll() is None]
             if not alive:
                 break
@@ -389,6 +433,39 @@ class FleetRun:
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
+
+
+def _endpoint_count(node) -> int:
+    """Publishers + subscriptions on every topic of the graph, as `node` sees it."""
+    return sum(node.count_publishers(name) + node.count_subscribers(name)
+               for name, _ in node.get_topic_names_and_types())
+
+
+def warm_up_kernels() -> None:
+    """Load the numba kernels the nodes call each decision (zones, ranks, ring controller) now.
+
+    A process's first call of each loads its compiled code from numba's cache (~1 s,
+    several under load). In a child node that happens at the first decision, while
+    fleet_sim's clock runs on in its own process: the fleet would answer the first
+    epochs seconds late. Called before the node is built, it delays only its start-up.
+    """
+    import numpy as np
+
+    from altmarl_ros.core.counts import rank
+    from altmarl_ros.core.ring import steer_to_zone, target_zone, zone_of_pose
+    from altmarl_sim.scenario import load_scenario
+
+    scenario = load_scenario()
+    xs = np.zeros(2)
+    zones = zone_of_pose(xs, xs, scenario.ring)
+    target_zone(zones, zones, scenario.ring)
+    steer_to_zone(xs, xs, xs, zones, scenario.ring, scenario.limits, scenario.controller)
+    rank(np.bincount(zones, minlength=scenario.ring.n_zones))
+
+
+def _exited(spec: NodeSpec, code: int) -> LaunchError:
+    return LaunchError(f"node {spec.label} ({spec.executable}) exited with code {code} "
+                       f"(its error is printed above); stopped the other nodes")
 
 
 def _die_with_parent() -> None:
@@ -426,9 +503,7 @@ def run(specs: Sequence[NodeSpec], *, processes: bool = False, duration: Optiona
             fleet.spin(tick if end is None else max(0.0, min(tick, end - time.monotonic())))
             failed = fleet.failed_child()
             if failed is not None:
-                spec, code = failed
-                raise LaunchError(f"node {spec.label} ({spec.executable}) exited with code {code} "
-                                  f"(its error is printed above); stopped the other nodes")
+                raise _exited(*failed)
             if on_tick is not None and on_tick():
                 break
             if end is not None and time.monotonic() >= end:

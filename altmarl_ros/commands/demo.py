@@ -47,6 +47,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    import os
+
     from altmarl_ros import launcher
     from altmarl_sim.scenario import load_scenario
 
@@ -70,6 +72,8 @@ def run(args) -> int:
         f"{target_epochs} decision epochs of {decision_period:g} s, "
         f"{'one process per node' if args.processes else 'all nodes in one process'}")
 
+    # The whole demo runs on this host: keep other machines' ROS 2 graphs out of it (and it out of theirs).
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     run_result = _run_fleet(launcher, fleet, target_epochs, args.processes, show and not args.json)
     monitor = run_result["monitor"]
     if monitor.epochs == 0:
@@ -78,6 +82,10 @@ def run(args) -> int:
     if monitor.epochs < target_epochs:
         say(f"warning: only {monitor.epochs} of {target_epochs} epochs within the wall-clock limit "
             f"(real-time factor {run_result['real_time_factor']:.2f}); comparing over {monitor.epochs}")
+    if monitor.first_epoch != 0 or monitor.out_of_sequence:
+        say(f"warning: the monitor's first GlobalCommand was epoch {monitor.first_epoch} and "
+            f"{monitor.out_of_sequence} arrived out of sequence: the measured epochs are not the "
+            f"coordinator's 0..{monitor.epochs - 1} (late discovery, or another coordinator on this ROS domain)")
     offline = _offline_welfare(scenario, policy, k, n, monitor.epochs, args.rollouts,
                                int(fleet.common.get("seed", 0)), show and not args.json)
     report = _report(monitor, offline, run_result, n, k, policy, args.processes)
@@ -257,6 +265,7 @@ def _report(monitor, offline, run_result, n, k, policy, processes) -> dict:
         "wall_seconds": run_result["wall_seconds"], "real_time_factor": run_result["real_time_factor"],
         "odom_msgs_per_s": run_result["odom_rate"],
         "robots_without_odometry": monitor.missing_at_epoch_start,
+        "first_epoch": monitor.first_epoch, "out_of_sequence": monitor.out_of_sequence,
     }
 
 

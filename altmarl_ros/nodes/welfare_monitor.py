@@ -51,6 +51,8 @@ class WelfareMonitorNode(AltmarlNode):
         self.rewards = []  # one per completed epoch
         self.welfare = 0.0  # sum_t gamma^t rewards[t]
         self.last_command = None
+        self.first_epoch = None  # the coordinator's epoch number of the first GlobalCommand seen (0 = none missed)
+        self.out_of_sequence = 0  # GlobalCommands whose epoch is not the previous one + 1 (missed, or a second coordinator)
         self.missing_at_epoch_start = 0  # robots without odometry when an epoch began (never served)
         self._epoch_start = None  # zones at the running epoch's start [n + 1], -1 = no odometry yet
         self.log_every = declare_int(self, "log_every", 10, "log the welfare every this many epochs (0 = never)",
@@ -83,6 +85,10 @@ class WelfareMonitorNode(AltmarlNode):
         """Close the running epoch (its reward) and open the next at the robots' current zones."""
         if self._epoch_start is not None:
             self._close_epoch()
+            if msg.epoch != self.last_command.epoch + 1:
+                self.out_of_sequence += 1
+        else:
+            self.first_epoch = msg.epoch
         known = ~np.isnan(self.position[:, 0])
         zones = np.full(len(self.position), -1, dtype=np.int64)
         if known.any():

@@ -1,0 +1,134 @@
+"""`altmarl demo` end to end: a real ROS 2 graph (fleet_sim, coordinator, local_agents, markers and the
+welfare monitor) driven by a small hand-made policy, compared with the offline evaluation.
+
+The welfare the monitor measures from odometry + GlobalCommands must agree with
+the continuous simulator's offline rollouts of the same policy (same n, k,
+horizon) within 3 standard deviations of a single offline run: both apply the
+scenario's reward to the same fleet, one through ROS 2, one directly.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from altmarl_ros.core.counts import enumerate_count_vectors
+from altmarl_ros.core.policy import PolicyError, build_policy, load_policy, save_policy
+from altmarl_sim.scenario import load_scenario
+
+K = 5
+N = 40
+EPOCHS = 8
+
+
+def herding_policy(scenario, k):
+    """Depot: go to the zone where most sampled robots are. Workers: step towards the depot's zone."""
+    z = scenario.ring.n_zones
+    counts = enumerate_count_vectors(k, z)
+    pi_g = np.tile(np.argmax(counts, axis=1).astype(np.int32), (z, 1))
+    pi_l = np.zeros((z, z, 3))
+    for s_l in range(z):
+        for s_g in range(z):
+            ahead = (s_g - s_l) % z
+            pi_l[s_l, s_g, 0 if ahead == 0 else 1 if ahead <= z // 2 else 2] = 1.0
+    return build_policy(pi_g, pi_l, k, n_ag=z, scenario=(scenario.name, scenario.content_hash()))
+
+
+@pytest.fixture(scope="module")
+def policy_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("demo") / "policy.npz"
+    save_policy(herding_policy(load_scenario("warehouse_ring"), K), path)
+    return path
+
+
+def _demo(policy, cwd, *extra):
+    argv = [sys.executable, "-m", "altmarl_ros.cli", "demo", "--n", str(N), "--duration", str(EPOCHS),
+            "--rollouts", "40", "--json", "--quiet", *extra] + (["--policy", str(policy)] if policy else [])
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.ros
+def test_demo_welfare_matches_the_offline_evaluation(policy_file, tmp_path):
+    report = _demo(policy_file, tmp_path)
+    assert (report["n"], report["k"], report["epochs"]) == (N, K, EPOCHS)
+    assert report["first_epoch"] == 0 and report["out_of_sequence"] == 0
+    assert report["robots_without_odometry"] == 0
+    assert len(report["rewards"]) == EPOCHS and all(np.isfinite(report["rewards"]))
+    offline = report["offline"]
+    assert offline["rollouts"] == 40 and offline["sd"] > 0
+    assert report["within_margin"], (f"ROS welfare {report['welfare']:.3f} vs offline {offline['mean']:.3f} "
+                                     f"(sd {offline['sd']:.3f}): {report['deviation_sd']:+.2f} sd")
+    # The herding policy gathers the fleet: late epochs serve far more workers than the 1/Z at the start.
+    assert np.mean(report["rewards"][-3:]) > 2 * report["rewards"][0]
+    assert not (tmp_path / "runs").exists()  # a given policy is used as is, nothing trained
+
+
+@pytest.mark.ros
+def test_fresh_demo_trains_then_runs_one_process_per_node(tmp_path):
+    """As on a fresh clone: no policy under runs/, so the demo trains one (the `altmarl train
+    --scenario` path, estimating the model first), then runs each node in its own process."""
+    report = _demo(None, tmp_path, "--processes")
+    policy = load_policy(tmp_path / "runs" / "warehouse_ring" / "policy.npz")
+    assert report["policy_id"] == policy.policy_id and report["k"] == policy.k
+    assert (tmp_path / "runs" / "warehouse_ring" / "model.npz").exists()
+    assert report["processes"] and report["epochs"] == EPOCHS
+    assert all(np.isfinite(report["rewards"]))
+
+
+# ------------------------------------------------------------------ which policy the demo deploys
+
+
+class _Args:
+    def __init__(self, tmp_path, policy=None, k=None, retrain=False):
+        self.fleet, self.policy, self.k, self.retrain = None, policy, k, retrain
+        self.quiet, self.json = True, True
+        self.default_policy = tmp_path / "runs" / "policy.npz"
+
+
+def _ready(monkeypatch, args, trained):
+    from altmarl_ros import launcher
+    from altmarl_ros.commands import demo
+
+    scenario = load_scenario("warehouse_ring")
+
+    def fake_train(scenario_, k, path, quiet):
+        trained.append((scenario_.name, k, Path(path)))
+        save_policy(herding_policy(scenario_, k), path)
+
+    monkeypatch.setattr(demo, "_train", fake_train)
+    base = launcher.load_fleet(None, {"policy": str(args.policy or args.default_policy), "k": 1})
+    return demo._ready_policy(args, base, scenario, args.k)
+
+
+def test_demo_trains_when_the_policy_is_missing_and_then_reuses_it(tmp_path, monkeypatch):
+    from altmarl_ros import launcher
+
+    trained = []
+    args = _Args(tmp_path)
+    first = _ready(monkeypatch, args, trained)
+    fleet_k = launcher.load_fleet().common["k"]
+    assert trained == [("warehouse_ring", fleet_k, args.default_policy)] and first.k == fleet_k
+    second = _ready(monkeypatch, args, trained)
+    assert len(trained) == 1 and second.policy_id == first.policy_id
+    _ready(monkeypatch, _Args(tmp_path, retrain=True, k=3), trained)
+    assert trained[-1][1] == 3 and load_policy(args.default_policy).k == 3
+
+
+def test_demo_refuses_a_k_the_policy_was_not_trained_for(tmp_path, monkeypatch, policy_file):
+    with pytest.raises(PolicyError, match=f"trained for k = {K}.*--retrain"):
+        _ready(monkeypatch, _Args(tmp_path, policy=policy_file, k=K + 1), [])
+
+
+def test_demo_never_overwrites_a_named_policy_for_another_scenario(tmp_path, monkeypatch):
+    hard = load_scenario("warehouse_ring_hard")
+    other = tmp_path / "other.npz"
+    save_policy(herding_policy(hard, K), other)
+    before = other.read_bytes()
+    trained = []
+    with pytest.raises(PolicyError):
+        _ready(monkeypatch, _Args(tmp_path, policy=other), trained)
+    assert trained == [] and other.read_bytes() == before
