@@ -61,14 +61,12 @@ def gap_fits(results, model):
 
 # ---------------------------------------------------------------- figures
 
-def _panels(n_models, height=3.6):
-    import matplotlib
+def _panels(n_panels, height=3.6):
+    """A figure with n panels side by side; a bare Figure needs no display and no close()."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, n_models, figsize=(4.6 * n_models, height), squeeze=False)
-    return plt, fig, axes[0]
+    fig = Figure(figsize=(4.6 * n_panels, height))
+    return fig, fig.subplots(1, n_panels, squeeze=False)[0]
 
 
 def _errorbar(ax, rows, label, **style):
@@ -94,9 +92,9 @@ def _baseline_bands(ax, results, model, suffix=""):
                        color=color, alpha=0.12)
 
 
-def _welfare_figure(results, path):
+def _welfare_figure(results):
     models = _models(results)
-    plt, fig, axes = _panels(len(models))
+    fig, axes = _panels(len(models))
     for ax, model in zip(axes, models):
         _errorbar(ax, _rows(results, model, "alternating"), METHOD_LABELS["alternating"],
                   marker="o", color="C0")
@@ -112,14 +110,12 @@ def _welfare_figure(results, path):
         ax.set_ylabel("welfare (discounted return), 95% CI")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _authors_figure(results, path):
+def _authors_figure(results):
     """Our warehouse policies scored the authors' way, next to their published points."""
-    plt, fig, (ax,) = _panels(1, height=4.0)
+    fig, (ax,) = _panels(1, height=4.0)
     _errorbar(ax, _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX),
               "ALTERNATING-MARL (ours, authors' evaluation)", marker="o", color="C0")
     _errorbar(ax, _rows(results, AUTHORS_MODEL, "alternating_uniform_start" + AUTHORS_SUFFIX),
@@ -132,14 +128,12 @@ def _authors_figure(results, path):
     ax.set_ylabel("welfare (discounted return), 95% CI")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _gap_figure(results, path):
+def _gap_figure(results):
     models = _models(results)
-    plt, fig, axes = _panels(len(models))
+    fig, axes = _panels(len(models))
     for ax, model in zip(axes, models):
         rows = _rows(results, model, "alternating")
         k = [r["k"] for r in rows]
@@ -167,13 +161,11 @@ def _gap_figure(results, path):
         ax.set_ylabel("best-response gain (welfare units)")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _cost_figure(results, path):
-    plt, fig, (time_ax, memory_ax) = _panels(2)
+def _cost_figure(results):
+    fig, (time_ax, memory_ax) = _panels(2)
     for index, model in enumerate(_models(results)):
         rows = _rows(results, model, "subsample_mfq")
         k = [r["k"] for r in rows]
@@ -191,13 +183,11 @@ def _cost_figure(results, path):
         ax.set_yscale("log")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _rounds_figure(results, path):
-    plt, fig, (ax,) = _panels(1)
+def _rounds_figure(results):
+    fig, (ax,) = _panels(1)
     for index, model in enumerate(_models(results)):
         rows = _rows(results, model, "alternating")
         ax.plot([r["k"] for r in rows], [r["rounds"] for r in rows], "o-", color=f"C{index}",
@@ -211,9 +201,7 @@ def _rounds_figure(results, path):
     ax.set_ylabel("ALTERNATING-MARL rounds")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def write_figures(results, figure_dir):
@@ -228,7 +216,9 @@ def write_figures(results, figure_dir):
     for name, draw in figures.items():
         paths[name] = figure_dir / f"{results['grid']['name']}_{name}.png"
         tmp = paths[name].with_name(f".{paths[name].name}.tmp.png")
-        draw(results, tmp)
+        fig = draw(results)
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=110)
         os.replace(tmp, paths[name])
     return paths
 
