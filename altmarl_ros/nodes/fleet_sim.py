@@ -25,7 +25,7 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rosgraph_msgs.msg import Clock as ClockMsg
 
-from altmarl_ros.nodes._cdr import twist_velocity
+from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_velocity
 from altmarl_ros.nodes._params import (declare_bool, declare_control_period, declare_float, declare_int,
                                        declare_scenario)
 from altmarl_ros.nodes._ros import (CLOCK_QOS, CLOCK_TOPIC, CMD_VEL_QOS, DEPOT_BASE_FRAME, DEPOT_CMD_VEL_TOPIC,
@@ -89,18 +89,14 @@ class FleetSimNode(AltmarlNode):
 
         self._odom_pubs = [self.create_publisher(Odometry, topic, ODOM_QOS)
                            for topic in [odom_topic(i) for i in range(n)] + [DEPOT_ODOM_TOPIC]]
-        self._odom_msgs = []
-        for child in [base_frame(i) for i in range(n)] + [DEPOT_BASE_FRAME]:
-            msg = Odometry()
-            msg.header.frame_id = ODOM_FRAME
-            msg.child_frame_id = child
-            self._odom_msgs.append(msg)
+        children = [base_frame(i) for i in range(n)] + [DEPOT_BASE_FRAME]
+        # Odometry goes out pre-serialized (_cdr.odometry_cdr): ~4 us a robot instead of ~20.
+        self._odom_frames = [odometry_frames(ODOM_FRAME, child) for child in children]
         self._clock_pub = self.create_publisher(ClockMsg, CLOCK_TOPIC, CLOCK_QOS)
         self._tf_pub, self._tf_msg = None, None
         if self.publish_tf and TFMessage is not None:
             self._tf_pub = self.create_publisher(TFMessage, "/tf", 100)
-            self._tf_msg = TFMessage(transforms=[
-                TransformStamped(child_frame_id=msg.child_frame_id) for msg in self._odom_msgs])
+            self._tf_msg = TFMessage(transforms=[TransformStamped(child_frame_id=child) for child in children])
             for transform in self._tf_msg.transforms:
                 transform.header.frame_id = ODOM_FRAME
             # The simulated odom frame is the map: one latched identity map -> odom.
@@ -164,13 +160,9 @@ class FleetSimNode(AltmarlNode):
         xs, ys = poses[:, 0].tolist(), poses[:, 1].tolist()
         qz, qw = np.sin(0.5 * poses[:, 2]).tolist(), np.cos(0.5 * poses[:, 2]).tolist()
         vs, ws = velocities[:, 0].tolist(), velocities[:, 1].tolist()
-        for i, (msg, pub) in enumerate(zip(self._odom_msgs, self._odom_pubs)):
-            msg.header.stamp = stamp
-            pose = msg.pose.pose
-            pose.position.x, pose.position.y = xs[i], ys[i]
-            pose.orientation.z, pose.orientation.w = qz[i], qw[i]
-            msg.twist.twist.linear.x, msg.twist.twist.angular.z = vs[i], ws[i]
-            pub.publish(msg)
+        sec, nanosec = stamp.sec, stamp.nanosec
+        for i, (frames, pub) in enumerate(zip(self._odom_frames, self._odom_pubs)):
+            pub.publish(odometry_cdr(frames, sec, nanosec, xs[i], ys[i], qz[i], qw[i], vs[i], ws[i]))
         if self._tf_pub is not None:
             for i, transform in enumerate(self._tf_msg.transforms):
                 transform.header.stamp = stamp

@@ -16,6 +16,7 @@ from altmarl_msgs.msg import GlobalCommand
 from geometry_msgs.msg import Twist
 
 from altmarl_ros.core.ring import steer_to_zone, target_zone, zone_of_pose
+from altmarl_ros.nodes._cdr import twist_cdr
 from altmarl_ros.nodes._odom_store import LatestOdometry
 from altmarl_ros.nodes._params import (declare_control_period, declare_float, declare_int, declare_policy,
                                        declare_robots, declare_scenario)
@@ -50,7 +51,6 @@ class LocalAgentsNode(AltmarlNode):
         n = len(self.robot_ids)
         self.odom = LatestOdometry.of_robots(self, self.robot_ids)
         self._cmd_pubs = [self.create_publisher(Twist, cmd_vel_topic(i), CMD_VEL_QOS) for i in self.robot_ids]
-        self._twists = [Twist() for _ in range(n)]
         self.goal_zones = np.full(n, NO_GOAL, dtype=np.int64)
         self.last_command = None
         self.command_received_ns = None
@@ -107,9 +107,8 @@ class LocalAgentsNode(AltmarlNode):
             if slots.size:
                 v[slots], w[slots] = steer_to_zone(poses[:, 0], poses[:, 1], poses[:, 2], goals, self.scenario.ring,
                                                    self.scenario.limits, self.scenario.controller)
-        for twist, pub, speed, turn in zip(self._twists, self._cmd_pubs, v.tolist(), w.tolist()):
-            twist.linear.x, twist.angular.z = speed, turn
-            pub.publish(twist)
+        for pub, speed, turn in zip(self._cmd_pubs, v.tolist(), w.tolist()):
+            pub.publish(twist_cdr(speed, turn))  # pre-serialized: a fraction of publishing a Twist object
 
 
 def main(args=None):
