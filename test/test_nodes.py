@@ -143,11 +143,11 @@ def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
         assert len(ids) == K == len(set(ids)) and all(0 <= i < N for i in ids)
         assert sum(msg.counts) == K and msg.count_rank == rank(np.array(msg.counts))
         assert msg.global_action == policy.pi_g[msg.global_state, msg.count_rank]
-        # The counts are the zones of the sampled robots in the simulator at decision time t
-        # (or one control step earlier, if that step's odometry was the newest delivered).
+        # The counts are the zones of the sampled robots in the simulator at decision time t, give or
+        # take the one control step by which the decision and the newest delivered odometry can differ.
         t_ms = msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6)
         matches = []
-        for when in (t_ms, t_ms - dt_ms):
+        for when in (t_ms, t_ms - dt_ms, t_ms + dt_ms):
             poses = history[when]
             zones = zone_of_pose(poses[ids, 0], poses[ids, 1], ring)
             depot_zone = int(zone_of_pose(poses[N, 0], poses[N, 1], ring))
