@@ -19,8 +19,9 @@ the workers are and workers move relative to the depot, a correlation the
 unconditioned mean loses. nu is the limit of the lazy chain (I + T)/2 started
 from mu0_l x mu0_g (so periodic or reducible chains get the limit reached from
 the initial distribution); where nu(s_g) = 0, mu(.|s_g) is nu's s_l marginal.
-mu and P_bar_g depend on each other: damped fixed-point iteration from
-mu = mu0_l (damping halves whenever the change grows) to max |change| <= mu_tol.
+mu and P_bar_g depend on each other: fixed-point iteration from mu = mu0_l,
+undamped at first and damped (step halved) whenever the change grows, to
+max |change| <= mu_tol.
 
 The induced MDP (S_l * S_g states) is solved exactly by policy iteration with
 dense linear solves; pi_l is greedy and one-hot, the lowest action on ties
@@ -116,7 +117,7 @@ def mean_field(game, pi_g, pi_l, k, tol=1e-12, max_iterations=500):
     """(mu [S_g, S_l], P_bar_g, residual, iterations): the self-consistent mean field above."""
     P_fused, _ = fold_local_policy(game, pi_l)
     mu = np.tile(game.mu0_l, (game.n_sg, 1))
-    damping, previous = 0.5, math.inf
+    damping, previous = 1.0, math.inf
     residual, iteration = math.inf, 0
     for iteration in range(1, max_iterations + 1):
         P_bar_g = induced_global_transition(game, pi_g, k, mu)
