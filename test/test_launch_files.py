@@ -180,3 +180,15 @@ def test_missing_fleet_file_and_bad_override_are_named(tmp_path):
         launcher.parse_overrides(["k"])
     assert launcher.parse_overrides(["k=5", "policy=a/b.npz", "real_time_factor=0.5"]) == {
         "k": 5, "policy": "a/b.npz", "real_time_factor": 0.5}
+
+
+def test_altmarl_launch_dry_run_prints_the_plan(capsys):
+    from altmarl_ros.cli import main
+
+    assert main(["launch", "--mode", "real", "--set", "n_robots=2", "--set", "k=1", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["/coordinator", "altmarl_coordinator"], ["/robot_0/local_agent", "altmarl_local_agents"],
+        ["/robot_1/local_agent", "altmarl_local_agents"], ["/markers", "altmarl_markers"]]
+    assert main(["launch", "--set", "k=0", "--dry-run"]) == 2
+    assert "k = 0: must be between 1 and n_robots" in capsys.readouterr().err

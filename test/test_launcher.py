@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TEST_DIR = Path(__file__).resolve().parent
@@ -100,3 +101,33 @@ def test_a_node_that_fails_stops_the_run_with_its_name(tmp_path, monkeypatch):
     with pytest.raises(launcher.LaunchError, match=r"node /bad \(altmarl_greeter\) exited with code 2"):
         launcher.run(specs, processes=True, duration=60)
     assert (tmp_path / "good.stopped").exists()
+
+
+@pytest.mark.ros
+def test_real_fleet_plan_drives_robots_through_namespaced_local_agents(tmp_path):
+    """mode 'real' (one local agent per robot in namespace robot_<i>, topics remapped to the
+    fleet-wide names) in one process, with a simulated fleet standing in for the robots."""
+    from _herding_policy import herding_policy
+    from altmarl_ros import launcher
+    from altmarl_ros.core.policy import save_policy
+    from altmarl_sim.scenario import load_scenario
+
+    policy = tmp_path / "policy.npz"
+    save_policy(herding_policy(load_scenario("warehouse_ring"), 2), policy)
+    fleet = launcher.load_fleet(None, {"n_robots": 3, "k": 2, "policy": str(policy)})
+    specs = launcher.plan_nodes(fleet, "real")
+    robots = launcher.NodeSpec(kind="fleet_sim", name="fleet_sim", parameters=fleet.parameters_for("fleet_sim"))
+    with launcher.FleetRun([robots] + specs) as run:
+        sim_node = run.nodes[0]
+        start = sim_node.sim.poses.copy()
+        away = np.flatnonzero(sim_node.sim.zones() != sim_node.sim.depot_zone())
+        assert away.size, "every robot starts in the depot's zone: pick another seed"
+        agents = [node for node in run.nodes if node.get_name() == "local_agent"]
+        assert sorted(a.get_namespace() for a in agents) == ["/robot_0", "/robot_1", "/robot_2"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(a.commands_received >= 3 for a in agents):
+            run.spin(0.2)
+        assert all(a.commands_received >= 3 for a in agents), [a.commands_received for a in agents]
+        moved = np.hypot(*(sim_node.sim.poses[away, :2] - start[away, :2]).T)
+    # Robots away from the depot were driven (by their own agent, over the remapped topics).
+    assert (moved > 0.3).all(), moved
