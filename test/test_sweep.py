@@ -102,8 +102,9 @@ def _synthetic_results():
                              n_count_vectors=k + 1, informed_gain=2 * (k ** -0.5 - 20 ** -0.5),
                              informed_gain_ci95=0.01, reference_k=20))
             rows.append(dict(base, model=model, method="subsample_mfq", k=k, welfare=75 + k,
-                             welfare_ci95=0.5, glearn_seconds=0.1 * k, glearn_sweeps=50,
-                             glearn_peak_mb=float(k)))
+                             welfare_ci95=0.5))
+            rows.append(dict(base, model=model, method="glearn_cost", k=k, glearn_seconds=0.1 * k,
+                             glearn_sweeps=50, glearn_peak_mb=float(k)))
         rows.append(dict(dict.fromkeys(ROW_FIELDS), model=model, method="uniform_random",
                          welfare=60.0, welfare_ci95=1.0))
         rows.append(dict(dict.fromkeys(ROW_FIELDS), model=model, method="best_constant_global",
@@ -135,6 +136,7 @@ def test_report_writes_pngs_and_keeps_handwritten_text(tmp_path):
     assert "informed global gain ≈ 2·(1/√k − 1/√20) with R² = 1.00" in first
     assert "free exponent: 2·(k^-0.50 − 20^-0.50), R² = 1.00" in first
     assert "| 10 | 11 | 90.00 ± 0.50 | n/a | 85.00 ± 0.50 |" in first
+    assert "| 1.00 (50) | 10 |" in first  # G-LEARN cost columns at k = 10
     assert "beats best constant global + local BR (84.00 ± 0.40) beyond both CIs at 2 of 4 k" in first
     write_report(results, doc, tmp_path / "docs" / "figures")
     assert doc.read_text() == first  # regenerating replaces the block, never duplicates it
@@ -169,7 +171,11 @@ def test_tiny_grid_end_to_end_then_resume_recomputes_nothing(tmp_path, capsys):
         assert (spec.name, "uniform_random", None) in methods
         assert (spec.name, "best_constant_global", None) in methods
         assert (spec.name, "full_observation", grid.full_observation_k) in methods
+        assert {(spec.name, "glearn_cost", k) for k in grid.cost_k} <= methods
     for row in document["rows"]:
+        if row["method"] == "glearn_cost":
+            assert row["glearn_seconds"] > 0 and row["glearn_peak_mb"] >= 0 and row["glearn_sweeps"] > 0
+            continue
         assert np.isfinite(row["welfare"]) and row["welfare_ci95"] >= 0
         if row["method"] == "alternating":
             assert row["nash_gap"] >= max(row["global_gain"], row["local_gain"]) - 1e-12

@@ -167,17 +167,17 @@ def _gap_figure(results):
 def _cost_figure(results):
     fig, (time_ax, memory_ax) = _panels(2)
     for index, model in enumerate(_models(results)):
-        rows = _rows(results, model, "subsample_mfq")
+        rows = _rows(results, model, "glearn_cost")
         k = [r["k"] for r in rows]
         time_ax.plot(k, [r["glearn_seconds"] for r in rows], "o-", color=f"C{index}", label=model)
-        memory_ax.plot(k, [r["glearn_peak_mb"] or 0.0 for r in rows], "o-", color=f"C{index}",
+        memory_ax.plot(k, [max(r["glearn_peak_mb"], 0.1) for r in rows], "o-", color=f"C{index}",
                        label=model)
     time_ax.plot(list(AUTHORS_GLEARN_SECONDS), list(AUTHORS_GLEARN_SECONDS.values()), "kx",
                  label="authors' code, 100 sweeps")
     memory_ax.plot(list(AUTHORS_GLEARN_MB), list(AUTHORS_GLEARN_MB.values()), "kx",
                    label="authors' code, dense tables")
     time_ax.set_ylabel("G-LEARN seconds to tolerance")
-    memory_ax.set_ylabel("G-LEARN peak RSS growth (MB)")
+    memory_ax.set_ylabel("G-LEARN peak RSS growth (MB, floor 0.1)")
     for ax in (time_ax, memory_ax):
         _k_axis(ax, results)
         ax.set_yscale("log")
@@ -257,6 +257,7 @@ def _duration(seconds):
 def _model_table(results, model):
     alternating = _rows(results, model, "alternating")
     mfq = {row["k"]: row for row in _rows(results, model, "subsample_mfq")}
+    cost = {row["k"]: row for row in _rows(results, model, "glearn_cost")}
     uniform = {row["k"]: row for row in _rows(results, model, "alternating_uniform_start")}
     lines = [
         "| k | count vectors | ALTERNATING-MARL welfare | uniform start | SUBSAMPLE-MFQ welfare "
@@ -267,13 +268,14 @@ def _model_table(results, model):
     for row in alternating:
         other = mfq.get(row["k"])
         rounds = f"{row['rounds']}" + ("" if row["converged"] else " (cap)")
-        glearn = f"{_fmt(other['glearn_seconds'])} ({other['glearn_sweeps']})" if other else "n/a"
+        probe = cost.get(row["k"])
+        glearn = f"{_fmt(probe['glearn_seconds'])} ({probe['glearn_sweeps']})" if probe else "n/a"
         lines.append(
             f"| {row['k']} | {row['n_count_vectors']:,} | {_welfare_cell(row)} "
             f"| {_welfare_cell(uniform.get(row['k']))} | {_welfare_cell(other)} "
             f"| {_fmt(row['nash_gap'], 3)} ({_fmt(row['global_gain'], 3)} / {_fmt(row['local_gain'], 3)}) "
             f"| {_informed_cell(row)} | {rounds} | {_fmt(row['train_seconds'], 1)} | {glearn} "
-            f"| {_fmt(other['glearn_peak_mb'], 0) if other else 'n/a'} |")
+            f"| {_fmt(probe['glearn_peak_mb'], 0) if probe else 'n/a'} |")
     for method in ("uniform_random", "best_constant_global", "full_observation"):
         for row in _rows(results, model, method):
             at = f" (k = {row['k']})" if row["k"] else ""

@@ -1,7 +1,7 @@
 """The k-sweep: ALTERNATING-MARL and its baselines for every (model, k) of a grid.
 
 Work is split into units (one model's k-independent baselines, one (model, k) point, one
-model's full-observation stand-in). Each finished unit is written atomically to
+model's full-observation stand-in, and last one (model, k) G-LEARN cost probe). Each finished unit is written atomically to
 `<out>/points/<model>/<unit>.json` together with a fingerprint of everything that
 determines it (model content hash, grid settings); a rerun skips every unit whose file
 holds the same fingerprint, so an interrupted sweep resumes where it stopped and a
@@ -15,9 +15,7 @@ import hashlib
 import io
 import json
 import os
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from altmarl_ros.core.atomic import write_atomic
 from altmarl_ros.errors import AltmarlError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
-             "full_observation_k", "seed")
+             "full_observation_k", "cost_k", "seed")
 ROW_FIELDS = (
     "model", "method", "k", "welfare", "welfare_ci95", "nash_gap", "global_gain",
     "local_gain", "informed_gain", "informed_gain_ci95", "reference_k", "rounds", "converged", "eta", "train_seconds", "glearn_seconds",
@@ -63,6 +61,7 @@ class Grid:
     seeds: int
     rollouts: int
     full_observation_k: int | None
+    cost_k: tuple  # k values whose G-LEARN time and memory are probed in a fresh process
     seed: int
 
 
@@ -115,6 +114,11 @@ def load_grid(config_path, grid_name):
     for k in ks + ([full_k] if full_k else []):
         if k > n:
             raise SweepConfigError(f"{where}: k = {k} exceeds n = {n}; the global agent samples k of the n locals")
+    if not isinstance(spec["cost_k"], list):
+        raise SweepConfigError(f"{where}.cost_k must be a list of k values from {where}.k (may be empty)")
+    cost_k = sorted({_positive_int(k, f"{where}.cost_k[{i}]") for i, k in enumerate(spec["cost_k"])})
+    if set(cost_k) - set(ks):
+        raise SweepConfigError(f"{where}.cost_k: {sorted(set(cost_k) - set(ks))} not in {where}.k")
     if not isinstance(spec["models"], list) or not spec["models"]:
         raise SweepConfigError(f"{where}.models must be a non-empty list of names under 'models'")
     specs = []
@@ -132,7 +136,7 @@ def load_grid(config_path, grid_name):
         horizon=_positive_int(spec["horizon"], f"{where}.horizon"),
         seeds=_positive_int(spec["seeds"], f"{where}.seeds"),
         rollouts=_positive_int(spec["rollouts"], f"{where}.rollouts"),
-        full_observation_k=full_k, seed=seed,
+        full_observation_k=full_k, cost_k=tuple(cost_k), seed=seed,
     )
 
 
@@ -154,45 +158,6 @@ def _model_spec(config_path, name, entry):
         model_path = (config_path.parent / str(entry["model"])).resolve()
         return ModelSpec(name=name, path=str(model_path), scenario=None, authors_protocol=protocol)
     return ModelSpec(name=name, path=None, scenario=str(entry["scenario"]), authors_protocol=protocol)
-
-
-# ---------------------------------------------------------------- measurement
-
-@contextmanager
-def peak_rss_growth(interval=0.002):
-    """Yield a dict whose 'bytes' becomes the peak resident-set growth during the block.
-
-    A thread samples /proc/self/statm: this counts numba-allocated arrays that
-    tracemalloc cannot see. Large arrays are mmapped and returned on free, so the
-    baseline taken at entry is not inflated by earlier, freed work. None off Linux.
-    """
-    statm = Path("/proc/self/statm")
-    result = {"bytes": None}
-    if not statm.exists():
-        yield result
-        return
-    page = os.sysconf("SC_PAGE_SIZE")
-
-    def rss():
-        return int(statm.read_text().split()[1]) * page
-
-    baseline = rss()
-    peak = [baseline]
-    stop = threading.Event()
-
-    def poll():
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss())
-            stop.wait(interval)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    try:
-        yield result
-    finally:
-        stop.set()
-        thread.join()
-        result["bytes"] = max(peak[0], rss()) - baseline
 
 
 # ---------------------------------------------------------------- units of work
@@ -314,24 +279,40 @@ def _protocol_note(protocol):
 
 
 def _subsample_mfq_row(spec, game, k, grid):
-    """SUBSAMPLE-MFQ style: G-LEARN against uniform locals, locals stay uniform.
-
-    Its G-LEARN call (cold start) is the one timed for the cost-vs-k figure.
-    """
+    """SUBSAMPLE-MFQ style: G-LEARN against uniform locals, locals stay uniform."""
     from altmarl_ros.core.glearn import g_learn
 
     uniform = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
-    with peak_rss_growth() as memory:
-        started = time.perf_counter()
-        learned = g_learn(game, uniform, k, m=grid.m, seed=grid.seed)
-        seconds = time.perf_counter() - started
+    learned = g_learn(game, uniform, k, m=grid.m, seed=grid.seed)
     welfare, ci95 = _welfare(game, learned.pi_g, uniform, k, grid)
-    return _row(
-        spec.name, "subsample_mfq", k, welfare=welfare, welfare_ci95=ci95,
-        glearn_seconds=seconds, glearn_sweeps=int(learned.sweeps),
-        glearn_peak_mb=memory["bytes"] / 2**20 if memory["bytes"] is not None else None,
-        converged=bool(learned.converged),
-    )
+    return _row(spec.name, "subsample_mfq", k, welfare=welfare, welfare_ci95=ci95,
+                converged=bool(learned.converged))
+
+
+def _glearn_cost_row(spec, game, k, grid):
+    """Seconds and peak memory of one cold-start G-LEARN at k, measured in a fresh process.
+
+    See glearn_probe.py for why a fresh process; the model travels as a temporary .npz.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    from altmarl_ros.core.counts import n_count_vectors
+    from altmarl_ros.core.model import save_model
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = save_model(game, Path(scratch) / "model.npz")
+        command = [sys.executable, "-m", "altmarl_ros.experiments.glearn_probe", str(path),
+                   str(k), str(grid.m), str(grid.seed)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"G-LEARN probe failed for {spec.name} k={k}:\n{done.stderr}")
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    return [_row(spec.name, "glearn_cost", k, glearn_seconds=probe["seconds"],
+                 glearn_sweeps=probe["sweeps"], converged=probe["converged"],
+                 glearn_peak_mb=probe["peak_growth_mb"], n_count_vectors=n_count_vectors(k, game.n_sl),
+                 note=f"fresh process, uniform locals; process peak RSS {probe['peak_rss_mb']:.0f} MB")]
 
 
 def _baseline_rows(spec, game, grid):
@@ -356,18 +337,23 @@ def _baseline_rows(spec, game, grid):
 
 
 def _units(grid):
-    """(model spec, unit id, k or None) in the order they run."""
+    """(model spec, unit id, k or None) in the order they run: results first, then costs."""
     for spec in grid.models:
         yield spec, "baselines", None
         for k in grid.k:
             yield spec, f"k{k:04d}", k
         if grid.full_observation_k is not None and grid.full_observation_k not in grid.k:
             yield spec, f"full_k{grid.full_observation_k:04d}", grid.full_observation_k
+    for spec in grid.models:
+        for k in grid.cost_k:
+            yield spec, f"cost_k{k:04d}", k
 
 
 def _compute_unit(spec, game, unit, k, grid):
     if unit == "baselines":
         return _baseline_rows(spec, game, grid)
+    if unit.startswith("cost_"):
+        return _glearn_cost_row(spec, game, k, grid)
     if unit.startswith("full_"):
         return [_full_observation_row(spec, game, k, grid, _alternating_rows(spec, game, k, grid)[0])]
     rows = (_alternating_rows(spec, game, k, grid) + _alternating_rows(spec, game, k, grid, "uniform")
@@ -403,7 +389,13 @@ def _read_unit(path, fingerprint):
     return stored if stored.get("fingerprint") == fingerprint else None
 
 
-def run_sweep(grid, out_dir, progress=None, log=print):
+def _cpu_seconds():
+    """CPU time of this process (all threads) and of its finished children (the probes)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def run_sweep(grid, out_dir, progress=None):
     """Compute every unit of `grid` not already stored in `out_dir`; write results files.
 
     progress: tqdm-like object with update()/set_postfix_str(), or None.
@@ -423,13 +415,13 @@ def run_sweep(grid, out_dir, progress=None, log=print):
         if progress is not None:
             progress.set_postfix_str(f"{spec.name} {unit}")
         if stored is None:
-            unit_started, cpu_started = time.perf_counter(), time.process_time()
+            unit_started, cpu_started = time.perf_counter(), _cpu_seconds()
             rows = _compute_unit(spec, games[spec.name], unit, k, grid)
             stored = {
                 "fingerprint": fingerprint, "model": spec.name, "unit": unit,
                 "model_hash": hashes[spec.name], "seconds": time.perf_counter() - unit_started,
                 # all threads of this process: on a shared machine, wall time overstates the work
-                "cpu_seconds": time.process_time() - cpu_started,
+                "cpu_seconds": _cpu_seconds() - cpu_started,
                 "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "rows": rows,
             }
