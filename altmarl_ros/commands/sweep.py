@@ -6,10 +6,18 @@ from pathlib import Path
 HELP = ("run ALTERNATING-MARL and baselines over a grid of k (resumable); "
         "--report regenerates docs/results.md and its figures")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_CANDIDATES = (
+    REPO_ROOT / "config" / "sweep.yaml",  # source checkout
+    Path(sys.prefix) / "share" / "altmarl_ros" / "config" / "sweep.yaml",  # installed data files
+)
+
+
+def _default_config():
+    return str(next((path for path in CONFIG_CANDIDATES if path.exists()), CONFIG_CANDIDATES[0]))
 
 
 def add_arguments(parser):
-    parser.add_argument("--config", default=str(REPO_ROOT / "config" / "sweep.yaml"),
+    parser.add_argument("--config", default=_default_config(),
                         help="sweep config (default: config/sweep.yaml)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_const", dest="grid", const="quick",
