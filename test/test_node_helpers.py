@@ -166,7 +166,9 @@ def test_latest_odometry_stores_bytes_and_reports_fresh_robots(ros_context):
         assert (store.received_count[[0, 2]] > 0).all() and store.received_count[1] == 0
         now = listener.get_clock().now().nanoseconds
         assert store.fresh_slots(now, 10**9).tolist() == [0, 2]  # robot 8 never spoke; 42 is not ours
-        assert store.fresh_slots(now + 2 * 10**9, 10**9).tolist() == []
+        assert store.fresh_slots(now + 2 * 10**9, 10**9).tolist() == []  # too old
+        assert store.fresh_slots(now - 2 * 10**9, 10**9).tolist() == []  # clock went back: not fresh
+        assert store.is_fresh(0, now, 10**9) and not store.is_fresh(0, now - 2 * 10**9, 10**9)
         p = sent[3].pose.pose.position
         x, y, yaw = store.pose(0)
         assert (x, y) == (p.x, p.y) and yaw == pytest.approx(0.3)

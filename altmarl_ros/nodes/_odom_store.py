@@ -50,12 +50,17 @@ class LatestOdometry:
         return store
 
     def fresh_slots(self, now_ns: int, max_age_ns: int) -> np.ndarray:
-        """Slots whose latest message arrived at most `max_age_ns` before `now_ns`."""
-        return np.flatnonzero((self.received_ns != NEVER_NS) & (now_ns - self.received_ns <= max_age_ns))
+        """Slots whose latest message arrived at most `max_age_ns` before `now_ns`.
+
+        A message "received in the future" (sim time jumped back: the simulator restarted)
+        is not fresh; the robot's next message makes it so again.
+        """
+        age = now_ns - self.received_ns
+        return np.flatnonzero((self.received_ns != NEVER_NS) & (age >= 0) & (age <= max_age_ns))
 
     def is_fresh(self, slot: int, now_ns: int, max_age_ns: int) -> bool:
         stamp = int(self.received_ns[slot])
-        return stamp != NEVER_NS and now_ns - stamp <= max_age_ns
+        return stamp != NEVER_NS and 0 <= now_ns - stamp <= max_age_ns
 
     def pose(self, slot: int) -> Optional[Tuple[float, float, float]]:
         """Decode the latest message of `slot` (None if it never arrived or its pose is not finite)."""

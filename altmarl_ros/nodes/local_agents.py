@@ -88,7 +88,8 @@ class LocalAgentsNode(AltmarlNode):
     def control(self) -> None:
         """Publish every robot's cmd_vel: the controller towards its goal, or zero."""
         now_ns = self.get_clock().now().nanoseconds
-        stale = self.command_received_ns is None or now_ns - self.command_received_ns > self.command_timeout_ns
+        # A command "from the future" means sim time jumped back (simulator restarted): stale too.
+        stale = self.command_received_ns is None or not 0 <= now_ns - self.command_received_ns <= self.command_timeout_ns
         if stale != self.stopped:
             self.stopped = stale
             if stale:
