@@ -89,7 +89,8 @@ class LocalAgentsNode(AltmarlNode):
         """Publish every robot's cmd_vel: the controller towards its goal, or zero."""
         now_ns = self.get_clock().now().nanoseconds
         # A command "from the future" means sim time jumped back (simulator restarted): stale too.
-        stale = self.command_received_ns is None or not 0 <= now_ns - self.command_received_ns <= self.command_timeout_ns
+        age = None if self.command_received_ns is None else now_ns - self.command_received_ns
+        stale = age is None or not 0 <= age <= self.command_timeout_ns
         if stale != self.stopped:
             self.stopped = stale
             if stale:
