@@ -27,6 +27,10 @@ setup(
     entry_points={
         "console_scripts": [
             "altmarl = altmarl_ros.cli:main",
+            "altmarl_fleet_sim = altmarl_ros.nodes.fleet_sim:main",
+            "altmarl_coordinator = altmarl_ros.nodes.coordinator:main",
+            "altmarl_local_agents = altmarl_ros.nodes.local_agents:main",
+            "altmarl_markers = altmarl_ros.nodes.markers:main",
         ],
     },
 )

@@ -57,7 +57,8 @@ if ! fresh msgs "$MSG_KEY"; then
   # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours.
   PYINC="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   NPINC="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
-  grep -rl /opt/python/cp311-cp311 "$VENV/share" --include='*.cmake' 2>/dev/null | xargs -r sed -i \
+  # (grep finds nothing once they are fixed: a rebuild after a .msg edit must not stop there.)
+  { grep -rl /opt/python/cp311-cp311 "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | xargs -r sed -i \
     -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g"
   rm -rf "$BUILD/altmarl_msgs"
