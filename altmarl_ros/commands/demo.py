@@ -82,10 +82,13 @@ def run(args) -> int:
     if monitor.epochs < target_epochs:
         say(f"warning: only {monitor.epochs} of {target_epochs} epochs within the wall-clock limit "
             f"(real-time factor {run_result['real_time_factor']:.2f}); comparing over {monitor.epochs}")
-    if monitor.first_epoch != 0 or monitor.out_of_sequence:
-        say(f"warning: the monitor's first GlobalCommand was epoch {monitor.first_epoch} and "
-            f"{monitor.out_of_sequence} arrived out of sequence: the measured epochs are not the "
-            f"coordinator's 0..{monitor.epochs - 1} (late discovery, or another coordinator on this ROS domain)")
+    if monitor.first_epoch != 0:
+        say(f"warning: the monitor's first GlobalCommand was the coordinator's epoch {monitor.first_epoch}: it "
+            f"joined late (slow discovery), so the measured run does not start at the fleet's start state")
+    if monitor.out_of_sequence:
+        say(f"note: {monitor.out_of_sequence} GlobalCommand(s) were superseded before the monitor read them "
+            f"(two decisions in one control step, or another coordinator on this ROS domain); each such "
+            f"epoch is counted together with the next")
     offline = _offline_welfare(scenario, policy, k, n, monitor.epochs, args.rollouts,
                                int(fleet.common.get("seed", 0)), show and not args.json)
     report = _report(monitor, offline, run_result, n, k, policy, args.processes)
