@@ -108,11 +108,13 @@ def _log_multinomial_pmf(F, k, log_mu, log_fact):
 
 
 @njit(cache=True)
-def _binomial_alias(P_fused, k):
-    """Walker alias tables of X ~ Binomial(n, q), q = P~(t|j, s_g) / P~(>= t|j, s_g), n = 0..k.
+def _binomial_alias(P_fused, order, k):
+    """Walker alias tables of the conditional binomials of the moves out of each state, n = 0..k.
 
-    Conditional binomials: X = the agents in j that go to t, given they went to
-    no state before t. Row [s_g, j, t, n] holds accept[0..n] and alias[0..n]:
+    Targets of source j are taken in `order[s_g, j]` (most likely first, so the
+    agents run out after few binomials): X_t = the agents in j that go to the
+    t-th target given they went to none before, X_t ~ Binomial(n, q_t),
+    q_t = p_t / (1 - p_0 - ... - p_{t-1}). Row [s_g, j, t, n] holds accept[0..n] and alias[0..n]:
     a uniform u picks x = floor(u (n+1)) and keeps it if the fraction left is
     below accept[x], else takes alias[x]: one uniform, no search (Vose's method).
     """
@@ -128,7 +130,7 @@ def _binomial_alias(P_fused, k):
         for j in range(S_l):
             mass_left = 1.0
             for t in range(S_l - 1):
-                p = P_fused[g, j, t]
+                p = P_fused[g, j, order[g, j, t]]
                 q = 1.0 if p >= mass_left else (0.0 if p <= 0.0 else p / mass_left)
                 mass_left -= p
                 for n in range(k + 1):
@@ -168,10 +170,10 @@ def _binomial_alias(P_fused, k):
 
 
 @njit(cache=True)
-def _draw_ranks(F, f, g, accept, alias, key, counts, remaining, ranks):
+def _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, ranks):
     """ranks[i] = rank of draw i (i < m) of the next count vector of (s_g = g, F = unrank(f)).
 
-    Draw i uses the uniforms of counters _COUNTERS_PER_DRAW * ((f S_g + g) m + i) + (j S_l + t).
+    Draw i uses the uniforms of counters S_l^2 ((f S_g + g) m + i) + (j S_l + t).
     The m draws advance together, binomial (j, t) for all i at a time: they are
     independent, so the CPU overlaps them instead of waiting on each draw's chain.
     """
@@ -187,22 +189,28 @@ def _draw_ranks(F, f, g, accept, alias, key, counts, remaining, ranks):
             row_accept = accept[g, j, t]
             row_alias = alias[g, j, t]
             offset = np.uint64(j * S_l + t)
+            target = order[g, j, t]
+            left = 0
             for i in range(m):
                 n = remaining[i]
                 y = _uniform(key, (base + np.uint64(i)) * np.uint64(S_l * S_l) + offset) * (n + 1)
                 x = min(int(y), n)
                 other = row_alias[n, x]
                 x = other if y - x >= row_accept[n, x] else x
-                counts[i, t] += x
+                counts[i, target] += x
                 remaining[i] = n - x
+                left += n - x
+            if left == 0:
+                break
+        last = order[g, j, S_l - 1]
         for i in range(m):
-            counts[i, S_l - 1] += remaining[i]
+            counts[i, last] += remaining[i]
     for i in range(m):
         ranks[i] = _rank(counts[i])
 
 
 @njit(parallel=True, cache=True)
-def _fill_table(table, k, S_l, accept, alias, key):
+def _fill_table(table, k, S_l, accept, alias, order, key):
     """table[f, g, :] = the m draws' ranks of (g, F = unrank(f)) for the cached ranks f."""
     N, S_g, m = table.shape
     block = (N + _N_BLOCKS - 1) // _N_BLOCKS
@@ -213,11 +221,11 @@ def _fill_table(table, k, S_l, accept, alias, key):
         for f in range(b * block, min(N, (b + 1) * block)):
             _unrank(f, k, F)
             for g in range(S_g):
-                _draw_ranks(F, f, g, accept, alias, key, counts, remaining, table[f, g])
+                _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, table[f, g])
 
 
 @njit(parallel=True, cache=True)
-def _sweep(V_old, V_new, Q, pi_out, policy, table, accept, alias, key, k, m, r_g, r_loc, P_g, gamma,
+def _sweep(V_old, V_new, Q, pi_out, policy, table, accept, alias, order, key, k, m, r_g, r_loc, P_g, gamma,
            lo_blk, hi_blk):
     """One Jacobi backup of every (s_g, F): V_new = T V_old (or T^policy V_old if policy has rows).
 
@@ -250,7 +258,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, table, accept, alias, key, k, m, r_g
                 if f < n_cached:
                     ranks = table[f, g]
                 else:
-                    _draw_ranks(F, f, g, accept, alias, key, counts, remaining, drawn)
+                    _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, drawn)
                     ranks = drawn
                 for i in range(m):
                     r = ranks[i]
@@ -327,12 +335,13 @@ class _Surrogate:
         if self.n_f >= 2**31:
             raise LearnError("k", f"k = {k} gives {self.n_f} count vectors, beyond int32 ranks; use a smaller k")
         P_fused, self.r_loc = fold_local_policy(game, pi_l)
-        self.accept, self.alias = _binomial_alias(P_fused, k)
+        self.order = np.argsort(-P_fused, axis=2, kind="stable")
+        self.accept, self.alias = _binomial_alias(P_fused, self.order, k)
         self.key = np.uint64(np.random.SeedSequence([seed, 0x61C8]).generate_state(1, np.uint64)[0])
         row_bytes = game.n_sg * m * 4
         n_cached = min(self.n_f, table_bytes // row_bytes)
         self.table = np.empty((n_cached, game.n_sg, m), np.int32)
-        _fill_table(self.table, k, game.n_sl, self.accept, self.alias, self.key)
+        _fill_table(self.table, k, game.n_sl, self.accept, self.alias, self.order, self.key)
         self.table_fraction = n_cached / self.n_f
 
     def iterate(self, V, tol, max_sweeps, policy=None, Q=None, pi_out=None, progress=None):
@@ -350,7 +359,7 @@ class _Surrogate:
         residual = math.inf
         for sweep in range(1, max_sweeps + 1):
             _sweep(V, other, empty_q if Q is None else Q, empty_pi if pi_out is None else pi_out,
-                   empty_pi if policy is None else policy, self.table, self.accept, self.alias, self.key,
+                   empty_pi if policy is None else policy, self.table, self.accept, self.alias, self.order, self.key,
                    self.k, self.m, game.r_g, self.r_loc, game.P_g, gamma, lo_blk, hi_blk)
             lo, hi = float(lo_blk.min()), float(hi_blk.max())
             residual = max(-lo, hi)
