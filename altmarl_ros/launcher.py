@@ -287,13 +287,16 @@ class FleetRun:
 
     `local_nodes(context)` builds extra nodes (e.g. the demo's welfare monitor) that always run
     in this process, in the same executor as the fleet (one process) or their own (several).
+    A set `stop` event ends the start-up wait early (a signal while the children come up).
     """
 
     def __init__(self, specs: Sequence[NodeSpec], processes: bool = False,
-                 local_nodes: Optional[Callable[[Any], Sequence[Any]]] = None):
+                 local_nodes: Optional[Callable[[Any], Sequence[Any]]] = None,
+                 stop: Optional[threading.Event] = None):
         self.specs = list(specs)
         self.processes = processes
         self._local_nodes_factory = local_nodes
+        self._stop = stop or threading.Event()
         self.context = None
         self.executor = None
         self.nodes: List[Any] = []
@@ -341,13 +344,13 @@ class FleetRun:
         self.executor = make_executor(self.context)
         for node in self.nodes:
             self.executor.add_node(node)
-        if self.processes and last:
-            self._wait_until_visible(first)
+        if self.processes and last and self._wait_until_visible(first):
             self.children += [(spec, self._spawn(spec)) for spec in last]
 
-    def _wait_until_visible(self, specs: Sequence[NodeSpec]) -> None:
+    def _wait_until_visible(self, specs: Sequence[NodeSpec]) -> bool:
         """Serve callbacks until every node of `specs` is on the ROS graph and the graph's
-        endpoints have stopped changing for GRAPH_SETTLE_SEC (its topics are discovered), or fail."""
+        endpoints have stopped changing for GRAPH_SETTLE_SEC (its topics are discovered), or fail.
+        False if `stop` was set meanwhile."""
         watcher = self.nodes[-1]
         wanted = {(spec.name, f"/{spec.namespace}") for spec in specs}
         deadline = time.monotonic() + STARTUP_TIMEOUT_SEC
@@ -359,13 +362,15 @@ class FleetRun:
                 if now_endpoints != endpoints:
                     endpoints, stable_since = now_endpoints, time.monotonic()
                 elif time.monotonic() - stable_since >= GRAPH_SETTLE_SEC:
-                    return
+                    return True
+            if self._stop.is_set():
+                return False
             failed = self.failed_child()
             if failed is not None:
                 raise _exited(*failed)
             if time.monotonic() > deadline:
                 if not missing:
-                    return  # every node is there; the graph is just busy
+                    return True  # every node is there; the graph is just busy
                 names = ", ".join(sorted(f"{ns.rstrip('/')}/{name}" for name, ns in missing))
                 raise LaunchError(f"nodes not on the ROS graph after {STARTUP_TIMEOUT_SEC:g} s: {names} "
                                   f"(check ROS_DOMAIN_ID / ROS_AUTOMATIC_DISCOVERY_RANGE)")
@@ -390,16 +395,10 @@ class FleetRun:
         return None
 
     def spin(self, seconds: float) -> None:
-        """Serve callbacks of in-process nodes for about `seconds` (or just wait)."""
+        """Serve callbacks of this process's nodes for about `seconds`."""
         deadline = time.monotonic() + seconds
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            if self.executor is not None:
-                self.executor.spin_once(timeout_sec=remaining)
-            else:
-                time.sleep(remaining)
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.executor.spin_once(timeout_sec=remaining)
 
     def close(self, grace: float = 10.0) -> None:
         """Stop children (SIGTERM, then SIGKILL after `grace` s) and destroy in-process nodes.
@@ -497,7 +496,7 @@ def run(specs: Sequence[NodeSpec], *, processes: bool = False, duration: Optiona
 
     Returns 0 on all three; raises LaunchError if a node process exits by itself.
     """
-    with stop_on_signals() as stop, FleetRun(specs, processes, local_nodes) as fleet:
+    with stop_on_signals() as stop, FleetRun(specs, processes, local_nodes, stop) as fleet:
         end = None if duration is None else time.monotonic() + duration
         while not stop.is_set():
             fleet.spin(tick if end is None else max(0.0, min(tick, end - time.monotonic())))
