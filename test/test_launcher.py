@@ -54,7 +54,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize("processes, signum", [(False, signal.SIGINT), (True, signal.SIGTERM)])
+@pytest.mark.parametrize("processes, signum", [(False, signal.SIGTERM), (False, signal.SIGINT),
+                                               (True, signal.SIGTERM)])
 def test_signal_stops_every_node_cleanly(tmp_path, processes, signum):
     proc = _start_launcher(tmp_path, processes)
     try:
