@@ -12,7 +12,7 @@ the console script's body) with a generated parameter file; the coordinator
 starts once the others are on the graph. Either way, SIGINT/SIGTERM stop every
 node (children get SIGTERM, then SIGKILL after a grace period) and the run
 returns 0; a child that dies on its own stops the rest and is reported;
-children die with the launcher (PR_SET_PDEATHSIG), so nothing is orphaned.
+children are killed with the launcher (PR_SET_PDEATHSIG), so nothing is orphaned.
 """
 import ctypes
 import os
@@ -468,9 +468,14 @@ def _exited(spec: NodeSpec, code: int) -> LaunchError:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it if the launcher dies, whatever the cause."""
+    """Runs in the child before exec: SIGKILL it if the launcher dies without stopping it.
+
+    SIGKILL, not SIGTERM: a node's shutdown can hang (seen once: FastDDS busy-waiting in
+    destroy_participant), and with the launcher gone nobody would escalate. When the
+    launcher stops normally, close() sends SIGTERM first and SIGKILL only after a grace period.
+    """
     PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @contextmanager
