@@ -29,11 +29,12 @@ def one(k, model, m, tol, table_mb):
     from altmarl_ros.core.counts import n_count_vectors
     from altmarl_ros.core.glearn import g_learn
     from altmarl_ros.core.model import load_model
+    from altmarl_ros.experiments.glearn_probe import peak_rss_mb
 
     game = load_model(model)
     uniform = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
     g_learn(game, uniform, 2, m=m)  # load the compiled kernels
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = peak_rss_mb()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = usage.ru_utime + usage.ru_stime
     result = g_learn(game, uniform, k, m=m, tol=tol, table_bytes=table_mb << 20)
@@ -46,7 +47,7 @@ def one(k, model, m, tol, table_mb):
                 sweeps=result.sweeps, residual=result.residual, converged=result.converged,
                 backups_per_s=result.sweeps * game.n_sg * n_f / iterate,
                 cpu=usage.ru_utime + usage.ru_stime - cpu_before, cached=result.table_fraction,
-                arrays_mb=arrays / 2**20, rss_mb=usage.ru_maxrss / 1024, rss_before_mb=rss_before,
+                arrays_mb=arrays / 2**20, rss_mb=peak_rss_mb(), rss_before_mb=rss_before,
                 value=result.value)
 
 

@@ -191,3 +191,24 @@ def test_tiny_grid_end_to_end_then_resume_recomputes_nothing(tmp_path, capsys):
     second = json.loads(capsys.readouterr().out)
     assert second["computed"] == 0 and second["skipped"] == first["computed"]
     assert {path: path.stat().st_mtime_ns for path in points} == stamps
+
+
+def test_glearn_probe_measures_its_own_peak_not_its_parents():
+    """Started by a process holding 512 MB (as a long sweep is), the probe's growth at
+    k = 30 still covers G-LEARN's cached draws: int32 [S_g, N_F, m] = 27.8 MB."""
+    import subprocess
+    import sys
+
+    from altmarl_ros.core.counts import n_count_vectors
+
+    parent_heap = np.ones(64 << 20)  # 512 MB, touched
+    assert parent_heap.sum() == parent_heap.size
+    k, m, n_sg = 30, 30, 5
+    done = subprocess.run(
+        [sys.executable, "-m", "altmarl_ros.experiments.glearn_probe",
+         str(REPO / "config" / "models" / "warehouse.yaml"), str(k), str(m), "0"],
+        capture_output=True, text=True, check=True)
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    draw_cache_mb = n_sg * n_count_vectors(k, 5) * m * 4 / 2**20
+    assert probe["converged"]
+    assert draw_cache_mb <= probe["peak_growth_mb"] < probe["peak_rss_mb"] < 512

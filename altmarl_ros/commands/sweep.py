@@ -1,6 +1,7 @@
 """`altmarl sweep`: the paper's k-sweep with baselines, resumable, and its report."""
 import json
 import sys
+import time
 from pathlib import Path
 
 HELP = ("run ALTERNATING-MARL and baselines over a grid of k (resumable); "
@@ -14,6 +15,22 @@ CONFIG_CANDIDATES = (
 
 def _default_config():
     return str(next((path for path in CONFIG_CANDIDATES if path.exists()), CONFIG_CANDIDATES[0]))
+
+
+class _LineProgress:
+    """The progress calls run_sweep makes, printed as one stderr line per finished unit."""
+
+    def __init__(self, desc, total):
+        self.desc, self.total, self.done, self.unit = desc, total, 0, ""
+        self.started = time.perf_counter()
+
+    def set_postfix_str(self, text):
+        self.unit = text
+
+    def update(self, count):
+        self.done += count
+        print(f"{self.desc}: {self.done}/{self.total} {self.unit} "
+              f"({time.perf_counter() - self.started:.0f} s)", file=sys.stderr, flush=True)
 
 
 def add_arguments(parser):
@@ -49,10 +66,14 @@ def run(args):
         grid = load_grid(args.config, args.grid)
         from tqdm import tqdm
 
-        show = not (args.quiet or args.json) and sys.stderr.isatty()
-        with tqdm(total=count_units(grid), desc=f"sweep {grid.name}", unit="point",
-                  disable=not show, file=sys.stderr) as bar:
-            result = run_sweep(grid, out_dir, progress=bar)
+        show = not (args.quiet or args.json)
+        total = count_units(grid)
+        if show and not sys.stderr.isatty():  # a log file: one line per unit, not \r redraws
+            result = run_sweep(grid, out_dir, progress=_LineProgress(f"sweep {grid.name}", total))
+        else:
+            with tqdm(total=total, desc=f"sweep {grid.name}", unit="point",
+                      disable=not show, file=sys.stderr) as bar:
+                result = run_sweep(grid, out_dir, progress=bar)
         summary.update(computed=result.computed, skipped=result.skipped, seconds=result.seconds)
         if not args.json:
             print(f"sweep {grid.name}: {result.computed} points computed, {result.skipped} reused "

@@ -33,7 +33,7 @@ ROW_FIELDS = (
     "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "note",
 )
 # Bumped when a unit's computation changes meaning, so old result files are recomputed.
-RESULTS_FORMAT = 3
+RESULTS_FORMAT = 4
 
 
 class SweepConfigError(AltmarlError):
