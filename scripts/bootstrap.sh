@@ -13,7 +13,8 @@ VENV="${ALTMARL_VENV:-$ROOT/.venv}"
 BUILD="$ROOT/build"
 STAMPS="$VENV/.altmarl-stamps"
 
-step() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+# Progress goes to stderr: stdout belongs to the command after set-up (`./run.sh --json` stays valid JSON).
+step() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 fail() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
 digest() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 fresh() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }

@@ -117,3 +117,15 @@ def test_bad_model_file_is_a_named_error_not_a_traceback(tmp_path, capsys, chang
 def test_policy_path_must_be_npz_before_any_training(tiny_model, tmp_path, capsys):
     assert _train(tiny_model, tmp_path / "policy.pkl") == 2
     assert "policy files end in .npz" in capsys.readouterr().err
+
+
+def test_setup_step_keeps_stdout_for_the_command_after_it():
+    """run.sh/test.sh run scripts/bootstrap.sh first; `./run.sh --json` must print only JSON on stdout.
+    (The venv this suite runs in is already set up, so this is the quick, all-stamps-fresh run.)"""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bootstrap.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "" and "environment ready" in done.stderr
