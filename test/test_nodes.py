@@ -160,6 +160,10 @@ def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
     assert np.abs(sim.sim.velocities[:N, 0]).max() > 0.1  # the workers drive
     assert coordinator.invalid_poses == 0 and coordinator.short_decisions == 0
     assert len(coordinator.tick_seconds) == coordinator.epoch
+    # One decision per decision_period of sim time, each on the first control tick of its period.
+    stamps = [msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6) for msg in received]
+    period_ms = round(coordinator.decision_period * 1000)
+    assert all(abs(gap - period_ms) <= dt_ms for gap in np.diff(stamps)), stamps
 
 
 def test_stopping_the_coordinator_stops_the_robots_within_the_timeout(graph, world):
@@ -335,6 +339,7 @@ def test_bad_parameters_stop_the_node_with_a_named_error(ros_context, world):
         (CoordinatorNode, {"scenario": world["scenario"]}, "'policy' is required"),
         (CoordinatorNode, {**ok, "odom_timeout": 0}, "'odom_timeout' = 0.0: must be > 0"),
         (CoordinatorNode, {**ok, "robots": [1, 1, 2, 3, 4, 5]}, "more than once"),
+        (CoordinatorNode, {**ok, "decision_period": 0.5, "control_period": 1.0}, "exceeds 'decision_period'"),
         (LocalAgentsNode, {**ok, "command_timeout": -1.0}, "'command_timeout'"),
         (LocalAgentsNode, {**ok, "scenario": "no_such_world"}, "'scenario' = 'no_such_world'"),
         (FleetSimNode, {"scenario": world["scenario"], "n_robots": 0}, "'n_robots' = 0"),

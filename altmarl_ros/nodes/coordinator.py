@@ -1,7 +1,11 @@
 """coordinator: the global agent. Samples k robots per decision epoch, runs pi_g, drives the depot.
 
 Every robot's odometry arrives on a raw subscription whose callback only keeps
-the bytes and the receive time (_odom_store.LatestOdometry). Each decision tick:
+the bytes and the receive time (_odom_store.LatestOdometry). One timer runs at
+the control rate; it decides at the first tick at or after each decision
+boundary of the node's clock (t0 + j * decision_period), so there is exactly one
+decision per period even when a sim-time timer would fire twice at one /clock
+value and then skip a period. Each decision:
 1. s_g = the depot's zone (depot/odom, core.ring);
 2. draw a uniform random order of the robots whose odometry is fresh (younger
    than `odom_timeout`) and decode them in that order until k have a finite
@@ -27,6 +31,7 @@ from collections import deque
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
 from geometry_msgs.msg import Twist
+from rclpy.time import Time
 
 from altmarl_ros.core.counts import rank
 from altmarl_ros.core.ring import steer_to_zone, zone_of_pose
@@ -84,6 +89,10 @@ class CoordinatorNode(AltmarlNode):
             "s between decisions (default: the scenario's timing.decision_epoch, what the policy was trained on)",
             positive=True)
         control_period = declare_control_period(self, scenario)
+        if control_period > self.decision_period:
+            raise ParameterError(f"parameter 'control_period' = {control_period:g} s exceeds 'decision_period' = "
+                                 f"{self.decision_period:g} s: decisions are made on control ticks; lower "
+                                 f"control_period")
         odom_timeout = declare_float(self, "odom_timeout", 0.5,
                                      "s: a robot whose odometry is older is not sampled", positive=True)
         self.odom_timeout_ns = int(odom_timeout * 1e9)
@@ -112,8 +121,10 @@ class CoordinatorNode(AltmarlNode):
         namespace = self.get_namespace().rstrip("/")
         self._odom_pattern = re.compile(rf"^{re.escape(namespace)}/robot_(\d+)/odom$")
 
-        self.create_timer(self.decision_period, self.decide)
-        self.create_timer(control_period, self.drive_depot)
+        self._period_ns = int(round(self.decision_period * 1e9))
+        self._next_decision_ns = None  # the next decision boundary; None until the first tick
+        self._slack_ns = int(control_period * 0.5e9)
+        self.create_timer(control_period, self.tick)
         self.create_timer(GRAPH_SCAN_SEC, self.scan_for_unknown_robots)
         self.get_logger().info(
             f"policy {self.policy.policy_id} (k = {k}) on scenario {scenario.name!r}: sampling {k} of "
@@ -144,11 +155,23 @@ class CoordinatorNode(AltmarlNode):
                 break
         return chosen, np.array(poses, dtype=np.float64).reshape(-1, 3)
 
-    def decide(self) -> None:
-        """One decision epoch (see the module docstring)."""
+    def tick(self) -> None:
+        """Control-rate tick: decide if a decision boundary has passed, then steer the depot."""
+        now_ns, period = self._now_ns(), self._period_ns
+        due = self._next_decision_ns
+        if due is None or now_ns < due - 2 * period:  # first tick, or the clock jumped back
+            due = now_ns + period
+        late = now_ns + self._slack_ns - due  # slack: sim time is a float sum, 1.0 may read 0.99999
+        if late >= 0:
+            self.decide(now_ns)
+            due += (late // period + 1) * period  # the next boundary still ahead
+        self._next_decision_ns = due
+        self.drive_depot()
+
+    def decide(self, now_ns: int) -> None:
+        """One decision epoch at clock time now_ns (see the module docstring)."""
         started = time.perf_counter()
         logger = self.get_logger()
-        now_ns = self._now_ns()
         depot = self._depot_pose(now_ns)
         if depot is None:
             self.skipped_decisions += 1
@@ -173,14 +196,13 @@ class CoordinatorNode(AltmarlNode):
         msg = GlobalCommand(epoch=self.epoch, global_state=s_g, global_action=action, k=self.k,
                             sampled_ids=[int(i) for i in ids], counts=counts.tolist(), count_rank=count_rank,
                             policy_id=self.policy.policy_id)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = Time(nanoseconds=now_ns).to_msg()
         msg.header.frame_id = MAP_FRAME
         self.command_pub.publish(msg)
         self.goal_zone = action
         self.last_command = msg
         self.epoch += 1
         self.tick_seconds.append(time.perf_counter() - started)
-        self.drive_depot()
 
     def drive_depot(self) -> None:
         """Steer the depot to the chosen zone with the core's ring controller; stop without odometry."""
