@@ -17,9 +17,6 @@ from altmarl_ros.nodes._ros import AltmarlNode, run_node
 class Greeter(AltmarlNode):
     DEFAULT_NAME = "greeter"
 
-    def __init__(self, params=None, **node_kwargs):
-        super().__init__(self.DEFAULT_NAME, params, **node_kwargs)
-
     def setup(self):
         self.marks = Path(os.environ["ALTMARL_TEST_MARKS"])
         self.peers = declare_int(self, "peers", 1, "other nodes to hear from before marking ready", minimum=1)

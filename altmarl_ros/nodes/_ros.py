@@ -65,10 +65,15 @@ class AltmarlNode(Node):
 
     If `setup()` raises (a bad parameter, a policy that does not fit), the half-built
     node is destroyed before the error propagates, so nothing is left on the graph.
+    A subclass names itself with `DEFAULT_NAME`; `node_name=` overrides it.
     """
 
-    def __init__(self, node_name: str, params: Optional[Mapping[str, Any]] = None, **node_kwargs):
-        super().__init__(node_name, parameter_overrides=parameter_overrides(params), **node_kwargs)
+    DEFAULT_NAME = ""
+
+    def __init__(self, params: Optional[Mapping[str, Any]] = None, *, node_name: Optional[str] = None,
+                 **node_kwargs):
+        super().__init__(node_name or self.DEFAULT_NAME, parameter_overrides=parameter_overrides(params),
+                         **node_kwargs)
         try:
             self.setup()
         except BaseException:

@@ -65,9 +65,6 @@ class CoordinatorNode(AltmarlNode):
 
     DEFAULT_NAME = "coordinator"
 
-    def __init__(self, params=None, *, node_name: str = DEFAULT_NAME, **node_kwargs):
-        super().__init__(node_name, params, **node_kwargs)
-
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.scenario = scenario

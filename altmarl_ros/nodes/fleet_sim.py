@@ -53,9 +53,6 @@ class FleetSimNode(AltmarlNode):
 
     DEFAULT_NAME = "fleet_sim"
 
-    def __init__(self, params=None, *, node_name: str = DEFAULT_NAME, **node_kwargs):
-        super().__init__(node_name, params, **node_kwargs)
-
     def setup(self) -> None:
         from altmarl_sim.fleet import FleetSim
         from altmarl_sim.scenario import Timing

@@ -31,9 +31,6 @@ class LocalAgentsNode(AltmarlNode):
 
     DEFAULT_NAME = "local_agents"
 
-    def __init__(self, params=None, *, node_name: str = DEFAULT_NAME, **node_kwargs):
-        super().__init__(node_name, params, **node_kwargs)
-
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.scenario = scenario

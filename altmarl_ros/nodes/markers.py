@@ -56,9 +56,6 @@ class MarkersNode(AltmarlNode):
 
     DEFAULT_NAME = "markers"
 
-    def __init__(self, params=None, *, node_name: str = DEFAULT_NAME, **node_kwargs):
-        super().__init__(node_name, params, **node_kwargs)
-
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.ring = scenario.ring

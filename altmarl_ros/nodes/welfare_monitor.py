@@ -34,9 +34,6 @@ class WelfareMonitorNode(AltmarlNode):
 
     DEFAULT_NAME = "welfare_monitor"
 
-    def __init__(self, params=None, *, node_name: str = DEFAULT_NAME, **node_kwargs):
-        super().__init__(node_name, params, **node_kwargs)
-
     def setup(self) -> None:
         self.scenario = declare_scenario(self)
         n_robots = declare_int(self, "n_robots", self.scenario.workers,
