@@ -324,6 +324,35 @@ def test_counts_for_k_keeps_proportions():
         assert scaled.sum() == 9 and np.all(np.abs(scaled - counts * 9 / m) < 1)
 
 
+def test_decision_schedule_decides_once_in_every_period_with_a_tick():
+    """Ticks on a float-summed sim clock, some fired twice at one time, stalls of 0.3 s and
+    2.5 s, then a clock reset: every period window that holds a tick holds exactly one decision."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack = 1_000_000_000, 25_000_000
+    t, ticks = 0.0, []
+    for i in range(400):
+        t += 0.05
+        if 100 <= i < 106 or 200 <= i < 250:  # stalls: no tick for 0.3 s, 2.5 s
+            continue
+        ticks += [int(t * 1e9)] * (2 if i % 7 == 0 else 1)  # now and then the same clock value twice
+    due, decided = None, []
+    for now in ticks:
+        decide, due = decision_schedule(due, now, period, slack)
+        if decide:
+            decided.append(now)
+    start = ticks[0] + period - slack  # the first boundary, less the slack
+    assert decided and decided[0] >= start and len(set(decided)) == len(decided)
+    for j in range((ticks[-1] - start) // period + 1):
+        window = (start + j * period, start + (j + 1) * period)
+        if any(window[0] <= now < window[1] for now in ticks):
+            assert sum(window[0] <= now < window[1] for now in decided) == 1, (j, decided)
+    # The simulator restarts: the schedule starts again one period after the reset.
+    decide, due = decision_schedule(due, 50_000_000, period, slack)
+    assert not decide and due == 1_050_000_000
+    assert decision_schedule(due, 1_049_999_000, period, slack) == (True, 2_050_000_000)
+
+
 def test_bad_parameters_stop_the_node_with_a_named_error(ros_context, world):
     from altmarl_ros.nodes.coordinator import CoordinatorNode
     from altmarl_ros.nodes.fleet_sim import FleetSimNode

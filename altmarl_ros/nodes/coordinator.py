@@ -60,6 +60,23 @@ def counts_for_k(counts: np.ndarray, k: int) -> np.ndarray:
     return scaled
 
 
+def decision_schedule(due_ns, now_ns: int, period_ns: int, slack_ns: int):
+    """(decide now?, next boundary) for a control tick at clock time now_ns.
+
+    due_ns is the boundary the last tick returned, or None before the first tick.
+    The first boundary is one period after the first tick; a clock that jumps back
+    by more than a period (a simulator restart) starts the schedule again. A tick
+    within slack_ns before the boundary counts as on it (sim time is a float sum:
+    1.0 s may read 0.99999). A tick that is late by several periods decides once.
+    """
+    if due_ns is None or now_ns < due_ns - 2 * period_ns:
+        return False, now_ns + period_ns
+    late = now_ns + slack_ns - due_ns
+    if late < 0:
+        return False, due_ns
+    return True, due_ns + (late // period_ns + 1) * period_ns
+
+
 class CoordinatorNode(AltmarlNode):
     """The global agent's node; see the module docstring."""
 
@@ -154,15 +171,11 @@ class CoordinatorNode(AltmarlNode):
 
     def tick(self) -> None:
         """Control-rate tick: decide if a decision boundary has passed, then steer the depot."""
-        now_ns, period = self._now_ns(), self._period_ns
-        due = self._next_decision_ns
-        if due is None or now_ns < due - 2 * period:  # first tick, or the clock jumped back
-            due = now_ns + period
-        late = now_ns + self._slack_ns - due  # slack: sim time is a float sum, 1.0 may read 0.99999
-        if late >= 0:
+        now_ns = self._now_ns()
+        decide_now, self._next_decision_ns = decision_schedule(self._next_decision_ns, now_ns,
+                                                               self._period_ns, self._slack_ns)
+        if decide_now:
             self.decide(now_ns)
-            due += (late // period + 1) * period  # the next boundary still ahead
-        self._next_decision_ns = due
         self.drive_depot()
 
     def decide(self, now_ns: int) -> None:
