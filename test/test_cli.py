@@ -65,6 +65,17 @@ def test_train_json_is_one_object_without_nan(tiny_model, tmp_path, capsys):
     assert {"policy_id", "welfare_estimate", "nash_gap", "rounds"} <= set(report)
 
 
+def test_evaluate_json_of_a_single_rollout_is_strict_json(tiny_model, tmp_path, capsys):
+    """One rollout has no confidence interval: --json says null, not NaN (which JSON parsers reject)."""
+    out = tmp_path / "p.npz"
+    assert _train(tiny_model, out) == 0
+    capsys.readouterr()
+    one = ["--n", "10", "--horizon", "8", "--seeds", "1", "--rollouts", "1", "--m", "5", "--quiet", "--json"]
+    assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *one]) == 0
+    report = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
+    assert report["welfare_ci"] is None and np.isfinite(report["welfare"])
+
+
 def test_evaluate_refuses_a_policy_of_another_model(tiny_model, tmp_path, capsys):
     out = tmp_path / "p.npz"
     assert _train(tiny_model, out) == 0

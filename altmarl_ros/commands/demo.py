@@ -12,10 +12,11 @@
    in the continuous simulator (altmarl_sim.rollout) with the same n, k and horizon.
 """
 import argparse
-import json
 import math
 import sys
 import time
+
+from altmarl_ros.commands import print_json
 
 HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with it, and print the welfare "
         "achieved next to the offline evaluation")
@@ -93,7 +94,7 @@ def run(args) -> int:
                                int(fleet.common.get("seed", 0)), show and not args.json)
     report = _report(monitor, offline, run_result, n, k, policy, args.processes)
     if args.json:
-        print(json.dumps(_finite_or_none(report)))
+        print_json(report)
     else:
         _print_report(report, scenario.gamma)
     return 0
@@ -270,17 +271,6 @@ def _report(monitor, offline, run_result, n, k, policy, processes) -> dict:
         "robots_without_odometry": monitor.missing_at_epoch_start,
         "first_epoch": monitor.first_epoch, "out_of_sequence": monitor.out_of_sequence,
     }
-
-
-def _finite_or_none(value):
-    """NaN/inf (e.g. no real-time factor when the clock never ran) -> null, so --json stays valid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(item) for item in value]
-    return value
 
 
 def _print_report(report, gamma: float) -> None:

@@ -1,7 +1,8 @@
 """`altmarl evaluate`: welfare +- 95% CI of a trained policy, its Nash gap, and the baselines."""
-import json
 import sys
 from pathlib import Path
+
+from altmarl_ros.commands import print_json
 
 HELP = "evaluate a trained policy: n-agent rollouts (welfare +- 95% CI), Nash gap, baselines"
 
@@ -114,7 +115,7 @@ def run(args) -> int:
     k = policy.k
     m, gap_seed = _gap_surrogate(args, policy)
     if args.json:
-        print(json.dumps({
+        print_json({
             "welfare": welfare.mean, "welfare_ci": welfare.ci95,
             "nash_gap": gap.gap, "global_gain": gap.global_gain, "local_gain": gap.local_gain,
             "gap_m": m, "gap_seed": gap_seed,
@@ -124,7 +125,7 @@ def run(args) -> int:
             "policy": str(args.policy), "policy_id": policy.policy_id, "k": k,
             "model": label, "model_hash": game.content_hash(), **rollout_args,
             "agent_steps": welfare.agent_steps, "agent_steps_per_second": welfare.agent_steps_per_second,
-        }))
+        })
         return 0
     returns = welfare.returns.size
     print(f"policy {args.policy} (id {policy.policy_id}, k = {k}) on model {label} ({game.content_hash()})")

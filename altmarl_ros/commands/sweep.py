@@ -1,8 +1,9 @@
 """`altmarl sweep`: the paper's k-sweep with baselines, resumable, and its report."""
-import json
 import sys
 import time
 from pathlib import Path
+
+from altmarl_ros.commands import print_json
 
 HELP = ("run ALTERNATING-MARL and baselines over a grid of k (resumable); "
         "--report regenerates docs/results.md and its figures")
@@ -86,5 +87,5 @@ def run(args):
         if not args.json:
             print(f"report: {args.doc} and {len(figures)} figures in {figure_dir}")
     if args.json:
-        print(json.dumps(summary))
+        print_json(summary)
     return 0

@@ -1,8 +1,9 @@
 """`altmarl train`: ALTERNATING-MARL on a model; writes the policy file and its learning curve."""
-import json
 import math
 import sys
 from pathlib import Path
+
+from altmarl_ros.commands import finite_or_none, print_json
 
 HELP = "learn (pi_g, pi_l) with ALTERNATING-MARL; write the policy file and a learning-curve PNG"
 
@@ -60,9 +61,7 @@ def _training_source(args, scenario):
 
 def _round_row(log) -> dict:
     """A RoundLog as a JSON-safe dict (NaN, logged for rejected rounds, becomes None)."""
-    row = {name: getattr(log, name) for name in log.__dataclass_fields__}
-    return {name: None if isinstance(value, float) and math.isnan(value) else value
-            for name, value in row.items()}
+    return finite_or_none({name: getattr(log, name) for name in log.__dataclass_fields__})
 
 
 def _or_dash(value, spec: str) -> str:
@@ -168,8 +167,8 @@ def run(args) -> int:
     curve = args.out.with_suffix(".png")
     write_learning_curve(curve, rows, residuals, f"ALTERNATING-MARL on {label}, k = {args.k}, m = {args.m}")
     if args.json:
-        print(json.dumps({"policy": str(args.out), "policy_id": artifact.policy_id,
-                          "learning_curve": str(curve), **artifact.meta["metrics"]}))
+        print_json({"policy": str(args.out), "policy_id": artifact.policy_id,
+                    "learning_curve": str(curve), **artifact.meta["metrics"]})
         return 0
     print(_format_table(rows))
     print(f"stopped: {result.stop_reason} ({result.seconds:.1f} s, eta = {result.eta:.4g})")
