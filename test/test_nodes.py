@@ -137,7 +137,8 @@ def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
     _, received = _listen(graph)
     assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
     ring, policy, dt_ms = world["ring"], world["random_policy"], round(sim.sim.control_period * 1000)
-    for epoch, msg in enumerate(received):
+    stamps_ms = [msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6) for msg in received]
+    for epoch, (msg, t_ms) in enumerate(zip(received, stamps_ms)):
         assert msg.epoch == epoch and msg.k == K and msg.policy_id == policy.policy_id
         ids = list(msg.sampled_ids)
         assert len(ids) == K == len(set(ids)) and all(0 <= i < N for i in ids)
@@ -145,7 +146,6 @@ def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
         assert msg.global_action == policy.pi_g[msg.global_state, msg.count_rank]
         # The counts are the zones of the sampled robots in the simulator at decision time t, give or
         # take the one control step by which the decision and the newest delivered odometry can differ.
-        t_ms = msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6)
         matches = []
         for when in (t_ms, t_ms - dt_ms, t_ms + dt_ms):
             if when not in history:  # the step after the last decision may not have run yet
@@ -161,9 +161,8 @@ def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
     assert coordinator.invalid_poses == 0 and coordinator.short_decisions == 0
     assert len(coordinator.tick_seconds) == coordinator.epoch
     # One decision per decision_period of sim time, each on the first control tick of its period.
-    stamps = [msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6) for msg in received]
     period_ms = round(coordinator.decision_period * 1000)
-    assert all(abs(gap - period_ms) <= dt_ms for gap in np.diff(stamps)), stamps
+    assert all(abs(gap - period_ms) <= dt_ms for gap in np.diff(stamps_ms)), stamps_ms
 
 
 def test_stopping_the_coordinator_stops_the_robots_within_the_timeout(graph, world):
