@@ -451,7 +451,7 @@ def warm_up_kernels() -> None:
     import numpy as np
 
     from altmarl_ros.core.counts import rank
-    from altmarl_ros.core.ring import steer_to_zone, target_zone, zone_of_pose
+    from altmarl_sim.ring import steer_to_zone, target_zone, zone_of_pose
     from altmarl_sim.scenario import load_scenario
 
     scenario = load_scenario()

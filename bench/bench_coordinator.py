@@ -41,7 +41,7 @@ def publish_fleet(n: int, rate: float) -> None:
     from nav_msgs.msg import Odometry
     from rclpy.serialization import serialize_message
 
-    from altmarl_ros.core.ring import zone_centre
+    from altmarl_sim.ring import zone_centre
     from altmarl_ros.nodes._ros import DEPOT_ODOM_TOPIC, ODOM_QOS, base_frame, make_executor, odom_topic
     from altmarl_sim.scenario import load_scenario
 

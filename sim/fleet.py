@@ -17,7 +17,7 @@ Two ways to drive it, sharing one state and the same kinematics kernel:
     then read `poses`, `velocities`, `time`.
 
 Same scenario, n and seed -> same trajectory (every call draws its noise seed from
-the simulator's own numpy Generator; see altmarl_ros.core.kinematics).
+the simulator's own numpy Generator; see altmarl_sim.kinematics).
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import integer
-from altmarl_ros.core.kinematics import _control_step, _step_commanded, _stream
-from altmarl_ros.core.ring import (ACTION_ZONE_STEP, N_LOCAL_ACTIONS, _steer_to_zone,
+from altmarl_sim.kinematics import _control_step, _step_commanded, _stream
+from altmarl_sim.ring import (ACTION_ZONE_STEP, N_LOCAL_ACTIONS, _steer_to_zone,
                                    _zones_of_xy)
 from altmarl_sim.scenario import Scenario, ScenarioError
 

@@ -19,8 +19,8 @@ import yaml
 
 from altmarl_ros.core._checks import (FieldValueError, as_float, integer, non_negative, positive,
                                       probability)
-from altmarl_ros.core.kinematics import Faults, Noise, RobotLimits
-from altmarl_ros.core.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
+from altmarl_sim.kinematics import Faults, Noise, RobotLimits
+from altmarl_sim.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
 
 SCENARIO_DIRS = (
     Path(__file__).resolve().parent.parent / "config" / "scenarios",  # source checkout

@@ -34,7 +34,7 @@ from geometry_msgs.msg import Twist
 from rclpy.time import Time
 
 from altmarl_ros.core.counts import rank
-from altmarl_ros.core.ring import steer_to_zone, zone_of_pose
+from altmarl_sim.ring import steer_to_zone, zone_of_pose
 from altmarl_ros.nodes._odom_store import LatestOdometry
 from altmarl_ros.nodes._params import (ParameterError, declare_control_period, declare_float, declare_int,
                                        declare_policy, declare_robots, declare_scenario)

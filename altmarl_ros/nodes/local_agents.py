@@ -15,7 +15,7 @@ import numpy as np
 from altmarl_msgs.msg import GlobalCommand
 from geometry_msgs.msg import Twist
 
-from altmarl_ros.core.ring import steer_to_zone, target_zone, zone_of_pose
+from altmarl_sim.ring import steer_to_zone, target_zone, zone_of_pose
 from altmarl_ros.nodes._cdr import twist_cdr
 from altmarl_ros.nodes._odom_store import LatestOdometry
 from altmarl_ros.nodes._params import (declare_control_period, declare_float, declare_int, declare_policy,

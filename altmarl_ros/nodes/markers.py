@@ -18,7 +18,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from altmarl_ros.core.ring import zone_of_pose
+from altmarl_sim.ring import zone_of_pose
 from altmarl_ros.nodes._odom_store import LatestOdometry
 from altmarl_ros.nodes._params import declare_float, declare_robots, declare_scenario
 from altmarl_ros.nodes._ros import (DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, MAP_FRAME,

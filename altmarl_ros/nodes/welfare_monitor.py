@@ -22,7 +22,7 @@ import numpy as np
 from altmarl_msgs.msg import GlobalCommand
 from nav_msgs.msg import Odometry
 
-from altmarl_ros.core.ring import zone_of_pose
+from altmarl_sim.ring import zone_of_pose
 from altmarl_ros.nodes._cdr import odometry_state
 from altmarl_ros.nodes._params import declare_int, declare_robot_ids, declare_scenario
 from altmarl_ros.nodes._ros import (DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, ODOM_QOS,

@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import FieldValueError, integer, positive
-from altmarl_ros.core.kinematics import TWO_PI, RobotLimits
+from altmarl_sim.kinematics import TWO_PI, RobotLimits
 
 LOCAL_ACTIONS = ("stay", "next", "previous")
 ACTION_ZONE_STEP = np.array([0, 1, -1], dtype=np.int64)  # zone offset of each local action
