@@ -44,7 +44,8 @@ def _on_model(args, rollout_args, hide_progress):
     """(game, label, policy, welfare, gap, baselines) from rollouts of the tabular model."""
     from tqdm import tqdm
 
-    from altmarl_ros.core.evaluate import BASELINES, baselines, nash_gap, rollout_welfare
+    from altmarl_ros.core.baselines import BASELINES
+    from altmarl_ros.core.evaluate import baselines, nash_gap, rollout_welfare
     from altmarl_ros.core.model import load_model
     from altmarl_ros.core.policy import load_policy
 
@@ -52,7 +53,7 @@ def _on_model(args, rollout_args, hide_progress):
     policy = load_policy(args.policy, game=game)
     k = policy.k
     m, gap_seed = _gap_surrogate(args, policy)
-    names = () if args.no_baselines else BASELINES
+    names = () if args.no_baselines else tuple(BASELINES)
     with tqdm(total=2 + len(names), desc="evaluate", unit="step", file=sys.stderr,
               disable=hide_progress) as bar:
         bar.set_postfix_str("rollouts")
@@ -76,7 +77,8 @@ def _in_simulator(args, rollout_args, hide_progress):
     from altmarl_ros.core.evaluate import nash_gap
     from altmarl_ros.core.policy import PolicyError, load_policy
     from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
-    from altmarl_sim.rollout import BASELINES, sim_baselines, sim_rollout_welfare
+    from altmarl_ros.core.baselines import BASELINES, scoring_runs
+    from altmarl_sim.rollout import sim_baselines, sim_rollout_welfare
     from altmarl_sim.scenario import load_scenario
 
     if rollout_args.pop("dirichlet_alpha") is not None:
@@ -88,8 +90,8 @@ def _in_simulator(args, rollout_args, hide_progress):
     game, _ = estimate_model(scenario, samples_per_pair=samples)
     k = policy.k
     m, gap_seed = _gap_surrogate(args, policy)
-    names = () if args.no_baselines else BASELINES
-    runs = 1 + ("uniform_random" in names) + ("best_constant_global" in names) * (game.n_ag + 1)
+    names = () if args.no_baselines else tuple(BASELINES)
+    runs = 1 + sum(scoring_runs(BASELINES[name].candidates(game, k)) for name in names)
     per_run = args.seeds * args.rollouts
     with tqdm(total=runs * per_run, desc="evaluate", unit="rollout", file=sys.stderr,
               disable=hide_progress) as bar:

@@ -316,7 +316,7 @@ def _glearn_cost_row(spec, game, k, grid):
 
 
 def _baseline_rows(spec, game, grid):
-    """Uniform random and best constant global + local BR (both independent of k)."""
+    """Every registered baseline (core.baselines; the blind ones are independent of k)."""
     from altmarl_ros.core.evaluate import baselines
 
     protocols = [("", grid.horizon, None)]
@@ -327,7 +327,7 @@ def _baseline_rows(spec, game, grid):
     for suffix, horizon, alpha in protocols:
         found = baselines(game, grid.k[0], n=grid.n, horizon=horizon, seeds=grid.seeds,
                           rollouts=grid.rollouts, seed=grid.seed, dirichlet_alpha=alpha)
-        for name in ("uniform_random", "best_constant_global"):
+        for name in found:
             note = found[name].detail or None
             if suffix:
                 note = "; ".join(filter(None, [note, _protocol_note(spec.authors_protocol)]))
