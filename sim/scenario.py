@@ -43,6 +43,21 @@ class Rewards:
     worker_energy: float
     depot_energy: float
 
+    def local_reward(self, served, metres):
+        """r_l of each worker: `service` if it started the epoch in the depot's zone, less its energy."""
+        return self.service * served - self.worker_energy * metres
+
+    def depot_reward(self, metres):
+        """r_g: the depot's energy for the metres it drove."""
+        return -self.depot_energy * metres
+
+    def epoch(self, served, worker_metres, depot_metres: float) -> tuple[np.ndarray, float, float]:
+        """(r_l per worker, r_g, the epoch's reward r_g + mean r_l): what the simulator, the
+        generative sampler's pooled epochs and the welfare monitor all score."""
+        local = self.local_reward(served, worker_metres)
+        depot = self.depot_reward(float(depot_metres))
+        return local, depot, depot + float(local.mean())
+
 
 @dataclass(frozen=True)
 class Timing:

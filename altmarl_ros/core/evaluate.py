@@ -29,12 +29,12 @@ from numba import njit, prange
 
 from altmarl_ros.core._checks import FieldValueError, as_float, integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
-from altmarl_ros.core.counts import _rank, n_count_vectors
+from altmarl_ros.core.counts import rank_kernel, n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy, global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
 from altmarl_ros.core.policy import build_policy
+from altmarl_ros.core.rng import xoshiro_next
 
-_U53 = 1.0 / 9007199254740992.0  # 2**-53: uint64 >> 11 -> uniform double in [0, 1)
 
 
 class EvaluationError(FieldValueError):
@@ -101,25 +101,6 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float]:
 
 
 @njit(cache=True, inline="always")
-def _rotl(x, r):
-    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-@njit(cache=True, inline="always")
-def _next_uniform(s0, s1, s2, s3):
-    """xoshiro256+ step: returns the new state and a uniform double in [0, 1)."""
-    result = s0 + s3
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    return s0, s1, s2, s3, float(result >> np.uint64(11)) * _U53
-
-
-@njit(cache=True, inline="always")
 def _draw(cum_row, u):
     """Index of the first cumulative entry above u (last entry is exactly 1.0).
 
@@ -153,10 +134,10 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
         order = np.arange(n)
         counts = np.zeros(n_sl, np.int64)
         sample = np.zeros(n_sl, np.int64)
-        s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+        s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
         s_g = _draw(init_g, u)
         for i in range(n):
-            s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+            s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
             s = _draw(init_l[r], u)
             states[i] = s
             counts[s] += 1
@@ -166,13 +147,13 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
             # fresh uniform k-subset: partial Fisher-Yates on the running permutation
             sample[:] = 0
             for j in range(k):
-                s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+                s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
                 m = j + int(u * (n - j))
                 tmp = order[j]
                 order[j] = order[m]
                 order[m] = tmp
                 sample[states[order[j]]] += 1
-            a_g = pi_g[s_g, _rank(sample)]
+            a_g = pi_g[s_g, rank_kernel(sample)]
             local = 0.0
             for j in range(n_sl):
                 local += counts[j] * rew_l[s_g, j]
@@ -183,11 +164,11 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
             counts[:] = 0
             cum_sg = cum_l[s_g]
             for i in range(n):
-                s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+                s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
                 s = _draw(cum_sg[states[i]], u)
                 states[i] = s
                 counts[s] += 1
-            s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+            s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
             s_g = _draw(cum_g[s_g, a_g], u)
         out[r] = total
     return out
