@@ -18,12 +18,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from altmarl_ros import launcher
+    from altmarl_ros import fleet_plan, supervisor
 
     if args.duration is not None and args.duration <= 0:
-        raise launcher.LaunchError(f"--duration {args.duration}: must be > 0 seconds")
-    fleet = launcher.load_fleet(args.fleet, launcher.parse_overrides(args.set))
-    specs = launcher.plan_nodes(fleet, args.mode)
+        raise fleet_plan.LaunchError(f"--duration {args.duration}: must be > 0 seconds")
+    fleet = fleet_plan.load_fleet(args.fleet, fleet_plan.parse_overrides(args.set))
+    specs = fleet_plan.plan_nodes(fleet, args.mode)
     if args.dry_run:
         for spec in specs:
             print(f"{spec.label:<28} {spec.executable:<22} {dict(spec.parameters)}")
@@ -31,4 +31,4 @@ def run(args) -> int:
     how = f"{len(specs)} processes" if args.processes else "one process"
     print(f"altmarl launch: {len(specs)} nodes ({args.mode} fleet of {fleet.n_robots} robots, "
           f"k={fleet.common['k']}) in {how}; Ctrl-C stops", flush=True)
-    return launcher.run(specs, processes=args.processes, duration=args.duration)
+    return supervisor.run(specs, processes=args.processes, duration=args.duration)

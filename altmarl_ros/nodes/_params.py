@@ -19,7 +19,19 @@ class ParameterError(AltmarlError):
     """A node parameter is missing, of the wrong type, out of range, or inconsistent."""
 
 
+# Types of a declared parameter in a node class's PARAMETERS table (name -> accepted Python types):
+# what the fleet file may set for it (altmarl_ros.fleet_plan reads the tables).
+STRING, BOOL, INTEGER, NUMBER, ROBOT_IDS = (str,), (bool,), (int,), (int, float), (int, list)
+SCENARIO, POLICY = {"scenario": STRING}, {"policy": STRING}
+ROBOTS = {"n_robots": INTEGER, "robots": ROBOT_IDS}  # declare_robots
+CONTROL_PERIOD = {"control_period": NUMBER}
+
+
 def _declare(node, name: str, default: Any, description: str, dynamic: bool = False) -> Any:
+    table = getattr(type(node), "PARAMETERS", None)  # an AltmarlNode's; None for a bare rclpy Node
+    if table is not None and name not in table:
+        raise ParameterError(f"{type(node).__name__} declares parameter '{name}' but its PARAMETERS "
+                             f"table does not list it: add it there (the fleet file reads the table)")
     descriptor = ParameterDescriptor(description=description, dynamic_typing=dynamic)
     try:
         return node.declare_parameter(name, default, descriptor).value

@@ -1,10 +1,5 @@
-"""What every altmarl node shares: topic and frame names, QoS profiles, the base class, `run_node`.
-
-Topic names are relative, so a whole fleet can be pushed under one namespace
-(`__ns:=/site_a`); each robot has its own namespace `robot_<i>/` and the
-depot (the global agent's robot) has `depot/`. Frames follow REP-105: the
-simulated world is `odom`, shown in RViz under `map`.
-"""
+"""What every altmarl node shares: QoS profiles, the base class, `run_node`
+(topic and frame names: altmarl_ros.names)."""
 from typing import Any, Mapping, Optional
 
 import rclpy
@@ -15,28 +10,6 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 
 from altmarl_ros.errors import AltmarlError
-
-GLOBAL_COMMAND_TOPIC = "altmarl/global_command"
-MARKERS_TOPIC = "altmarl/markers"
-DEPOT_ODOM_TOPIC = "depot/odom"
-DEPOT_CMD_VEL_TOPIC = "depot/cmd_vel"
-CLOCK_TOPIC = "/clock"  # absolute: rclpy's time source listens there
-MAP_FRAME = "map"
-ODOM_FRAME = "odom"
-DEPOT_BASE_FRAME = "depot/base_link"
-
-
-def odom_topic(robot_id: int) -> str:
-    return f"robot_{robot_id}/odom"
-
-
-def cmd_vel_topic(robot_id: int) -> str:
-    return f"robot_{robot_id}/cmd_vel"
-
-
-def base_frame(robot_id: int) -> str:
-    return f"robot_{robot_id}/base_link"
-
 
 # Odometry: newest sample wins, a lost one is replaced 50 ms later.
 ODOM_QOS = qos_profile_sensor_data
@@ -65,10 +38,13 @@ class AltmarlNode(Node):
 
     If `setup()` raises (a bad parameter, a policy that does not fit), the half-built
     node is destroyed before the error propagates, so nothing is left on the graph.
-    A subclass names itself with `DEFAULT_NAME`; `node_name=` overrides it.
+    A subclass names itself with `DEFAULT_NAME`; `node_name=` overrides it, and lists
+    every parameter it declares in `PARAMETERS` (name -> types, see nodes/_params.py):
+    declaring an unlisted one fails, so the table cannot drift from the code.
     """
 
     DEFAULT_NAME = ""
+    PARAMETERS: Mapping[str, tuple] = {}
 
     def __init__(self, params: Optional[Mapping[str, Any]] = None, *, node_name: Optional[str] = None,
                  **node_kwargs):

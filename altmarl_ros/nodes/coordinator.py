@@ -35,11 +35,12 @@ from rclpy.time import Time
 
 from altmarl_ros.core.counts import rank
 from altmarl_sim.ring import steer_to_zone, zone_of_pose
+from altmarl_ros.names import DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, MAP_FRAME
 from altmarl_ros.nodes._odom_store import LatestOdometry
-from altmarl_ros.nodes._params import (ParameterError, declare_control_period, declare_float, declare_int,
-                                       declare_policy, declare_robots, declare_scenario)
-from altmarl_ros.nodes._ros import (CMD_VEL_QOS, DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS,
-                                    GLOBAL_COMMAND_TOPIC, MAP_FRAME, AltmarlNode, run_node)
+from altmarl_ros.nodes._params import (CONTROL_PERIOD, INTEGER, NUMBER, POLICY, ROBOTS, SCENARIO, ParameterError,
+                                       declare_control_period, declare_float, declare_int, declare_policy,
+                                       declare_robots, declare_scenario)
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, AltmarlNode, run_node
 
 WARN_EVERY_SEC = 5.0
 GRAPH_SCAN_SEC = 2.0
@@ -81,6 +82,8 @@ class CoordinatorNode(AltmarlNode):
     """The global agent's node; see the module docstring."""
 
     DEFAULT_NAME = "coordinator"
+    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, "k": INTEGER, "decision_period": NUMBER,
+                  "odom_timeout": NUMBER, "seed": INTEGER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)

@@ -25,13 +25,12 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rosgraph_msgs.msg import Clock as ClockMsg
 
+from altmarl_ros.names import (CLOCK_TOPIC, DEPOT_BASE_FRAME, DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, MAP_FRAME,
+                               ODOM_FRAME, base_frame, cmd_vel_topic, odom_topic)
 from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_velocity
-from altmarl_ros.nodes._params import (declare_bool, declare_control_period, declare_float, declare_int,
-                                       declare_scenario)
-from altmarl_ros.nodes._ros import (CLOCK_QOS, CLOCK_TOPIC, CMD_VEL_QOS, DEPOT_BASE_FRAME, DEPOT_CMD_VEL_TOPIC,
-                                    DEPOT_ODOM_TOPIC, LATCHED_QOS, MAP_FRAME, ODOM_FRAME, ODOM_QOS,
-                                    AltmarlNode, base_frame,
-                                    cmd_vel_topic, odom_topic, run_node)
+from altmarl_ros.nodes._params import (BOOL, CONTROL_PERIOD, INTEGER, NUMBER, SCENARIO, declare_bool,
+                                       declare_control_period, declare_float, declare_int, declare_scenario)
+from altmarl_ros.nodes._ros import CLOCK_QOS, CMD_VEL_QOS, LATCHED_QOS, ODOM_QOS, AltmarlNode, run_node
 
 try:  # not installable from the pip ROS wheels; present on a full ROS 2 install
     from geometry_msgs.msg import TransformStamped
@@ -52,6 +51,8 @@ class FleetSimNode(AltmarlNode):
     """Hosts robots robot_0..robot_<n-1> and the depot; see the module docstring."""
 
     DEFAULT_NAME = "fleet_sim"
+    PARAMETERS = {**SCENARIO, **CONTROL_PERIOD, "n_robots": INTEGER, "seed": INTEGER, "real_time_factor": NUMBER,
+                  "cmd_vel_timeout": NUMBER, "publish_tf": BOOL}
 
     def setup(self) -> None:
         from altmarl_sim.fleet import FleetSim

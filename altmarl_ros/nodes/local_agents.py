@@ -16,12 +16,13 @@ from altmarl_msgs.msg import GlobalCommand
 from geometry_msgs.msg import Twist
 
 from altmarl_sim.ring import steer_to_zone, target_zone, zone_of_pose
+from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, cmd_vel_topic
 from altmarl_ros.nodes._cdr import twist_cdr
 from altmarl_ros.nodes._odom_store import LatestOdometry
-from altmarl_ros.nodes._params import (declare_control_period, declare_float, declare_int, declare_policy,
+from altmarl_ros.nodes._params import (CONTROL_PERIOD, INTEGER, NUMBER, POLICY, ROBOTS, SCENARIO,
+                                       declare_control_period, declare_float, declare_int, declare_policy,
                                        declare_robots, declare_scenario)
-from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, AltmarlNode,
-                                    cmd_vel_topic, run_node)
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, AltmarlNode, run_node
 
 NO_GOAL = -1
 
@@ -30,6 +31,8 @@ class LocalAgentsNode(AltmarlNode):
     """Runs pi_l and the low-level controller for the robots in parameter `robots`."""
 
     DEFAULT_NAME = "local_agents"
+    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, "command_timeout": NUMBER,
+                  "odom_timeout": NUMBER, "seed": INTEGER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)

@@ -20,9 +20,9 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from altmarl_sim.ring import zone_of_pose
 from altmarl_ros.nodes._odom_store import LatestOdometry
-from altmarl_ros.nodes._params import declare_float, declare_robots, declare_scenario
-from altmarl_ros.nodes._ros import (DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, MAP_FRAME,
-                                    MARKERS_QOS, MARKERS_TOPIC, AltmarlNode, run_node)
+from altmarl_ros.nodes._params import NUMBER, ROBOTS, SCENARIO, declare_float, declare_robots, declare_scenario
+from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, MAP_FRAME, MARKERS_TOPIC
+from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, MARKERS_QOS, AltmarlNode, run_node
 
 SEGMENTS_PER_ZONE = 12
 ROBOT_SIZE = 0.06  # m
@@ -55,6 +55,7 @@ class MarkersNode(AltmarlNode):
     """Publishes the fleet's MarkerArray every `marker_period` seconds."""
 
     DEFAULT_NAME = "markers"
+    PARAMETERS = {**SCENARIO, **ROBOTS, "marker_period": NUMBER, "odom_timeout": NUMBER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)
