@@ -17,6 +17,7 @@ import sys
 import time
 
 from altmarl_ros.commands import print_json
+from altmarl_ros.errors import UsageError
 
 HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with it, and print the welfare "
         "achieved next to the offline evaluation")
@@ -54,9 +55,9 @@ def run(args) -> int:
     from altmarl_sim.scenario import load_scenario
 
     if not args.duration > 0:
-        raise fleet_plan.LaunchError(f"--duration {args.duration}: must be > 0 simulated seconds")
+        raise UsageError(f"--duration {args.duration}: must be > 0 simulated seconds")
     if args.rollouts < 2:
-        raise fleet_plan.LaunchError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
+        raise UsageError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
     overrides = {key: value for key, value in (("n_robots", args.n), ("policy", args.policy),
                                                ("seed", args.seed)) if value is not None}
     # k = 1 until the policy's k is known (the fleet file's k may not fit a smaller --n yet).

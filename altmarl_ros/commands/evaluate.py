@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from altmarl_ros.commands import print_json
+from altmarl_ros.errors import UsageError
 
 HELP = "evaluate a trained policy: n-agent rollouts (welfare +- 95% CI), Nash gap, baselines"
 
@@ -75,14 +76,14 @@ def _in_simulator(args, rollout_args, hide_progress):
     from tqdm import tqdm
 
     from altmarl_ros.core.evaluate import nash_gap
-    from altmarl_ros.core.policy import PolicyError, load_policy
+    from altmarl_ros.core.policy import load_policy
     from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
     from altmarl_ros.core.baselines import BASELINES, scoring_runs
     from altmarl_sim.rollout import sim_baselines, sim_rollout_welfare
     from altmarl_sim.scenario import load_scenario
 
     if rollout_args.pop("dirichlet_alpha") is not None:
-        raise PolicyError("--dirichlet-alpha applies to --model evaluation; a scenario starts "
+        raise UsageError("--dirichlet-alpha applies to --model evaluation; a scenario starts "
                           "its robots from fleet.start_zone_weights")
     scenario = load_scenario(args.scenario)
     policy = load_policy(args.policy, scenario_hash=scenario.content_hash())

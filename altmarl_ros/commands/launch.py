@@ -1,5 +1,7 @@
 """`altmarl launch`: start the fleet's nodes from config/fleet.yaml without the ROS 2 launch packages."""
 
+from altmarl_ros.errors import UsageError
+
 HELP = "start the fleet's ROS 2 nodes (sim or real) from the fleet description, in one process or several"
 
 
@@ -21,7 +23,7 @@ def run(args) -> int:
     from altmarl_ros import fleet_plan, supervisor
 
     if args.duration is not None and args.duration <= 0:
-        raise fleet_plan.LaunchError(f"--duration {args.duration}: must be > 0 seconds")
+        raise UsageError(f"--duration {args.duration}: must be > 0 seconds")
     fleet = fleet_plan.load_fleet(args.fleet, fleet_plan.parse_overrides(args.set))
     specs = fleet_plan.plan_nodes(fleet, args.mode)
     if args.dry_run:
