@@ -1,10 +1,13 @@
 """The `altmarl` console script: one subcommand per module in altmarl_ros.commands."""
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 from altmarl_ros import __version__, commands
+from altmarl_ros.commands._flags import memory_size
+from altmarl_ros.core import budget
 from altmarl_ros.errors import AltmarlError
 
 
@@ -21,12 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         cmd = sub.add_parser(info.name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
+        cmd.add_argument("--max-memory", type=memory_size, metavar="SIZE",
+                         help="memory budget for input-sized arrays, e.g. 16G (default: half the RAM; "
+                              "see docs/operations.md, Limits)")
         cmd.set_defaults(run=module.run)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.max_memory is not None:
+        budget.set_limit(args.max_memory)
+        os.environ[budget.ENV_VAR] = str(args.max_memory)  # for node processes started from here
     try:
         return int(args.run(args) or 0)
     except AltmarlError as err:

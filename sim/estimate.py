@@ -25,7 +25,7 @@ from altmarl_ros.core.atomic import atomic_writer
 from altmarl_ros.core.model import ModelError, load_model, make_game, save_model
 from altmarl_sim.sampler import (DEFAULT_MIXING_EPOCHS, DEFAULT_POOL_SIZE, SamplerError, SimSampler,
                                  Tabulation, tabulate)
-from altmarl_sim.scenario import Scenario
+from altmarl_sim.scenario import Scenario, ScenarioError
 
 ESTIMATOR_VERSION = 1  # bump when the estimate of the same inputs changes
 DEFAULT_SAMPLES_PER_PAIR = 2000
@@ -36,7 +36,11 @@ COUNTS_FILE = "model_counts.npz"
 
 def run_dir(scenario: Scenario, runs_dir=DEFAULT_RUNS_DIR) -> Path:
     """runs/<scenario name>/, the scenario's home for its model, policy and pictures."""
-    return Path(runs_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", scenario.name)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", scenario.name)
+    if name.startswith("."):  # "..", ".", ".hidden": not a directory of runs_dir
+        raise ScenarioError("name", f"{scenario.name!r} cannot name a directory under {runs_dir}/; "
+                                    f"start it with a letter, digit or '_'")
+    return Path(runs_dir) / name
 
 
 def _provenance(scenario: Scenario, samples_per_pair: int, seed: int) -> dict:

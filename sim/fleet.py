@@ -24,12 +24,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.rng import stream_start
 from altmarl_sim.kinematics import control_step, step_commanded
 from altmarl_sim.ring import (ACTION_ZONE_STEP, N_LOCAL_ACTIONS, steer_to_zone_kernel,
                                    zones_of_xy)
 from altmarl_sim.scenario import Scenario, ScenarioError
+
+# Per robot: pose, velocity, command, stall, distance and reward arrays (~100 B), doubled for
+# the per-epoch copies the kernels make.
+BYTES_PER_ROBOT = 256
 
 
 class FleetError(ScenarioError):
@@ -153,6 +158,8 @@ class FleetSim:
             raise FleetError("scenario", f"must be a Scenario (load_scenario), got {type(scenario).__name__}")
         self.scenario = scenario
         self.n = scenario.workers if n is None else integer(FleetError, "n", n, 1)
+        budget.require(f"a simulated fleet of n = {self.n} robots", (self.n + 1) * BYTES_PER_ROBOT,
+                       "use a smaller n")
         self.seed = integer(FleetError, "seed", seed, 0)
         self._rng = np.random.default_rng(self.seed)
         timing = scenario.timing

@@ -21,7 +21,7 @@ import numpy as np
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors, rank
-from altmarl_ros.core.evaluate import WelfareEstimate, mean_ci95
+from altmarl_ros.core.evaluate import WelfareEstimate, check_rollout_size, mean_ci95
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.sampler import SamplerError
@@ -86,6 +86,7 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     horizon, seeds, rollouts, seed = (integer(RolloutError, name, value, minimum) for name, value, minimum in
                                       (("horizon", horizon, 1), ("seeds", seeds, 1),
                                        ("rollouts", rollouts, 1), ("seed", seed, 0)))
+    check_rollout_size(RolloutError, n, horizon, seeds, rollouts)
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k)
     returns = np.empty((seeds, rollouts))
     start = time.perf_counter()

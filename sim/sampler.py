@@ -35,6 +35,7 @@ from functools import cached_property
 import numpy as np
 
 from altmarl_ros.core._checks import integer
+from altmarl_ros.core.source import require_tabulation
 from altmarl_sim.ring import ACTION_ZONE_STEP, zone_of_pose
 from altmarl_sim.fleet import drive_epoch, poses_at_rest
 from altmarl_sim.scenario import Scenario, ScenarioError
@@ -231,6 +232,9 @@ def tabulate(sampler: SimSampler, samples_per_pair: int, progress=None) -> Tabul
     is called as queries are answered."""
     samples_per_pair = integer(SamplerError, "samples_per_pair", samples_per_pair, 1)
     n_sg, n_ag, n_sl, n_al = sampler.sizes
+    require_tabulation(sampler.sizes, samples_per_pair,
+                       f"estimating the model of a {n_sl}-zone scenario with {samples_per_pair} draws per pair",
+                       "use fewer zones (zones.count) or --samples")
     local_shape, global_shape = (n_sl, n_sg, n_al), (n_sg, n_ag)
     local_pairs = np.repeat(np.arange(np.prod(local_shape)), samples_per_pair)
     global_pairs = np.repeat(np.arange(np.prod(global_shape)), samples_per_pair)

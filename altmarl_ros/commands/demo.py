@@ -18,6 +18,7 @@ import time
 
 from altmarl_ros.commands import print_json
 from altmarl_ros.errors import UsageError
+from altmarl_ros.commands._flags import INT64_MAX, count, real
 
 HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with it, and print the welfare "
         "achieved next to the offline evaluation")
@@ -27,10 +28,10 @@ MARGIN_SD = 3.0  # the run agrees with the offline evaluation if within this man
 
 
 def add_arguments(parser):
-    parser.add_argument("--duration", type=float, default=60.0, metavar="S",
+    parser.add_argument("--duration", type=real(0, 1e9, above=True), default=60.0, metavar="S",
                         help="simulated seconds to run the fleet (default 60 = 60 decision epochs)")
-    parser.add_argument("--n", type=int, metavar="N", help="worker robots (default: n_robots in the fleet file)")
-    parser.add_argument("--k", type=int, metavar="K",
+    parser.add_argument("--n", type=count(1), metavar="N", help="worker robots (default: n_robots in the fleet file)")
+    parser.add_argument("--k", type=count(1), metavar="K",
                         help="robots the coordinator samples (default: the policy's k, or the fleet file's "
                              "k when a policy is trained)")
     parser.add_argument("--policy", metavar="P",
@@ -40,9 +41,9 @@ def add_arguments(parser):
     parser.add_argument("--processes", action="store_true",
                         help="one process per node instead of all nodes in one process")
     parser.add_argument("--fleet", metavar="FILE", help="fleet description (default: config/fleet.yaml)")
-    parser.add_argument("--rollouts", type=int, default=100, metavar="R",
+    parser.add_argument("--rollouts", type=count(1), default=100, metavar="R",
                         help="offline evaluation: independent simulator rollouts (default 100)")
-    parser.add_argument("--seed", type=int, metavar="S", help="seed of the fleet and the evaluation "
+    parser.add_argument("--seed", type=count(0, INT64_MAX), metavar="S", help="seed of the fleet and the evaluation "
                                                               "(default: the fleet file's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or status line")
@@ -105,9 +106,13 @@ def _ready_policy(args, base, scenario, wanted_k):
     """The policy to deploy, trained first when missing, stale (scenario changed) or --retrain."""
     from pathlib import Path
 
+    from altmarl_ros.core.atomic import check_output
     from altmarl_ros.core.policy import PolicyError, load_policy
 
     path = Path(base.common["policy"])
+    if args.retrain and args.policy is not None and path.exists():
+        raise PolicyError(f"--retrain --policy {args.policy}: that file exists and a policy file named with "
+                          f"--policy is never overwritten; give a new --policy path (or delete the file)")
     reason = "--retrain" if args.retrain else None
     if reason is None and not path.exists():
         reason = f"no policy at {path}"
@@ -121,10 +126,11 @@ def _ready_policy(args, base, scenario, wanted_k):
         else:
             if wanted_k is None or wanted_k == policy.k:
                 return policy
+            retrain = "" if args.policy is not None else f", or --retrain to train it for k = {wanted_k} (overwrites it)"
             raise PolicyError(f"--k {wanted_k}: the policy {path} was trained for k = {policy.k}; use "
-                              f"--k {policy.k}, or --retrain to train it for k = {wanted_k} (overwrites it), "
-                              f"or --policy another file")
+                              f"--k {policy.k}{retrain}, or --policy another file")
     k = wanted_k if wanted_k is not None else _fleet_file_k(args)
+    check_output(path, flag="--policy")
     print(f"altmarl demo: training ({reason}): altmarl train --scenario {scenario.name} --k {k} --out {path}",
           file=sys.stderr, flush=True)
     _train(scenario, k, path, quiet=args.quiet or args.json)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from altmarl_ros.commands import print_json
 from altmarl_ros.errors import UsageError
+from altmarl_ros.commands._flags import INT64_MAX, count, real
 
 HELP = "evaluate a trained policy: n-agent rollouts (welfare +- 95% CI), Nash gap, baselines"
 
@@ -18,15 +19,15 @@ def add_arguments(parser):
                              "scenario's estimated model")
     parser.add_argument("--policy", type=Path, required=True, metavar="POLICY",
                         help="policy file written by `altmarl train`")
-    parser.add_argument("--n", type=int, default=1000, help="local agents in each rollout (default 1000)")
-    parser.add_argument("--horizon", type=int, default=100, help="decision epochs per rollout (default 100)")
-    parser.add_argument("--seeds", type=int, default=15, help="independent seeds (default 15)")
-    parser.add_argument("--rollouts", type=int, default=50, help="rollouts per seed (default 50)")
-    parser.add_argument("--seed", type=int, default=0, help="root seed of every random stream (default 0)")
-    parser.add_argument("--dirichlet-alpha", type=float, default=None, metavar="ALPHA",
+    parser.add_argument("--n", type=count(1), default=1000, help="local agents in each rollout (default 1000)")
+    parser.add_argument("--horizon", type=count(1), default=100, help="decision epochs per rollout (default 100)")
+    parser.add_argument("--seeds", type=count(1), default=15, help="independent seeds (default 15)")
+    parser.add_argument("--rollouts", type=count(1), default=50, help="rollouts per seed (default 50)")
+    parser.add_argument("--seed", type=count(0, INT64_MAX), default=0, help="root seed of every random stream (default 0)")
+    parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
                         help="start each rollout's locals iid from p ~ Dirichlet(ALPHA) instead of "
                              "the model's mu0_l (the authors' evaluator uses 0.3)")
-    parser.add_argument("--m", type=int, default=None,
+    parser.add_argument("--m", type=count(1), default=None,
                         help="samples per Bellman backup of the surrogate in which the global gain is "
                              "measured (default: the policy's training m, else 30)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the baselines")

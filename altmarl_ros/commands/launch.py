@@ -1,4 +1,5 @@
 """`altmarl launch`: start the fleet's nodes from config/fleet.yaml without the ROS 2 launch packages."""
+from altmarl_ros.commands._flags import real
 
 from altmarl_ros.errors import UsageError
 
@@ -12,7 +13,7 @@ def add_arguments(parser):
                              "one local agent per robot in its namespace + markers (default: sim)")
     parser.add_argument("--processes", action="store_true",
                         help="one process per node instead of all nodes in one process")
-    parser.add_argument("--duration", type=float, metavar="S",
+    parser.add_argument("--duration", type=real(0, 1e9, above=True), metavar="S",
                         help="stop after S wall-clock seconds (default: run until Ctrl-C / SIGTERM)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fleet parameter, e.g. --set n_robots=50 --set k=5 (repeatable)")

@@ -1,5 +1,6 @@
 """`altmarl render`: a PNG or animated GIF of a fleet rollout in the kinematic simulator."""
 from pathlib import Path
+from altmarl_ros.commands._flags import INT64_MAX, count
 
 HELP = "draw a fleet rollout in the simulator: zones, workers by zone, the k sampled, the depot (PNG/GIF)"
 
@@ -11,11 +12,11 @@ def add_arguments(parser):
     parser.add_argument("--policy", type=Path, metavar="POLICY",
                         help="policy trained for this scenario (default: every agent acts "
                              "uniformly at random)")
-    parser.add_argument("--n", type=int, default=200, help="worker robots (default 200)")
-    parser.add_argument("--k", type=int, default=None,
+    parser.add_argument("--n", type=count(1), default=200, help="worker robots (default 200)")
+    parser.add_argument("--k", type=count(1), default=None,
                         help="workers the depot samples each epoch (default: the policy's k, or 10)")
-    parser.add_argument("--epochs", type=int, default=20, help="decision epochs to run (default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the rollout (default 0)")
+    parser.add_argument("--epochs", type=count(1), default=20, help="decision epochs to run (default 20)")
+    parser.add_argument("--seed", type=count(0, INT64_MAX), default=0, help="seed of the rollout (default 0)")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE",
                         help="fleet.png (the last epoch) or fleet.gif (one frame per epoch)")
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from altmarl_ros.commands import finite_or_none, print_json
 from altmarl_ros.errors import UsageError
+from altmarl_ros.commands._flags import INT64_MAX, count, real
 
 HELP = "learn (pi_g, pi_l) with ALTERNATING-MARL; write the policy file and a learning-curve PNG"
 
@@ -16,26 +17,26 @@ def add_arguments(parser):
                         help="simulator scenario (config/scenarios/NAME.yaml or a YAML path): learn "
                              "from its estimated model (cached in runs/NAME/model.npz) or, with "
                              "--sampler sim, from the simulator itself")
-    parser.add_argument("--k", type=int, required=True, help="locals the global agent samples each step")
+    parser.add_argument("--k", type=count(1), required=True, help="locals the global agent samples each step")
     parser.add_argument("--out", type=Path, metavar="POLICY",
                         help="policy file to write (.npz); the learning curve goes next to it (.png). "
                              "Required with --model; default with --scenario: runs/NAME/policy.npz")
     parser.add_argument("--sampler", choices=("model", "sim"), default="model",
                         help="with --scenario: learn from the estimated model (default) or draw "
                              "G-LEARN's samples from the simulator's generative sampler")
-    parser.add_argument("--samples", type=int, default=None, metavar="N",
+    parser.add_argument("--samples", type=count(1), default=None, metavar="N",
                         help="with --scenario: simulator draws per state-action pair for the "
                              "estimated model (default 2000)")
-    parser.add_argument("--m", type=int, default=30, help="samples per Bellman backup in G-LEARN (default 30)")
-    parser.add_argument("--rounds", type=int, default=10, help="at most this many G-LEARN/L-LEARN rounds (default 10)")
-    parser.add_argument("--eta", type=float, default=None,
+    parser.add_argument("--m", type=count(1), default=30, help="samples per Bellman backup in G-LEARN (default 30)")
+    parser.add_argument("--rounds", type=count(1), default=10, help="at most this many G-LEARN/L-LEARN rounds (default 10)")
+    parser.add_argument("--eta", type=real(0), default=None,
                         help="accept a round only if it improves welfare by > 2*eta (default: from k, see docs/training.md)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of G-LEARN's samples (default 0)")
+    parser.add_argument("--seed", type=count(0, INT64_MAX), default=0, help="seed of G-LEARN's samples (default 0)")
     parser.add_argument("--start", choices=("best_constant", "uniform"), default="best_constant",
                         help="first local policy: the best response to the best constant global action "
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
-    parser.add_argument("--tol", type=float, default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
+    parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the policy's metrics) on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -124,6 +125,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from altmarl_ros.core.alternating import alternating_marl
+    from altmarl_ros.core.atomic import check_output
     from altmarl_ros.core.policy import build_policy, save_policy
 
     if args.scenario is None and (args.sampler != "model" or args.samples is not None):
@@ -140,6 +142,9 @@ def run(args) -> int:
         raise UsageError("--out POLICY is required with --model")
     if args.out.suffix.lower() != ".npz":
         raise UsageError(f"--out {args.out}: policy files end in .npz")
+    inputs = [args.model, None if scenario is None else scenario.source]
+    check_output(args.out, inputs)
+    check_output(args.out.with_suffix(".png"), inputs, flag="--out (its learning curve)")
     source, policy_kwargs, label, source_config = _training_source(args, scenario)
     residuals = []  # one list of G-LEARN residuals per round
     show = not (args.quiet or not sys.stderr.isatty())

@@ -43,7 +43,7 @@ import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, check_learning_args,
-                                     surrogate_gain, learn_with_surrogate)
+                                     check_learning_size, learn_with_surrogate, surrogate_gain)
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy
 from altmarl_ros.core.llearn import l_learn
@@ -146,6 +146,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     if gain_tol <= 0:
         raise LearnError("gain_tol", f"must be > 0, got {gain_tol:g}")
     game = as_game(source, pool, seed)
+    check_learning_size(game, k, m, table_bytes)
     if eta is None:
         eta = default_eta(game, k)
     eta = as_float(LearnError, "eta", eta)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from altmarl_ros.core import budget
 from altmarl_ros.core._checks import FieldValueError, as_float, integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import rank_kernel, n_count_vectors
@@ -35,6 +36,10 @@ from altmarl_ros.core.llearn import local_best_response_gain
 from altmarl_ros.core.policy import build_policy
 from altmarl_ros.core.rng import xoshiro_next
 
+MAX_AGENTS = 2**31 - 1  # n: agent indices and counts stay exact in int32
+MAX_HORIZON = 1_000_000  # decision epochs per rollout
+MAX_ROLLOUTS = 1_000_000  # seeds x rollouts
+_BYTES_PER_AGENT = 12  # _rollout_returns: int32 state + int64 slot of the running permutation
 
 
 class EvaluationError(FieldValueError):
@@ -234,14 +239,32 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
     )
 
 
+def check_rollout_size(error, n: int, horizon: int, seeds: int, rollouts: int) -> None:
+    """Bounds shared by every rollout driver (tabular and simulator): n fits int32, horizon
+    <= MAX_HORIZON, seeds * rollouts <= MAX_ROLLOUTS."""
+    if n > MAX_AGENTS:
+        raise error("n", f"n = {n} is more than {MAX_AGENTS} (int32) agents; use a smaller n")
+    if horizon > MAX_HORIZON:
+        raise error("horizon", f"{horizon} epochs is more than {MAX_HORIZON}; with gamma < 1 the tail adds "
+                               f"nothing measurable: use a shorter horizon")
+    if seeds * rollouts > MAX_ROLLOUTS:
+        raise error("rollouts", f"seeds x rollouts = {seeds * rollouts} is more than {MAX_ROLLOUTS}; "
+                                f"use fewer seeds or rollouts")
+
+
 def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha):
     k = integer(EvaluationError, "k", k, 1)
     n = integer(EvaluationError, "n", n, 1)
     if k > n:
         raise EvaluationError("k", f"k = {k} exceeds the number of local agents n = {n}: use k <= n")
-    for field, value, minimum in (("horizon", horizon, 1), ("seeds", seeds, 1),
-                                  ("rollouts", rollouts, 1), ("seed", seed, 0)):
-        integer(EvaluationError, field, value, minimum)
+    horizon, seeds, rollouts, _ = (integer(EvaluationError, field, value, minimum) for field, value, minimum in
+                                   (("horizon", horizon, 1), ("seeds", seeds, 1),
+                                    ("rollouts", rollouts, 1), ("seed", seed, 0)))
+    check_rollout_size(EvaluationError, n, horizon, seeds, rollouts)
+    from numba import get_num_threads  # rollouts run in parallel, one per thread
+
+    budget.require(f"rollout state of n = {n} agents ({get_num_threads()} rollouts at once)",
+                   float(n) * _BYTES_PER_AGENT * get_num_threads(), "use a smaller --n")
     if dirichlet_alpha is not None and as_float(EvaluationError, "dirichlet_alpha", dirichlet_alpha) <= 0:
         raise EvaluationError("dirichlet_alpha", f"must be > 0, got {dirichlet_alpha!r}")
     return k, n

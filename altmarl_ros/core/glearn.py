@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from altmarl_ros.core import budget
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.counts import n_count_vectors, rank_kernel as _rank, unrank_kernel as _unrank
 from altmarl_ros.core.model import MeanFieldGame
@@ -313,14 +314,29 @@ def initial_value(game: MeanFieldGame, V: np.ndarray, k: int) -> float:
     return float(_initial_weighted_sum(V, k, log_or_minus_inf(game.mu0_l), game.mu0_g))
 
 
+def check_learning_size(game, k: int, m: int, table_bytes: int = DEFAULT_TABLE_BYTES) -> int:
+    """N_F for (game, k), after checking that ranks fit int32 and that G-LEARN's arrays fit the
+    memory budget; called before any work starts. Per (s_g, F): Q float32 [A_g] for this round
+    and the accepted one, pi_g int32 twice, five float64 value vectors (V, its sweep buffer and
+    the global gain's), plus the draw cache (at most table_bytes)."""
+    n_sg, n_ag, n_sl, _ = game.sizes
+    n_f = n_count_vectors(k, n_sl)
+    if n_f >= 2**31:
+        raise LearnError("k", f"k = {k} gives {n_f:.3g} count vectors over {n_sl} local states, beyond "
+                              f"int32 ranks (2^31); use a smaller k")
+    cells = float(n_f) * n_sg
+    cache = min(float(table_bytes), cells * m * 4)
+    budget.require(f"G-LEARN on {n_sg} x {n_f} (s_g, F) states for k = {k}", cells * (8 * n_ag + 8 + 40) + cache,
+                   "use a smaller --k")
+    return n_f
+
+
 class _Surrogate:
     """The fixed m-sample operator of one (game, pi_l, k, m, seed): tables plus iteration."""
 
     def __init__(self, game, pi_l, k, m, seed, table_bytes):
         self.game, self.k, self.m = game, k, m
-        self.n_f = n_count_vectors(k, game.n_sl)
-        if self.n_f >= 2**31:
-            raise LearnError("k", f"k = {k} gives {self.n_f} count vectors, beyond int32 ranks; use a smaller k")
+        self.n_f = check_learning_size(game, k, m, table_bytes)
         P_fused, self.r_loc = fold_local_policy(game, pi_l)
         self.order = np.argsort(-P_fused, axis=2, kind="stable")
         self.accept, self.alias = _binomial_alias(P_fused, self.order, k)

@@ -23,9 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer, write_atomic
+from altmarl_ros.core.safe_files import load_yaml, npz_members
 from altmarl_ros.errors import AltmarlError
 
 ROW_SUM_TOLERANCE = 1e-9
+# |reward| bound: discounted sums of rewards (up to r / (1 - gamma)) must stay far from float
+# overflow, and G-LEARN stores Q in float32 (about 7 significant digits).
+REWARD_LIMIT = 1e9
 ARRAY_KEYS = ("P_g", "P_l", "r_g", "r_l", "mu0_g", "mu0_l")
 REQUIRED_KEYS = ("P_g", "P_l", "r_g", "r_l", "gamma")
 OPTIONAL_KEYS = ("mu0_g", "mu0_l", "name", "description")
@@ -43,12 +47,15 @@ def _index_text(index) -> str:
 def as_float_array(name: str, value, ndim: int, error=ModelError) -> np.ndarray:
     """`value` as a float64 array of `ndim` dimensions, or `error` naming `name`."""
     try:
-        array = np.array(value, dtype=np.float64, order="C")
-    except (TypeError, ValueError) as exc:
+        raw = np.asarray(value)
+        array = None if raw.dtype.kind == "c" else np.array(raw, dtype=np.float64, order="C")
+    except (TypeError, ValueError, OverflowError) as exc:
         raise error(
             f"{name} is not a numeric array of {ndim} dimensions ({exc}); "
             "give nested lists of numbers of equal length"
         ) from None
+    if array is None:
+        raise error(f"{name} holds complex numbers; every entry must be a real number")
     if array.ndim != ndim:
         raise error(f"{name} has {array.ndim} dimensions (shape {array.shape}); it needs {ndim}")
     return array
@@ -61,6 +68,16 @@ def check_finite(name: str, array: np.ndarray, error=ModelError) -> None:
         raise error(
             f"{name}[{_index_text(index)}] is {array[index]}; every entry must be a finite number"
         )
+
+
+def check_magnitude(name: str, array: np.ndarray, limit: float = REWARD_LIMIT, error=ModelError) -> None:
+    """Finite entries with |x| <= limit (rewards; see REWARD_LIMIT)."""
+    check_finite(name, array, error)
+    bad = np.argwhere(np.abs(array) > limit)
+    if len(bad):
+        index = tuple(bad[0])
+        raise error(f"{name}[{_index_text(index)}] is {array[index]:g}; rewards must be within "
+                    f"+-{limit:g} (rescale them: a policy does not change when rewards are scaled)")
 
 
 def check_stochastic(name: str, array: np.ndarray, error=ModelError) -> None:
@@ -156,8 +173,8 @@ class MeanFieldGame:
         _check_shape("mu0_l", mu0_l, (n_sl,), "[S_l] from P_l")
         check_stochastic("P_g", P_g)
         check_stochastic("P_l", P_l)
-        check_finite("r_g", r_g)
-        check_finite("r_l", r_l)
+        check_magnitude("r_g", r_g)
+        check_magnitude("r_l", r_l)
         check_stochastic("mu0_g", mu0_g)
         check_stochastic("mu0_l", mu0_l)
         gamma = _validated_gamma(self.gamma)
@@ -236,9 +253,9 @@ def _check_keys(path: Path, keys) -> None:
 
 
 def _read_npz(path: Path) -> dict:
+    _check_keys(path, npz_members(path, ".npz model file", ModelError))
     try:
         with np.load(path, allow_pickle=False) as archive:
-            _check_keys(path, archive.files)
             fields = {key: archive[key] for key in archive.files}
     except ModelError:
         raise
@@ -254,14 +271,7 @@ def _read_npz(path: Path) -> dict:
 
 
 def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read the model file ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise ModelError(f"{path}: not valid YAML ({exc})") from None
+    document = load_yaml(path, "model file", ModelError)
     if not isinstance(document, dict):
         raise ModelError(
             f"{path}: the top level must be a mapping with keys {', '.join(REQUIRED_KEYS)}"

@@ -26,6 +26,7 @@ import numpy as np
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_ros.core.counts import RANKING_SCHEME, n_count_vectors, rank
 from altmarl_ros.core.model import as_float_array, check_stochastic
+from altmarl_ros.core.safe_files import npz_members
 from altmarl_ros.errors import AltmarlError
 
 FORMAT_VERSION = 1
@@ -220,13 +221,11 @@ def save_policy(artifact: PolicyArtifact, path) -> Path:
 def _read_policy(path: Path) -> PolicyArtifact:
     if not path.is_file():
         raise PolicyError(f"{path}: no such policy file; train one with `altmarl train`")
+    keys = sorted(npz_members(path, "policy file", PolicyError))
+    if keys != sorted(FILE_KEYS):
+        raise PolicyError(f"{path}: policy file has keys {keys}; expected {list(FILE_KEYS)}")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            keys = sorted(archive.files)
-            if keys != sorted(FILE_KEYS):
-                raise PolicyError(
-                    f"{path}: policy file has keys {keys}; expected {list(FILE_KEYS)}"
-                )
             pi_g, pi_l, meta_text = archive["pi_g"], archive["pi_l"], archive["meta"]
         meta = json.loads(str(meta_text))
     except PolicyError:

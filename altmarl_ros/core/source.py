@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from altmarl_ros.core import budget
 from altmarl_ros.core._checks import FieldValueError, integer
 from altmarl_ros.core.model import MeanFieldGame, ModelError, make_game
 
@@ -26,6 +27,20 @@ DEFAULT_POOL = 2048
 
 class LearnError(FieldValueError):
     """Bad input to G-LEARN / L-LEARN / ALTERNATING-MARL; names the field and the fix."""
+
+
+# Per draw of a tabulation: state/action/pair index arrays, next state, reward (int64/float64).
+_BYTES_PER_DRAW = 96
+_GAME_COPIES = 4  # counts, frequencies, the validated copy and its read-only copy
+
+
+def require_tabulation(sizes, draws_per_pair: int, what: str, fix: str) -> None:
+    """Check the memory budget for estimating a tabular game from `draws_per_pair` draws of
+    every (s_l, s_g, a_l) and (s_g, a_g): the draws, then P_l [S_l, S_g, A_l, S_l] and P_g."""
+    n_sg, n_ag, n_sl, n_al = (float(size) for size in sizes)
+    pairs = n_sl * n_sg * n_al + n_sg * n_ag
+    model = 8 * (n_sl * n_sg * n_al * n_sl + n_sg * n_ag * n_sg)
+    budget.require(what, pairs * draws_per_pair * _BYTES_PER_DRAW + _GAME_COPIES * model, fix)
 
 
 def as_game(source, pool: int = DEFAULT_POOL, seed: int = 0) -> MeanFieldGame:
@@ -48,6 +63,9 @@ def as_game(source, pool: int = DEFAULT_POOL, seed: int = 0) -> MeanFieldGame:
             raise
         raise LearnError("source.sizes", f"must be 4 integers (n_sg, n_ag, n_sl, n_al), "
                          f"got {source.sizes!r}") from None
+    require_tabulation((n_sg, n_ag, n_sl, n_al), pool,
+                       f"pooling {pool} sampler draws per pair of {n_sl} local, {n_sg} global states",
+                       "use a smaller scenario (zones.count)")
     rng = np.random.default_rng([seed, 0x5A3B1E])  # independent of G-LEARN's sample stream
     s_l, s_g, a_l = (np.repeat(axis.ravel(), pool) for axis in
                      np.meshgrid(np.arange(n_sl), np.arange(n_sg), np.arange(n_al), indexing="ij"))
