@@ -24,11 +24,13 @@ def add_arguments(parser):
 def run(args) -> int:
     import numpy as np
 
+    from altmarl_ros.core.atomic import check_output
     from altmarl_ros.core.policy import load_policy
     from altmarl_sim.render import record_frames, render
     from altmarl_sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    check_output(args.out, [scenario.source, args.policy])
     if args.policy is None:
         n_sg, _, n_sl, n_al = scenario.sizes
         pi_g, pi_l = None, np.full((n_sl, n_sg, n_al), 1.0 / n_al)

@@ -254,6 +254,10 @@ def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash
             f"ranking scheme {meta['ranking_scheme']!r} in the policy, {RANKING_SCHEME!r} in this code"
         )
     if game is not None:
+        if meta["model_hash"] is None and meta["scenario"] is not None:
+            name = meta["scenario"]["name"]
+            differences.append(f"it was learned from scenario {name!r} (hash {meta['scenario']['hash']}) by the "
+                               f"simulator, not from this model: evaluate it with --scenario {name}")
         if meta["model_hash"] is not None and meta["model_hash"] != game.content_hash():
             differences.append(f"model hash {meta['model_hash']} in the policy, {game.content_hash()} for the model")
         for key, model_size in zip(SIZE_KEYS, game.sizes):
