@@ -11,6 +11,7 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 
 from altmarl_ros.nodes import _cdr  # noqa: E402
+from altmarl_ros.nodes._validate import odometry_problem  # noqa: E402
 from altmarl_ros.nodes._params import (ParameterError, declare_float, declare_int,  # noqa: E402
                                        declare_robot_ids, declare_str, parse_robot_ids)
 
@@ -89,10 +90,21 @@ def test_twist_reader():
 def test_non_finite_pose_is_rejected(bad):
     msg = _odometry(np.random.default_rng(2), 4, 4, 0.0)
     msg.pose.pose.position.y = bad
-    assert _cdr.odometry_pose(serialize_message(msg)) is None
+    assert odometry_problem(serialize_message(msg)) == (None, "not finite")
     msg.pose.pose.position.y = 0.0
     msg.pose.pose.orientation.w = bad
-    assert _cdr.odometry_pose(serialize_message(msg)) is None
+    assert odometry_problem(serialize_message(msg)) == (None, "not finite")
+
+
+def test_unusable_odometry_bytes_are_named_not_raised():
+    data = serialize_message(_odometry(np.random.default_rng(3), 4, 4, 0.0))
+    assert odometry_problem(data)[1] is None
+    for cut in (0, 3, 10, 60, 200):
+        assert odometry_problem(data[:cut]) == (None, "undecodable")
+    assert odometry_problem(b"\x00\x01\x00\x00" + b"\xff" * 40) == (None, "undecodable")
+    far = _odometry(np.random.default_rng(3), 4, 4, 0.0)
+    far.pose.pose.position.x = 1e7
+    assert odometry_problem(serialize_message(far)) == (None, "position out of range")
 
 
 def test_robot_ids_from_count_or_list():

@@ -14,7 +14,7 @@ to the intended message.
 """
 import math
 import struct
-from typing import Optional, Tuple
+from typing import Tuple
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
@@ -58,12 +58,6 @@ def odometry_state(data: bytes) -> Tuple[float, float, float, float, float]:
         x, y, qx, qy, qz, qw = p.x, p.y, q.x, q.y, q.z, q.w
         v, w = t.linear.x, t.angular.z
     return x, y, yaw_from_quaternion(qx, qy, qz, qw), v, w
-
-
-def odometry_pose(data: bytes) -> Optional[Tuple[float, float, float]]:
-    """(x, y, yaw) of a serialized Odometry, or None when any of them is NaN or infinite."""
-    x, y, yaw, _, _ = odometry_state(data)
-    return (x, y, yaw) if math.isfinite(x) and math.isfinite(y) and math.isfinite(yaw) else None
 
 
 def twist_velocity(data: bytes) -> Tuple[float, float]:

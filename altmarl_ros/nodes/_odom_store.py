@@ -13,9 +13,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from nav_msgs.msg import Odometry
 
-from altmarl_ros.nodes._cdr import odometry_pose
 from altmarl_ros.names import odom_topic
 from altmarl_ros.nodes._ros import ODOM_QOS
+from altmarl_ros.nodes._validate import DroppedMessages, odometry_problem
 
 NEVER_NS = np.iinfo(np.int64).min
 
@@ -28,8 +28,11 @@ class LatestOdometry:
     in `topics`).
     """
 
-    def __init__(self, node, topics: Sequence[str]):
+    def __init__(self, node, topics: Sequence[str], dropped: Optional[DroppedMessages] = None):
         self._raw = [None] * len(topics)
+        self._topics = list(topics)
+        self._judged = np.zeros(len(topics), dtype=bool)  # the latest message was checked (counted once)
+        self.dropped = DroppedMessages(node) if dropped is None else dropped
         self.received_ns = np.full(len(topics), NEVER_NS, dtype=np.int64)
         self.received_count = np.zeros(len(topics), dtype=np.int64)
         self._clock = node.get_clock()
@@ -37,15 +40,17 @@ class LatestOdometry:
                               for slot, topic in enumerate(topics)]
 
     @classmethod
-    def of_robots(cls, node, robot_ids: Sequence[int]) -> "LatestOdometry":
+    def of_robots(cls, node, robot_ids: Sequence[int], dropped: Optional[DroppedMessages] = None) -> "LatestOdometry":
         """Slot i follows robot_<robot_ids[i]>/odom."""
-        return cls(node, [odom_topic(int(rid)) for rid in robot_ids])
+        return cls(node, [odom_topic(int(rid)) for rid in robot_ids], dropped)
 
     def _store_into(self, slot: int):
         raw, received_ns, received_count, clock = self._raw, self.received_ns, self.received_count, self._clock
+        judged = self._judged
 
         def store(data: bytes) -> None:
             raw[slot] = data
+            judged[slot] = False
             received_ns[slot] = clock.now().nanoseconds
             received_count[slot] += 1
         return store
@@ -64,9 +69,19 @@ class LatestOdometry:
         return stamp != NEVER_NS and 0 <= now_ns - stamp <= max_age_ns
 
     def pose(self, slot: int) -> Optional[Tuple[float, float, float]]:
-        """Decode the latest message of `slot` (None if it never arrived or its pose is not finite)."""
+        """Decode the latest message of `slot`: None if it never arrived or is unusable (undecodable,
+        not finite, off the map; counted in `dropped` once per message)."""
         data = self._raw[slot]
-        return None if data is None else odometry_pose(data)
+        if data is None:
+            return None
+        state, reason = odometry_problem(data)
+        if state is None:
+            if not self._judged[slot]:
+                self.dropped.drop("Odometry", reason, self._topics[slot])
+            self._judged[slot] = True
+            return None
+        self._judged[slot] = True
+        return state[:3]
 
     def fresh_poses(self, now_ns: int, max_age_ns: int) -> Tuple[np.ndarray, np.ndarray]:
         """(slots, poses [m, 3]) of every stream with fresh odometry and a finite pose."""

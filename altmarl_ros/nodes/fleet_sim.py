@@ -31,6 +31,7 @@ from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_velocity
 from altmarl_ros.nodes._params import (BOOL, CONTROL_PERIOD, INTEGER, NUMBER, SCENARIO, declare_bool,
                                        declare_control_period, declare_float, declare_int, declare_scenario)
 from altmarl_ros.nodes._ros import CLOCK_QOS, CMD_VEL_QOS, LATCHED_QOS, ODOM_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._validate import DroppedMessages
 
 try:  # not installable from the pip ROS wheels; present on a full ROS 2 install
     from geometry_msgs.msg import TransformStamped
@@ -80,7 +81,7 @@ class FleetSimNode(AltmarlNode):
         # Latest command of every robot (depot last) and the sim time it arrived.
         self.commands = np.zeros((n + 1, 2))
         self.command_time = np.full(n + 1, -math.inf)
-        self.rejected_commands = 0
+        self.dropped = DroppedMessages(self)  # bad cmd_vel messages, by reason
         topics = [cmd_vel_topic(i) for i in range(n)] + [DEPOT_CMD_VEL_TOPIC]
         self._cmd_subs = [self.create_subscription(Twist, topic, self._command_into(i), CMD_VEL_QOS, raw=True)
                           for i, topic in enumerate(topics)]
@@ -127,14 +128,25 @@ class FleetSimNode(AltmarlNode):
     def _command_into(self, index: int):
         commands, command_time = self.commands, self.command_time
 
+        topic = cmd_vel_topic(index) if index < self.sim.n else DEPOT_CMD_VEL_TOPIC
+
         def store(data: bytes) -> None:
-            v, w = twist_velocity(data)
+            try:
+                v, w = twist_velocity(data)
+            except Exception:  # noqa: BLE001 - truncated or foreign bytes: never let a message kill the node
+                self.dropped.drop("Twist", "undecodable", topic)
+                return
             if math.isfinite(v) and math.isfinite(w):
                 commands[index] = v, w
                 command_time[index] = self.sim.time
             else:
-                self.rejected_commands += 1
+                self.dropped.drop("Twist", "not finite", topic)
         return store
+
+    @property
+    def rejected_commands(self) -> int:
+        """cmd_vel messages dropped (undecodable or not finite)."""
+        return self.dropped.total
 
     def step(self) -> None:
         """One control period: apply fresh commands (stale ones -> 0), integrate, publish."""

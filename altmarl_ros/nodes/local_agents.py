@@ -22,7 +22,8 @@ from altmarl_ros.nodes._odom_store import LatestOdometry
 from altmarl_ros.nodes._params import (CONTROL_PERIOD, INTEGER, NUMBER, POLICY, ROBOTS, SCENARIO,
                                        declare_control_period, declare_float, declare_int, declare_policy,
                                        declare_robots, declare_scenario)
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, subscribe_commands
 
 NO_GOAL = -1
 
@@ -49,24 +50,21 @@ class LocalAgentsNode(AltmarlNode):
         self.rng = np.random.default_rng([seed, *self.robot_ids])
 
         n = len(self.robot_ids)
-        self.odom = LatestOdometry.of_robots(self, self.robot_ids)
+        self.dropped = DroppedMessages(self)  # bad GlobalCommand and odometry messages, by reason
+        self.odom = LatestOdometry.of_robots(self, self.robot_ids, self.dropped)
         self._cmd_pubs = [self.create_publisher(Twist, cmd_vel_topic(i), CMD_VEL_QOS) for i in self.robot_ids]
         self.goal_zones = np.full(n, NO_GOAL, dtype=np.int64)
         self.last_command = None
         self.command_received_ns = None
         self.stopped = True  # commanding zero velocity because no fresh GlobalCommand
         self.commands_received = 0
-        self.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, self.on_command, GLOBAL_COMMAND_QOS)
+        n_sg, n_ag, n_sl, _ = self.policy.sizes
+        subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), k=self.policy.k), self.on_command, self.dropped)
         self.create_timer(control_period, self.control)
         self.get_logger().info(f"{n} robot(s), policy {self.policy.policy_id}: waiting for {GLOBAL_COMMAND_TOPIC}")
 
     def on_command(self, msg: GlobalCommand) -> None:
-        """A new decision epoch: draw every robot's local action and set its goal zone."""
-        n_sg = self.policy.sizes[0]
-        if msg.global_state >= n_sg:
-            self.get_logger().error(f"GlobalCommand epoch {msg.epoch}: global_state {msg.global_state} is not a "
-                                    f"zone of this scenario (0..{n_sg - 1}); ignored", throttle_duration_sec=5.0)
-            return
+        """A new decision epoch (a checked GlobalCommand): draw every robot's local action, set its goal."""
         if msg.policy_id != self.policy.policy_id and (self.last_command is None
                                                        or self.last_command.policy_id != msg.policy_id):
             self.get_logger().warning(f"the coordinator runs policy {msg.policy_id}, this node "

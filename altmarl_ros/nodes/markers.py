@@ -22,7 +22,8 @@ from altmarl_sim.ring import zone_of_pose
 from altmarl_ros.nodes._odom_store import LatestOdometry
 from altmarl_ros.nodes._params import NUMBER, ROBOTS, SCENARIO, declare_float, declare_robots, declare_scenario
 from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, MAP_FRAME, MARKERS_TOPIC
-from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, MARKERS_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._ros import MARKERS_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, subscribe_commands
 
 SEGMENTS_PER_ZONE = 12
 ROBOT_SIZE = 0.06  # m
@@ -65,10 +66,13 @@ class MarkersNode(AltmarlNode):
         self.odom_timeout_ns = int(1e9 * declare_float(
             self, "odom_timeout", 0.5, "s: robots with older odometry are not drawn", positive=True))
         self._slot_of = {rid: slot for slot, rid in enumerate(self.robot_ids)}
-        self.odom = LatestOdometry.of_robots(self, self.robot_ids)
-        self.depot = LatestOdometry(self, [DEPOT_ODOM_TOPIC])
+        self.dropped = DroppedMessages(self)  # bad GlobalCommand and odometry messages, by reason
+        self.odom = LatestOdometry.of_robots(self, self.robot_ids, self.dropped)
+        self.depot = LatestOdometry(self, [DEPOT_ODOM_TOPIC], self.dropped)
         self.last_command = None
-        self.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, self._on_command, GLOBAL_COMMAND_QOS)
+        n_sg, n_ag, n_sl, _ = scenario.sizes
+        subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), robot_ids=self.robot_ids), self._on_command,
+                           self.dropped)
         self.publisher = self.create_publisher(MarkerArray, MARKERS_TOPIC, MARKERS_QOS)
         self._colours = zone_colours(self.ring.n_zones)
         self._zones_marker = self._marker("zones", Marker.TRIANGLE_LIST, scale=1.0)

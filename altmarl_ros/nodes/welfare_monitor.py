@@ -23,10 +23,10 @@ from altmarl_msgs.msg import GlobalCommand
 from nav_msgs.msg import Odometry
 
 from altmarl_sim.ring import zone_of_pose
-from altmarl_ros.nodes._cdr import odometry_state
 from altmarl_ros.nodes._params import INTEGER, ROBOTS, SCENARIO, declare_int, declare_robot_ids, declare_scenario
-from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, odom_topic
-from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, ODOM_QOS, AltmarlNode, run_node
+from altmarl_ros.names import DEPOT_ODOM_TOPIC, odom_topic
+from altmarl_ros.nodes._ros import ODOM_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, odometry_problem, subscribe_commands
 
 
 class WelfareMonitorNode(AltmarlNode):
@@ -55,19 +55,25 @@ class WelfareMonitorNode(AltmarlNode):
         self._epoch_start = None  # zones at the running epoch's start [n + 1], -1 = no odometry yet
         self.log_every = declare_int(self, "log_every", 10, "log the welfare every this many epochs (0 = never)",
                                      minimum=0)
+        self.dropped = DroppedMessages(self)  # bad GlobalCommand and odometry messages, by reason
         topics = [odom_topic(i) for i in self.robot_ids] + [DEPOT_ODOM_TOPIC]
-        self._subs = [self.create_subscription(Odometry, topic, self._odometry_into(slot), ODOM_QOS, raw=True)
+        self._subs = [self.create_subscription(Odometry, topic, self._odometry_into(slot, topic), ODOM_QOS,
+                                               raw=True)
                       for slot, topic in enumerate(topics)]
-        self.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, self.on_command, GLOBAL_COMMAND_QOS)
+        n_sg, n_ag, n_sl, _ = self.scenario.sizes
+        subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), robot_ids=self.robot_ids), self.on_command,
+                           self.dropped)
 
-    def _odometry_into(self, slot: int):
+    def _odometry_into(self, slot: int, topic: str):
         position, travelled = self.position, self.travelled
 
         def store(data: bytes) -> None:
-            x, y, _, _, _ = odometry_state(data)
+            state, reason = odometry_problem(data)
             self.odom_messages += 1
-            if not (math.isfinite(x) and math.isfinite(y)):
+            if state is None:
+                self.dropped.drop("Odometry", reason, topic)
                 return
+            x, y = state[:2]
             px, py = position[slot]
             if px == px:  # not NaN: a previous position exists
                 travelled[slot] += math.hypot(x - px, y - py)

@@ -1,0 +1,132 @@
+"""Nodes never trust a message: every field is checked before use; a bad message is dropped.
+
+Any node on the ROS domain can publish on altmarl/global_command or robot_<i>/odom,
+and a bug or a truncated packet can carry any bytes. Each consumer therefore
+reads through this module: GlobalCommand is received raw and deserialized here,
+then every field is checked against the policy and the fleet (CommandCheck);
+odometry is decoded with the fast CDR reader and checked (decode_pose). A bad
+message is dropped, counted by reason (`DroppedMessages.counts`, read by tests
+and status lines) and logged at most once every LOG_EVERY_SEC; no message can
+raise out of a callback, so no node dies of one. A new GlobalCommand field gets
+one more check in CommandCheck.problem.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Callable, Optional, Sequence, Tuple
+
+import numpy as np
+from altmarl_msgs.msg import GlobalCommand
+from rclpy.serialization import deserialize_message
+
+from altmarl_ros.core.counts import n_count_vectors, rank
+from altmarl_ros.nodes._cdr import odometry_state
+from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, MAP_FRAME
+from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS
+
+LOG_EVERY_SEC = 5.0
+MAX_POSITION_M = 1e6  # |x|, |y| beyond this is not a robot on a warehouse floor
+MAX_POLICY_ID_CHARS = 64
+
+
+class DroppedMessages:
+    """Per-reason counts of dropped messages, with one throttled warning per node."""
+
+    def __init__(self, node):
+        self._logger = node.get_logger()
+        self.counts: Counter = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def drop(self, kind: str, reason: str, detail: str) -> None:
+        key = f"{kind}: {reason}"
+        self.counts[key] += 1
+        self._logger.warning(f"dropped a {kind} message ({detail}); {self.counts[key]} dropped for {reason!r}, "
+                             f"{self.total} in all so far", throttle_duration_sec=LOG_EVERY_SEC)
+
+
+class CommandCheck:
+    """Checks a GlobalCommand against the policy's sizes and k and the fleet's robot ids.
+
+    sizes: (n_sg, n_ag, n_sl) of the policy (or of the scenario for a node without one);
+    k: the policy's k, or None to accept any k up to the fleet size; robot_ids: every
+    robot of the fleet, or None when this node knows only its own robots.
+    """
+
+    def __init__(self, sizes: Sequence[int], k: Optional[int] = None, robot_ids: Optional[Sequence[int]] = None):
+        self.n_sg, self.n_ag, self.n_sl = (int(size) for size in sizes)
+        self.k = k
+        self.robot_ids = None if robot_ids is None else frozenset(int(i) for i in robot_ids)
+
+    def problem(self, msg: GlobalCommand) -> Optional[Tuple[str, str]]:
+        """(reason, detail) of the first bad field, or None when the command can be used."""
+        if msg.header.frame_id != MAP_FRAME:
+            return "frame_id", f"header.frame_id {msg.header.frame_id!r}, expected {MAP_FRAME!r}"
+        if not msg.global_state < self.n_sg:
+            return "global_state", f"global_state {msg.global_state} not in 0..{self.n_sg - 1}"
+        if not msg.global_action < self.n_ag:
+            return "global_action", f"global_action {msg.global_action} not in 0..{self.n_ag - 1}"
+        fleet = None if self.robot_ids is None else len(self.robot_ids)
+        if self.k is not None and msg.k != self.k:
+            return "k", f"k {msg.k}, but the policy was trained for k = {self.k}"
+        if msg.k < 1 or (fleet is not None and msg.k > fleet):
+            return "k", f"k {msg.k} not in 1..{fleet or 'n'}"
+        ids = list(msg.sampled_ids)
+        if not 1 <= len(ids) <= msg.k:
+            return "sampled_ids", f"{len(ids)} sampled_ids for k = {msg.k}"
+        if len(set(ids)) != len(ids):
+            return "sampled_ids", "sampled_ids repeat a robot"
+        if self.robot_ids is not None and not self.robot_ids.issuperset(ids):
+            unknown = sorted(set(ids) - self.robot_ids)[:3]
+            return "sampled_ids", f"sampled_ids name robots not in the fleet, e.g. {unknown}"
+        counts = list(msg.counts)
+        if len(counts) != self.n_sl:
+            return "counts", f"{len(counts)} counts, the policy has {self.n_sl} local states"
+        if sum(counts) != len(ids):
+            return "counts", f"counts sum to {sum(counts)}, but {len(ids)} robots were sampled"
+        n_f = n_count_vectors(msg.k, self.n_sl)
+        if not msg.count_rank < n_f:
+            return "count_rank", f"count_rank {msg.count_rank} not below N_F = {n_f} for k = {msg.k}"
+        from altmarl_ros.nodes.coordinator import counts_for_k  # here: the coordinator imports this module
+
+        expected = rank(counts_for_k(np.asarray(counts, dtype=np.int64), msg.k))
+        if msg.count_rank != expected:
+            return "count_rank", f"count_rank {msg.count_rank} is not the rank {expected} of the counts"
+        if len(msg.policy_id) > MAX_POLICY_ID_CHARS:
+            return "policy_id", f"policy_id of {len(msg.policy_id)} characters"
+        return None
+
+
+def subscribe_commands(node, check: CommandCheck, on_command: Callable[[GlobalCommand], None],
+                       dropped: DroppedMessages):
+    """Raw GlobalCommand subscription: deserialize, check, then call on_command(msg) (valid only)."""
+    def receive(data: bytes) -> None:
+        try:
+            msg = deserialize_message(data, GlobalCommand)
+        except Exception as err:  # noqa: BLE001 - any bytes can arrive; rclpy raises several types
+            dropped.drop("GlobalCommand", "undecodable", f"{len(data)} bytes: {type(err).__name__}")
+            return
+        found = check.problem(msg)
+        if found is not None:
+            dropped.drop("GlobalCommand", found[0], f"epoch {msg.epoch}: {found[1]}")
+            return
+        on_command(msg)
+    return node.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, receive, GLOBAL_COMMAND_QOS, raw=True)
+
+
+def odometry_problem(data: bytes):
+    """((x, y, yaw, v, w), None) for usable odometry bytes, else (None, reason)."""
+    try:
+        state = odometry_state(data)
+    except Exception:  # noqa: BLE001 - truncated or foreign bytes: struct or rclpy errors
+        return None, "undecodable"
+    x, y, yaw, v, w = state
+    if not all(math.isfinite(value) for value in state):
+        return None, "not finite"
+    if abs(x) > MAX_POSITION_M or abs(y) > MAX_POSITION_M:
+        return None, "position out of range"
+    return state, None
+
