@@ -1,0 +1,62 @@
+"""Child process for test_partition: on the fleet's host, print what the robots are told and do.
+
+Every 50 ms one JSON line: monotonic time (shared by every namespace of the machine),
+the largest commanded speed (robot_<i>/cmd_vel), the largest odometry speed, the
+last GlobalCommand epoch seen (-1 before the first), and how many times local_agents
+logged (on /rosout) that it stops the robots for want of commands ("stops") and that
+commands are back ("goes").
+"""
+import json
+import sys
+import time
+
+import rclpy
+from altmarl_msgs.msg import GlobalCommand
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import Log
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, ODOM_QOS, cmd_vel_topic, odom_topic
+
+
+def main(n: int) -> None:
+    rclpy.init()
+    node = rclpy.create_node("partition_observer")
+    commanded, moving, epoch, events = [0.0] * n, [0.0] * n, [-1], {"stops": 0, "goes": 0}
+
+    def keep(store, index, speed):
+        def callback(msg):
+            store[index] = abs(speed(msg))
+        return callback
+
+    for i in range(n):
+        node.create_subscription(Twist, cmd_vel_topic(i), keep(commanded, i, lambda m: m.linear.x), CMD_VEL_QOS)
+        node.create_subscription(Odometry, odom_topic(i), keep(moving, i, lambda m: m.twist.twist.linear.x),
+                                 ODOM_QOS)
+    node.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, lambda msg: epoch.__setitem__(0, msg.epoch),
+                             GLOBAL_COMMAND_QOS)
+
+    def on_log(msg):
+        if msg.name.endswith("local_agents"):
+            if "stopping" in msg.msg:
+                events["stops"] += 1
+            elif "robots moving" in msg.msg:
+                events["goes"] += 1
+
+    node.create_subscription(Log, "/rosout", on_log, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                                                 durability=DurabilityPolicy.TRANSIENT_LOCAL))
+
+    def report():
+        print(json.dumps({"t": time.monotonic(), "cmd": max(commanded), "v": max(moving), "epoch": epoch[0],
+                          **events}), flush=True)
+
+    node.create_timer(0.05, report)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
