@@ -37,11 +37,11 @@ class BudgetError(AltmarlError):
 
 
 def format_bytes(nbytes: float) -> str:
-    """1536 -> '1.5 KiB'; sizes in binary units with three significant digits."""
+    """1536 -> "1.5 KiB"; sizes in binary units with four significant digits."""
     value = float(nbytes)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(value) < 1024 or unit == "PiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.4g} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
 
