@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from altmarl_ros.core._checks import (FieldValueError, as_float, integer, non_negative, positive,
                                       probability)
+from altmarl_ros.core.safe_files import load_yaml
 from altmarl_sim.kinematics import Faults, Noise, RobotLimits
 from altmarl_sim.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
 
@@ -326,8 +326,5 @@ def available_scenarios() -> list[str]:
 def load_scenario(name_or_path=DEFAULT_SCENARIO) -> Scenario:
     """Load and validate a scenario by name or path."""
     path = scenario_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ScenarioError(str(path), f"cannot read scenario YAML: {err}") from None
+    data = load_yaml(path, "scenario", lambda message: ScenarioError("scenario", message))
     return parse_scenario(data, name=path.stem, source=str(path))

@@ -100,7 +100,7 @@ def test_bad_files_and_names(tmp_path):
         load_scenario(tmp_path / "missing.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("zones: [1, 2\n")
-    with pytest.raises(ScenarioError, match="cannot read scenario YAML"):
+    with pytest.raises(ScenarioError, match=r"broken\.yaml: not valid YAML \(while parsing a flow sequence, line 1"):
         load_scenario(broken)
     listing = tmp_path / "list.yaml"
     listing.write_text("- 1\n- 2\n")

@@ -11,6 +11,7 @@ named one-line error, like every other problem.
 """
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def parse_yaml(text: str, source: str, error=FileFormatError):
                                   f"instead of nesting anchors")
         return loader.construct_document(node)
     except yaml.YAMLError as err:
-        raise error(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
+        where = " ".join(re.sub(r'\s*in "<unicode string>"', "", str(err)).split())
+        raise error(f"{source}: not valid YAML ({where})") from None
     except RecursionError:
         raise error(f"{source}: nested too deeply to read; flatten it") from None
     finally:

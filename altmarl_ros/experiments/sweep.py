@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import yaml
 
 from altmarl_ros.core.atomic import write_atomic
+from altmarl_ros.core.safe_files import load_yaml
 from altmarl_ros.errors import AltmarlError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
@@ -83,12 +83,7 @@ def _positive_int(value, where):
 def load_grid(config_path, grid_name):
     """Read one named grid of a sweep config; every malformed field is named."""
     path = Path(config_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise SweepConfigError(f"cannot read sweep config {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise SweepConfigError(f"{path} is not valid YAML: {err}") from None
+    data = load_yaml(path, "sweep config", SweepConfigError)
     if not isinstance(data, dict) or set(data) != {"models", "grids"}:
         raise SweepConfigError(f"{path}: top level must have exactly the keys 'models' and 'grids'")
     grids, models = data["grids"], data["models"]
