@@ -245,7 +245,8 @@ def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash
     """Every way `artifact` differs from the given model / k / scenario (empty if none).
 
     The model hash is compared only when the policy recorded one (policies
-    trained from a sampler record the scenario hash instead); sizes always are.
+    trained from a sampler record the scenario hash instead, and are refused
+    against a model unless their scenario is given too); sizes always are.
     """
     meta = artifact.meta
     differences = []
@@ -254,7 +255,7 @@ def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash
             f"ranking scheme {meta['ranking_scheme']!r} in the policy, {RANKING_SCHEME!r} in this code"
         )
     if game is not None:
-        if meta["model_hash"] is None and meta["scenario"] is not None:
+        if meta["model_hash"] is None and meta["scenario"] is not None and scenario_hash is None:
             name = meta["scenario"]["name"]
             differences.append(f"it was learned from scenario {name!r} (hash {meta['scenario']['hash']}) by the "
                                f"simulator, not from this model: evaluate it with --scenario {name}")
