@@ -17,7 +17,8 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Log
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, ODOM_QOS, cmd_vel_topic, odom_topic
+from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, cmd_vel_topic, odom_topic
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS
 
 
 def main(n: int) -> None:

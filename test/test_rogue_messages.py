@@ -23,7 +23,8 @@ from rclpy.serialization import deserialize_message, serialize_message  # noqa: 
 from test_nodes import K, N, Graph, graph, world  # noqa: E402,F401  (fixtures)
 
 from altmarl_ros.core.counts import n_count_vectors  # noqa: E402
-from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, ODOM_QOS, odom_topic  # noqa: E402
+from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, odom_topic  # noqa: E402
+from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, ODOM_QOS  # noqa: E402
 
 
 def _commands(valid: GlobalCommand) -> dict:

@@ -153,7 +153,31 @@ def declare_robots(node, scenario, purpose: str) -> List[int]:
                              default_count=n_robots)
 
 
+# Below this a timer fires faster than a node can serve its callbacks: no decision is made.
+MIN_CONTROL_PERIOD_SEC = 0.001
+FAR_FROM_TRAINED = 2.0  # a period this many times off the trained one changes what the policy controls
+
+
+def check_control_period(control_period: float, where: str = "parameter 'control_period'") -> float:
+    if control_period < MIN_CONTROL_PERIOD_SEC:
+        raise ParameterError(f"{where} = {control_period:g} s is too small to make progress (timers faster "
+                             f"than {1 / MIN_CONTROL_PERIOD_SEC:g} Hz starve the node); use at least "
+                             f"{MIN_CONTROL_PERIOD_SEC:g} s, e.g. the scenario's timing.control_period")
+    return control_period
+
+
+def warn_if_far_from_trained(node, name: str, value: float, trained: float) -> None:
+    """A logged warning when a period is more than FAR_FROM_TRAINED times off the scenario's."""
+    if not 1 / FAR_FROM_TRAINED <= value / trained <= FAR_FROM_TRAINED:
+        node.get_logger().warning(f"parameter '{name}' = {value:g} s is {value / trained:.3g} times the "
+                                  f"{trained:g} s the policy was trained with: the robots will not behave as "
+                                  f"evaluated")
+
+
 def declare_control_period(node, scenario) -> float:
-    return declare_float(node, "control_period", scenario.timing.control_period,
-                         "s between cmd_vel/odometry updates (default: the scenario's timing.control_period)",
-                         positive=True)
+    trained = scenario.timing.control_period
+    period = check_control_period(declare_float(
+        node, "control_period", trained,
+        "s between cmd_vel/odometry updates (default: the scenario's timing.control_period)", positive=True))
+    warn_if_far_from_trained(node, "control_period", period, trained)
+    return period
