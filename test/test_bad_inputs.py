@@ -16,6 +16,7 @@ import json
 import os
 import re
 import resource
+import signal
 import sys
 import zipfile
 from dataclasses import dataclass, field
@@ -286,6 +287,11 @@ ROWS = [
     Row("evaluate --policy is a model", E(policy="m.yaml"), r"m\.yaml: not a readable policy file", M),
     Row("scenario named ..", ["train", "--scenario", "s.yaml", "--k", "2", "--quiet"],
         r"name: '\.\.' cannot name a directory", {"s.yaml": scenario_with("name: warehouse_ring", 'name: ".."')}),
+    Row("demo --retrain with a named existing --policy", ["demo", "--retrain", "--policy", "p.npz", "--fleet", "f.yaml"],
+        r"--retrain --policy p\.npz: that file exists and a policy file named with --policy is never overwritten",
+        {"f.yaml": FLEET, **MP}),
+    Row("demo --policy trained elsewhere", ["demo", "--policy", "p.npz", "--fleet", "f.yaml"],
+        r"p\.npz does not match: .*scenario hash None", {"f.yaml": FLEET, **MP}),
     Row("render --out is the policy", ["render", "--scenario", "s.yaml", "--policy", "p.npz", "--out", "p.npz"],
         r"--out p\.npz is also an input", {"s.yaml": SCENARIO, **MP}),
     # ------------------------------------------------------------------ scenarios
@@ -364,7 +370,11 @@ def test_bad_input(row, row_dir, capsys):
     _materialise(row_dir, row.files)
     before = _snapshot(row_dir)
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    faulthandler.dump_traceback_later(ROW_TIMEOUT_SEC, exit=True, file=sys.__stderr__)
+    # The row fails after ROW_TIMEOUT_SEC (SIGALRM interrupts Python code); a hang inside compiled
+    # code, where no signal handler runs, ends the whole run at twice that.
+    signal.signal(signal.SIGALRM, _timed_out)
+    signal.alarm(ROW_TIMEOUT_SEC)
+    faulthandler.dump_traceback_later(2 * ROW_TIMEOUT_SEC, exit=True, file=sys.__stderr__)
     try:
         with budget.limited(1 << 30) if "--max-memory" not in row.argv else _no_context():
             try:
@@ -372,6 +382,7 @@ def test_bad_input(row, row_dir, capsys):
             except SystemExit as stop:  # argparse usage errors
                 status = stop.code
     finally:
+        signal.alarm(0)
         faulthandler.cancel_dump_traceback_later()
     peak_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - peak_before
     err = capsys.readouterr().err
@@ -383,6 +394,14 @@ def test_bad_input(row, row_dir, capsys):
     assert re.search(row.pattern, lines[-1]), f"{lines[-1]!r} does not match {row.pattern!r}"
     assert _snapshot(row_dir) == before, "a file was written, changed or removed"
     assert peak_growth < PEAK_GROWTH_LIMIT, f"peak memory grew by {peak_growth / 2**20:.0f} MiB"
+
+
+class RowTimeout(BaseException):
+    """A row ran longer than ROW_TIMEOUT_SEC: a hang (a BaseException, so no `except Exception` swallows it)."""
+
+
+def _timed_out(signum, frame):
+    raise RowTimeout(f"the command ran longer than {ROW_TIMEOUT_SEC} s")
 
 
 class _no_context:
