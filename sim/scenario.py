@@ -18,6 +18,7 @@ import numpy as np
 
 from altmarl_ros.core._checks import (FieldValueError, as_float, integer, non_negative, positive,
                                       probability)
+from altmarl_ros.core.model import REWARD_LIMIT
 from altmarl_ros.core.safe_files import load_yaml
 from altmarl_sim.kinematics import Faults, Noise, RobotLimits
 from altmarl_sim.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
@@ -168,6 +169,17 @@ def _text(error, field, value):
     return value
 
 
+def _reward(error, field, value):
+    value = as_float(error, field, value)
+    if abs(value) > REWARD_LIMIT:
+        raise error(field, f"must be within +-{REWARD_LIMIT:g} (rescale the rewards), got {value:g}")
+    return value
+
+
+def _cost(error, field, value):
+    return _reward(error, field, non_negative(error, field, value))
+
+
 def _passthrough(error, field, value):
     return value  # checked once the zone count is known
 
@@ -184,8 +196,8 @@ _SCHEMA = {
     "noise": {name: (non_negative, 0.0) for name in Noise.__dataclass_fields__},
     "faults": {"stall_probability": (probability, 0.0), "stall_duration_min": (non_negative, 0.0),
                "stall_duration_max": (non_negative, 0.0)},
-    "rewards": {"service": (as_float, _REQUIRED), "worker_energy": (non_negative, _REQUIRED),
-                "depot_energy": (non_negative, _REQUIRED)},
+    "rewards": {"service": (_reward, _REQUIRED), "worker_energy": (_cost, _REQUIRED),
+                "depot_energy": (_cost, _REQUIRED)},
     "timing": {"control_period": (positive, _REQUIRED), "decision_epoch": (positive, _REQUIRED)},
 }
 _TOP_LEVEL = {"name": (_text, None), "description": (_text, ""), "gamma": (_gamma, _REQUIRED)}
