@@ -362,6 +362,7 @@ def row_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(budget.ENV_VAR, raising=False)
     yield tmp_path
     budget.set_limit(None)
+    os.environ.pop(budget.ENV_VAR, None)  # set by `--max-memory` rows for the node processes
 
 
 def test_table_has_enough_rows():
