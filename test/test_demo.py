@@ -106,8 +106,12 @@ def test_demo_trains_when_the_policy_is_missing_and_then_reuses_it(tmp_path, mon
 
 
 def test_demo_refuses_a_k_the_policy_was_not_trained_for(tmp_path, monkeypatch, policy_file):
-    with pytest.raises(PolicyError, match=f"trained for k = {K}.*--retrain"):
+    # A named --policy is never overwritten, so the advice is another file, not --retrain.
+    with pytest.raises(PolicyError, match=f"trained for k = {K}; use --k {K}, or --policy another file"):
         _ready(monkeypatch, _Args(tmp_path, policy=policy_file, k=K + 1), [])
+    with pytest.raises(PolicyError, match="that file exists and a policy file named with --policy is never "
+                                          "overwritten"):
+        _ready(monkeypatch, _Args(tmp_path, policy=policy_file, k=K + 1, retrain=True), [])
 
 
 def test_demo_never_overwrites_a_named_policy_for_another_scenario(tmp_path, monkeypatch):

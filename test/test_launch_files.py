@@ -163,7 +163,7 @@ def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 6\n    policy: p.npz\n    scenario: s\n",
      "k = 6: must be between 1 and n_robots = 5"),
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
-     "/robot_*/x:\n  ros__parameters: {}\n", "not ./\*\*. or the name of a planned node"),
+     "/robot_*/x:\n  ros__parameters: {}\n", r"not ./\*\*. or the name of a planned node"),
     ("/**: [1, 2\n", "not valid YAML"),
 ])
 def test_bad_fleet_file_names_the_problem(tmp_path, text, message):
