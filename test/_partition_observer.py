@@ -1,7 +1,8 @@
 """Child process for test_partition: on the fleet's host, print what the robots are told and do.
 
 Every 50 ms one JSON line: monotonic time (shared by every namespace of the machine),
-the largest commanded speed (robot_<i>/cmd_vel), the largest odometry speed, the
+the fleet's sim time (/clock, the clock the local agents time out on) and the sim time
+the last GlobalCommand arrived, the largest commanded speed (robot_<i>/cmd_vel), the largest odometry speed, the
 last GlobalCommand epoch seen (-1 before the first), and how many times local_agents
 logged (on /rosout) that it stops the robots for want of commands ("stops") and that
 commands are back ("goes").
@@ -15,6 +16,7 @@ from altmarl_msgs.msg import GlobalCommand
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Log
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, cmd_vel_topic, odom_topic
@@ -23,8 +25,14 @@ from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS
 
 def main(n: int) -> None:
     rclpy.init()
-    node = rclpy.create_node("partition_observer")
+    node = rclpy.create_node("partition_observer", parameter_overrides=[Parameter("use_sim_time", value=True)])
+    clock = node.get_clock()
     commanded, moving, epoch, events = [0.0] * n, [0.0] * n, [-1], {"stops": 0, "goes": 0}
+    command_sim = [None]
+
+    def on_command(msg):
+        epoch[0] = msg.epoch
+        command_sim[0] = clock.now().nanoseconds / 1e9
 
     def keep(store, index, speed):
         def callback(msg):
@@ -35,8 +43,7 @@ def main(n: int) -> None:
         node.create_subscription(Twist, cmd_vel_topic(i), keep(commanded, i, lambda m: m.linear.x), CMD_VEL_QOS)
         node.create_subscription(Odometry, odom_topic(i), keep(moving, i, lambda m: m.twist.twist.linear.x),
                                  ODOM_QOS)
-    node.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, lambda msg: epoch.__setitem__(0, msg.epoch),
-                             GLOBAL_COMMAND_QOS)
+    node.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, on_command, GLOBAL_COMMAND_QOS)
 
     def on_log(msg):
         if msg.name.endswith("local_agents"):
@@ -49,8 +56,8 @@ def main(n: int) -> None:
                                                                  durability=DurabilityPolicy.TRANSIENT_LOCAL))
 
     def report():
-        print(json.dumps({"t": time.monotonic(), "cmd": max(commanded), "v": max(moving), "epoch": epoch[0],
-                          **events}), flush=True)
+        print(json.dumps({"t": time.monotonic(), "sim": clock.now().nanoseconds / 1e9, "command_sim": command_sim[0],
+                          "cmd": max(commanded), "v": max(moving), "epoch": epoch[0], **events}), flush=True)
 
     node.create_timer(0.05, report)
     try:

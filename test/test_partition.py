@@ -4,8 +4,8 @@ Two hosts (test/_netns.py: network namespaces joined by a veth pair, DDS over UD
 as between machines). Host A runs the coordinator; host B runs fleet_sim,
 local_agents and an observer (test/_partition_observer.py). The link goes down for
 PARTITION_SEC and comes back. Checked: the local agents keep commanding motion
-until the last GlobalCommand is command_timeout old and then command zero (not
-earlier: the stop comes from the timeout), the robots stand still, the first
+until the last GlobalCommand is command_timeout old in the fleet's sim time and then
+command zero (not earlier: the stop comes from the timeout), the robots stand still, the first
 GlobalCommand after the link returns starts them again, and no node process dies.
 The measured stop and resume times are printed (docs/operations.md quotes them).
 """
@@ -28,6 +28,7 @@ N_ROBOTS = 5
 COMMAND_TIMEOUT = 3.0
 DECISION_PERIOD = 1.0
 PARTITION_SEC = 5.0
+SLACK_SEC = 0.5  # a control tick, the observer's 50 ms, /rosout delivery, on a loaded machine
 OBSERVER = Path(__file__).with_name("_partition_observer.py")
 
 
@@ -96,11 +97,16 @@ def test_partition_stops_the_robots_within_command_timeout_and_they_resume(world
 
     assert stopped is not None and still is not None, "the robots did not stop during the partition"
     stop_sec, still_sec = stopped["t"] - down_at, still["t"] - down_at
-    # The stop comes from command_timeout: the last command is at most one decision period old at the cut.
-    assert COMMAND_TIMEOUT - DECISION_PERIOD - 0.5 <= stop_sec <= COMMAND_TIMEOUT + 1.0, stop_sec
+    # In the fleet's sim time (what command_timeout counts): the stop comes command_timeout after the
+    # last command arrived, and within command_timeout of the cut (both up to SLACK_SEC).
+    cut_sim = next(row["sim"] for row in during)
+    silence = stopped["sim"] - stopped["command_sim"]
+    assert COMMAND_TIMEOUT <= silence <= COMMAND_TIMEOUT + SLACK_SEC, silence
+    assert stopped["sim"] - cut_sim <= COMMAND_TIMEOUT + SLACK_SEC, stopped["sim"] - cut_sim
     assert max(row["epoch"] for row in during) <= last_epoch + 1, "commands crossed a downed link"
     assert resumed is not None and moving_again is not None, "the fleet did not resume after the link returned"
     assert alive == [True, True, True], "a node process died"
-    print(f"\npartition: stop commanded {stop_sec:.2f} s and robots still {still_sec:.2f} s after the link "
-          f"went down (command_timeout {COMMAND_TIMEOUT:g} s); first GlobalCommand {resumed['t'] - up_at:.2f} s "
+    print(f"\npartition: stop commanded {stop_sec:.2f} s wall / {stopped['sim'] - cut_sim:.2f} s sim after the "
+          f"link went down ({silence:.2f} s sim after the last command; command_timeout {COMMAND_TIMEOUT:g} s), "
+          f"robots still {still_sec:.2f} s; first GlobalCommand {resumed['t'] - up_at:.2f} s "
           f"and motion {moving_again['t'] - up_at:.2f} s after it came back")
