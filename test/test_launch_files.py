@@ -154,7 +154,7 @@ def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
 @pytest.mark.parametrize("text, message", [
     ("k: 3\n", "'/\\*\\*:' section"),
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
-     "    decision_perod: 1.0\n", "unknown key 'decision_perod'"),
+     "    decision_perod: 1.0\n", r"/\*\*\.ros__parameters\.decision_perod: unknown key \(allowed: .*decision_period"),
     ("/**:\n  ros__parameters:\n    n_robots: five\n    k: 2\n    policy: p.npz\n    scenario: s\n",
      "'n_robots' must be int"),
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
@@ -163,7 +163,9 @@ def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 6\n    policy: p.npz\n    scenario: s\n",
      "k = 6: must be between 1 and n_robots = 5"),
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
-     "/robot_*/x:\n  ros__parameters: {}\n", "plain node name"),
+     "/robot_*/x:\n  ros__parameters: {}\n", r"robot_\*/x: unknown key \(allowed: /\*\*, fleet_sim, coordinator"),
+    ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
+     "coordinator:\n  parameters: {}\n", r"coordinator\.parameters: unknown key \(allowed: ros__parameters\)"),
     ("/**: [1, 2\n", "not valid YAML"),
 ])
 def test_bad_fleet_file_names_the_problem(tmp_path, text, message):

@@ -1,8 +1,6 @@
 """Range checks for named parameters, shared by kinematics, ring and scenarios.
 
-Errors carry the offending `field` separately from the `detail`, so a caller that
-knows a longer path (a YAML section, a ROS parameter prefix) can re-raise with it
-instead of re-validating.
+Errors carry the offending `field` separately from the `detail` (see AltmarlError).
 """
 from __future__ import annotations
 
@@ -13,12 +11,7 @@ from altmarl_ros.errors import AltmarlError
 
 
 class FieldValueError(AltmarlError):
-    """A named parameter is out of range; message is "<field>: <detail>"."""
-
-    def __init__(self, field: str, detail: str):
-        super().__init__(f"{field}: {detail}")
-        self.field = field
-        self.detail = detail
+    """A named parameter is out of range; raised as (field, detail), printed "<field>: <detail>"."""
 
 
 def as_float(error: type[FieldValueError], field: str, value) -> float:
