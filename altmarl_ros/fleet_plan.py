@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from altmarl_ros import schema
-from altmarl_ros.errors import AltmarlError
+from altmarl_ros.errors import ConfigError
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC
 
 PACKAGE = "altmarl_ros"
@@ -38,7 +38,7 @@ NODE_NAMES = ("fleet_sim", "coordinator", "local_agents", "local_agent", "marker
 REQUIRED = schema.REQUIRED
 
 
-class LaunchError(AltmarlError):
+class LaunchError(ConfigError):
     """The fleet description or the launch request is wrong, or a node could not start."""
 
 

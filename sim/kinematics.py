@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
-from altmarl_ros.core._checks import FieldValueError, non_negative, positive, probability
+from altmarl_ros.core._checks import non_negative, positive, probability
 from altmarl_ros.core.rng import next_bits, next_uniform, stream_start
+from altmarl_ros.errors import ConfigError
 
 TWO_PI = 2.0 * math.pi
 
 
-class KinematicsError(FieldValueError):
+class KinematicsError(ConfigError):
     """A robot limit, noise, fault or timing parameter is out of range."""
 
 

@@ -18,8 +18,9 @@ import numpy as np
 import yaml
 
 from altmarl_ros import schema
-from altmarl_ros.core._checks import (FieldValueError, as_float, integer, non_negative, positive,
+from altmarl_ros.core._checks import (as_float, integer, non_negative, positive,
                                       probability)
+from altmarl_ros.errors import ConfigError
 from altmarl_sim.kinematics import Faults, Noise, RobotLimits
 from altmarl_sim.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
 
@@ -30,7 +31,7 @@ SCENARIO_DIRS = (
 DEFAULT_SCENARIO = "warehouse_ring"
 
 
-class ScenarioError(FieldValueError):
+class ScenarioError(ConfigError):
     """A scenario file is missing, unreadable, or has a bad or unknown key."""
 
 
@@ -200,7 +201,7 @@ def _build(error_prefix: str, cls, **kwargs):
     """Construct a core dataclass, re-raising its range errors with the YAML section."""
     try:
         return cls(**kwargs)
-    except FieldValueError as err:
+    except ConfigError as err:
         raise ScenarioError(f"{error_prefix}.{err.field}", err.detail) from None
 
 

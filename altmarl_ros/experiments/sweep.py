@@ -25,7 +25,7 @@ import yaml
 
 from altmarl_ros import schema
 from altmarl_ros.core.atomic import write_atomic
-from altmarl_ros.errors import AltmarlError
+from altmarl_ros.errors import AltmarlError, ConfigError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
              "full_observation_k", "cost_k", "seed")
@@ -39,7 +39,7 @@ REQUIRED = schema.REQUIRED
 RESULTS_FORMAT = 4
 
 
-class SweepConfigError(AltmarlError):
+class SweepConfigError(ConfigError):
     """config/sweep.yaml (or the file given with --config) is malformed."""
 
 
