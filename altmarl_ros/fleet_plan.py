@@ -123,18 +123,32 @@ def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> Flee
     for key, value in schema.mapping(dict(overrides or {}), LaunchError, "override", keys).items():
         _check_type(f"override {key}={value!r}", key, value, keys)
         common[key] = value
-    for key in ("n_robots", "k", "policy", "scenario"):
+    for key in ("n_robots", "policy", "scenario"):
         if key not in common:
             raise LaunchError(f"fleet file {path}: '{ALL_NODES}.ros__parameters.{key}' is missing; "
                               f"every fleet needs it (see docs/launch.md)")
     if common["n_robots"] < 1:
         raise LaunchError(f"n_robots = {common['n_robots']}: the fleet needs at least one robot")
-    if not 1 <= common["k"] <= common["n_robots"]:
-        raise LaunchError(f"k = {common['k']}: must be between 1 and n_robots = {common['n_robots']} "
-                          f"(the coordinator samples k of the n robots)")
+    if "k" in common:
+        _check_k(common["k"], common["n_robots"])
     for key in PATH_KEYS:
         common[key] = str(Path(common[key]).expanduser().resolve())
     return FleetDescription(path=str(path), common=common, sections=sections)
+
+
+def check_policy_k(fleet: FleetDescription, k: int) -> None:
+    """The policy's k (the one source of k) fits the fleet, and is the k the fleet names, if it names one."""
+    named = fleet.common.get("k")
+    if named is not None and named != k:
+        raise LaunchError(f"k = {named} (fleet file {fleet.path} or an override), but the policy was trained "
+                          f"for k = {k}: drop k (the policy sets it) or use a policy trained for k = {named}")
+    _check_k(k, fleet.n_robots)
+
+
+def _check_k(k: int, n_robots: int) -> None:
+    if not 1 <= k <= n_robots:
+        raise LaunchError(f"k = {k}: must be between 1 and n_robots = {n_robots} "
+                          f"(the coordinator samples k of the n robots)")
 
 
 def fleet_keys() -> Dict[str, tuple]:

@@ -139,9 +139,18 @@ def _write(tmp_path, text):
 def test_shipped_fleet_file_loads_and_resolves_the_policy_path():
     fleet = fleet_plan.load_fleet()
     assert fleet.common["scenario"] == "warehouse_ring"
-    assert 1 <= fleet.common["k"] <= fleet.n_robots
+    assert "k" not in fleet.common  # the policy is the one source of k
     assert Path(fleet.common["policy"]).is_absolute()
     assert fleet.parameters_for("fleet_sim")["real_time_factor"] == 1.0
+
+
+def test_a_fleet_that_names_k_is_checked_against_the_policy():
+    assert fleet_plan.check_policy_k(fleet_plan.load_fleet(None, {"n_robots": 7}), 3) is None
+    assert fleet_plan.check_policy_k(fleet_plan.load_fleet(None, {"n_robots": 7, "k": 3}), 3) is None
+    with pytest.raises(fleet_plan.LaunchError, match="k = 4 .*trained for k = 3"):
+        fleet_plan.check_policy_k(fleet_plan.load_fleet(None, {"n_robots": 7, "k": 4}), 3)
+    with pytest.raises(fleet_plan.LaunchError, match="k = 8: must be between 1 and n_robots = 7"):
+        fleet_plan.check_policy_k(fleet_plan.load_fleet(None, {"n_robots": 7}), 8)
 
 
 def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
