@@ -35,7 +35,7 @@ from functools import cached_property
 import numpy as np
 
 from altmarl_ros.core._checks import integer
-from altmarl_ros.core.source import require_tabulation
+from altmarl_ros.core.sampler import require_tabulation
 from altmarl_sim.ring import ACTION_ZONE_STEP, zone_of_pose
 from altmarl_sim.fleet import drive_epoch, poses_at_rest
 from altmarl_sim.scenario import Scenario, ScenarioError

@@ -28,13 +28,14 @@ import numpy as np
 from numba import njit, prange
 
 from altmarl_ros.core import budget
-from altmarl_ros.core._checks import FieldValueError, as_float, integer
+from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import rank_kernel, n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy, global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
 from altmarl_ros.core.policy import build_policy
 from altmarl_ros.core.rng import xoshiro_next
+from altmarl_ros.errors import LearnError
 
 MAX_AGENTS = 2**31 - 1  # n: agent indices and counts stay exact in int32
 MAX_HORIZON = 1_000_000  # decision epochs per rollout
@@ -42,7 +43,7 @@ MAX_ROLLOUTS = 1_000_000  # seeds x rollouts
 _BYTES_PER_AGENT = 12  # _rollout_returns: int32 state + int64 slot of the running permutation
 
 
-class EvaluationError(FieldValueError):
+class EvaluationError(LearnError):
     """Bad arguments to the evaluator (sizes, rollout counts); message "<field>: <detail>"."""
 
 
