@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from altmarl_ros.config_files import find_config
 from altmarl_ros.errors import AltmarlError
 
 PACKAGE = "altmarl_ros"
@@ -121,16 +122,8 @@ class NodeSpec:
 
 
 def default_fleet_file() -> Path:
-    """config/fleet.yaml from the installed share/ directory, else from the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        installed = Path(get_package_share_directory(PACKAGE)) / "config" / FLEET_FILE
-        if installed.is_file():
-            return installed
-    except (ImportError, LookupError, OSError, ValueError):
-        pass
-    return Path(__file__).resolve().parent.parent / "config" / FLEET_FILE
+    """config/fleet.yaml from the source tree, else from the installed share/ directory."""
+    return find_config(FLEET_FILE)
 
 
 def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> FleetDescription:

@@ -10,22 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from altmarl_ros.config_files import config_dirs
 from altmarl_ros.core._checks import (FieldValueError, as_float, integer, non_negative, positive,
                                       probability)
 from altmarl_ros.core.kinematics import Faults, Noise, RobotLimits
 from altmarl_ros.core.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
 
-SCENARIO_DIRS = (
-    Path(__file__).resolve().parent.parent / "config" / "scenarios",  # source checkout
-    Path(sys.prefix) / "share" / "altmarl_ros" / "config" / "scenarios",  # installed data files
-)
 DEFAULT_SCENARIO = "warehouse_ring"
 
 
@@ -291,7 +287,7 @@ def scenario_path(name_or_path) -> Path:
         if not path.is_file():
             raise ScenarioError("scenario", f"no such file: {path}")
         return path
-    for directory in SCENARIO_DIRS:
+    for directory in config_dirs("scenarios"):
         candidate = directory / f"{text}.yaml"
         if candidate.is_file():
             return candidate
@@ -302,7 +298,7 @@ def scenario_path(name_or_path) -> Path:
 
 def available_scenarios() -> list[str]:
     names = set()
-    for directory in SCENARIO_DIRS:
+    for directory in config_dirs("scenarios"):
         if directory.is_dir():
             names.update(p.stem for p in directory.glob("*.yaml"))
     return sorted(names)

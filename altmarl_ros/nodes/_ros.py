@@ -38,8 +38,14 @@ def base_frame(robot_id: int) -> str:
     return f"robot_{robot_id}/base_link"
 
 
-# Odometry: newest sample wins, a lost one is replaced 50 ms later.
+# Odometry subscriptions: best effort (sensor data), newest sample wins, a lost one is replaced
+# 50 ms later. A best-effort subscription matches reliable and best-effort publishers alike, so
+# it hears any robot driver.
 ODOM_QOS = qos_profile_sensor_data
+# Odometry publishers (fleet_sim): reliable, as diff_drive_controller publishes, so a subscriber
+# with default QoS (`ros2 topic echo`, most robot code) receives it; best effort would match none.
+ODOM_PUBLISH_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
 # Velocity commands: reliable, only the newest matters.
 CMD_VEL_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)

@@ -29,7 +29,7 @@ from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_velocity
 from altmarl_ros.nodes._params import (declare_bool, declare_control_period, declare_float, declare_int,
                                        declare_scenario)
 from altmarl_ros.nodes._ros import (CLOCK_QOS, CLOCK_TOPIC, CMD_VEL_QOS, DEPOT_BASE_FRAME, DEPOT_CMD_VEL_TOPIC,
-                                    DEPOT_ODOM_TOPIC, LATCHED_QOS, MAP_FRAME, ODOM_FRAME, ODOM_QOS,
+                                    DEPOT_ODOM_TOPIC, LATCHED_QOS, MAP_FRAME, ODOM_FRAME, ODOM_PUBLISH_QOS,
                                     AltmarlNode, base_frame,
                                     cmd_vel_topic, odom_topic, run_node)
 
@@ -84,7 +84,7 @@ class FleetSimNode(AltmarlNode):
         self._cmd_subs = [self.create_subscription(Twist, topic, self._command_into(i), CMD_VEL_QOS, raw=True)
                           for i, topic in enumerate(topics)]
 
-        self._odom_pubs = [self.create_publisher(Odometry, topic, ODOM_QOS)
+        self._odom_pubs = [self.create_publisher(Odometry, topic, ODOM_PUBLISH_QOS)
                            for topic in [odom_topic(i) for i in range(n)] + [DEPOT_ODOM_TOPIC]]
         children = [base_frame(i) for i in range(n)] + [DEPOT_BASE_FRAME]
         # Odometry goes out pre-serialized (_cdr.odometry_cdr): ~4 us a robot instead of ~20.
