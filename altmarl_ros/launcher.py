@@ -65,6 +65,13 @@ FLEET_KEYS: Dict[str, tuple] = {
     "seed": (int,),
     "use_sim_time": (bool,),
     "real_time_factor": (int, float),
+    "robot_names": (list,),
+    "robot_template": (str,),
+    "pose_source": (str,),
+    "map_frame": (str,),
+    "pose_topic": (str,),
+    "command_type": (str,),
+    "odom_frames": (str,),
 }
 PATH_KEYS = ("policy",)
 

@@ -213,7 +213,7 @@ class FakeFleet:
 
     def _at_zone(self, zone):
         msg = Odometry()
-        msg.header.frame_id = "odom"
+        msg.header.frame_id = "map"
         x, y = zone_centre(zone, self.ring)
         msg.pose.pose.position.x, msg.pose.pose.position.y = float(x), float(y)
         msg.pose.pose.orientation.w = 1.0
@@ -250,13 +250,16 @@ def _coordinator(graph, world, **params):
     return graph.add(CoordinatorNode(base, context=graph.context))
 
 
-def test_nan_odometry_and_unknown_robots_are_ignored_and_counted(graph, world):
+def test_nan_odometry_foreign_frames_and_unknown_robots_are_ignored_and_counted(graph, world):
     from altmarl_ros.nodes.markers import MarkersNode
 
     fleet = FakeFleet(graph, world["ring"], list(range(10)) + [99])
     bad = {2: ("position", "x", math.nan), 7: ("orientation", "w", math.inf), 8: ("position", "y", -math.inf)}
     for rid, (part, axis, value) in bad.items():
         setattr(getattr(fleet.messages[rid].pose.pose, part), axis, value)
+    # Robot 9: 1000 m off the ring in a frame that is not the map (its own odom): never a zone.
+    fleet.messages[9].header.frame_id = "robot_9/odom"
+    fleet.messages[9].pose.pose.position.x = 1000.0
     coordinator = _coordinator(graph, world, robots=10)
     markers = graph.add(MarkersNode({"scenario": world["scenario"], "robots": 10}, context=graph.context))
     _, received = _listen(graph)
@@ -265,16 +268,16 @@ def test_nan_odometry_and_unknown_robots_are_ignored_and_counted(graph, world):
                             timeout=20.0, every=lambda: due() and fleet.publish())
     for msg in received:
         ids = list(msg.sampled_ids)
-        assert len(ids) == K and not set(ids) & {2, 7, 8, 99}
+        assert len(ids) == K and not set(ids) & {2, 7, 8, 9, 99}
         assert list(msg.counts) == np.bincount([fleet.zone(i) for i in ids], minlength=5).tolist()
         assert msg.global_state == 3
-    assert coordinator.invalid_poses > 0
-    assert coordinator.unknown_robots == {99}
-    # The markers show the 7 robots with finite poses, coloured by zone, and the sampled ones.
+    assert coordinator.invalid_poses > 0 and coordinator.foreign_frames > 0
+    assert coordinator.unknown_robots == {"robot_99"}
+    # The markers show the 6 robots with finite map-frame poses, coloured by zone, and the sampled ones.
     array = markers.build()
     by_ns = {m.ns: m for m in array.markers}
     assert {"zones", "robots", "sampled", "depot", "status"} <= set(by_ns)
-    assert len(by_ns["robots"].points) == 7 and len(by_ns["sampled"].points) == K
+    assert len(by_ns["robots"].points) == 6 and len(by_ns["sampled"].points) == K
     assert f"epoch {markers.last_command.epoch}" in by_ns["status"].text
     zones = zone_of_pose([p.x for p in by_ns["robots"].points], [p.y for p in by_ns["robots"].points], world["ring"])
     colours = [(c.r, c.g, c.b) for c in by_ns["robots"].colors]
@@ -441,7 +444,7 @@ def test_fleet_sim_odometry_frames_and_command_timeout(graph, world):
     assert graph.spin_until(lambda: abs(sim.sim.velocities[1, 0] - 0.4) < 1e-9, timeout=20.0,
                             every=lambda: due() and drive.publish(forward))
     msg = odometry[-1]
-    assert (msg.header.frame_id, msg.child_frame_id) == ("odom", "robot_1/base_link")
+    assert (msg.header.frame_id, msg.child_frame_id) == ("map", "robot_1/base_link")
     pose = history[msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6)][1]
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
     assert (p.x, p.y) == (pose[0], pose[1])

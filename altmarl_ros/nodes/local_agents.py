@@ -9,21 +9,27 @@ scenario's limits. If the last GlobalCommand arrived more than
 (logged once) until commands return. A robot without fresh odometry is
 commanded to stop too.
 """
+import math
 import sys
 
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from rclpy.duration import Duration
+from rclpy.time import Time
+from std_msgs.msg import Bool
 
-from altmarl_ros.core.ring import steer_to_zone, target_zone, zone_of_pose
+from altmarl_ros.core.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
 from altmarl_ros.nodes._cdr import twist_cdr
-from altmarl_ros.nodes._odom_store import LatestOdometry
-from altmarl_ros.nodes._params import (declare_control_period, declare_float, declare_int, declare_policy,
-                                       declare_robots, declare_scenario)
-from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, AltmarlNode,
-                                    cmd_vel_topic, run_node)
+from altmarl_ros.nodes._params import (declare_choice, declare_control_period, declare_float, declare_int,
+                                       declare_policy, declare_robots, declare_scenario)
+from altmarl_ros.nodes._poses import declare_pose_source
+from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, GOAL_QOS, LATCHED_QOS,
+                                    STOPPED_TOPIC, AltmarlNode, base_frame, cmd_vel_topic, goal_topic, run_node)
 
 NO_GOAL = -1
+COMMAND_TYPES = ("twist", "twist_stamped", "goal_pose")
+STOP_ACK_SEC = 0.5
 
 
 class LocalAgentsNode(AltmarlNode):
@@ -35,7 +41,11 @@ class LocalAgentsNode(AltmarlNode):
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
-        self.robot_ids = declare_robots(self, scenario, "robots this node drives ([i] on a real robot)")
+        self.robot_ids, self.robot_names = declare_robots(self, scenario,
+                                                          "robots this node drives ([i] on a real robot)")
+        self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
+                                           "twist / twist_stamped on <robot>/cmd_vel, or goal_pose: a "
+                                           "geometry_msgs/PoseStamped on <robot>/goal_pose (Nav2) per decision")
         control_period = declare_control_period(self, scenario)
         self.command_timeout_ns = int(1e9 * declare_float(
             self, "command_timeout", 3.0, "s: with no GlobalCommand for this long, stop the robots", positive=True))
@@ -46,14 +56,25 @@ class LocalAgentsNode(AltmarlNode):
         self.rng = np.random.default_rng([seed, *self.robot_ids])
 
         n = len(self.robot_ids)
-        self.odom = LatestOdometry.of_robots(self, self.robot_ids)
-        self._cmd_pubs = [self.create_publisher(Twist, cmd_vel_topic(i), CMD_VEL_QOS) for i in self.robot_ids]
+        self.poses = declare_pose_source(self, self.robot_names)
+        if self.command_type == "goal_pose":
+            self._goal_pubs = [self.create_publisher(PoseStamped, goal_topic(name), GOAL_QOS)
+                               for name in self.robot_names]
+        else:
+            msg_type = Twist if self.command_type == "twist" else TwistStamped
+            self._cmd_pubs = [self.create_publisher(msg_type, cmd_vel_topic(name), CMD_VEL_QOS)
+                              for name in self.robot_names]
+            self._stamped = [TwistStamped() for _ in self.robot_names]
+            for msg, name in zip(self._stamped, self.robot_names):
+                msg.header.frame_id = base_frame(name)
         self.goal_zones = np.full(n, NO_GOAL, dtype=np.int64)
         self.last_command = None
         self.command_received_ns = None
         self.stopped = True  # commanding zero velocity because no fresh GlobalCommand
+        self.halted = False  # stopped by the operator (altmarl/stopped), until resumed
         self.commands_received = 0
         self.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, self.on_command, GLOBAL_COMMAND_QOS)
+        self.create_subscription(Bool, STOPPED_TOPIC, self.on_stopped, LATCHED_QOS)
         self.create_timer(control_period, self.control)
         self.get_logger().info(f"{n} robot(s), policy {self.policy.policy_id}: waiting for {GLOBAL_COMMAND_TOPIC}")
 
@@ -72,7 +93,7 @@ class LocalAgentsNode(AltmarlNode):
         self.last_command = msg
         self.command_received_ns = now_ns
         self.commands_received += 1
-        slots, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
+        slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
         self.goal_zones[:] = NO_GOAL
         if slots.size:
             ring = self.scenario.ring
@@ -81,6 +102,45 @@ class LocalAgentsNode(AltmarlNode):
             draws = self.rng.random(slots.size)
             actions = np.minimum((draws[:, None] >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
             self.goal_zones[slots] = target_zone(zones, actions, ring)
+        if self.command_type == "goal_pose" and not self.halted:
+            self.publish_goals(now_ns)
+
+    def on_stopped(self, msg: Bool) -> None:
+        """The operator's fleet-wide stop (latched altmarl/stopped): stop now, not at the next tick."""
+        if msg.data != self.halted:
+            self.halted = msg.data
+            self.get_logger().warning(f"fleet {'stopped' if msg.data else 'resumed'} by the operator")
+            if self.halted:
+                self.stop_robots()
+
+    def publish_goals(self, now_ns: int) -> None:
+        """goal_pose robots: the centre of each robot's goal zone, in the map frame."""
+        centres = zone_centre(np.maximum(self.goal_zones, 0), self.scenario.ring)
+        stamp = Time(nanoseconds=now_ns).to_msg()
+        for slot in np.flatnonzero(self.goal_zones != NO_GOAL):
+            self._publish_goal(slot, stamp, float(centres[0][slot]), float(centres[1][slot]), 0.0)
+
+    def _publish_goal(self, slot: int, stamp, x: float, y: float, yaw: float) -> None:
+        goal = PoseStamped()
+        goal.header.stamp, goal.header.frame_id = stamp, self.poses.map_frame
+        goal.pose.position.x, goal.pose.position.y = x, y
+        goal.pose.orientation.z, goal.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+        self._goal_pubs[slot].publish(goal)
+
+    def stop_robots(self) -> None:
+        """Zero velocity to every robot; goal_pose robots get their current pose as the goal (hold)."""
+        if self.command_type == "goal_pose":
+            now_ns = self.get_clock().now().nanoseconds
+            slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
+            stamp = Time(nanoseconds=now_ns).to_msg()
+            for slot, (x, y, yaw) in zip(slots.tolist(), poses.tolist()):
+                self._publish_goal(slot, stamp, x, y, yaw)
+            publishers = self._goal_pubs
+        else:
+            self.publish_velocities(np.zeros(len(self.robot_ids)), np.zeros(len(self.robot_ids)))
+            publishers = self._cmd_pubs
+        for publisher in publishers:
+            publisher.wait_for_all_acked(Duration(seconds=STOP_ACK_SEC / len(publishers)))
 
     def control(self) -> None:
         """Publish every robot's cmd_vel: the controller towards its goal, or zero."""
@@ -95,10 +155,12 @@ class LocalAgentsNode(AltmarlNode):
                                           f"stopping {len(self.robot_ids)} robot(s)")
             else:
                 self.get_logger().info("GlobalCommand received: robots moving")
+        if self.command_type == "goal_pose":
+            return  # the robots' navigators drive; goals go out per decision
         v = np.zeros(len(self.robot_ids))
         w = np.zeros(len(self.robot_ids))
-        if not stale:
-            slots, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
+        if not stale and not self.halted:
+            slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
             if slots.size:
                 goals = self.goal_zones[slots]
                 active = goals != NO_GOAL
@@ -106,8 +168,18 @@ class LocalAgentsNode(AltmarlNode):
             if slots.size:
                 v[slots], w[slots] = steer_to_zone(poses[:, 0], poses[:, 1], poses[:, 2], goals, self.scenario.ring,
                                                    self.scenario.limits, self.scenario.controller)
-        for pub, speed, turn in zip(self._cmd_pubs, v.tolist(), w.tolist()):
-            pub.publish(twist_cdr(speed, turn))  # pre-serialized: a fraction of publishing a Twist object
+        self.publish_velocities(v, w)
+
+    def publish_velocities(self, v: np.ndarray, w: np.ndarray) -> None:
+        if self.command_type == "twist":
+            for pub, speed, turn in zip(self._cmd_pubs, v.tolist(), w.tolist()):
+                pub.publish(twist_cdr(speed, turn))  # pre-serialized: a fraction of publishing a Twist object
+            return
+        stamp = self.get_clock().now().to_msg()
+        for pub, msg, speed, turn in zip(self._cmd_pubs, self._stamped, v.tolist(), w.tolist()):
+            msg.header.stamp = stamp
+            msg.twist.linear.x, msg.twist.angular.z = speed, turn
+            pub.publish(msg)
 
 
 def main(args=None):

@@ -19,9 +19,9 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from altmarl_ros.core.ring import zone_of_pose
-from altmarl_ros.nodes._odom_store import LatestOdometry
+from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._params import declare_float, declare_robots, declare_scenario
-from altmarl_ros.nodes._ros import (DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, MAP_FRAME,
+from altmarl_ros.nodes._ros import (DEPOT, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, MAP_FRAME,
                                     MARKERS_QOS, MARKERS_TOPIC, AltmarlNode, run_node)
 
 SEGMENTS_PER_ZONE = 12
@@ -59,13 +59,13 @@ class MarkersNode(AltmarlNode):
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.ring = scenario.ring
-        self.robot_ids = declare_robots(self, scenario, "robots to draw")
+        self.robot_ids, robot_names = declare_robots(self, scenario, "robots to draw")
         period = declare_float(self, "marker_period", 0.2, "s between MarkerArray updates", positive=True)
         self.odom_timeout_ns = int(1e9 * declare_float(
             self, "odom_timeout", 0.5, "s: robots with older odometry are not drawn", positive=True))
         self._slot_of = {rid: slot for slot, rid in enumerate(self.robot_ids)}
-        self.odom = LatestOdometry.of_robots(self, self.robot_ids)
-        self.depot = LatestOdometry(self, [DEPOT_ODOM_TOPIC])
+        # Robots then the depot, in the map frame (as the coordinator sees them).
+        self.poses = declare_pose_source(self, robot_names + [DEPOT])
         self.last_command = None
         self.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, self._on_command, GLOBAL_COMMAND_QOS)
         self.publisher = self.create_publisher(MarkerArray, MARKERS_TOPIC, MARKERS_QOS)
@@ -91,7 +91,11 @@ class MarkersNode(AltmarlNode):
         """The MarkerArray for the current poses and the last GlobalCommand."""
         now_ns = self.get_clock().now().nanoseconds
         stamp = self.get_clock().now().to_msg()
-        fresh, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
+        fresh, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
+        depot_slot = len(self.robot_ids)
+        at_depot = fresh == depot_slot
+        depot_pose = tuple(poses[at_depot][0]) if at_depot.any() else None
+        fresh, poses = fresh[~at_depot], poses[~at_depot]
         robots = self._marker("robots", Marker.SPHERE_LIST, ROBOT_SIZE)
         robots.points = [Point(x=x, y=y) for x, y in poses[:, :2].tolist()]
         robots.colors = [self._colours[z] for z in zone_of_pose(poses[:, 0], poses[:, 1], self.ring).tolist()]
@@ -111,7 +115,6 @@ class MarkersNode(AltmarlNode):
                            f"k {command.k} of {len(self.robot_ids)}   policy {command.policy_id[:8]}")
         else:
             status.text = f"waiting for {GLOBAL_COMMAND_TOPIC}"
-        depot_pose = self.depot.pose(0) if self.depot.is_fresh(0, now_ns, self.odom_timeout_ns) else None
         markers = [self._zones_marker, robots, sampled, status]
         if depot_pose is not None:
             depot.pose.position.x, depot.pose.position.y = depot_pose[0], depot_pose[1]
