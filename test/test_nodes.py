@@ -103,15 +103,15 @@ def graph(ros_context):
     g.close()
 
 
-def _sim_nodes(graph, world, policy, **overrides):
+def _sim_nodes(graph, world, policy, sim_params=None, **overrides):
     from altmarl_ros.nodes.coordinator import CoordinatorNode
     from altmarl_ros.nodes.fleet_sim import FleetSimNode
     from altmarl_ros.nodes.local_agents import LocalAgentsNode
 
     common = {"scenario": world["scenario"], "policy": policy, "n_robots": N, "k": K, "use_sim_time": True}
     common.update(overrides)
-    sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": N, "real_time_factor": 2.0},
-                                 context=graph.context))
+    sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": N, "real_time_factor": 2.0,
+                                  **(sim_params or {})}, context=graph.context))
     coordinator = graph.add(CoordinatorNode(common, context=graph.context))
     agents = graph.add(LocalAgentsNode(common, context=graph.context))
     return sim, coordinator, agents
@@ -131,37 +131,45 @@ def _record_poses(sim_node):
     return history
 
 
-def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
-    sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
-    history = _record_poses(sim)
-    _, received = _listen(graph)
-    assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
-    ring, policy, dt_ms = world["ring"], world["random_policy"], round(sim.sim.control_period * 1000)
+def assert_counts_match_simulated_poses(received, history, ring, sim):
+    """Each GlobalCommand's counts and s_g are the zones of its sampled robots and the depot in the
+    simulator (map frame) at decision time t, give or take the one control step by which the decision
+    and the newest delivered pose can differ. Returns the decision times in ms."""
+    dt_ms, n = round(sim.sim.control_period * 1000), sim.sim.n
     stamps_ms = [msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6) for msg in received]
-    for epoch, (msg, t_ms) in enumerate(zip(received, stamps_ms)):
-        assert msg.epoch == epoch and msg.k == K and msg.policy_id == policy.policy_id
-        ids = list(msg.sampled_ids)
-        assert len(ids) == K == len(set(ids)) and all(0 <= i < N for i in ids)
-        assert sum(msg.counts) == K and msg.count_rank == rank(np.array(msg.counts))
-        assert msg.global_action == policy.pi_g[msg.global_state, msg.count_rank]
-        # The counts are the zones of the sampled robots in the simulator at decision time t, give or
-        # take the one control step by which the decision and the newest delivered odometry can differ.
-        matches = []
+    for msg, t_ms in zip(received, stamps_ms):
+        ids, matches = list(msg.sampled_ids), []
         for when in (t_ms, t_ms - dt_ms, t_ms + dt_ms):
             if when not in history:  # the step after the last decision may not have run yet
                 continue
             poses = history[when]
             zones = zone_of_pose(poses[ids, 0], poses[ids, 1], ring)
-            depot_zone = int(zone_of_pose(poses[N, 0], poses[N, 1], ring))
+            depot_zone = int(zone_of_pose(poses[n, 0], poses[n, 1], ring))
             matches.append(np.bincount(zones, minlength=ring.n_zones).tolist() == list(msg.counts)
                            and depot_zone == msg.global_state)
-        assert any(matches), f"epoch {epoch}: counts {list(msg.counts)} do not match the simulated poses"
+        assert any(matches), f"epoch {msg.epoch}: counts {list(msg.counts)} do not match the simulated poses"
+    return stamps_ms
+
+
+def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
+    sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
+    history = _record_poses(sim)
+    _, received = _listen(graph)
+    assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
+    policy = world["random_policy"]
+    for epoch, msg in enumerate(received):
+        assert msg.epoch == epoch and msg.k == K and msg.policy_id == policy.policy_id
+        ids = list(msg.sampled_ids)
+        assert len(ids) == K == len(set(ids)) and all(0 <= i < N for i in ids)
+        assert sum(msg.counts) == K and msg.count_rank == rank(np.array(msg.counts))
+        assert msg.global_action == policy.pi_g[msg.global_state, msg.count_rank]
+    stamps_ms = assert_counts_match_simulated_poses(received, history, world["ring"], sim)
     assert agents.commands_received >= 4 and not agents.stopped
     assert np.abs(sim.sim.velocities[:N, 0]).max() > 0.1  # the workers drive
     assert coordinator.invalid_poses == 0 and coordinator.short_decisions == 0
     assert len(coordinator.tick_seconds) == coordinator.epoch
     # One decision per decision_period of sim time, each on the first control tick of its period.
-    period_ms = round(coordinator.decision_period * 1000)
+    period_ms, dt_ms = round(coordinator.decision_period * 1000), round(sim.sim.control_period * 1000)
     assert all(abs(gap - period_ms) <= dt_ms for gap in np.diff(stamps_ms)), stamps_ms
 
 

@@ -34,6 +34,9 @@ TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
 MAP_FRAME = "map"
 DEPOT_BASE_FRAME = "depot/base_link"
 DEFAULT_ROBOT_TEMPLATE = "robot_{id}"
+# How robots are commanded (parameter command_type, one per fleet): velocities on <robot>/cmd_vel,
+# or a goal (geometry_msgs/PoseStamped in the map frame) on <robot>/goal_pose for Nav2.
+COMMAND_TYPES = ("twist", "twist_stamped", "goal_pose")
 
 
 def _robot(robot) -> str:

@@ -23,6 +23,7 @@ command is older than their command_timeout).
 Robots publishing odometry under robot_<i>/odom that are not in `robots` are
 ignored; they are found by a periodic graph scan, logged once and counted.
 """
+import math
 import re
 import sys
 import time
@@ -31,20 +32,21 @@ from collections import deque
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from rclpy.duration import Duration
 from rclpy.time import Time
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from altmarl_ros.core.counts import rank
-from altmarl_ros.core.ring import steer_to_zone, zone_of_pose
+from altmarl_ros.core.ring import steer_to_zone, zone_centre, zone_of_pose
+from altmarl_ros.nodes._params import (ParameterError, declare_choice, declare_control_period, declare_float,
+                                       declare_int, declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._poses import declare_pose_source
-from altmarl_ros.nodes._params import (ParameterError, declare_control_period, declare_float, declare_int,
-                                       declare_policy, declare_robots, declare_scenario)
-from altmarl_ros.nodes._ros import (CMD_VEL_QOS, DEPOT, DEPOT_CMD_VEL_TOPIC, DIAGNOSTICS_TOPIC,
-                                    GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, LATCHED_QOS, RESUME_SERVICE,
-                                    STOP_SERVICE, STOPPED_TOPIC, AltmarlNode, run_node)
+from altmarl_ros.nodes._ros import (CMD_VEL_QOS, COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, DIAGNOSTICS_TOPIC,
+                                    GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, GOAL_QOS, LATCHED_QOS,
+                                    RESUME_SERVICE, STOP_SERVICE, STOPPED_TOPIC, AltmarlNode, base_frame,
+                                    goal_topic, run_node)
 
 WARN_EVERY_SEC = 5.0
 GRAPH_SCAN_SEC = 2.0
@@ -127,8 +129,19 @@ class CoordinatorNode(AltmarlNode):
         self.poses = declare_pose_source(self, self.robot_names + [DEPOT])
         self._depot_slot = len(self.robot_names)
         self.command_pub = self.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, GLOBAL_COMMAND_QOS)
-        self.depot_cmd_pub = self.create_publisher(Twist, DEPOT_CMD_VEL_TOPIC, CMD_VEL_QOS)
-        self._depot_twist = Twist()
+        self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
+                                           "how the depot is commanded: twist / twist_stamped on depot/cmd_vel, "
+                                           "or goal_pose: the chosen zone's centre on depot/goal_pose")
+        if self.command_type == "goal_pose":
+            self.depot_cmd_pub = self.create_publisher(PoseStamped, goal_topic(DEPOT), GOAL_QOS)
+        else:
+            stamped = self.command_type == "twist_stamped"
+            self.depot_cmd_pub = self.create_publisher(TwistStamped if stamped else Twist, DEPOT_CMD_VEL_TOPIC,
+                                                       CMD_VEL_QOS)
+            self._depot_msg = TwistStamped() if stamped else Twist()
+            self._depot_twist = self._depot_msg.twist if stamped else self._depot_msg
+            if stamped:
+                self._depot_msg.header.frame_id = base_frame(DEPOT)
 
         # What happened so far (read by tests, the bench, the demo's status line and /diagnostics).
         self.epoch = 0
@@ -252,12 +265,18 @@ class CoordinatorNode(AltmarlNode):
         msg.header.frame_id = self.poses.map_frame
         self.command_pub.publish(msg)
         self.goal_zone = action
+        if self.command_type == "goal_pose":
+            xs, ys = zone_centre(np.array([action]), ring)
+            self._publish_depot_goal(msg.header.stamp, float(xs[0]), float(ys[0]), 0.0)
         self.last_command = msg
         self.epoch += 1
         self.tick_seconds.append(time.perf_counter() - started)
 
     def drive_depot(self) -> None:
-        """Steer the depot to the chosen zone with the core's ring controller; stop without odometry."""
+        """Steer the depot to the chosen zone with the core's ring controller; stop without a pose.
+        (goal_pose: nothing at the control rate; the depot's navigator drives to the goal.)"""
+        if self.command_type == "goal_pose":
+            return
         twist = self._depot_twist
         depot = self._depot_pose(self._now_ns())
         if depot is None or self.goal_zone is None or self.stopped:
@@ -266,12 +285,26 @@ class CoordinatorNode(AltmarlNode):
             v, w = steer_to_zone(depot[0], depot[1], depot[2], self.goal_zone, self.scenario.ring,
                                  self.scenario.limits, self.scenario.controller)
             twist.linear.x, twist.angular.z = float(v), float(w)
-        self.depot_cmd_pub.publish(twist)
+        if self.command_type == "twist_stamped":
+            self._depot_msg.header.stamp = self.get_clock().now().to_msg()
+        self.depot_cmd_pub.publish(self._depot_msg)
+
+    def _publish_depot_goal(self, stamp, x: float, y: float, yaw: float) -> None:
+        goal = PoseStamped()
+        goal.header.stamp, goal.header.frame_id = stamp, self.poses.map_frame
+        goal.pose.position.x, goal.pose.position.y = x, y
+        goal.pose.orientation.z, goal.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+        self.depot_cmd_pub.publish(goal)
 
     def stop_robots(self) -> None:
-        """Zero velocity to the depot (on shutdown: it must not keep its last command)."""
-        self._depot_twist.linear.x = self._depot_twist.angular.z = 0.0
-        self.depot_cmd_pub.publish(self._depot_twist)
+        """Zero velocity to the depot, or its current pose as its goal (on shutdown and on stop)."""
+        if self.command_type == "goal_pose":
+            pose = self._depot_pose(self._now_ns())
+            if pose is not None:
+                self._publish_depot_goal(self.get_clock().now().to_msg(), *pose)
+        else:
+            self._depot_twist.linear.x = self._depot_twist.angular.z = 0.0
+            self.depot_cmd_pub.publish(self._depot_msg)
         self.depot_cmd_pub.wait_for_all_acked(Duration(seconds=STOP_ACK_SEC))
 
     def on_stop(self, request, response):
@@ -279,7 +312,7 @@ class CoordinatorNode(AltmarlNode):
         response.success, response.message = True, "fleet stopped" if not self.stopped else "already stopped"
         self.stopped = True
         self._stopped_pub.publish(Bool(data=True))
-        self.drive_depot()
+        self.stop_robots()
         self.get_logger().warning("fleet stopped by operator (altmarl/resume to go on)")
         return response
 

@@ -30,7 +30,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_stamped_velocity, twist_velocity
 from altmarl_ros.nodes._params import (declare_bool, declare_choice, declare_control_period, declare_float,
                                        declare_int, declare_roster, declare_scenario)
-from altmarl_ros.nodes._ros import (CLOCK_QOS, CLOCK_TOPIC, CMD_VEL_QOS, DEPOT, LATCHED_QOS, MAP_FRAME,
+from altmarl_ros.nodes._ros import (CLOCK_QOS, CLOCK_TOPIC, CMD_VEL_QOS, COMMAND_TYPES, DEPOT, LATCHED_QOS, MAP_FRAME,
                                     ODOM_PUBLISH_QOS, TF_STATIC_TOPIC, TF_TOPIC, AltmarlNode, base_frame,
                                     cmd_vel_topic, odom_frame, odom_topic, run_node)
 
@@ -43,7 +43,7 @@ except ImportError:  # scripts/bootstrap.sh builds TFMessage where there is no w
 
 CLOCK_CHECK_SEC = 2.0
 ODOM_FRAME_MODES = ("map", "per_robot")
-SIM_COMMAND_TYPES = ("twist", "twist_stamped")
+SIM_COMMAND_TYPES = COMMAND_TYPES[:2]  # velocity commands; goal-driven robots need a navigator
 
 
 def _time_msg(seconds: float) -> Time:

@@ -24,11 +24,10 @@ from altmarl_ros.nodes._cdr import twist_cdr
 from altmarl_ros.nodes._params import (declare_choice, declare_control_period, declare_float, declare_int,
                                        declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._poses import declare_pose_source
-from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, GOAL_QOS, LATCHED_QOS,
+from altmarl_ros.nodes._ros import (CMD_VEL_QOS, COMMAND_TYPES, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, GOAL_QOS, LATCHED_QOS,
                                     STOPPED_TOPIC, AltmarlNode, base_frame, cmd_vel_topic, goal_topic, run_node)
 
 NO_GOAL = -1
-COMMAND_TYPES = ("twist", "twist_stamped", "goal_pose")
 STOP_ACK_SEC = 0.5
 
 
