@@ -7,3 +7,7 @@ names the offending field (array and index, YAML key, parameter) and the fix.
 
 class AltmarlError(ValueError):
     """Base class for errors caused by user input, reported without a traceback."""
+
+
+class UsageError(AltmarlError):
+    """A command-line flag is wrong or does not apply; the message names the flag and the fix."""

@@ -41,8 +41,9 @@ def publish_fleet(n: int, rate: float) -> None:
     from nav_msgs.msg import Odometry
     from rclpy.serialization import serialize_message
 
-    from altmarl_ros.core.ring import zone_centre
-    from altmarl_ros.nodes._ros import DEPOT_ODOM_TOPIC, ODOM_QOS, base_frame, make_executor, odom_topic
+    from altmarl_sim.ring import zone_centre
+    from altmarl_ros.names import DEPOT_ODOM_TOPIC, base_frame, odom_topic
+    from altmarl_ros.nodes._ros import ODOM_QOS, make_executor
     from altmarl_sim.scenario import load_scenario
 
     _pin(PIN_PUBLISHER)

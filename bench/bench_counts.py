@@ -8,7 +8,7 @@ import time
 import numpy as np
 from numba import njit
 
-from altmarl_ros.core.counts import _rank, _unrank, enumerate_count_vectors
+from altmarl_ros.core.counts import rank_kernel, unrank_kernel, enumerate_count_vectors
 
 S, REPEATS = 5, 10
 
@@ -18,7 +18,7 @@ def _rank_all(table, repeats):
     checksum = 0
     for _ in range(repeats):
         for i in range(table.shape[0]):
-            checksum += _rank(table[i])
+            checksum += rank_kernel(table[i])
     return checksum
 
 
@@ -28,7 +28,7 @@ def _unrank_all(n_vectors, k, S, repeats):
     checksum = 0
     for _ in range(repeats):
         for r in range(n_vectors):
-            _unrank(r, k, out)
+            unrank_kernel(r, k, out)
             checksum += out[0]
     return checksum
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from altmarl_ros.core.counts import enumerate_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
-from altmarl_ros.core.warehouse_model import paper_warehouse_model
+from altmarl_ros.models.warehouse import paper_warehouse_model
 
 
 def main():

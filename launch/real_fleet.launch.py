@@ -4,10 +4,10 @@
 
 The robots' drivers provide robot_<i>/odom and take robot_<i>/cmd_vel; the depot
 robot provides depot/odom and takes depot/cmd_vel. Nodes and parameters come
-from the fleet description through altmarl_ros.launcher (as `altmarl launch
+from the fleet description through altmarl_ros.fleet_plan (as `altmarl launch
 --mode real`). Arguments and multi-host use: docs/launch.md.
 """
-from altmarl_ros.launcher import ros2_launch_description
+from altmarl_ros.fleet_plan import ros2_launch_description
 
 
 def generate_launch_description():

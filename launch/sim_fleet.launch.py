@@ -3,10 +3,10 @@
     ros2 launch altmarl_ros sim_fleet.launch.py n_robots:=200 k:=10 rviz:=false
 
 Nodes and parameters come from the fleet description (config/fleet.yaml, or
-fleet:=FILE) through altmarl_ros.launcher, the same plan `altmarl launch` runs
+fleet:=FILE) through altmarl_ros.fleet_plan, the same plan `altmarl launch` runs
 where the launch packages are missing. Arguments: docs/launch.md.
 """
-from altmarl_ros.launcher import ros2_launch_description
+from altmarl_ros.fleet_plan import ros2_launch_description
 
 
 def generate_launch_description():

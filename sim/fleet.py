@@ -17,7 +17,7 @@ Two ways to drive it, sharing one state and the same kinematics kernel:
     then read `poses`, `velocities`, `time`.
 
 Same scenario, n and seed -> same trajectory (every call draws its noise seed from
-the simulator's own numpy Generator; see altmarl_ros.core.kinematics).
+the simulator's own numpy Generator; see altmarl_sim.kinematics).
 """
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import integer
-from altmarl_ros.core.kinematics import _control_step, _step_commanded, _stream
-from altmarl_ros.core.ring import (ACTION_ZONE_STEP, N_LOCAL_ACTIONS, _steer_to_zone,
-                                   _zones_of_xy)
+from altmarl_ros.core.rng import stream_start
+from altmarl_sim.kinematics import control_step, step_commanded
+from altmarl_sim.ring import (ACTION_ZONE_STEP, N_LOCAL_ACTIONS, steer_to_zone_kernel,
+                                   zones_of_xy)
 from altmarl_sim.scenario import Scenario, ScenarioError
 
 
@@ -53,14 +54,14 @@ def _run_epoch(poses, velocities, stall, goal_zones, centres, radius, cos_look, 
     w = velocities[:, 1].copy()
     state = np.empty(n, dtype=np.uint64)
     for i in range(n):
-        state[i] = _stream(seed, np.uint64(i))
+        state[i] = stream_start(seed, np.uint64(i))
         travelled[i] = 0.0
     for _ in range(steps):
         for i in range(n):
-            cmd_v, cmd_w = _steer_to_zone(x[i], y[i], c[i], s[i], goal_zones[i], centres, radius,
+            cmd_v, cmd_w = steer_to_zone_kernel(x[i], y[i], c[i], s[i], goal_zones[i], centres, radius,
                                           cos_look, sin_look, max_v, max_w, speed_gain,
                                           heading_gain, tolerance)
-            x[i], y[i], yaw[i], c[i], s[i], v[i], w[i], stall[i], state[i], d = _control_step(
+            x[i], y[i], yaw[i], c[i], s[i], v[i], w[i], stall[i], state[i], d = control_step(
                 x[i], y[i], yaw[i], c[i], s[i], v[i], w[i], stall[i], cmd_v, cmd_w, state[i], dt,
                 max_v, max_w, max_dv, max_dw, speed_std, turn_std, p_stall, stall_min, stall_span)
             travelled[i] += d
@@ -83,7 +84,7 @@ def _zone_array(scenario: Scenario, name: str, zones, size: int) -> np.ndarray:
     return zones.astype(np.int64)
 
 
-def _poses_at_rest(scenario: Scenario, zones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def poses_at_rest(scenario: Scenario, zones: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """[len(zones), 3] start poses: each zone's centre plus a uniform offset in a disc of
     radius start_jitter (the scenario keeps it inside the zone), heading counter-clockwise
     along the ring."""
@@ -100,7 +101,7 @@ def _poses_at_rest(scenario: Scenario, zones: np.ndarray, rng: np.random.Generat
     return poses
 
 
-def _drive_epoch(scenario: Scenario, poses, velocities, stall, goal_zones, seed, travelled):
+def drive_epoch(scenario: Scenario, poses, velocities, stall, goal_zones, seed, travelled):
     """Run _run_epoch with the scenario's parameters (arrays updated in place)."""
     ring, gains, limits = scenario.ring, scenario.controller, scenario.limits
     noise, faults, timing = scenario.noise, scenario.faults, scenario.timing
@@ -135,12 +136,12 @@ def epoch_from_rest(scenario: Scenario, start_zones, goal_zones, seed: int = 0):
     goals = _zone_array(scenario, "goal_zones", goal_zones, start.shape[0])
     rng = np.random.default_rng(integer(FleetError, "seed", seed, 0))
     m = start.shape[0]
-    poses = _poses_at_rest(scenario, start, rng)
+    poses = poses_at_rest(scenario, start, rng)
     travelled = np.empty(m)
-    _drive_epoch(scenario, poses, np.zeros((m, 2)), np.zeros(m), goals,
+    drive_epoch(scenario, poses, np.zeros((m, 2)), np.zeros(m), goals,
                  np.uint64(rng.integers(0, 2**63, dtype=np.int64)), travelled)
     end = np.empty(m, dtype=np.int64)
-    _zones_of_xy(poses[:, 0], poses[:, 1], scenario.ring.n_zones, end)
+    zones_of_xy(poses[:, 0], poses[:, 1], scenario.ring.n_zones, end)
     return end, travelled
 
 
@@ -188,7 +189,7 @@ class FleetSim:
         if depot_zone is None:
             depot_zone = self._rng.choice(z, p=self.scenario.mu0_g)
         depot_zone = _zone_array(self.scenario, "depot_zone", [depot_zone], 1)
-        self._poses[:] = _poses_at_rest(self.scenario, np.concatenate([worker_zones, depot_zone]),
+        self._poses[:] = poses_at_rest(self.scenario, np.concatenate([worker_zones, depot_zone]),
                                         self._rng)
         self._velocities[:] = 0.0
         self._commands[:] = 0.0
@@ -212,7 +213,7 @@ class FleetSim:
     def all_zones(self) -> np.ndarray:
         """Zone of every robot, [n+1] int64 (depot last)."""
         out = np.empty(self.n + 1, dtype=np.int64)
-        _zones_of_xy(self._poses[:, 0], self._poses[:, 1], self.scenario.ring.n_zones, out)
+        zones_of_xy(self._poses[:, 0], self._poses[:, 1], self.scenario.ring.n_zones, out)
         return out
 
     def zones(self) -> np.ndarray:
@@ -246,15 +247,12 @@ class FleetSim:
         goals = np.empty(self.n + 1, dtype=np.int64)
         goals[: self.n] = (start[: self.n] + ACTION_ZONE_STEP[actions]) % z
         goals[self.n] = int(global_action)
-        _drive_epoch(scenario, self._poses, self._velocities, self.stall_remaining, goals,
+        drive_epoch(scenario, self._poses, self._velocities, self.stall_remaining, goals,
                      self._draw_seed(), self._travelled)
         self.time += self._steps * self._dt
         self._commands[:] = 0.0
-        rewards = scenario.rewards
-        served = start[: self.n] == start[self.n]
-        self.last_local_rewards = rewards.service * served - rewards.worker_energy * self._travelled[: self.n]
-        self.last_global_reward = -rewards.depot_energy * float(self._travelled[self.n])
-        reward = self.last_global_reward + float(self.last_local_rewards.mean())
+        self.last_local_rewards, self.last_global_reward, reward = scenario.rewards.epoch(
+            start[: self.n] == start[self.n], self._travelled[: self.n], self._travelled[self.n])
         end = self.all_zones()
         return end[: self.n], int(end[self.n]), reward
 
@@ -288,7 +286,7 @@ class FleetSim:
     def step_control(self) -> None:
         """Advance every robot by one control period under its current command."""
         limits, noise, faults = self.scenario.limits, self.scenario.noise, self.scenario.faults
-        _step_commanded(
+        step_commanded(
             self._poses, self._velocities, self.stall_remaining, self._commands, self._draw_seed(),
             1, self._dt, limits.max_speed, limits.max_turn_rate, limits.max_accel * self._dt,
             limits.max_angular_accel * self._dt, noise.speed_std, noise.turn_rate_std,

@@ -1,7 +1,7 @@
 """Deployed policies in the continuous simulator: welfare with n robots and fresh k-subsets.
 
 Each decision epoch of a rollout (FleetSim.step_epoch underneath):
-  zones of the n workers and the depot from their poses (altmarl_ros.core.ring);
+  zones of the n workers and the depot from their poses (altmarl_sim.ring);
   a fresh uniform k-subset of the workers (no replacement) -> count vector F;
   a_g = pi_g[s_g, rank(F)] (or a uniformly random zone for the random baseline);
   every worker draws a_i ~ pi_l(.|s_i, s_g); one epoch of kinematics;
@@ -15,21 +15,17 @@ it moves, stalls) is in here.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 
 from altmarl_ros.core._checks import integer
+from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.evaluate import WelfareEstimate, mean_ci95
-from altmarl_ros.core.llearn import l_learn
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.sampler import SamplerError
 from altmarl_sim.scenario import Scenario
-
-BASELINES = ("uniform_random", "best_constant_global")
-
 
 class RolloutError(SamplerError):
     """Bad arguments to a continuous-simulator rollout (policy shapes, counts, seeds)."""
@@ -106,37 +102,23 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
                            agent_steps=seeds * rollouts * n * horizon, seconds=seconds)
 
 
-def sim_baselines(scenario: Scenario, game, k: int, names=BASELINES, progress=None, announce=None,
+def sim_baselines(scenario: Scenario, game, k: int, names=None, progress=None, announce=None,
                   **rollout_args) -> dict:
-    """name -> WelfareEstimate in the continuous simulator, as core.evaluate.baselines
-    defines them: "uniform_random" (every agent uniform) and "best_constant_global"
-    (each constant a_g with the locals' exact best response to it on `game`, scored
-    with streams `seed`; the best re-scored with streams `seed + 1` so that picking
-    the maximum does not bias its estimate). `announce(label)` is called before each
-    run, `progress` is passed on to sim_rollout_welfare."""
-    unknown = [name for name in names if name not in BASELINES]
-    if unknown:
-        raise RolloutError("names", f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
-    n_sg, n_ag, n_sl, n_al = scenario.sizes
+    """name -> WelfareEstimate in the continuous simulator of the registered baselines
+    (core.baselines; default all), their candidates built on `game` at this k.
+    `announce(label)` is called before each run, `progress` is passed on to
+    sim_rollout_welfare."""
+    names = BASELINES.check(BASELINES if names is None else names, RolloutError)
     announce = announce or (lambda label: None)
     seed = rollout_args.pop("seed", 0)
     rollout_args["progress"] = progress
+
+    def score(pi_g, pi_l, stream_seed):
+        return sim_rollout_welfare(scenario, pi_g, pi_l, k, seed=stream_seed, **rollout_args)
+
     found = {}
-    if "uniform_random" in names:
-        announce("uniform_random")
-        found["uniform_random"] = sim_rollout_welfare(
-            scenario, None, np.full((n_sl, n_sg, n_al), 1.0 / n_al), k, seed=seed, **rollout_args)
-    if "best_constant_global" in names:
-        best = None
-        for a_g in range(n_ag):
-            announce(f"best_constant_global: a_g = {a_g}")
-            pi_g = np.full((n_sg, n_count_vectors(k, n_sl)), a_g, np.int32)
-            pi_l = l_learn(game, pi_g, k).pi_l
-            score = sim_rollout_welfare(scenario, pi_g, pi_l, k, seed=seed, **rollout_args).mean
-            if best is None or score > best[0]:
-                best = (score, a_g, pi_g, pi_l)
-        _, a_g, pi_g, pi_l = best
-        announce(f"best_constant_global: a_g = {a_g} re-scored")
-        final = sim_rollout_welfare(scenario, pi_g, pi_l, k, seed=seed + 1, **rollout_args)
-        found["best_constant_global"] = replace(final, detail=f"a_g = {a_g}")
+    for name in names:
+        announce(name)
+        found[name] = score_candidates(BASELINES[name].candidates(game, k), score, seed,
+                                       lambda detail, name=name: announce(f"{name}: {detail}"))
     return found

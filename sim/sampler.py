@@ -35,8 +35,8 @@ from functools import cached_property
 import numpy as np
 
 from altmarl_ros.core._checks import integer
-from altmarl_ros.core.ring import ACTION_ZONE_STEP, zone_of_pose
-from altmarl_sim.fleet import _drive_epoch, _poses_at_rest
+from altmarl_sim.ring import ACTION_ZONE_STEP, zone_of_pose
+from altmarl_sim.fleet import drive_epoch, poses_at_rest
 from altmarl_sim.scenario import Scenario, ScenarioError
 
 DEFAULT_POOL_SIZE = 20000  # robots per pool: answers ~1300 queries per zone per epoch
@@ -52,7 +52,7 @@ class SamplerError(ScenarioError):
 
 class _ExplorationPool:
     """`size` independent robots driving on the ring forever, moved by FleetSim's own
-    epoch driver (fleet._drive_epoch: ring controller, limits, noise, stalls).
+    epoch driver (fleet.drive_epoch: ring controller, limits, noise, stalls).
 
     `global_moves`: explore by heading for uniformly random zones (the depot's
     action set); otherwise by uniformly random local actions.
@@ -63,7 +63,7 @@ class _ExplorationPool:
         self.n_zones = scenario.ring.n_zones
         self.global_moves = global_moves
         self._rng = np.random.default_rng(seed)
-        self.poses = _poses_at_rest(scenario, np.arange(size) % self.n_zones, self._rng)
+        self.poses = poses_at_rest(scenario, np.arange(size) % self.n_zones, self._rng)
         self.velocities = np.zeros((size, 2))
         self.stall_remaining = np.zeros(size)
         self.rested = np.zeros(size, dtype=np.int64)  # exploration epochs since the last query
@@ -82,7 +82,7 @@ class _ExplorationPool:
     def drive(self, goals: np.ndarray) -> np.ndarray:
         """One decision epoch with every robot heading for its goal zone; metres each drove."""
         metres = np.empty(goals.shape[0])
-        _drive_epoch(self.scenario, self.poses, self.velocities, self.stall_remaining, goals,
+        drive_epoch(self.scenario, self.poses, self.velocities, self.stall_remaining, goals,
                      np.uint64(self._rng.integers(0, 2**63, dtype=np.int64)), metres)
         return metres
 
@@ -192,15 +192,14 @@ class SimSampler:
         s_l, s_g, a_l = self._batch(("s_l", "s_g", "a_l"), (s_l, s_g, a_l), (n_sl, n_sg, n_al))
         goals = (s_l + ACTION_ZONE_STEP[a_l]) % n_sl
         ends, metres = self._local_pool.answer(s_l, goals, self.mixing_epochs, progress)
-        rewards = self.scenario.rewards
-        return ends, rewards.service * (s_l == s_g) - rewards.worker_energy * metres
+        return ends, self.scenario.rewards.local_reward(s_l == s_g, metres)
 
     def draw_global(self, s_g, a_g, progress=None) -> tuple[np.ndarray, np.ndarray]:
         """(s_g' [B], r_g [B]) of one epoch for each depot query (s_g, a_g)."""
         n_sg, n_ag, _, _ = self.sizes
         s_g, a_g = self._batch(("s_g", "a_g"), (s_g, a_g), (n_sg, n_ag))
         ends, metres = self._global_pool.answer(s_g, a_g, self.mixing_epochs, progress)
-        return ends, -self.scenario.rewards.depot_energy * metres
+        return ends, self.scenario.rewards.depot_reward(metres)
 
     def sample_local(self, s_l, s_g, a_l, rng=None) -> np.ndarray:
         """Next worker zones. `rng` is accepted for the protocol; the pools carry their

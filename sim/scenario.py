@@ -19,8 +19,8 @@ import yaml
 from altmarl_ros.config_files import config_dirs
 from altmarl_ros.core._checks import (FieldValueError, as_float, integer, non_negative, positive,
                                       probability)
-from altmarl_ros.core.kinematics import Faults, Noise, RobotLimits
-from altmarl_ros.core.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
+from altmarl_sim.kinematics import Faults, Noise, RobotLimits
+from altmarl_sim.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
 
 DEFAULT_SCENARIO = "warehouse_ring"
 
@@ -38,6 +38,21 @@ class Rewards:
     service: float
     worker_energy: float
     depot_energy: float
+
+    def local_reward(self, served, metres):
+        """r_l of each worker: `service` if it started the epoch in the depot's zone, less its energy."""
+        return self.service * served - self.worker_energy * metres
+
+    def depot_reward(self, metres):
+        """r_g: the depot's energy for the metres it drove."""
+        return -self.depot_energy * metres
+
+    def epoch(self, served, worker_metres, depot_metres: float) -> tuple[np.ndarray, float, float]:
+        """(r_l per worker, r_g, the epoch's reward r_g + mean r_l): what the simulator, the
+        generative sampler's pooled epochs and the welfare monitor all score."""
+        local = self.local_reward(served, worker_metres)
+        depot = self.depot_reward(float(depot_metres))
+        return local, depot, depot + float(local.mean())
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from altmarl_msgs.msg import GlobalCommand
 from nav_msgs.msg import Odometry
 from rclpy.qos import QoSProfile
 
-from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, make_executor
+from altmarl_ros.names import GLOBAL_COMMAND_TOPIC
+from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, make_executor
 
 MOVED_M = 0.3
 COMMANDS = 3

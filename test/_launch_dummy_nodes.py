@@ -10,12 +10,13 @@ from pathlib import Path
 
 from std_msgs.msg import String
 
-from altmarl_ros.nodes._params import declare_int
+from altmarl_ros.nodes._params import INTEGER, declare_int
 from altmarl_ros.nodes._ros import AltmarlNode, run_node
 
 
 class Greeter(AltmarlNode):
     DEFAULT_NAME = "greeter"
+    PARAMETERS = {"peers": INTEGER}
 
     def setup(self):
         self.marks = Path(os.environ["ALTMARL_TEST_MARKS"])

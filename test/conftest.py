@@ -25,3 +25,22 @@ def ros_context():
     finally:
         if context.ok():
             rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def toy_baseline():
+    """A baseline registered by one call (global action 0 everywhere, uniform locals), removed after."""
+    import numpy as np
+
+    from altmarl_ros.core.baselines import BASELINES, Candidate, register_baseline
+    from altmarl_ros.core.counts import n_count_vectors
+
+    def candidates(game, k):
+        pi_g = np.zeros((game.n_sg, n_count_vectors(k, game.n_sl)), np.int32)
+        return [Candidate(pi_g, np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al), "a_g = 0")]
+
+    baseline = register_baseline("toy_always_zero", "toy: a_g = 0, uniform locals", candidates)
+    try:
+        yield baseline
+    finally:
+        BASELINES.pop(baseline.name)

@@ -61,6 +61,23 @@ def test_train_then_evaluate_end_to_end(tiny_model, tmp_path, capsys):
     assert all(name in text for name in BASELINES)
 
 
+def test_a_registered_baseline_appears_in_evaluate_json(tiny_model, tmp_path, capsys, toy_baseline):
+    """One register_baseline call is all it takes: evaluate rolls out the toy's pair."""
+    from altmarl_ros.core.evaluate import rollout_welfare
+
+    out = tmp_path / "policy.npz"
+    assert _train(tiny_model, out) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *EVAL_ARGS, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["baselines"]) == list(BASELINES) and toy_baseline.name in BASELINES
+    game = load_model(tiny_model)
+    (toy,) = toy_baseline.candidates(game, 2)
+    direct = rollout_welfare(game, toy.pi_g, toy.pi_l, 2, n=10, horizon=8, seeds=2, rollouts=50, seed=0)
+    assert report["baselines"][toy_baseline.name] == pytest.approx(direct.mean, abs=1e-12)
+    assert report["baselines_detail"][toy_baseline.name] == "a_g = 0"
+
+
 def test_train_json_is_one_object_without_nan(tiny_model, tmp_path, capsys):
     assert _train(tiny_model, tmp_path / "p.npz", "--json") == 0
     report = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)

@@ -21,9 +21,9 @@ from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E4
 from rclpy.parameter import Parameter  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from altmarl_ros.core.ring import zone_centre  # noqa: E402
-from altmarl_ros.nodes._ros import (DIAGNOSTICS_TOPIC, GOAL_QOS, RESUME_SERVICE, STOP_SERVICE,  # noqa: E402
-                                    goal_topic, pose_topic)
+from altmarl_ros.names import DIAGNOSTICS_TOPIC, RESUME_SERVICE, STOP_SERVICE, goal_topic, pose_topic  # noqa: E402
+from altmarl_ros.nodes._ros import GOAL_QOS  # noqa: E402
+from altmarl_sim.ring import zone_centre  # noqa: E402
 from test_nodes import (K, N, Graph, _listen, _record_poses, _sim_nodes,  # noqa: E402,F401
                         assert_counts_match_simulated_poses, graph, world)
 
@@ -147,7 +147,7 @@ def _node_process(kind, world, policy):
 
 
 def test_stopped_node_processes_leave_their_robots_at_zero_velocity(graph, world):
-    from altmarl_ros.launcher import warm_up_kernels
+    from altmarl_ros.supervisor import warm_up_kernels
     from altmarl_ros.nodes.fleet_sim import FleetSimNode
 
     warm_up_kernels()

@@ -9,7 +9,7 @@ from numba import njit
 from altmarl_ros.core.counts import (
     RANKING_SCHEME,
     CountsError,
-    _rank,
+    rank_kernel,
     _sample_next_counts,
     enumerate_count_vectors,
     n_count_vectors,
@@ -67,7 +67,7 @@ def test_paper_size_counts_and_large_k():
 def _rank_all(table):
     out = np.empty(table.shape[0], dtype=np.int64)
     for i in range(table.shape[0]):
-        out[i] = _rank(table[i])
+        out[i] = rank_kernel(table[i])
     return out
 
 

@@ -77,7 +77,7 @@ class _Args:
 
 
 def _ready(monkeypatch, args, trained):
-    from altmarl_ros import launcher
+    from altmarl_ros import fleet_plan
     from altmarl_ros.commands import demo
 
     scenario = load_scenario("warehouse_ring")
@@ -87,17 +87,17 @@ def _ready(monkeypatch, args, trained):
         save_policy(herding_policy(scenario_, k), path)
 
     monkeypatch.setattr(demo, "_train", fake_train)
-    base = launcher.load_fleet(None, {"policy": str(args.policy or args.default_policy), "k": 1})
+    base = fleet_plan.load_fleet(None, {"policy": str(args.policy or args.default_policy), "k": 1})
     return demo._ready_policy(args, base, scenario, args.k)
 
 
 def test_demo_trains_when_the_policy_is_missing_and_then_reuses_it(tmp_path, monkeypatch):
-    from altmarl_ros import launcher
+    from altmarl_ros import fleet_plan
 
     trained = []
     args = _Args(tmp_path)
     first = _ready(monkeypatch, args, trained)
-    fleet_k = launcher.load_fleet().common["k"]
+    fleet_k = fleet_plan.load_fleet().common["k"]
     assert trained == [("warehouse_ring", fleet_k, args.default_policy)] and first.k == fleet_k
     second = _ready(monkeypatch, args, trained)
     assert len(trained) == 1 and second.policy_id == first.policy_id

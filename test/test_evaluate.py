@@ -16,12 +16,10 @@ from altmarl_ros.core.evaluate import (
     BASELINES,
     EvaluationError,
     baselines,
-    best_constant_global_welfare,
     mean_ci95,
     nash_gap,
     rollout_welfare,
     t_quantile_975,
-    uniform_random_welfare,
 )
 from altmarl_ros.core.model import make_game
 from altmarl_ros.core.policy import PolicyError
@@ -134,7 +132,8 @@ def test_uniform_random_baseline_matches_exact_value():
     uniform_l = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
     exact = _exact_welfare(game, lambda s_g, F: np.full(game.n_ag, 1.0 / game.n_ag), uniform_l,
                            n, k, 6, _iid_locals(game))
-    est = uniform_random_welfare(game, k, n=n, horizon=6, seeds=4, rollouts=20000, seed=3)
+    est = baselines(game, k, n=n, horizon=6, seeds=4, rollouts=20000, seed=3,
+                    names=("uniform_random",))["uniform_random"]
     assert abs(est.mean - exact) <= 2 * est.ci95, (est.mean, exact, est.ci95)
 
 
@@ -155,7 +154,8 @@ def test_best_constant_global_matches_brute_force_over_constants_and_local_polic
             values[a_g, actions] = _exact_welfare(game, lambda s_g, F: np.eye(game.n_ag)[a_g], pi_l,
                                                   1, 1, horizon, _iid_locals(game))
     (best_a_g, _), best_value = max(values.items(), key=lambda item: item[1])
-    est = best_constant_global_welfare(game, 2, n=5, horizon=horizon, seeds=4, rollouts=5000, seed=4)
+    est = baselines(game, 2, n=5, horizon=horizon, seeds=4, rollouts=5000, seed=4,
+                    names=("best_constant_global",))["best_constant_global"]
     assert est.detail == f"a_g = {best_a_g}"
     assert abs(est.mean - best_value) <= 2 * est.ci95, (est.mean, best_value, est.ci95)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from altmarl_ros.core.federated_model import (
+from altmarl_ros.models.federated import (
     AGG_LARGE, AGG_SMALL, BROADCAST, IDLE, OFFLINE, STALE, SYNCED, TRAIN, TRAINED, UPLOAD,
     federated_game,
 )

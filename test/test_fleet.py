@@ -4,8 +4,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from altmarl_ros.core.kinematics import Faults, Noise, integrate_unicycle
-from altmarl_ros.core.ring import target_zone, zone_of_pose
+from _kinematics_drivers import integrate_unicycle
+from altmarl_sim.kinematics import Faults, Noise
+from altmarl_sim.ring import target_zone, zone_of_pose
 from altmarl_sim.fleet import FleetError, FleetSim, epoch_from_rest
 from altmarl_sim.scenario import load_scenario
 

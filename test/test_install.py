@@ -148,7 +148,7 @@ def test_closed_loop_from_the_install_space(install, tmp_path):
     save_policy(herding_policy(load_scenario(common["scenario"]), K), launch_dir / common["policy"])
     scripts = workspace / "install" / "altmarl_ros" / "lib" / "altmarl_ros"
     # Load (compile) the numba kernels into the install space's cache once, not in three nodes at once.
-    warmed = _in_install(install, [sys.executable, "-c", "from altmarl_ros.launcher import warm_up_kernels; "
+    warmed = _in_install(install, [sys.executable, "-c", "from altmarl_ros.supervisor import warm_up_kernels; "
                                                          "warm_up_kernels()"], cwd=launch_dir, timeout=300)
     assert warmed.returncode == 0, warmed.stderr
     overrides = ["-p", f"n_robots:={N_ROBOTS}", "-p", f"k:={K}"]

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from altmarl_ros.core.kinematics import (Faults, KinematicsError, Noise, RobotLimits,
-                                         integrate_unicycle, step_robots)
+from _kinematics_drivers import integrate_unicycle, step_robots
+from altmarl_sim.kinematics import Faults, KinematicsError, Noise, RobotLimits
 
 WIDE = RobotLimits(max_speed=100.0, max_turn_rate=100.0, max_accel=1e6, max_angular_accel=1e6)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from altmarl_ros import launcher
+from altmarl_ros import fleet_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
@@ -99,7 +99,7 @@ def test_launch_files_compile():
 
 def test_sim_launch_file_starts_the_launchers_plan(fake_launch):
     nodes = _launch(ROOT / "launch" / "sim_fleet.launch.py", n_robots="12", k="4")
-    plan = launcher.plan_nodes(launcher.load_fleet(None, {"n_robots": 12, "k": 4}), "sim")
+    plan = fleet_plan.plan_nodes(fleet_plan.load_fleet(None, {"n_robots": 12, "k": 4}), "sim")
     ros_nodes = [n.kwargs for n in nodes if n.kwargs["package"] == "altmarl_ros"]
     assert ros_nodes == [_as_launch_node(spec) for spec in plan]
     assert [n["executable"] for n in ros_nodes] == ["altmarl_fleet_sim", "altmarl_coordinator",
@@ -112,7 +112,7 @@ def test_sim_launch_file_starts_the_launchers_plan(fake_launch):
 
 def test_real_launch_file_starts_one_local_agent_per_robot(fake_launch):
     nodes = [n.kwargs for n in _launch(ROOT / "launch" / "real_fleet.launch.py", n_robots="3", k="2")]
-    plan = launcher.plan_nodes(launcher.load_fleet(None, {"n_robots": 3, "k": 2}), "real")
+    plan = fleet_plan.plan_nodes(fleet_plan.load_fleet(None, {"n_robots": 3, "k": 2}), "real")
     assert nodes == [_as_launch_node(spec) for spec in plan]
     agents = [n for n in nodes if n["executable"] == "altmarl_local_agents"]
     assert [a["namespace"] for a in agents] == ["robot_0", "robot_1", "robot_2"]
@@ -123,7 +123,7 @@ def test_real_launch_file_starts_one_local_agent_per_robot(fake_launch):
 
 
 def test_launch_file_rejects_bad_argument(fake_launch):
-    with pytest.raises(launcher.LaunchError, match="k = 9"):
+    with pytest.raises(fleet_plan.LaunchError, match="k = 9"):
         _launch(ROOT / "launch" / "sim_fleet.launch.py", n_robots="5", k="9")
 
 
@@ -137,7 +137,7 @@ def _write(tmp_path, text):
 
 
 def test_shipped_fleet_file_loads_and_resolves_the_policy_path():
-    fleet = launcher.load_fleet()
+    fleet = fleet_plan.load_fleet()
     assert fleet.common["scenario"] == "warehouse_ring"
     assert 1 <= fleet.common["k"] <= fleet.n_robots
     assert Path(fleet.common["policy"]).is_absolute()
@@ -145,7 +145,7 @@ def test_shipped_fleet_file_loads_and_resolves_the_policy_path():
 
 
 def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
-    specs = launcher.plan_nodes(launcher.load_fleet(None, {"n_robots": 7, "k": 3}), "sim")
+    specs = fleet_plan.plan_nodes(fleet_plan.load_fleet(None, {"n_robots": 7, "k": 3}), "sim")
     assert {s.name: s.parameters["use_sim_time"] for s in specs} == {
         "fleet_sim": False, "coordinator": True, "local_agents": True, "markers": True}
     assert all(s.parameters["n_robots"] == 7 and s.parameters["k"] == 3 for s in specs)
@@ -167,18 +167,18 @@ def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
     ("/**: [1, 2\n", "not valid YAML"),
 ])
 def test_bad_fleet_file_names_the_problem(tmp_path, text, message):
-    with pytest.raises(launcher.LaunchError, match=message):
-        launcher.load_fleet(_write(tmp_path, text))
+    with pytest.raises(fleet_plan.LaunchError, match=message):
+        fleet_plan.load_fleet(_write(tmp_path, text))
 
 
 def test_missing_fleet_file_and_bad_override_are_named(tmp_path):
-    with pytest.raises(launcher.LaunchError, match="cannot read"):
-        launcher.load_fleet(tmp_path / "nope.yaml")
-    with pytest.raises(launcher.LaunchError, match="override k='x'"):
-        launcher.load_fleet(None, {"k": "x"})
-    with pytest.raises(launcher.LaunchError, match="KEY=VALUE"):
-        launcher.parse_overrides(["k"])
-    assert launcher.parse_overrides(["k=5", "policy=a/b.npz", "real_time_factor=0.5"]) == {
+    with pytest.raises(fleet_plan.LaunchError, match="cannot read"):
+        fleet_plan.load_fleet(tmp_path / "nope.yaml")
+    with pytest.raises(fleet_plan.LaunchError, match="override k='x'"):
+        fleet_plan.load_fleet(None, {"k": "x"})
+    with pytest.raises(fleet_plan.LaunchError, match="KEY=VALUE"):
+        fleet_plan.parse_overrides(["k"])
+    assert fleet_plan.parse_overrides(["k=5", "policy=a/b.npz", "real_time_factor=0.5"]) == {
         "k": 5, "policy": "a/b.npz", "real_time_factor": 0.5}
 
 

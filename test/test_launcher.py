@@ -22,13 +22,13 @@ NAMES = ("alpha", "beta", "gamma")
 def _start_launcher(marks: Path, processes: bool) -> subprocess.Popen:
     script = textwrap.dedent(f"""
         import sys
-        from altmarl_ros import launcher
+        from altmarl_ros import fleet_plan, supervisor
         greeter = ("_launch_dummy_nodes", "Greeter")
-        launcher.NODE_CLASSES = {{"greeter": greeter, "coordinator": greeter}}
+        fleet_plan.NODE_CLASSES = {{"greeter": greeter, "coordinator": greeter}}
         # gamma stands in for the coordinator, which starts once the others are on the graph
-        specs = [launcher.NodeSpec(kind="coordinator" if name == "gamma" else "greeter", name=name,
+        specs = [fleet_plan.NodeSpec(kind="coordinator" if name == "gamma" else "greeter", name=name,
                                    parameters={{"peers": {len(NAMES) - 1}}}) for name in {NAMES!r}]
-        sys.exit(launcher.run(specs, processes={processes}))
+        sys.exit(supervisor.run(specs, processes={processes}))
     """)
     env = dict(os.environ, ALTMARL_TEST_MARKS=str(marks),
                PYTHONPATH=os.pathsep.join([str(TEST_DIR), os.environ.get("PYTHONPATH", "")]))
@@ -95,15 +95,15 @@ def test_children_die_with_a_killed_launcher(tmp_path):
 
 @pytest.mark.ros
 def test_a_node_that_fails_stops_the_run_with_its_name(tmp_path, monkeypatch):
-    from altmarl_ros import launcher
+    from altmarl_ros import fleet_plan, supervisor
 
     monkeypatch.setenv("ALTMARL_TEST_MARKS", str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(TEST_DIR))
-    monkeypatch.setattr(launcher, "NODE_CLASSES", {"greeter": ("_launch_dummy_nodes", "Greeter")})
-    specs = [launcher.NodeSpec(kind="greeter", name="good", parameters={"peers": 1}),
-             launcher.NodeSpec(kind="greeter", name="bad", parameters={"peers": "many"})]
-    with pytest.raises(launcher.LaunchError, match=r"node /bad \(altmarl_greeter\) exited with code 2"):
-        launcher.run(specs, processes=True, duration=60)
+    monkeypatch.setattr(fleet_plan, "NODE_CLASSES", {"greeter": ("_launch_dummy_nodes", "Greeter")})
+    specs = [fleet_plan.NodeSpec(kind="greeter", name="good", parameters={"peers": 1}),
+             fleet_plan.NodeSpec(kind="greeter", name="bad", parameters={"peers": "many"})]
+    with pytest.raises(fleet_plan.LaunchError, match=r"node /bad \(altmarl_greeter\) exited with code 2"):
+        supervisor.run(specs, processes=True, duration=60)
     assert (tmp_path / "good.stopped").exists()
 
 
@@ -112,16 +112,16 @@ def test_real_fleet_plan_drives_robots_through_namespaced_local_agents(tmp_path)
     """mode 'real' (one local agent per robot in namespace robot_<i>, topics remapped to the
     fleet-wide names) in one process, with a simulated fleet standing in for the robots."""
     from _herding_policy import herding_policy
-    from altmarl_ros import launcher
+    from altmarl_ros import fleet_plan, supervisor
     from altmarl_ros.core.policy import save_policy
     from altmarl_sim.scenario import load_scenario
 
     policy = tmp_path / "policy.npz"
     save_policy(herding_policy(load_scenario("warehouse_ring"), 2), policy)
-    fleet = launcher.load_fleet(None, {"n_robots": 3, "k": 2, "policy": str(policy)})
-    specs = launcher.plan_nodes(fleet, "real")
-    robots = launcher.NodeSpec(kind="fleet_sim", name="fleet_sim", parameters=fleet.parameters_for("fleet_sim"))
-    with launcher.FleetRun([robots] + specs) as run:
+    fleet = fleet_plan.load_fleet(None, {"n_robots": 3, "k": 2, "policy": str(policy)})
+    specs = fleet_plan.plan_nodes(fleet, "real")
+    robots = fleet_plan.NodeSpec(kind="fleet_sim", name="fleet_sim", parameters=fleet.parameters_for("fleet_sim"))
+    with supervisor.FleetRun([robots] + specs) as run:
         sim_node = run.nodes[0]
         start = sim_node.sim.poses.copy()
         away = np.flatnonzero(sim_node.sim.zones() != sim_node.sim.depot_zone())
@@ -135,3 +135,33 @@ def test_real_fleet_plan_drives_robots_through_namespaced_local_agents(tmp_path)
         moved = np.hypot(*(sim_node.sim.poses[away, :2] - start[away, :2]).T)
     # Robots away from the depot were driven (by their own agent, over the remapped topics).
     assert (moved > 0.3).all(), moved
+
+
+@pytest.mark.ros
+def test_the_fleet_file_accepts_every_parameter_a_node_declares(tmp_path):
+    """Build every planned node, read back what it declared, and give each declared parameter
+    (with the value the node ran with) to a fleet file in that node's own section."""
+    import yaml
+    from _herding_policy import herding_policy
+    from altmarl_ros import fleet_plan, supervisor
+    from altmarl_ros.core.policy import save_policy
+    from altmarl_sim.scenario import load_scenario
+
+    policy = tmp_path / "policy.npz"
+    save_policy(herding_policy(load_scenario("warehouse_ring"), 2), policy)
+    common = {"scenario": "warehouse_ring", "n_robots": 3, "k": 2, "policy": str(policy)}
+    fleet = fleet_plan.load_fleet(None, common)
+    with supervisor.FleetRun(fleet_plan.plan_nodes(fleet, "sim")) as run:
+        declared = {node.get_name(): {name: node.get_parameter(name).value
+                                      for name in node.list_parameters([], 0).names}
+                    for node in run.nodes}
+    assert set(declared) == set(fleet_plan.NODE_CLASSES)
+    for name, params in declared.items():
+        # the class's table is exactly what the node declared (rclpy adds its own)
+        assert set(params) - set(fleet_plan.ROS_PARAMETERS) == set(fleet_plan.node_class(name).PARAMETERS), name
+        section = {key: list(value) if key == "robots" and not isinstance(value, int) else value
+                   for key, value in params.items()}
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"/**": {"ros__parameters": common},
+                                        name: {"ros__parameters": section}}))
+        assert fleet_plan.load_fleet(path).parameters_for(name) == {**common, **section}

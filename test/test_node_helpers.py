@@ -145,7 +145,8 @@ def test_latest_odometry_stores_bytes_and_reports_fresh_robots(ros_context):
     from rclpy.executors import SingleThreadedExecutor
 
     from altmarl_ros.nodes._odom_store import LatestOdometry
-    from altmarl_ros.nodes._ros import ODOM_QOS, odom_topic
+    from altmarl_ros.names import odom_topic
+    from altmarl_ros.nodes._ros import ODOM_QOS
 
     listener = rclpy.create_node("store_probe", context=ros_context)
     talker = rclpy.create_node("odom_talker", context=ros_context)

@@ -23,10 +23,10 @@ from nav_msgs.msg import Odometry  # noqa: E402
 
 from altmarl_ros.core.counts import n_count_vectors, rank  # noqa: E402
 from altmarl_ros.core.policy import build_policy, save_policy  # noqa: E402
-from altmarl_ros.core.ring import zone_centre, zone_of_pose  # noqa: E402
+from altmarl_sim.ring import zone_centre, zone_of_pose  # noqa: E402
 from altmarl_ros.nodes._params import ParameterError  # noqa: E402
-from altmarl_ros.nodes._ros import (CMD_VEL_QOS, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS,  # noqa: E402
-                                    GLOBAL_COMMAND_TOPIC, ODOM_QOS, cmd_vel_topic, make_executor, odom_topic)
+from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, cmd_vel_topic, odom_topic  # noqa: E402
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS, make_executor  # noqa: E402
 from altmarl_sim.scenario import load_scenario, parse_scenario  # noqa: E402
 
 N, K = 50, 5

@@ -4,8 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from altmarl_ros.core.kinematics import RobotLimits, step_robots
-from altmarl_ros.core.ring import (ControllerGains, RingError, RingGeometry, global_action_goal,
+from _kinematics_drivers import step_robots
+from altmarl_sim.kinematics import RobotLimits
+from altmarl_sim.ring import (ControllerGains, RingError, RingGeometry, global_action_goal,
                                    go_to_goal, local_action_goal, steer_to_zone, target_zone,
                                    zone_centre, zone_of_angle, zone_of_pose)
 

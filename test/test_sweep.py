@@ -151,7 +151,7 @@ def test_replace_generated_touches_only_its_own_grid():
 
 # ---------------------------------------------------------------- end to end
 
-def test_tiny_grid_end_to_end_then_resume_recomputes_nothing(tmp_path, capsys):
+def test_tiny_grid_end_to_end_then_resume_recomputes_nothing(tmp_path, capsys, toy_baseline):
     out, doc = tmp_path / "sweep", tmp_path / "results.md"
     argv = ["sweep", "--tiny", "--out", str(out), "--json", "--report", "--doc", str(doc)]
     assert main(argv) == 0
@@ -170,6 +170,7 @@ def test_tiny_grid_end_to_end_then_resume_recomputes_nothing(tmp_path, capsys):
             assert (spec.name, "alternating_uniform_start", k) in methods
         assert (spec.name, "uniform_random", None) in methods
         assert (spec.name, "best_constant_global", None) in methods
+        assert (spec.name, toy_baseline.name, None) in methods  # registered once, swept and reported
         assert (spec.name, "full_observation", grid.full_observation_k) in methods
         assert {(spec.name, "glearn_cost", k) for k in grid.cost_k} <= methods
     for row in document["rows"]:

@@ -35,7 +35,7 @@ def _node(kind: str, *params: str) -> list:
 
 def test_coordinator_and_fleet_on_two_hosts(tmp_path):
     from altmarl_ros.core.policy import save_policy
-    from altmarl_ros.launcher import warm_up_kernels
+    from altmarl_ros.supervisor import warm_up_kernels
     from altmarl_sim.scenario import load_scenario
 
     warm_up_kernels()  # numba's cache is written once here, before three processes need it

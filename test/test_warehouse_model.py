@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from altmarl_ros.core.model import load_model
-from altmarl_ros.core.warehouse_model import paper_warehouse_model, warehouse_yaml_text
+from altmarl_ros.models.warehouse import paper_warehouse_model, warehouse_yaml_text
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "models" / "warehouse.yaml"
 # Hash of the arrays, checked bit-for-bit against the authors' scripts/marl_example.py

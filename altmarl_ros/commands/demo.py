@@ -3,8 +3,8 @@
 1. Policy: reuse runs/<scenario>/policy.npz when it was trained on the current
    scenario; otherwise (or with --retrain) train it exactly as
    `altmarl train --scenario <scenario> --k K --out <policy>` does.
-2. Start the simulated fleet from config/fleet.yaml (altmarl_ros.launcher: fleet_sim,
-   coordinator, local_agents, markers) plus a welfare monitor that measures the
+2. Start the simulated fleet from config/fleet.yaml (altmarl_ros.fleet_plan, run by
+   altmarl_ros.supervisor: fleet_sim, coordinator, local_agents, markers) plus a welfare monitor that measures the
    reward of every decision epoch from the robots' odometry and the GlobalCommands
    (altmarl_ros.nodes.welfare_monitor), with a live one-line status.
 3. After --duration simulated seconds, print the welfare achieved (discounted
@@ -17,6 +17,7 @@ import sys
 import time
 
 from altmarl_ros.commands import print_json
+from altmarl_ros.errors import UsageError
 
 HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with it, and print the welfare "
         "achieved next to the offline evaluation")
@@ -50,20 +51,20 @@ def add_arguments(parser):
 def run(args) -> int:
     import os
 
-    from altmarl_ros import launcher
+    from altmarl_ros import fleet_plan
     from altmarl_sim.scenario import load_scenario
 
     if not args.duration > 0:
-        raise launcher.LaunchError(f"--duration {args.duration}: must be > 0 simulated seconds")
+        raise UsageError(f"--duration {args.duration}: must be > 0 simulated seconds")
     if args.rollouts < 2:
-        raise launcher.LaunchError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
+        raise UsageError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
     overrides = {key: value for key, value in (("n_robots", args.n), ("policy", args.policy),
                                                ("seed", args.seed)) if value is not None}
     # k = 1 until the policy's k is known (the fleet file's k may not fit a smaller --n yet).
-    base = launcher.load_fleet(args.fleet, {**overrides, "k": 1})
+    base = fleet_plan.load_fleet(args.fleet, {**overrides, "k": 1})
     scenario = load_scenario(base.common["scenario"])
     policy = _ready_policy(args, base, scenario, args.k)
-    fleet = launcher.load_fleet(args.fleet, {**overrides, "k": policy.k})
+    fleet = fleet_plan.load_fleet(args.fleet, {**overrides, "k": policy.k})
     n, k = fleet.n_robots, policy.k
     decision_period = float(fleet.common.get("decision_period", scenario.timing.decision_epoch))
     target_epochs = max(1, int(round(args.duration / decision_period)))
@@ -75,10 +76,10 @@ def run(args) -> int:
 
     # The whole demo runs on this host: keep other machines' ROS 2 graphs out of it (and it out of theirs).
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    run_result = _run_fleet(launcher, fleet, target_epochs, args.processes, show and not args.json)
+    run_result = _run_fleet(fleet, target_epochs, args.processes, show and not args.json)
     monitor = run_result["monitor"]
     if monitor.epochs == 0:
-        raise launcher.LaunchError("the fleet completed no decision epoch (no GlobalCommand reached the "
+        raise fleet_plan.LaunchError("the fleet completed no decision epoch (no GlobalCommand reached the "
                                    "monitor): see the node errors above")
     if monitor.epochs < target_epochs:
         say(f"warning: only {monitor.epochs} of {target_epochs} epochs within the wall-clock limit "
@@ -131,9 +132,9 @@ def _ready_policy(args, base, scenario, wanted_k):
 
 
 def _fleet_file_k(args) -> int:
-    from altmarl_ros import launcher
+    from altmarl_ros import fleet_plan
 
-    return int(launcher.load_fleet(args.fleet).common["k"])
+    return int(fleet_plan.load_fleet(args.fleet).common["k"])
 
 
 def _train(scenario, k: int, path, quiet: bool) -> None:
@@ -152,8 +153,9 @@ def _train(scenario, k: int, path, quiet: bool) -> None:
         train.run(train_args)
 
 
-def _run_fleet(launcher, fleet, target_epochs: int, processes: bool, show: bool) -> dict:
+def _run_fleet(fleet, target_epochs: int, processes: bool, show: bool) -> dict:
     """Run the node set plus a welfare monitor until `target_epochs` epochs are complete."""
+    from altmarl_ros import fleet_plan, supervisor
     from altmarl_ros.nodes.welfare_monitor import WelfareMonitorNode
 
     monitors = []
@@ -181,8 +183,8 @@ def _run_fleet(launcher, fleet, target_epochs: int, processes: bool, show: bool)
         status.update(monitor, sim_now, target_epochs)
         return monitor.epochs >= target_epochs
 
-    specs = launcher.plan_nodes(fleet, "sim")
-    launcher.run(specs, processes=processes, duration=limit, local_nodes=make_monitor, on_tick=on_tick)
+    specs = fleet_plan.plan_nodes(fleet, "sim")
+    supervisor.run(specs, processes=processes, duration=limit, local_nodes=make_monitor, on_tick=on_tick)
     status.finish()
     monitor = monitors[0]
     wall = time.monotonic() - started

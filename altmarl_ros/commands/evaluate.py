@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from altmarl_ros.commands import print_json
+from altmarl_ros.errors import UsageError
 
 HELP = "evaluate a trained policy: n-agent rollouts (welfare +- 95% CI), Nash gap, baselines"
 
@@ -44,7 +45,8 @@ def _on_model(args, rollout_args, hide_progress):
     """(game, label, policy, welfare, gap, baselines) from rollouts of the tabular model."""
     from tqdm import tqdm
 
-    from altmarl_ros.core.evaluate import BASELINES, baselines, nash_gap, rollout_welfare
+    from altmarl_ros.core.baselines import BASELINES
+    from altmarl_ros.core.evaluate import baselines, nash_gap, rollout_welfare
     from altmarl_ros.core.model import load_model
     from altmarl_ros.core.policy import load_policy
 
@@ -52,7 +54,7 @@ def _on_model(args, rollout_args, hide_progress):
     policy = load_policy(args.policy, game=game)
     k = policy.k
     m, gap_seed = _gap_surrogate(args, policy)
-    names = () if args.no_baselines else BASELINES
+    names = () if args.no_baselines else tuple(BASELINES)
     with tqdm(total=2 + len(names), desc="evaluate", unit="step", file=sys.stderr,
               disable=hide_progress) as bar:
         bar.set_postfix_str("rollouts")
@@ -74,13 +76,14 @@ def _in_simulator(args, rollout_args, hide_progress):
     from tqdm import tqdm
 
     from altmarl_ros.core.evaluate import nash_gap
-    from altmarl_ros.core.policy import PolicyError, load_policy
+    from altmarl_ros.core.policy import load_policy
     from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
-    from altmarl_sim.rollout import BASELINES, sim_baselines, sim_rollout_welfare
+    from altmarl_ros.core.baselines import BASELINES, scoring_runs
+    from altmarl_sim.rollout import sim_baselines, sim_rollout_welfare
     from altmarl_sim.scenario import load_scenario
 
     if rollout_args.pop("dirichlet_alpha") is not None:
-        raise PolicyError("--dirichlet-alpha applies to --model evaluation; a scenario starts "
+        raise UsageError("--dirichlet-alpha applies to --model evaluation; a scenario starts "
                           "its robots from fleet.start_zone_weights")
     scenario = load_scenario(args.scenario)
     policy = load_policy(args.policy, scenario_hash=scenario.content_hash())
@@ -88,8 +91,8 @@ def _in_simulator(args, rollout_args, hide_progress):
     game, _ = estimate_model(scenario, samples_per_pair=samples)
     k = policy.k
     m, gap_seed = _gap_surrogate(args, policy)
-    names = () if args.no_baselines else BASELINES
-    runs = 1 + ("uniform_random" in names) + ("best_constant_global" in names) * (game.n_ag + 1)
+    names = () if args.no_baselines else tuple(BASELINES)
+    runs = 1 + sum(scoring_runs(BASELINES[name].candidates(game, k)) for name in names)
     per_run = args.seeds * args.rollouts
     with tqdm(total=runs * per_run, desc="evaluate", unit="rollout", file=sys.stderr,
               disable=hide_progress) as bar:

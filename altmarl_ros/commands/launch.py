@@ -1,5 +1,7 @@
 """`altmarl launch`: start the fleet's nodes from config/fleet.yaml without the ROS 2 launch packages."""
 
+from altmarl_ros.errors import UsageError
+
 HELP = "start the fleet's ROS 2 nodes (sim or real) from the fleet description, in one process or several"
 
 
@@ -18,12 +20,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from altmarl_ros import launcher
+    from altmarl_ros import fleet_plan, supervisor
 
     if args.duration is not None and args.duration <= 0:
-        raise launcher.LaunchError(f"--duration {args.duration}: must be > 0 seconds")
-    fleet = launcher.load_fleet(args.fleet, launcher.parse_overrides(args.set))
-    specs = launcher.plan_nodes(fleet, args.mode)
+        raise UsageError(f"--duration {args.duration}: must be > 0 seconds")
+    fleet = fleet_plan.load_fleet(args.fleet, fleet_plan.parse_overrides(args.set))
+    specs = fleet_plan.plan_nodes(fleet, args.mode)
     if args.dry_run:
         for spec in specs:
             print(f"{spec.label:<28} {spec.executable:<22} {dict(spec.parameters)}")
@@ -31,4 +33,4 @@ def run(args) -> int:
     how = f"{len(specs)} processes" if args.processes else "one process"
     print(f"altmarl launch: {len(specs)} nodes ({args.mode} fleet of {fleet.n_robots} robots, "
           f"k={fleet.common['k']}) in {how}; Ctrl-C stops", flush=True)
-    return launcher.run(specs, processes=args.processes, duration=args.duration)
+    return supervisor.run(specs, processes=args.processes, duration=args.duration)

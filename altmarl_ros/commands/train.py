@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from altmarl_ros.commands import finite_or_none, print_json
+from altmarl_ros.errors import UsageError
 
 HELP = "learn (pi_g, pi_l) with ALTERNATING-MARL; write the policy file and a learning-curve PNG"
 
@@ -123,10 +124,10 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from altmarl_ros.core.alternating import alternating_marl
-    from altmarl_ros.core.policy import PolicyError, build_policy, save_policy
+    from altmarl_ros.core.policy import build_policy, save_policy
 
     if args.scenario is None and (args.sampler != "model" or args.samples is not None):
-        raise PolicyError("--sampler and --samples apply to --scenario training only")
+        raise UsageError("--sampler and --samples apply to --scenario training only")
     scenario = None
     if args.scenario is not None:
         from altmarl_sim.estimate import run_dir
@@ -136,9 +137,9 @@ def run(args) -> int:
         if args.out is None:
             args.out = run_dir(scenario) / "policy.npz"
     if args.out is None:
-        raise PolicyError("--out POLICY is required with --model")
+        raise UsageError("--out POLICY is required with --model")
     if args.out.suffix.lower() != ".npz":
-        raise PolicyError(f"--out {args.out}: policy files end in .npz")
+        raise UsageError(f"--out {args.out}: policy files end in .npz")
     source, policy_kwargs, label, source_config = _training_source(args, scenario)
     residuals = []  # one list of G-LEARN residuals per round
     show = not (args.quiet or not sys.stderr.isatty())

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
-from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, _check_learning_args,
-                                     _gain, _learn)
+from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, check_learning_args,
+                                     surrogate_gain, learn_with_surrogate)
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy
 from altmarl_ros.core.llearn import l_learn
@@ -139,7 +139,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     residual)` after every G-LEARN sweep.
     """
     started = time.perf_counter()
-    k, m, tol, max_sweeps, seed, table_bytes = _check_learning_args(k, m, tol, max_sweeps, seed,
+    k, m, tol, max_sweeps, seed, table_bytes = check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
     rounds = integer(LearnError, "rounds", rounds, 1)
     gain_tol = as_float(LearnError, "gain_tol", gain_tol)
@@ -157,7 +157,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     stop_reason = f"round cap ({rounds}) reached"
     for index in range(rounds):
         round_started = time.perf_counter()
-        learned, surrogate, V = _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q, sweep_progress,
+        learned, surrogate, V = learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q, sweep_progress,
                                        table_bytes)
         Q = learned.Q
         if accepted is not None and learned.value <= accepted["welfare"] + 2 * eta:
@@ -168,7 +168,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
             stop_reason = (f"round {index} improved the surrogate welfare by "
                            f"{learned.value - accepted['welfare']:.4g} <= 2*eta = {2 * eta:.4g}")
             break
-        global_gain = _gain(surrogate, V, learned.pi_g, gain_tol, max_sweeps)
+        global_gain = surrogate_gain(surrogate, V, learned.pi_g, gain_tol, max_sweeps)
         del surrogate, V
         best = l_learn(game, learned.pi_g, k, pi_l)
         gap = max(global_gain, best.gain)

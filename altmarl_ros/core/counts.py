@@ -59,7 +59,7 @@ def _binom(n, r):
 
 
 @njit(cache=True)
-def _rank(F):
+def rank_kernel(F):
     """Rank of count vector F (any int dtype, length S >= 1); O(S). Usable in kernels."""
     rank = 0
     bar = -1
@@ -70,7 +70,7 @@ def _rank(F):
 
 
 @njit(cache=True)
-def _unrank(r, k, out):
+def unrank_kernel(r, k, out):
     """Write the count vector of rank r (sum k, length out.shape[0]) into out."""
     S = out.shape[0]
     upper = k + S - 1  # every bar position is < upper
@@ -93,7 +93,7 @@ def _unrank(r, k, out):
 def _enumerate(k, S, N):
     out = np.empty((N, S), dtype=np.int64)
     for r in range(N):
-        _unrank(r, k, out[r])
+        unrank_kernel(r, k, out[r])
     return out
 
 
@@ -166,7 +166,7 @@ def rank(F) -> int:
     """Rank of count vector F (1-D non-negative ints) in RANKING_SCHEME order."""
     counts = _as_counts(F)
     _check_int64_ranks(int(counts.sum()), counts.shape[0])
-    return int(_rank(counts))
+    return int(rank_kernel(counts))
 
 
 def unrank(r: int, k: int, S: int) -> np.ndarray:
@@ -175,7 +175,7 @@ def unrank(r: int, k: int, S: int) -> np.ndarray:
     if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 0 <= r < N:
         raise CountsError(f"rank r = {r!r} is out of range; for k = {k}, S = {S} it is in [0, {N})")
     out = np.empty(S, dtype=np.int64)
-    _unrank(int(r), int(k), out)
+    unrank_kernel(int(r), int(k), out)
     return out
 
 

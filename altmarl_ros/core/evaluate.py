@@ -28,12 +28,13 @@ import numpy as np
 from numba import njit, prange
 
 from altmarl_ros.core._checks import FieldValueError, as_float, integer
-from altmarl_ros.core.counts import _rank, n_count_vectors
+from altmarl_ros.core.baselines import BASELINES, score_candidates
+from altmarl_ros.core.counts import rank_kernel, n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy, global_best_response_gain
-from altmarl_ros.core.llearn import l_learn, local_best_response_gain
+from altmarl_ros.core.llearn import local_best_response_gain
 from altmarl_ros.core.policy import build_policy
+from altmarl_ros.core.rng import xoshiro_next
 
-_U53 = 1.0 / 9007199254740992.0  # 2**-53: uint64 >> 11 -> uniform double in [0, 1)
 
 
 class EvaluationError(FieldValueError):
@@ -100,25 +101,6 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float]:
 
 
 @njit(cache=True, inline="always")
-def _rotl(x, r):
-    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-@njit(cache=True, inline="always")
-def _next_uniform(s0, s1, s2, s3):
-    """xoshiro256+ step: returns the new state and a uniform double in [0, 1)."""
-    result = s0 + s3
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    return s0, s1, s2, s3, float(result >> np.uint64(11)) * _U53
-
-
-@njit(cache=True, inline="always")
 def _draw(cum_row, u):
     """Index of the first cumulative entry above u (last entry is exactly 1.0).
 
@@ -152,10 +134,10 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
         order = np.arange(n)
         counts = np.zeros(n_sl, np.int64)
         sample = np.zeros(n_sl, np.int64)
-        s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+        s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
         s_g = _draw(init_g, u)
         for i in range(n):
-            s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+            s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
             s = _draw(init_l[r], u)
             states[i] = s
             counts[s] += 1
@@ -165,13 +147,13 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
             # fresh uniform k-subset: partial Fisher-Yates on the running permutation
             sample[:] = 0
             for j in range(k):
-                s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+                s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
                 m = j + int(u * (n - j))
                 tmp = order[j]
                 order[j] = order[m]
                 order[m] = tmp
                 sample[states[order[j]]] += 1
-            a_g = pi_g[s_g, _rank(sample)]
+            a_g = pi_g[s_g, rank_kernel(sample)]
             local = 0.0
             for j in range(n_sl):
                 local += counts[j] * rew_l[s_g, j]
@@ -182,11 +164,11 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
             counts[:] = 0
             cum_sg = cum_l[s_g]
             for i in range(n):
-                s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+                s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
                 s = _draw(cum_sg[states[i]], u)
                 states[i] = s
                 counts[s] += 1
-            s0, s1, s2, s3, u = _next_uniform(s0, s1, s2, s3)
+            s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
             s_g = _draw(cum_g[s_g, a_g], u)
         out[r] = total
     return out
@@ -285,24 +267,6 @@ def rollout_welfare(game, pi_g, pi_l, k, n=1000, horizon=100, seeds=15, rollouts
 _BLIND_K = 1
 
 
-def uniform_random_welfare(game, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0,
-                           dirichlet_alpha=None) -> WelfareEstimate:
-    """Welfare when the global agent and every local act uniformly at random.
-
-    A uniform a_g ignores F, so it is folded into one averaged global action
-    (mean over a_g of P_g and r_g): the same expected return.
-    """
-    _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
-    pi_l = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
-    P_fused, r_fused = fold_local_policy(game, pi_l)
-    k = _BLIND_K
-    pi_g = np.zeros((game.n_sg, n_count_vectors(k, game.n_sl)), np.int32)
-    P_g = game.P_g.mean(axis=1, keepdims=True)
-    r_g = game.r_g.mean(axis=1, keepdims=True)
-    return _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, rollouts, seed,
-                     dirichlet_alpha)
-
-
 def nash_gap(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6) -> NashGap:
     """Both unilateral best-response gains of (pi_g, pi_l) and the larger one.
 
@@ -316,48 +280,32 @@ def nash_gap(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6) -> NashGap:
     return NashGap(global_gain=global_gain, local_gain=local_gain, gap=max(global_gain, local_gain))
 
 
-def best_constant_global_welfare(game, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0,
-                                 dirichlet_alpha=None) -> WelfareEstimate:
-    """The best dispatcher that ignores what it sees: a constant a_g with the locals' best response.
-
-    For each a_g the locals' best response is exact (a constant pi_g makes s_g an
-    autonomous chain, so L-LEARN's induced MDP has no mean-field approximation);
-    neither it nor the welfare depends on k (only k <= n is checked).
-    Every candidate is scored with streams `seed`; the winner is re-scored with the
-    independent streams `seed + 1`, so picking the maximum does not bias its estimate.
-    """
-    _, n = _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
-    k = _BLIND_K
-    n_f = n_count_vectors(k, game.n_sl)
-    args = dict(n=n, horizon=horizon, seeds=seeds, rollouts=rollouts, dirichlet_alpha=dirichlet_alpha)
-    best = None
-    for a_g in range(game.n_ag):
-        pi_g = np.full((game.n_sg, n_f), a_g, np.int32)
-        pi_l = l_learn(game, pi_g, k).pi_l
-        score = rollout_welfare(game, pi_g, pi_l, k, seed=seed, **args).mean
-        if best is None or score > best[0]:
-            best = (score, a_g, pi_g, pi_l)
-    _, a_g, pi_g, pi_l = best
-    final = rollout_welfare(game, pi_g, pi_l, k, seed=seed + 1, **args)
-    return WelfareEstimate(mean=final.mean, ci95=final.ci95, returns=final.returns,
-                           agent_steps=final.agent_steps, seconds=final.seconds, detail=f"a_g = {a_g}")
-
-
-# name -> function(game, k, n=, horizon=, seeds=, rollouts=, seed=, dirichlet_alpha=) -> WelfareEstimate;
-# every result table carries these, in this order.
-BASELINE_FUNCTIONS = {
-    "uniform_random": uniform_random_welfare,
-    "best_constant_global": best_constant_global_welfare,
-}
-BASELINES = tuple(BASELINE_FUNCTIONS)
-
-
 def baselines(game, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0, dirichlet_alpha=None,
-              names=BASELINES) -> dict:
-    """name -> WelfareEstimate of the named baselines (default: all of BASELINE_FUNCTIONS)."""
-    unknown = [name for name in names if name not in BASELINE_FUNCTIONS]
-    if unknown:
-        raise EvaluationError("names", f"unknown baseline(s) {unknown}; choose from {list(BASELINE_FUNCTIONS)}")
-    return {name: BASELINE_FUNCTIONS[name](game, k, n=n, horizon=horizon, seeds=seeds, rollouts=rollouts,
-                                           seed=seed, dirichlet_alpha=dirichlet_alpha)
-            for name in names}
+              names=None) -> dict:
+    """name -> WelfareEstimate of the named baselines (default: every registered one, in order).
+
+    A blind baseline runs at k = 1: its global action ignores F, and k = 1 keeps its
+    [S_g, N_F] tables small at any requested k. A uniformly random a_g (pi_g None) is
+    folded into one averaged global action (mean over a_g of P_g and r_g): the same
+    expected return.
+    """
+    names = BASELINES.check(BASELINES if names is None else names, EvaluationError)
+    _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    found = {}
+    for name in names:
+        baseline = BASELINES[name]
+        run_k = _BLIND_K if baseline.blind else k
+
+        def score(pi_g, pi_l, stream_seed, run_k=run_k):
+            args = dict(n=n, horizon=horizon, seeds=seeds, rollouts=rollouts, seed=stream_seed,
+                        dirichlet_alpha=dirichlet_alpha)
+            if pi_g is not None:
+                return rollout_welfare(game, pi_g, pi_l, run_k, **args)
+            P_fused, r_fused = fold_local_policy(game, pi_l)
+            blind_pi_g = np.zeros((game.n_sg, n_count_vectors(run_k, game.n_sl)), np.int32)
+            return _estimate(game, blind_pi_g, P_fused, r_fused, game.P_g.mean(axis=1, keepdims=True),
+                             game.r_g.mean(axis=1, keepdims=True), run_k, n, horizon, seeds, rollouts,
+                             stream_seed, dirichlet_alpha)
+
+        found[name] = score_candidates(baseline.candidates(game, run_k), score, seed)
+    return found

@@ -39,8 +39,9 @@ import numpy as np
 from numba import njit, prange
 
 from altmarl_ros.core._checks import as_float, integer
-from altmarl_ros.core.counts import _rank, _unrank, n_count_vectors
+from altmarl_ros.core.counts import n_count_vectors, rank_kernel as _rank, unrank_kernel as _unrank
 from altmarl_ros.core.model import MeanFieldGame
+from altmarl_ros.core.rng import counter_uniform
 from altmarl_ros.core.source import (DEFAULT_POOL, LearnError, as_game, check_global_policy,
                                      check_local_policy)
 
@@ -48,10 +49,6 @@ DEFAULT_TABLE_BYTES = 1 << 30  # cache of sampled next-count ranks; beyond it dr
 DEFAULT_MAX_SWEEPS = 10_000
 _N_BLOCKS = 64  # prange work units; results do not depend on it
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_U53 = 1.0 / 9007199254740992.0
 
 
 @dataclass(frozen=True)
@@ -80,17 +77,7 @@ class GLearnResult:
 # ----------------------------------------------------------------------------- kernels
 
 @njit(cache=True)
-def _uniform(key, counter):
-    """Counter-based uniform in [0, 1): splitmix64's output function of key + counter*golden."""
-    z = key + counter * _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
-    return float(z >> np.uint64(11)) * _U53
-
-
-@njit(cache=True)
-def _log_factorials(k):
+def log_factorials(k):
     out = np.empty(k + 1)
     for n in range(k + 1):
         out[n] = math.lgamma(n + 1.0)
@@ -98,7 +85,7 @@ def _log_factorials(k):
 
 
 @njit(cache=True)
-def _log_multinomial_pmf(F, k, log_mu, log_fact):
+def log_multinomial_pmf(F, k, log_mu, log_fact):
     """log Pr(F) for F ~ Multinomial(k, mu); -inf where F puts agents on mu = 0."""
     total = log_fact[k]
     for j in range(F.shape[0]):
@@ -119,7 +106,7 @@ def _binomial_alias(P_fused, order, k):
     below accept[x], else takes alias[x]: one uniform, no search (Vose's method).
     """
     S_g, S_l = P_fused.shape[0], P_fused.shape[1]
-    log_fact = _log_factorials(k)
+    log_fact = log_factorials(k)
     shape = (S_g, S_l, max(S_l - 1, 1), k + 1, k + 1)
     accept = np.ones(shape)
     alias = np.zeros(shape, np.int32)
@@ -193,7 +180,7 @@ def _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, ranks):
             left = 0
             for i in range(m):
                 n = remaining[i]
-                y = _uniform(key, (base + np.uint64(i)) * np.uint64(S_l * S_l) + offset) * (n + 1)
+                y = counter_uniform(key, (base + np.uint64(i)) * np.uint64(S_l * S_l) + offset) * (n + 1)
                 x = min(int(y), n)
                 other = row_alias[n, x]
                 x = other if y - x >= row_accept[n, x] else x
@@ -291,7 +278,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, table, accept, alias, order, key, k,
 def _initial_weighted_sum(V, k, log_mu0_l, mu0_g):
     """sum_{g, F} mu0_g[g] Multinomial(F; k, mu0_l) V[rank F, g]."""
     N_F, S_g = V.shape
-    log_fact = _log_factorials(k)
+    log_fact = log_factorials(k)
     sums = np.zeros(_N_BLOCKS)
     block = (N_F + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
@@ -299,7 +286,7 @@ def _initial_weighted_sum(V, k, log_mu0_l, mu0_g):
         acc = 0.0
         for f in range(b * block, min(N_F, (b + 1) * block)):
             _unrank(f, k, F)
-            weight = math.exp(_log_multinomial_pmf(F, k, log_mu0_l, log_fact))
+            weight = math.exp(log_multinomial_pmf(F, k, log_mu0_l, log_fact))
             if weight > 0.0:
                 for g in range(S_g):
                     acc += weight * mu0_g[g] * V[f, g]
@@ -316,14 +303,14 @@ def fold_local_policy(game: MeanFieldGame, pi_l: np.ndarray) -> tuple:
     return np.ascontiguousarray(P_fused), np.ascontiguousarray(r_fused)
 
 
-def _log(p: np.ndarray) -> np.ndarray:
+def log_or_minus_inf(p: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log(p)
 
 
 def initial_value(game: MeanFieldGame, V: np.ndarray, k: int) -> float:
     """E[V(s_g, F)] for s_g ~ mu0_g, F ~ Multinomial(k, mu0_l); V is [N_F, S_g] float64."""
-    return float(_initial_weighted_sum(V, k, _log(game.mu0_l), game.mu0_g))
+    return float(_initial_weighted_sum(V, k, log_or_minus_inf(game.mu0_l), game.mu0_g))
 
 
 class _Surrogate:
@@ -373,7 +360,7 @@ class _Surrogate:
         return V, len(history), residual, history
 
 
-def _check_learning_args(k, m, tol, max_sweeps, seed, table_bytes):
+def check_learning_args(k, m, tol, max_sweeps, seed, table_bytes):
     k = integer(LearnError, "k", k, 1)
     m = integer(LearnError, "m", m, 1)
     tol = as_float(LearnError, "tol", tol)
@@ -399,7 +386,7 @@ def _start_value(game, Q0, n_f) -> np.ndarray:
     return V
 
 
-def _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes):
+def learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes):
     """(GLearnResult, its surrogate, its final V [N_F, S_g]) for validated arguments."""
     started = time.perf_counter()
     surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
@@ -416,7 +403,7 @@ def _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes):
     return result, surrogate, V
 
 
-def _gain(surrogate, V_start, pi_g, tol, max_sweeps) -> float:
+def surrogate_gain(surrogate, V_start, pi_g, tol, max_sweeps) -> float:
     """E_init[V* - V^pi_g] in `surrogate`, V* iterated from V_start, V^pi_g from V*."""
     V_best, _, res_best, _ = surrogate.iterate(V_start, tol, max_sweeps)
     V_pol, _, res_pol, _ = surrogate.iterate(V_best.copy(), tol, max_sweeps, policy=pi_g)
@@ -437,11 +424,11 @@ def g_learn(source, pi_l, k, m=30, tol=1e-4, max_sweeps=DEFAULT_MAX_SWEEPS, seed
     for cached draws (the answer does not depend on it). `pool`: sampler draws
     per pair when `source` is a generative sampler (see source.py).
     """
-    k, m, tol, max_sweeps, seed, table_bytes = _check_learning_args(k, m, tol, max_sweeps, seed,
+    k, m, tol, max_sweeps, seed, table_bytes = check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
     game = as_game(source, pool, seed)
     pi_l = check_local_policy(game, pi_l)
-    return _learn(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes)[0]
+    return learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes)[0]
 
 
 def global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6,
@@ -457,10 +444,10 @@ def global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6,
     result within that bound is reported as 0. `Q0` warm-starts V* (e.g. the Q of
     the g_learn run that produced pi_g).
     """
-    k, m, tol, max_sweeps, seed, table_bytes = _check_learning_args(k, m, tol, max_sweeps, seed,
+    k, m, tol, max_sweeps, seed, table_bytes = check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
     game = as_game(game, pool, seed)
     pi_l = check_local_policy(game, pi_l)
     surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
     pi_g = check_global_policy(game, pi_g, surrogate.n_f)
-    return _gain(surrogate, _start_value(game, Q0, surrogate.n_f), pi_g, tol, max_sweeps)
+    return surrogate_gain(surrogate, _start_value(game, Q0, surrogate.n_f), pi_g, tol, max_sweeps)

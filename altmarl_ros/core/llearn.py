@@ -38,8 +38,8 @@ import numpy as np
 from numba import njit, prange
 
 from altmarl_ros.core._checks import as_float, integer
-from altmarl_ros.core.counts import _unrank, n_count_vectors
-from altmarl_ros.core.glearn import _log, _log_factorials, _log_multinomial_pmf, fold_local_policy
+from altmarl_ros.core.counts import unrank_kernel, n_count_vectors
+from altmarl_ros.core.glearn import log_or_minus_inf, log_factorials, log_multinomial_pmf, fold_local_policy
 from altmarl_ros.core.model import MeanFieldGame
 from altmarl_ros.core.source import (DEFAULT_POOL, LearnError, as_game, check_global_policy,
                                      check_local_policy, uniform_local_policy)
@@ -77,22 +77,22 @@ def _action_mass(pi_g, k, log_mu, n_ag):
     """mass[s_g, a] = Pr(pi_g(s_g, F) = a) for F ~ Multinomial(k, mu(.|s_g)), log_mu [S_g, S_l]."""
     S_g, N_F = pi_g.shape
     S_l = log_mu.shape[1]
-    log_fact = _log_factorials(k)
+    log_fact = log_factorials(k)
     partial = np.zeros((_N_BLOCKS, S_g, n_ag))
     block = (N_F + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
         for f in range(b * block, min(N_F, (b + 1) * block)):
-            _unrank(f, k, F)
+            unrank_kernel(f, k, F)
             for g in range(S_g):
-                p = math.exp(_log_multinomial_pmf(F, k, log_mu[g], log_fact))
+                p = math.exp(log_multinomial_pmf(F, k, log_mu[g], log_fact))
                 partial[b, g, pi_g[g, f]] += p
     return partial.sum(axis=0)
 
 
 def induced_global_transition(game: MeanFieldGame, pi_g: np.ndarray, k: int, mu: np.ndarray) -> np.ndarray:
     """P_bar_g [S_g, S_g] for mu [S_g, S_l] (validated pi_g int32 [S_g, N_F])."""
-    mass = _action_mass(pi_g, k, _log(mu), game.n_ag)
+    mass = _action_mass(pi_g, k, log_or_minus_inf(mu), game.n_ag)
     return np.einsum("ga,gat->gt", mass, game.P_g)
 
 

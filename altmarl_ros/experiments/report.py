@@ -12,6 +12,7 @@ import numpy as np
 
 from altmarl_ros.experiments.fits import fit_inverse_sqrt, fit_power_law
 from altmarl_ros.core.atomic import write_atomic
+from altmarl_ros.core.baselines import BASELINES
 
 # The authors' public code (github.com/emiletimothy/alternating-marl) on their warehouse model.
 AUTHORS_WELFARE = {1: 83.4, 5: 85.9, 10: 87.8, 20: 90.0}
@@ -23,10 +24,9 @@ METHOD_LABELS = {
     "alternating": "ALTERNATING-MARL",
     "alternating_uniform_start": "ALTERNATING-MARL, uniform start",
     "subsample_mfq": "SUBSAMPLE-MFQ (uniform locals)",
-    "uniform_random": "uniform random",
-    "best_constant_global": "best constant global + local BR",
     "full_observation": "full-observation stand-in",
 }
+BASELINE_COLORS = ("C3", "C2", "C6", "C7", "C8", "C9")  # in registration order; C0, C1, C4, C5 are taken
 AUTHORS_SUFFIX = "@authors"  # rows evaluated with the authors' protocol (sweep.py)
 
 
@@ -84,10 +84,15 @@ def _k_axis(ax, results, label="k (locals observed per step)"):
     ax.set_xlabel(label)
 
 
+def _label(method):
+    """How figures and tables name a method: the baseline registry's label, else METHOD_LABELS."""
+    return BASELINES[method].label if method in BASELINES else METHOD_LABELS[method]
+
+
 def _baseline_bands(ax, results, model, suffix=""):
-    for method, color in (("uniform_random", "C3"), ("best_constant_global", "C2")):
+    for method, color in zip(BASELINES, BASELINE_COLORS):
         for row in _rows(results, model, method + suffix):
-            ax.axhline(row["welfare"], color=color, linestyle=":", label=METHOD_LABELS[method])
+            ax.axhline(row["welfare"], color=color, linestyle=":", label=_label(method))
             ax.axhspan(row["welfare"] - row["welfare_ci95"], row["welfare"] + row["welfare_ci95"],
                        color=color, alpha=0.12)
 
@@ -96,14 +101,14 @@ def _welfare_figure(results):
     models = _models(results)
     fig, axes = _panels(len(models))
     for ax, model in zip(axes, models):
-        _errorbar(ax, _rows(results, model, "alternating"), METHOD_LABELS["alternating"],
+        _errorbar(ax, _rows(results, model, "alternating"), _label("alternating"),
                   marker="o", color="C0")
         _errorbar(ax, _rows(results, model, "alternating_uniform_start"),
-                  METHOD_LABELS["alternating_uniform_start"], marker="d", color="C5", linestyle="-.")
-        _errorbar(ax, _rows(results, model, "subsample_mfq"), METHOD_LABELS["subsample_mfq"],
+                  _label("alternating_uniform_start"), marker="d", color="C5", linestyle="-.")
+        _errorbar(ax, _rows(results, model, "subsample_mfq"), _label("subsample_mfq"),
                   marker="s", color="C1", linestyle="--")
         _baseline_bands(ax, results, model)
-        _errorbar(ax, _rows(results, model, "full_observation"), METHOD_LABELS["full_observation"],
+        _errorbar(ax, _rows(results, model, "full_observation"), _label("full_observation"),
                   marker="*", markersize=11, color="C4", linestyle="none")
         _k_axis(ax, results)
         ax.set_title(model)
@@ -280,11 +285,11 @@ def _model_table(results, model):
             f"| {_fmt(row['nash_gap'], 3)} ({_fmt(row['global_gain'], 3)} / {_fmt(row['local_gain'], 3)}) "
             f"| {_informed_cell(row)} | {rounds} | {_fmt(row['train_seconds'], 1)} | {glearn} "
             f"| {_fmt(probe['glearn_peak_mb'], 0) if probe else 'n/a'} |")
-    for method in ("uniform_random", "best_constant_global", "full_observation"):
+    for method in (*BASELINES, "full_observation"):
         for row in _rows(results, model, method):
             at = f" (k = {row['k']})" if row["k"] else ""
             note = f"; {row['note']}" if row.get("note") else ""
-            lines.append(f"\n{METHOD_LABELS[method]}{at}: **{_welfare_cell(row)}**{note}")
+            lines.append(f"\n{_label(method)}{at}: **{_welfare_cell(row)}**{note}")
     return "\n".join(lines)
 
 
@@ -301,20 +306,20 @@ def _claims(results, model):
         f"{_welfare_cell(last)} at k = {last['k']}"
         + (" (the 95% CIs overlap)" if overlap else " (CIs disjoint)")
     ]
-    for method in ("best_constant_global", "uniform_random"):
+    for method in BASELINES:
         baseline = _rows(results, model, method)
         if baseline:
             level = baseline[0]["welfare"] + baseline[0]["welfare_ci95"]
             above = [row["k"] for row in alternating if row["welfare"] - row["welfare_ci95"] > level]
             claims.append(
-                f"beats {METHOD_LABELS[method]} ({_welfare_cell(baseline[0])}) beyond both CIs at "
+                f"beats {_label(method)} ({_welfare_cell(baseline[0])}) beyond both CIs at "
                 f"{len(above)} of {len(alternating)} k" + (f": k = {above}" if above else ""))
     for method in ("subsample_mfq", "alternating_uniform_start"):
         other = {row["k"]: row for row in _rows(results, model, method)}
         if other:
             wins = [row["k"] for row in alternating if row["k"] in other and row["welfare"] - row["welfare_ci95"]
                     > other[row["k"]]["welfare"] + other[row["k"]]["welfare_ci95"]]
-            claims.append(f"beats {METHOD_LABELS[method]} at the same k beyond both CIs at {len(wins)} of "
+            claims.append(f"beats {_label(method)} at the same k beyond both CIs at {len(wins)} of "
                           f"{len(alternating)} k")
     exact = [row["k"] for row in alternating if row["nash_gap"] <= 1e-6]
     claims.append(f"surrogate Nash gap (max of both best-response gains) ≤ 1e-6 at {len(exact)} of "
@@ -340,9 +345,9 @@ def _authors_table(results):
              "|---:|---:|---:|---:|"]
     for k, theirs in AUTHORS_WELFARE.items():
         lines.append(f"| {k} | {theirs} | {_welfare_cell(uniform.get(k))} | {_welfare_cell(ours.get(k))} |")
-    for method in ("best_constant_global", "uniform_random"):
+    for method in BASELINES:
         for row in _rows(results, AUTHORS_MODEL, method + AUTHORS_SUFFIX):
-            lines.append(f"| {METHOD_LABELS[method]} | | | {_welfare_cell(row)} |")
+            lines.append(f"| {_label(method)} | | | {_welfare_cell(row)} |")
     note = next(iter(ours.values()))["note"]
     return "\n".join(lines) + f"\n\nOur columns: {note}."
 

@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import yaml
@@ -316,7 +317,7 @@ def _glearn_cost_row(spec, game, k, grid):
 
 
 def _baseline_rows(spec, game, grid):
-    """Uniform random and best constant global + local BR (both independent of k)."""
+    """Every registered baseline (core.baselines; the blind ones are independent of k)."""
     from altmarl_ros.core.evaluate import baselines
 
     protocols = [("", grid.horizon, None)]
@@ -327,7 +328,7 @@ def _baseline_rows(spec, game, grid):
     for suffix, horizon, alpha in protocols:
         found = baselines(game, grid.k[0], n=grid.n, horizon=horizon, seeds=grid.seeds,
                           rollouts=grid.rollouts, seed=grid.seed, dirichlet_alpha=alpha)
-        for name in ("uniform_random", "best_constant_global"):
+        for name in found:
             note = found[name].detail or None
             if suffix:
                 note = "; ".join(filter(None, [note, _protocol_note(spec.authors_protocol)]))
@@ -336,31 +337,52 @@ def _baseline_rows(spec, game, grid):
     return rows
 
 
+@dataclass(frozen=True)
+class Unit:
+    """One resumable piece of a sweep for one model: `kind` says what it computes (UNIT_ROWS)."""
+
+    kind: str  # "baselines", "point" (one k), "full_observation" (its k only) or "cost" (G-LEARN probe)
+    k: Optional[int] = None
+
+    @property
+    def id(self) -> str:
+        """Its name in points/<model>/<id>.json (and in its fingerprint)."""
+        prefix = {"point": "", "full_observation": "full_", "cost": "cost_"}
+        return "baselines" if self.kind == "baselines" else f"{prefix[self.kind]}k{self.k:04d}"
+
+
 def _units(grid):
-    """(model spec, unit id, k or None) in the order they run: results first, then costs."""
+    """(model spec, Unit) in the order they run: results first, then costs."""
     for spec in grid.models:
-        yield spec, "baselines", None
+        yield spec, Unit("baselines")
         for k in grid.k:
-            yield spec, f"k{k:04d}", k
+            yield spec, Unit("point", k)
         if grid.full_observation_k is not None and grid.full_observation_k not in grid.k:
-            yield spec, f"full_k{grid.full_observation_k:04d}", grid.full_observation_k
+            yield spec, Unit("full_observation", grid.full_observation_k)
     for spec in grid.models:
         for k in grid.cost_k:
-            yield spec, f"cost_k{k:04d}", k
+            yield spec, Unit("cost", k)
 
 
-def _compute_unit(spec, game, unit, k, grid):
-    if unit == "baselines":
-        return _baseline_rows(spec, game, grid)
-    if unit.startswith("cost_"):
-        return _glearn_cost_row(spec, game, k, grid)
-    if unit.startswith("full_"):
-        return [_full_observation_row(spec, game, k, grid, _alternating_rows(spec, game, k, grid)[0])]
+def _point_rows(spec, game, k, grid):
     rows = (_alternating_rows(spec, game, k, grid) + _alternating_rows(spec, game, k, grid, "uniform")
             + [_subsample_mfq_row(spec, game, k, grid)])
     if k == grid.full_observation_k:
         rows.append(_full_observation_row(spec, game, k, grid, rows[0]))
     return rows
+
+
+def _full_observation_rows(spec, game, k, grid):
+    return [_full_observation_row(spec, game, k, grid, _alternating_rows(spec, game, k, grid)[0])]
+
+
+# Unit kind -> rows(spec, game, k, grid).
+UNIT_ROWS = {
+    "baselines": lambda spec, game, k, grid: _baseline_rows(spec, game, grid),
+    "point": _point_rows,
+    "full_observation": _full_observation_rows,
+    "cost": _glearn_cost_row,
+}
 
 
 def _full_observation_row(spec, game, k, grid, alternating_row):
@@ -405,20 +427,20 @@ def run_sweep(grid, out_dir, progress=None):
     computed = skipped = 0
     games, hashes = {}, {}
     stored_units = []
-    for spec, unit, k in _units(grid):
+    for spec, unit in _units(grid):
         if spec.name not in games:
             games[spec.name] = _load_game(spec)
             hashes[spec.name] = games[spec.name].content_hash()
-        fingerprint = _fingerprint(spec, hashes[spec.name], unit, k, grid)
-        path = out_dir / "points" / spec.name / f"{unit}.json"
+        fingerprint = _fingerprint(spec, hashes[spec.name], unit.id, unit.k, grid)
+        path = out_dir / "points" / spec.name / f"{unit.id}.json"
         stored = _read_unit(path, fingerprint)
         if progress is not None:
-            progress.set_postfix_str(f"{spec.name} {unit}")
+            progress.set_postfix_str(f"{spec.name} {unit.id}")
         if stored is None:
             unit_started, cpu_started = time.perf_counter(), _cpu_seconds()
-            rows = _compute_unit(spec, games[spec.name], unit, k, grid)
+            rows = UNIT_ROWS[unit.kind](spec, games[spec.name], unit.k, grid)
             stored = {
-                "fingerprint": fingerprint, "model": spec.name, "unit": unit,
+                "fingerprint": fingerprint, "model": spec.name, "unit": unit.id,
                 "model_hash": hashes[spec.name], "seconds": time.perf_counter() - unit_started,
                 # all threads of this process: on a shared machine, wall time overstates the work
                 "cpu_seconds": _cpu_seconds() - cpu_started,

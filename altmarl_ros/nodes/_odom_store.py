@@ -14,7 +14,8 @@ import numpy as np
 from nav_msgs.msg import Odometry
 
 from altmarl_ros.nodes._cdr import odometry_pose
-from altmarl_ros.nodes._ros import ODOM_QOS, odom_topic
+from altmarl_ros.names import odom_topic
+from altmarl_ros.nodes._ros import ODOM_QOS
 
 NEVER_NS = np.iinfo(np.int64).min
 

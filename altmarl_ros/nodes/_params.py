@@ -19,7 +19,23 @@ class ParameterError(AltmarlError):
     """A node parameter is missing, of the wrong type, out of range, or inconsistent."""
 
 
+# Types of a declared parameter in a node class's PARAMETERS table (name -> accepted Python types):
+# what the fleet file may set for it (altmarl_ros.fleet_plan reads the tables).
+STRING, BOOL, INTEGER, NUMBER, ROBOT_IDS = (str,), (bool,), (int,), (int, float), (int, list)
+SCENARIO, POLICY = {"scenario": STRING}, {"policy": STRING}
+ROSTER = {"n_robots": INTEGER, "robot_names": (list, type(None)), "robot_template": STRING}  # declare_roster
+ROBOTS = {**ROSTER, "robots": ROBOT_IDS}  # declare_robots
+ROBOT_COUNT = {"n_robots": INTEGER, "robots": ROBOT_IDS}  # n_robots + declare_robot_ids
+POSE_SOURCE = {"pose_source": STRING, "map_frame": STRING, "pose_topic": STRING}  # _poses.declare_pose_source
+COMMAND_TYPE = {"command_type": STRING}
+CONTROL_PERIOD = {"control_period": NUMBER}
+
+
 def _declare(node, name: str, default: Any, description: str, dynamic: bool = False) -> Any:
+    table = getattr(type(node), "PARAMETERS", None)  # an AltmarlNode's; None for a bare rclpy Node
+    if table is not None and name not in table:
+        raise ParameterError(f"{type(node).__name__} declares parameter '{name}' but its PARAMETERS "
+                             f"table does not list it: add it there (the fleet file reads the table)")
     # Read-only: every value is checked and used once, at start-up; `ros2 param set` says so
     # instead of reporting a success that changes nothing.
     descriptor = ParameterDescriptor(description=description, dynamic_typing=dynamic, read_only=True)

@@ -26,9 +26,10 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.serialization import deserialize_message
 from tf2_msgs.msg import TFMessage
 
+from altmarl_ros.names import TF_STATIC_TOPIC, TF_TOPIC, base_frame, pose_topic
 from altmarl_ros.nodes._cdr import odometry_frame_id, odometry_pose, yaw_from_quaternion
 from altmarl_ros.nodes._odom_store import NEVER_NS, LatestOdometry
-from altmarl_ros.nodes._ros import LATCHED_QOS, TF_STATIC_TOPIC, TF_TOPIC, base_frame, pose_topic
+from altmarl_ros.nodes._ros import LATCHED_QOS
 
 POSE_SOURCES = ("odometry", "tf", "pose_topic")
 MAX_TF_DEPTH = 16

@@ -1,11 +1,5 @@
-"""What every altmarl node shares: topic and frame names, QoS profiles, the base class, `run_node`.
-
-Topic names are relative, so a whole fleet can be pushed under one namespace
-(`__ns:=/site_a`); each robot has its own namespace, its name (`robot_<i>` by
-default, or from the fleet's roster), and the depot (the global agent's robot)
-has `depot/`. Frames follow REP-105: zones are defined in `map`; each robot has
-`<robot>/odom` and `<robot>/base_link`.
-"""
+"""What every altmarl node shares: QoS profiles, the base class, `run_node`
+(topic and frame names: altmarl_ros.names)."""
 import signal
 import threading
 from typing import Any, Mapping, Optional
@@ -19,56 +13,6 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 
 from altmarl_ros.errors import AltmarlError
-
-GLOBAL_COMMAND_TOPIC = "altmarl/global_command"
-MARKERS_TOPIC = "altmarl/markers"
-STOPPED_TOPIC = "altmarl/stopped"  # std_msgs/Bool, latched: the operator's fleet-wide stop
-STOP_SERVICE = "altmarl/stop"  # std_srvs/Trigger
-RESUME_SERVICE = "altmarl/resume"  # std_srvs/Trigger
-DIAGNOSTICS_TOPIC = "/diagnostics"
-DEPOT = "depot"
-DEPOT_ODOM_TOPIC = "depot/odom"
-DEPOT_CMD_VEL_TOPIC = "depot/cmd_vel"
-CLOCK_TOPIC = "/clock"  # absolute: rclpy's time source listens there
-TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
-MAP_FRAME = "map"
-DEPOT_BASE_FRAME = "depot/base_link"
-DEFAULT_ROBOT_TEMPLATE = "robot_{id}"
-# How robots are commanded (parameter command_type, one per fleet): velocities on <robot>/cmd_vel,
-# or a goal (geometry_msgs/PoseStamped in the map frame) on <robot>/goal_pose for Nav2.
-COMMAND_TYPES = ("twist", "twist_stamped", "goal_pose")
-
-
-def _robot(robot) -> str:
-    """A robot's name (its namespace); an integer id is named by the default template."""
-    return robot if isinstance(robot, str) else DEFAULT_ROBOT_TEMPLATE.format(id=int(robot))
-
-
-def odom_topic(robot) -> str:
-    return f"{_robot(robot)}/odom"
-
-
-def cmd_vel_topic(robot) -> str:
-    return f"{_robot(robot)}/cmd_vel"
-
-
-def goal_topic(robot) -> str:
-    """Nav2's bt_navigator takes goals on goal_pose (geometry_msgs/PoseStamped)."""
-    return f"{_robot(robot)}/goal_pose"
-
-
-def pose_topic(robot, name: str = "pose") -> str:
-    """A localizer's estimate (geometry_msgs/PoseWithCovarianceStamped), e.g. name 'amcl_pose'."""
-    return f"{_robot(robot)}/{name}"
-
-
-def base_frame(robot) -> str:
-    return f"{_robot(robot)}/base_link"
-
-
-def odom_frame(robot) -> str:
-    return f"{_robot(robot)}/odom"
-
 
 # Odometry subscriptions: best effort (sensor data), newest sample wins, a lost one is replaced
 # 50 ms later. A best-effort subscription matches reliable and best-effort publishers alike, so
@@ -105,10 +49,13 @@ class AltmarlNode(Node):
 
     If `setup()` raises (a bad parameter, a policy that does not fit), the half-built
     node is destroyed before the error propagates, so nothing is left on the graph.
-    A subclass names itself with `DEFAULT_NAME`; `node_name=` overrides it.
+    A subclass names itself with `DEFAULT_NAME`; `node_name=` overrides it, and lists
+    every parameter it declares in `PARAMETERS` (name -> types, see nodes/_params.py):
+    declaring an unlisted one fails, so the table cannot drift from the code.
     """
 
     DEFAULT_NAME = ""
+    PARAMETERS: Mapping[str, tuple] = {}
 
     def __init__(self, params: Optional[Mapping[str, Any]] = None, *, node_name: Optional[str] = None,
                  **node_kwargs):
@@ -144,16 +91,6 @@ def make_executor(context=None):
     from rclpy.experimental import EventsExecutor
 
     return EventsExecutor(context=context)
-
-
-def spin_until_shutdown(executor, context=None) -> None:
-    """Serve callbacks until the context shuts down (SIGINT/SIGTERM).
-
-    Not `executor.spin()`: rclpy 7.1.6's EventsExecutor.spin() does not return after
-    SIGINT and busy-loops; spin_once with a timeout sees the shutdown.
-    """
-    while rclpy.ok(context=context):
-        executor.spin_once(timeout_sec=0.5)
 
 
 def run_node(node_class, args=None) -> int:

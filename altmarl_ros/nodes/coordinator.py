@@ -6,12 +6,12 @@ the control rate; it decides at the first tick at or after each decision
 boundary of the node's clock (t0 + j * decision_period), so there is exactly one
 decision per period even when a sim-time timer would fire twice at one /clock
 value and then skip a period. Each decision:
-1. s_g = the depot's zone (depot/odom, core.ring);
+1. s_g = the depot's zone (depot pose, altmarl_sim.ring);
 2. draw a uniform random order of the robots whose odometry is fresh (younger
    than `odom_timeout`) and decode them in that order until k have a finite
    pose (NaN/inf poses are skipped and counted): a uniform k-subset of the
    robots with usable odometry, and only ~k messages are ever decoded;
-3. their zones (core.ring) -> count vector F -> rank (core.counts) -> a_g = pi_g[s_g, rank];
+3. their zones (altmarl_sim.ring) -> count vector F -> rank (core.counts) -> a_g = pi_g[s_g, rank];
 4. publish GlobalCommand on altmarl/global_command (reliable, transient-local)
    and steer the depot to zone a_g at the control rate (depot/cmd_vel).
 With only m < k usable robots it decides on those m (warning, rate-limited):
@@ -39,14 +39,15 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from altmarl_ros.core.counts import rank
-from altmarl_ros.core.ring import steer_to_zone, zone_centre, zone_of_pose
-from altmarl_ros.nodes._params import (ParameterError, declare_choice, declare_control_period, declare_float,
-                                       declare_int, declare_policy, declare_robots, declare_scenario)
+from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, DIAGNOSTICS_TOPIC,
+                               GLOBAL_COMMAND_TOPIC, RESUME_SERVICE, STOP_SERVICE, STOPPED_TOPIC, base_frame,
+                               goal_topic)
+from altmarl_ros.nodes._params import (COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, POLICY, POSE_SOURCE, ROBOTS,
+                                       SCENARIO, ParameterError, declare_choice, declare_control_period,
+                                       declare_float, declare_int, declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._poses import declare_pose_source
-from altmarl_ros.nodes._ros import (CMD_VEL_QOS, COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, DIAGNOSTICS_TOPIC,
-                                    GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, GOAL_QOS, LATCHED_QOS,
-                                    RESUME_SERVICE, STOP_SERVICE, STOPPED_TOPIC, AltmarlNode, base_frame,
-                                    goal_topic, run_node)
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GOAL_QOS, LATCHED_QOS, AltmarlNode, run_node
+from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
 
 WARN_EVERY_SEC = 5.0
 GRAPH_SCAN_SEC = 2.0
@@ -90,6 +91,8 @@ class CoordinatorNode(AltmarlNode):
     """The global agent's node; see the module docstring."""
 
     DEFAULT_NAME = "coordinator"
+    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE, "k": INTEGER,
+                  "decision_period": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)

@@ -27,12 +27,13 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rosgraph_msgs.msg import Clock as ClockMsg
 
+from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEPOT, MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, base_frame,
+                               cmd_vel_topic, odom_frame, odom_topic)
 from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_stamped_velocity, twist_velocity
-from altmarl_ros.nodes._params import (declare_bool, declare_choice, declare_control_period, declare_float,
+from altmarl_ros.nodes._params import (BOOL, COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, ROSTER, SCENARIO,
+                                       STRING, declare_bool, declare_choice, declare_control_period, declare_float,
                                        declare_int, declare_roster, declare_scenario)
-from altmarl_ros.nodes._ros import (CLOCK_QOS, CLOCK_TOPIC, CMD_VEL_QOS, COMMAND_TYPES, DEPOT, LATCHED_QOS, MAP_FRAME,
-                                    ODOM_PUBLISH_QOS, TF_STATIC_TOPIC, TF_TOPIC, AltmarlNode, base_frame,
-                                    cmd_vel_topic, odom_frame, odom_topic, run_node)
+from altmarl_ros.nodes._ros import CLOCK_QOS, CMD_VEL_QOS, LATCHED_QOS, ODOM_PUBLISH_QOS, AltmarlNode, run_node
 
 try:  # not installable from the pip ROS wheels; present on a full ROS 2 install
     from geometry_msgs.msg import TransformStamped
@@ -55,6 +56,8 @@ class FleetSimNode(AltmarlNode):
     """Hosts robots robot_0..robot_<n-1> and the depot; see the module docstring."""
 
     DEFAULT_NAME = "fleet_sim"
+    PARAMETERS = {**SCENARIO, **CONTROL_PERIOD, **ROSTER, **COMMAND_TYPE, "seed": INTEGER,
+                  "real_time_factor": NUMBER, "cmd_vel_timeout": NUMBER, "publish_tf": BOOL, "odom_frames": STRING}
 
     def setup(self) -> None:
         from altmarl_sim.fleet import FleetSim

@@ -1,7 +1,7 @@
 """local_agents: the local policy pi_l for one robot (a real fleet) or many (the simulated fleet).
 
 At each new GlobalCommand every hosted robot with fresh odometry takes its zone
-s_i (core.ring), draws a_i ~ pi_l(. | s_i, s_g) (seeded), and heads for the zone
+s_i (altmarl_sim.ring), draws a_i ~ pi_l(. | s_i, s_g) (seeded), and heads for the zone
 that action names (stay / next / previous). Every control period it publishes
 robot_<i>/cmd_vel from the core's ring-following controller, within the
 scenario's limits. If the last GlobalCommand arrived more than
@@ -19,13 +19,15 @@ from rclpy.duration import Duration
 from rclpy.time import Time
 from std_msgs.msg import Bool
 
-from altmarl_ros.core.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
+from altmarl_ros.names import (COMMAND_TYPES, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, base_frame, cmd_vel_topic,
+                               goal_topic)
 from altmarl_ros.nodes._cdr import twist_cdr
-from altmarl_ros.nodes._params import (declare_choice, declare_control_period, declare_float, declare_int,
+from altmarl_ros.nodes._params import (COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, POLICY, POSE_SOURCE, ROBOTS,
+                                       SCENARIO, declare_choice, declare_control_period, declare_float, declare_int,
                                        declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._poses import declare_pose_source
-from altmarl_ros.nodes._ros import (CMD_VEL_QOS, COMMAND_TYPES, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, GOAL_QOS, LATCHED_QOS,
-                                    STOPPED_TOPIC, AltmarlNode, base_frame, cmd_vel_topic, goal_topic, run_node)
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GOAL_QOS, LATCHED_QOS, AltmarlNode, run_node
+from altmarl_sim.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
 
 NO_GOAL = -1
 STOP_ACK_SEC = 0.5
@@ -35,6 +37,8 @@ class LocalAgentsNode(AltmarlNode):
     """Runs pi_l and the low-level controller for the robots in parameter `robots`."""
 
     DEFAULT_NAME = "local_agents"
+    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE,
+                  "command_timeout": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)

@@ -18,11 +18,12 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from altmarl_ros.core.ring import zone_of_pose
+from altmarl_ros.names import DEPOT, GLOBAL_COMMAND_TOPIC, MAP_FRAME, MARKERS_TOPIC
+from altmarl_ros.nodes._params import (NUMBER, POSE_SOURCE, ROBOTS, SCENARIO, declare_float, declare_robots,
+                                       declare_scenario)
 from altmarl_ros.nodes._poses import declare_pose_source
-from altmarl_ros.nodes._params import declare_float, declare_robots, declare_scenario
-from altmarl_ros.nodes._ros import (DEPOT, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, MAP_FRAME,
-                                    MARKERS_QOS, MARKERS_TOPIC, AltmarlNode, run_node)
+from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, MARKERS_QOS, AltmarlNode, run_node
+from altmarl_sim.ring import zone_of_pose
 
 SEGMENTS_PER_ZONE = 12
 ROBOT_SIZE = 0.06  # m
@@ -55,6 +56,7 @@ class MarkersNode(AltmarlNode):
     """Publishes the fleet's MarkerArray every `marker_period` seconds."""
 
     DEFAULT_NAME = "markers"
+    PARAMETERS = {**SCENARIO, **ROBOTS, **POSE_SOURCE, "marker_period": NUMBER, "odom_timeout": NUMBER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)

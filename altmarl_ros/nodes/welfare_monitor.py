@@ -22,17 +22,18 @@ import numpy as np
 from altmarl_msgs.msg import GlobalCommand
 from nav_msgs.msg import Odometry
 
-from altmarl_ros.core.ring import zone_of_pose
+from altmarl_sim.ring import zone_of_pose
 from altmarl_ros.nodes._cdr import odometry_state
-from altmarl_ros.nodes._params import declare_int, declare_robot_ids, declare_scenario
-from altmarl_ros.nodes._ros import (DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_QOS, GLOBAL_COMMAND_TOPIC, ODOM_QOS,
-                                    AltmarlNode, odom_topic, run_node)
+from altmarl_ros.nodes._params import INTEGER, ROBOT_COUNT, SCENARIO, declare_int, declare_robot_ids, declare_scenario
+from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, odom_topic
+from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, ODOM_QOS, AltmarlNode, run_node
 
 
 class WelfareMonitorNode(AltmarlNode):
     """Measures per-epoch rewards and the discounted return; see the module docstring."""
 
     DEFAULT_NAME = "welfare_monitor"
+    PARAMETERS = {**SCENARIO, **ROBOT_COUNT, "log_every": INTEGER}
 
     def setup(self) -> None:
         self.scenario = declare_scenario(self)
@@ -96,12 +97,10 @@ class WelfareMonitorNode(AltmarlNode):
         self.last_command = msg
 
     def _close_epoch(self) -> None:
-        rewards = self.scenario.rewards
         zones = self._epoch_start
         depot_zone = zones[-1]
         served = (zones[:-1] == depot_zone) & (depot_zone >= 0)
-        local = rewards.service * served - rewards.worker_energy * self.travelled[:-1]
-        reward = float(-rewards.depot_energy * self.travelled[-1] + local.mean())
+        _, _, reward = self.scenario.rewards.epoch(served, self.travelled[:-1], self.travelled[-1])
         self.welfare += self.scenario.gamma ** len(self.rewards) * reward
         self.rewards.append(reward)
         if self.log_every and self.epochs % self.log_every == 0:

@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import FieldValueError, integer, positive
-from altmarl_ros.core.kinematics import TWO_PI, RobotLimits
+from altmarl_sim.kinematics import TWO_PI, RobotLimits
 
 LOCAL_ACTIONS = ("stay", "next", "previous")
 ACTION_ZONE_STEP = np.array([0, 1, -1], dtype=np.int64)  # zone offset of each local action
@@ -150,7 +150,7 @@ def _go_to_goal(x, y, c, s, gx, gy, max_v, max_w, speed_gain, heading_gain, tole
 
 
 @njit(cache=True, inline="always")
-def _steer_to_zone(x, y, c, s, goal_zone, centres, radius, cos_look, sin_look, max_v, max_w,
+def steer_to_zone_kernel(x, y, c, s, goal_zone, centres, radius, cos_look, sin_look, max_v, max_w,
                    speed_gain, heading_gain, tolerance):
     """(v, w) of the ring-following controller for a robot heading to `goal_zone`'s
     centre: if the goal is more than the lookahead angle L away (cos_look = cos L,
@@ -170,7 +170,7 @@ def _steer_to_zone(x, y, c, s, goal_zone, centres, radius, cos_look, sin_look, m
 
 
 @njit(cache=True)
-def _zones_of_xy(x, y, n_zones, out):
+def zones_of_xy(x, y, n_zones, out):
     for i in range(x.shape[0]):
         out[i] = _zone_of_xy(x[i], y[i], n_zones)
 
@@ -185,7 +185,7 @@ def _zones_of_angles(angles, n_zones, out):
 def _steer_many(x, y, yaw, goal_zone, centres, radius, cos_look, sin_look, max_v, max_w,
                 speed_gain, heading_gain, tolerance, v_out, w_out):
     for i in range(x.shape[0]):
-        v_out[i], w_out[i] = _steer_to_zone(
+        v_out[i], w_out[i] = steer_to_zone_kernel(
             x[i], y[i], math.cos(yaw[i]), math.sin(yaw[i]), goal_zone[i], centres, radius,
             cos_look, sin_look, max_v, max_w, speed_gain, heading_gain, tolerance)
 
@@ -248,7 +248,7 @@ def zone_of_pose(x, y, ring: RingGeometry) -> np.ndarray:
     or the depot's global state."""
     (xs, ys), shape = _floats(("x", "y"), (x, y))
     out = np.empty(xs.shape[0], dtype=np.int64)
-    _zones_of_xy(xs, ys, ring.n_zones, out)
+    zones_of_xy(xs, ys, ring.n_zones, out)
     return out.reshape(shape)
 
 

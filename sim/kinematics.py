@@ -18,7 +18,7 @@ The yaw is kept in [-pi, pi).
 The per-robot-step helpers are inlined into the kernels that loop over robots
 (numba inline="always": ~15% faster than LLVM's own choices).
 
-Randomness is counter-based: robot i's draws come from its own splitmix64 stream
+Randomness is counter-based (altmarl_ros.core.rng): robot i's draws come from its own splitmix64 stream
 keyed by (seed, i), so results do not depend on how many robots share a call and
 the same seed always gives the same trajectory. Callers pass a fresh seed for
 every call (FleetSim draws them from its numpy Generator).
@@ -32,10 +32,9 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import FieldValueError, non_negative, positive, probability
+from altmarl_ros.core.rng import next_bits, next_uniform, stream_start
 
 TWO_PI = 2.0 * math.pi
-_U53 = 1.0 / 9007199254740992.0  # 2**-53: (uint64 >> 11) * _U53 is uniform in [0, 1)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 class KinematicsError(FieldValueError):
@@ -106,27 +105,6 @@ class Faults:
 # kernels (plain floats and arrays; no validation)
 
 
-@njit(cache=True, inline="always")
-def _mix64(z):
-    """splitmix64 finaliser: a bijective avalanche of a uint64."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True)
-def _stream(seed, index):
-    """Initial state of robot `index`'s random stream under `seed` (both uint64)."""
-    return _mix64(seed ^ _mix64((index + np.uint64(1)) * _GOLDEN))
-
-
-@njit(cache=True, inline="always")
-def _uniform(state):
-    """(new state, uniform double in [0, 1)) from a splitmix64 stream."""
-    state = state + _GOLDEN
-    return state, float(_mix64(state) >> np.uint64(11)) * _U53
-
-
 @njit(cache=True)
 def _wrap_angle(a):
     """Angle in [-pi, pi)."""
@@ -184,8 +162,7 @@ def _standard_noise(state):
     """(new state, z): z is the Irwin-Hall sum of the four 16-bit uniforms in one uint64
     draw, centred and scaled to mean 0, std 1 (bell-shaped, bounded at +-2*sqrt(3);
     a quarter of the cost of an exact Gaussian draw, which dominated a robot-step)."""
-    state = state + _GOLDEN
-    bits = _mix64(state)
+    state, bits = next_bits(state)
     mask = np.uint64(0xFFFF)
     total = (float(bits & mask) + float((bits >> np.uint64(16)) & mask)
              + float((bits >> np.uint64(32)) & mask) + float(bits >> np.uint64(48)))
@@ -194,14 +171,14 @@ def _standard_noise(state):
 
 
 @njit(cache=True, inline="always")
-def _control_step(x, y, yaw, c, s, v, w, stall, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv,
+def control_step(x, y, yaw, c, s, v, w, stall, cmd_v, cmd_w, state, dt, max_v, max_w, max_dv,
                   max_dw, speed_std, turn_std, p_stall, stall_min, stall_span):
     """One control step of one robot (see the module docstring for the order); (c, s) =
     (cos yaw, sin yaw). Returns x, y, yaw, c, s, v, w, stall, state, distance travelled."""
     if p_stall > 0.0 and stall <= 0.0:
-        state, u = _uniform(state)
+        state, u = next_uniform(state)
         if u < p_stall:
-            state, u = _uniform(state)
+            state, u = next_uniform(state)
             stall = stall_min + stall_span * u
     if stall > 0.0:
         cmd_v = 0.0
@@ -219,112 +196,20 @@ def _control_step(x, y, yaw, c, s, v, w, stall, cmd_v, cmd_w, state, dt, max_v, 
 
 
 @njit(cache=True)
-def _step_commanded(poses, velocities, stall, commands, seed, steps, dt, max_v, max_w, max_dv,
+def step_commanded(poses, velocities, stall, commands, seed, steps, dt, max_v, max_w, max_dv,
                     max_dw, speed_std, turn_std, p_stall, stall_min, stall_span, travelled):
     """Hold each robot's command for `steps` control steps, in place."""
     for i in range(poses.shape[0]):
-        state = _stream(seed, np.uint64(i))
+        state = stream_start(seed, np.uint64(i))
         x, y, yaw = poses[i, 0], poses[i, 1], poses[i, 2]
         c, s = math.cos(yaw), math.sin(yaw)
         v, w, st = velocities[i, 0], velocities[i, 1], stall[i]
         dist = 0.0
         for _ in range(steps):
-            x, y, yaw, c, s, v, w, st, state, d = _control_step(
+            x, y, yaw, c, s, v, w, st, state, d = control_step(
                 x, y, yaw, c, s, v, w, st, commands[i, 0], commands[i, 1], state, dt, max_v,
                 max_w, max_dv, max_dw, speed_std, turn_std, p_stall, stall_min, stall_span)
             dist += d
         poses[i, 0], poses[i, 1], poses[i, 2] = x, y, yaw
         velocities[i, 0], velocities[i, 1], stall[i] = v, w, st
         travelled[i] = dist
-
-
-@njit(cache=True)
-def _integrate_many(poses, v, w, dt, out):
-    for i in range(poses.shape[0]):
-        yaw = poses[i, 2]
-        out[i, 0], out[i, 1], out[i, 2], _, _ = _arc(
-            poses[i, 0], poses[i, 1], yaw, math.cos(yaw), math.sin(yaw), v[i], w[i], dt)
-
-
-# ---------------------------------------------------------------------------
-# public drivers
-
-
-def _pose_array(name: str, poses) -> np.ndarray:
-    poses = np.asarray(poses, dtype=np.float64)
-    if poses.ndim != 2 or poses.shape[1] != 3:
-        raise KinematicsError(name, f"must have shape [n, 3] (x, y, yaw), got {poses.shape}")
-    bad = np.argwhere(~np.isfinite(poses))
-    if bad.size:
-        raise KinematicsError(f"{name}[{bad[0, 0]}, {bad[0, 1]}]", "must be finite")
-    return poses
-
-
-def _vector(name: str, values, n: int) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape != (n,):
-        raise KinematicsError(name, f"must have shape [{n}], got {values.shape}")
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise KinematicsError(f"{name}[{bad[0]}]", "must be finite")
-    return values
-
-
-def integrate_unicycle(poses, v, w, dt: float) -> np.ndarray:
-    """Poses [n, 3] after holding speeds v[n] (m/s) and turn rates w[n] (rad/s) for dt
-    seconds, exactly (no limits, no noise): new array, yaw in [-pi, pi)."""
-    poses = _pose_array("poses", poses)
-    n = poses.shape[0]
-    dt = positive(KinematicsError, "dt", dt)
-    out = np.empty_like(poses)
-    _integrate_many(poses, _vector("v", v, n), _vector("w", w, n), dt, out)
-    return out
-
-
-def step_robots(poses: np.ndarray, velocities: np.ndarray, commands, limits: RobotLimits,
-                dt: float, *, steps: int = 1, noise: Noise = Noise(), faults: Faults = Faults(),
-                decision_epoch: float | None = None, stall_remaining: np.ndarray | None = None,
-                seed: int = 0) -> np.ndarray:
-    """Advance robots IN PLACE for `steps` control steps of `dt` seconds, holding
-    commands[n, 2] = (v, w). poses [n, 3] and velocities [n, 2] must be float64 arrays;
-    stall_remaining [n] (seconds left of each robot's stall) too when given.
-    `decision_epoch` (s) is needed when faults.stall_probability > 0: that probability
-    is per epoch. Returns the distance each robot travelled."""
-    if not isinstance(limits, RobotLimits):
-        raise KinematicsError("limits", f"must be a RobotLimits, got {type(limits).__name__}")
-    dt = positive(KinematicsError, "dt", dt)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise KinematicsError("steps", f"must be an integer >= 1, got {steps!r}")
-    p_step = 0.0
-    if faults.stall_probability > 0.0:
-        if decision_epoch is None:
-            raise KinematicsError("decision_epoch", "is required when faults.stall_probability > 0 "
-                                                    "(a per-epoch probability)")
-        p_step = faults.per_step_probability(dt, decision_epoch)
-    for name, array, width in (("poses", poses, 3), ("velocities", velocities, 2)):
-        if not (isinstance(array, np.ndarray) and array.dtype == np.float64 and array.ndim == 2
-                and array.shape[1] == width and array.flags.writeable):
-            raise KinematicsError(name, f"must be a writeable float64 array of shape [n, {width}]")
-    _pose_array("poses", poses)
-    n = poses.shape[0]
-    if velocities.shape[0] != n:
-        raise KinematicsError("velocities", f"must have shape [{n}, 2], got {velocities.shape}")
-    commands = np.asarray(commands, dtype=np.float64)
-    if commands.shape != (n, 2):
-        raise KinematicsError("commands", f"must have shape [{n}, 2] (v, w), got {commands.shape}")
-    bad = np.argwhere(~np.isfinite(commands))
-    if bad.size:
-        raise KinematicsError(f"commands[{bad[0, 0]}, {bad[0, 1]}]", "must be finite")
-    if stall_remaining is None:
-        stall_remaining = np.zeros(n)
-    elif not (isinstance(stall_remaining, np.ndarray) and stall_remaining.dtype == np.float64
-              and stall_remaining.shape == (n,)):
-        raise KinematicsError("stall_remaining", f"must be a float64 array of shape [{n}]")
-    travelled = np.empty(n)
-    _step_commanded(
-        poses, velocities, stall_remaining, commands, np.uint64(seed % 2**64), int(steps), dt,
-        limits.max_speed, limits.max_turn_rate, limits.max_accel * dt,
-        limits.max_angular_accel * dt, noise.speed_std, noise.turn_rate_std, p_step,
-        faults.stall_duration_min, faults.stall_duration_max - faults.stall_duration_min,
-        travelled)
-    return travelled

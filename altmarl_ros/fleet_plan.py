@@ -1,0 +1,251 @@
+"""The fleet plan: which nodes to start, with which parameters, from config/fleet.yaml.
+
+`altmarl launch` and `altmarl demo` hand the plan to altmarl_ros.supervisor;
+launch/*.launch.py on a real ROS 2 install turn the same plan into launch_ros
+Nodes (`ros2_launch_description`), so both start exactly the same nodes with
+exactly the same parameters. The fleet file may set every parameter a planned
+node class declares (its PARAMETERS table), and nothing else.
+"""
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from altmarl_ros.config_files import find_config
+from altmarl_ros.errors import AltmarlError
+from altmarl_ros.names import GLOBAL_COMMAND_TOPIC
+
+PACKAGE = "altmarl_ros"
+FLEET_FILE = "fleet.yaml"
+ALL_NODES = "/**"
+MODES = ("sim", "real")
+
+# Node kind -> (module, class). The console script of kind X is `altmarl_X` = module:main.
+NODE_CLASSES = {
+    "fleet_sim": ("altmarl_ros.nodes.fleet_sim", "FleetSimNode"),
+    "coordinator": ("altmarl_ros.nodes.coordinator", "CoordinatorNode"),
+    "local_agents": ("altmarl_ros.nodes.local_agents", "LocalAgentsNode"),
+    "markers": ("altmarl_ros.nodes.markers", "MarkersNode"),
+}
+
+# rclpy's own parameters, declared by every node.
+ROS_PARAMETERS: Dict[str, tuple] = {"use_sim_time": (bool,), "start_type_description_service": (bool,)}
+PATH_KEYS = ("policy",)
+
+
+class LaunchError(AltmarlError):
+    """The fleet description or the launch request is wrong, or a node could not start."""
+
+
+@dataclass(frozen=True)
+class FleetDescription:
+    """Parameters for every node (`common`) plus per-node sections, as in a ROS 2 parameter file."""
+
+    path: str
+    common: Mapping[str, Any]
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def n_robots(self) -> int:
+        return int(self.common["n_robots"])
+
+    def parameters_for(self, node_name: str) -> Dict[str, Any]:
+        """What rcl would give node `node_name`: `/**` first, then its own section on top."""
+        params = dict(self.common)
+        params.update(self.sections.get(node_name, {}))
+        return params
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node to start: which class, under which name and namespace, with which parameters."""
+
+    kind: str
+    name: str
+    namespace: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    remappings: Tuple[Tuple[str, str], ...] = ()
+
+    @property
+    def executable(self) -> str:
+        """The console script (and launch_ros `executable`) that runs this node."""
+        return f"altmarl_{self.kind}"
+
+    @property
+    def label(self) -> str:
+        return f"/{self.namespace}/{self.name}" if self.namespace else f"/{self.name}"
+
+    def ros_args(self) -> List[str]:
+        """Name, namespace and remappings as ROS command-line arguments (same in both modes)."""
+        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:=/{self.namespace}"]
+        for source, target in self.remappings:
+            args += ["-r", f"{source}:={target}"]
+        return args
+
+
+def default_fleet_file() -> Path:
+    """config/fleet.yaml from the source tree, else from the installed share/ directory."""
+    return find_config(FLEET_FILE)
+
+
+def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> FleetDescription:
+    """Read and check a fleet description; `overrides` replace `/**` values (command line, launch args)."""
+    path = Path(path) if path else default_fleet_file()
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise LaunchError(f"fleet file {path}: cannot read it ({err.strerror}); "
+                          f"pass an existing file (default: config/{FLEET_FILE})") from None
+    except yaml.YAMLError as err:
+        raise LaunchError(f"fleet file {path}: not valid YAML ({err})") from None
+    if not isinstance(document, dict) or ALL_NODES not in document:
+        raise LaunchError(f"fleet file {path}: needs a top-level '{ALL_NODES}:' section with "
+                          f"'ros__parameters:' (a ROS 2 parameter file)")
+    keys = fleet_keys()
+    sections = {}
+    for node_key, body in document.items():
+        if not isinstance(body, dict) or set(body) != {"ros__parameters"} \
+                or not isinstance(body["ros__parameters"], dict):
+            raise LaunchError(f"fleet file {path}: '{node_key}' must contain exactly one mapping "
+                              f"'ros__parameters:'")
+        name = str(node_key).lstrip("/")
+        if node_key != ALL_NODES and ("/" in name or "*" in name):
+            raise LaunchError(f"fleet file {path}: section '{node_key}': use '{ALL_NODES}' or a plain "
+                              f"node name (fleet_sim, coordinator, local_agents, markers)")
+        params = dict(body["ros__parameters"])
+        for key, value in params.items():
+            _check_value(f"fleet file {path}: {node_key}.ros__parameters.{key}", key, value, keys)
+        sections[ALL_NODES if node_key == ALL_NODES else name] = params
+    common = sections.pop(ALL_NODES)
+    for key, value in (overrides or {}).items():
+        _check_value(f"override {key}={value!r}", key, value, keys)
+        common[key] = value
+    for key in ("n_robots", "k", "policy", "scenario"):
+        if key not in common:
+            raise LaunchError(f"fleet file {path}: '{ALL_NODES}.ros__parameters.{key}' is missing; "
+                              f"every fleet needs it (see docs/launch.md)")
+    if common["n_robots"] < 1:
+        raise LaunchError(f"n_robots = {common['n_robots']}: the fleet needs at least one robot")
+    if not 1 <= common["k"] <= common["n_robots"]:
+        raise LaunchError(f"k = {common['k']}: must be between 1 and n_robots = {common['n_robots']} "
+                          f"(the coordinator samples k of the n robots)")
+    for key in PATH_KEYS:
+        common[key] = str(Path(common[key]).expanduser().resolve())
+    return FleetDescription(path=str(path), common=common, sections=sections)
+
+
+def fleet_keys() -> Dict[str, tuple]:
+    """Keys the fleet file may set, with the types each must have: every parameter a planned
+    node class declares. A typo is an error (ROS itself would silently ignore it)."""
+    keys = dict(ROS_PARAMETERS)
+    for kind in NODE_CLASSES:
+        for key, types in node_class(kind).PARAMETERS.items():
+            if keys.setdefault(key, types) != types:
+                raise LaunchError(f"parameter '{key}': node kinds declare it with different types "
+                                  f"({keys[key]} and {types}); declare one type")
+    return keys
+
+
+def _check_value(where: str, key: str, value: Any, keys: Mapping[str, tuple]) -> None:
+    if key not in keys:
+        raise LaunchError(f"{where}: unknown key '{key}'; known keys: {', '.join(sorted(keys))}")
+    types = keys[key]
+    if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
+        kinds = "/".join(t.__name__ for t in types)
+        raise LaunchError(f"{where}: '{key}' must be {kinds}, got {value!r}")
+
+
+def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
+    """['k=5', 'policy=p.npz'] -> {'k': 5, 'policy': 'p.npz'} with YAML typing (5 is an int)."""
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise LaunchError(f"--set {item!r}: write KEY=VALUE, e.g. --set k=5")
+        try:
+            overrides[key.strip()] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            overrides[key.strip()] = text
+    return overrides
+
+
+def plan_nodes(fleet: FleetDescription, mode: str = "sim") -> List[NodeSpec]:
+    """The node set. sim: fleet_sim + coordinator + one local_agents node for all robots + markers.
+    real: coordinator + one local_agents node per robot in namespace robot_<i> + markers."""
+    if mode not in MODES:
+        raise LaunchError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    n = fleet.n_robots
+    if mode == "sim":
+        # fleet_sim is the clock (it publishes /clock on wall time); every other node follows it.
+        return [_spec(fleet, "fleet_sim", "fleet_sim", use_sim_time=False),
+                _spec(fleet, "coordinator", "coordinator", use_sim_time=True, robots=n),
+                _spec(fleet, "local_agents", "local_agents", use_sim_time=True, robots=n),
+                _spec(fleet, "markers", "markers", use_sim_time=True, robots=n)]
+    specs = [_spec(fleet, "coordinator", "coordinator", robots=n)]
+    for robot in range(n):
+        namespace = f"robot_{robot}"
+        # The node's topics are relative (robot_<i>/odom, altmarl/global_command); pin them
+        # to the fleet-wide names so the robot's namespace is not prepended twice.
+        remaps = tuple((topic, f"/{topic}") for topic in
+                       (f"{namespace}/odom", f"{namespace}/cmd_vel", GLOBAL_COMMAND_TOPIC))
+        specs.append(_spec(fleet, "local_agents", "local_agent", namespace=namespace,
+                           remappings=remaps, robots=[robot]))
+    specs.append(_spec(fleet, "markers", "markers", robots=n))
+    return specs
+
+
+def _spec(fleet, kind, name, namespace="", remappings=(), **extra) -> NodeSpec:
+    params = fleet.parameters_for(name)
+    params.update(extra)
+    return NodeSpec(kind=kind, name=name, namespace=namespace, parameters=params, remappings=remappings)
+
+
+LAUNCH_OVERRIDES = ("n_robots", "k", "policy", "scenario", "seed", "use_sim_time")
+
+
+def ros2_launch_description(mode: str):
+    """The LaunchDescription of launch/<mode>_fleet.launch.py (needs the ROS 2 `launch` packages).
+
+    Launch arguments: fleet (file), rviz, and LAUNCH_OVERRIDES; an empty one keeps the file's value.
+    The nodes are planned when the launch runs, so `ros2 launch ... k:=5` is checked like `--set k=5`.
+    """
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    def nodes(context):
+        from ament_index_python.packages import get_package_share_directory
+
+        share = get_package_share_directory(PACKAGE)
+        value = {key: LaunchConfiguration(key).perform(context)
+                 for key in ("fleet", "rviz") + LAUNCH_OVERRIDES}
+        fleet = load_fleet(value["fleet"] or os.path.join(share, "config", FLEET_FILE),
+                           parse_overrides([f"{key}={value[key]}" for key in LAUNCH_OVERRIDES if value[key]]))
+        actions = [Node(package=PACKAGE, executable=spec.executable, name=spec.name,
+                        namespace=spec.namespace or None, parameters=[dict(spec.parameters)],
+                        remappings=list(spec.remappings), output="screen")
+                   for spec in plan_nodes(fleet, mode)]
+        if value["rviz"].lower() in ("true", "1", "yes"):
+            actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
+                                arguments=["-d", os.path.join(share, "config", "altmarl.rviz")]))
+        return actions
+
+    arguments = [DeclareLaunchArgument("fleet", default_value="",
+                                       description=f"fleet description (default: share/{PACKAGE}/config/{FLEET_FILE})"),
+                 DeclareLaunchArgument("rviz", default_value="true" if mode == "sim" else "false",
+                                       description="also start rviz2 with config/altmarl.rviz")]
+    arguments += [DeclareLaunchArgument(key, default_value="", description=f"override the fleet file's {key}")
+                  for key in LAUNCH_OVERRIDES]
+    return LaunchDescription(arguments + [OpaqueFunction(function=nodes)])
+
+
+def node_class(kind: str):
+    import importlib
+
+    module, cls = NODE_CLASSES[kind]
+    return getattr(importlib.import_module(module), cls)
