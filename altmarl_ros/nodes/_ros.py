@@ -2,9 +2,11 @@
 (topic and frame names: altmarl_ros.names)."""
 import signal
 import threading
+import time
 from typing import Any, Mapping, Optional
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -37,6 +39,9 @@ CLOCK_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=Rel
 MARKERS_QOS = CMD_VEL_QOS
 # Goals: reliable; a Nav2 navigator that starts late still gets the robot's current goal.
 GOAL_QOS = LATCHED_QOS
+
+
+STOP_ACK_SEC = 0.5  # at shutdown, how long to wait for the robots to acknowledge the zero commands
 
 
 def parameter_overrides(params: Optional[Mapping[str, Any]]):
@@ -80,6 +85,10 @@ class AltmarlNode(Node):
         if self._set_up and self.context.ok():
             try:
                 self.stop_robots()
+                # Reliable commands: wait (bounded) until the robots' drivers have them.
+                deadline = time.monotonic() + STOP_ACK_SEC
+                for publisher in self.publishers:
+                    publisher.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
             except Exception as err:  # never block shutdown; say why the robots may not have stopped
                 self.get_logger().error(f"could not command the robots to stop on shutdown: {err}")
         return super().destroy_node()

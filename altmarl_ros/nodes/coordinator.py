@@ -33,7 +33,6 @@ import numpy as np
 from altmarl_msgs.msg import GlobalCommand
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
-from rclpy.duration import Duration
 from rclpy.time import Time
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
@@ -52,7 +51,6 @@ from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
 WARN_EVERY_SEC = 5.0
 GRAPH_SCAN_SEC = 2.0
 DIAGNOSTICS_SEC = 1.0
-STOP_ACK_SEC = 0.5
 
 
 def counts_for_k(counts: np.ndarray, k: int) -> np.ndarray:
@@ -308,7 +306,6 @@ class CoordinatorNode(AltmarlNode):
         else:
             self._depot_twist.linear.x = self._depot_twist.angular.z = 0.0
             self.depot_cmd_pub.publish(self._depot_msg)
-        self.depot_cmd_pub.wait_for_all_acked(Duration(seconds=STOP_ACK_SEC))
 
     def on_stop(self, request, response):
         """std_srvs/Trigger altmarl/stop: every robot (and the depot) stands still until resume."""

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
-from rclpy.duration import Duration
 from rclpy.time import Time
 from std_msgs.msg import Bool
 
@@ -30,7 +29,6 @@ from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GOAL_QOS, LA
 from altmarl_sim.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
 
 NO_GOAL = -1
-STOP_ACK_SEC = 0.5
 
 
 class LocalAgentsNode(AltmarlNode):
@@ -138,12 +136,8 @@ class LocalAgentsNode(AltmarlNode):
             stamp = Time(nanoseconds=now_ns).to_msg()
             for slot, (x, y, yaw) in zip(slots.tolist(), poses.tolist()):
                 self._publish_goal(slot, stamp, x, y, yaw)
-            publishers = self._goal_pubs
         else:
             self.publish_velocities(np.zeros(len(self.robot_ids)), np.zeros(len(self.robot_ids)))
-            publishers = self._cmd_pubs
-        for publisher in publishers:
-            publisher.wait_for_all_acked(Duration(seconds=STOP_ACK_SEC / len(publishers)))
 
     def control(self) -> None:
         """Publish every robot's cmd_vel: the controller towards its goal, or zero."""
