@@ -7,6 +7,7 @@ the value given and the fix; `_ros.run_node` prints it as one log line and
 exits non-zero instead of a traceback.
 """
 import math
+from pathlib import Path
 from typing import Any, Iterable, List, Optional, Tuple
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -143,11 +144,15 @@ def declare_policy(node, scenario):
     """The `policy` file (from `altmarl train`), refused unless it was trained on `scenario`."""
     from altmarl_ros.core.policy import load_policy
 
-    path = declare_str(node, "policy", "", "policy file written by `altmarl train` (.npz)", required=True)
+    path = declare_str(node, "policy", "", "policy file written by `altmarl train` (.npz); a relative path "
+                       "is resolved against the directory the node was started in", required=True)
     try:
         return load_policy(path, scenario_hash=scenario.content_hash())
     except AltmarlError as err:
-        raise ParameterError(f"parameter 'policy' = {path!r} (scenario {scenario.name!r}): {err}") from None
+        where = Path(path).expanduser()
+        hint = "" if where.is_file() else (f" (looked for {where.resolve()}: a relative path is resolved against the "
+                                           f"directory the node was started in; set policy:=/absolute/path.npz)")
+        raise ParameterError(f"parameter 'policy' = {path!r} (scenario {scenario.name!r}): {err}{hint}") from None
 
 
 def declare_choice(node, name: str, choices, description: str) -> str:

@@ -1,27 +1,33 @@
 """coordinator: the global agent. Samples k robots per decision epoch, runs pi_g, drives the depot.
 
-Every robot's odometry arrives on a raw subscription whose callback only keeps
-the bytes and the receive time (_odom_store.LatestOdometry). One timer runs at
+Every robot's pose source (`pose_source`: odometry, TF or a pose topic; see
+nodes/_poses.py) keeps raw messages and receive times and decodes only the
+robots asked about; only poses in the map frame become zones. One timer runs at
 the control rate; it decides at the first tick at or after each decision
 boundary of the node's clock (t0 + j * decision_period), so there is exactly one
 decision per period even when a sim-time timer would fire twice at one /clock
 value and then skip a period. Each decision:
 1. s_g = the depot's zone (depot pose, altmarl_sim.ring);
-2. draw a uniform random order of the robots whose odometry is fresh (younger
+2. draw a uniform random order of the robots whose pose is fresh (younger
    than `odom_timeout`) and decode them in that order until k have a finite
-   pose (NaN/inf poses are skipped and counted): a uniform k-subset of the
-   robots with usable odometry, and only ~k messages are ever decoded;
+   map-frame pose (NaN/inf poses and poses in other frames are skipped and
+   counted): a uniform k-subset of the robots with usable poses, and only ~k
+   messages are ever decoded;
 3. their zones (altmarl_sim.ring) -> count vector F -> rank (core.counts) -> a_g = pi_g[s_g, rank];
 4. publish GlobalCommand on altmarl/global_command (reliable, transient-local)
-   and steer the depot to zone a_g at the control rate (depot/cmd_vel).
+   and steer the depot to zone a_g at the control rate (depot/cmd_vel, Twist or
+   TwistStamped), or send it the zone's centre once (depot/goal_pose).
 With only m < k usable robots it decides on those m (warning, rate-limited):
 F is scaled to sum k by largest remainders before ranking, the best estimate
 of the k-sample the policy expects; `counts` in the message stays the m
 observed, `count_rank` is the rank actually looked up. With none, or without
 depot odometry, it skips the epoch (and local agents stop once the last
 command is older than their command_timeout).
-Robots publishing odometry under robot_<i>/odom that are not in `robots` are
+Robots publishing odometry under <name>/odom that are not in the roster are
 ignored; they are found by a periodic graph scan, logged once and counted.
+Operator controls: altmarl/stop and altmarl/resume (std_srvs/Trigger) publish the
+latched altmarl/stopped that every local agent obeys at once; /diagnostics
+reports decisions, short samples, stale robots and rejected poses at 1 Hz.
 """
 import math
 import re

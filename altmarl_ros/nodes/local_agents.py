@@ -1,10 +1,13 @@
 """local_agents: the local policy pi_l for one robot (a real fleet) or many (the simulated fleet).
 
-At each new GlobalCommand every hosted robot with fresh odometry takes its zone
-s_i (altmarl_sim.ring), draws a_i ~ pi_l(. | s_i, s_g) (seeded), and heads for the zone
-that action names (stay / next / previous). Every control period it publishes
-robot_<i>/cmd_vel from the core's ring-following controller, within the
-scenario's limits. If the last GlobalCommand arrived more than
+At each new GlobalCommand every hosted robot with a fresh map-frame pose
+(`pose_source`, nodes/_poses.py) takes its zone s_i (altmarl_sim.ring), draws
+a_i ~ pi_l(. | s_i, s_g) (seeded), and heads for the zone that action names
+(stay / next / previous). With command_type twist / twist_stamped it publishes
+<robot>/cmd_vel every control period from the ring-following controller, within
+the scenario's limits; with goal_pose it publishes the zone's centre on
+<robot>/goal_pose once per decision and the robot's navigator drives. The
+operator's latched altmarl/stopped stops every robot at once, until resumed. If the last GlobalCommand arrived more than
 `command_timeout` ago (coordinator lost), every robot is commanded to stop
 (logged once) until commands return. A robot without fresh odometry is
 commanded to stop too.
