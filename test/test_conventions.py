@@ -86,14 +86,17 @@ def test_goal_pose_robots_receive_their_goal_zone_centre(graph, world):
     sim, coordinator, agents = _sim_nodes(graph, world, world["random"], command_type="goal_pose")
     spy = graph.add(rclpy.create_node("goal_spy", context=graph.context))
     goals = {}
-    for rid in range(N):
-        spy.create_subscription(PoseStamped, goal_topic(rid), lambda m, rid=rid: goals.__setitem__(rid, m), GOAL_QOS)
-    assert graph.spin_until(lambda: agents.commands_received >= 2 and len(goals) == N, timeout=40.0)
-    graph.spin_until(lambda: False, timeout=0.3)  # the latest goals arrive
-    xs, ys = zone_centre(agents.goal_zones, world["ring"])
-    for rid, goal in goals.items():
-        assert goal.header.frame_id == "map"
-        assert (goal.pose.position.x, goal.pose.position.y) == pytest.approx((xs[rid], ys[rid]))
+    for robot in list(range(N)) + ["depot"]:
+        spy.create_subscription(PoseStamped, goal_topic(robot), lambda m, r=robot: goals.__setitem__(r, m), GOAL_QOS)
+    assert graph.spin_until(lambda: agents.commands_received >= 2 and len(goals) == N + 1, timeout=40.0)
+
+    def goals_are_zone_centres():  # each robot's latest goal: its goal zone's centre; the depot's: a_g's
+        xs, ys = zone_centre(np.append(agents.goal_zones, coordinator.goal_zone), world["ring"])
+        return all(goals[robot].header.frame_id == "map" and
+                   (goals[robot].pose.position.x, goals[robot].pose.position.y) == pytest.approx((xs[slot], ys[slot]))
+                   for slot, robot in enumerate(list(range(N)) + ["depot"]))
+    # (the goals of a decision made just now may still be on their way: wait for them)
+    assert graph.spin_until(goals_are_zone_centres, timeout=5.0)
     assert np.abs(sim.sim.velocities[:N]).max() == 0.0  # nobody sent a velocity
 
 
