@@ -9,6 +9,7 @@ robots drive, calls altmarl/stop (std_srvs/Trigger) and measures the wall time
 from the call until fleet_sim holds a zero command for every robot and the
 depot, and how many simulator steps ran in between; then altmarl/resume.
 The target: within one control period (50 ms at the shipped scenario's rate).
+Figures: docs/operations.md, "Operator controls".
 """
 import argparse
 import subprocess
@@ -63,13 +64,14 @@ def main():
             executor.spin_once(timeout_sec=0.001)
         return done()
 
+    clients = {service: operator.create_client(Trigger, service) for service in (STOP_SERVICE, RESUME_SERVICE)}
+
     def call(service):
-        client = operator.create_client(Trigger, service)
-        assert client.wait_for_service(timeout_sec=30.0), service
-        future = client.call_async(Trigger.Request())
-        return future
+        return clients[service].call_async(Trigger.Request())
 
     try:
+        for service, client in clients.items():  # discovered before any timing starts
+            assert spin_until(client.service_is_ready, 60.0), f"{service} not found"
         period = sim.sim.control_period
         print(f"n = {args.n} robots + depot, control period {period * 1000:g} ms, "
               f"coordinator and local agents in their own processes; {time.strftime('%Y-%m-%d')}")
