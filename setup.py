@@ -17,6 +17,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        ("bin", ["scripts/altmarl"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.npz")),
         (f"share/{PACKAGE}/config/scenarios", glob("config/scenarios/*.yaml")),

@@ -17,12 +17,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="ALTERNATING-MARL for ROS 2 fleets: train, evaluate, sweep, render, demo.",
     )
     parser.add_argument("--version", action="version", version=f"altmarl_ros {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        cmd = sub.add_parser(info.name, help=module.HELP, description=module.HELP)
+        # argparse %-formats help strings ('95% CI' would raise at --help); descriptions are not.
+        cmd = sub.add_parser(info.name, help=module.HELP.replace("%", "%%"), description=module.HELP)
         module.add_arguments(cmd)
         cmd.add_argument("--max-memory", type=memory_size, metavar="SIZE",
                          help="memory budget for input-sized arrays, e.g. 16G (default: half the RAM; "
@@ -32,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `altmarl`: the list of commands, as a usage error
+        parser.print_help(sys.stderr)
+        return 2
     if args.max_memory is not None:
         budget.set_limit(args.max_memory)
         os.environ[budget.ENV_VAR] = str(args.max_memory)  # for node processes started from here

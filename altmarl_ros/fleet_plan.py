@@ -14,10 +14,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from altmarl_ros import schema
+from altmarl_ros.config_files import find_config
 from altmarl_ros.core import budget
 from altmarl_ros.core.safe_files import load_yaml
 from altmarl_ros.errors import AltmarlError, ConfigError
-from altmarl_ros.names import GLOBAL_COMMAND_TOPIC
+from altmarl_ros.names import (DEFAULT_ROBOT_TEMPLATE, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, cmd_vel_topic, goal_topic,
+                               odom_topic, pose_topic)
 
 PACKAGE = "altmarl_ros"
 FLEET_FILE = "fleet.yaml"
@@ -98,16 +100,8 @@ class NodeSpec:
 
 
 def default_fleet_file() -> Path:
-    """config/fleet.yaml from the installed share/ directory, else from the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        installed = Path(get_package_share_directory(PACKAGE)) / "config" / FLEET_FILE
-        if installed.is_file():
-            return installed
-    except (ImportError, LookupError, OSError, ValueError):
-        pass
-    return Path(__file__).resolve().parent.parent / "config" / FLEET_FILE
+    """config/fleet.yaml from the source tree, else from the installed share/ directory."""
+    return find_config(FLEET_FILE)
 
 
 def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> FleetDescription:
@@ -214,10 +208,10 @@ def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
 
 def plan_nodes(fleet: FleetDescription, mode: str = "sim") -> List[NodeSpec]:
     """The node set. sim: fleet_sim + coordinator + one local_agents node for all robots + markers.
-    real: coordinator + one local_agents node per robot in namespace robot_<i> + markers."""
+    real: coordinator + one local_agents node per robot in the robot's namespace + markers."""
     if mode not in MODES:
         raise LaunchError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
-    n = fleet.n_robots
+    n = len(robot_names(fleet))
     if mode == "sim":
         # fleet_sim is the clock (it publishes /clock on wall time); every other node follows it.
         return [_spec(fleet, "fleet_sim", "fleet_sim", use_sim_time=False),
@@ -225,16 +219,25 @@ def plan_nodes(fleet: FleetDescription, mode: str = "sim") -> List[NodeSpec]:
                 _spec(fleet, "local_agents", "local_agents", use_sim_time=True, robots=n),
                 _spec(fleet, "markers", "markers", use_sim_time=True, robots=n)]
     specs = [_spec(fleet, "coordinator", "coordinator", robots=n)]
-    for robot in range(n):
-        namespace = f"robot_{robot}"
-        # The node's topics are relative (robot_<i>/odom, altmarl/global_command); pin them
-        # to the fleet-wide names so the robot's namespace is not prepended twice.
-        remaps = tuple((topic, f"/{topic}") for topic in
-                       (f"{namespace}/odom", f"{namespace}/cmd_vel", GLOBAL_COMMAND_TOPIC))
-        specs.append(_spec(fleet, "local_agents", "local_agent", namespace=namespace,
+    for robot, name in enumerate(robot_names(fleet)):
+        # The node's topics are relative (<robot>/odom, altmarl/global_command, ...); pin them to
+        # the fleet-wide names so the robot's namespace is not prepended twice.
+        own = (odom_topic(name), cmd_vel_topic(name), goal_topic(name),
+               pose_topic(name, fleet.common.get("pose_topic", "pose")))
+        remaps = tuple((topic, f"/{topic}") for topic in own + (GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC))
+        specs.append(_spec(fleet, "local_agents", "local_agent", namespace=name,
                            remappings=remaps, robots=[robot]))
     specs.append(_spec(fleet, "markers", "markers", robots=n))
     return specs
+
+
+def robot_names(fleet: FleetDescription) -> List[str]:
+    """The roster: robot_names, else robot_template (default robot_{id}) over ids 0..n_robots-1."""
+    names = fleet.common.get("robot_names")
+    if names:
+        return [str(name) for name in names]
+    template = fleet.common.get("robot_template", DEFAULT_ROBOT_TEMPLATE)
+    return [template.format(id=i) for i in range(fleet.n_robots)]
 
 
 def _spec(fleet, kind, name, namespace="", remappings=(), **extra) -> NodeSpec:
@@ -253,7 +256,7 @@ def ros2_launch_description(mode: str):
     The nodes are planned when the launch runs, so `ros2 launch ... k:=5` is checked like `--set k=5`.
     """
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
@@ -265,13 +268,18 @@ def ros2_launch_description(mode: str):
                  for key in ("fleet", "rviz") + LAUNCH_OVERRIDES}
         fleet = load_fleet(value["fleet"] or os.path.join(share, "config", FLEET_FILE),
                            parse_overrides([f"{key}={value[key]}" for key in LAUNCH_OVERRIDES if value[key]]))
+        # A node that exits (a crash, a bad parameter) shuts the whole fleet down, as `altmarl launch` does:
+        # half a fleet (robots without a coordinator, a coordinator without a simulator) is not left running.
         actions = [Node(package=PACKAGE, executable=spec.executable, name=spec.name,
                         namespace=spec.namespace or None, parameters=[dict(spec.parameters)],
-                        remappings=list(spec.remappings), output="screen")
+                        remappings=list(spec.remappings), output="screen",
+                        on_exit=[Shutdown(reason=f"{spec.label} exited")])
                    for spec in plan_nodes(fleet, mode)]
         if value["rviz"].lower() in ("true", "1", "yes"):
+            # Closing the viewer leaves the fleet running; it follows the simulator's clock in sim mode.
             actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
-                                arguments=["-d", os.path.join(share, "config", "altmarl.rviz")]))
+                                arguments=["-d", os.path.join(share, "config", "altmarl.rviz")],
+                                parameters=[{"use_sim_time": mode == "sim"}]))
         return actions
 
     arguments = [DeclareLaunchArgument("fleet", default_value="",

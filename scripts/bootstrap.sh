@@ -16,7 +16,7 @@ STAMPS="$VENV/.altmarl-stamps"
 # Progress goes to stderr: stdout belongs to the command after set-up (`./run.sh --json` stays valid JSON).
 step() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 fail() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
-digest() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+digest() { { cat "$@" 2>/dev/null || true; } | sha256sum | cut -c1-16; }  # missing files (an unmatched glob) are skipped
 fresh() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
 stamp() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
 # Drop pip's notes about index locations missing on this machine; keep real errors.
@@ -48,13 +48,16 @@ if ! fresh requirements "$REQ_KEY"; then
     | quiet_pip || fail "pip install -r requirements.txt"
   # ament_index must find the venv's share/ from any venv python, without `activate`.
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
-  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/msgs"
+  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs"
 fi
 
-# 4. altmarl_msgs: rosidl generation with plain cmake (no colcon needed).
-MSG_KEY="$(digest "$ROOT"/msg/*.msg "$ROOT/msg/CMakeLists.txt" "$ROOT/msg/package.xml")"
-if ! fresh msgs "$MSG_KEY"; then
-  step "building ROS interfaces altmarl_msgs ($(ls "$ROOT"/msg/*.msg | wc -l) .msg files)"
+# 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
+#    and tf2_msgs/TFMessage (scripts/tf2_msgs/) because tf2_msgs has no PyPI wheel.
+build_interfaces() {  # name source-dir import-check
+  local name="$1" src="$2" check="$3" key
+  key="$(digest "$src"/*.msg "$src"/msg/*.msg "$src/CMakeLists.txt" "$src/package.xml")"
+  fresh "$name" "$key" && return 0
+  step "building ROS interfaces $name ($(ls "$src"/*.msg "$src"/msg/*.msg 2>/dev/null | wc -l) .msg files)"
   # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours.
   PYINC="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   NPINC="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
@@ -62,17 +65,22 @@ if ! fresh msgs "$MSG_KEY"; then
   { grep -rl /opt/python/cp311-cp311 "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | xargs -r sed -i \
     -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g"
-  rm -rf "$BUILD/altmarl_msgs"
-  LOG="$BUILD/altmarl_msgs.log"; mkdir -p "$BUILD"
+  rm -rf "$BUILD/$name"
+  LOG="$BUILD/$name.log"; mkdir -p "$BUILD"
   (
     export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
-    cmake -S "$ROOT/msg" -B "$BUILD/altmarl_msgs" -DCMAKE_INSTALL_PREFIX="$VENV" \
+    cmake -S "$src" -B "$BUILD/$name" -DCMAKE_INSTALL_PREFIX="$VENV" \
           -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=OFF &&
-    cmake --build "$BUILD/altmarl_msgs" -j"$(nproc)" &&
-    cmake --install "$BUILD/altmarl_msgs"
-  ) > "$LOG" 2>&1 || { tail -30 "$LOG" >&2; fail "message build (full log: $LOG)"; }
-  "$VPY" -c 'from altmarl_msgs.msg import GlobalCommand' || fail "altmarl_msgs built but does not import"
-  stamp msgs "$MSG_KEY"
+    cmake --build "$BUILD/$name" -j"$(nproc)" &&
+    cmake --install "$BUILD/$name"
+  ) > "$LOG" 2>&1 || { tail -30 "$LOG" >&2; fail "message build of $name (full log: $LOG)"; }
+  "$VPY" -c "$check" || fail "$name built but does not import"
+  stamp "$name" "$key"
+}
+build_interfaces altmarl_msgs "$ROOT/msg" 'from altmarl_msgs.msg import GlobalCommand'
+# Only where no real tf2_msgs is installed (a wheel would bring the complete package).
+if [ -f "$STAMPS/tf2_msgs" ] || ! "$VPY" -c 'import tf2_msgs' 2>/dev/null; then
+  build_interfaces tf2_msgs "$ROOT/scripts/tf2_msgs" 'from tf2_msgs.msg import TFMessage'
 fi
 
 # 5. This package, editable, plus its ament index entry and share/ (launch, config).

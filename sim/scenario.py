@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from altmarl_ros import schema
+from altmarl_ros.config_files import config_dirs
 from altmarl_ros.core._checks import (as_float, integer, non_negative, positive,
                                       probability)
 from altmarl_ros.core.model import REWARD_LIMIT
@@ -25,10 +25,6 @@ from altmarl_ros.errors import ConfigError
 from altmarl_sim.kinematics import Faults, Noise, RobotLimits
 from altmarl_sim.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
 
-SCENARIO_DIRS = (
-    Path(__file__).resolve().parent.parent / "config" / "scenarios",  # source checkout
-    Path(sys.prefix) / "share" / "altmarl_ros" / "config" / "scenarios",  # installed data files
-)
 DEFAULT_SCENARIO = "warehouse_ring"
 
 
@@ -289,7 +285,7 @@ def scenario_path(name_or_path) -> Path:
         if not path.is_file():
             raise ScenarioError("scenario", f"no such file: {path}")
         return path
-    for directory in SCENARIO_DIRS:
+    for directory in config_dirs("scenarios"):
         candidate = directory / f"{text}.yaml"
         if candidate.is_file():
             return candidate
@@ -300,7 +296,7 @@ def scenario_path(name_or_path) -> Path:
 
 def available_scenarios() -> list[str]:
     names = set()
-    for directory in SCENARIO_DIRS:
+    for directory in config_dirs("scenarios"):
         if directory.is_dir():
             names.update(p.stem for p in directory.glob("*.yaml"))
     return sorted(names)

@@ -1,9 +1,11 @@
 """`altmarl train` and `altmarl evaluate` end to end on a tiny model file, and their user errors."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from altmarl_ros import commands
 from altmarl_ros.cli import main
 from altmarl_ros.core.evaluate import BASELINES
 from altmarl_ros.core.model import load_model, make_game, save_model
@@ -157,3 +159,22 @@ def test_setup_step_keeps_stdout_for_the_command_after_it():
     done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "" and "environment ready" in done.stderr
+
+
+COMMANDS = sorted(p.stem for p in (Path(commands.__file__).parent).glob("*.py") if not p.stem.startswith("_"))
+
+
+@pytest.mark.parametrize("argv", [[]] + [[name] for name in COMMANDS], ids=lambda a: " ".join(a) or "altmarl")
+def test_help_prints_usage_and_exits_0(argv, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv + ["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: altmarl {' '.join(argv)}".rstrip())
+
+
+def test_plain_altmarl_lists_every_command(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: altmarl")
+    assert all(f"    {name}  " in err for name in COMMANDS)

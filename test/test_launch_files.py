@@ -55,9 +55,17 @@ def _fake_launch_modules():
         def __init__(self, **kwargs):
             self.kwargs = kwargs
 
+    class Shutdown:
+        def __init__(self, reason=""):
+            self.reason = reason
+
+        def __eq__(self, other):
+            return isinstance(other, Shutdown) and other.reason == self.reason
+
     launch.LaunchDescription = LaunchDescription
     actions.DeclareLaunchArgument = DeclareLaunchArgument
     actions.OpaqueFunction = OpaqueFunction
+    actions.Shutdown = Shutdown
     substitutions.LaunchConfiguration = LaunchConfiguration
     ros_actions.Node = Node
     launch.actions, launch.substitutions, launch_ros.actions = actions, substitutions, ros_actions
@@ -86,9 +94,11 @@ def _launch(path, **given):
 
 
 def _as_launch_node(spec):
+    """What the launch file must pass for `spec`; every fleet node's exit shuts the launch down."""
     return {"package": "altmarl_ros", "executable": spec.executable, "name": spec.name,
             "namespace": spec.namespace or None, "parameters": [dict(spec.parameters)],
-            "remappings": list(spec.remappings), "output": "screen"}
+            "remappings": list(spec.remappings), "output": "screen",
+            "on_exit": [sys.modules["launch.actions"].Shutdown(reason=f"{spec.label} exited")]}
 
 
 def test_launch_files_compile():
@@ -106,6 +116,7 @@ def test_sim_launch_file_starts_the_launchers_plan(fake_launch):
                                                     "altmarl_local_agents", "altmarl_markers"]
     rviz = [n.kwargs for n in nodes if n.kwargs["package"] == "rviz2"]
     assert len(rviz) == 1 and rviz[0]["arguments"][1].endswith("config/altmarl.rviz")
+    assert rviz[0]["parameters"] == [{"use_sim_time": True}]  # RViz follows the simulator's /clock
     assert not [n for n in _launch(ROOT / "launch" / "sim_fleet.launch.py", rviz="false")
                 if n.kwargs["package"] == "rviz2"]
 
@@ -119,6 +130,7 @@ def test_real_launch_file_starts_one_local_agent_per_robot(fake_launch):
     assert [a["parameters"][0]["robots"] for a in agents] == [[0], [1], [2]]
     assert ("robot_1/odom", "/robot_1/odom") in agents[1]["remappings"]
     assert ("altmarl/global_command", "/altmarl/global_command") in agents[1]["remappings"]
+    assert ("altmarl/stopped", "/altmarl/stopped") in agents[1]["remappings"]  # the fleet-wide stop reaches it
     assert all(n["parameters"][0]["use_sim_time"] is False for n in nodes)
 
 
@@ -203,3 +215,13 @@ def test_altmarl_launch_dry_run_prints_the_plan(capsys):
         ["/robot_1/local_agent", "altmarl_local_agents"], ["/markers", "altmarl_markers"]]
     assert main(["launch", "--set", "k=0", "--dry-run"]) == 2
     assert "k = 0: must be between 1 and n_robots" in capsys.readouterr().err
+
+
+def test_real_plan_puts_each_named_robot_in_its_own_namespace():
+    fleet = fleet_plan.load_fleet(None, {"robot_names": ["amr_a", "amr_b", "amr_c"], "n_robots": 3, "k": 2,
+                                         "pose_topic": "amcl_pose"})
+    agents = [spec for spec in fleet_plan.plan_nodes(fleet, "real") if spec.kind == "local_agents"]
+    assert [a.namespace for a in agents] == ["amr_a", "amr_b", "amr_c"]
+    assert [a.parameters["robots"] for a in agents] == [[0], [1], [2]]
+    assert {("amr_b/odom", "/amr_b/odom"), ("amr_b/goal_pose", "/amr_b/goal_pose"),
+            ("amr_b/amcl_pose", "/amr_b/amcl_pose")} <= set(agents[1].remappings)

@@ -103,15 +103,15 @@ def graph(ros_context):
     g.close()
 
 
-def _sim_nodes(graph, world, policy, **overrides):
+def _sim_nodes(graph, world, policy, sim_params=None, **overrides):
     from altmarl_ros.nodes.coordinator import CoordinatorNode
     from altmarl_ros.nodes.fleet_sim import FleetSimNode
     from altmarl_ros.nodes.local_agents import LocalAgentsNode
 
     common = {"scenario": world["scenario"], "policy": policy, "n_robots": N, "k": K, "use_sim_time": True}
     common.update(overrides)
-    sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": N, "real_time_factor": 2.0},
-                                 context=graph.context))
+    sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": N, "real_time_factor": 2.0,
+                                  **(sim_params or {})}, context=graph.context))
     coordinator = graph.add(CoordinatorNode(common, context=graph.context))
     agents = graph.add(LocalAgentsNode(common, context=graph.context))
     return sim, coordinator, agents
@@ -131,37 +131,45 @@ def _record_poses(sim_node):
     return history
 
 
-def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
-    sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
-    history = _record_poses(sim)
-    _, received = _listen(graph)
-    assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
-    ring, policy, dt_ms = world["ring"], world["random_policy"], round(sim.sim.control_period * 1000)
+def assert_counts_match_simulated_poses(received, history, ring, sim):
+    """Each GlobalCommand's counts and s_g are the zones of its sampled robots and the depot in the
+    simulator (map frame) at decision time t, give or take the one control step by which the decision
+    and the newest delivered pose can differ. Returns the decision times in ms."""
+    dt_ms, n = round(sim.sim.control_period * 1000), sim.sim.n
     stamps_ms = [msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6) for msg in received]
-    for epoch, (msg, t_ms) in enumerate(zip(received, stamps_ms)):
-        assert msg.epoch == epoch and msg.k == K and msg.policy_id == policy.policy_id
-        ids = list(msg.sampled_ids)
-        assert len(ids) == K == len(set(ids)) and all(0 <= i < N for i in ids)
-        assert sum(msg.counts) == K and msg.count_rank == rank(np.array(msg.counts))
-        assert msg.global_action == policy.pi_g[msg.global_state, msg.count_rank]
-        # The counts are the zones of the sampled robots in the simulator at decision time t, give or
-        # take the one control step by which the decision and the newest delivered odometry can differ.
-        matches = []
+    for msg, t_ms in zip(received, stamps_ms):
+        ids, matches = list(msg.sampled_ids), []
         for when in (t_ms, t_ms - dt_ms, t_ms + dt_ms):
             if when not in history:  # the step after the last decision may not have run yet
                 continue
             poses = history[when]
             zones = zone_of_pose(poses[ids, 0], poses[ids, 1], ring)
-            depot_zone = int(zone_of_pose(poses[N, 0], poses[N, 1], ring))
+            depot_zone = int(zone_of_pose(poses[n, 0], poses[n, 1], ring))
             matches.append(np.bincount(zones, minlength=ring.n_zones).tolist() == list(msg.counts)
                            and depot_zone == msg.global_state)
-        assert any(matches), f"epoch {epoch}: counts {list(msg.counts)} do not match the simulated poses"
+        assert any(matches), f"epoch {msg.epoch}: counts {list(msg.counts)} do not match the simulated poses"
+    return stamps_ms
+
+
+def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
+    sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
+    history = _record_poses(sim)
+    _, received = _listen(graph)
+    assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
+    policy = world["random_policy"]
+    for epoch, msg in enumerate(received):
+        assert msg.epoch == epoch and msg.k == K and msg.policy_id == policy.policy_id
+        ids = list(msg.sampled_ids)
+        assert len(ids) == K == len(set(ids)) and all(0 <= i < N for i in ids)
+        assert sum(msg.counts) == K and msg.count_rank == rank(np.array(msg.counts))
+        assert msg.global_action == policy.pi_g[msg.global_state, msg.count_rank]
+    stamps_ms = assert_counts_match_simulated_poses(received, history, world["ring"], sim)
     assert agents.commands_received >= 4 and not agents.stopped
     assert np.abs(sim.sim.velocities[:N, 0]).max() > 0.1  # the workers drive
     assert coordinator.invalid_poses == 0 and coordinator.short_decisions == 0
     assert len(coordinator.tick_seconds) == coordinator.epoch
     # One decision per decision_period of sim time, each on the first control tick of its period.
-    period_ms = round(coordinator.decision_period * 1000)
+    period_ms, dt_ms = round(coordinator.decision_period * 1000), round(sim.sim.control_period * 1000)
     assert all(abs(gap - period_ms) <= dt_ms for gap in np.diff(stamps_ms)), stamps_ms
 
 
@@ -213,7 +221,7 @@ class FakeFleet:
 
     def _at_zone(self, zone):
         msg = Odometry()
-        msg.header.frame_id = "odom"
+        msg.header.frame_id = "map"
         x, y = zone_centre(zone, self.ring)
         msg.pose.pose.position.x, msg.pose.pose.position.y = float(x), float(y)
         msg.pose.pose.orientation.w = 1.0
@@ -250,13 +258,16 @@ def _coordinator(graph, world, **params):
     return graph.add(CoordinatorNode(base, context=graph.context))
 
 
-def test_nan_odometry_and_unknown_robots_are_ignored_and_counted(graph, world):
+def test_nan_odometry_foreign_frames_and_unknown_robots_are_ignored_and_counted(graph, world):
     from altmarl_ros.nodes.markers import MarkersNode
 
     fleet = FakeFleet(graph, world["ring"], list(range(10)) + [99])
     bad = {2: ("position", "x", math.nan), 7: ("orientation", "w", math.inf), 8: ("position", "y", -math.inf)}
     for rid, (part, axis, value) in bad.items():
         setattr(getattr(fleet.messages[rid].pose.pose, part), axis, value)
+    # Robot 9: 1000 m off the ring in a frame that is not the map (its own odom): never a zone.
+    fleet.messages[9].header.frame_id = "robot_9/odom"
+    fleet.messages[9].pose.pose.position.x = 1000.0
     coordinator = _coordinator(graph, world, robots=10)
     markers = graph.add(MarkersNode({"scenario": world["scenario"], "robots": 10}, context=graph.context))
     _, received = _listen(graph)
@@ -265,16 +276,16 @@ def test_nan_odometry_and_unknown_robots_are_ignored_and_counted(graph, world):
                             timeout=20.0, every=lambda: due() and fleet.publish())
     for msg in received:
         ids = list(msg.sampled_ids)
-        assert len(ids) == K and not set(ids) & {2, 7, 8, 99}
+        assert len(ids) == K and not set(ids) & {2, 7, 8, 9, 99}
         assert list(msg.counts) == np.bincount([fleet.zone(i) for i in ids], minlength=5).tolist()
         assert msg.global_state == 3
-    assert coordinator.invalid_poses > 0
-    assert coordinator.unknown_robots == {99}
-    # The markers show the 7 robots with finite poses, coloured by zone, and the sampled ones.
+    assert coordinator.invalid_poses > 0 and coordinator.foreign_frames > 0
+    assert coordinator.unknown_robots == {"robot_99"}
+    # The markers show the 6 robots with finite map-frame poses, coloured by zone, and the sampled ones.
     array = markers.build()
     by_ns = {m.ns: m for m in array.markers}
     assert {"zones", "robots", "sampled", "depot", "status"} <= set(by_ns)
-    assert len(by_ns["robots"].points) == 7 and len(by_ns["sampled"].points) == K
+    assert len(by_ns["robots"].points) == 6 and len(by_ns["sampled"].points) == K
     assert f"epoch {markers.last_command.epoch}" in by_ns["status"].text
     zones = zone_of_pose([p.x for p in by_ns["robots"].points], [p.y for p in by_ns["robots"].points], world["ring"])
     colours = [(c.r, c.g, c.b) for c in by_ns["robots"].colors]
@@ -441,7 +452,7 @@ def test_fleet_sim_odometry_frames_and_command_timeout(graph, world):
     assert graph.spin_until(lambda: abs(sim.sim.velocities[1, 0] - 0.4) < 1e-9, timeout=20.0,
                             every=lambda: due() and drive.publish(forward))
     msg = odometry[-1]
-    assert (msg.header.frame_id, msg.child_frame_id) == ("odom", "robot_1/base_link")
+    assert (msg.header.frame_id, msg.child_frame_id) == ("map", "robot_1/base_link")
     pose = history[msg.header.stamp.sec * 1000 + round(msg.header.stamp.nanosec / 1e6)][1]
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
     assert (p.x, p.y) == (pose[0], pose[1])

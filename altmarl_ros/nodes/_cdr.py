@@ -16,7 +16,7 @@ import math
 import struct
 from typing import Tuple
 
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message
 
@@ -60,6 +60,21 @@ def odometry_state(data: bytes) -> Tuple[float, float, float, float, float]:
     return x, y, yaw_from_quaternion(qx, qy, qz, qw), v, w
 
 
+def _header_frame_id(data: bytes, endian: str) -> str:
+    """header.frame_id of a serialized message that starts with a std_msgs/Header."""
+    (length,) = struct.unpack_from(endian + "I", data, _ENCAPSULATION_BYTES + 8)
+    start = _ENCAPSULATION_BYTES + 12
+    return data[start:start + length - 1].decode(errors="replace")
+
+
+def odometry_frame_id(data: bytes) -> str:
+    """header.frame_id of a serialized nav_msgs/Odometry: the frame its pose is in."""
+    head = data[:2]
+    if head == _CDR_LE or head == _CDR_BE:
+        return _header_frame_id(data, "<" if head == _CDR_LE else ">")
+    return deserialize_message(data, Odometry).header.frame_id
+
+
 def twist_velocity(data: bytes) -> Tuple[float, float]:
     """(linear.x, angular.z) of a serialized geometry_msgs/Twist."""
     head = data[:2]
@@ -68,6 +83,19 @@ def twist_velocity(data: bytes) -> Tuple[float, float]:
         return v, w
     msg = deserialize_message(data, Twist)
     return msg.linear.x, msg.angular.z
+
+
+def twist_stamped_velocity(data: bytes) -> Tuple[float, float]:
+    """(twist.linear.x, twist.angular.z) of a serialized geometry_msgs/TwistStamped."""
+    head = data[:2]
+    if head == _CDR_LE or head == _CDR_BE:
+        endian = "<" if head == _CDR_LE else ">"
+        (length,) = struct.unpack_from(endian + "I", data, _ENCAPSULATION_BYTES + 8)
+        offset = (8 + 4 + length + 7) & ~7  # the doubles are 8-aligned after stamp and frame_id
+        v, _, _, _, _, w = struct.unpack_from(endian + "6d", data, _ENCAPSULATION_BYTES + offset)
+        return v, w
+    msg = deserialize_message(data, TwistStamped)
+    return msg.twist.linear.x, msg.twist.angular.z
 
 
 _ZERO_COVARIANCE = bytes(8 * 36)

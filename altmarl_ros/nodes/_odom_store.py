@@ -1,4 +1,4 @@
-"""Latest odometry of many robots, kept as raw bytes and decoded only when someone asks.
+"""Latest odometry (or any message) of many robots, kept as raw bytes and decoded only when someone asks.
 
 A node following n robots at 20 Hz receives 20 n messages a second. A plain
 subscription builds a Python Odometry for each (~30 us); a raw one hands over
@@ -28,7 +28,7 @@ class LatestOdometry:
     in `topics`).
     """
 
-    def __init__(self, node, topics: Sequence[str], dropped: Optional[DroppedMessages] = None):
+    def __init__(self, node, topics: Sequence[str], msg_type=Odometry, dropped: Optional[DroppedMessages] = None):
         self._raw = [None] * len(topics)
         self._topics = list(topics)
         self._judged = np.zeros(len(topics), dtype=bool)  # the latest message was checked (counted once)
@@ -36,13 +36,17 @@ class LatestOdometry:
         self.received_ns = np.full(len(topics), NEVER_NS, dtype=np.int64)
         self.received_count = np.zeros(len(topics), dtype=np.int64)
         self._clock = node.get_clock()
-        self.subscriptions = [node.create_subscription(Odometry, topic, self._store_into(slot), ODOM_QOS, raw=True)
+        self.subscriptions = [node.create_subscription(msg_type, topic, self._store_into(slot), ODOM_QOS, raw=True)
                               for slot, topic in enumerate(topics)]
 
     @classmethod
-    def of_robots(cls, node, robot_ids: Sequence[int], dropped: Optional[DroppedMessages] = None) -> "LatestOdometry":
-        """Slot i follows robot_<robot_ids[i]>/odom."""
-        return cls(node, [odom_topic(int(rid)) for rid in robot_ids], dropped)
+    def of_robots(cls, node, robots: Sequence, dropped: Optional[DroppedMessages] = None) -> "LatestOdometry":
+        """Slot i follows <robots[i]>/odom (a robot name, or an id named robot_<id>)."""
+        return cls(node, [odom_topic(robot) for robot in robots], dropped=dropped)
+
+    def raw(self, slot: int) -> Optional[bytes]:
+        """The latest serialized message of `slot` (None if none arrived)."""
+        return self._raw[slot]
 
     def _store_into(self, slot: int):
         raw, received_ns, received_count, clock = self._raw, self.received_ns, self.received_count, self._clock

@@ -1,13 +1,14 @@
 """Declare and validate node parameters so a bad value stops the node with one named error.
 
-Every node parameter goes through `declare_*` here: it is declared with a
-ParameterDescriptor (so `ros2 param describe` explains it) and checked at
-start-up. A mistake raises `ParameterError`, whose message names the parameter,
+Every node parameter goes through `declare_*` here: it is declared read-only
+with a ParameterDescriptor (so `ros2 param describe` explains it, and
+`ros2 param set` is refused rather than ignored) and checked at start-up. A mistake raises `ParameterError`, whose message names the parameter,
 the value given and the fix; `_ros.run_node` prints it as one log line and
 exits non-zero instead of a traceback.
 """
 import math
-from typing import Any, Iterable, List, Optional
+from pathlib import Path
+from typing import Any, Iterable, List, Optional, Tuple
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
@@ -23,7 +24,11 @@ class ParameterError(ConfigError):
 # what the fleet file may set for it (altmarl_ros.fleet_plan reads the tables).
 STRING, BOOL, INTEGER, NUMBER, ROBOT_IDS = (str,), (bool,), (int,), (int, float), (int, list)
 SCENARIO, POLICY = {"scenario": STRING}, {"policy": STRING}
-ROBOTS = {"n_robots": INTEGER, "robots": ROBOT_IDS}  # declare_robots
+ROSTER = {"n_robots": INTEGER, "robot_names": (list, type(None)), "robot_template": STRING}  # declare_roster
+ROBOTS = {**ROSTER, "robots": ROBOT_IDS}  # declare_robots
+ROBOT_COUNT = {"n_robots": INTEGER, "robots": ROBOT_IDS}  # n_robots + declare_robot_ids
+POSE_SOURCE = {"pose_source": STRING, "map_frame": STRING, "pose_topic": STRING}  # _poses.declare_pose_source
+COMMAND_TYPE = {"command_type": STRING}
 CONTROL_PERIOD = {"control_period": NUMBER}
 
 
@@ -32,7 +37,9 @@ def _declare(node, name: str, default: Any, description: str, dynamic: bool = Fa
     if table is not None and name not in table:
         raise ParameterError(f"{type(node).__name__} declares parameter '{name}' but its PARAMETERS "
                              f"table does not list it: add it there (the fleet file reads the table)")
-    descriptor = ParameterDescriptor(description=description, dynamic_typing=dynamic)
+    # Read-only: every value is checked and used once, at start-up; `ros2 param set` says so
+    # instead of reporting a success that changes nothing.
+    descriptor = ParameterDescriptor(description=description, dynamic_typing=dynamic, read_only=True)
     try:
         return node.declare_parameter(name, default, descriptor).value
     except ParameterException as err:
@@ -137,20 +144,66 @@ def declare_policy(node, scenario):
     """The `policy` file (from `altmarl train`), refused unless it was trained on `scenario`."""
     from altmarl_ros.core.policy import load_policy
 
-    path = declare_str(node, "policy", "", "policy file written by `altmarl train` (.npz)", required=True)
+    path = declare_str(node, "policy", "", "policy file written by `altmarl train` (.npz); a relative path "
+                       "is resolved against the directory the node was started in", required=True)
     try:
         return load_policy(path, scenario_hash=scenario.content_hash())
     except AltmarlError as err:
-        raise ParameterError(f"parameter 'policy' = {path!r} (scenario {scenario.name!r}): {err}") from None
+        where = Path(path).expanduser()
+        hint = "" if where.is_file() else (f" (looked for {where.resolve()}: a relative path is resolved against the "
+                                           f"directory the node was started in; set policy:=/absolute/path.npz)")
+        raise ParameterError(f"parameter 'policy' = {path!r} (scenario {scenario.name!r}): {err}{hint}") from None
 
 
-def declare_robots(node, scenario, purpose: str) -> List[int]:
-    """Parameters `n_robots` (fleet size, default the scenario's) and `robots` (default ids 0..n_robots-1)."""
+def declare_choice(node, name: str, choices, description: str) -> str:
+    """A string parameter that must be one of `choices` (the first is the default)."""
+    value = declare_str(node, name, choices[0], f"{description} (one of: {', '.join(choices)})")
+    if value not in choices:
+        raise ParameterError(f"parameter '{name}' = {value!r}: choose one of {', '.join(choices)}")
+    return value
+
+
+def declare_roster(node, scenario) -> List[str]:
+    """The fleet's robot names, index = robot id: `robot_names`, else `robot_template` over 0..n_robots-1.
+
+    A name is the robot's namespace: topics <name>/odom, <name>/cmd_vel, frames <name>/base_link.
+    """
+    names = _declare(node, "robot_names", None, "the fleet's robot names in id order (e.g. [amr_a, amr_b]); "
+                     "unset: robot_template over ids 0..n_robots-1", dynamic=True)
+    template = declare_str(node, "robot_template", "robot_{id}",
+                           "robot name of id {id} when robot_names is unset (e.g. amr_{id:02d})")
     n_robots = declare_int(node, "n_robots", scenario.workers,
-                           "fleet size: robots default to ids 0..n_robots-1 (default: the scenario's fleet.workers)",
-                           minimum=1)
-    return declare_robot_ids(node, "robots", f"{purpose}: a count n (ids 0..n-1) or a list of ids",
-                             default_count=n_robots)
+                           "fleet size: robot ids 0..n_robots-1 (default: the scenario's fleet.workers; "
+                           "ignored when robot_names is set)", minimum=1)
+    if names is not None:
+        if isinstance(names, str) or not all(isinstance(name, str) and name for name in names):
+            raise ParameterError(f"parameter 'robot_names' = {names!r}: give a list of non-empty names, "
+                                 f"e.g. robot_names:=[amr_a, amr_b]")
+        names = list(names)
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ParameterError(f"parameter 'robot_names': {repeated} listed more than once")
+        return names
+    try:
+        names = [template.format(id=i) for i in range(n_robots)]
+    except (KeyError, IndexError, ValueError) as err:
+        raise ParameterError(f"parameter 'robot_template' = {template!r}: {err!r}; write it with {{id}}, "
+                             f"e.g. robot_{{id}}") from None
+    if len(set(names)) != len(names):
+        raise ParameterError(f"parameter 'robot_template' = {template!r} names every robot alike; use {{id}}")
+    return names
+
+
+def declare_robots(node, scenario, purpose: str) -> Tuple[List[int], List[str]]:
+    """(ids, names) of the robots this node handles: `robots` (default: the whole roster)."""
+    roster = declare_roster(node, scenario)
+    ids = declare_robot_ids(node, "robots", f"{purpose}: a count n (ids 0..n-1) or a list of ids",
+                            default_count=len(roster))
+    beyond = [i for i in ids if i >= len(roster)]
+    if beyond:
+        raise ParameterError(f"parameter 'robots': ids {beyond} are not in the fleet of {len(roster)} robots "
+                             f"(raise n_robots or list them in robot_names)")
+    return ids, [roster[i] for i in ids]
 
 
 # Below this a timer fires faster than a node can serve its callbacks: no decision is made.

@@ -1,18 +1,29 @@
 """What every altmarl node shares: QoS profiles, the base class, `run_node`
 (topic and frame names: altmarl_ros.names)."""
+import signal
+import threading
+import time
 from typing import Any, Mapping, Optional
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
 from altmarl_ros.errors import AltmarlError
 
-# Odometry: newest sample wins, a lost one is replaced 50 ms later.
+# Odometry subscriptions: best effort (sensor data), newest sample wins, a lost one is replaced
+# 50 ms later. A best-effort subscription matches reliable and best-effort publishers alike, so
+# it hears any robot driver.
 ODOM_QOS = qos_profile_sensor_data
+# Odometry publishers (fleet_sim): reliable, as diff_drive_controller publishes, so a subscriber
+# with default QoS (`ros2 topic echo`, most robot code) receives it; best effort would match none.
+ODOM_PUBLISH_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
 # Velocity commands: reliable, only the newest matters.
 CMD_VEL_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
@@ -26,6 +37,11 @@ CLOCK_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=Rel
                        durability=DurabilityPolicy.VOLATILE)
 # Markers: RViz subscribes reliable/volatile by default.
 MARKERS_QOS = CMD_VEL_QOS
+# Goals: reliable; a Nav2 navigator that starts late still gets the robot's current goal.
+GOAL_QOS = LATCHED_QOS
+
+
+STOP_ACK_SEC = 0.5  # at shutdown, how long to wait for the robots to acknowledge the zero commands
 
 
 def parameter_overrides(params: Optional[Mapping[str, Any]]):
@@ -50,14 +66,32 @@ class AltmarlNode(Node):
                  **node_kwargs):
         super().__init__(node_name or self.DEFAULT_NAME, parameter_overrides=parameter_overrides(params),
                          **node_kwargs)
+        self._set_up = False
         try:
             self.setup()
         except BaseException:
             self.destroy_node()
             raise
+        self._set_up = True
 
     def setup(self) -> None:
         raise NotImplementedError
+
+    def stop_robots(self) -> None:
+        """Command the robots this node drives to stand still (nodes that drive robots override it)."""
+
+    def destroy_node(self):
+        """Stop this node's robots first, so no robot keeps its last command when the node goes away."""
+        if self._set_up and self.context.ok():
+            try:
+                self.stop_robots()
+                # Reliable commands: wait (bounded) until the robots' drivers have them.
+                deadline = time.monotonic() + STOP_ACK_SEC
+                for publisher in self.publishers:
+                    publisher.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
+            except Exception as err:  # never block shutdown; say why the robots may not have stopped
+                self.get_logger().error(f"could not command the robots to stop on shutdown: {err}")
+        return super().destroy_node()
 
 
 def make_executor(context=None):
@@ -68,29 +102,25 @@ def make_executor(context=None):
     return EventsExecutor(context=context)
 
 
-def spin_until_shutdown(executor, context=None) -> None:
-    """Serve callbacks until the context shuts down (SIGINT/SIGTERM).
-
-    Not `executor.spin()`: rclpy 7.1.6's EventsExecutor.spin() does not return after
-    SIGINT and busy-loops; spin_once with a timeout sees the shutdown.
-    """
-    while rclpy.ok(context=context):
-        executor.spin_once(timeout_sec=0.5)
-
-
 def run_node(node_class, args=None) -> int:
     """Body of every node's `main`: init, build the node, spin, and exit cleanly.
 
-    Returns 2 after logging one line when the node's parameters or files are wrong,
-    0 on SIGINT/SIGTERM.
+    SIGINT/SIGTERM are handled here rather than by rclpy, which would shut the context
+    down first: the node must still be able to publish the zero commands of
+    `stop_robots` (destroy_node) before it goes. Returns 2 after logging one line when
+    the node's parameters or files are wrong, 0 on SIGINT/SIGTERM.
     """
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     node = None
     try:
         node = node_class()
         executor = make_executor()
         executor.add_node(node)
-        spin_until_shutdown(executor)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
         return 0
     except AltmarlError as err:
         rclpy.logging.get_logger(getattr(node_class, "DEFAULT_NAME", node_class.__name__)).fatal(str(err))
@@ -101,4 +131,3 @@ def run_node(node_class, args=None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-

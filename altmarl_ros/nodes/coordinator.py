@@ -1,28 +1,35 @@
 """coordinator: the global agent. Samples k robots per decision epoch, runs pi_g, drives the depot.
 
-Every robot's odometry arrives on a raw subscription whose callback only keeps
-the bytes and the receive time (_odom_store.LatestOdometry). One timer runs at
+Every robot's pose source (`pose_source`: odometry, TF or a pose topic; see
+nodes/_poses.py) keeps raw messages and receive times and decodes only the
+robots asked about; only poses in the map frame become zones. One timer runs at
 the control rate; it decides at the first tick at or after each decision
 boundary of the node's clock (t0 + j * decision_period), so there is exactly one
 decision per period even when a sim-time timer would fire twice at one /clock
 value and then skip a period. Each decision:
-1. s_g = the depot's zone (depot/odom, core.ring);
-2. draw a uniform random order of the robots whose odometry is fresh (younger
+1. s_g = the depot's zone (depot pose, altmarl_sim.ring);
+2. draw a uniform random order of the robots whose pose is fresh (younger
    than `odom_timeout`) and decode them in that order until k have a finite
-   pose (NaN/inf poses are skipped and counted): a uniform k-subset of the
-   robots with usable odometry, and only ~k messages are ever decoded;
-3. their zones (core.ring) -> count vector F -> rank (core.counts) -> a_g = pi_g[s_g, rank];
+   map-frame pose (NaN/inf poses and poses in other frames are skipped and
+   counted): a uniform k-subset of the robots with usable poses, and only ~k
+   messages are ever decoded;
+3. their zones (altmarl_sim.ring) -> count vector F -> rank (core.counts) -> a_g = pi_g[s_g, rank];
 4. publish GlobalCommand on altmarl/global_command (reliable, transient-local)
-   and steer the depot to zone a_g at the control rate (depot/cmd_vel).
+   and steer the depot to zone a_g at the control rate (depot/cmd_vel, Twist or
+   TwistStamped), or send it the zone's centre once (depot/goal_pose).
 With only m < k usable robots it decides on those m (warning, rate-limited):
 F is scaled to sum k by largest remainders before ranking, the best estimate
 of the k-sample the policy expects; `counts` in the message stays the m
 observed, `count_rank` is the rank actually looked up. With none, or without
 depot odometry, it skips the epoch (and local agents stop once the last
 command is older than their command_timeout).
-Robots publishing odometry under robot_<i>/odom that are not in `robots` are
+Robots publishing odometry under <name>/odom that are not in the roster are
 ignored; they are found by a periodic graph scan, logged once and counted.
+Operator controls: altmarl/stop and altmarl/resume (std_srvs/Trigger) publish the
+latched altmarl/stopped that every local agent obeys at once; /diagnostics
+reports decisions, short samples, stale robots and rejected poses at 1 Hz.
 """
+import math
 import re
 import sys
 import time
@@ -30,20 +37,26 @@ from collections import deque
 
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
-from geometry_msgs.msg import Twist
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from rclpy.time import Time
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
 
 from altmarl_ros.core.counts import rank
-from altmarl_sim.ring import steer_to_zone, zone_of_pose
-from altmarl_ros.names import DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, MAP_FRAME
-from altmarl_ros.nodes._odom_store import LatestOdometry
-from altmarl_ros.nodes._params import (CONTROL_PERIOD, INTEGER, NUMBER, POLICY, ROBOTS, SCENARIO, ParameterError,
-                                       declare_control_period, declare_float, declare_int, declare_policy,
-                                       declare_robots, declare_scenario)
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, AltmarlNode, run_node
+from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, DIAGNOSTICS_TOPIC,
+                               GLOBAL_COMMAND_TOPIC, RESUME_SERVICE, STOP_SERVICE, STOPPED_TOPIC, base_frame,
+                               goal_topic)
+from altmarl_ros.nodes._params import (COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, POLICY, POSE_SOURCE, ROBOTS,
+                                       SCENARIO, ParameterError, declare_choice, declare_control_period,
+                                       declare_float, declare_int, declare_policy, declare_robots, declare_scenario)
+from altmarl_ros.nodes._poses import declare_pose_source
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GOAL_QOS, LATCHED_QOS, AltmarlNode, run_node
+from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
 
 WARN_EVERY_SEC = 5.0
 GRAPH_SCAN_SEC = 2.0
+DIAGNOSTICS_SEC = 1.0
 
 
 def counts_for_k(counts: np.ndarray, k: int) -> np.ndarray:
@@ -82,14 +95,14 @@ class CoordinatorNode(AltmarlNode):
     """The global agent's node; see the module docstring."""
 
     DEFAULT_NAME = "coordinator"
-    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, "k": INTEGER, "decision_period": NUMBER,
-                  "odom_timeout": NUMBER, "seed": INTEGER}
+    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE, "k": INTEGER,
+                  "decision_period": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
-        self.robot_ids = declare_robots(self, scenario, "robots to sample from")
+        self.robot_ids, self.robot_names = declare_robots(self, scenario, "robots to sample from")
         k = declare_int(self, "k", 0, "robots sampled per decision; must equal the policy's k (0 = the policy's)",
                         minimum=0)
         if k == 0:
@@ -119,24 +132,46 @@ class CoordinatorNode(AltmarlNode):
                 f"decision_period {self.decision_period:g} s differs from the scenario's decision_epoch "
                 f"{scenario.timing.decision_epoch:g} s the policy was trained for")
 
-        self.odom = LatestOdometry.of_robots(self, self.robot_ids)
-        self.depot = LatestOdometry(self, [DEPOT_ODOM_TOPIC])
+        # Robot poses (and the depot's, in the last slot) in the map frame, from the configured source.
+        self.poses = declare_pose_source(self, self.robot_names + [DEPOT])
+        self._depot_slot = len(self.robot_names)
         self.command_pub = self.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, GLOBAL_COMMAND_QOS)
-        self.depot_cmd_pub = self.create_publisher(Twist, DEPOT_CMD_VEL_TOPIC, CMD_VEL_QOS)
-        self._depot_twist = Twist()
+        self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
+                                           "how the depot is commanded: twist / twist_stamped on depot/cmd_vel, "
+                                           "or goal_pose: the chosen zone's centre on depot/goal_pose")
+        if self.command_type == "goal_pose":
+            self.depot_cmd_pub = self.create_publisher(PoseStamped, goal_topic(DEPOT), GOAL_QOS)
+        else:
+            stamped = self.command_type == "twist_stamped"
+            self.depot_cmd_pub = self.create_publisher(TwistStamped if stamped else Twist, DEPOT_CMD_VEL_TOPIC,
+                                                       CMD_VEL_QOS)
+            self._depot_msg = TwistStamped() if stamped else Twist()
+            self._depot_twist = self._depot_msg.twist if stamped else self._depot_msg
+            if stamped:
+                self._depot_msg.header.frame_id = base_frame(DEPOT)
 
-        # What happened so far (read by tests, the bench and the demo's status line).
+        # What happened so far (read by tests, the bench, the demo's status line and /diagnostics).
         self.epoch = 0
         self.last_command = None
         self.goal_zone = None
-        self.invalid_poses = 0  # sampled odometry with a NaN/inf pose, skipped
         self.short_decisions = 0  # decisions made with fewer than k robots
-        self.skipped_decisions = 0  # epochs without a decision (no depot pose / no robot)
-        self.unknown_robots = set()  # ids publishing robot_<i>/odom that are not ours
+        self.skipped_decisions = 0  # epochs without a decision (no depot pose / no robot / stopped)
+        self.unknown_robots = set()  # names publishing <name>/odom here that are not in the roster
         self.tick_seconds = deque(maxlen=100_000)  # wall time of each decision tick
-        self._known = set(self.robot_ids)
+        self._known = set(self.robot_names) | {DEPOT}
         namespace = self.get_namespace().rstrip("/")
-        self._odom_pattern = re.compile(rf"^{re.escape(namespace)}/robot_(\d+)/odom$")
+        self._odom_pattern = re.compile(rf"^{re.escape(namespace)}/(.+)/odom$")
+
+        # Operator controls: a fleet-wide stop, latched so every local agent (also one that starts
+        # later) knows; stopped robots stay stopped until resume.
+        self.stopped = False
+        self._stopped_pub = self.create_publisher(Bool, STOPPED_TOPIC, LATCHED_QOS)
+        self._stopped_pub.publish(Bool(data=False))
+        self.create_service(Trigger, STOP_SERVICE, self.on_stop)
+        self.create_service(Trigger, RESUME_SERVICE, self.on_resume)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self.create_timer(DIAGNOSTICS_SEC, self.publish_diagnostics)
+        self._diagnosed = (0, 0, 0)  # (epoch, short, skipped) at the last report
 
         self._period_ns = int(round(self.decision_period * 1e9))
         self._next_decision_ns = None  # the next decision boundary; None until the first tick
@@ -152,19 +187,40 @@ class CoordinatorNode(AltmarlNode):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
+    @property
+    def invalid_poses(self) -> int:
+        """Sampled poses that were NaN/inf, skipped."""
+        return self.poses.invalid_poses
+
+    @property
+    def foreign_frames(self) -> int:
+        """Sampled poses not in the map frame (or whose TF chain does not reach it), skipped."""
+        return self.poses.foreign_frames
+
     def _depot_pose(self, now_ns: int):
-        return self.depot.pose(0) if self.depot.is_fresh(0, now_ns, self.odom_timeout_ns) else None
+        slot = self._depot_slot
+        fresh = slot in self.poses.fresh_slots(now_ns, self.odom_timeout_ns)
+        return self.poses.pose(slot) if fresh else None
 
     def sample(self, now_ns: int):
-        """(robot ids, poses [m, 3]) of a uniform random subset of m <= k robots with fresh, finite odometry."""
+        """(robot ids, poses [m, 3]) of a uniform random subset of m <= k robots with fresh, finite
+        map-frame poses; the others met on the way are skipped and counted."""
         chosen, poses = [], []
-        for slot in self.rng.permutation(self.odom.fresh_slots(now_ns, self.odom_timeout_ns)):
-            pose = self.odom.pose(slot)
+        fresh = self.poses.fresh_slots(now_ns, self.odom_timeout_ns)
+        for slot in self.rng.permutation(fresh[fresh != self._depot_slot]):
+            before = (self.poses.invalid_poses, self.poses.foreign_frames)
+            pose = self.poses.pose(slot)
             if pose is None:
-                self.invalid_poses += 1
-                self.get_logger().warning(
-                    f"robot_{self.robot_ids[slot]}/odom has a NaN/inf pose: not sampled "
-                    f"({self.invalid_poses} such messages so far)", throttle_duration_sec=WARN_EVERY_SEC)
+                name = self.robot_names[slot]
+                if self.poses.foreign_frames != before[1]:
+                    self.get_logger().warning(
+                        f"{name}: pose in frame {self.poses.last_foreign!r}, not {self.poses.map_frame!r}: not "
+                        f"sampled ({self.foreign_frames} such poses so far; see pose_source)",
+                        throttle_duration_sec=WARN_EVERY_SEC)
+                elif self.poses.invalid_poses != before[0]:
+                    self.get_logger().warning(
+                        f"{name} has a NaN/inf pose: not sampled ({self.invalid_poses} such messages so far)",
+                        throttle_duration_sec=WARN_EVERY_SEC)
                 continue
             chosen.append(self.robot_ids[slot])
             poses.append(pose)
@@ -185,10 +241,13 @@ class CoordinatorNode(AltmarlNode):
         """One decision epoch at clock time now_ns (see the module docstring)."""
         started = time.perf_counter()
         logger = self.get_logger()
+        if self.stopped:
+            self.skipped_decisions += 1
+            return
         depot = self._depot_pose(now_ns)
         if depot is None:
             self.skipped_decisions += 1
-            logger.warning(f"no fresh depot odometry on {DEPOT_ODOM_TOPIC}: no decision this epoch",
+            logger.warning("no fresh map-frame depot pose: no decision this epoch",
                            throttle_duration_sec=WARN_EVERY_SEC)
             return
         ring = self.scenario.ring
@@ -210,32 +269,108 @@ class CoordinatorNode(AltmarlNode):
                             sampled_ids=[int(i) for i in ids], counts=counts.tolist(), count_rank=count_rank,
                             policy_id=self.policy.policy_id)
         msg.header.stamp = Time(nanoseconds=now_ns).to_msg()
-        msg.header.frame_id = MAP_FRAME
+        msg.header.frame_id = self.poses.map_frame
         self.command_pub.publish(msg)
         self.goal_zone = action
+        if self.command_type == "goal_pose":
+            xs, ys = zone_centre(np.array([action]), ring)
+            self._publish_depot_goal(msg.header.stamp, float(xs[0]), float(ys[0]), 0.0)
         self.last_command = msg
         self.epoch += 1
         self.tick_seconds.append(time.perf_counter() - started)
 
     def drive_depot(self) -> None:
-        """Steer the depot to the chosen zone with the core's ring controller; stop without odometry."""
+        """Steer the depot to the chosen zone with the core's ring controller; stop without a pose.
+        (goal_pose: nothing at the control rate; the depot's navigator drives to the goal.)"""
+        if self.command_type == "goal_pose":
+            return
         twist = self._depot_twist
         depot = self._depot_pose(self._now_ns())
-        if depot is None or self.goal_zone is None:
+        if depot is None or self.goal_zone is None or self.stopped:
             twist.linear.x = twist.angular.z = 0.0
         else:
             v, w = steer_to_zone(depot[0], depot[1], depot[2], self.goal_zone, self.scenario.ring,
                                  self.scenario.limits, self.scenario.controller)
             twist.linear.x, twist.angular.z = float(v), float(w)
-        self.depot_cmd_pub.publish(twist)
+        if self.command_type == "twist_stamped":
+            self._depot_msg.header.stamp = self.get_clock().now().to_msg()
+        self.depot_cmd_pub.publish(self._depot_msg)
+
+    def _publish_depot_goal(self, stamp, x: float, y: float, yaw: float) -> None:
+        goal = PoseStamped()
+        goal.header.stamp, goal.header.frame_id = stamp, self.poses.map_frame
+        goal.pose.position.x, goal.pose.position.y = x, y
+        goal.pose.orientation.z, goal.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+        self.depot_cmd_pub.publish(goal)
+
+    def stop_robots(self) -> None:
+        """Zero velocity to the depot, or its current pose as its goal (on shutdown and on stop)."""
+        if self.command_type == "goal_pose":
+            pose = self._depot_pose(self._now_ns())
+            if pose is not None:
+                self._publish_depot_goal(self.get_clock().now().to_msg(), *pose)
+        else:
+            self._depot_twist.linear.x = self._depot_twist.angular.z = 0.0
+            self.depot_cmd_pub.publish(self._depot_msg)
+
+    def on_stop(self, request, response):
+        """std_srvs/Trigger altmarl/stop: every robot (and the depot) stands still until resume."""
+        response.success, response.message = True, "fleet stopped" if not self.stopped else "already stopped"
+        self.stopped = True
+        self._stopped_pub.publish(Bool(data=True))
+        self.stop_robots()
+        self.get_logger().warning("fleet stopped by operator (altmarl/resume to go on)")
+        return response
+
+    def on_resume(self, request, response):
+        response.success, response.message = True, "fleet resumed" if self.stopped else "was not stopped"
+        self.stopped = False
+        self._stopped_pub.publish(Bool(data=False))
+        self.get_logger().info("fleet resumed by operator")
+        return response
+
+    def stale_robots(self, now_ns: int) -> int:
+        """Robots of the roster without a fresh pose now."""
+        fresh = self.poses.fresh_slots(now_ns, self.odom_timeout_ns)
+        return len(self.robot_names) - int(np.count_nonzero(fresh != self._depot_slot))
+
+    def publish_diagnostics(self) -> None:
+        """/diagnostics: decisions, short samples, stale robots, rejected poses, policy id (1 Hz)."""
+        now_ns = self._now_ns()
+        epoch, short, skipped = self.epoch, self.short_decisions, self.skipped_decisions
+        recent = (epoch - self._diagnosed[0], short - self._diagnosed[1], skipped - self._diagnosed[2])
+        self._diagnosed = (epoch, short, skipped)
+        stale = self.stale_robots(now_ns)
+        if self.stopped:
+            level, message = DiagnosticStatus.WARN, "stopped by operator"
+        elif recent[0] == 0:
+            level, message = DiagnosticStatus.ERROR, "no decision since the last report"
+        elif recent[1] or stale:
+            level, message = DiagnosticStatus.WARN, f"{recent[1]} short decisions, {stale} stale robots"
+        else:
+            level, message = DiagnosticStatus.OK, "deciding"
+        values = {"decisions": epoch, "skipped_decisions": skipped, "short_decisions": short,
+                  "stale_robots": stale, "robots": len(self.robot_names), "k": self.k,
+                  "invalid_poses": self.invalid_poses, "foreign_frame_poses": self.foreign_frames,
+                  "unknown_robots": len(self.unknown_robots), "policy_id": self.policy.policy_id,
+                  "stopped": self.stopped}
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: coordinator",
+                                  message=message, hardware_id=self.policy.policy_id,
+                                  values=[KeyValue(key=key, value=str(value)) for key, value in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = Time(nanoseconds=now_ns).to_msg()
+        self._diagnostics_pub.publish(array)
 
     def scan_for_unknown_robots(self) -> None:
-        """Count robots that publish odometry here but are not in `robots` (they are never sampled)."""
-        for name, _ in self.get_topic_names_and_types():
+        """Count robots that publish odometry here but are not in the roster (they are never sampled)."""
+        for name, types in self.get_topic_names_and_types():
             match = self._odom_pattern.match(name)
-            if match and int(match.group(1)) not in self._known and int(match.group(1)) not in self.unknown_robots:
-                self.unknown_robots.add(int(match.group(1)))
-                self.get_logger().warning(f"{name} is not in parameter 'robots': that robot is ignored "
+            if not match or "nav_msgs/msg/Odometry" not in types:
+                continue
+            robot = match.group(1)
+            if robot not in self._known and robot not in self.unknown_robots:
+                self.unknown_robots.add(robot)
+                self.get_logger().warning(f"{name} is not in the fleet's roster: that robot is ignored "
                                           f"({len(self.unknown_robots)} unknown so far)")
 
 

@@ -4,13 +4,15 @@ One FleetSim (altmarl_sim.fleet) steps every robot each control period on a wall
 timer (scaled by `real_time_factor`). The node is the clock of the simulated
 system: it publishes /clock, and every other node runs with use_sim_time.
 
-Topics (relative): subscribes robot_<i>/cmd_vel and depot/cmd_vel
-(geometry_msgs/Twist, raw: only linear.x and angular.z are read); publishes
-robot_<i>/odom and depot/odom (nav_msgs/Odometry, sensor-data QoS, frame `odom`
--> `robot_<i>/base_link` / `depot/base_link`, stamped with sim time), /clock,
-and /tf (odom -> base_link of every robot) plus a latched /tf_static
-map -> odom identity, only when tf2_msgs is installed (it is not among the
-pip ROS wheels).
+Robots are named by the fleet's roster (`robot_names`, or `robot_template`,
+default robot_<i>); the depot is `depot`. Topics (relative): subscribes
+<robot>/cmd_vel and depot/cmd_vel (geometry_msgs/Twist, or TwistStamped with
+command_type twist_stamped; raw: only linear.x and angular.z are read);
+publishes <robot>/odom and depot/odom (nav_msgs/Odometry, reliable, stamped
+with sim time, child frame <robot>/base_link), /clock, and /tf (odometry frame
+-> base_link of every robot). With odom_frames `map` odometry is ground truth in
+`map`; with `per_robot` it is in <robot>/odom, whose origin is the robot's
+start pose, and a latched /tf_static carries map -> <robot>/odom.
 A command older than `cmd_vel_timeout` sim seconds is replaced by zero
 velocity, so a robot whose controller died brakes to a stop.
 """
@@ -20,27 +22,30 @@ import sys
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rosgraph_msgs.msg import Clock as ClockMsg
 
-from altmarl_ros.names import (CLOCK_TOPIC, DEPOT_BASE_FRAME, DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, MAP_FRAME,
-                               ODOM_FRAME, base_frame, cmd_vel_topic, odom_topic)
-from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_velocity
-from altmarl_ros.nodes._params import (BOOL, CONTROL_PERIOD, INTEGER, NUMBER, SCENARIO, declare_bool,
-                                       declare_control_period, declare_float, declare_int, declare_scenario)
-from altmarl_ros.nodes._ros import CLOCK_QOS, CMD_VEL_QOS, LATCHED_QOS, ODOM_QOS, AltmarlNode, run_node
+from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEPOT, MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, base_frame,
+                               cmd_vel_topic, odom_frame, odom_topic)
+from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_stamped_velocity, twist_velocity
+from altmarl_ros.nodes._params import (BOOL, COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, ROSTER, SCENARIO,
+                                       STRING, declare_bool, declare_choice, declare_control_period, declare_float,
+                                       declare_int, declare_roster, declare_scenario)
+from altmarl_ros.nodes._ros import CLOCK_QOS, CMD_VEL_QOS, LATCHED_QOS, ODOM_PUBLISH_QOS, AltmarlNode, run_node
 from altmarl_ros.nodes._validate import DroppedMessages
 
 try:  # not installable from the pip ROS wheels; present on a full ROS 2 install
     from geometry_msgs.msg import TransformStamped
     from tf2_msgs.msg import TFMessage
-except ImportError:
+except ImportError:  # scripts/bootstrap.sh builds TFMessage where there is no wheel
     TFMessage = None
 
 
 CLOCK_CHECK_SEC = 2.0
+ODOM_FRAME_MODES = ("map", "per_robot")
+SIM_COMMAND_TYPES = COMMAND_TYPES[:2]  # velocity commands; goal-driven robots need a navigator
 
 
 def _time_msg(seconds: float) -> Time:
@@ -52,17 +57,16 @@ class FleetSimNode(AltmarlNode):
     """Hosts robots robot_0..robot_<n-1> and the depot; see the module docstring."""
 
     DEFAULT_NAME = "fleet_sim"
-    PARAMETERS = {**SCENARIO, **CONTROL_PERIOD, "n_robots": INTEGER, "seed": INTEGER, "real_time_factor": NUMBER,
-                  "cmd_vel_timeout": NUMBER, "publish_tf": BOOL}
+    PARAMETERS = {**SCENARIO, **CONTROL_PERIOD, **ROSTER, **COMMAND_TYPE, "seed": INTEGER,
+                  "real_time_factor": NUMBER, "cmd_vel_timeout": NUMBER, "publish_tf": BOOL, "odom_frames": STRING}
 
     def setup(self) -> None:
         from altmarl_sim.fleet import FleetSim
         from altmarl_sim.scenario import Timing
 
         scenario = declare_scenario(self)
-        n_robots = declare_int(self, "n_robots", scenario.workers,
-                               "worker robots, ids 0..n_robots-1 (default: the scenario's fleet.workers)",
-                               minimum=1)
+        self.robot_names = declare_roster(self, scenario)
+        n_robots = len(self.robot_names)
         seed = declare_int(self, "seed", 0, "seed of start positions, noise and stalls", minimum=0)
         control_period = declare_control_period(self, scenario)
         self.real_time_factor = declare_float(
@@ -70,7 +74,13 @@ class FleetSimNode(AltmarlNode):
         self.cmd_vel_timeout = declare_float(
             self, "cmd_vel_timeout", 0.5, "sim s: an older cmd_vel is replaced by zero velocity", positive=True)
         self.publish_tf = declare_bool(self, "publish_tf", True,
-                                       "publish /tf odom -> robot_<i>/base_link (needs tf2_msgs)")
+                                       "publish /tf <odometry frame> -> <robot>/base_link (needs tf2_msgs)")
+        self.odom_frames = declare_choice(
+            self, "odom_frames", ODOM_FRAME_MODES,
+            "map: odometry is ground truth in the map frame; per_robot: in <robot>/odom, whose origin is the "
+            "robot's start pose (as wheel odometry), with map -> <robot>/odom on /tf_static")
+        self.command_type = declare_choice(self, "command_type", SIM_COMMAND_TYPES,
+                                           "what the simulated robots take on <robot>/cmd_vel")
         if control_period != scenario.timing.control_period:
             # The simulator integrates at the scenario's period; a different one is a different world.
             scenario = dataclasses.replace(scenario, timing=Timing(control_period, scenario.timing.decision_epoch))
@@ -82,28 +92,39 @@ class FleetSimNode(AltmarlNode):
         self.commands = np.zeros((n + 1, 2))
         self.command_time = np.full(n + 1, -math.inf)
         self.dropped = DroppedMessages(self)  # bad cmd_vel messages, by reason
-        topics = [cmd_vel_topic(i) for i in range(n)] + [DEPOT_CMD_VEL_TOPIC]
-        self._cmd_subs = [self.create_subscription(Twist, topic, self._command_into(i), CMD_VEL_QOS, raw=True)
-                          for i, topic in enumerate(topics)]
-
-        self._odom_pubs = [self.create_publisher(Odometry, topic, ODOM_QOS)
-                           for topic in [odom_topic(i) for i in range(n)] + [DEPOT_ODOM_TOPIC]]
-        children = [base_frame(i) for i in range(n)] + [DEPOT_BASE_FRAME]
+        names = self.robot_names + [DEPOT]
+        command_msg, self._read_command = ((Twist, twist_velocity) if self.command_type == "twist"
+                                           else (TwistStamped, twist_stamped_velocity))
+        self._command_type_name = command_msg.__name__
+        self._cmd_subs = [self.create_subscription(command_msg, cmd_vel_topic(name), self._command_into(i, cmd_vel_topic(name)),
+                                                   CMD_VEL_QOS, raw=True)
+                          for i, name in enumerate(names)]
+        self._odom_pubs = [self.create_publisher(Odometry, odom_topic(name), ODOM_PUBLISH_QOS) for name in names]
+        # Odometry frames: each robot's origin in the map (its start pose, or the map's own origin).
+        start = np.array(self.sim.poses, dtype=np.float64)
+        self.odom_origin = start if self.odom_frames == "per_robot" else np.zeros_like(start)
+        parents = [odom_frame(name) if self.odom_frames == "per_robot" else MAP_FRAME for name in names]
+        children = [base_frame(name) for name in names]
         # Odometry goes out pre-serialized (_cdr.odometry_cdr): ~4 us a robot instead of ~20.
-        self._odom_frames = [odometry_frames(ODOM_FRAME, child) for child in children]
+        self._odom_frames = [odometry_frames(parent, child) for parent, child in zip(parents, children)]
         self._clock_pub = self.create_publisher(ClockMsg, CLOCK_TOPIC, CLOCK_QOS)
         self._tf_pub, self._tf_msg = None, None
         if self.publish_tf and TFMessage is not None:
-            self._tf_pub = self.create_publisher(TFMessage, "/tf", 100)
+            self._tf_pub = self.create_publisher(TFMessage, TF_TOPIC, 100)
             self._tf_msg = TFMessage(transforms=[TransformStamped(child_frame_id=child) for child in children])
-            for transform in self._tf_msg.transforms:
-                transform.header.frame_id = ODOM_FRAME
-            # The simulated odom frame is the map: one latched identity map -> odom.
-            static = TransformStamped(child_frame_id=ODOM_FRAME)
-            static.header.frame_id = MAP_FRAME
-            static.transform.rotation.w = 1.0
-            self._tf_static_pub = self.create_publisher(TFMessage, "/tf_static", LATCHED_QOS)
-            self._tf_static_pub.publish(TFMessage(transforms=[static]))
+            for transform, parent in zip(self._tf_msg.transforms, parents):
+                transform.header.frame_id = parent
+            if self.odom_frames == "per_robot":
+                statics = []
+                for name, (x, y, yaw) in zip(names, self.odom_origin.tolist()):
+                    static = TransformStamped(child_frame_id=odom_frame(name))
+                    static.header.frame_id = MAP_FRAME
+                    static.header.stamp = _time_msg(self.sim.time)
+                    static.transform.translation.x, static.transform.translation.y = x, y
+                    static.transform.rotation.z, static.transform.rotation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+                    statics.append(static)
+                self._tf_static_pub = self.create_publisher(TFMessage, TF_STATIC_TOPIC, LATCHED_QOS)
+                self._tf_static_pub.publish(TFMessage(transforms=statics))
         self.steps = 0
         self._step_listeners = []
         self._publish_state()
@@ -125,22 +146,20 @@ class FleetSimNode(AltmarlNode):
                                     f"{self.context.get_domain_id()}: sim time jumps between the two; give each "
                                     f"simulated fleet its own ROS_DOMAIN_ID")
 
-    def _command_into(self, index: int):
+    def _command_into(self, index: int, topic: str):
         commands, command_time = self.commands, self.command_time
-
-        topic = cmd_vel_topic(index) if index < self.sim.n else DEPOT_CMD_VEL_TOPIC
 
         def store(data: bytes) -> None:
             try:
-                v, w = twist_velocity(data)
+                v, w = self._read_command(data)
             except Exception:  # noqa: BLE001 - truncated or foreign bytes: never let a message kill the node
-                self.dropped.drop("Twist", "undecodable", topic)
+                self.dropped.drop(self._command_type_name, "undecodable", topic)
                 return
             if math.isfinite(v) and math.isfinite(w):
                 commands[index] = v, w
                 command_time[index] = self.sim.time
             else:
-                self.dropped.drop("Twist", "not finite", topic)
+                self.dropped.drop(self._command_type_name, "not finite", topic)
         return store
 
     @property
@@ -164,9 +183,16 @@ class FleetSimNode(AltmarlNode):
         """Call `listener(fleet_sim)` after every control step (in-process monitors: welfare, tests)."""
         self._step_listeners.append(listener)
 
+    def odometry_poses(self) -> np.ndarray:
+        """Every robot's pose (depot last) in its odometry frame: the map pose seen from the frame's origin."""
+        poses, origin = self.sim.poses, self.odom_origin
+        dx, dy = poses[:, 0] - origin[:, 0], poses[:, 1] - origin[:, 1]
+        c, s = np.cos(origin[:, 2]), np.sin(origin[:, 2])
+        return np.column_stack((c * dx + s * dy, -s * dx + c * dy, poses[:, 2] - origin[:, 2]))
+
     def _publish_state(self) -> None:
         stamp = _time_msg(self.sim.time)
-        poses, velocities = self.sim.poses, self.sim.velocities
+        poses, velocities = self.odometry_poses(), self.sim.velocities
         xs, ys = poses[:, 0].tolist(), poses[:, 1].tolist()
         qz, qw = np.sin(0.5 * poses[:, 2]).tolist(), np.cos(0.5 * poses[:, 2]).tolist()
         vs, ws = velocities[:, 0].tolist(), velocities[:, 1].tolist()

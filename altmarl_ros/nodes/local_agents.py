@@ -1,28 +1,35 @@
 """local_agents: the local policy pi_l for one robot (a real fleet) or many (the simulated fleet).
 
-At each new GlobalCommand every hosted robot with fresh odometry takes its zone
-s_i (core.ring), draws a_i ~ pi_l(. | s_i, s_g) (seeded), and heads for the zone
-that action names (stay / next / previous). Every control period it publishes
-robot_<i>/cmd_vel from the core's ring-following controller, within the
-scenario's limits. If the last GlobalCommand arrived more than
+At each new GlobalCommand every hosted robot with a fresh map-frame pose
+(`pose_source`, nodes/_poses.py) takes its zone s_i (altmarl_sim.ring), draws
+a_i ~ pi_l(. | s_i, s_g) (seeded), and heads for the zone that action names
+(stay / next / previous). With command_type twist / twist_stamped it publishes
+<robot>/cmd_vel every control period from the ring-following controller, within
+the scenario's limits; with goal_pose it publishes the zone's centre on
+<robot>/goal_pose once per decision and the robot's navigator drives. The
+operator's latched altmarl/stopped stops every robot at once, until resumed. If the last GlobalCommand arrived more than
 `command_timeout` ago (coordinator lost), every robot is commanded to stop
 (logged once) until commands return. A robot without fresh odometry is
 commanded to stop too.
 """
+import math
 import sys
 
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from rclpy.time import Time
+from std_msgs.msg import Bool
 
-from altmarl_sim.ring import steer_to_zone, target_zone, zone_of_pose
-from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, cmd_vel_topic
+from altmarl_ros.names import (COMMAND_TYPES, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, base_frame, cmd_vel_topic,
+                               goal_topic)
 from altmarl_ros.nodes._cdr import twist_cdr
-from altmarl_ros.nodes._odom_store import LatestOdometry
-from altmarl_ros.nodes._params import (CONTROL_PERIOD, INTEGER, NUMBER, POLICY, ROBOTS, SCENARIO,
-                                       declare_control_period, declare_float, declare_int, declare_policy,
-                                       declare_robots, declare_scenario)
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._params import (COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, POLICY, POSE_SOURCE, ROBOTS,
+                                       SCENARIO, declare_choice, declare_control_period, declare_float, declare_int,
+                                       declare_policy, declare_robots, declare_scenario)
+from altmarl_ros.nodes._poses import declare_pose_source
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GOAL_QOS, LATCHED_QOS, AltmarlNode, run_node
+from altmarl_sim.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
 from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, subscribe_commands
 
 NO_GOAL = -1
@@ -32,14 +39,18 @@ class LocalAgentsNode(AltmarlNode):
     """Runs pi_l and the low-level controller for the robots in parameter `robots`."""
 
     DEFAULT_NAME = "local_agents"
-    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, "command_timeout": NUMBER,
-                  "odom_timeout": NUMBER, "seed": INTEGER}
+    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE,
+                  "command_timeout": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
-        self.robot_ids = declare_robots(self, scenario, "robots this node drives ([i] on a real robot)")
+        self.robot_ids, self.robot_names = declare_robots(self, scenario,
+                                                          "robots this node drives ([i] on a real robot)")
+        self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
+                                           "twist / twist_stamped on <robot>/cmd_vel, or goal_pose: a "
+                                           "geometry_msgs/PoseStamped on <robot>/goal_pose (Nav2) per decision")
         control_period = declare_control_period(self, scenario)
         self.command_timeout_ns = int(1e9 * declare_float(
             self, "command_timeout", 3.0, "s: with no GlobalCommand for this long, stop the robots", positive=True))
@@ -51,15 +62,26 @@ class LocalAgentsNode(AltmarlNode):
 
         n = len(self.robot_ids)
         self.dropped = DroppedMessages(self)  # bad GlobalCommand and odometry messages, by reason
-        self.odom = LatestOdometry.of_robots(self, self.robot_ids, self.dropped)
-        self._cmd_pubs = [self.create_publisher(Twist, cmd_vel_topic(i), CMD_VEL_QOS) for i in self.robot_ids]
+        self.poses = declare_pose_source(self, self.robot_names, self.dropped)
+        if self.command_type == "goal_pose":
+            self._goal_pubs = [self.create_publisher(PoseStamped, goal_topic(name), GOAL_QOS)
+                               for name in self.robot_names]
+        else:
+            msg_type = Twist if self.command_type == "twist" else TwistStamped
+            self._cmd_pubs = [self.create_publisher(msg_type, cmd_vel_topic(name), CMD_VEL_QOS)
+                              for name in self.robot_names]
+            self._stamped = [TwistStamped() for _ in self.robot_names]
+            for msg, name in zip(self._stamped, self.robot_names):
+                msg.header.frame_id = base_frame(name)
         self.goal_zones = np.full(n, NO_GOAL, dtype=np.int64)
         self.last_command = None
         self.command_received_ns = None
         self.stopped = True  # commanding zero velocity because no fresh GlobalCommand
+        self.halted = False  # stopped by the operator (altmarl/stopped), until resumed
         self.commands_received = 0
         n_sg, n_ag, n_sl, _ = self.policy.sizes
         subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), k=self.policy.k), self.on_command, self.dropped)
+        self.create_subscription(Bool, STOPPED_TOPIC, self.on_stopped, LATCHED_QOS)
         self.create_timer(control_period, self.control)
         self.get_logger().info(f"{n} robot(s), policy {self.policy.policy_id}: waiting for {GLOBAL_COMMAND_TOPIC}")
 
@@ -73,7 +95,7 @@ class LocalAgentsNode(AltmarlNode):
         self.last_command = msg
         self.command_received_ns = now_ns
         self.commands_received += 1
-        slots, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
+        slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
         self.goal_zones[:] = NO_GOAL
         if slots.size:
             ring = self.scenario.ring
@@ -82,6 +104,41 @@ class LocalAgentsNode(AltmarlNode):
             draws = self.rng.random(slots.size)
             actions = np.minimum((draws[:, None] >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
             self.goal_zones[slots] = target_zone(zones, actions, ring)
+        if self.command_type == "goal_pose" and not self.halted:
+            self.publish_goals(now_ns)
+
+    def on_stopped(self, msg: Bool) -> None:
+        """The operator's fleet-wide stop (latched altmarl/stopped): stop now, not at the next tick."""
+        if msg.data != self.halted:
+            self.halted = msg.data
+            self.get_logger().warning(f"fleet {'stopped' if msg.data else 'resumed'} by the operator")
+            if self.halted:
+                self.stop_robots()
+
+    def publish_goals(self, now_ns: int) -> None:
+        """goal_pose robots: the centre of each robot's goal zone, in the map frame."""
+        centres = zone_centre(np.maximum(self.goal_zones, 0), self.scenario.ring)
+        stamp = Time(nanoseconds=now_ns).to_msg()
+        for slot in np.flatnonzero(self.goal_zones != NO_GOAL):
+            self._publish_goal(slot, stamp, float(centres[0][slot]), float(centres[1][slot]), 0.0)
+
+    def _publish_goal(self, slot: int, stamp, x: float, y: float, yaw: float) -> None:
+        goal = PoseStamped()
+        goal.header.stamp, goal.header.frame_id = stamp, self.poses.map_frame
+        goal.pose.position.x, goal.pose.position.y = x, y
+        goal.pose.orientation.z, goal.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+        self._goal_pubs[slot].publish(goal)
+
+    def stop_robots(self) -> None:
+        """Zero velocity to every robot; goal_pose robots get their current pose as the goal (hold)."""
+        if self.command_type == "goal_pose":
+            now_ns = self.get_clock().now().nanoseconds
+            slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
+            stamp = Time(nanoseconds=now_ns).to_msg()
+            for slot, (x, y, yaw) in zip(slots.tolist(), poses.tolist()):
+                self._publish_goal(slot, stamp, x, y, yaw)
+        else:
+            self.publish_velocities(np.zeros(len(self.robot_ids)), np.zeros(len(self.robot_ids)))
 
     def control(self) -> None:
         """Publish every robot's cmd_vel: the controller towards its goal, or zero."""
@@ -96,10 +153,12 @@ class LocalAgentsNode(AltmarlNode):
                                           f"stopping {len(self.robot_ids)} robot(s)")
             else:
                 self.get_logger().info("GlobalCommand received: robots moving")
+        if self.command_type == "goal_pose":
+            return  # the robots' navigators drive; goals go out per decision
         v = np.zeros(len(self.robot_ids))
         w = np.zeros(len(self.robot_ids))
-        if not stale:
-            slots, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
+        if not stale and not self.halted:
+            slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
             if slots.size:
                 goals = self.goal_zones[slots]
                 active = goals != NO_GOAL
@@ -107,8 +166,18 @@ class LocalAgentsNode(AltmarlNode):
             if slots.size:
                 v[slots], w[slots] = steer_to_zone(poses[:, 0], poses[:, 1], poses[:, 2], goals, self.scenario.ring,
                                                    self.scenario.limits, self.scenario.controller)
-        for pub, speed, turn in zip(self._cmd_pubs, v.tolist(), w.tolist()):
-            pub.publish(twist_cdr(speed, turn))  # pre-serialized: a fraction of publishing a Twist object
+        self.publish_velocities(v, w)
+
+    def publish_velocities(self, v: np.ndarray, w: np.ndarray) -> None:
+        if self.command_type == "twist":
+            for pub, speed, turn in zip(self._cmd_pubs, v.tolist(), w.tolist()):
+                pub.publish(twist_cdr(speed, turn))  # pre-serialized: a fraction of publishing a Twist object
+            return
+        stamp = self.get_clock().now().to_msg()
+        for pub, msg, speed, turn in zip(self._cmd_pubs, self._stamped, v.tolist(), w.tolist()):
+            msg.header.stamp = stamp
+            msg.twist.linear.x, msg.twist.angular.z = speed, turn
+            pub.publish(msg)
 
 
 def main(args=None):

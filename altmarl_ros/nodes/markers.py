@@ -18,11 +18,12 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from altmarl_sim.ring import zone_of_pose
-from altmarl_ros.nodes._odom_store import LatestOdometry
-from altmarl_ros.nodes._params import NUMBER, ROBOTS, SCENARIO, declare_float, declare_robots, declare_scenario
-from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, MAP_FRAME, MARKERS_TOPIC
+from altmarl_ros.names import DEPOT, GLOBAL_COMMAND_TOPIC, MAP_FRAME, MARKERS_TOPIC
+from altmarl_ros.nodes._params import (NUMBER, POSE_SOURCE, ROBOTS, SCENARIO, declare_float, declare_robots,
+                                       declare_scenario)
+from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import MARKERS_QOS, AltmarlNode, run_node
+from altmarl_sim.ring import zone_of_pose
 from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, subscribe_commands
 
 SEGMENTS_PER_ZONE = 12
@@ -56,19 +57,19 @@ class MarkersNode(AltmarlNode):
     """Publishes the fleet's MarkerArray every `marker_period` seconds."""
 
     DEFAULT_NAME = "markers"
-    PARAMETERS = {**SCENARIO, **ROBOTS, "marker_period": NUMBER, "odom_timeout": NUMBER}
+    PARAMETERS = {**SCENARIO, **ROBOTS, **POSE_SOURCE, "marker_period": NUMBER, "odom_timeout": NUMBER}
 
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.ring = scenario.ring
-        self.robot_ids = declare_robots(self, scenario, "robots to draw")
+        self.robot_ids, robot_names = declare_robots(self, scenario, "robots to draw")
         period = declare_float(self, "marker_period", 0.2, "s between MarkerArray updates", positive=True)
         self.odom_timeout_ns = int(1e9 * declare_float(
             self, "odom_timeout", 0.5, "s: robots with older odometry are not drawn", positive=True))
         self._slot_of = {rid: slot for slot, rid in enumerate(self.robot_ids)}
         self.dropped = DroppedMessages(self)  # bad GlobalCommand and odometry messages, by reason
-        self.odom = LatestOdometry.of_robots(self, self.robot_ids, self.dropped)
-        self.depot = LatestOdometry(self, [DEPOT_ODOM_TOPIC], self.dropped)
+        # Robots then the depot, in the map frame (as the coordinator sees them).
+        self.poses = declare_pose_source(self, robot_names + [DEPOT], self.dropped)
         self.last_command = None
         n_sg, n_ag, n_sl, _ = scenario.sizes
         subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), robot_ids=self.robot_ids), self._on_command,
@@ -96,7 +97,11 @@ class MarkersNode(AltmarlNode):
         """The MarkerArray for the current poses and the last GlobalCommand."""
         now_ns = self.get_clock().now().nanoseconds
         stamp = self.get_clock().now().to_msg()
-        fresh, poses = self.odom.fresh_poses(now_ns, self.odom_timeout_ns)
+        fresh, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
+        depot_slot = len(self.robot_ids)
+        at_depot = fresh == depot_slot
+        depot_pose = tuple(poses[at_depot][0]) if at_depot.any() else None
+        fresh, poses = fresh[~at_depot], poses[~at_depot]
         robots = self._marker("robots", Marker.SPHERE_LIST, ROBOT_SIZE)
         robots.points = [Point(x=x, y=y) for x, y in poses[:, :2].tolist()]
         robots.colors = [self._colours[z] for z in zone_of_pose(poses[:, 0], poses[:, 1], self.ring).tolist()]
@@ -116,7 +121,6 @@ class MarkersNode(AltmarlNode):
                            f"k {command.k} of {len(self.robot_ids)}   policy {command.policy_id[:8]}")
         else:
             status.text = f"waiting for {GLOBAL_COMMAND_TOPIC}"
-        depot_pose = self.depot.pose(0) if self.depot.is_fresh(0, now_ns, self.odom_timeout_ns) else None
         markers = [self._zones_marker, robots, sampled, status]
         if depot_pose is not None:
             depot.pose.position.x, depot.pose.position.y = depot_pose[0], depot_pose[1]

@@ -23,7 +23,7 @@ from altmarl_msgs.msg import GlobalCommand
 from nav_msgs.msg import Odometry
 
 from altmarl_sim.ring import zone_of_pose
-from altmarl_ros.nodes._params import INTEGER, ROBOTS, SCENARIO, declare_int, declare_robot_ids, declare_scenario
+from altmarl_ros.nodes._params import INTEGER, ROBOT_COUNT, SCENARIO, declare_int, declare_robot_ids, declare_scenario
 from altmarl_ros.names import DEPOT_ODOM_TOPIC, odom_topic
 from altmarl_ros.nodes._ros import ODOM_QOS, AltmarlNode, run_node
 from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, odometry_problem, subscribe_commands
@@ -33,7 +33,7 @@ class WelfareMonitorNode(AltmarlNode):
     """Measures per-epoch rewards and the discounted return; see the module docstring."""
 
     DEFAULT_NAME = "welfare_monitor"
-    PARAMETERS = {**SCENARIO, **ROBOTS, "log_every": INTEGER}
+    PARAMETERS = {**SCENARIO, **ROBOT_COUNT, "log_every": INTEGER}
 
     def setup(self) -> None:
         self.scenario = declare_scenario(self)

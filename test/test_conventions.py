@@ -1,0 +1,177 @@
+"""The conventions real robots use, in real in-process ROS graphs (n = 50, k = 5).
+
+Frames and pose sources (checked against the simulator's own map-frame poses),
+command types (TwistStamped robots move; goal-pose robots get the zone centre
+their local action picked), the operator's stop/resume (counted in simulator
+steps), zero commands when a node process is stopped, read-only parameters,
+/diagnostics, and named robots.
+"""
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from altmarl_ros.names import DIAGNOSTICS_TOPIC, RESUME_SERVICE, STOP_SERVICE, goal_topic, pose_topic  # noqa: E402
+from altmarl_ros.nodes._ros import GOAL_QOS  # noqa: E402
+from altmarl_sim.ring import zone_centre  # noqa: E402
+from test_nodes import (K, N, Graph, _listen, _record_poses, _sim_nodes,  # noqa: E402,F401
+                        assert_counts_match_simulated_poses, graph, world)
+
+
+def _localizer(graph, sim):
+    """A node publishing every robot's (and the depot's) map pose as PoseWithCovarianceStamped, like AMCL."""
+    node = graph.add(rclpy.create_node("localizer", context=graph.context))
+    names = [f"robot_{i}" for i in range(sim.sim.n)] + ["depot"]
+    pubs = [node.create_publisher(PoseWithCovarianceStamped, pose_topic(name), 10) for name in names]
+
+    def publish(fleet):
+        stamp = node.get_clock().now().to_msg()
+        for pub, (x, y, yaw) in zip(pubs, fleet.poses.tolist()):
+            msg = PoseWithCovarianceStamped()
+            msg.header.stamp, msg.header.frame_id = stamp, "map"
+            msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
+            msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = np.sin(yaw / 2), np.cos(yaw / 2)
+            pub.publish(msg)
+    sim.add_step_listener(publish)
+
+
+@pytest.mark.parametrize("odom_frames, pose_source", [("map", "odometry"), ("per_robot", "tf"),
+                                                      ("per_robot", "pose_topic")])
+def test_zones_come_from_map_frame_poses_whatever_the_source(graph, world, odom_frames, pose_source):
+    sim, coordinator, agents = _sim_nodes(graph, world, world["random"], sim_params={"odom_frames": odom_frames},
+                                          pose_source=pose_source)
+    if pose_source == "pose_topic":
+        _localizer(graph, sim)
+    if odom_frames == "per_robot":  # the offsets are real: odometry poses differ from map poses
+        assert np.abs(sim.odometry_poses()[:, :2] - sim.sim.poses[:, :2]).max() > 1.0
+    history = _record_poses(sim)
+    _, received = _listen(graph)
+    assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
+    assert_counts_match_simulated_poses(received, history, world["ring"], sim)
+    assert coordinator.foreign_frames == 0 and coordinator.short_decisions == 0
+    assert graph.spin_until(lambda: np.abs(sim.sim.velocities[:N, 0]).max() > 0.1, timeout=20.0)
+
+
+def test_odometry_in_robot_frames_is_not_taken_for_map_poses(graph, world):
+    sim, coordinator, _ = _sim_nodes(graph, world, world["random"], sim_params={"odom_frames": "per_robot"})
+    _, received = _listen(graph)
+    assert graph.spin_until(lambda: coordinator.skipped_decisions >= 3, timeout=30.0)
+    # Not even the depot's pose is taken (robot_<i>/odom and depot/odom are in their own odom frames).
+    assert received == [] and coordinator.foreign_frames > 0
+
+
+def test_twist_stamped_robots_with_names_move(graph, world):
+    names = [f"amr_{chr(97 + i % 26)}{i}" for i in range(N)]
+    sim, coordinator, agents = _sim_nodes(graph, world, world["random"],
+                                          sim_params={"command_type": "twist_stamped", "robot_names": names},
+                                          command_type="twist_stamped", robot_names=names)
+    _, received = _listen(graph)
+    assert graph.spin_until(lambda: len(received) >= 2 and np.abs(sim.sim.velocities[:N, 0]).max() > 0.1,
+                            timeout=40.0)
+    assert sim.rejected_commands == 0
+    assert {topic for topic, _ in coordinator.get_topic_names_and_types()} >= {f"/{n}/odom" for n in names}
+
+
+def test_goal_pose_robots_receive_their_goal_zone_centre(graph, world):
+    sim, coordinator, agents = _sim_nodes(graph, world, world["random"], command_type="goal_pose")
+    spy = graph.add(rclpy.create_node("goal_spy", context=graph.context))
+    goals = {}
+    for robot in list(range(N)) + ["depot"]:
+        spy.create_subscription(PoseStamped, goal_topic(robot), lambda m, r=robot: goals.__setitem__(r, m), GOAL_QOS)
+    assert graph.spin_until(lambda: agents.commands_received >= 2 and len(goals) == N + 1, timeout=40.0)
+
+    def goals_are_zone_centres():  # each robot's latest goal: its goal zone's centre; the depot's: a_g's
+        xs, ys = zone_centre(np.append(agents.goal_zones, coordinator.goal_zone), world["ring"])
+        return all(goals[robot].header.frame_id == "map" and
+                   (goals[robot].pose.position.x, goals[robot].pose.position.y) == pytest.approx((xs[slot], ys[slot]))
+                   for slot, robot in enumerate(list(range(N)) + ["depot"]))
+    # (the goals of a decision made just now may still be on their way: wait for them)
+    assert graph.spin_until(goals_are_zone_centres, timeout=5.0)
+    assert np.abs(sim.sim.velocities[:N]).max() == 0.0  # nobody sent a velocity
+
+
+def test_stop_halts_every_robot_within_one_control_period_and_resume_restarts(graph, world):
+    sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
+    applied = []  # per simulator step: (step, largest command any robot or the depot was driven with)
+    sim.add_step_listener(lambda fleet: applied.append((sim.steps, float(np.abs(sim.commands).max()))))
+    client_node = graph.add(rclpy.create_node("operator", context=graph.context))
+    diagnostics = []
+    client_node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, diagnostics.append, 10)
+    speed = lambda: float(np.abs(sim.sim.velocities[:, 0]).max())  # noqa: E731
+
+    def call(service):
+        client = client_node.create_client(Trigger, service)
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(Trigger.Request())
+        assert graph.spin_until(future.done, timeout=10.0)
+        assert future.result().success
+        return sim.steps  # the simulator step during which the operator got the answer
+
+    assert graph.spin_until(lambda: agents.commands_received >= 2 and speed() > 0.3, timeout=40.0)
+    stopped_at = call(STOP_SERVICE)
+    assert graph.spin_until(lambda: sim.steps >= stopped_at + 20, timeout=20.0)
+    after = [command for step, command in applied if step > stopped_at]
+    # The step running when the answer came may still apply the old commands; every later one is zero.
+    assert all(command == 0.0 for command in after[1:]), after[:5]
+    assert agents.halted and coordinator.stopped
+    stopped_epoch = coordinator.epoch
+    assert graph.spin_until(lambda: any(s.level == s.WARN and s.message == "stopped by operator"
+                                        for d in diagnostics for s in d.status), timeout=5.0)
+    call(RESUME_SERVICE)
+    assert graph.spin_until(lambda: coordinator.epoch > stopped_epoch + 1 and speed() > 0.3, timeout=30.0)
+    status = diagnostics[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["policy_id"] == world["random_policy"].policy_id and values["robots"] == str(N)
+    assert int(values["decisions"]) >= stopped_epoch and values["stopped"] == "False"
+
+
+def test_parameters_are_read_only(graph, world):
+    _, coordinator, _ = _sim_nodes(graph, world, world["random"])
+    result = coordinator.set_parameters([Parameter("k", value=7)])[0]
+    assert not result.successful and "read-only" in result.reason
+    assert coordinator.k == K and coordinator.get_parameter("k").value == K
+
+
+def _node_process(kind, world, policy):
+    argv = [sys.executable, "-c", f"import sys; from altmarl_ros.nodes.{kind} import main; sys.exit(main())",
+            "--ros-args", "-p", f"scenario:={world['scenario']}", "-p", f"policy:={policy}",
+            "-p", f"n_robots:={N}", "-p", f"k:={K}", "-p", "use_sim_time:=true"]
+    return subprocess.Popen(argv)
+
+
+def test_stopped_node_processes_leave_their_robots_at_zero_velocity(graph, world):
+    from altmarl_ros.supervisor import warm_up_kernels
+    from altmarl_ros.nodes.fleet_sim import FleetSimNode
+
+    warm_up_kernels()
+    sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": N, "cmd_vel_timeout": 60.0},
+                                 context=graph.context))
+    children = [_node_process(kind, world, world["random"]) for kind in ("local_agents", "coordinator")]
+    driven = np.zeros(2)  # the largest speed commanded so far to a worker (local_agents), to the depot
+
+    def watch():
+        driven[:] = np.maximum(driven, [np.abs(sim.commands[:N, 0]).max(), abs(sim.commands[N, 0])])
+    try:
+        assert graph.spin_until(lambda: driven.min() > 0.05, timeout=60.0, every=watch), driven
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        assert graph.spin_until(lambda: all(child.poll() is not None for child in children), timeout=20.0,
+                                every=lambda: None)
+        assert [child.returncode for child in children] == [0, 0]
+        graph.spin_until(lambda: False, timeout=0.3)
+        # The last command each robot got says stop (cmd_vel_timeout is 60 s: no timeout did this).
+        assert np.abs(sim.commands).max() == 0.0, sim.commands[np.abs(sim.commands).max(axis=1) > 0]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
