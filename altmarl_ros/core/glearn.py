@@ -612,12 +612,12 @@ class _Surrogate:
     def draws(self):
         return (self.table, self.codes, self.cols, self.mean_cum, self.accept, self.alias, self.order, self.key)
 
-    def _sample_costs(self, plan, n_states=512):
+    def _sample_costs(self, plan, n_states=2048):
         """The plan with this machine's seconds per draw and the escape rate of codes, from a sample of states."""
         n_states = min(n_states, self.n_f * self.game.n_sg)
         flat = np.linspace(0, self.n_f * self.game.n_sg - 1, n_states).astype(np.int64)
         states = np.stack([flat // self.game.n_sg, flat % self.game.n_sg], axis=1)
-        _sample_draw_costs(self.draws, self.k, self.game.n_sl, self.m, states[:1])  # load the kernel
+        _sample_draw_costs(self.draws, self.k, self.game.n_sl, self.m, states)  # load the kernel, warm the caches
         started = time.perf_counter()
         escapes = _sample_draw_costs(self.draws, self.k, self.game.n_sl, self.m, states)
         seconds = (time.perf_counter() - started) / (n_states * self.m)
