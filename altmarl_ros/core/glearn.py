@@ -543,14 +543,15 @@ def _plan(sizes, k, m, n_f, table_bytes, max_memory, keep_draws) -> MemoryPlan:
             candidate = plan(layout, row_bytes, n_f, release)
             if candidate.peak_bytes <= max_memory:
                 return candidate
-    room = max_memory - fixed - (result if keep_draws else 0)
+    release = not keep_draws
+    room = max_memory - fixed - (0 if release else result)
     if room < 0 or result + fixed > max_memory:
         need = fixed + result
         raise LearnError("max_memory", f"is {max_memory / 2**20:.0f} MiB; G-LEARN at k = {k} needs at least "
                          f"{need / 2**20:.0f} MiB (two value arrays, alias tables, Q and pi_g) before any "
                          "stored draw; raise it or lower k")
     layout, row_bytes = options[-1]
-    return plan(layout, row_bytes, min(n_f, room // row_bytes), False)
+    return plan(layout, row_bytes, min(n_f, room // row_bytes), release)
 
 
 def _draw_storage(shape, dtype, releasable):
