@@ -37,6 +37,9 @@ def add_arguments(parser):
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
+    parser.add_argument("--max-memory", type=int, default=None, metavar="MB",
+                        help="budget in MiB for G-LEARN's arrays; picks how its draws are stored and prints "
+                             "the time that costs before training (default: a 1 GiB draw store)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the policy's metrics) on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -121,6 +124,18 @@ def write_learning_curve(path: Path, rows, residuals, title: str) -> None:
     plt.close(fig)
 
 
+def _memory_budget(args, source) -> int:
+    """--max-memory in bytes, after printing (stderr) the plan G-LEARN will follow and its time cost."""
+    from altmarl_ros.core.glearn import plan_memory
+
+    if args.max_memory < 1:
+        raise UsageError(f"--max-memory {args.max_memory}: give a budget in MiB >= 1")
+    budget = args.max_memory << 20
+    plan = plan_memory(source, args.k, args.m, max_memory=budget, seed=args.seed, keep_draws=True)
+    print(f"G-LEARN memory plan (--max-memory {args.max_memory}): {plan.describe()}", file=sys.stderr)
+    return budget
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -146,6 +161,7 @@ def run(args) -> int:
     check_output(args.out, inputs)
     check_output(args.out.with_suffix(".png"), inputs, flag="--out (its learning curve)")
     source, policy_kwargs, label, source_config = _training_source(args, scenario)
+    max_memory = None if args.max_memory is None else _memory_budget(args, source)
     residuals = []  # one list of G-LEARN residuals per round
     show = not (args.quiet or not sys.stderr.isatty())
     with tqdm(total=args.rounds, desc="rounds", unit="round", file=sys.stderr, disable=not show) as bar:
@@ -160,7 +176,8 @@ def run(args) -> int:
             bar.set_postfix_str(f"welfare {log.welfare_estimate:.3f}, gap {log.nash_gap:.3g}")
 
         result = alternating_marl(source, args.k, m=args.m, rounds=args.rounds, eta=args.eta, seed=args.seed,
-                                  tol=args.tol, progress=on_round, sweep_progress=on_sweep, start=args.start)
+                                  tol=args.tol, progress=on_round, sweep_progress=on_sweep, start=args.start,
+                                  max_memory=max_memory)
     rows = [_round_row(log) for log in result.rounds]
     config = {"source": label, "k": args.k, "m": args.m, "rounds": args.rounds, "eta": result.eta,
               "seed": args.seed, "tol": args.tol, "start": args.start, **source_config}
