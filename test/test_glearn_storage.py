@@ -8,7 +8,7 @@ import pytest
 
 from _learn_reference import random_game
 from altmarl_ros.core.glearn import g_learn, global_best_response_gain, plan_memory
-from altmarl_ros.core.source import LearnError
+from altmarl_ros.errors import LearnError
 
 K, M = 10, 30
 
