@@ -37,9 +37,6 @@ def add_arguments(parser):
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
-    parser.add_argument("--max-memory", type=int, default=None, metavar="MB",
-                        help="budget in MiB for G-LEARN's arrays; picks how its draws are stored and prints "
-                             "the time that costs before training (default: a 1 GiB draw store)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the policy's metrics) on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -125,15 +122,12 @@ def write_learning_curve(path: Path, rows, residuals, title: str) -> None:
 
 
 def _memory_budget(args, source) -> int:
-    """--max-memory in bytes, after printing (stderr) the plan G-LEARN will follow and its time cost."""
+    """The global --max-memory (bytes) as G-LEARN's budget, after printing (stderr) the plan it picks and its time cost."""
     from altmarl_ros.core.glearn import plan_memory
 
-    if args.max_memory < 1:
-        raise UsageError(f"--max-memory {args.max_memory}: give a budget in MiB >= 1")
-    budget = args.max_memory << 20
-    plan = plan_memory(source, args.k, args.m, max_memory=budget, seed=args.seed, keep_draws=True)
-    print(f"G-LEARN memory plan (--max-memory {args.max_memory}): {plan.describe()}", file=sys.stderr)
-    return budget
+    plan = plan_memory(source, args.k, args.m, max_memory=args.max_memory, seed=args.seed, keep_draws=True)
+    print(f"G-LEARN memory plan (--max-memory {args.max_memory / 2**20:.0f} MiB): {plan.describe()}", file=sys.stderr)
+    return args.max_memory
 
 
 def run(args) -> int:
@@ -161,7 +155,7 @@ def run(args) -> int:
     check_output(args.out, inputs)
     check_output(args.out.with_suffix(".png"), inputs, flag="--out (its learning curve)")
     source, policy_kwargs, label, source_config = _training_source(args, scenario)
-    max_memory = None if args.max_memory is None else _memory_budget(args, source)
+    max_memory = None if getattr(args, "max_memory", None) is None else _memory_budget(args, source)
     residuals = []  # one list of G-LEARN residuals per round
     show = not (args.quiet or not sys.stderr.isatty())
     with tqdm(total=args.rounds, desc="rounds", unit="round", file=sys.stderr, disable=not show) as bar:
