@@ -121,6 +121,15 @@ def write_learning_curve(path: Path, rows, residuals, title: str) -> None:
     plt.close(fig)
 
 
+def _memory_budget(args, source) -> int:
+    """The global --max-memory (bytes) as G-LEARN's budget, after printing (stderr) the plan it picks and its time cost."""
+    from altmarl_ros.core.glearn import plan_memory
+
+    plan = plan_memory(source, args.k, args.m, max_memory=args.max_memory, seed=args.seed, keep_draws=True)
+    print(f"G-LEARN memory plan (--max-memory {args.max_memory / 2**20:.0f} MiB): {plan.describe()}", file=sys.stderr)
+    return args.max_memory
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -146,6 +155,7 @@ def run(args) -> int:
     check_output(args.out, inputs)
     check_output(args.out.with_suffix(".png"), inputs, flag="--out (its learning curve)")
     source, policy_kwargs, label, source_config = _training_source(args, scenario)
+    max_memory = None if getattr(args, "max_memory", None) is None else _memory_budget(args, source)
     residuals = []  # one list of G-LEARN residuals per round
     show = not (args.quiet or not sys.stderr.isatty())
     with tqdm(total=args.rounds, desc="rounds", unit="round", file=sys.stderr, disable=not show) as bar:
@@ -160,7 +170,8 @@ def run(args) -> int:
             bar.set_postfix_str(f"welfare {log.welfare_estimate:.3f}, gap {log.nash_gap:.3g}")
 
         result = alternating_marl(source, args.k, m=args.m, rounds=args.rounds, eta=args.eta, seed=args.seed,
-                                  tol=args.tol, progress=on_round, sweep_progress=on_sweep, start=args.start)
+                                  tol=args.tol, progress=on_round, sweep_progress=on_sweep, start=args.start,
+                                  max_memory=max_memory)
     rows = [_round_row(log) for log in result.rounds]
     config = {"source": label, "k": args.k, "m": args.m, "rounds": args.rounds, "eta": result.eta,
               "seed": args.seed, "tol": args.tol, "start": args.start, **source_config}

@@ -44,7 +44,8 @@ import numpy as np
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.baselines import constant_global_candidates
 from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, check_learning_args,
-                                     check_learning_size, learn_with_surrogate, surrogate_gain)
+                                     check_learning_size, check_max_memory, learn_with_surrogate,
+                                     surrogate_gain)
 from altmarl_ros.core.glearn import fold_local_policy
 from altmarl_ros.core.llearn import l_learn
 from altmarl_ros.core.policy import check_local_policy, uniform_local_policy
@@ -128,7 +129,7 @@ def best_constant_start(game, k: int) -> tuple:
 
 def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, progress=None, *,
                      start="best_constant", gain_tol=1e-6, max_sweeps=DEFAULT_MAX_SWEEPS, sweep_progress=None,
-                     table_bytes=DEFAULT_TABLE_BYTES, pool=DEFAULT_POOL) -> AlternatingResult:
+                     table_bytes=DEFAULT_TABLE_BYTES, max_memory=None, pool=DEFAULT_POOL) -> AlternatingResult:
     """ALTERNATING-MARL on `source` (a MeanFieldGame or a generative sampler) with k sampled locals.
 
     `rounds`: at most this many G-LEARN calls. `eta`: default default_eta(game, k).
@@ -141,6 +142,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     started = time.perf_counter()
     k, m, tol, max_sweeps, seed, table_bytes = check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
+    max_memory = check_max_memory(max_memory)
     rounds = integer(LearnError, "rounds", rounds, 1)
     gain_tol = as_float(LearnError, "gain_tol", gain_tol)
     if gain_tol <= 0:
@@ -159,7 +161,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     for index in range(rounds):
         round_started = time.perf_counter()
         learned, surrogate, V = learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q, sweep_progress,
-                                       table_bytes)
+                                                     table_bytes, max_memory, keep_draws=True)
         Q = learned.Q
         if accepted is not None and learned.value <= accepted["welfare"] + 2 * eta:
             log.append(RoundLog(index, learned.value, math.nan, math.nan, math.nan, learned.residual,

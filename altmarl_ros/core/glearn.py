@@ -18,22 +18,30 @@ in state j moves by P~_l(.|j, s_g)). Choices, and why:
   fixed point, and deterministic for a seed. Draw (s_g, F, i) comes from a
   counter-based RNG keyed by (seed, s_g, rank F, i), one uniform per conditional
   binomial, drawn from exact Walker alias tables. So a draw can be recomputed at
-  will: ranks are cached in an int32 table up to `table_bytes` and recomputed
-  beyond it, with the same result. Two local policies map the same uniforms to
-  nearby F' (common random numbers), which keeps the surrogate values of
-  successive ALTERNATING-MARL rounds comparable.
+  will, and how draws are stored never changes the answer (MemoryPlan):
+  "ranks" stores int32 successor ranks; "codes" stores each draw in 16 bits as
+  the offsets of its cumulative counts c_j = F'_0 + ... + F'_j (j < S_l - 1)
+  from their rounded means, 16 // (S_l - 1) bits each. A code is decoded with
+  S_l - 1 lookups in Pascal's triangle (rank = sum_j C(c_j + j, j + 1)); a draw
+  outside that window is stored as ESCAPE and recomputed where it is met.
+  Count vectors beyond the stored rows are recomputed every sweep. Two local
+  policies map the same uniforms to nearby F' (common random numbers), which
+  keeps the surrogate values of successive ALTERNATING-MARL rounds comparable.
 - Iteration: Jacobi value iteration with the McQueen-Porteus constant shift
   (after each sweep V += gamma/(1-gamma) * mid-range of V_new - V_old), which
   leaves the fixed point unchanged and makes the error decay with the span of
-  the differences instead of gamma alone. It stops when the sup-norm residual
-  max |V_{n+1} - V_n| <= tol. The returned Q = T V_n then has
+  the differences instead of gamma alone. Once the sup-norm residual
+  max |V_n - V_{n-1}| <= tol, one more sweep records Q = T V_n and pi_g (Q is
+  not written before, so it need not sit next to all the draws: under a memory
+  plan that says so, that sweep frees the stored draws as it goes). Then
   ||T_Q Q - Q||_inf <= gamma*tol and ||Q - Q*||_inf <= gamma*tol/(1-gamma).
 """
 from __future__ import annotations
 
 import math
+import mmap
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numba import njit, prange
@@ -43,14 +51,17 @@ from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.counts import n_count_vectors, rank_kernel as _rank, unrank_kernel as _unrank
 from altmarl_ros.core.model import MeanFieldGame
 from altmarl_ros.core.rng import counter_uniform
-from altmarl_ros.core.policy import FOR_THIS_K, check_global_policy, check_local_policy
+from altmarl_ros.core.policy import FOR_THIS_K, check_global_policy, check_local_policy, uniform_local_policy
 from altmarl_ros.core.sampler import DEFAULT_POOL, as_game
 from altmarl_ros.errors import LearnError
 
 DEFAULT_TABLE_BYTES = 1 << 30  # cache of sampled next-count ranks; beyond it draws are recomputed
 DEFAULT_MAX_SWEEPS = 10_000
 _N_BLOCKS = 64  # prange work units; results do not depend on it
-
+LAYOUTS = ("ranks", "codes")  # how stored draws are held (module docstring)
+_CODE_BITS = 16
+ESCAPE = 0xFFFF  # a "codes" entry whose draw is recomputed where it is met
+_RELEASE_CHUNKS = 16  # the recording sweep frees releasable draw storage in this many steps
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class GLearnResult:
     seed: int = 0
     table_fraction: float = 1.0  # share of (s_g, F) whose draws were cached rather than recomputed
     setup_seconds: float = 0.0  # of `seconds`: alias tables and the cached draws
+    plan: "MemoryPlan | None" = field(default=None, repr=False)  # how the draws were held
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -159,15 +171,15 @@ def _binomial_alias(P_fused, order, k):
 
 
 @njit(cache=True)
-def _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, ranks):
-    """ranks[i] = rank of draw i (i < m) of the next count vector of (s_g = g, F = unrank(f)).
+def _draw_counts(F, f, g, accept, alias, order, key, counts, remaining):
+    """counts[i] = next count vector of draw i < m of (s_g = g, F = unrank(f)).
 
     Draw i uses the uniforms of counters S_l^2 ((f S_g + g) m + i) + (j S_l + t).
     The m draws advance together, binomial (j, t) for all i at a time: they are
     independent, so the CPU overlaps them instead of waiting on each draw's chain.
     """
     S_g, S_l = accept.shape[0], F.shape[0]
-    m = ranks.shape[0]
+    m = counts.shape[0]
     base = np.uint64((f * S_g + g) * m)
     counts[:, :] = 0
     for j in range(S_l):
@@ -194,49 +206,166 @@ def _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, ranks):
         last = order[g, j, S_l - 1]
         for i in range(m):
             counts[i, last] += remaining[i]
-    for i in range(m):
+
+
+@njit(cache=True)
+def _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, ranks):
+    """ranks[i] = rank of draw i (i < m) of the next count vector of (s_g = g, F = unrank(f))."""
+    _draw_counts(F, f, g, accept, alias, order, key, counts, remaining)
+    for i in range(ranks.shape[0]):
         ranks[i] = _rank(counts[i])
 
 
+@njit(cache=True)
+def _draw_rank_one(F, f, g, i, m, accept, alias, order, key, row):
+    """Rank of draw i alone: the uniforms and arithmetic of _draw_counts for that i (an escaped code).
+
+    A source whose agents have all been placed stops early; _draw_counts goes on for
+    the other draws, but with n = 0 the alias row always gives x = 0, so the counts agree.
+    """
+    S_g, S_l = accept.shape[0], F.shape[0]
+    counter = (np.uint64((f * S_g + g) * m) + np.uint64(i)) * np.uint64(S_l * S_l)
+    row[:] = 0
+    for j in range(S_l):
+        n = F[j]
+        for t in range(S_l - 1):
+            if n == 0:
+                break
+            y = counter_uniform(key, counter + np.uint64(j * S_l + t)) * (n + 1)
+            x = min(int(y), n)
+            other = alias[g, j, t, n, x]
+            x = other if y - x >= accept[g, j, t, n, x] else x
+            row[order[g, j, t]] += x
+            n -= x
+        row[order[g, j, S_l - 1]] += n
+    return _rank(row)
+
+
+@njit(cache=True)
+def _code_base(F, g, mean_cum, base):
+    """base[j] = round(E[c_j(F')]) + j - half window: c_j + j - base[j] is draw's field j of a code."""
+    bits = _CODE_BITS // base.shape[0]
+    for j in range(base.shape[0]):
+        mean = 0.0
+        for s in range(F.shape[0]):
+            mean += F[s] * mean_cum[g, s, j]
+        base[j] = int(math.floor(mean + 0.5)) + j - (1 << (bits - 1))
+
+
+@njit(cache=True)
+def _encode(counts_row, base):
+    """The 16-bit code of one drawn count vector, or ESCAPE when a field leaves its window."""
+    n_fields = base.shape[0]
+    bits = _CODE_BITS // n_fields
+    code = 0
+    cumulative = 0
+    for j in range(n_fields):
+        cumulative += counts_row[j]
+        field = cumulative + j - base[j]
+        if field < 0 or field >= (1 << bits):
+            return ESCAPE
+        code |= field << (bits * j)
+    return code
+
+
+@njit(cache=True)
+def _successors(draws, F, f, g, base, counts, remaining, out):
+    """out[i] = rank of draw i of (g, F = unrank(f)): stored rank, decoded code, or recomputed."""
+    ranks, codes, cols, mean_cum, accept, alias, order, key = draws
+    m = out.shape[0]
+    if f < ranks.shape[0]:
+        out[:] = ranks[f, g]
+    elif f < codes.shape[0]:
+        _code_base(F, g, mean_cum, base)
+        n_fields = base.shape[0]
+        bits = _CODE_BITS // n_fields
+        mask = (1 << bits) - 1
+        row = codes[f, g]
+        for i in range(m):
+            code = np.int64(row[i])
+            if code == ESCAPE:
+                out[i] = _draw_rank_one(F, f, g, i, m, accept, alias, order, key, counts[0])
+            else:
+                r = 0
+                for j in range(n_fields):
+                    r += cols[j, base[j] + ((code >> (bits * j)) & mask)]
+                out[i] = r
+    else:
+        _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, out)
+
+
 @njit(parallel=True, cache=True)
-def _fill_table(table, k, S_l, accept, alias, order, key):
-    """table[f, g, :] = the m draws' ranks of (g, F = unrank(f)) for the cached ranks f."""
-    N, S_g, m = table.shape
+def _fill_draws(draws, k, S_l, m):
+    """Store the draws of the stored rows (ranks or codes); returns escaped codes per block."""
+    ranks, codes, cols, mean_cum, accept, alias, order, key = draws
+    S_g = accept.shape[0]
+    N = max(ranks.shape[0], codes.shape[0])
     block = (N + _N_BLOCKS - 1) // _N_BLOCKS
-    for b in prange(_N_BLOCKS):
+    escapes = np.zeros(_N_BLOCKS, np.int64)
+    for g in range(S_g):  # one global state at a time: its alias tables stay in cache
+        for b in prange(_N_BLOCKS):
+            F = np.empty(S_l, np.int64)
+            counts = np.empty((m, S_l), np.int64)
+            remaining = np.empty(m, np.int64)
+            base = np.empty(max(S_l - 1, 1), np.int64)
+            for f in range(b * block, min(N, (b + 1) * block)):
+                _unrank(f, k, F)
+                _draw_counts(F, f, g, accept, alias, order, key, counts, remaining)
+                if ranks.shape[0] > 0:
+                    for i in range(m):
+                        ranks[f, g, i] = _rank(counts[i])
+                else:
+                    _code_base(F, g, mean_cum, base)
+                    for i in range(m):
+                        code = _encode(counts[i], base)
+                        codes[f, g, i] = code
+                        if code == ESCAPE:
+                            escapes[b] += 1
+    return escapes
+
+
+@njit(parallel=True, cache=True)
+def _sample_draw_costs(draws, k, S_l, m, states):
+    """Draw (without storing) the m draws of each (f, g) in `states`; returns escaped codes among them."""
+    ranks, codes, cols, mean_cum, accept, alias, order, key = draws
+    escapes = np.zeros(states.shape[0], np.int64)
+    for s in prange(states.shape[0]):
         F = np.empty(S_l, np.int64)
         counts = np.empty((m, S_l), np.int64)
         remaining = np.empty(m, np.int64)
-        for f in range(b * block, min(N, (b + 1) * block)):
-            _unrank(f, k, F)
-            for g in range(S_g):
-                _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, table[f, g])
+        base = np.empty(max(S_l - 1, 1), np.int64)
+        f, g = states[s, 0], states[s, 1]
+        _unrank(f, k, F)
+        _draw_counts(F, f, g, accept, alias, order, key, counts, remaining)
+        _code_base(F, g, mean_cum, base)
+        for i in range(m):
+            escapes[s] += _encode(counts[i], base) == ESCAPE
+    return escapes
 
 
 @njit(parallel=True, cache=True)
-def _sweep(V_old, V_new, Q, pi_out, policy, table, accept, alias, order, key, k, m, r_g, r_loc, P_g, gamma,
-           lo_blk, hi_blk):
-    """One Jacobi backup of every (s_g, F): V_new = T V_old (or T^policy V_old if policy has rows).
+def _sweep(V_old, V_new, Q, pi_out, policy, draws, f_lo, f_hi, k, m, r_g, r_loc, P_g, gamma, lo_blk, hi_blk):
+    """One Jacobi backup of the states with rank in [f_lo, f_hi): V_new = T V_old (or T^policy V_old).
 
     Writes Q[g, f, a] and the greedy pi_out[g, f] when those arrays are non-empty;
     lo_blk/hi_blk get per-block min/max of V_new - V_old.
     """
-    N_F, S_g = V_old.shape
+    S_g = V_old.shape[1]
     A_g = r_g.shape[1]
     S_l = r_loc.shape[1]
-    n_cached = table.shape[0]
     write_q = Q.shape[1] > 0
     write_pi = pi_out.shape[1] > 0
     fixed = policy.shape[0] > 0
-    block = (N_F + _N_BLOCKS - 1) // _N_BLOCKS
+    block = (f_hi - f_lo + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
         counts = np.empty((m, S_l), np.int64)
         remaining = np.empty(m, np.int64)
-        drawn = np.empty(m, np.int32)
+        base = np.empty(max(S_l - 1, 1), np.int64)
+        ranks = np.empty(m, np.int64)
         w = np.empty(S_g)
         lo, hi = np.inf, -np.inf
-        for f in range(b * block, min(N_F, (b + 1) * block)):
+        for f in range(f_lo + b * block, min(f_hi, f_lo + (b + 1) * block)):
             _unrank(f, k, F)
             for g in range(S_g):
                 local = 0.0
@@ -244,11 +373,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, table, accept, alias, order, key, k,
                     local += F[j] * r_loc[g, j]
                 local /= k
                 w[:] = 0.0
-                if f < n_cached:
-                    ranks = table[f, g]
-                else:
-                    _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, drawn)
-                    ranks = drawn
+                _successors(draws, F, f, g, base, counts, remaining, ranks)
                 for i in range(m):
                     r = ranks[i]
                     for s in range(S_g):
@@ -332,49 +457,238 @@ def check_learning_size(game, k: int, m: int, table_bytes: int = DEFAULT_TABLE_B
     return n_f
 
 
-class _Surrogate:
-    """The fixed m-sample operator of one (game, pi_l, k, m, seed): tables plus iteration."""
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How one G-LEARN call holds its draws, what its arrays take, and what recomputation costs.
 
-    def __init__(self, game, pi_l, k, m, seed, table_bytes):
+    Chosen by `plan_memory`; the answer never depends on it (module docstring).
+    `escape_fraction` and `draw_seconds` are sampled on a few hundred states
+    before anything big is allocated (the surrogate then counts the escapes exactly).
+    """
+
+    layout: str  # "ranks" or "codes"
+    n_f: int
+    n_sg: int
+    m: int
+    n_cached: int  # count vectors whose draws are stored; the others are recomputed every sweep
+    draw_bytes: int
+    fixed_bytes: int  # alias tables + two value arrays
+    result_bytes: int  # Q + pi_g
+    release_draws: bool  # the recording sweep frees the stored draws as it writes Q and pi_g
+    escape_fraction: float = 0.0  # of stored codes, recomputed where met
+    draw_seconds: float = math.nan  # wall seconds per draw on this machine (all threads)
+
+    @property
+    def peak_bytes(self) -> int:
+        together = max(self.draw_bytes, self.result_bytes) if self.release_draws else self.draw_bytes + self.result_bytes
+        return self.fixed_bytes + together
+
+    @property
+    def cached_fraction(self) -> float:
+        return self.n_cached / self.n_f
+
+    @property
+    def recomputed_per_sweep(self) -> float:
+        """Draws recomputed every sweep: those of unstored rows, plus escaped codes."""
+        stored = self.n_cached * self.n_sg * self.m
+        return (self.n_f - self.n_cached) * self.n_sg * self.m + self.escape_fraction * stored
+
+    def describe(self) -> str:
+        mib = 2**20
+        width = "int32 ranks" if self.layout == "ranks" else "16-bit codes"
+        text = (f"draws: {width} for {self.cached_fraction:.0%} of {self.n_f:,} count vectors "
+                f"({self.draw_bytes / mib:.0f} MiB)")
+        if self.layout == "codes":
+            text += f", {self.escape_fraction:.2%} escaped"
+        per_sweep = self.recomputed_per_sweep * self.draw_seconds
+        text += (f"; recomputed per sweep: {self.recomputed_per_sweep:.3g} draws (~{per_sweep:.2g} s); "
+                 f"filling the store ~{self.n_cached * self.n_sg * self.m * self.draw_seconds:.2g} s; "
+                 f"arrays at peak {self.peak_bytes / mib:.0f} MiB")
+        if self.release_draws:
+            text += " (the last sweep frees the draws as it writes Q)"
+        return text
+
+
+def _code_fields(n_sl: int) -> int:
+    """Bits per field of a 16-bit code (0: codes unavailable, too many local states or only one)."""
+    return _CODE_BITS // (n_sl - 1) if n_sl >= 2 else 0
+
+
+def _layout_options(n_sl, row_ranks, row_codes):
+    """(layout, bytes per stored count vector), fastest first."""
+    options = [("ranks", row_ranks)]
+    if _code_fields(n_sl) >= 1:
+        options.append(("codes", row_codes))
+    return options
+
+
+def _plan(sizes, k, m, n_f, table_bytes, max_memory, keep_draws) -> MemoryPlan:
+    """The layout and stored rows for a `table_bytes` draw store, or for a `max_memory` total."""
+    n_sg, n_ag, n_sl = sizes
+    alias_bytes = n_sg * n_sl * max(n_sl - 1, 1) * (k + 1) ** 2 * 12
+    fixed = alias_bytes + 2 * n_f * n_sg * 8
+    result = n_sg * n_f * (n_ag * 4 + 4)
+    options = _layout_options(n_sl, n_sg * m * 4, n_sg * m * 2)
+
+    def plan(layout, row_bytes, n_cached, release):
+        return MemoryPlan(layout, n_f, n_sg, m, n_cached, n_cached * row_bytes, fixed, result, release)
+
+    if max_memory is None:
+        for layout, row_bytes in options:
+            if n_f * row_bytes <= table_bytes:
+                return plan(layout, row_bytes, n_f, False)
+        layout, row_bytes = options[-1]
+        return plan(layout, row_bytes, min(n_f, table_bytes // row_bytes), False)
+    for release in ((False,) if keep_draws else (False, True)):
+        for layout, row_bytes in options:
+            candidate = plan(layout, row_bytes, n_f, release)
+            if candidate.peak_bytes <= max_memory:
+                return candidate
+    release = not keep_draws
+    room = max_memory - fixed - (0 if release else result)
+    if room < 0 or result + fixed > max_memory:
+        need = fixed + result
+        raise LearnError("max_memory", f"is {max_memory / 2**20:.0f} MiB; G-LEARN at k = {k} needs at least "
+                         f"{need / 2**20:.0f} MiB (two value arrays, alias tables, Q and pi_g) before any "
+                         "stored draw; raise it or lower k")
+    layout, row_bytes = options[-1]
+    return plan(layout, row_bytes, min(n_f, room // row_bytes), release)
+
+
+def _draw_storage(shape, dtype, releasable):
+    """(array for stored draws, its anonymous mmap or None): mmap-backed when it must be freed page by page."""
+    if not releasable:
+        return np.empty(shape, dtype), None
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(-1, max(count * np.dtype(dtype).itemsize, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buffer, dtype, count=count).reshape(shape), buffer
+
+
+def _release_rows(array, buffer, rows):
+    """Return the whole pages under array[:rows] to the OS (RSS drops; those rows then read as 0)."""
+    end = rows * (array.nbytes // max(array.shape[0], 1)) // mmap.PAGESIZE * mmap.PAGESIZE
+    if end > 0:
+        buffer.madvise(mmap.MADV_DONTNEED, 0, end)
+
+
+def _binomial_columns(k, n_sl):
+    """cols[j, n] = C(n, j + 1) for n < k + n_sl: the terms of rank() a code is decoded with."""
+    cols = np.zeros((max(n_sl - 1, 1), k + n_sl), np.int64)
+    for j in range(n_sl - 1):
+        for n in range(k + n_sl):
+            cols[j, n] = math.comb(n, j + 1)
+    return cols
+
+
+class _Surrogate:
+    """The fixed m-sample operator of one (game, pi_l, k, m, seed): draws plus iteration."""
+
+    def __init__(self, game, pi_l, k, m, seed, table_bytes, max_memory=None, keep_draws=True, fill=True):
         self.game, self.k, self.m = game, k, m
         self.n_f = check_learning_size(game, k, m, table_bytes)
+        plan = _plan((game.n_sg, game.n_ag, game.n_sl), k, m, self.n_f, table_bytes, max_memory, keep_draws)
         P_fused, self.r_loc = fold_local_policy(game, pi_l)
         self.order = np.argsort(-P_fused, axis=2, kind="stable")
         self.accept, self.alias = _binomial_alias(P_fused, self.order, k)
+        self.mean_cum = np.ascontiguousarray(np.cumsum(P_fused, axis=2)[:, :, :max(game.n_sl - 1, 1)])
+        self.cols = _binomial_columns(k, game.n_sl)
         self.key = np.uint64(np.random.SeedSequence([seed, 0x61C8]).generate_state(1, np.uint64)[0])
-        row_bytes = game.n_sg * m * 4
-        n_cached = min(self.n_f, table_bytes // row_bytes)
-        self.table = np.empty((n_cached, game.n_sg, m), np.int32)
-        _fill_table(self.table, k, game.n_sl, self.accept, self.alias, self.order, self.key)
-        self.table_fraction = n_cached / self.n_f
+        self.table = np.empty((0, game.n_sg, m), np.int32)
+        self.codes = np.empty((0, game.n_sg, m), np.uint16)
+        self.table_fraction = 0.0
+        self.plan = self._sample_costs(plan)
+        if not fill:
+            return
+        storage, self._buffer = _draw_storage((plan.n_cached, game.n_sg, m),
+                                              np.int32 if plan.layout == "ranks" else np.uint16, plan.release_draws)
+        if plan.layout == "ranks":
+            self.table = storage
+        else:
+            self.codes = storage
+        escapes = _fill_draws(self.draws, k, game.n_sl, m).sum()
+        if plan.layout == "codes" and plan.n_cached:
+            self.plan = replace(self.plan, escape_fraction=escapes / storage.size)
+        self.table_fraction = plan.cached_fraction
+
+    @property
+    def draws(self):
+        return (self.table, self.codes, self.cols, self.mean_cum, self.accept, self.alias, self.order, self.key)
+
+    def _sample_costs(self, plan, n_states=2048):
+        """The plan with this machine's seconds per draw and the escape rate of codes, from a sample of states."""
+        n_states = min(n_states, self.n_f * self.game.n_sg)
+        flat = np.linspace(0, self.n_f * self.game.n_sg - 1, n_states).astype(np.int64)
+        states = np.stack([flat // self.game.n_sg, flat % self.game.n_sg], axis=1)
+        _sample_draw_costs(self.draws, self.k, self.game.n_sl, self.m, states)  # load the kernel, warm the caches
+        started = time.perf_counter()
+        escapes = _sample_draw_costs(self.draws, self.k, self.game.n_sl, self.m, states)
+        seconds = (time.perf_counter() - started) / (n_states * self.m)
+        escape_fraction = escapes.sum() / (n_states * self.m) if plan.layout == "codes" else 0.0
+        return replace(plan, escape_fraction=escape_fraction, draw_seconds=seconds)
+
+    def _sweep(self, V, other, Q, pi_out, policy, f_lo, f_hi, lo_blk, hi_blk):
+        game = self.game
+        _sweep(V, other, Q, pi_out, policy, self.draws, f_lo, f_hi, self.k, self.m, game.r_g, self.r_loc,
+               game.P_g, game.gamma, lo_blk, hi_blk)
+        return float(lo_blk.min()), float(hi_blk.max())
+
+    def _recording_sweep(self, V, other, Q, pi_out, policy, lo_blk, hi_blk):
+        """The sweep that writes Q and pi_g; under a releasing plan, in chunks that free the draws behind them."""
+        if not self.plan.release_draws:
+            return self._sweep(V, other, Q, pi_out, policy, 0, self.n_f, lo_blk, hi_blk)
+        lo, hi = math.inf, -math.inf
+        edges = np.linspace(0, self.n_f, _RELEASE_CHUNKS + 1).astype(np.int64)
+        for f_lo, f_hi in zip(edges[:-1], edges[1:]):
+            chunk_lo, chunk_hi = self._sweep(V, other, Q, pi_out, policy, int(f_lo), int(f_hi), lo_blk, hi_blk)
+            lo, hi = min(lo, chunk_lo), max(hi, chunk_hi)
+            for stored in (self.table, self.codes):
+                if stored.shape[0]:
+                    _release_rows(stored, self._buffer, min(int(f_hi), stored.shape[0]))
+        # the freed rows read as zeros now: from here on every draw is recomputed
+        self.table = np.empty((0, self.game.n_sg, self.m), np.int32)
+        self.codes = np.empty((0, self.game.n_sg, self.m), np.uint16)
+        return lo, hi
 
     def iterate(self, V, tol, max_sweeps, policy=None, Q=None, pi_out=None, progress=None):
         """McQueen-shifted value iteration from V (float64 [N_F, S_g], overwritten).
 
-        Returns (V_last, sweeps, residual, history); Q/pi_out, if given, hold the last sweep's.
+        Returns (V_last, sweeps, residual, history). With Q/pi_out, a last sweep after
+        the residual reaches tol (or at max_sweeps) writes them: Q = T V_last's input.
         """
-        game = self.game
         empty_q = np.empty((0, 0, 0), np.float32)
         empty_pi = np.empty((0, 0), np.int32)
+        record = Q is not None or pi_out is not None
+        Q = empty_q if Q is None else Q
+        pi_out = empty_pi if pi_out is None else pi_out
+        policy = empty_pi if policy is None else policy
         other = np.empty_like(V)
         lo_blk, hi_blk = np.empty(_N_BLOCKS), np.empty(_N_BLOCKS)
-        gamma = game.gamma
+        gamma = self.game.gamma
         history = []
         residual = math.inf
         for sweep in range(1, max_sweeps + 1):
-            _sweep(V, other, empty_q if Q is None else Q, empty_pi if pi_out is None else pi_out,
-                   empty_pi if policy is None else policy, self.table, self.accept, self.alias, self.order, self.key,
-                   self.k, self.m, game.r_g, self.r_loc, game.P_g, gamma, lo_blk, hi_blk)
-            lo, hi = float(lo_blk.min()), float(hi_blk.max())
+            last = record and (residual <= tol or sweep == max_sweeps)
+            if last:
+                lo, hi = self._recording_sweep(V, other, Q, pi_out, policy, lo_blk, hi_blk)
+            else:
+                lo, hi = self._sweep(V, other, empty_q, empty_pi, policy, 0, self.n_f, lo_blk, hi_blk)
             residual = max(-lo, hi)
             history.append(residual)
             V, other = other, V
             if progress is not None:
                 progress(sweep, residual)
-            if residual <= tol:
+            if last or (not record and residual <= tol):
                 break
-            V += gamma / (1.0 - gamma) * 0.5 * (lo + hi)
+            if residual > tol:
+                V += gamma / (1.0 - gamma) * 0.5 * (lo + hi)
         return V, len(history), residual, history
+
+
+def check_max_memory(max_memory):
+    """None (no budget) or a positive number of bytes."""
+    if max_memory is None:
+        return None
+    return integer(LearnError, "max_memory", max_memory, 1)
 
 
 def check_learning_args(k, m, tol, max_sweeps, seed, table_bytes):
@@ -403,10 +717,15 @@ def _start_value(game, Q0, n_f) -> np.ndarray:
     return V
 
 
-def learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes):
-    """(GLearnResult, its surrogate, its final V [N_F, S_g]) for validated arguments."""
+def learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes, max_memory=None,
+           keep_draws=True):
+    """(GLearnResult, its surrogate, its final V [N_F, S_g]) for validated arguments.
+
+    keep_draws=False lets a memory plan free the stored draws in the last sweep (the
+    surrogate then recomputes every draw if it is iterated again).
+    """
     started = time.perf_counter()
-    surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
+    surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes, max_memory, keep_draws)
     setup_seconds = time.perf_counter() - started
     V = _start_value(game, Q0, surrogate.n_f)
     Q = np.empty((game.n_sg, surrogate.n_f, game.n_ag), np.float32)
@@ -416,7 +735,8 @@ def learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, 
     result = GLearnResult(Q=Q, pi_g=pi_g, sweeps=sweeps, residual=residual, converged=residual <= tol,
                           seconds=time.perf_counter() - started, residual_history=history,
                           value=initial_value(game, V, k), k=k, m=m, seed=seed,
-                          table_fraction=surrogate.table_fraction, setup_seconds=setup_seconds)
+                          table_fraction=surrogate.table_fraction, setup_seconds=setup_seconds,
+                          plan=surrogate.plan)
     return result, surrogate, V
 
 
@@ -431,26 +751,49 @@ def surrogate_gain(surrogate, V_start, pi_g, tol, max_sweeps) -> float:
 
 
 def g_learn(source, pi_l, k, m=30, tol=1e-4, max_sweeps=DEFAULT_MAX_SWEEPS, seed=0, Q0=None,
-            progress=None, *, table_bytes=DEFAULT_TABLE_BYTES, pool=DEFAULT_POOL) -> GLearnResult:
+            progress=None, *, table_bytes=DEFAULT_TABLE_BYTES, max_memory=None,
+            pool=DEFAULT_POOL) -> GLearnResult:
     """Global best response to the local policy pi_l [S_l, S_g, A_l] in the k-agent surrogate.
 
     Iterates the m-sample empirical Bellman operator (module docstring) to the
     sup-norm residual `tol`, at most `max_sweeps` sweeps (then converged=False).
     `Q0`: warm start (a previous result's Q for the same game and k). `progress`:
     called as progress(sweep, residual) after every sweep. `table_bytes`: memory
-    for cached draws (the answer does not depend on it). `pool`: sampler draws
-    per pair when `source` is a generative sampler (see source.py).
+    for stored draws; `max_memory`: instead, a budget in bytes for all of G-LEARN's
+    arrays, from which plan_memory picks the layout (the answer depends on neither;
+    the result's `plan` says what was chosen). `pool`: sampler draws per pair when
+    `source` is a generative sampler (see source.py).
     """
     k, m, tol, max_sweeps, seed, table_bytes = check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
+    max_memory = check_max_memory(max_memory)
     game = as_game(source, pool, seed)
     pi_l = check_local_policy(game.sizes, pi_l, LearnError)
-    return learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes)[0]
+    return learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes, max_memory,
+                  keep_draws=False)[0]
+
+
+def plan_memory(source, k, m=30, max_memory=None, pi_l=None, seed=0, *, table_bytes=DEFAULT_TABLE_BYTES,
+                keep_draws=False, pool=DEFAULT_POOL) -> MemoryPlan:
+    """The MemoryPlan g_learn would use, with its time cost sampled on this machine, before any big allocation.
+
+    `keep_draws=True` plans for callers that iterate the same draws again
+    (ALTERNATING-MARL's global gain), so the draws and Q must fit together.
+    Raises LearnError("max_memory") when the budget cannot hold even the value arrays and Q.
+    """
+    k = integer(LearnError, "k", k, 1)
+    m = integer(LearnError, "m", m, 1)
+    seed = integer(LearnError, "seed", seed, 0)
+    table_bytes = integer(LearnError, "table_bytes", table_bytes, 0)
+    max_memory = check_max_memory(max_memory)
+    game = as_game(source, pool, seed)
+    pi_l = uniform_local_policy(game) if pi_l is None else check_local_policy(game.sizes, pi_l, LearnError)
+    return _Surrogate(game, pi_l, k, m, seed, table_bytes, max_memory, keep_draws, fill=False).plan
 
 
 def global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6,
                               max_sweeps=DEFAULT_MAX_SWEEPS, *, Q0=None,
-                              table_bytes=DEFAULT_TABLE_BYTES, pool=DEFAULT_POOL) -> float:
+                              table_bytes=DEFAULT_TABLE_BYTES, max_memory=None, pool=DEFAULT_POOL) -> float:
     """How much the global agent gains by deviating from pi_g, given pi_l, in the k-agent surrogate.
 
     gain = E[V*(s_g, F) - V^{pi_g}(s_g, F)], s_g ~ mu0_g, F ~ Multinomial(k, mu0_l),
@@ -459,12 +802,13 @@ def global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6,
     the action fixed to pi_g[s_g, rank F] (policy evaluation). Both are iterated to
     residual `tol`, so the gain is exact to 2*gamma*tol/(1-gamma); a negative
     result within that bound is reported as 0. `Q0` warm-starts V* (e.g. the Q of
-    the g_learn run that produced pi_g).
+    the g_learn run that produced pi_g). `table_bytes`/`max_memory` as in g_learn.
     """
     k, m, tol, max_sweeps, seed, table_bytes = check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
+    max_memory = check_max_memory(max_memory)
     game = as_game(game, pool, seed)
     pi_l = check_local_policy(game.sizes, pi_l, LearnError)
-    surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
+    surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes, max_memory)
     pi_g = check_global_policy(game.sizes, pi_g, surrogate.n_f, LearnError, hint=FOR_THIS_K)
     return surrogate_gain(surrogate, _start_value(game, Q0, surrogate.n_f), pi_g, tol, max_sweeps)

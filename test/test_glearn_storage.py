@@ -1,0 +1,95 @@
+"""How G-LEARN stores its draws (int32 ranks, 16-bit codes, released, recomputed) never changes the answer.
+
+test_glearn.py checks the default layout against brute force; here every other
+layout must reproduce it bit for bit, and the memory plan must pick, and refuse, as documented.
+"""
+import numpy as np
+import pytest
+
+from _learn_reference import random_game
+from altmarl_ros.core.glearn import g_learn, global_best_response_gain, plan_memory
+from altmarl_ros.errors import LearnError
+
+K, M = 10, 30
+
+
+@pytest.fixture(scope="module")
+def game():
+    # 6 local states: 16 // 5 = 3 bits per code field, so a window of +-4 agents and many escapes
+    return random_game(21, n_sg=2, n_ag=3, n_sl=6, n_al=2)
+
+
+@pytest.fixture(scope="module")
+def pi_l(game):
+    return np.random.default_rng(8).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+
+
+@pytest.fixture(scope="module")
+def reference(game, pi_l):
+    result = g_learn(game, pi_l, K, m=M, seed=5)
+    assert result.plan.layout == "ranks" and result.table_fraction == 1.0
+    return result
+
+
+def _codes_bytes(game):
+    return plan_memory(game, K, M).n_f * game.n_sg * M * 2
+
+
+def _same(a, b):
+    assert np.array_equal(a.Q, b.Q) and np.array_equal(a.pi_g, b.pi_g) and a.value == b.value
+    assert a.sweeps == b.sweeps and a.residual_history == b.residual_history
+
+
+def test_codes_with_escapes_give_the_same_answer(game, pi_l, reference):
+    coded = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=_codes_bytes(game))
+    assert coded.plan.layout == "codes" and coded.table_fraction == 1.0
+    assert 0.01 < coded.plan.escape_fraction < 0.9  # escaped draws are recomputed one by one
+    _same(coded, reference)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.4])
+def test_recomputed_rows_give_the_same_answer(game, pi_l, reference, share):
+    partial = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=int(share * _codes_bytes(game)))
+    assert partial.table_fraction == pytest.approx(share, abs=0.01)
+    _same(partial, reference)
+
+
+def test_a_budget_that_forces_release_frees_the_draws_and_keeps_the_answer(game, pi_l, reference):
+    codes = plan_memory(game, K, M, table_bytes=_codes_bytes(game))
+    budget = codes.fixed_bytes + max(codes.draw_bytes, codes.result_bytes)
+    plan = plan_memory(game, K, M, max_memory=budget)
+    assert plan.layout == "codes" and plan.release_draws and plan.peak_bytes <= budget
+    released = g_learn(game, pi_l, K, m=M, seed=5, max_memory=budget)
+    assert released.plan.release_draws
+    _same(released, reference)
+
+
+def test_ample_budget_stores_ranks_and_the_gain_keeps_its_draws(game, pi_l, reference):
+    plan = plan_memory(game, K, M, max_memory=1 << 30)
+    assert plan.layout == "ranks" and plan.cached_fraction == 1.0 and not plan.release_draws
+    worst = reference.Q.argmin(axis=2).astype(np.int32)
+    kept = plan_memory(game, K, M, keep_draws=True, table_bytes=0,
+                       max_memory=plan_memory(game, K, M, table_bytes=_codes_bytes(game)).peak_bytes)
+    assert not kept.release_draws  # the gain iterates the same draws twice: nothing may be freed
+    ample = global_best_response_gain(game, worst, pi_l, K, m=M, seed=5, tol=1e-6)
+    tight = global_best_response_gain(game, worst, pi_l, K, m=M, seed=5, tol=1e-6, max_memory=kept.peak_bytes)
+    assert ample > 0.1 and ample == tight
+
+
+def test_small_budget_stores_part_of_the_codes_and_says_what_it_costs(game):
+    full = plan_memory(game, K, M, table_bytes=_codes_bytes(game))
+    budget = full.fixed_bytes + full.result_bytes + full.draw_bytes // 3
+    plan = plan_memory(game, K, M, max_memory=budget, keep_draws=True)
+    assert plan.layout == "codes" and 0.2 < plan.cached_fraction < 0.4 and plan.peak_bytes <= budget
+    freeing = plan_memory(game, K, M, max_memory=budget)  # g_learn's plan: Q may replace the draws
+    assert freeing.release_draws and freeing.cached_fraction > plan.cached_fraction
+    assert freeing.peak_bytes <= budget
+    assert plan.recomputed_per_sweep > (1 - plan.cached_fraction) * plan.n_f * game.n_sg * M
+    assert plan.draw_seconds > 0 and "recomputed per sweep" in plan.describe()
+
+
+@pytest.mark.parametrize("max_memory", [1, 0, -5, 2.5, "1G"])
+def test_budget_that_cannot_work_is_named(game, pi_l, max_memory):
+    with pytest.raises(LearnError) as raised:
+        g_learn(game, pi_l, K, max_memory=max_memory)
+    assert raised.value.field == "max_memory"
