@@ -7,11 +7,14 @@ the count-vector ranking that indexes its columns, so the file carries them and
 File (.npz, written atomically, no pickles): `pi_g` int32 [S_g, N_F] (greedy
 global action for [s_g, rank(F)]), `pi_l` float64 [S_l, S_g, A_l] (action
 probabilities), `meta` a JSON string with keys
-  format_version, model_hash (None when trained from a sampler), k,
-  sizes {n_sg, n_ag, n_sl, n_al}, ranking_scheme, scenario ({name, hash} or None),
+  format_version, model_hash (None when trained from a sampler), k (robots
+  sampled per decision), sizes {n_sg, n_ag, n_sl, n_al}, ranking_scheme,
+  scenario ({name, hash} or None), observer ({name, gain, resolution}, see
+  core.observer: how the k samples become the F that pi_g reads),
   config (training settings), metrics (welfare, Nash gap, ...).
-`policy_id` hashes the arrays and the identity keys (not config or metrics,
-so adding an evaluation result to a policy keeps its id).
+`policy_id` hashes the arrays and the identity keys, the observer included
+(not config or metrics, so adding an evaluation result to a policy keeps its id).
+Version 1 files (before observers) are refused: retrain.
 """
 from __future__ import annotations
 
@@ -26,12 +29,13 @@ import numpy as np
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_ros.core.counts import RANKING_SCHEME, n_count_vectors, rank
 from altmarl_ros.core.model import as_float_array, check_stochastic
+from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
 from altmarl_ros.errors import AltmarlError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FILE_KEYS = ("pi_g", "pi_l", "meta")
 SIZE_KEYS = ("n_sg", "n_ag", "n_sl", "n_al")
-IDENTITY_KEYS = ("format_version", "model_hash", "k", "sizes", "ranking_scheme", "scenario")
+IDENTITY_KEYS = ("format_version", "model_hash", "k", "sizes", "ranking_scheme", "scenario", "observer")
 META_KEYS = IDENTITY_KEYS + ("config", "metrics")
 
 
@@ -86,6 +90,14 @@ def _normalised_meta(meta) -> dict:
     for key in ("config", "metrics"):
         if not isinstance(meta[key], dict):
             raise PolicyError(f"policy meta {key} is {meta[key]!r}; it must be a dict")
+    try:
+        observer = ObserverSpec.from_meta(meta["observer"])
+    except ObserverError as exc:
+        raise PolicyError(f"policy meta {exc}") from None
+    if observer.name == "fresh" and observer.resolution != meta["k"]:
+        raise PolicyError(f"policy meta observer is fresh with resolution {observer.resolution}; "
+                          f"fresh reads the k = {meta['k']} samples themselves (resolution = k)")
+    meta["observer"] = observer.to_meta()
     return meta
 
 
@@ -104,11 +116,12 @@ class PolicyArtifact:
         pi_g = np.asarray(self.pi_g)
         if not np.issubdtype(pi_g.dtype, np.integer):
             raise PolicyError(f"pi_g has dtype {pi_g.dtype}; it must hold integer global actions")
-        n_f = n_count_vectors(k, n_sl)
+        K = meta["observer"]["resolution"]
+        n_f = n_count_vectors(K, n_sl)
         if pi_g.shape != (n_sg, n_f):
             raise PolicyError(
                 f"pi_g has shape {pi_g.shape}; expected ({n_sg}, {n_f}) = "
-                f"(n_sg, C(k + n_sl - 1, n_sl - 1)) for k = {k}, n_sl = {n_sl}"
+                f"(n_sg, C(K + n_sl - 1, n_sl - 1)) for the observer's resolution K = {K}, n_sl = {n_sl}"
             )
         out_of_range = np.argwhere((pi_g < 0) | (pi_g >= n_ag))
         if len(out_of_range):
@@ -133,6 +146,16 @@ class PolicyArtifact:
         return self.meta["k"]
 
     @property
+    def observer(self) -> ObserverSpec:
+        """How the k samples become the count vector pi_g reads (core.observer)."""
+        return ObserverSpec.from_meta(self.meta["observer"])
+
+    @property
+    def resolution(self) -> int:
+        """K: pi_g's columns are count vectors over K robots (K = k for fresh)."""
+        return self.meta["observer"]["resolution"]
+
+    @property
     def sizes(self) -> tuple:
         """(n_sg, n_ag, n_sl, n_al)."""
         return tuple(self.meta["sizes"][key] for key in SIZE_KEYS)
@@ -148,14 +171,16 @@ class PolicyArtifact:
         return digest.hexdigest()[:16]
 
     def global_action(self, s_g: int, counts) -> int:
-        """The depot's action for global state s_g when the k sampled locals have counts F."""
+        """The depot's action for global state s_g at the count vector F over `resolution`
+        robots that the observer produced (for fresh: the k sampled locals' counts)."""
         n_sg, _, n_sl, _ = self.sizes
         if not 0 <= int(s_g) < n_sg:
             raise PolicyError(f"s_g = {s_g} is out of range; global states are in [0, {n_sg})")
         counts = np.asarray(counts)
-        if counts.shape != (n_sl,) or int(counts.sum()) != self.k:
+        if counts.shape != (n_sl,) or int(counts.sum()) != self.resolution:
             raise PolicyError(
-                f"counts {counts.tolist()} must have {n_sl} entries summing to k = {self.k}"
+                f"counts {counts.tolist()} must have {n_sl} entries summing to the observer's "
+                f"resolution {self.resolution}"
             )
         return int(self.pi_g[int(s_g), rank(counts)])
 
@@ -174,11 +199,13 @@ class PolicyArtifact:
     __hash__ = None
 
 
-def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=None, metrics=None):
+def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=None, metrics=None,
+                 observer: ObserverSpec | None = None):
     """A PolicyArtifact with its metadata filled in.
 
     Pass the `game` it was trained on (its hash and sizes are recorded), or, for a
     policy trained from a generative sampler, `n_ag` and `scenario` = (name, hash).
+    `observer`: default fresh(k).
     """
     pi_l = np.asarray(pi_l)
     if pi_l.ndim != 3:
@@ -199,6 +226,7 @@ def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=N
         "sizes": {"n_sg": n_sg, "n_ag": n_ag, "n_sl": n_sl, "n_al": n_al},
         "ranking_scheme": RANKING_SCHEME,
         "scenario": scenario,
+        "observer": (fresh(k) if observer is None else observer).to_meta(),
         "config": dict(config or {}),
         "metrics": dict(metrics or {}),
     }
@@ -242,8 +270,8 @@ def _read_policy(path: Path) -> PolicyArtifact:
         raise PolicyError(f"{path}: {exc}") from None
 
 
-def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash=None) -> list:
-    """Every way `artifact` differs from the given model / k / scenario (empty if none).
+def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash=None, observer=None) -> list:
+    """Every way `artifact` differs from the given model / k / scenario / observer name (empty if none).
 
     The model hash is compared only when the policy recorded one (policies
     trained from a sampler record the scenario hash instead); sizes always are.
@@ -262,6 +290,9 @@ def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash
                 differences.append(f"{key} {meta['sizes'][key]} in the policy, {model_size} in the model")
     if k is not None and meta["k"] != k:
         differences.append(f"k {meta['k']} in the policy, {k} requested")
+    if observer is not None and meta["observer"]["name"] != observer:
+        differences.append(f"observer {meta['observer']['name']} in the policy (it was trained and selected "
+                           f"for it), {observer} requested")
     if scenario_hash is not None:
         recorded = None if meta["scenario"] is None else meta["scenario"]["hash"]
         if recorded != scenario_hash:
@@ -269,14 +300,14 @@ def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash
     return differences
 
 
-def load_policy(path, game=None, k=None, scenario_hash=None) -> PolicyArtifact:
+def load_policy(path, game=None, k=None, scenario_hash=None, observer=None) -> PolicyArtifact:
     """Read a policy file; with checks given, raise PolicyMismatch listing every difference."""
     path = Path(path)
     artifact = _read_policy(path)
-    differences = policy_mismatches(artifact, game=game, k=k, scenario_hash=scenario_hash)
+    differences = policy_mismatches(artifact, game=game, k=k, scenario_hash=scenario_hash, observer=observer)
     if differences:
         raise PolicyMismatch(
             f"{path} does not match: {'; '.join(differences)}. "
-            "Use the model/k/scenario it was trained with, or retrain with `altmarl train`"
+            "Use the model/k/scenario/observer it was trained with, or retrain with `altmarl train`"
         )
     return artifact
