@@ -5,8 +5,9 @@ choose the observer's parameters by n-agent rollouts on streams that training di
 
 `filter`: the filter's steady estimate after gain alpha has the noise of about
 K(alpha) = k (2 - alpha) / alpha fresh samples (observer.equivalent_samples), so
-for every candidate gain ALTERNATING-MARL runs at that resolution (capped at
-`max_resolution`, which bounds G-LEARN's table): G-LEARN then learns a depot
+for every candidate gain ALTERNATING-MARL runs at that resolution (capped so
+that pi_g has at most `max_columns` count vectors, which bounds G-LEARN's
+table: K <= 50 at |S_l| = 5, K <= 17 at |S_l| = 8): G-LEARN then learns a depot
 for an estimate as noisy as the filter's, and L-LEARN best-responds to a depot
 that reads it. Every (resolution, gain, prior) candidate, and fresh at k, is
 deployed with `select_n` robots on the selection streams; the best mean wins.
@@ -25,10 +26,11 @@ from dataclasses import dataclass, field
 
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.alternating import alternating_marl
+from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.observer import OBSERVERS, ObserverError, ObserverSpec, equivalent_samples, fresh
 
 DEFAULT_GAINS = (0.5, 0.25, 0.1)
-DEFAULT_MAX_RESOLUTION = 50
+DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K = 50 at |S_l| = 5 (G-LEARN ~10 s, ~400 MB)
 # Root of the selection rollouts' streams, offset from every seed evaluate/sweep use by default
 # (they use 0, 1, ...), so the chosen parameters are not scored on the streams that picked them.
 SELECTION_SEED = 7_919_000
@@ -57,44 +59,53 @@ class ObservedTraining:
     seconds: float = 0.0
 
 
-def resolutions(k: int, gains, max_resolution: int) -> dict:
-    """gain -> the resolution its policy is trained at: K(gain) capped at max(k, max_resolution)."""
-    return {gain: min(equivalent_samples(k, gain), max(k, max_resolution)) for gain in gains}
+def max_resolution(n_sl: int, max_columns: int) -> int:
+    """The largest K whose count vectors over n_sl states number at most max_columns (>= 1)."""
+    K = 1
+    while n_count_vectors(K + 1, n_sl) <= max_columns:
+        K += 1
+    return K
 
 
-def candidate_observers(k: int, gains, max_resolution: int) -> list:
-    """fresh(k) and every filter (resolution(gain), gain, prior in {0, W})."""
+def candidate_observers(k: int, n_sl: int, gains=DEFAULT_GAINS, max_columns=DEFAULT_MAX_COLUMNS) -> list:
+    """fresh(k) and every filter (K(gain) capped, gain, prior in {0, W}); K is never below k."""
+    cap = max(k, max_resolution(n_sl, max_columns))
     out = [fresh(k)]
-    for gain, K in resolutions(k, gains, max_resolution).items():
+    for gain in gains:
+        K = min(equivalent_samples(k, gain), cap)
         for prior in (0.0, k * (1.0 - gain) / gain):
             out.append(ObserverSpec("filter", gain, K, prior))
     return out
 
 
-def train_observed(source, k, observer="filter", *, score, gains=DEFAULT_GAINS,
-                   max_resolution=DEFAULT_MAX_RESOLUTION, on_stage=None, **alternating_args) -> ObservedTraining:
+def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_GAINS,
+                   max_columns=DEFAULT_MAX_COLUMNS, on_stage=None, on_run=None, **alternating_args) -> ObservedTraining:
     """ALTERNATING-MARL for deployment under `observer` ("fresh" or "filter"; module docstring).
 
     `score(pi_g, pi_l, observer_spec) -> WelfareEstimate` deploys a candidate on the
     selection streams (the caller fixes n, horizon, starts and the simulator or model).
-    `on_stage(text)` is told what runs next. Other arguments go to alternating_marl.
+    `n_sl` = |S_l| (sizes the resolution cap). `on_stage(text)` is told what runs next,
+    `on_run(K)` before the alternation at resolution K.
+    Other arguments go to alternating_marl.
     """
     started = time.perf_counter()
     if observer not in OBSERVERS:
         raise ObserverError("observer", f"is {observer!r}; use one of {', '.join(OBSERVERS)}")
     k = integer(ObserverError, "k", k, 1)
-    max_resolution = integer(ObserverError, "max_resolution", max_resolution, 1)
+    max_columns = integer(ObserverError, "max_columns", max_columns, 1)
     gains = tuple(ObserverSpec("filter", gain, 1).gain for gain in gains)  # validates each gain
     on_stage = on_stage or (lambda text: None)
+    on_run = on_run or (lambda K: None)
     runs = {}
 
     def run_at(K):
         if K not in runs:
             on_stage(f"ALTERNATING-MARL at resolution {K}")
+            on_run(K)
             runs[K] = alternating_marl(source, K, **alternating_args)
         return runs[K]
 
-    specs = [fresh(k)] if observer == "fresh" else candidate_observers(k, gains, max_resolution)
+    specs = [fresh(k)] if observer == "fresh" else candidate_observers(k, n_sl, gains, max_columns)
     candidates = []
     for spec in specs:
         result = run_at(spec.resolution)
