@@ -170,3 +170,22 @@ def test_observer_belongs_to_the_policy_and_its_id():
     meta = dict(a.meta, observer={"name": "fresh", "gain": 1.0, "resolution": 12, "prior": 0.0})
     with pytest.raises(PolicyError, match="resolution = k"):
         type(a)(pi_g=a.pi_g, pi_l=a.pi_l, meta=meta)
+
+
+def test_filter_policy_file_carries_what_its_filter_predicts_with(tmp_path):
+    from altmarl_ros.core.policy import load_policy, save_policy
+
+    rng = np.random.default_rng(9)
+    game = _game(rng)
+    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_g = np.zeros((game.n_sg, n_count_vectors(12, game.n_sl)), np.int32)
+    policy = build_policy(pi_g, pi_l, 3, game=game, observer=ObserverSpec("filter", 0.3, 12, 7.0))
+    np.testing.assert_allclose(policy.observer_P, fold_local_policy(game, pi_l)[0], atol=1e-15)
+    np.testing.assert_array_equal(policy.observer_mu0, game.mu0_l)
+    loaded = load_policy(save_policy(policy, tmp_path / "p.npz"), game=game)
+    assert loaded == policy and loaded.observer.prior == 7.0
+    np.testing.assert_array_equal(loaded.observer_P, policy.observer_P)
+    with pytest.raises(PolicyError, match="observer filter in the policy .*fresh requested"):
+        load_policy(tmp_path / "p.npz", observer="fresh")
+    with pytest.raises(PolicyError, match="needs observer_P"):
+        type(policy)(pi_g=policy.pi_g, pi_l=policy.pi_l, meta=policy.meta)

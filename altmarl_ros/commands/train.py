@@ -254,8 +254,11 @@ def run(args) -> int:
                "converged": result.converged, "stop_reason": result.stop_reason,
                "seconds": trained.seconds, "rounds": rows, "observer_candidates": candidates,
                "deployed_check": comparison_json(learned, baseline_name, baseline)}
+    from altmarl_ros.core.glearn import fold_local_policy
+
+    prediction = (fold_local_policy(game, trained.pi_l)[0], game.mu0_l)  # what the filter predicts with
     artifact = build_policy(trained.pi_g, trained.pi_l, args.k, config=config, metrics=metrics,
-                            observer=trained.observer, **policy_kwargs)
+                            observer=trained.observer, prediction=prediction, **policy_kwargs)
     save_policy(artifact, args.out)
     curve = args.out.with_suffix(".png")
     K = trained.observer.resolution

@@ -14,6 +14,10 @@ probabilities), `meta` a JSON string with keys
   config (training settings), metrics (welfare, Nash gap, ...).
 `policy_id` hashes the arrays and the identity keys, the observer included
 (not config or metrics, so adding an evaluation result to a policy keeps its id).
+A filter policy also stores what its observer predicts with, so a coordinator
+needs nothing but the file: `observer_P` float64 [S_g, S_l, S_l] (the locals'
+fused model P~_l under pi_l, on the model it was trained on) and `observer_mu0`
+float64 [S_l] (that model's mu0_l, the filter's prior); both are in the id.
 Version 1 files (before observers) are refused: retrain.
 """
 from __future__ import annotations
@@ -34,6 +38,7 @@ from altmarl_ros.errors import AltmarlError
 
 FORMAT_VERSION = 2
 FILE_KEYS = ("pi_g", "pi_l", "meta")
+PREDICTION_KEYS = ("observer_P", "observer_mu0")  # filter policies only
 SIZE_KEYS = ("n_sg", "n_ag", "n_sl", "n_al")
 IDENTITY_KEYS = ("format_version", "model_hash", "k", "sizes", "ranking_scheme", "scenario", "observer")
 META_KEYS = IDENTITY_KEYS + ("config", "metrics")
@@ -108,6 +113,8 @@ class PolicyArtifact:
     pi_g: np.ndarray
     pi_l: np.ndarray
     meta: dict
+    observer_P: np.ndarray | None = None
+    observer_mu0: np.ndarray | None = None
 
     def __post_init__(self):
         meta = _normalised_meta(self.meta)
@@ -137,6 +144,23 @@ class PolicyArtifact:
         pi_l = np.ascontiguousarray(pi_l).copy()
         pi_g.flags.writeable = False
         pi_l.flags.writeable = False
+        filtered = meta["observer"]["name"] == "filter"
+        if filtered != (self.observer_P is not None) or filtered != (self.observer_mu0 is not None):
+            raise PolicyError(f"a {meta['observer']['name']} policy {'needs' if filtered else 'has no'} "
+                              f"{' and '.join(PREDICTION_KEYS)} (the model its filter predicts with)")
+        if filtered:
+            P = as_float_array("observer_P", self.observer_P, 3, error=PolicyError)
+            if P.shape != (n_sg, n_sl, n_sl):
+                raise PolicyError(f"observer_P has shape {P.shape}; expected (n_sg, n_sl, n_sl) = {(n_sg, n_sl, n_sl)}")
+            check_stochastic("observer_P", P, error=PolicyError)
+            mu0 = as_float_array("observer_mu0", self.observer_mu0, 1, error=PolicyError)
+            if mu0.shape != (n_sl,):
+                raise PolicyError(f"observer_mu0 has shape {mu0.shape}; expected ({n_sl},)")
+            check_stochastic("observer_mu0", mu0, error=PolicyError)
+            for name, array in (("observer_P", P), ("observer_mu0", mu0)):
+                array = np.ascontiguousarray(array).copy()
+                array.flags.writeable = False
+                object.__setattr__(self, name, array)
         object.__setattr__(self, "pi_g", pi_g)
         object.__setattr__(self, "pi_l", pi_l)
         object.__setattr__(self, "meta", meta)
@@ -166,6 +190,9 @@ class PolicyArtifact:
         digest = hashlib.sha256(b"altmarl-policy-v1")
         digest.update(self.pi_g.astype("<i4").tobytes())
         digest.update(self.pi_l.astype("<f8").tobytes())
+        if self.observer_P is not None:
+            digest.update(self.observer_P.astype("<f8").tobytes())
+            digest.update(self.observer_mu0.astype("<f8").tobytes())
         identity = {key: self.meta[key] for key in IDENTITY_KEYS}
         digest.update(json.dumps(identity, sort_keys=True).encode())
         return digest.hexdigest()[:16]
@@ -200,12 +227,13 @@ class PolicyArtifact:
 
 
 def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=None, metrics=None,
-                 observer: ObserverSpec | None = None):
+                 observer: ObserverSpec | None = None, prediction=None):
     """A PolicyArtifact with its metadata filled in.
 
     Pass the `game` it was trained on (its hash and sizes are recorded), or, for a
     policy trained from a generative sampler, `n_ag` and `scenario` = (name, hash).
-    `observer`: default fresh(k).
+    `observer`: default fresh(k). A filter needs the model it predicts with: from
+    `game` (P~_l under pi_l, mu0_l), or `prediction` = (P_fused, mu0) when there is none.
     """
     pi_l = np.asarray(pi_l)
     if pi_l.ndim != 3:
@@ -230,7 +258,15 @@ def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=N
         "config": dict(config or {}),
         "metrics": dict(metrics or {}),
     }
-    return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta)
+    observer_P = observer_mu0 = None
+    if observer is not None and observer.name == "filter":
+        if prediction is None and game is not None:
+            P = np.einsum("jga,jgat->gjt", pi_l, game.P_l)  # = glearn.fold_local_policy (no import cycle)
+            prediction = (P, game.mu0_l)
+        if prediction is None:
+            raise PolicyError("a filter policy needs the game or prediction = (P_fused, mu0) it predicts with")
+        observer_P, observer_mu0 = prediction
+    return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta, observer_P=observer_P, observer_mu0=observer_mu0)
 
 
 def save_policy(artifact: PolicyArtifact, path) -> Path:
@@ -240,8 +276,10 @@ def save_policy(artifact: PolicyArtifact, path) -> Path:
         raise PolicyError(f"{path}: policy files end in .npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(path) as stream:
+        extra = ({} if artifact.observer_P is None else
+                 {"observer_P": artifact.observer_P, "observer_mu0": artifact.observer_mu0})
         np.savez(stream, pi_g=artifact.pi_g, pi_l=artifact.pi_l,
-                 meta=np.str_(json.dumps(artifact.meta, sort_keys=True)))
+                 meta=np.str_(json.dumps(artifact.meta, sort_keys=True)), **extra)
     return path
 
 
@@ -251,11 +289,13 @@ def _read_policy(path: Path) -> PolicyArtifact:
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = sorted(archive.files)
-            if keys != sorted(FILE_KEYS):
+            if keys not in (sorted(FILE_KEYS), sorted(FILE_KEYS + PREDICTION_KEYS)):
                 raise PolicyError(
-                    f"{path}: policy file has keys {keys}; expected {list(FILE_KEYS)}"
+                    f"{path}: policy file has keys {keys}; expected {list(FILE_KEYS)} "
+                    f"(+ {list(PREDICTION_KEYS)} for a filter policy)"
                 )
             pi_g, pi_l, meta_text = archive["pi_g"], archive["pi_l"], archive["meta"]
+            prediction = {key: archive[key] for key in PREDICTION_KEYS if key in archive.files}
         meta = json.loads(str(meta_text))
     except PolicyError:
         raise
@@ -265,7 +305,7 @@ def _read_policy(path: Path) -> PolicyArtifact:
             "it is corrupt or truncated: re-run training"
         ) from None
     try:
-        return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta)
+        return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta, **prediction)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
 
