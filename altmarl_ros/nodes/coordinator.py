@@ -11,15 +11,21 @@ value and then skip a period. Each decision:
    than `odom_timeout`) and decode them in that order until k have a finite
    pose (NaN/inf poses are skipped and counted): a uniform k-subset of the
    robots with usable odometry, and only ~k messages are ever decoded;
-3. their zones (core.ring) -> count vector F -> rank (core.counts) -> a_g = pi_g[s_g, rank];
-4. publish GlobalCommand on altmarl/global_command (reliable, transient-local)
-   and steer the depot to zone a_g at the control rate (depot/cmd_vel).
+3. their zones (core.ring) -> count vector F -> the policy's observer (core.observer):
+   fresh reads F as the fleet, filter predicts its estimate through the epochs since
+   the last decision (under the s_g broadcast then, which is what the robots acted
+   on) and corrects it with F -> the estimate rounded to the observer's resolution
+   -> rank (core.counts) -> a_g = pi_g[s_g, rank];
+4. publish GlobalCommand on altmarl/global_command (reliable, transient-local) with
+   the raw counts and the estimate the decision used, and steer the depot to zone
+   a_g at the control rate (depot/cmd_vel).
 With only m < k usable robots it decides on those m (warning, rate-limited):
-F is scaled to sum k by largest remainders before ranking, the best estimate
-of the k-sample the policy expects; `counts` in the message stays the m
-observed, `count_rank` is the rank actually looked up. With none, or without
-depot odometry, it skips the epoch (and local agents stop once the last
-command is older than their command_timeout).
+fresh scales F to sum k by largest remainders, the filter gives the m samples
+weight m instead of k. When the number of robots with usable odometry changes
+(robots join or leave), the filter keeps only the weight of those that stayed.
+With no usable robot a fresh coordinator skips the epoch; a filter decides on its
+prediction alone. Without depot odometry it skips the epoch (and local agents stop
+once the last command is older than their command_timeout).
 Robots publishing odometry under robot_<i>/odom that are not in `robots` are
 ignored; they are found by a periodic graph scan, logged once and counted.
 """
@@ -34,6 +40,7 @@ from geometry_msgs.msg import Twist
 from rclpy.time import Time
 
 from altmarl_ros.core.counts import rank
+from altmarl_ros.core.observer import Observer, scale_counts
 from altmarl_sim.ring import steer_to_zone, zone_of_pose
 from altmarl_ros.names import DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, MAP_FRAME
 from altmarl_ros.nodes._odom_store import LatestOdometry
@@ -47,18 +54,9 @@ GRAPH_SCAN_SEC = 2.0
 
 
 def counts_for_k(counts: np.ndarray, k: int) -> np.ndarray:
-    """The count vector over k agents closest to the observed proportions (largest remainders).
-
-    Equal to `counts` when they already sum to k; ties go to the lower state index.
-    """
-    m = int(counts.sum())
-    if m == k:
-        return counts
-    quota = counts * (k / m)
-    scaled = np.floor(quota).astype(np.int64)
-    order = np.argsort(-(quota - scaled), kind="stable")
-    scaled[order[: k - int(scaled.sum())]] += 1
-    return scaled
+    """The count vector over k agents closest to the observed proportions (largest remainders,
+    ties to the lower state index; core.observer.scale_counts): `counts` if they already sum to k."""
+    return scale_counts(counts, k)
 
 
 def decision_schedule(due_ns, now_ns: int, period_ns: int, slack_ns: int):
@@ -101,6 +99,12 @@ class CoordinatorNode(AltmarlNode):
             raise ParameterError(f"parameter 'k' = {k} exceeds the fleet: 'robots' names only "
                                  f"{len(self.robot_ids)} robots; lower k or add robots")
         self.k = k
+        spec = self.policy.observer
+        prediction = self.policy.observer_P
+        if prediction is None:  # fresh never predicts
+            prediction = np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1))
+        self.observer = Observer(spec, prediction, k, mu0=self.policy.observer_mu0)
+        self._usable = None  # robots with usable odometry at the last decision
         self.decision_period = declare_float(
             self, "decision_period", scenario.timing.decision_epoch,
             "s between decisions (default: the scenario's timing.decision_epoch, what the policy was trained on)",
@@ -145,7 +149,7 @@ class CoordinatorNode(AltmarlNode):
         self.create_timer(GRAPH_SCAN_SEC, self.scan_for_unknown_robots)
         self.get_logger().info(
             f"policy {self.policy.policy_id} (k = {k}) on scenario {scenario.name!r}: sampling {k} of "
-            f"{len(self.robot_ids)} robots every {self.decision_period:g} s")
+            f"{len(self.robot_ids)} robots every {self.decision_period:g} s; observer {spec.describe()}")
 
     # ------------------------------------------------------------------ decisions
 
@@ -158,7 +162,11 @@ class CoordinatorNode(AltmarlNode):
     def sample(self, now_ns: int):
         """(robot ids, poses [m, 3]) of a uniform random subset of m <= k robots with fresh, finite odometry."""
         chosen, poses = [], []
-        for slot in self.rng.permutation(self.odom.fresh_slots(now_ns, self.odom_timeout_ns)):
+        fresh_slots = self.odom.fresh_slots(now_ns, self.odom_timeout_ns)
+        if self._usable is not None and len(fresh_slots) != self._usable:
+            self.observer.resized(self._usable, len(fresh_slots))
+        self._usable = len(fresh_slots)
+        for slot in self.rng.permutation(fresh_slots):
             pose = self.odom.pose(slot)
             if pose is None:
                 self.invalid_poses += 1
@@ -185,6 +193,8 @@ class CoordinatorNode(AltmarlNode):
         """One decision epoch at clock time now_ns (see the module docstring)."""
         started = time.perf_counter()
         logger = self.get_logger()
+        if self.last_command is not None:  # one epoch passed under the s_g the robots were last sent
+            self.observer.elapsed(self.last_command.global_state)
         depot = self._depot_pose(now_ns)
         if depot is None:
             self.skipped_decisions += 1
@@ -193,22 +203,27 @@ class CoordinatorNode(AltmarlNode):
             return
         ring = self.scenario.ring
         ids, poses = self.sample(now_ns)
-        if not ids:
-            self.skipped_decisions += 1
-            logger.warning(f"no robot has fresh odometry (odom_timeout {self.odom_timeout_ns / 1e9:g} s): "
-                           f"no decision this epoch", throttle_duration_sec=WARN_EVERY_SEC)
-            return
-        if len(ids) < self.k:
+        if len(ids) < self.k and ids:
             self.short_decisions += 1
             logger.warning(f"only {len(ids)} of k = {self.k} sampled robots have fresh, finite odometry: "
                            f"deciding on {len(ids)}", throttle_duration_sec=WARN_EVERY_SEC)
         s_g = int(zone_of_pose(depot[0], depot[1], ring))
-        counts = np.bincount(zone_of_pose(poses[:, 0], poses[:, 1], ring), minlength=ring.n_zones)
-        count_rank = rank(counts_for_k(counts, self.k))
+        counts = np.bincount(zone_of_pose(poses[:, 0], poses[:, 1], ring).astype(np.int64), minlength=ring.n_zones)
+        query = self.observer.decide(counts)
+        if query is None:
+            self.skipped_decisions += 1
+            logger.warning(f"no robot has fresh odometry (odom_timeout {self.odom_timeout_ns / 1e9:g} s) and no "
+                           f"estimate yet: no decision this epoch", throttle_duration_sec=WARN_EVERY_SEC)
+            return
+        if not ids:
+            logger.warning("no robot has fresh odometry: deciding on the filter's prediction alone",
+                           throttle_duration_sec=WARN_EVERY_SEC)
+        count_rank = rank(query)
         action = int(self.policy.pi_g[s_g, count_rank])
         msg = GlobalCommand(epoch=self.epoch, global_state=s_g, global_action=action, k=self.k,
-                            sampled_ids=[int(i) for i in ids], counts=counts.tolist(), count_rank=count_rank,
-                            policy_id=self.policy.policy_id)
+                            sampled_ids=[int(i) for i in ids], counts=counts.tolist(),
+                            observer=self.observer.spec.name, estimate=self.observer.mu.tolist(),
+                            query_counts=query.tolist(), count_rank=count_rank, policy_id=self.policy.policy_id)
         msg.header.stamp = Time(nanoseconds=now_ns).to_msg()
         msg.header.frame_id = MAP_FRAME
         self.command_pub.publish(msg)
