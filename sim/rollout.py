@@ -25,7 +25,6 @@ from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.evaluate import WelfareEstimate, mean_ci95
-from altmarl_ros.core.glearn import fold_local_policy
 from altmarl_ros.core.observer import Observer, fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
 from altmarl_sim.fleet import FleetSim
@@ -84,11 +83,12 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
 
 def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, horizon: int = 100,
                         seeds: int = 15, rollouts: int = 50, seed: int = 0,
-                        progress=None, observer=None, game=None) -> WelfareEstimate:
+                        progress=None, observer=None, prediction=None) -> WelfareEstimate:
     """Welfare of (pi_g, pi_l) deployed in the continuous simulator; see the module docstring.
 
-    `observer`: an ObserverSpec (default fresh); a filter predicts with `game`, the
-    scenario's estimated model the policy was trained on.
+    `observer`: an ObserverSpec (default fresh); a filter predicts with `prediction` =
+    (P_fused [S_g, S_l, S_l], mu0 [S_l]) of the model the policy was trained on (a
+    filter PolicyArtifact's observer_P, observer_mu0).
 
     Rollout r of seed s uses only SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r]
     (the simulator's noise and the subsets and actions). `progress(done, total)` is
@@ -104,11 +104,11 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer)
     running = None
     if pi_g is not None and observer is not None:
-        if game is None and observer.name == "filter":
-            raise RolloutError("game", "a filter observer predicts with the scenario's estimated model: pass game")
-        P_fused = (fold_local_policy(game, pi_l)[0] if game is not None
-                   else np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1)))
-        running = Observer(observer, P_fused, k, mu0=None if game is None else game.mu0_l)
+        if prediction is None and observer.name == "filter":
+            raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
+                                             "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
+        P_fused, mu0 = prediction or (np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1)), None)
+        running = Observer(observer, P_fused, k, mu0=mu0)
     returns = np.empty((seeds, rollouts))
     start = time.perf_counter()
     for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
@@ -123,6 +123,13 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     mean, ci = mean_ci95(returns)
     return WelfareEstimate(mean=mean, ci95=ci, returns=returns,
                            agent_steps=seeds * rollouts * n * horizon, seconds=seconds)
+
+
+def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:
+    """sim_rollout_welfare of a PolicyArtifact under the observer it records."""
+    prediction = None if policy.observer_P is None else (policy.observer_P, policy.observer_mu0)
+    return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, policy.k, observer=policy.observer,
+                               prediction=prediction, **rollout_args)
 
 
 def sim_baselines(scenario: Scenario, game, k: int, names=None, progress=None, announce=None,

@@ -46,7 +46,7 @@ def _on_model(args, rollout_args, hide_progress):
     from tqdm import tqdm
 
     from altmarl_ros.core.baselines import BASELINES
-    from altmarl_ros.core.evaluate import baselines, nash_gap, rollout_welfare
+    from altmarl_ros.core.evaluate import baselines, nash_gap, policy_welfare
     from altmarl_ros.core.model import load_model
     from altmarl_ros.core.policy import load_policy
 
@@ -58,7 +58,7 @@ def _on_model(args, rollout_args, hide_progress):
     with tqdm(total=2 + len(names), desc="evaluate", unit="step", file=sys.stderr,
               disable=hide_progress) as bar:
         bar.set_postfix_str("rollouts")
-        welfare = rollout_welfare(game, policy.pi_g, policy.pi_l, k, observer=policy.observer, **rollout_args)
+        welfare = policy_welfare(game, policy, **rollout_args)
         bar.update()
         bar.set_postfix_str("Nash gap")
         gap = nash_gap(game, policy.pi_g, policy.pi_l, policy.resolution, m=m, seed=gap_seed)
@@ -79,7 +79,7 @@ def _in_simulator(args, rollout_args, hide_progress):
     from altmarl_ros.core.policy import load_policy
     from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
     from altmarl_ros.core.baselines import BASELINES, scoring_runs
-    from altmarl_sim.rollout import sim_baselines, sim_rollout_welfare
+    from altmarl_sim.rollout import policy_sim_welfare, sim_baselines
     from altmarl_sim.scenario import load_scenario
 
     if rollout_args.pop("dirichlet_alpha") is not None:
@@ -100,8 +100,7 @@ def _in_simulator(args, rollout_args, hide_progress):
             bar.update(1)
 
         bar.set_postfix_str("policy")
-        welfare = sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, k, progress=advance,
-                                      observer=policy.observer, game=game, **rollout_args)
+        welfare = policy_sim_welfare(scenario, policy, progress=advance, **rollout_args)
         gap = nash_gap(game, policy.pi_g, policy.pi_l, policy.resolution, m=m, seed=gap_seed)
         found = sim_baselines(scenario, game, k, names=names, progress=advance,
                               announce=bar.set_postfix_str, **rollout_args)

@@ -36,7 +36,7 @@ def add_arguments(parser):
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=float, default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
-    parser.add_argument("--observer", choices=("fresh", "filter"), default="filter",
+    parser.add_argument("--observer", choices=("fresh", "filter"), default="filter",  # core.observer.OBSERVERS
                         help="what the coordinator makes of its k samples (docs/training.md). filter "
                              "(default): keeps an estimate of the fleet, predicted through the model and "
                              "corrected by each k-sample; its gain and pi_g's resolution are chosen by "
@@ -49,6 +49,10 @@ def add_arguments(parser):
                              "against the best population-blind baseline (default 1000)")
     parser.add_argument("--select-rollouts", type=int, default=50, metavar="R",
                         help="rollouts per candidate observer, and for the final check (default 50)")
+    parser.add_argument("--max-columns", type=int, default=400_000, metavar="C",
+                        help="with --observer filter: pi_g has at most C count vectors, which caps the "
+                             "resolution it is trained at (default 400000: 53 robots at |S_l| = 5, 17 at "
+                             "|S_l| = 8) and so G-LEARN's time and memory")
     parser.add_argument("--dirichlet-alpha", type=float, default=None, metavar="ALPHA",
                         help="with --model: choose the observer for fleets that start iid from p ~ "
                              "Dirichlet(ALPHA) (as evaluate --dirichlet-alpha) instead of the model's mu0_l")
@@ -151,8 +155,12 @@ def _deployment_scorer(args, scenario, game):
         return score, sizes
     from altmarl_sim.rollout import sim_rollout_welfare
 
+    from altmarl_ros.core.glearn import fold_local_policy
+
     def score(pi_g, pi_l, k, observer, seed):
-        return sim_rollout_welfare(scenario, pi_g, pi_l, k, observer=observer, game=game, seed=seed, **sizes)
+        prediction = (fold_local_policy(game, pi_l)[0], game.mu0_l)
+        return sim_rollout_welfare(scenario, pi_g, pi_l, k, observer=observer, prediction=prediction, seed=seed,
+                                   **sizes)
     return score, sizes
 
 
@@ -184,7 +192,7 @@ def run(args) -> int:
     if args.scenario is not None and args.dirichlet_alpha is not None:
         raise UsageError("--dirichlet-alpha applies to --model training; a scenario starts its robots "
                           "from fleet.start_zone_weights")
-    for name in ("select_n", "select_rollouts"):
+    for name in ("select_n", "select_rollouts", "max_columns"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} is {getattr(args, name)}; it must be >= 1")
     if args.select_n < args.k:
@@ -231,7 +239,8 @@ def run(args) -> int:
             bar.set_description_str(text)
 
         trained = train_observed(
-            source, args.k, args.observer, n_sl=game.n_sl, on_stage=on_stage, on_run=on_run,
+            source, args.k, args.observer, n_sl=game.n_sl, max_columns=args.max_columns, on_stage=on_stage,
+            on_run=on_run,
             score=lambda pi_g, pi_l, spec: score(pi_g, pi_l, args.k, spec, selection_seed),
             m=args.m, rounds=args.rounds, eta=args.eta, seed=args.seed, tol=args.tol, progress=on_round,
             sweep_progress=on_sweep, start=args.start)
@@ -245,6 +254,7 @@ def run(args) -> int:
     observer_meta = trained.observer.to_meta()
     config = {"source": label, "k": args.k, "m": args.m, "rounds": args.rounds, "eta": result.eta,
               "seed": args.seed, "tol": args.tol, "start": args.start, "observer": args.observer,
+              "max_columns": args.max_columns,
               "selection": {**sizes, "seed": selection_seed, "dirichlet_alpha": args.dirichlet_alpha},
               **source_config}
     candidates = [{"observer": c.observer.to_meta(), "welfare": c.welfare, "welfare_ci": c.ci95,

@@ -32,7 +32,7 @@ from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import rank_kernel, n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy, global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
-from altmarl_ros.core.observer import ObserverSpec, _correct, _predict, _round_to, _scale_counts, fresh
+from altmarl_ros.core.observer import ObserverSpec, correct_kernel, predict_kernel, round_kernel, scale_kernel, fresh
 from altmarl_ros.core.policy import build_policy
 from altmarl_ros.core.rng import xoshiro_next
 
@@ -171,16 +171,16 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
                 sample[states[order[j]]] += 1
             if filtered:
                 if t > 0:
-                    _predict(mu, P_obs[s_g_prev], scratch)
-                weight = _correct(mu, weight, sample, forget)
-                _round_to(mu, resolution, query)
+                    predict_kernel(mu, P_obs[s_g_prev], scratch)
+                weight = correct_kernel(mu, weight, sample, forget)
+                round_kernel(mu, resolution, query)
             else:
                 for j in range(n_sl):
                     mu[j] = sample[j] / k
                 if resolution == k:
                     query[:] = sample
                 else:
-                    _scale_counts(sample, resolution, query)
+                    scale_kernel(sample, resolution, query)
             tv = 0.0
             for j in range(n_sl):
                 tv += abs(mu[j] - counts[j] / n)

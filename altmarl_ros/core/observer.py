@@ -35,8 +35,13 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import FieldValueError, as_float, integer
+from altmarl_ros.core.baselines import Registry
 
-OBSERVERS = ("fresh", "filter")
+# name -> one-line description; the CLI's --observer choices, the sweep and the report read it.
+OBSERVERS = Registry("observer")
+OBSERVERS.register("fresh", "one fresh k-sample per decision, read as the fleet (the paper's method)")
+OBSERVERS.register("filter", "estimate of the fleet predicted through the model and local policy, "
+                             "corrected by each k-sample")
 
 
 class ObserverError(FieldValueError):
@@ -60,8 +65,7 @@ class ObserverSpec:
     prior: float = 0.0
 
     def __post_init__(self):
-        if self.name not in OBSERVERS:
-            raise ObserverError("observer", f"is {self.name!r}; use one of {', '.join(OBSERVERS)}")
+        OBSERVERS.check([self.name], ObserverError, "observer")
         gain = as_float(ObserverError, "observer.gain", self.gain)
         if not 0.0 < gain <= 1.0:
             raise ObserverError("observer.gain", f"must be in (0, 1], got {gain:g}")
@@ -110,11 +114,11 @@ def equivalent_samples(k: int, gain: float) -> int:
 
 
 # ----------------------------------------------------------------------------- kernels
-# One home for each step; the evaluator's rollout kernel calls them inline.
+# One home for each step; the evaluator's rollout kernel calls them inline (public for that).
 
 
 @njit(cache=True, inline="always")
-def _predict(mu, P_sg, scratch):
+def predict_kernel(mu, P_sg, scratch):
     """mu <- mu P_sg in place (P_sg [S_l, S_l] row-stochastic); scratch [S_l]."""
     n = mu.shape[0]
     for j in range(n):
@@ -128,7 +132,7 @@ def _predict(mu, P_sg, scratch):
 
 
 @njit(cache=True, inline="always")
-def _correct(mu, weight, counts, forget):
+def correct_kernel(mu, weight, counts, forget):
     """Blend the m = sum(counts) samples into mu in place; returns the new weight.
 
     gain m / (weight + m); then weight <- forget * (weight + m), forget = 1 - alpha.
@@ -145,7 +149,7 @@ def _correct(mu, weight, counts, forget):
 
 
 @njit(cache=True, inline="always")
-def _round_to(mu, K, out):
+def round_kernel(mu, K, out):
     """out <- the count vector over K robots nearest mu (largest remainders, ties to the lower index)."""
     n = mu.shape[0]
     total = 0.0
@@ -166,7 +170,7 @@ def _round_to(mu, K, out):
 
 
 @njit(cache=True, inline="always")
-def _scale_counts(counts, K, out):
+def scale_kernel(counts, K, out):
     """out <- counts scaled to sum K by largest remainders, in exact integers (= counts if they sum to K)."""
     n = counts.shape[0]
     m = 0
@@ -193,14 +197,14 @@ def propagate(mu, P_fused, s_g: int, epochs: int = 1) -> np.ndarray:
     out = np.array(mu, dtype=np.float64)
     scratch = np.empty_like(out)
     for _ in range(epochs):
-        _predict(out, P_fused[s_g], scratch)
+        predict_kernel(out, P_fused[s_g], scratch)
     return out
 
 
 def round_counts(mu, K: int) -> np.ndarray:
     """The count vector over K robots nearest the distribution mu (largest remainders)."""
     out = np.empty(len(mu), np.int64)
-    _round_to(np.asarray(mu, dtype=np.float64), K, out)
+    round_kernel(np.asarray(mu, dtype=np.float64), K, out)
     return out
 
 
@@ -208,7 +212,7 @@ def scale_counts(counts, K: int) -> np.ndarray:
     """Observed counts (sum m >= 1) scaled to K robots by largest remainders, exactly."""
     counts = np.asarray(counts, dtype=np.int64)
     out = np.empty(len(counts), np.int64)
-    _scale_counts(counts, K, out)
+    scale_kernel(counts, K, out)
     return out
 
 
@@ -272,7 +276,7 @@ class Observer:
             self.mu = np.zeros(len(counts))
         scratch = np.empty_like(self.mu)
         for s_g in self._pending:
-            _predict(self.mu, self.P_fused[s_g], scratch)
+            predict_kernel(self.mu, self.P_fused[s_g], scratch)
         self._pending.clear()
-        self.weight = _correct(self.mu, self.weight, counts, self._forget)
+        self.weight = correct_kernel(self.mu, self.weight, counts, self._forget)
         return round_counts(self.mu, K)

@@ -89,8 +89,7 @@ def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_G
     Other arguments go to alternating_marl.
     """
     started = time.perf_counter()
-    if observer not in OBSERVERS:
-        raise ObserverError("observer", f"is {observer!r}; use one of {', '.join(OBSERVERS)}")
+    OBSERVERS.check([observer], ObserverError, "observer")
     k = integer(ObserverError, "k", k, 1)
     max_columns = integer(ObserverError, "max_columns", max_columns, 1)
     gains = tuple(ObserverSpec("filter", gain, 1).gain for gain in gains)  # validates each gain
