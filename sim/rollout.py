@@ -35,7 +35,7 @@ class RolloutError(SamplerError):
     """Bad arguments to a continuous-simulator rollout (policy shapes, counts, seeds)."""
 
 
-def check_policy(scenario: Scenario, pi_g, pi_l, k: int, observer=None):
+def check_policy(scenario: Scenario, pi_g, pi_l, k: int, observer=None, prediction=None):
     """(pi_g int32 [S_g, N_F(resolution)] or None, pi_l float64 [S_l, S_g, A_l]) validated against
     the scenario's sizes and the observer spec (default fresh); pi_g None means a uniformly
     random global action every epoch."""
@@ -46,7 +46,8 @@ def check_policy(scenario: Scenario, pi_g, pi_l, k: int, observer=None):
                              f"(n_sl, n_sg, n_al) = {(n_sl, n_sg, n_al)}")
     observer = fresh(k) if pi_g is None or observer is None else observer
     table = np.zeros((n_sg, n_count_vectors(k, n_sl)), np.int32) if pi_g is None else pi_g
-    artifact = build_policy(table, pi_l, k, n_ag=n_ag, observer=observer)
+    artifact = build_policy(table, pi_l, k, n_ag=n_ag, observer=observer,
+                            prediction=prediction if observer.name == "filter" else None)
     return (None if pi_g is None else artifact.pi_g), artifact.pi_l
 
 
@@ -101,12 +102,12 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     horizon, seeds, rollouts, seed = (integer(RolloutError, name, value, minimum) for name, value, minimum in
                                       (("horizon", horizon, 1), ("seeds", seeds, 1),
                                        ("rollouts", rollouts, 1), ("seed", seed, 0)))
-    pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer)
+    if pi_g is not None and observer is not None and observer.name == "filter" and prediction is None:
+        raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
+                                         "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
+    pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
     running = None
     if pi_g is not None and observer is not None:
-        if prediction is None and observer.name == "filter":
-            raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
-                                             "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
         P_fused, mu0 = prediction or (np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1)), None)
         running = Observer(observer, P_fused, k, mu0=mu0)
     returns = np.empty((seeds, rollouts))
