@@ -51,6 +51,13 @@ def check_policy(scenario: Scenario, pi_g, pi_l, k: int, observer=None, predicti
     return (None if pi_g is None else artifact.pi_g), artifact.pi_l
 
 
+def running_observer(scenario: Scenario, k: int, observer=None, prediction=None) -> Observer:
+    """The stateful observer a rollout runs (default fresh; a filter predicts with `prediction`)."""
+    observer = fresh(k) if observer is None else observer
+    P_fused, mu0 = prediction or (np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1)), None)
+    return Observer(observer, P_fused, k, mu0=mu0)
+
+
 def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.Generator,
                 on_epoch=None, observer: Observer | None = None) -> float:
     """Discounted return of one rollout from the sim's current state (arrays already
@@ -64,7 +71,7 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
     zones, s_g = sim.zones(), sim.depot_zone()
     total, discount = 0.0, 1.0
     if pi_g is not None:
-        observer = observer or Observer(fresh(k), np.tile(np.eye(n_sl), (sim.scenario.sizes[0], 1, 1)), k)
+        observer = observer or running_observer(sim.scenario, k)
         observer.reset()
     for _ in range(horizon):
         sampled = rng.choice(sim.n, size=k, replace=False)
@@ -106,10 +113,7 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
         raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
                                          "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
-    running = None
-    if pi_g is not None and observer is not None:
-        P_fused, mu0 = prediction or (np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1)), None)
-        running = Observer(observer, P_fused, k, mu0=mu0)
+    running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     returns = np.empty((seeds, rollouts))
     start = time.perf_counter()
     for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
