@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from altmarl_ros.errors import AltmarlError
+from altmarl_ros import schema
+from altmarl_ros.errors import ConfigError
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC
 
 PACKAGE = "altmarl_ros"
@@ -32,9 +33,12 @@ NODE_CLASSES = {
 # rclpy's own parameters, declared by every node.
 ROS_PARAMETERS: Dict[str, tuple] = {"use_sim_time": (bool,), "start_type_description_service": (bool,)}
 PATH_KEYS = ("policy",)
+# The node names plan_nodes gives (local_agent: one per robot in real mode): the fleet file's sections.
+NODE_NAMES = ("fleet_sim", "coordinator", "local_agents", "local_agent", "markers")
+REQUIRED = schema.REQUIRED
 
 
-class LaunchError(AltmarlError):
+class LaunchError(ConfigError):
     """The fleet description or the launch request is wrong, or a node could not start."""
 
 
@@ -113,36 +117,38 @@ def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> Flee
         raise LaunchError(f"fleet file {path}: needs a top-level '{ALL_NODES}:' section with "
                           f"'ros__parameters:' (a ROS 2 parameter file)")
     keys = fleet_keys()
-    sections = {}
-    for node_key, body in document.items():
-        if not isinstance(body, dict) or set(body) != {"ros__parameters"} \
-                or not isinstance(body["ros__parameters"], dict):
-            raise LaunchError(f"fleet file {path}: '{node_key}' must contain exactly one mapping "
-                              f"'ros__parameters:'")
-        name = str(node_key).lstrip("/")
-        if node_key != ALL_NODES and ("/" in name or "*" in name):
-            raise LaunchError(f"fleet file {path}: section '{node_key}': use '{ALL_NODES}' or a plain "
-                              f"node name (fleet_sim, coordinator, local_agents, markers)")
-        params = dict(body["ros__parameters"])
-        for key, value in params.items():
-            _check_value(f"fleet file {path}: {node_key}.ros__parameters.{key}", key, value, keys)
-        sections[ALL_NODES if node_key == ALL_NODES else name] = params
+    with schema.in_file(f"fleet file {path}", LaunchError):
+        sections = _sections(document, keys)
     common = sections.pop(ALL_NODES)
-    for key, value in (overrides or {}).items():
-        _check_value(f"override {key}={value!r}", key, value, keys)
+    for key, value in schema.mapping(dict(overrides or {}), LaunchError, "override", keys).items():
+        _check_type(f"override {key}={value!r}", key, value, keys)
         common[key] = value
-    for key in ("n_robots", "k", "policy", "scenario"):
+    for key in ("n_robots", "policy", "scenario"):
         if key not in common:
             raise LaunchError(f"fleet file {path}: '{ALL_NODES}.ros__parameters.{key}' is missing; "
                               f"every fleet needs it (see docs/launch.md)")
     if common["n_robots"] < 1:
         raise LaunchError(f"n_robots = {common['n_robots']}: the fleet needs at least one robot")
-    if not 1 <= common["k"] <= common["n_robots"]:
-        raise LaunchError(f"k = {common['k']}: must be between 1 and n_robots = {common['n_robots']} "
-                          f"(the coordinator samples k of the n robots)")
+    if "k" in common:
+        _check_k(common["k"], common["n_robots"])
     for key in PATH_KEYS:
         common[key] = str(Path(common[key]).expanduser().resolve())
     return FleetDescription(path=str(path), common=common, sections=sections)
+
+
+def check_policy_k(fleet: FleetDescription, k: int) -> None:
+    """The policy's k (the one source of k) fits the fleet, and is the k the fleet names, if it names one."""
+    named = fleet.common.get("k")
+    if named is not None and named != k:
+        raise LaunchError(f"k = {named} (fleet file {fleet.path} or an override), but the policy was trained "
+                          f"for k = {k}: drop k (the policy sets it) or use a policy trained for k = {named}")
+    _check_k(k, fleet.n_robots)
+
+
+def _check_k(k: int, n_robots: int) -> None:
+    if not 1 <= k <= n_robots:
+        raise LaunchError(f"k = {k}: must be between 1 and n_robots = {n_robots} "
+                          f"(the coordinator samples k of the n robots)")
 
 
 def fleet_keys() -> Dict[str, tuple]:
@@ -157,13 +163,28 @@ def fleet_keys() -> Dict[str, tuple]:
     return keys
 
 
-def _check_value(where: str, key: str, value: Any, keys: Mapping[str, tuple]) -> None:
-    if key not in keys:
-        raise LaunchError(f"{where}: unknown key '{key}'; known keys: {', '.join(sorted(keys))}")
+def _sections(document: dict, keys: Mapping[str, tuple]) -> Dict[str, Dict[str, Any]]:
+    """Section name (/** or a node name) -> its checked ros__parameters."""
+    by_name = {key if key == ALL_NODES else str(key).lstrip("/"): body for key, body in document.items()}
+    sections = {}
+    for name, body in schema.mapping(by_name, LaunchError, "", (ALL_NODES,) + NODE_NAMES).items():
+        body = schema.fields(body, {"ros__parameters": (_parameters, REQUIRED)}, LaunchError, name)
+        params = schema.mapping(body["ros__parameters"], LaunchError, f"{name}.ros__parameters", keys)
+        for key, value in params.items():
+            _check_type(f"{name}.ros__parameters.{key}", key, value, keys)
+        sections[name] = dict(params)
+    return sections
+
+
+def _parameters(error, field, value):
+    return schema.mapping({} if value is None else value, error, field)
+
+
+def _check_type(where: str, key: str, value: Any, keys: Mapping[str, tuple]) -> None:
     types = keys[key]
     if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
         kinds = "/".join(t.__name__ for t in types)
-        raise LaunchError(f"{where}: '{key}' must be {kinds}, got {value!r}")
+        raise LaunchError(where, f"'{key}' must be {kinds}, got {value!r}")
 
 
 def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:

@@ -26,7 +26,7 @@ from numba import njit
 
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.rng import stream_start
-from altmarl_sim.kinematics import control_step, step_commanded
+from altmarl_sim.kinematics import StepParams, control_step, step_commanded
 from altmarl_sim.ring import (ACTION_ZONE_STEP, N_LOCAL_ACTIONS, steer_to_zone_kernel,
                                    zones_of_xy)
 from altmarl_sim.scenario import Scenario, ScenarioError
@@ -109,11 +109,9 @@ def drive_epoch(scenario: Scenario, poses, velocities, stall, goal_zones, seed, 
     _run_epoch(
         poses, velocities, stall, goal_zones, ring.zone_centres(), ring.radius,
         *gains.lookahead_cos_sin(ring), gains.speed_gain, gains.heading_gain,
-        gains.arrive_tolerance, seed, timing.steps_per_epoch, dt, limits.max_speed,
-        limits.max_turn_rate, limits.max_accel * dt, limits.max_angular_accel * dt,
-        noise.speed_std, noise.turn_rate_std,
-        faults.per_step_probability(dt, timing.decision_epoch), faults.stall_duration_min,
-        faults.stall_duration_max - faults.stall_duration_min, travelled)
+        gains.arrive_tolerance, seed, timing.steps_per_epoch,
+        *StepParams.of(limits, noise, faults, dt, faults.per_step_probability(dt, timing.decision_epoch)),
+        travelled)
 
 
 def epoch_from_rest(scenario: Scenario, start_zones, goal_zones, seed: int = 0):
@@ -285,13 +283,11 @@ class FleetSim:
 
     def step_control(self) -> None:
         """Advance every robot by one control period under its current command."""
-        limits, noise, faults = self.scenario.limits, self.scenario.noise, self.scenario.faults
+        scenario = self.scenario
         step_commanded(
-            self._poses, self._velocities, self.stall_remaining, self._commands, self._draw_seed(),
-            1, self._dt, limits.max_speed, limits.max_turn_rate, limits.max_accel * self._dt,
-            limits.max_angular_accel * self._dt, noise.speed_std, noise.turn_rate_std,
-            self._p_stall, faults.stall_duration_min,
-            faults.stall_duration_max - faults.stall_duration_min, self._travelled)
+            self._poses, self._velocities, self.stall_remaining, self._commands, self._draw_seed(), 1,
+            *StepParams.of(scenario.limits, scenario.noise, scenario.faults, self._dt, self._p_stall),
+            self._travelled)
         self.time += self._dt
 
     @property

@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
-from altmarl_ros.core._checks import FieldValueError, non_negative, positive, probability
+from altmarl_ros.core._checks import non_negative, positive, probability
 from altmarl_ros.core.rng import next_bits, next_uniform, stream_start
+from altmarl_ros.errors import ConfigError
 
 TWO_PI = 2.0 * math.pi
 
 
-class KinematicsError(FieldValueError):
+class KinematicsError(ConfigError):
     """A robot limit, noise, fault or timing parameter is out of range."""
 
 
@@ -99,6 +101,27 @@ class Faults:
         if self.stall_probability >= 1.0:
             return 1.0
         return -math.expm1(math.log1p(-self.stall_probability) * control_period / decision_epoch)
+
+
+class StepParams(NamedTuple):
+    """The scalars every control step needs, in the kernels' argument order (pass `*params`)."""
+
+    dt: float
+    max_v: float
+    max_w: float
+    max_dv: float  # speed change per step, max_accel * dt
+    max_dw: float
+    speed_std: float
+    turn_std: float
+    p_stall: float  # per control step (Faults.per_step_probability)
+    stall_min: float
+    stall_span: float  # stall_duration_max - stall_duration_min
+
+    @classmethod
+    def of(cls, limits: RobotLimits, noise: Noise, faults: Faults, dt: float, p_stall: float) -> "StepParams":
+        return cls(dt, limits.max_speed, limits.max_turn_rate, limits.max_accel * dt,
+                   limits.max_angular_accel * dt, noise.speed_std, noise.turn_rate_std, p_stall,
+                   faults.stall_duration_min, faults.stall_duration_max - faults.stall_duration_min)
 
 
 # ---------------------------------------------------------------------------

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from altmarl_ros.core._checks import FieldValueError, integer, positive
+from altmarl_ros.core._checks import integer, positive
+from altmarl_ros.errors import ConfigError
 from altmarl_sim.kinematics import TWO_PI, RobotLimits
 
 LOCAL_ACTIONS = ("stay", "next", "previous")
@@ -37,7 +38,7 @@ ACTION_ZONE_STEP = np.array([0, 1, -1], dtype=np.int64)  # zone offset of each l
 N_LOCAL_ACTIONS = len(LOCAL_ACTIONS)
 
 
-class RingError(FieldValueError):
+class RingError(ConfigError):
     """A ring geometry, controller gain, zone or action value is out of range."""
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from altmarl_ros.core._checks import (FieldValueError, as_float, integer, non_negative, positive,
+from altmarl_ros import schema
+from altmarl_ros.core._checks import (as_float, integer, non_negative, positive,
                                       probability)
+from altmarl_ros.errors import ConfigError
 from altmarl_sim.kinematics import Faults, Noise, RobotLimits
 from altmarl_sim.ring import N_LOCAL_ACTIONS, ControllerGains, RingGeometry
 
@@ -29,7 +31,7 @@ SCENARIO_DIRS = (
 DEFAULT_SCENARIO = "warehouse_ring"
 
 
-class ScenarioError(FieldValueError):
+class ScenarioError(ConfigError):
     """A scenario file is missing, unreadable, or has a bad or unknown key."""
 
 
@@ -146,9 +148,9 @@ def _fields(obj) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# schema: section -> key -> (checker, default); _REQUIRED marks keys with no default
+# schema (altmarl_ros.schema): section -> key -> (checker, default)
 
-_REQUIRED = object()
+_REQUIRED = schema.REQUIRED
 
 
 def _count(minimum):
@@ -166,6 +168,10 @@ def _text(error, field, value):
     if not isinstance(value, str):
         raise error(field, f"must be a string, got {value!r}")
     return value
+
+
+def _section(error, field, value):
+    return {} if value is None else value  # an empty section (`noise:`) takes the defaults
 
 
 def _passthrough(error, field, value):
@@ -191,55 +197,20 @@ _SCHEMA = {
 _TOP_LEVEL = {"name": (_text, None), "description": (_text, ""), "gamma": (_gamma, _REQUIRED)}
 
 
-def _section(data: dict, section: str) -> dict:
-    schema = _SCHEMA[section]
-    raw = data.get(section)
-    if raw is None:
-        if any(default is _REQUIRED for _, default in schema.values()):
-            raise ScenarioError(section, f"missing section (keys: {', '.join(schema)})")
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ScenarioError(section, f"must be a mapping of {', '.join(schema)}, got {raw!r}")
-    for key in raw:
-        if key not in schema:
-            raise ScenarioError(f"{section}.{key}",
-                                f"unknown key (known: {', '.join(schema)})")
-    values = {}
-    for key, (check, default) in schema.items():
-        if key in raw:
-            values[key] = check(ScenarioError, f"{section}.{key}", raw[key])
-        elif default is _REQUIRED:
-            raise ScenarioError(f"{section}.{key}", "missing (required)")
-        else:
-            values[key] = default
-    return values
-
-
 def _build(error_prefix: str, cls, **kwargs):
     """Construct a core dataclass, re-raising its range errors with the YAML section."""
     try:
         return cls(**kwargs)
-    except FieldValueError as err:
+    except ConfigError as err:
         raise ScenarioError(f"{error_prefix}.{err.field}", err.detail) from None
 
 
 def parse_scenario(data, name: str = "scenario", source: str | None = None) -> Scenario:
     """Validate a scenario given as a parsed YAML mapping."""
-    if not isinstance(data, dict):
-        raise ScenarioError("(top level)", f"must be a mapping of sections, got {type(data).__name__}")
-    known = set(_SCHEMA) | set(_TOP_LEVEL)
-    for key in data:
-        if key not in known:
-            raise ScenarioError(str(key), f"unknown key (known: {', '.join(sorted(known))})")
-    top = {}
-    for key, (check, default) in _TOP_LEVEL.items():
-        if key in data:
-            top[key] = check(ScenarioError, key, data[key])
-        elif default is _REQUIRED:
-            raise ScenarioError(key, "missing (required)")
-        else:
-            top[key] = default
-    s = {section: _section(data, section) for section in _SCHEMA}
+    sections = {name: (_section, _REQUIRED if any(d is _REQUIRED for _, d in keys.values()) else {})
+                for name, keys in _SCHEMA.items()}
+    top = schema.fields(data, {**_TOP_LEVEL, **sections}, ScenarioError)
+    s = {section: schema.fields(top[section], _SCHEMA[section], ScenarioError, section) for section in _SCHEMA}
 
     zones = s["zones"]
     ring = _build("zones", RingGeometry, n_zones=zones["count"], radius=zones["radius"],

@@ -5,6 +5,7 @@ import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from altmarl_msgs.msg import GlobalCommand
+from altmarl_ros.names import GLOBAL_COMMAND_TOPIC
 
 
 def main(count: int) -> None:
@@ -12,7 +13,7 @@ def main(count: int) -> None:
     node = rclpy.create_node("globalcommand_publisher")
     qos = QoSProfile(depth=count, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    pub = node.create_publisher(GlobalCommand, "altmarl/global_command", qos)
+    pub = node.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, qos)
     for epoch in range(count):
         msg = GlobalCommand(epoch=epoch, global_state=epoch % 5, global_action=(epoch + 1) % 5, k=3,
                             sampled_ids=[epoch, epoch + 10, epoch + 20], counts=[1, 0, 2, 0, 0],

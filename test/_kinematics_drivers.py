@@ -8,7 +8,8 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import positive
-from altmarl_sim.kinematics import Faults, KinematicsError, Noise, RobotLimits, _arc, step_commanded
+from altmarl_sim.kinematics import (Faults, KinematicsError, Noise, RobotLimits, StepParams, _arc,
+                                    step_commanded)
 
 
 @njit(cache=True)
@@ -91,9 +92,6 @@ def step_robots(poses: np.ndarray, velocities: np.ndarray, commands, limits: Rob
         raise KinematicsError("stall_remaining", f"must be a float64 array of shape [{n}]")
     travelled = np.empty(n)
     step_commanded(
-        poses, velocities, stall_remaining, commands, np.uint64(seed % 2**64), int(steps), dt,
-        limits.max_speed, limits.max_turn_rate, limits.max_accel * dt,
-        limits.max_angular_accel * dt, noise.speed_std, noise.turn_rate_std, p_step,
-        faults.stall_duration_min, faults.stall_duration_max - faults.stall_duration_min,
-        travelled)
+        poses, velocities, stall_remaining, commands, np.uint64(seed % 2**64), int(steps),
+        *StepParams.of(limits, noise, faults, dt, p_step), travelled)
     return travelled

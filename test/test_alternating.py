@@ -9,7 +9,7 @@ from altmarl_ros.core.alternating import (ETA_C, alternating_marl, best_constant
                                           constant_global_welfare, default_eta)
 from altmarl_ros.core.glearn import global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
-from altmarl_ros.core.source import LearnError
+from altmarl_ros.errors import LearnError
 
 K = 3
 

@@ -87,18 +87,19 @@ def _ready(monkeypatch, args, trained):
         save_policy(herding_policy(scenario_, k), path)
 
     monkeypatch.setattr(demo, "_train", fake_train)
-    base = fleet_plan.load_fleet(None, {"policy": str(args.policy or args.default_policy), "k": 1})
+    base = fleet_plan.load_fleet(None, {"policy": str(args.policy or args.default_policy)})
     return demo._ready_policy(args, base, scenario, args.k)
 
 
 def test_demo_trains_when_the_policy_is_missing_and_then_reuses_it(tmp_path, monkeypatch):
     from altmarl_ros import fleet_plan
+    from altmarl_ros.commands import demo
 
     trained = []
     args = _Args(tmp_path)
     first = _ready(monkeypatch, args, trained)
-    fleet_k = fleet_plan.load_fleet().common["k"]
-    assert trained == [("warehouse_ring", fleet_k, args.default_policy)] and first.k == fleet_k
+    assert "k" not in fleet_plan.load_fleet().common  # the policy is the one source of k
+    assert trained == [("warehouse_ring", demo.TRAIN_K, args.default_policy)] and first.k == demo.TRAIN_K
     second = _ready(monkeypatch, args, trained)
     assert len(trained) == 1 and second.policy_id == first.policy_id
     _ready(monkeypatch, _Args(tmp_path, retrain=True, k=3), trained)

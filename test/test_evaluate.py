@@ -215,11 +215,11 @@ def test_t_quantile_and_ci_against_known_values():
 @pytest.mark.parametrize(
     "change, error, needle",
     [
-        (dict(pi_g=np.zeros((2, 4), np.int32)), PolicyError, r"pi_g has shape \(2, 4\)"),
-        (dict(pi_g_value=5), PolicyError, r"pi_g\[1, 3\] is 5"),
+        (dict(pi_g=np.zeros((2, 4), np.int32)), PolicyError, r"pi_g: has shape \(2, 4\)"),
+        (dict(pi_g_value=5), PolicyError, r"pi_g\[1, 3\]: is 5"),
         (dict(pi_g=np.zeros((2, 6))), PolicyError, "integer global actions"),
-        (dict(pi_l_scale=0.5), PolicyError, r"pi_l\[0, 0, :\] sums to 0.5"),
-        (dict(pi_l_nan=True), PolicyError, r"pi_l\[0, 1, 0\] is nan"),
+        (dict(pi_l_scale=0.5), PolicyError, r"pi_l\[0, 0, :\]: sums to 0.5"),
+        (dict(pi_l_nan=True), PolicyError, r"pi_l\[0, 1, 0\]: is nan"),
         (dict(k=4), EvaluationError, "k: k = 4 exceeds the number of local agents n = 3"),
         (dict(seeds=0), EvaluationError, "seeds: must be an integer >= 1, got 0"),
     ],

@@ -5,7 +5,7 @@ import pytest
 from _learn_reference import count_vectors, exact_Q, exact_surrogate, initial_weights, next_counts_law, random_game
 from altmarl_ros.core.counts import rank
 from altmarl_ros.core.glearn import _Surrogate, fold_local_policy, g_learn, global_best_response_gain
-from altmarl_ros.core.source import LearnError
+from altmarl_ros.errors import LearnError
 
 K = 3
 

@@ -139,9 +139,18 @@ def _write(tmp_path, text):
 def test_shipped_fleet_file_loads_and_resolves_the_policy_path():
     fleet = fleet_plan.load_fleet()
     assert fleet.common["scenario"] == "warehouse_ring"
-    assert 1 <= fleet.common["k"] <= fleet.n_robots
+    assert "k" not in fleet.common  # the policy is the one source of k
     assert Path(fleet.common["policy"]).is_absolute()
     assert fleet.parameters_for("fleet_sim")["real_time_factor"] == 1.0
+
+
+def test_a_fleet_that_names_k_is_checked_against_the_policy():
+    assert fleet_plan.check_policy_k(fleet_plan.load_fleet(None, {"n_robots": 7}), 3) is None
+    assert fleet_plan.check_policy_k(fleet_plan.load_fleet(None, {"n_robots": 7, "k": 3}), 3) is None
+    with pytest.raises(fleet_plan.LaunchError, match="k = 4 .*trained for k = 3"):
+        fleet_plan.check_policy_k(fleet_plan.load_fleet(None, {"n_robots": 7, "k": 4}), 3)
+    with pytest.raises(fleet_plan.LaunchError, match="k = 8: must be between 1 and n_robots = 7"):
+        fleet_plan.check_policy_k(fleet_plan.load_fleet(None, {"n_robots": 7}), 8)
 
 
 def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
@@ -154,7 +163,7 @@ def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
 @pytest.mark.parametrize("text, message", [
     ("k: 3\n", "'/\\*\\*:' section"),
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
-     "    decision_perod: 1.0\n", "unknown key 'decision_perod'"),
+     "    decision_perod: 1.0\n", r"/\*\*\.ros__parameters\.decision_perod: unknown key \(allowed: .*decision_period"),
     ("/**:\n  ros__parameters:\n    n_robots: five\n    k: 2\n    policy: p.npz\n    scenario: s\n",
      "'n_robots' must be int"),
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
@@ -163,7 +172,9 @@ def test_sim_plan_gives_every_node_but_fleet_sim_the_sim_clock():
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 6\n    policy: p.npz\n    scenario: s\n",
      "k = 6: must be between 1 and n_robots = 5"),
     ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
-     "/robot_*/x:\n  ros__parameters: {}\n", "plain node name"),
+     "/robot_*/x:\n  ros__parameters: {}\n", r"robot_\*/x: unknown key \(allowed: /\*\*, fleet_sim, coordinator"),
+    ("/**:\n  ros__parameters:\n    n_robots: 5\n    k: 2\n    policy: p.npz\n    scenario: s\n"
+     "coordinator:\n  parameters: {}\n", r"coordinator\.parameters: unknown key \(allowed: ros__parameters\)"),
     ("/**: [1, 2\n", "not valid YAML"),
 ])
 def test_bad_fleet_file_names_the_problem(tmp_path, text, message):

@@ -6,7 +6,7 @@ from _learn_reference import (all_deterministic_local_policies, count_vectors, i
                               multinomial_pmf, random_game)
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import l_learn, local_best_response_gain
-from altmarl_ros.core.source import LearnError
+from altmarl_ros.errors import LearnError
 
 K = 3
 

@@ -14,8 +14,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from altmarl_msgs.msg import GlobalCommand  # noqa: E402
-
-TOPIC = "altmarl/global_command"
+from altmarl_ros.names import GLOBAL_COMMAND_TOPIC as TOPIC  # noqa: E402
 
 
 def _qos(depth):

@@ -116,7 +116,7 @@ def test_edited_file_with_bad_contents(tmp_path):
     pi_g = np.array(policy.pi_g)
     pi_g[1, 4] = 7
     np.savez(path, pi_g=pi_g, pi_l=policy.pi_l, meta=np.str_(json.dumps(policy.meta)))
-    with pytest.raises(PolicyError, match=r"edited\.npz: pi_g\[1, 4\] is 7; global actions are in \[0, 3\)"):
+    with pytest.raises(PolicyError, match=r"edited\.npz: pi_g\[1, 4\]: is 7; global actions are 0\.\.2"):
         load_policy(path)
     np.savez(path, pi_g=policy.pi_g, pi_l=policy.pi_l, meta=np.str_("{not json"))
     with pytest.raises(PolicyError, match=r"edited\.npz: not a readable policy file"):
@@ -126,10 +126,10 @@ def test_edited_file_with_bad_contents(tmp_path):
 @pytest.mark.parametrize(
     "change, pattern",
     [
-        (lambda g, l, m: (g[:, :-1], l, m), r"pi_g has shape \(2, 9\); expected \(2, 10\)"),
-        (lambda g, l, m: (g.astype(float), l, m), r"pi_g has dtype float64"),
-        (lambda g, l, m: (g, l * 2, m), r"pi_l\[0, 0, :\] sums to"),
-        (lambda g, l, m: (g, l[:, :, :1], m), r"pi_l has shape \(3, 2, 1\)"),
+        (lambda g, l, m: (g[:, :-1], l, m), r"pi_g: has shape \(2, 9\); expected \(n_sg, N_F\) = \(2, 10\)"),
+        (lambda g, l, m: (g.astype(float), l, m), r"pi_g: has dtype float64"),
+        (lambda g, l, m: (g, l * 2, m), r"pi_l\[0, 0, :\]: sums to"),
+        (lambda g, l, m: (g, l[:, :, :1], m), r"pi_l: has shape \(3, 2, 1\)"),
         (lambda g, l, m: (g, l, {**m, "format_version": 99}), r"format_version is 99"),
         (lambda g, l, m: (g, l, {**m, "k": 0}), r"k is 0"),
         (lambda g, l, m: (g, l, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),

@@ -67,9 +67,9 @@ DELETE = object()
 @pytest.mark.parametrize("path, value, message", [
     ("robots.max_speed", -1, "robots.max_speed: must be > 0, got -1"),
     ("robots.max_sped", 1.0, "robots.max_sped: unknown key"),
-    ("robot", {}, "robot: unknown key"),
+    ("robot", {}, "robot: unknown key (allowed: name, description, gamma, zones"),
     ("zones.radius", DELETE, "zones.radius: missing (required)"),
-    ("rewards", DELETE, "rewards: missing section"),
+    ("rewards", DELETE, "rewards: missing (required)"),
     ("zones.count", 5.0, "zones.count: must be an integer >= 2, got 5.0"),
     ("zones.width", 3.0, "zones.width: must be < 2 * radius"),
     ("gamma", 1.0, "gamma: must be in [0, 1), got 1"),
@@ -104,5 +104,5 @@ def test_bad_files_and_names(tmp_path):
         load_scenario(broken)
     listing = tmp_path / "list.yaml"
     listing.write_text("- 1\n- 2\n")
-    with pytest.raises(ScenarioError, match="must be a mapping of sections"):
+    with pytest.raises(ScenarioError, match=r"\(top level\): must be a mapping of name, description, gamma, zones"):
         load_scenario(listing)

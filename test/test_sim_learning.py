@@ -14,7 +14,7 @@ from PIL import Image
 
 from altmarl_ros.cli import main
 from altmarl_ros.core.policy import load_policy
-from altmarl_ros.core.source import as_game
+from altmarl_ros.core.sampler import as_game
 from altmarl_sim import estimate as estimate_module
 from altmarl_sim.estimate import estimate_model
 from altmarl_sim.fleet import FleetSim

@@ -1,5 +1,6 @@
 """altmarl sweep: grid config, resumable runs, Nash-gap fits, the regenerated report."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,8 @@ def test_shipped_grids_load_with_the_documented_sizes():
 
 
 @pytest.mark.parametrize("edit, named", [
-    (lambda g: g.pop("horizon"), "missing keys ['horizon']"),
-    (lambda g: g.update(colour="red"), "unknown keys ['colour']"),
+    (lambda g: g.pop("horizon"), "grids.tiny.horizon: missing (required)"),
+    (lambda g: g.update(colour="red"), "grids.tiny.colour: unknown key (allowed: models, k, n, m, rounds"),
     (lambda g: g.update(k=[1, 0]), "grids.tiny.k[1]"),
     (lambda g: g.update(k=[1, 99]), "k = 99 exceeds n = 40"),
     (lambda g: g.update(models=["nope"]), "grids.tiny.models[0] = 'nope'"),
@@ -80,7 +81,23 @@ def test_bad_grid_names_the_field(tmp_path, edit, named):
             spec["model"] = str(SWEEP_CONFIG.parent / spec["model"])
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(SweepConfigError, match=named.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(SweepConfigError, match=re.escape(named)):
+        load_grid(path, "tiny")
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda c: c.update(grid={}), "sweep.yaml: grid: unknown key (allowed: models, grids)"),
+    (lambda c: c["models"]["federated"].update(colour="red"),
+     "models.federated.colour: unknown key (allowed: model, scenario, authors_protocol)"),
+])
+def test_bad_sweep_section_names_the_key(tmp_path, edit, named):
+    import yaml
+
+    config = yaml.safe_load(SWEEP_CONFIG.read_text())
+    edit(config)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SweepConfigError, match=re.escape(named)):
         load_grid(path, "tiny")
 
 

@@ -27,6 +27,7 @@ STATUS_EVERY_SEC = 0.5
 PLAIN_STATUS_EVERY_SEC = 10.0
 DEMO_SELECT_ROLLOUTS = 20  # per candidate observer when the demo trains (train's default: 50)
 DEMO_MAX_COLUMNS = 50_000  # pi_g at <= 30 robots for 5 zones: a few seconds of G-LEARN (train's default 400000)
+TRAIN_K = 10  # k the demo trains a policy for when neither --k nor the fleet file names one
 MARGIN_SD = 3.0  # the run agrees with the offline evaluation if within this many single-run std devs
 
 
@@ -35,8 +36,8 @@ def add_arguments(parser):
                         help="simulated seconds to run the fleet (default 60 = 60 decision epochs)")
     parser.add_argument("--n", type=int, metavar="N", help="worker robots (default: n_robots in the fleet file)")
     parser.add_argument("--k", type=int, metavar="K",
-                        help="robots the coordinator samples (default: the policy's k, or the fleet file's "
-                             "k when a policy is trained)")
+                        help=f"robots the coordinator samples (default: the policy's k; a policy is trained for "
+                             f"k = {TRAIN_K} unless the fleet file names k)")
     parser.add_argument("--policy", metavar="P",
                         help="policy file (default: the fleet file's, runs/warehouse_ring/policy.npz); "
                              "trained first if it does not exist")
@@ -62,13 +63,12 @@ def run(args) -> int:
         raise UsageError(f"--duration {args.duration}: must be > 0 simulated seconds")
     if args.rollouts < 2:
         raise UsageError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
-    overrides = {key: value for key, value in (("n_robots", args.n), ("policy", args.policy),
+    overrides = {key: value for key, value in (("n_robots", args.n), ("k", args.k), ("policy", args.policy),
                                                ("seed", args.seed)) if value is not None}
-    # k = 1 until the policy's k is known (the fleet file's k may not fit a smaller --n yet).
-    base = fleet_plan.load_fleet(args.fleet, {**overrides, "k": 1})
-    scenario = load_scenario(base.common["scenario"])
-    policy = _ready_policy(args, base, scenario, args.k)
-    fleet = fleet_plan.load_fleet(args.fleet, {**overrides, "k": policy.k})
+    fleet = fleet_plan.load_fleet(args.fleet, overrides)
+    scenario = load_scenario(fleet.common["scenario"])
+    policy = _ready_policy(args, fleet, scenario, fleet.common.get("k"))
+    fleet_plan.check_policy_k(fleet, policy.k)
     n, k = fleet.n_robots, policy.k
     decision_period = float(fleet.common.get("decision_period", scenario.timing.decision_epoch))
     target_epochs = max(1, int(round(args.duration / decision_period)))
@@ -125,20 +125,14 @@ def _ready_policy(args, base, scenario, wanted_k):
         else:
             if wanted_k is None or wanted_k == policy.k:
                 return policy
-            raise PolicyError(f"--k {wanted_k}: the policy {path} was trained for k = {policy.k}; use "
+            raise PolicyError(f"k = {wanted_k} (--k or the fleet file): the policy {path} was trained for k = {policy.k}; use "
                               f"--k {policy.k}, or --retrain to train it for k = {wanted_k} (overwrites it), "
                               f"or --policy another file")
-    k = wanted_k if wanted_k is not None else _fleet_file_k(args)
+    k = wanted_k if wanted_k is not None else TRAIN_K
     print(f"altmarl demo: training ({reason}): altmarl train --scenario {scenario.name} --k {k} --out {path}",
           file=sys.stderr, flush=True)
     _train(scenario, k, path, base.n_robots, quiet=args.quiet or args.json)
     return load_policy(path, scenario_hash=scenario.content_hash())
-
-
-def _fleet_file_k(args) -> int:
-    from altmarl_ros import fleet_plan
-
-    return int(fleet_plan.load_fleet(args.fleet).common["k"])
 
 
 def _train(scenario, k: int, path, n: int, quiet: bool) -> None:

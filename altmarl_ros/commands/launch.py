@@ -32,5 +32,5 @@ def run(args) -> int:
         return 0
     how = f"{len(specs)} processes" if args.processes else "one process"
     print(f"altmarl launch: {len(specs)} nodes ({args.mode} fleet of {fleet.n_robots} robots, "
-          f"k={fleet.common['k']}) in {how}; Ctrl-C stops", flush=True)
+          f"k={fleet.common.get('k', 'the policy')}) in {how}; Ctrl-C stops", flush=True)
     return supervisor.run(specs, processes=args.processes, duration=args.duration)

@@ -212,7 +212,7 @@ def run(args) -> int:
     source, policy_kwargs, label, source_config = _training_source(args, scenario)
     game = policy_kwargs.get("game")
     if game is None:  # the simulator sampler: pool it once; the filter predicts with the pooled model
-        from altmarl_ros.core.source import as_game
+        from altmarl_ros.core.sampler import as_game
 
         source = game = as_game(source, seed=args.seed)
     score, sizes = _deployment_scorer(args, scenario, game)

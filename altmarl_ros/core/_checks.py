@@ -1,8 +1,7 @@
 """Range checks for named parameters, shared by kinematics, ring and scenarios.
 
-Errors carry the offending `field` separately from the `detail`, so a caller that
-knows a longer path (a YAML section, a ROS parameter prefix) can re-raise with it
-instead of re-validating.
+Each takes the error class to raise as (field, detail) (see AltmarlError), so the
+caller's domain error names the field.
 """
 from __future__ import annotations
 
@@ -12,16 +11,7 @@ import operator
 from altmarl_ros.errors import AltmarlError
 
 
-class FieldValueError(AltmarlError):
-    """A named parameter is out of range; message is "<field>: <detail>"."""
-
-    def __init__(self, field: str, detail: str):
-        super().__init__(f"{field}: {detail}")
-        self.field = field
-        self.detail = detail
-
-
-def as_float(error: type[FieldValueError], field: str, value) -> float:
+def as_float(error: type[AltmarlError], field: str, value) -> float:
     """A finite real number (bools are rejected: `true` in YAML is not a speed)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise error(field, f"must be a number, got {value!r}")
@@ -31,28 +21,28 @@ def as_float(error: type[FieldValueError], field: str, value) -> float:
     return value
 
 
-def positive(error: type[FieldValueError], field: str, value) -> float:
+def positive(error: type[AltmarlError], field: str, value) -> float:
     value = as_float(error, field, value)
     if value <= 0:
         raise error(field, f"must be > 0, got {value:g}")
     return value
 
 
-def non_negative(error: type[FieldValueError], field: str, value) -> float:
+def non_negative(error: type[AltmarlError], field: str, value) -> float:
     value = as_float(error, field, value)
     if value < 0:
         raise error(field, f"must be >= 0, got {value:g}")
     return value
 
 
-def probability(error: type[FieldValueError], field: str, value) -> float:
+def probability(error: type[AltmarlError], field: str, value) -> float:
     value = as_float(error, field, value)
     if not 0.0 <= value <= 1.0:
         raise error(field, f"must be in [0, 1], got {value:g}")
     return value
 
 
-def integer(error: type[FieldValueError], field: str, value, minimum: int) -> int:
+def integer(error: type[AltmarlError], field: str, value, minimum: int) -> int:
     """An int (numpy ints too); floats such as 5.0 are refused: a count is a count."""
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise error(field, f"must be an integer >= {minimum}, got {value!r}")

@@ -42,13 +42,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
+from altmarl_ros.core.baselines import constant_global_candidates
 from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, check_learning_args,
                                      surrogate_gain, learn_with_surrogate)
-from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy
 from altmarl_ros.core.llearn import l_learn
-from altmarl_ros.core.source import (DEFAULT_POOL, LearnError, as_game, check_local_policy,
-                                     uniform_local_policy)
+from altmarl_ros.core.policy import check_local_policy, uniform_local_policy
+from altmarl_ros.core.sampler import DEFAULT_POOL, as_game
+from altmarl_ros.errors import LearnError
 
 ETA_C = 0.01
 STARTS = ("best_constant", "uniform")
@@ -115,14 +116,13 @@ def constant_global_welfare(game, a_g: int, pi_l: np.ndarray) -> float:
 
 
 def best_constant_start(game, k: int) -> tuple:
-    """(a_g, pi_l, welfare): the constant global action whose local best response scores best."""
-    n_f = n_count_vectors(k, game.n_sl)
+    """(a_g, pi_l, welfare): the best_constant_global baseline's candidate (a_g with the locals'
+    best response to it) that scores best, by exact welfare rather than rollouts."""
     best = None
-    for a_g in range(game.n_ag):
-        pi_l = l_learn(game, np.full((game.n_sg, n_f), a_g, np.int32), k).pi_l
-        welfare = constant_global_welfare(game, a_g, pi_l)
+    for a_g, candidate in enumerate(constant_global_candidates(game, k)):
+        welfare = constant_global_welfare(game, a_g, candidate.pi_l)
         if best is None or welfare > best[2]:
-            best = (a_g, pi_l, welfare)
+            best = (a_g, candidate.pi_l, welfare)
     return best
 
 
@@ -199,7 +199,7 @@ def _start(game, k, start):
             a_g, pi_l, welfare = best_constant_start(game, k)
             return pi_l, f"best_constant: a_g = {a_g}, exact welfare {welfare:.4f}"
         raise LearnError("start", f"is {start!r}; use one of {STARTS} or a pi_l array")
-    return check_local_policy(game, start, "start"), "given pi_l"
+    return check_local_policy(game.sizes, start, LearnError, "start"), "given pi_l"
 
 
 def _report(progress, log):

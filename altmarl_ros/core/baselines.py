@@ -18,12 +18,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from altmarl_ros.core._checks import FieldValueError
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import l_learn
+from altmarl_ros.core.policy import uniform_local_policy
+from altmarl_ros.errors import LearnError
 
 
-class RegistryError(FieldValueError):
+class RegistryError(LearnError):
     """An unknown name was asked of a registry; the message lists the known ones."""
 
 
@@ -40,7 +41,7 @@ class Registry(dict):
         self[name] = entry
         return entry
 
-    def check(self, names, error: type[FieldValueError] = RegistryError, field: str = "names") -> tuple:
+    def check(self, names, error: type[LearnError] = RegistryError, field: str = "names") -> tuple:
         """`names` as a tuple; an unknown one raises `error` listing the known ones."""
         unknown = [name for name in names if name not in self]
         if unknown:
@@ -96,10 +97,10 @@ def score_candidates(candidates, score: Callable, seed: int, announce=None):
 
 def _uniform_random(game, k):
     """Every agent, global and local, uniform at random."""
-    return [Candidate(None, np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al))]
+    return [Candidate(None, uniform_local_policy(game))]
 
 
-def _best_constant_global(game, k):
+def constant_global_candidates(game, k):
     """Each constant a_g with the locals' exact best response to it (a constant pi_g makes s_g
     an autonomous chain, so L-LEARN's induced MDP has no mean-field approximation)."""
     found = []
@@ -110,5 +111,5 @@ def _best_constant_global(game, k):
 
 
 register_baseline("uniform_random", "uniform random", _uniform_random, blind=True)
-register_baseline("best_constant_global", "best constant global + local BR", _best_constant_global,
+register_baseline("best_constant_global", "best constant global + local BR", constant_global_candidates,
                   blind=True)

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core.model import as_float_array, check_stochastic
-from altmarl_ros.errors import AltmarlError
+from altmarl_ros.errors import ModelError
 
 RANKING_SCHEME = "colex-combinadic-v1"
 
@@ -125,7 +125,7 @@ def _sample_next_counts(F, P_tilde, out):
         out[S - 1] += remaining
 
 
-class CountsError(AltmarlError):
+class CountsError(ModelError):
     """Bad k, S, rank or count vector given to the count-vector functions."""
 
 

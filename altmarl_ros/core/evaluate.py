@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from altmarl_ros.core._checks import FieldValueError, as_float, integer
+from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import rank_kernel, n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy, global_best_response_gain
@@ -35,10 +35,11 @@ from altmarl_ros.core.llearn import local_best_response_gain
 from altmarl_ros.core.observer import ObserverSpec, correct_kernel, predict_kernel, round_kernel, scale_kernel, fresh
 from altmarl_ros.core.policy import build_policy
 from altmarl_ros.core.rng import xoshiro_next
+from altmarl_ros.errors import LearnError
 
 
 
-class EvaluationError(FieldValueError):
+class EvaluationError(LearnError):
     """Bad arguments to the evaluator (sizes, rollout counts); message "<field>: <detail>"."""
 
 

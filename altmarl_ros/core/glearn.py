@@ -42,8 +42,9 @@ from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.counts import n_count_vectors, rank_kernel as _rank, unrank_kernel as _unrank
 from altmarl_ros.core.model import MeanFieldGame
 from altmarl_ros.core.rng import counter_uniform
-from altmarl_ros.core.source import (DEFAULT_POOL, LearnError, as_game, check_global_policy,
-                                     check_local_policy)
+from altmarl_ros.core.policy import FOR_THIS_K, check_global_policy, check_local_policy
+from altmarl_ros.core.sampler import DEFAULT_POOL, as_game
+from altmarl_ros.errors import LearnError
 
 DEFAULT_TABLE_BYTES = 1 << 30  # cache of sampled next-count ranks; beyond it draws are recomputed
 DEFAULT_MAX_SWEEPS = 10_000
@@ -427,7 +428,7 @@ def g_learn(source, pi_l, k, m=30, tol=1e-4, max_sweeps=DEFAULT_MAX_SWEEPS, seed
     k, m, tol, max_sweeps, seed, table_bytes = check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
     game = as_game(source, pool, seed)
-    pi_l = check_local_policy(game, pi_l)
+    pi_l = check_local_policy(game.sizes, pi_l, LearnError)
     return learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q0, progress, table_bytes)[0]
 
 
@@ -447,7 +448,7 @@ def global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0, tol=1e-6,
     k, m, tol, max_sweeps, seed, table_bytes = check_learning_args(k, m, tol, max_sweeps, seed,
                                                                     table_bytes)
     game = as_game(game, pool, seed)
-    pi_l = check_local_policy(game, pi_l)
+    pi_l = check_local_policy(game.sizes, pi_l, LearnError)
     surrogate = _Surrogate(game, pi_l, k, m, seed, table_bytes)
-    pi_g = check_global_policy(game, pi_g, surrogate.n_f)
+    pi_g = check_global_policy(game.sizes, pi_g, surrogate.n_f, LearnError, hint=FOR_THIS_K)
     return surrogate_gain(surrogate, _start_value(game, Q0, surrogate.n_f), pi_g, tol, max_sweeps)

@@ -41,8 +41,10 @@ from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.counts import unrank_kernel, n_count_vectors
 from altmarl_ros.core.glearn import log_or_minus_inf, log_factorials, log_multinomial_pmf, fold_local_policy
 from altmarl_ros.core.model import MeanFieldGame
-from altmarl_ros.core.source import (DEFAULT_POOL, LearnError, as_game, check_global_policy,
-                                     check_local_policy, uniform_local_policy)
+from altmarl_ros.core.policy import (FOR_THIS_K, check_global_policy, check_local_policy,
+                                     uniform_local_policy)
+from altmarl_ros.core.sampler import DEFAULT_POOL, as_game
+from altmarl_ros.errors import LearnError
 
 _N_BLOCKS = 64
 _IMPROVE = 1e-12  # policy iteration switches action only for a gain above this
@@ -179,8 +181,8 @@ def _initial_gain(game, V_best, V_population) -> float:
 def _inputs(source, pi_g, k, pi_l, pool, seed):
     k = integer(LearnError, "k", k, 1)
     game = as_game(source, integer(LearnError, "pool", pool, 1), integer(LearnError, "seed", seed, 0))
-    pi_l = uniform_local_policy(game) if pi_l is None else check_local_policy(game, pi_l)
-    pi_g = check_global_policy(game, pi_g, n_count_vectors(k, game.n_sl))
+    pi_l = uniform_local_policy(game) if pi_l is None else check_local_policy(game.sizes, pi_l, LearnError)
+    pi_g = check_global_policy(game.sizes, pi_g, n_count_vectors(k, game.n_sl), LearnError, hint=FOR_THIS_K)
     return game, pi_g, k, pi_l
 
 

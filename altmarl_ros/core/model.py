@@ -23,17 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer, write_atomic
-from altmarl_ros.errors import AltmarlError
+from altmarl_ros.errors import ModelError
 
 ROW_SUM_TOLERANCE = 1e-9
 ARRAY_KEYS = ("P_g", "P_l", "r_g", "r_l", "mu0_g", "mu0_l")
 REQUIRED_KEYS = ("P_g", "P_l", "r_g", "r_l", "gamma")
 OPTIONAL_KEYS = ("mu0_g", "mu0_l", "name", "description")
 MODEL_SUFFIXES = (".npz", ".yaml", ".yml")
-
-
-class ModelError(AltmarlError):
-    """A model array, file or key is invalid; the message names it and the fix."""
 
 
 def _index_text(index) -> str:

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from altmarl_ros.core._checks import FieldValueError, as_float, integer
+from altmarl_ros.core._checks import as_float, integer
+from altmarl_ros.errors import LearnError
 from altmarl_ros.core.baselines import Registry
 
 # name -> one-line description; the CLI's --observer choices, the sweep and the report read it.
@@ -44,7 +45,7 @@ OBSERVERS.register("filter", "estimate of the fleet predicted through the model 
                              "corrected by each k-sample")
 
 
-class ObserverError(FieldValueError):
+class ObserverError(LearnError):
     """Bad observer settings or inputs; message "<field>: <detail>"."""
 
 

@@ -34,7 +34,7 @@ from altmarl_ros.core.atomic import atomic_writer
 from altmarl_ros.core.counts import RANKING_SCHEME, n_count_vectors, rank
 from altmarl_ros.core.model import as_float_array, check_stochastic
 from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
-from altmarl_ros.errors import AltmarlError
+from altmarl_ros.errors import PolicyError, PolicyMismatch
 
 FORMAT_VERSION = 2
 FILE_KEYS = ("pi_g", "pi_l", "meta")
@@ -44,12 +44,51 @@ IDENTITY_KEYS = ("format_version", "model_hash", "k", "sizes", "ranking_scheme",
 META_KEYS = IDENTITY_KEYS + ("config", "metrics")
 
 
-class PolicyError(AltmarlError):
-    """A policy file or policy array is invalid; the message names it and the fix."""
+FOR_THIS_K = " for this k: use a policy trained for this model and k"
 
 
-class PolicyMismatch(PolicyError):
-    """A valid policy does not belong to the model, k or scenario it is used with."""
+def check_global_policy(sizes, pi_g, n_f: int, error=PolicyError, field: str = "pi_g", hint: str = "") -> np.ndarray:
+    """pi_g as int32 [S_g, N_F] of global actions in 0..A_g-1; `sizes` = (n_sg, n_ag, n_sl, n_al).
+
+    The one check of a global policy: the artifact raises PolicyError, the learners LearnError.
+    """
+    n_sg, n_ag = sizes[0], sizes[1]
+    array = np.asarray(pi_g)
+    if array.shape != (n_sg, n_f):
+        raise error(field, f"has shape {array.shape}; expected (n_sg, N_F) = ({n_sg}, {n_f}){hint}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise error(field, f"has dtype {array.dtype}; it must hold integer global actions")
+    bad = np.argwhere((array < 0) | (array >= n_ag))
+    if bad.size:
+        s_g, f = (int(i) for i in bad[0])
+        raise error(f"{field}[{s_g}, {f}]", f"is {array[s_g, f]}; global actions are 0..{n_ag - 1}")
+    return np.ascontiguousarray(array, dtype=np.int32)
+
+
+def check_local_policy(sizes, pi_l, error=PolicyError, field: str = "pi_l") -> np.ndarray:
+    """pi_l as float64 [S_l, S_g, A_l] with finite, non-negative rows summing to 1."""
+    n_sg, _, n_sl, n_al = sizes
+    expected = (n_sl, n_sg, n_al)
+    try:
+        array = np.array(pi_l, dtype=np.float64, order="C")
+    except (TypeError, ValueError):
+        raise error(field, f"must be a numeric array of shape {expected}") from None
+    if array.shape != expected:
+        raise error(field, f"has shape {array.shape}; expected (n_sl, n_sg, n_al) = {expected}")
+    bad = np.argwhere(~np.isfinite(array) | (array < 0))
+    if bad.size:
+        index = tuple(int(i) for i in bad[0])
+        raise error(f"{field}{list(index)}", f"is {array[index]}; probabilities are finite and >= 0")
+    sums = array.sum(axis=-1)
+    bad = np.argwhere(np.abs(sums - 1.0) > 1e-9)
+    if bad.size:
+        s_l, s_g = (int(i) for i in bad[0])
+        raise error(f"{field}[{s_l}, {s_g}, :]", f"sums to {float(sums[s_l, s_g]):.10g}; normalise each row")
+    return array
+
+
+def uniform_local_policy(game) -> np.ndarray:
+    return np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
 
 
 def _json_value(value):
@@ -119,27 +158,13 @@ class PolicyArtifact:
     def __post_init__(self):
         meta = _normalised_meta(self.meta)
         sizes, k = meta["sizes"], meta["k"]
-        n_sg, n_ag, n_sl, n_al = (sizes[key] for key in SIZE_KEYS)
-        pi_g = np.asarray(self.pi_g)
-        if not np.issubdtype(pi_g.dtype, np.integer):
-            raise PolicyError(f"pi_g has dtype {pi_g.dtype}; it must hold integer global actions")
+        sizes = tuple(sizes[key] for key in SIZE_KEYS)
+        n_sg, n_ag, n_sl, n_al = sizes
         K = meta["observer"]["resolution"]
-        n_f = n_count_vectors(K, n_sl)
-        if pi_g.shape != (n_sg, n_f):
-            raise PolicyError(
-                f"pi_g has shape {pi_g.shape}; expected ({n_sg}, {n_f}) = "
-                f"(n_sg, C(K + n_sl - 1, n_sl - 1)) for the observer's resolution K = {K}, n_sl = {n_sl}"
-            )
-        out_of_range = np.argwhere((pi_g < 0) | (pi_g >= n_ag))
-        if len(out_of_range):
-            index = tuple(int(i) for i in out_of_range[0])
-            raise PolicyError(
-                f"pi_g[{index[0]}, {index[1]}] is {pi_g[index]}; global actions are in [0, {n_ag})"
-            )
-        pi_l = as_float_array("pi_l", self.pi_l, 3, error=PolicyError)
-        if pi_l.shape != (n_sl, n_sg, n_al):
-            raise PolicyError(f"pi_l has shape {pi_l.shape}; expected ({n_sl}, {n_sg}, {n_al}) = (n_sl, n_sg, n_al)")
-        check_stochastic("pi_l", pi_l, error=PolicyError)
+        pi_g = check_global_policy(sizes, self.pi_g, n_count_vectors(K, n_sl),
+                                   hint=f" = (n_sg, C(K + n_sl - 1, n_sl - 1)) for the observer's resolution "
+                                        f"K = {K}, n_sl = {n_sl}")
+        pi_l = check_local_policy(sizes, self.pi_l)
         pi_g = np.ascontiguousarray(pi_g, dtype=np.int32).copy()
         pi_l = np.ascontiguousarray(pi_l).copy()
         pi_g.flags.writeable = False

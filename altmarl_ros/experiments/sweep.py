@@ -23,8 +23,9 @@ from typing import Optional
 import numpy as np
 import yaml
 
+from altmarl_ros import schema
 from altmarl_ros.core.atomic import write_atomic
-from altmarl_ros.errors import AltmarlError
+from altmarl_ros.errors import AltmarlError, ConfigError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
              "full_observation_k", "cost_k", "seed")
@@ -33,11 +34,12 @@ ROW_FIELDS = (
     "local_gain", "informed_gain", "informed_gain_ci95", "reference_k", "rounds", "converged", "eta", "train_seconds", "glearn_seconds",
     "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "note",
 )
+REQUIRED = schema.REQUIRED
 # Bumped when a unit's computation changes meaning, so old result files are recomputed.
 RESULTS_FORMAT = 4
 
 
-class SweepConfigError(AltmarlError):
+class SweepConfigError(ConfigError):
     """config/sweep.yaml (or the file given with --config) is malformed."""
 
 
@@ -89,22 +91,16 @@ def load_grid(config_path, grid_name):
         raise SweepConfigError(f"cannot read sweep config {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
         raise SweepConfigError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(data, dict) or set(data) != {"models", "grids"}:
-        raise SweepConfigError(f"{path}: top level must have exactly the keys 'models' and 'grids'")
+    with schema.in_file(str(path), SweepConfigError):
+        data = schema.fields(data, {"models": (schema.given, REQUIRED), "grids": (schema.given, REQUIRED)},
+                             SweepConfigError)
     grids, models = data["grids"], data["models"]
     if not isinstance(grids, dict) or grid_name not in grids:
         known = ", ".join(grids) if isinstance(grids, dict) else "none"
         raise SweepConfigError(f"{path}: no grid 'grids.{grid_name}' (grids defined: {known})")
     spec = grids[grid_name]
     where = f"{path}: grids.{grid_name}"
-    if not isinstance(spec, dict):
-        raise SweepConfigError(f"{where} must be a mapping of {', '.join(GRID_KEYS)}")
-    missing = [key for key in GRID_KEYS if key not in spec]
-    unknown = [key for key in spec if key not in GRID_KEYS]
-    if missing or unknown:
-        raise SweepConfigError(
-            f"{where}: missing keys {missing} / unknown keys {unknown}; a grid has exactly "
-            f"{', '.join(GRID_KEYS)}")
+    spec = schema.fields(spec, {key: (schema.given, REQUIRED) for key in GRID_KEYS}, SweepConfigError, where)
     if not isinstance(spec["k"], list) or not spec["k"]:
         raise SweepConfigError(f"{where}.k must be a non-empty list of positive integers")
     ks = sorted({_positive_int(k, f"{where}.k[{i}]") for i, k in enumerate(spec["k"])})
@@ -143,14 +139,15 @@ def load_grid(config_path, grid_name):
 
 def _model_spec(config_path, name, entry):
     where = f"{config_path}: models.{name}"
-    sources = [key for key in ("model", "scenario") if isinstance(entry, dict) and key in entry]
-    if len(sources) != 1 or not set(entry) <= {"model", "scenario", "authors_protocol"}:
+    entry = schema.mapping(entry, SweepConfigError, where, ("model", "scenario", "authors_protocol"))
+    if sum(key in entry for key in ("model", "scenario")) != 1:
         raise SweepConfigError(f"{where} must be {{model: FILE}} or {{scenario: NAME}}, "
                                "optionally with authors_protocol: {horizon: H, dirichlet_alpha: A}")
     protocol = entry.get("authors_protocol")
     if protocol is not None:
-        if not isinstance(protocol, dict) or set(protocol) != {"horizon", "dirichlet_alpha"}:
-            raise SweepConfigError(f"{where}.authors_protocol must have exactly the keys horizon, dirichlet_alpha")
+        protocol = schema.fields(protocol, {"horizon": (schema.given, REQUIRED),
+                                            "dirichlet_alpha": (schema.given, REQUIRED)},
+                                 SweepConfigError, f"{where}.authors_protocol")
         _positive_int(protocol["horizon"], f"{where}.authors_protocol.horizon")
         alpha = protocol["dirichlet_alpha"]
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:

@@ -12,10 +12,10 @@ from typing import Any, Iterable, List, Optional
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 
-from altmarl_ros.errors import AltmarlError
+from altmarl_ros.errors import AltmarlError, ConfigError
 
 
-class ParameterError(AltmarlError):
+class ParameterError(ConfigError):
     """A node parameter is missing, of the wrong type, out of range, or inconsistent."""
 
 

@@ -1,6 +1,6 @@
-"""What the learners learn from: a MeanFieldGame, or a generative sampler turned into one.
+"""The generative-sampler protocol, and a sampler pooled into a MeanFieldGame for the learners.
 
-Generative-sampler protocol (docs/architecture.md): an object with `sizes`
+Protocol (docs/architecture.md): an object with `sizes`
 (n_sg, n_ag, n_sl, n_al), `gamma`, expected rewards `r_g` [S_g, A_g] and
 `r_l` [S_l, S_g, A_l], and batch methods `sample_local(s_l, s_g, a_l, rng) -> s_l'`
 and `sample_global(s_g, a_g, rng) -> s_g'` on int arrays.
@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from altmarl_ros.core._checks import FieldValueError, integer
-from altmarl_ros.core.model import MeanFieldGame, ModelError, make_game
+from altmarl_ros.core._checks import integer
+from altmarl_ros.core.model import MeanFieldGame, make_game
+from altmarl_ros.errors import LearnError, ModelError
 
 DEFAULT_POOL = 2048
-
-
-class LearnError(FieldValueError):
-    """Bad input to G-LEARN / L-LEARN / ALTERNATING-MARL; names the field and the fix."""
 
 
 def as_game(source, pool: int = DEFAULT_POOL, seed: int = 0) -> MeanFieldGame:
@@ -78,43 +75,3 @@ def _draws(values, expected: int, n_states: int, method: str) -> np.ndarray:
         raise LearnError(f"source.{method}", f"returned state {array[bad[0]]} at index {bad[0]}; "
                          f"states are 0..{n_states - 1}")
     return array.astype(np.int64)
-
-
-def check_local_policy(game: MeanFieldGame, pi_l, field: str = "pi_l") -> np.ndarray:
-    """pi_l as float64 [S_l, S_g, A_l] with finite, non-negative rows summing to 1."""
-    expected = (game.n_sl, game.n_sg, game.n_al)
-    try:
-        array = np.array(pi_l, dtype=np.float64, order="C")
-    except (TypeError, ValueError):
-        raise LearnError(field, f"must be a numeric array of shape {expected}") from None
-    if array.shape != expected:
-        raise LearnError(field, f"has shape {array.shape}; expected (n_sl, n_sg, n_al) = {expected}")
-    bad = np.argwhere(~np.isfinite(array) | (array < 0))
-    if bad.size:
-        index = tuple(int(i) for i in bad[0])
-        raise LearnError(f"{field}{list(index)}", f"is {array[index]}; probabilities are finite and >= 0")
-    sums = array.sum(axis=-1)
-    bad = np.argwhere(np.abs(sums - 1.0) > 1e-9)
-    if bad.size:
-        s_l, s_g = (int(i) for i in bad[0])
-        raise LearnError(f"{field}[{s_l}, {s_g}, :]", f"sums to {sums[s_l, s_g]!r}; normalise each row")
-    return array
-
-
-def check_global_policy(game: MeanFieldGame, pi_g, n_f: int, field: str = "pi_g") -> np.ndarray:
-    """pi_g as int32 [S_g, N_F] of global actions in 0..A_g-1."""
-    array = np.asarray(pi_g)
-    if array.shape != (game.n_sg, n_f):
-        raise LearnError(field, f"has shape {array.shape}; expected (n_sg, N_F) = ({game.n_sg}, {n_f}) "
-                         "for this k: use a policy trained for this model and k")
-    if not np.issubdtype(array.dtype, np.integer):
-        raise LearnError(field, f"has dtype {array.dtype}; it must hold integer global actions")
-    bad = np.argwhere((array < 0) | (array >= game.n_ag))
-    if bad.size:
-        s_g, f = (int(i) for i in bad[0])
-        raise LearnError(f"{field}[{s_g}, {f}]", f"is {array[s_g, f]}; global actions are 0..{game.n_ag - 1}")
-    return np.ascontiguousarray(array, dtype=np.int32)
-
-
-def uniform_local_policy(game: MeanFieldGame) -> np.ndarray:
-    return np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
