@@ -36,7 +36,7 @@ from numba import njit
 
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.errors import LearnError
-from altmarl_ros.core.baselines import Registry
+from altmarl_ros.core.registry import Registry
 
 # name -> one-line description; the CLI's --observer choices, the sweep and the report read it.
 OBSERVERS = Registry("observer")
