@@ -245,11 +245,15 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
     """(the policy under its observer, the best constant dispatcher) in the continuous simulator."""
     from tqdm import tqdm
 
-    from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
+    from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model, run_dir
     from altmarl_sim.rollout import policy_sim_welfare, sim_baselines
 
+    # the estimated model for the constants' local best responses: the cache if training left one,
+    # else computed without writing (a demo given a policy writes nothing under runs/)
+    cached = run_dir(scenario, DEFAULT_RUNS_DIR).exists()
     game, _ = estimate_model(scenario, samples_per_pair=policy.meta["config"].get("samples_per_pair",
-                                                                                  DEFAULT_SAMPLES_PER_PAIR))
+                                                                                  DEFAULT_SAMPLES_PER_PAIR),
+                             runs_dir=DEFAULT_RUNS_DIR if cached else None)
     runs = 1 + game.n_ag + 1  # the policy, each constant, the winner re-scored
     with tqdm(total=runs * rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
               disable=not (show and sys.stderr.isatty())) as bar:
