@@ -16,7 +16,7 @@ import numpy as np
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_sim.fleet import FleetSim
-from altmarl_sim.rollout import check_policy, run_episode
+from altmarl_sim.rollout import check_policy, run_episode, running_observer
 from altmarl_sim.sampler import SamplerError
 from altmarl_sim.scenario import Scenario
 
@@ -42,14 +42,16 @@ class Frame:
     global_action: int
 
 
-def record_frames(scenario: Scenario, pi_g, pi_l, k: int, n: int, epochs: int, seed: int = 0) -> list:
+def record_frames(scenario: Scenario, pi_g, pi_l, k: int, n: int, epochs: int, seed: int = 0,
+                  observer=None, prediction=None) -> list:
     """Run one rollout of `epochs` epochs (pi_g None: uniformly random global actions) and
-    keep a Frame per epoch."""
+    keep a Frame per epoch. `observer`, `prediction`: as sim_rollout_welfare takes them."""
     k, n, epochs = (integer(RenderError, name, value, 1) for name, value in
                     (("k", k), ("n", n), ("epochs", epochs)))
     if k > n:
         raise RenderError("k", f"k = {k} exceeds the number of workers n = {n}: use k <= n")
-    pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k)
+    pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
+    running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     sim = FleetSim(scenario, n=n, seed=seed)
     frames = []
 
@@ -57,7 +59,7 @@ def record_frames(scenario: Scenario, pi_g, pi_l, k: int, n: int, epochs: int, s
         frames.append(Frame(len(frames), sim.poses.copy(), sim.zones(), np.sort(sampled),
                             sim.depot_zone(), a_g))
 
-    run_episode(sim, pi_g, pi_l, k, epochs, np.random.default_rng([seed, 1]), on_epoch=keep)
+    run_episode(sim, pi_g, pi_l, k, epochs, np.random.default_rng([seed, 1]), on_epoch=keep, observer=running)
     return frames
 
 

@@ -3,7 +3,10 @@
 Each decision epoch of a rollout (FleetSim.step_epoch underneath):
   zones of the n workers and the depot from their poses (altmarl_sim.ring);
   a fresh uniform k-subset of the workers (no replacement) -> count vector F;
-  a_g = pi_g[s_g, rank(F)] (or a uniformly random zone for the random baseline);
+  the policy's observer (core.observer) turns F into the count vector pi_g reads:
+  F itself for fresh, the filtered estimate for filter, which predicts with the
+  *estimated* tabular model while the robots move by the simulator (model mismatch);
+  a_g = pi_g[s_g, rank(.)] (or a uniformly random zone for the random baseline);
   every worker draws a_i ~ pi_l(.|s_i, s_g); one epoch of kinematics;
   reward r = r_g + (1/n) sum_i r_l,i as FleetSim defines it.
 Welfare = sum_{t<horizon} gamma^t r_t from FleetSim.reset()'s start (the scenario's
@@ -22,6 +25,7 @@ from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.evaluate import WelfareEstimate, check_rollout_size, mean_ci95
+from altmarl_ros.core.observer import Observer, fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.sampler import SamplerError
@@ -31,23 +35,34 @@ class RolloutError(SamplerError):
     """Bad arguments to a continuous-simulator rollout (policy shapes, counts, seeds)."""
 
 
-def check_policy(scenario: Scenario, pi_g, pi_l, k: int):
-    """(pi_g int32 [S_g, N_F] or None, pi_l float64 [S_l, S_g, A_l]) validated against the
-    scenario's sizes; pi_g None means a uniformly random global action every epoch."""
+def check_policy(scenario: Scenario, pi_g, pi_l, k: int, observer=None, prediction=None):
+    """(pi_g int32 [S_g, N_F(resolution)] or None, pi_l float64 [S_l, S_g, A_l]) validated against
+    the scenario's sizes and the observer spec (default fresh); pi_g None means a uniformly
+    random global action every epoch."""
     n_sg, n_ag, n_sl, n_al = scenario.sizes
     pi_l = np.asarray(pi_l, dtype=np.float64)
     if pi_l.shape != (n_sl, n_sg, n_al):
         raise PolicyMismatch(f"pi_l has shape {pi_l.shape}; scenario {scenario.name} needs "
                              f"(n_sl, n_sg, n_al) = {(n_sl, n_sg, n_al)}")
+    observer = fresh(k) if pi_g is None or observer is None else observer
     table = np.zeros((n_sg, n_count_vectors(k, n_sl)), np.int32) if pi_g is None else pi_g
-    artifact = build_policy(table, pi_l, k, n_ag=n_ag)
+    artifact = build_policy(table, pi_l, k, n_ag=n_ag, observer=observer,
+                            prediction=prediction if observer.name == "filter" else None)
     return (None if pi_g is None else artifact.pi_g), artifact.pi_l
 
 
+def running_observer(scenario: Scenario, k: int, observer=None, prediction=None) -> Observer:
+    """The stateful observer a rollout runs (default fresh; a filter predicts with `prediction`)."""
+    observer = fresh(k) if observer is None else observer
+    P_fused, mu0 = prediction or (np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1)), None)
+    return Observer(observer, P_fused, k, mu0=mu0)
+
+
 def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.Generator,
-                on_epoch=None) -> float:
+                on_epoch=None, observer: Observer | None = None) -> float:
     """Discounted return of one rollout from the sim's current state (arrays already
-    checked). `on_epoch(sim, sampled_ids, a_g)` is called before every epoch is run."""
+    checked). `on_epoch(sim, sampled_ids, a_g)` is called before every epoch is run.
+    `observer` (reset here; default: the paper's fresh sample) feeds pi_g."""
     n_sl = sim.scenario.ring.n_zones
     n_ag = sim.scenario.sizes[1]
     cum_pi_l = np.cumsum(pi_l, axis=-1)
@@ -55,12 +70,16 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
     gamma = sim.scenario.gamma
     zones, s_g = sim.zones(), sim.depot_zone()
     total, discount = 0.0, 1.0
+    if pi_g is not None:
+        observer = observer or running_observer(sim.scenario, k)
+        observer.reset()
     for _ in range(horizon):
         sampled = rng.choice(sim.n, size=k, replace=False)
         if pi_g is None:
             a_g = int(rng.integers(n_ag))
         else:
-            a_g = int(pi_g[s_g, rank(np.bincount(zones[sampled], minlength=n_sl))])
+            a_g = int(pi_g[s_g, rank(observer.decide(np.bincount(zones[sampled], minlength=n_sl)))])
+            observer.elapsed(s_g)  # the workers act under this s_g until the next decision
         actions = (rng.random(sim.n)[:, None] >= cum_pi_l[zones, s_g]).sum(axis=1)
         if on_epoch is not None:
             on_epoch(sim, sampled, a_g)
@@ -72,8 +91,12 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
 
 def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, horizon: int = 100,
                         seeds: int = 15, rollouts: int = 50, seed: int = 0,
-                        progress=None) -> WelfareEstimate:
+                        progress=None, observer=None, prediction=None) -> WelfareEstimate:
     """Welfare of (pi_g, pi_l) deployed in the continuous simulator; see the module docstring.
+
+    `observer`: an ObserverSpec (default fresh); a filter predicts with `prediction` =
+    (P_fused [S_g, S_l, S_l], mu0 [S_l]) of the model the policy was trained on (a
+    filter PolicyArtifact's observer_P, observer_mu0).
 
     Rollout r of seed s uses only SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r]
     (the simulator's noise and the subsets and actions). `progress(done, total)` is
@@ -87,20 +110,32 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
                                       (("horizon", horizon, 1), ("seeds", seeds, 1),
                                        ("rollouts", rollouts, 1), ("seed", seed, 0)))
     check_rollout_size(RolloutError, n, horizon, seeds, rollouts)
-    pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k)
+    if pi_g is not None and observer is not None and observer.name == "filter" and prediction is None:
+        raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
+                                         "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
+    pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
+    running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     returns = np.empty((seeds, rollouts))
     start = time.perf_counter()
     for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
         for r, stream in enumerate(seed_seq.spawn(rollouts)):
             sim_seed = int(stream.generate_state(1, np.uint64)[0] >> np.uint64(1))
             sim = FleetSim(scenario, n=n, seed=sim_seed)
-            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, np.random.default_rng(stream))
+            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, np.random.default_rng(stream),
+                                        observer=running)
             if progress is not None:
                 progress(s * rollouts + r + 1, seeds * rollouts)
     seconds = time.perf_counter() - start
     mean, ci = mean_ci95(returns)
     return WelfareEstimate(mean=mean, ci95=ci, returns=returns,
                            agent_steps=seeds * rollouts * n * horizon, seconds=seconds)
+
+
+def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:
+    """sim_rollout_welfare of a PolicyArtifact under the observer it records."""
+    prediction = None if policy.observer_P is None else (policy.observer_P, policy.observer_mu0)
+    return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, policy.k, observer=policy.observer,
+                               prediction=prediction, **rollout_args)
 
 
 def sim_baselines(scenario: Scenario, game, k: int, names=None, progress=None, announce=None,

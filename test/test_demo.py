@@ -82,7 +82,7 @@ def _ready(monkeypatch, args, trained):
 
     scenario = load_scenario("warehouse_ring")
 
-    def fake_train(scenario_, k, path, quiet):
+    def fake_train(scenario_, k, path, n, quiet):
         trained.append((scenario_.name, k, Path(path)))
         save_policy(herding_policy(scenario_, k), path)
 

@@ -22,6 +22,7 @@ from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 
 from altmarl_ros.core.counts import n_count_vectors, rank  # noqa: E402
+from altmarl_ros.core.observer import ObserverSpec  # noqa: E402
 from altmarl_ros.core.policy import build_policy, save_policy  # noqa: E402
 from altmarl_sim.ring import zone_centre, zone_of_pose  # noqa: E402
 from altmarl_ros.nodes._params import ParameterError  # noqa: E402
@@ -58,8 +59,15 @@ def world(tmp_path_factory):
 
     random_file, random_policy = policy("random", rng.integers(0, z, size=(z, n_count_vectors(K, z))))
     next_file, _ = policy("next", np.zeros((z, n_count_vectors(K, z)), dtype=int), local_action=NEXT)
+    # a filter at resolution 20 predicting with a random (not the fleet's) model: the estimate is
+    # checked against the recursion recomputed in the test, not against the fleet
+    filtered = build_policy(rng.integers(0, z, size=(z, n_count_vectors(20, z))), np.full((z, z, 3), 1.0 / 3), K,
+                            n_ag=z, scenario=(scenario.name, scenario.content_hash()),
+                            observer=ObserverSpec("filter", 0.25, 20),
+                            prediction=(rng.dirichlet(np.ones(z), size=(z, z)), np.full(z, 1.0 / z)))
+    filter_file = str(save_policy(filtered, root / "filter.npz"))
     return {"scenario": str(scenario_file), "ring": scenario.ring, "random": random_file,
-            "random_policy": random_policy, "next": next_file}
+            "random_policy": random_policy, "next": next_file, "filter": filter_file, "filter_policy": filtered}
 
 
 class Graph:
@@ -467,3 +475,52 @@ def test_fleet_sim_odometry_frames_and_command_timeout(graph, world):
     braking = 0.4 / sim.scenario.limits.max_accel
     assert graph.spin_until(lambda: sim.sim.time > silent_at + 0.5 + braking + 0.2, timeout=20.0)
     assert sim.sim.velocities[1, 0] == 0.0
+
+
+def test_coordinator_publishes_the_estimate_it_decided_on(graph, world):
+    from altmarl_ros.nodes.markers import MarkersNode
+
+    fleet = FakeFleet(graph, world["ring"], range(10))
+    coordinator = _coordinator(graph, world, robots=10, policy=world["filter"])
+    markers = graph.add(MarkersNode({"scenario": world["scenario"], "robots": 10}, context=graph.context))
+    _, received = _listen(graph)
+    due = _every(0.05)
+    publish = lambda: due() and fleet.publish()  # noqa: E731
+    assert graph.spin_until(lambda: len(received) >= 6, timeout=20.0, every=publish)
+    fleet.active = set(range(4))  # 6 robots leave: short samples of 4 and a resized fleet
+    left_at = time.monotonic()
+    assert graph.spin_until(lambda: time.monotonic() - left_at > 1.0, timeout=5.0, every=publish)
+    start = len(received)
+    assert graph.spin_until(lambda: len(received) >= start + 4, timeout=20.0, every=publish)
+    policy = world["filter_policy"]
+    P, gain = policy.observer_P, policy.observer.gain
+    # the filter's recursion, written out here: predict under the last broadcast s_g, blend by m / (w + m)
+    mu, w = None, 0.0
+    for epoch, msg in enumerate(received):
+        assert msg.epoch == epoch and msg.observer == "filter"
+        counts = np.array(msg.counts, dtype=float)
+        m = counts.sum()
+        if mu is None:
+            mu = counts / m
+        else:
+            predicted = np.array(received[epoch - 1].estimate) @ P[received[epoch - 1].global_state]
+            if epoch < 6:  # all 10 robots usable: the weight is known
+                g = m / (w + m)
+                mu = (1 - g) * predicted + g * counts / m
+            else:  # the fleet shrank at some decision: the blend weight is some g in (0, 1)
+                step = counts / m - predicted
+                g = float(step @ (np.array(msg.estimate) - predicted) / (step @ step))
+                assert 0 < g < 1
+                mu = (1 - g) * predicted + g * counts / m
+        w = (1 - gain) * (w + m)
+        np.testing.assert_allclose(msg.estimate, mu, atol=1e-9, err_msg=f"epoch {epoch}")
+        query = np.array(msg.query_counts)
+        assert query.sum() == 20 and np.abs(query - mu * 20).max() < 1
+        assert msg.count_rank == rank(query) and msg.global_action == policy.pi_g[msg.global_state, msg.count_rank]
+    assert coordinator.short_decisions >= 4
+    by_ns = {m.ns: m for m in markers.build().markers}
+    assert "estimate" in by_ns and "filter" in by_ns["status"].text
+    lengths = [math.dist((a.x, a.y), (b.x, b.y)) for a, b in zip(by_ns["estimate"].points[::2],
+                                                                 by_ns["estimate"].points[1::2])]
+    np.testing.assert_allclose(np.array(lengths) / max(lengths), np.array(markers.last_command.estimate)
+                               / max(markers.last_command.estimate), atol=1e-6)

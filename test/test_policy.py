@@ -49,7 +49,7 @@ def test_build_records_identity_and_lookups_follow_ranking():
     for r, F in enumerate(enumerate_count_vectors(K, game.n_sl)):
         assert policy.global_action(1, F) == policy.pi_g[1, r]
     assert np.array_equal(policy.local_probs(2, 1), policy.pi_l[2, 1])
-    with pytest.raises(PolicyError, match="summing to k = 3"):
+    with pytest.raises(PolicyError, match="summing to the observer.s resolution 3"):
         policy.global_action(0, [1, 1, 0])
     with pytest.raises(PolicyError, match="s_g = 2 is out of range"):
         policy.global_action(2, [1, 1, 1])

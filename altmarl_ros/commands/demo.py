@@ -9,7 +9,9 @@
    (altmarl_ros.nodes.welfare_monitor), with a live one-line status.
 3. After --duration simulated seconds, print the welfare achieved (discounted
    return over the epochs run) next to the offline evaluation of the same policy
-   in the continuous simulator (altmarl_sim.rollout) with the same n, k and horizon.
+   (under its own observer) in the continuous simulator (altmarl_sim.rollout) with
+   the same n, k and horizon, and the best constant dispatcher's offline welfare on
+   the same streams: what the learned coordinator must beat.
 """
 import argparse
 import math
@@ -24,6 +26,8 @@ HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with
         "achieved next to the offline evaluation")
 STATUS_EVERY_SEC = 0.5
 PLAIN_STATUS_EVERY_SEC = 10.0
+DEMO_SELECT_ROLLOUTS = 20  # per candidate observer when the demo trains (train's default: 50)
+DEMO_MAX_COLUMNS = 50_000  # pi_g at <= 30 robots for 5 zones: a few seconds of G-LEARN (train's default 400000)
 TRAIN_K = 10  # k the demo trains a policy for when neither --k nor the fleet file names one
 MARGIN_SD = 3.0  # the run agrees with the offline evaluation if within this many single-run std devs
 
@@ -92,9 +96,9 @@ def run(args) -> int:
         say(f"note: {monitor.out_of_sequence} GlobalCommand(s) were superseded before the monitor read them "
             f"(two decisions in one control step, or another coordinator on this ROS domain); each such "
             f"epoch is counted together with the next")
-    offline = _offline_welfare(scenario, policy, k, n, monitor.epochs, args.rollouts,
-                               int(fleet.common.get("seed", 0)), show and not args.json)
-    report = _report(monitor, offline, run_result, n, k, policy, args.processes)
+    offline, constant = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts,
+                                         int(fleet.common.get("seed", 0)), show and not args.json)
+    report = _report(monitor, offline, constant, run_result, n, k, policy, args.processes)
     if args.json:
         print_json(report)
     else:
@@ -133,12 +137,13 @@ def _ready_policy(args, base, scenario, wanted_k):
     check_output(path, flag="--policy")
     print(f"altmarl demo: training ({reason}): altmarl train --scenario {scenario.name} --k {k} --out {path}",
           file=sys.stderr, flush=True)
-    _train(scenario, k, path, quiet=args.quiet or args.json)
+    _train(scenario, k, path, base.n_robots, quiet=args.quiet or args.json)
     return load_policy(path, scenario_hash=scenario.content_hash())
 
 
-def _train(scenario, k: int, path, quiet: bool) -> None:
-    """The `altmarl train --scenario` code path itself (its parser, defaults and output)."""
+def _train(scenario, k: int, path, n: int, quiet: bool) -> None:
+    """The `altmarl train --scenario` code path itself (its parser, defaults and output), with the
+    observer chosen for the demo's fleet of n robots (DEMO_SELECT_ROLLOUTS rollouts per candidate)."""
     import contextlib
 
     from altmarl_ros.commands import train
@@ -146,7 +151,9 @@ def _train(scenario, k: int, path, quiet: bool) -> None:
     parser = argparse.ArgumentParser(prog="altmarl train")
     train.add_arguments(parser)
     source = scenario.source or scenario.name
-    train_args = parser.parse_args(["--scenario", str(source), "--k", str(k), "--out", str(path)]
+    train_args = parser.parse_args(["--scenario", str(source), "--k", str(k), "--out", str(path),
+                                    "--select-n", str(n), "--select-rollouts", str(DEMO_SELECT_ROLLOUTS),
+                                    "--max-columns", str(DEMO_MAX_COLUMNS)]
                                    + (["--quiet"] if quiet else []))
     # Its table goes to stderr so the demo's stdout stays the result (and --json one object).
     with contextlib.redirect_stdout(sys.stderr):
@@ -240,19 +247,32 @@ class StatusLine:
             self.stream.flush()
 
 
-def _offline_welfare(scenario, policy, k: int, n: int, horizon: int, rollouts: int, seed: int, show: bool):
+def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed: int, show: bool):
+    """(the policy under its observer, the best constant dispatcher) in the continuous simulator."""
     from tqdm import tqdm
 
-    from altmarl_sim.rollout import sim_rollout_welfare
+    from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model, run_dir
+    from altmarl_sim.rollout import policy_sim_welfare, sim_baselines
 
-    with tqdm(total=rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
+    # the estimated model for the constants' local best responses: the cache if training left one,
+    # else computed without writing (a demo given a policy writes nothing under runs/)
+    cached = run_dir(scenario, DEFAULT_RUNS_DIR).exists()
+    game, _ = estimate_model(scenario, samples_per_pair=policy.meta["config"].get("samples_per_pair",
+                                                                                  DEFAULT_SAMPLES_PER_PAIR),
+                             runs_dir=DEFAULT_RUNS_DIR if cached else None)
+    runs = 1 + game.n_ag + 1  # the policy, each constant, the winner re-scored
+    with tqdm(total=runs * rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
               disable=not (show and sys.stderr.isatty())) as bar:
-        return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, k, n=n, horizon=horizon, seeds=1,
-                                   rollouts=rollouts, seed=seed,
-                                   progress=lambda done, total: bar.update(done - bar.n))
+        def advance(done, total):
+            bar.update(1)
+
+        args = dict(n=n, horizon=horizon, seeds=1, rollouts=rollouts, seed=seed, progress=advance)
+        learned = policy_sim_welfare(scenario, policy, **args)
+        constant = sim_baselines(scenario, game, policy.k, names=["best_constant_global"], **args)
+    return learned, constant["best_constant_global"]
 
 
-def _report(monitor, offline, run_result, n, k, policy, processes) -> dict:
+def _report(monitor, offline, constant, run_result, n, k, policy, processes) -> dict:
     import numpy as np
 
     returns = np.asarray(offline.returns, dtype=np.float64).ravel()
@@ -264,6 +284,8 @@ def _report(monitor, offline, run_result, n, k, policy, processes) -> dict:
         "rewards": monitor.rewards,
         "offline": {"mean": offline.mean, "ci95": offline.ci95, "sd": spread, "rollouts": int(returns.size),
                     "p2_5": float(np.percentile(returns, 2.5)), "p97_5": float(np.percentile(returns, 97.5))},
+        "best_constant": {"mean": constant.mean, "ci95": constant.ci95, "detail": constant.detail},
+        "observer": policy.meta["observer"],
         "deviation_sd": deviation / spread if spread > 0 else math.copysign(math.inf, deviation),
         "within_margin": abs(deviation) <= MARGIN_SD * spread,
         "margin_sd": MARGIN_SD,
@@ -277,13 +299,20 @@ def _report(monitor, offline, run_result, n, k, policy, processes) -> dict:
 
 def _print_report(report, gamma: float) -> None:
     off = report["offline"]
+    best = report["best_constant"]
+    observer = report["observer"]
+    observed = (f"filter observer, gain {observer['gain']:g}, pi_g at {observer['resolution']} robots"
+                if observer["name"] == "filter" else "fresh observer (the paper's)")
     print(f"\nwelfare = discounted return sum_t {gamma:g}^t r_t over {report['epochs']} decision epochs, "
-          f"n = {report['n']}, k = {report['k']}, policy {report['policy_id']}")
+          f"n = {report['n']}, k = {report['k']}, policy {report['policy_id']} ({observed})")
     print(f"  ROS 2 fleet (this run)        {report['welfare']:10.3f}   "
           f"(real-time factor {report['real_time_factor']:.2f}, {report['wall_seconds']:.0f} s wall, "
           f"{report['odom_msgs_per_s']:.0f} odom msg/s to the monitor)")
     print(f"  offline, continuous simulator {off['mean']:10.3f} +- {off['ci95']:.3f} (95% CI of the mean, "
           f"{off['rollouts']} rollouts; single runs: 95% within [{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
+    print(f"  best constant dispatcher, offline {best['mean']:6.3f} +- {best['ci95']:.3f} ({best['detail']}, "
+          f"same streams; learned - constant: ROS run {report['welfare'] - best['mean']:+.3f}, "
+          f"offline {off['mean'] - best['mean']:+.3f})")
     verdict = "within" if report["within_margin"] else "OUTSIDE"
     print(f"  the run is {report['deviation_sd']:+.2f} single-run standard deviations from the offline mean: "
           f"{verdict} the +-{report['margin_sd']:g} sd margin")

@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from altmarl_ros.commands import print_json
+from altmarl_ros.commands import comparison_json, comparison_lines, print_json
 from altmarl_ros.errors import UsageError
 from altmarl_ros.commands._flags import INT64_MAX, count, real
 
@@ -47,7 +47,7 @@ def _on_model(args, rollout_args, hide_progress):
     from tqdm import tqdm
 
     from altmarl_ros.core.baselines import BASELINES
-    from altmarl_ros.core.evaluate import baselines, nash_gap, rollout_welfare
+    from altmarl_ros.core.evaluate import baselines, nash_gap, policy_welfare
     from altmarl_ros.core.model import load_model
     from altmarl_ros.core.policy import load_policy
 
@@ -59,10 +59,10 @@ def _on_model(args, rollout_args, hide_progress):
     with tqdm(total=2 + len(names), desc="evaluate", unit="step", file=sys.stderr,
               disable=hide_progress) as bar:
         bar.set_postfix_str("rollouts")
-        welfare = rollout_welfare(game, policy.pi_g, policy.pi_l, k, **rollout_args)
+        welfare = policy_welfare(game, policy, **rollout_args)
         bar.update()
         bar.set_postfix_str("Nash gap")
-        gap = nash_gap(game, policy.pi_g, policy.pi_l, k, m=m, seed=gap_seed)
+        gap = nash_gap(game, policy.pi_g, policy.pi_l, policy.resolution, m=m, seed=gap_seed)
         bar.update()
         found = {}
         for name in names:
@@ -80,7 +80,7 @@ def _in_simulator(args, rollout_args, hide_progress):
     from altmarl_ros.core.policy import load_policy
     from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
     from altmarl_ros.core.baselines import BASELINES, scoring_runs
-    from altmarl_sim.rollout import sim_baselines, sim_rollout_welfare
+    from altmarl_sim.rollout import policy_sim_welfare, sim_baselines
     from altmarl_sim.scenario import load_scenario
 
     if rollout_args.pop("dirichlet_alpha") is not None:
@@ -101,9 +101,8 @@ def _in_simulator(args, rollout_args, hide_progress):
             bar.update(1)
 
         bar.set_postfix_str("policy")
-        welfare = sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, k, progress=advance,
-                                      **rollout_args)
-        gap = nash_gap(game, policy.pi_g, policy.pi_l, k, m=m, seed=gap_seed)
+        welfare = policy_sim_welfare(scenario, policy, progress=advance, **rollout_args)
+        gap = nash_gap(game, policy.pi_g, policy.pi_l, policy.resolution, m=m, seed=gap_seed)
         found = sim_baselines(scenario, game, k, names=names, progress=advance,
                               announce=bar.set_postfix_str, **rollout_args)
     label = f"scenario {scenario.name} (continuous simulator; Nash gap on its estimated model)"
@@ -118,6 +117,10 @@ def run(args) -> int:
                                                         args.quiet or not sys.stderr.isatty())
     k = policy.k
     m, gap_seed = _gap_surrogate(args, policy)
+    from altmarl_ros.core.baselines import BASELINES
+
+    blind_found = {name: est for name, est in found.items() if BASELINES[name].blind}
+    blind = max(blind_found.items(), key=lambda item: item[1].mean) if blind_found else None
     if args.json:
         print_json({
             "welfare": welfare.mean, "welfare_ci": welfare.ci95,
@@ -127,12 +130,15 @@ def run(args) -> int:
             "baselines_ci": {name: est.ci95 for name, est in found.items()},
             "baselines_detail": {name: est.detail for name, est in found.items()},
             "policy": str(args.policy), "policy_id": policy.policy_id, "k": k,
+            "observer": policy.meta["observer"], "estimation_error": welfare.estimation_error,
+            **(comparison_json(welfare, *blind) if blind else {}),
             "model": label, "model_hash": game.content_hash(), **rollout_args,
             "agent_steps": welfare.agent_steps, "agent_steps_per_second": welfare.agent_steps_per_second,
         })
         return 0
     returns = welfare.returns.size
     print(f"policy {args.policy} (id {policy.policy_id}, k = {k}) on model {label} ({game.content_hash()})")
+    print(f"observer: {policy.observer.describe()}")
     init = "mu0" if args.dirichlet_alpha is None else f"Dirichlet({args.dirichlet_alpha:g}) locals"
     if args.scenario is not None:
         init = "the scenario's start zones"
@@ -140,7 +146,8 @@ def run(args) -> int:
           f"seed {args.seed}, start {init}: {welfare.agent_steps:.3g} agent-steps at "
           f"{welfare.agent_steps_per_second:.3g}/s")
     print()
-    print(f"welfare    {welfare.mean:.3f} +- {welfare.ci95:.3f}  (95% CI, Student t over {returns} rollouts)")
+    print(f"welfare    {welfare.mean:.3f} +- {welfare.ci95:.3f}  (95% CI, Student t over {returns} rollouts; "
+          f"observer's mean TV error {welfare.estimation_error:.3f})")
     print(f"Nash gap   {gap.gap:.4g}  (global gain {gap.global_gain:.4g} in the m = {m}, seed {gap_seed} "
           f"surrogate; local gain {gap.local_gain:.4g})")
     if found:
@@ -149,4 +156,7 @@ def run(args) -> int:
         for name, est in found.items():
             print(f"{name:<22} {est.mean:>9.3f} +- {est.ci95:<5.3f}  {welfare.mean - est.mean:>+17.3f}  "
                   f"{est.detail}")
+        print()
+        for line in comparison_lines(welfare, *blind):
+            print(line)
     return 0

@@ -3,7 +3,7 @@ import math
 import sys
 from pathlib import Path
 
-from altmarl_ros.commands import finite_or_none, print_json
+from altmarl_ros.commands import comparison_json, comparison_lines, finite_or_none, print_json
 from altmarl_ros.errors import UsageError
 from altmarl_ros.commands._flags import INT64_MAX, count, real
 
@@ -37,6 +37,26 @@ def add_arguments(parser):
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
+    parser.add_argument("--observer", choices=("fresh", "filter"), default="filter",  # core.observer.OBSERVERS
+                        help="what the coordinator makes of its k samples (docs/training.md). filter "
+                             "(default): keeps an estimate of the fleet, predicted through the model and "
+                             "corrected by each k-sample; its gain and pi_g's resolution are chosen by "
+                             "n-agent rollouts with the paper's fresh sampling among the candidates, so it "
+                             "is never selected below fresh, and at small k it decides like a much larger "
+                             "sample (costs several ALTERNATING-MARL runs). fresh: the paper's method, one "
+                             "sample per decision read as the whole fleet")
+    parser.add_argument("--select-n", type=count(1), default=1000, metavar="N",
+                        help="robots in the rollouts that choose the observer and check the result "
+                             "against the best population-blind baseline (default 1000)")
+    parser.add_argument("--select-rollouts", type=count(1), default=50, metavar="R",
+                        help="rollouts per candidate observer, and for the final check (default 50)")
+    parser.add_argument("--max-columns", type=count(1), default=400_000, metavar="C",
+                        help="with --observer filter: pi_g has at most C count vectors, which caps the "
+                             "resolution it is trained at (default 400000: 53 robots at |S_l| = 5, 17 at "
+                             "|S_l| = 8) and so G-LEARN's time and memory")
+    parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
+                        help="with --model: choose the observer for fleets that start iid from p ~ "
+                             "Dirichlet(ALPHA) (as evaluate --dirichlet-alpha) instead of the model's mu0_l")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the policy's metrics) on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -130,15 +150,64 @@ def _memory_budget(args, source) -> int:
     return args.max_memory
 
 
+def _deployment_scorer(args, scenario, game):
+    """score(pi_g, pi_l, observer, seed) -> WelfareEstimate of n-agent rollouts as deployed:
+    the tabular model, or the continuous simulator for --scenario (where the filter predicts
+    with the estimated model: a model that is not exactly the fleet)."""
+    split = max(1, args.select_rollouts // 25)
+    sizes = dict(n=args.select_n, horizon=100, seeds=split, rollouts=max(1, args.select_rollouts // split))
+    if scenario is None:
+        from altmarl_ros.core.evaluate import rollout_welfare
+
+        def score(pi_g, pi_l, k, observer, seed):
+            return rollout_welfare(game, pi_g, pi_l, k, observer=observer, seed=seed,
+                                   dirichlet_alpha=args.dirichlet_alpha, **sizes)
+        return score, sizes
+    from altmarl_sim.rollout import sim_rollout_welfare
+
+    from altmarl_ros.core.glearn import fold_local_policy
+
+    def score(pi_g, pi_l, k, observer, seed):
+        prediction = (fold_local_policy(game, pi_l)[0], game.mu0_l)
+        return sim_rollout_welfare(scenario, pi_g, pi_l, k, observer=observer, prediction=prediction, seed=seed,
+                                   **sizes)
+    return score, sizes
+
+
+def best_blind_baseline(args, scenario, game, k, seed, sizes) -> tuple:
+    """(name, WelfareEstimate) of the best population-blind baseline (core.baselines, blind) on the
+    given streams."""
+    from altmarl_ros.core.baselines import BASELINES
+
+    names = [name for name, baseline in BASELINES.items() if baseline.blind]
+    if scenario is None:
+        from altmarl_ros.core.evaluate import baselines
+
+        found = baselines(game, k, seed=seed, dirichlet_alpha=args.dirichlet_alpha, names=names, **sizes)
+    else:
+        from altmarl_sim.rollout import sim_baselines
+
+        found = sim_baselines(scenario, game, k, seed=seed, names=names, **sizes)
+    return max(found.items(), key=lambda item: item[1].mean)
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
-    from altmarl_ros.core.alternating import alternating_marl
     from altmarl_ros.core.atomic import check_output
+    from altmarl_ros.core.observer_training import SELECTION_SEED, train_observed
     from altmarl_ros.core.policy import build_policy, save_policy
 
     if args.scenario is None and (args.sampler != "model" or args.samples is not None):
         raise UsageError("--sampler and --samples apply to --scenario training only")
+    if args.scenario is not None and args.dirichlet_alpha is not None:
+        raise UsageError("--dirichlet-alpha applies to --model training; a scenario starts its robots "
+                          "from fleet.start_zone_weights")
+    for name in ("select_n", "select_rollouts", "max_columns"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} is {getattr(args, name)}; it must be >= 1")
+    if args.select_n < args.k:
+        raise UsageError(f"--select-n {args.select_n} is below --k {args.k}: the coordinator samples k of n")
     scenario = None
     if args.scenario is not None:
         from altmarl_sim.estimate import run_dir
@@ -155,11 +224,23 @@ def run(args) -> int:
     check_output(args.out, inputs)
     check_output(args.out.with_suffix(".png"), inputs, flag="--out (its learning curve)")
     source, policy_kwargs, label, source_config = _training_source(args, scenario)
+    game = policy_kwargs.get("game")
+    if game is None:  # the simulator sampler: pool it once; the filter predicts with the pooled model
+        from altmarl_ros.core.sampler import as_game
+
+        source = game = as_game(source, seed=args.seed)
     max_memory = None if getattr(args, "max_memory", None) is None else _memory_budget(args, source)
-    residuals = []  # one list of G-LEARN residuals per round
+    score, sizes = _deployment_scorer(args, scenario, game)
+    selection_seed = SELECTION_SEED + 2 * args.seed
+    residuals_at = {}  # resolution -> one list of G-LEARN residuals per round
     show = not (args.quiet or not sys.stderr.isatty())
     with tqdm(total=args.rounds, desc="rounds", unit="round", file=sys.stderr, disable=not show) as bar:
+        def on_run(K):
+            bar.reset()
+            residuals_at[K] = []
+
         def on_sweep(sweep, residual):
+            residuals = residuals_at[next(reversed(residuals_at))]
             if sweep == 1:
                 residuals.append([])
             residuals[-1].append(float(residual))
@@ -169,27 +250,63 @@ def run(args) -> int:
             bar.update()
             bar.set_postfix_str(f"welfare {log.welfare_estimate:.3f}, gap {log.nash_gap:.3g}")
 
-        result = alternating_marl(source, args.k, m=args.m, rounds=args.rounds, eta=args.eta, seed=args.seed,
-                                  tol=args.tol, progress=on_round, sweep_progress=on_sweep, start=args.start,
-                                  max_memory=max_memory)
+        def on_stage(text):
+            bar.set_description_str(text)
+
+        trained = train_observed(
+            source, args.k, args.observer, n_sl=game.n_sl, max_columns=args.max_columns, on_stage=on_stage,
+            on_run=on_run,
+            score=lambda pi_g, pi_l, spec: score(pi_g, pi_l, args.k, spec, selection_seed),
+            m=args.m, rounds=args.rounds, eta=args.eta, seed=args.seed, tol=args.tol, progress=on_round,
+            sweep_progress=on_sweep, start=args.start, max_memory=max_memory)
+        bar.set_description_str("checking against the baselines")
+        # the chosen pair and the baselines on streams the selection did not see
+        check_seed = selection_seed + 1
+        learned = score(trained.pi_g, trained.pi_l, args.k, trained.observer, check_seed)
+        baseline_name, baseline = best_blind_baseline(args, scenario, game, args.k, check_seed, sizes)
+    result = trained.result
     rows = [_round_row(log) for log in result.rounds]
+    observer_meta = trained.observer.to_meta()
     config = {"source": label, "k": args.k, "m": args.m, "rounds": args.rounds, "eta": result.eta,
-              "seed": args.seed, "tol": args.tol, "start": args.start, **source_config}
+              "seed": args.seed, "tol": args.tol, "start": args.start, "observer": args.observer,
+              "max_columns": args.max_columns,
+              "selection": {**sizes, "seed": selection_seed, "dirichlet_alpha": args.dirichlet_alpha},
+              **source_config}
+    candidates = [{"observer": c.observer.to_meta(), "welfare": c.welfare, "welfare_ci": c.ci95,
+                   "estimation_error": c.estimation_error} for c in trained.candidates]
     metrics = {"welfare_estimate": result.welfare_estimate, "nash_gap": result.nash_gap,
                "global_gain": result.global_gain, "local_gain": result.local_gain,
                "converged": result.converged, "stop_reason": result.stop_reason,
-               "seconds": result.seconds, "rounds": rows}
-    artifact = build_policy(result.pi_g, result.pi_l, args.k, config=config, metrics=metrics, **policy_kwargs)
+               "seconds": trained.seconds, "rounds": rows, "observer_candidates": candidates,
+               "deployed_check": comparison_json(learned, baseline_name, baseline)}
+    from altmarl_ros.core.glearn import fold_local_policy
+
+    prediction = (fold_local_policy(game, trained.pi_l)[0], game.mu0_l)  # what the filter predicts with
+    artifact = build_policy(trained.pi_g, trained.pi_l, args.k, config=config, metrics=metrics,
+                            observer=trained.observer, prediction=prediction, **policy_kwargs)
     save_policy(artifact, args.out)
     curve = args.out.with_suffix(".png")
-    write_learning_curve(curve, rows, residuals, f"ALTERNATING-MARL on {label}, k = {args.k}, m = {args.m}")
+    K = trained.observer.resolution
+    write_learning_curve(curve, rows, residuals_at[K], f"ALTERNATING-MARL on {label}, k = {args.k}, "
+                                                 f"resolution {K}, m = {args.m}")
     if args.json:
-        print_json({"policy": str(args.out), "policy_id": artifact.policy_id,
-                    "learning_curve": str(curve), **artifact.meta["metrics"]})
+        print_json({"policy": str(args.out), "policy_id": artifact.policy_id, "learning_curve": str(curve),
+                    "observer": observer_meta, **artifact.meta["metrics"]})
         return 0
     print(_format_table(rows))
-    print(f"stopped: {result.stop_reason} ({result.seconds:.1f} s, eta = {result.eta:.4g})")
-    print(f"returned pair: surrogate welfare {result.welfare_estimate:.4f}, Nash gap {result.nash_gap:.4g} "
-          f"(global {result.global_gain:.4g}, local {result.local_gain:.4g})")
+    print(f"stopped: {result.stop_reason} ({trained.seconds:.1f} s in all, eta = {result.eta:.4g})")
+    print(f"returned pair (trained at resolution {K}): surrogate welfare {result.welfare_estimate:.4f}, "
+          f"Nash gap {result.nash_gap:.4g} (global {result.global_gain:.4g}, local {result.local_gain:.4g})")
+    if args.observer == "filter":
+        print(f"observer candidates (n = {sizes['n']}, {sizes['seeds'] * sizes['rollouts']} rollouts on "
+              f"selection streams {selection_seed}):")
+        for c in trained.candidates:
+            mark = "*" if c.observer == trained.observer else " "
+            print(f" {mark} {c.welfare:9.3f} +- {c.ci95:<6.3f} TV error {c.estimation_error:.3f}  "
+                  f"{c.observer.describe()}")
+    print(f"observer: {trained.observer.describe()}")
+    print(f"deployed check (n = {sizes['n']}, {sizes['seeds'] * sizes['rollouts']} rollouts, streams {check_seed}):")
+    for line in comparison_lines(learned, baseline_name, baseline):
+        print(line)
     print(f"wrote {args.out} (policy id {artifact.policy_id}) and {curve}")
     return 0

@@ -9,7 +9,7 @@ among several, each is scored with `seed` and the best is re-scored with the
 independent streams `seed + 1`, so picking the maximum does not bias its estimate.
 
 Registries for other pluggable choices (e.g. how the coordinator turns its
-k-samples into an estimate) belong next to this one, built on `Registry`.
+k-samples into an estimate, core/observer.py) are built on the same `Registry` (core/registry.py).
 """
 from __future__ import annotations
 
@@ -21,32 +21,7 @@ import numpy as np
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import l_learn
 from altmarl_ros.core.policy import uniform_local_policy
-from altmarl_ros.errors import LearnError
-
-
-class RegistryError(LearnError):
-    """An unknown name was asked of a registry; the message lists the known ones."""
-
-
-class Registry(dict):
-    """name -> entry, in registration order (every result table follows that order)."""
-
-    def __init__(self, kind: str):
-        super().__init__()
-        self.kind = kind
-
-    def register(self, name: str, entry):
-        if name in self:
-            raise RegistryError("name", f"{self.kind} {name!r} is already registered")
-        self[name] = entry
-        return entry
-
-    def check(self, names, error: type[LearnError] = RegistryError, field: str = "names") -> tuple:
-        """`names` as a tuple; an unknown one raises `error` listing the known ones."""
-        unknown = [name for name in names if name not in self]
-        if unknown:
-            raise error(field, f"unknown {self.kind}(s) {unknown}; choose from {list(self)}")
-        return tuple(names)
+from altmarl_ros.core.registry import Registry, RegistryError  # noqa: F401 (RegistryError re-exported)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import rank_kernel, n_count_vectors
 from altmarl_ros.core.glearn import fold_local_policy, global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
+from altmarl_ros.core.observer import ObserverSpec, correct_kernel, predict_kernel, round_kernel, scale_kernel, fresh
 from altmarl_ros.core.policy import build_policy
 from altmarl_ros.core.rng import xoshiro_next
 from altmarl_ros.errors import LearnError
@@ -57,6 +58,8 @@ class WelfareEstimate:
     agent_steps: int
     seconds: float
     detail: str = ""  # what a baseline chose, e.g. "a_g = 2"
+    # mean total-variation distance between the observer's estimate and the fleet (NaN if not measured)
+    estimation_error: float = float("nan")
 
     @property
     def agent_steps_per_second(self) -> float:
@@ -120,18 +123,30 @@ def _draw(cum_row, u):
 
 
 @njit(cache=True, parallel=True)
-def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state, n, k, horizon, gamma):
+def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state, n, k, horizon, gamma,
+                     P_obs, resolution, forget, filtered, prior_mu, prior_weight, errors):
     """Discounted returns of independent rollouts.
 
     cum_l [S_g, S_l, S_l] cumulative fused local transitions; rew_l [S_g, S_l] fused local
     reward; cum_g [S_g, A_g, S_g] cumulative global transitions; rew_g [S_g, A_g];
-    pi_g [S_g, N_F]; init_g [S_g] and init_l [R, S_l] cumulative initial distributions;
-    rng_state uint64 [R, 4] (one xoshiro256+ stream per rollout).
+    pi_g [S_g, N_F(resolution)]; init_g [S_g] and init_l [R, S_l] cumulative initial
+    distributions; rng_state uint64 [R, 4] (one xoshiro256+ stream per rollout).
+    Observer (core.observer): `filtered` False is fresh (pi_g at the k-sample scaled to
+    `resolution`, = the sample when resolution = k); True is the filter with the fused
+    model P_obs [S_g, S_l, S_l] it predicts with, forget = 1 - gain, and its starting
+    estimate prior_mu [S_l] with weight prior_weight (0: the first sample alone).
+    errors [R]: each rollout's mean over decisions of the total-variation distance between
+    the estimate pi_g was queried with (before rounding) and the fleet's distribution.
     """
     n_rollouts = rng_state.shape[0]
     n_sl = cum_l.shape[1]
     out = np.empty(n_rollouts)
     for r in prange(n_rollouts):
+        mu = prior_mu.copy()
+        scratch = np.zeros(n_sl)
+        query = np.zeros(n_sl, np.int64)
+        weight = prior_weight
+        error = 0.0
         s0 = rng_state[r, 0]
         s1 = rng_state[r, 1]
         s2 = rng_state[r, 2]
@@ -142,6 +157,7 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
         sample = np.zeros(n_sl, np.int64)
         s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
         s_g = _draw(init_g, u)
+        s_g_prev = s_g
         for i in range(n):
             s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
             s = _draw(init_l[r], u)
@@ -159,7 +175,24 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
                 order[j] = order[m]
                 order[m] = tmp
                 sample[states[order[j]]] += 1
-            a_g = pi_g[s_g, rank_kernel(sample)]
+            if filtered:
+                if t > 0:
+                    predict_kernel(mu, P_obs[s_g_prev], scratch)
+                weight = correct_kernel(mu, weight, sample, forget)
+                round_kernel(mu, resolution, query)
+            else:
+                for j in range(n_sl):
+                    mu[j] = sample[j] / k
+                if resolution == k:
+                    query[:] = sample
+                else:
+                    scale_kernel(sample, resolution, query)
+            tv = 0.0
+            for j in range(n_sl):
+                tv += abs(mu[j] - counts[j] / n)
+            error += 0.5 * tv
+            a_g = pi_g[s_g, rank_kernel(query)]
+            s_g_prev = s_g
             local = 0.0
             for j in range(n_sl):
                 local += counts[j] * rew_l[s_g, j]
@@ -177,6 +210,7 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
             s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
             s_g = _draw(cum_g[s_g, a_g], u)
         out[r] = total
+        errors[r] = error / horizon
     return out
 
 
@@ -191,10 +225,11 @@ def _cumulative(probs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(cum)
 
 
-def check_policy_arrays(game, pi_g, pi_l, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """pi_g [S_g, N_F] int32 and pi_l [S_l, S_g, A_l] validated against the game
-    (the policy file's own checks: PolicyError naming the array and index)."""
-    artifact = build_policy(pi_g, pi_l, k, game=game)
+def check_policy_arrays(game, pi_g, pi_l, k: int, observer: ObserverSpec | None = None):
+    """pi_g [S_g, N_F(resolution)] int32 and pi_l [S_l, S_g, A_l] validated against the game
+    and the observer (default fresh); the policy file's own checks: PolicyError naming the
+    array and index."""
+    artifact = build_policy(pi_g, pi_l, k, game=game, observer=observer)
     return artifact.pi_g, artifact.pi_l
 
 
@@ -216,8 +251,13 @@ def _rng_streams(seed: int, seeds: int, rollouts: int) -> tuple[np.ndarray, list
 
 
 def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, rollouts, seed,
-              dirichlet_alpha) -> WelfareEstimate:
-    """Shared driver: allocate initial distributions and streams, run the kernel, summarise."""
+              dirichlet_alpha, observer=None, P_observer=None) -> WelfareEstimate:
+    """Shared driver: allocate initial distributions and streams, run the kernel, summarise.
+
+    `observer` (default fresh) runs with `P_observer`, the fused model it predicts
+    with (default P_fused: the observer knows the model exactly)."""
+    observer = fresh(k) if observer is None else observer
+    P_observer = P_fused if P_observer is None else P_observer
     rng_state, init_rngs = _rng_streams(seed, seeds, rollouts)
     if dirichlet_alpha is None:
         init_l = np.broadcast_to(game.mu0_l, (seeds * rollouts, game.n_sl))
@@ -226,17 +266,20 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
         init_l = np.concatenate([g.dirichlet(alpha, size=rollouts) for g in init_rngs])
     pi_g = pi_g.view()
     pi_g.flags.writeable = False  # one compiled signature whether or not the caller's copy is read-only
+    errors = np.empty(seeds * rollouts)
     start = time.perf_counter()
     returns = _rollout_returns(
         _cumulative(P_fused), np.ascontiguousarray(r_fused), _cumulative(P_g),
         np.ascontiguousarray(r_g, dtype=np.float64), pi_g, _cumulative(game.mu0_g),
         _cumulative(init_l), rng_state, n, k, horizon, float(game.gamma),
+        np.ascontiguousarray(P_observer, dtype=np.float64), observer.resolution, 1.0 - observer.gain,
+        observer.name == "filter", np.ascontiguousarray(game.mu0_l, dtype=np.float64), observer.prior, errors,
     )
     seconds = time.perf_counter() - start
     mean, ci = mean_ci95(returns)
     return WelfareEstimate(
         mean=mean, ci95=ci, returns=returns.reshape(seeds, rollouts),
-        agent_steps=seeds * rollouts * n * horizon, seconds=seconds,
+        agent_steps=seeds * rollouts * n * horizon, seconds=seconds, estimation_error=float(errors.mean()),
     )
 
 
@@ -272,18 +315,25 @@ def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha):
 
 
 def rollout_welfare(game, pi_g, pi_l, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0,
-                    dirichlet_alpha=None) -> WelfareEstimate:
+                    dirichlet_alpha=None, observer: ObserverSpec | None = None) -> WelfareEstimate:
     """Welfare of (pi_g, pi_l) deployed with n locals and fresh k-subsampling.
 
     Initial states: s_g ~ mu0_g and every s_i iid ~ mu0_l; with `dirichlet_alpha`
     each rollout instead draws its locals iid from p ~ Dirichlet(alpha, ..., alpha)
-    (the authors' evaluator uses alpha = 0.3 with a uniform s_g).
+    (the authors' evaluator uses alpha = 0.3 with a uniform s_g). `observer`
+    (core.observer; default fresh) turns each k-sample into the count vector pi_g
+    reads; pi_g has that observer's resolution.
     """
     k, n = _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
-    pi_g, pi_l = check_policy_arrays(game, pi_g, pi_l, k)
+    pi_g, pi_l = check_policy_arrays(game, pi_g, pi_l, k, observer)
     P_fused, r_fused = fold_local_policy(game, pi_l)
     return _estimate(game, pi_g, P_fused, r_fused, game.P_g, game.r_g, k, n, horizon, seeds,
-                     rollouts, seed, dirichlet_alpha)
+                     rollouts, seed, dirichlet_alpha, observer)
+
+
+def policy_welfare(game, policy, **rollout_args) -> WelfareEstimate:
+    """rollout_welfare of a PolicyArtifact under the observer it records."""
+    return rollout_welfare(game, policy.pi_g, policy.pi_l, policy.k, observer=policy.observer, **rollout_args)
 
 
 # A baseline whose global action ignores F does not care which locals are sampled:

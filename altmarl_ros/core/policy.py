@@ -7,11 +7,18 @@ the count-vector ranking that indexes its columns, so the file carries them and
 File (.npz, written atomically, no pickles): `pi_g` int32 [S_g, N_F] (greedy
 global action for [s_g, rank(F)]), `pi_l` float64 [S_l, S_g, A_l] (action
 probabilities), `meta` a JSON string with keys
-  format_version, model_hash (None when trained from a sampler), k,
-  sizes {n_sg, n_ag, n_sl, n_al}, ranking_scheme, scenario ({name, hash} or None),
+  format_version, model_hash (None when trained from a sampler), k (robots
+  sampled per decision), sizes {n_sg, n_ag, n_sl, n_al}, ranking_scheme,
+  scenario ({name, hash} or None), observer ({name, gain, resolution}, see
+  core.observer: how the k samples become the F that pi_g reads),
   config (training settings), metrics (welfare, Nash gap, ...).
-`policy_id` hashes the arrays and the identity keys (not config or metrics,
-so adding an evaluation result to a policy keeps its id).
+`policy_id` hashes the arrays and the identity keys, the observer included
+(not config or metrics, so adding an evaluation result to a policy keeps its id).
+A filter policy also stores what its observer predicts with, so a coordinator
+needs nothing but the file: `observer_P` float64 [S_g, S_l, S_l] (the locals'
+fused model P~_l under pi_l, on the model it was trained on) and `observer_mu0`
+float64 [S_l] (that model's mu0_l, the filter's prior); both are in the id.
+Version 1 files (before observers) are refused: retrain.
 """
 from __future__ import annotations
 
@@ -26,13 +33,15 @@ import numpy as np
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_ros.core.counts import RANKING_SCHEME, n_count_vectors, rank
 from altmarl_ros.core.model import as_float_array, check_stochastic
+from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
 from altmarl_ros.core.safe_files import npz_members
 from altmarl_ros.errors import PolicyError, PolicyMismatch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FILE_KEYS = ("pi_g", "pi_l", "meta")
+PREDICTION_KEYS = ("observer_P", "observer_mu0")  # filter policies only
 SIZE_KEYS = ("n_sg", "n_ag", "n_sl", "n_al")
-IDENTITY_KEYS = ("format_version", "model_hash", "k", "sizes", "ranking_scheme", "scenario")
+IDENTITY_KEYS = ("format_version", "model_hash", "k", "sizes", "ranking_scheme", "scenario", "observer")
 META_KEYS = IDENTITY_KEYS + ("config", "metrics")
 
 
@@ -126,6 +135,14 @@ def _normalised_meta(meta) -> dict:
     for key in ("config", "metrics"):
         if not isinstance(meta[key], dict):
             raise PolicyError(f"policy meta {key} is {meta[key]!r}; it must be a dict")
+    try:
+        observer = ObserverSpec.from_meta(meta["observer"])
+    except ObserverError as exc:
+        raise PolicyError(f"policy meta {exc}") from None
+    if observer.name == "fresh" and observer.resolution != meta["k"]:
+        raise PolicyError(f"policy meta observer is fresh with resolution {observer.resolution}; "
+                          f"fresh reads the k = {meta['k']} samples themselves (resolution = k)")
+    meta["observer"] = observer.to_meta()
     return meta
 
 
@@ -136,18 +153,40 @@ class PolicyArtifact:
     pi_g: np.ndarray
     pi_l: np.ndarray
     meta: dict
+    observer_P: np.ndarray | None = None
+    observer_mu0: np.ndarray | None = None
 
     def __post_init__(self):
         meta = _normalised_meta(self.meta)
-        sizes, k = meta["sizes"], meta["k"]
+        sizes = meta["sizes"]
         sizes = tuple(sizes[key] for key in SIZE_KEYS)
-        pi_g = check_global_policy(sizes, self.pi_g, n_count_vectors(k, sizes[2]),
-                                   hint=f" = (n_sg, C(k + n_sl - 1, n_sl - 1)) for k = {k}, n_sl = {sizes[2]}")
+        n_sg, n_ag, n_sl, n_al = sizes
+        K = meta["observer"]["resolution"]
+        pi_g = check_global_policy(sizes, self.pi_g, n_count_vectors(K, n_sl),
+                                   hint=f" = (n_sg, C(K + n_sl - 1, n_sl - 1)) for the observer's resolution "
+                                        f"K = {K}, n_sl = {n_sl}")
         pi_l = check_local_policy(sizes, self.pi_l)
         pi_g = np.ascontiguousarray(pi_g, dtype=np.int32).copy()
         pi_l = np.ascontiguousarray(pi_l).copy()
         pi_g.flags.writeable = False
         pi_l.flags.writeable = False
+        filtered = meta["observer"]["name"] == "filter"
+        if filtered != (self.observer_P is not None) or filtered != (self.observer_mu0 is not None):
+            raise PolicyError(f"a {meta['observer']['name']} policy {'needs' if filtered else 'has no'} "
+                              f"{' and '.join(PREDICTION_KEYS)} (the model its filter predicts with)")
+        if filtered:
+            P = as_float_array("observer_P", self.observer_P, 3, error=PolicyError)
+            if P.shape != (n_sg, n_sl, n_sl):
+                raise PolicyError(f"observer_P has shape {P.shape}; expected (n_sg, n_sl, n_sl) = {(n_sg, n_sl, n_sl)}")
+            check_stochastic("observer_P", P, error=PolicyError)
+            mu0 = as_float_array("observer_mu0", self.observer_mu0, 1, error=PolicyError)
+            if mu0.shape != (n_sl,):
+                raise PolicyError(f"observer_mu0 has shape {mu0.shape}; expected ({n_sl},)")
+            check_stochastic("observer_mu0", mu0, error=PolicyError)
+            for name, array in (("observer_P", P), ("observer_mu0", mu0)):
+                array = np.ascontiguousarray(array).copy()
+                array.flags.writeable = False
+                object.__setattr__(self, name, array)
         object.__setattr__(self, "pi_g", pi_g)
         object.__setattr__(self, "pi_l", pi_l)
         object.__setattr__(self, "meta", meta)
@@ -155,6 +194,16 @@ class PolicyArtifact:
     @property
     def k(self) -> int:
         return self.meta["k"]
+
+    @property
+    def observer(self) -> ObserverSpec:
+        """How the k samples become the count vector pi_g reads (core.observer)."""
+        return ObserverSpec.from_meta(self.meta["observer"])
+
+    @property
+    def resolution(self) -> int:
+        """K: pi_g's columns are count vectors over K robots (K = k for fresh)."""
+        return self.meta["observer"]["resolution"]
 
     @property
     def sizes(self) -> tuple:
@@ -167,19 +216,24 @@ class PolicyArtifact:
         digest = hashlib.sha256(b"altmarl-policy-v1")
         digest.update(self.pi_g.astype("<i4").tobytes())
         digest.update(self.pi_l.astype("<f8").tobytes())
+        if self.observer_P is not None:
+            digest.update(self.observer_P.astype("<f8").tobytes())
+            digest.update(self.observer_mu0.astype("<f8").tobytes())
         identity = {key: self.meta[key] for key in IDENTITY_KEYS}
         digest.update(json.dumps(identity, sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
     def global_action(self, s_g: int, counts) -> int:
-        """The depot's action for global state s_g when the k sampled locals have counts F."""
+        """The depot's action for global state s_g at the count vector F over `resolution`
+        robots that the observer produced (for fresh: the k sampled locals' counts)."""
         n_sg, _, n_sl, _ = self.sizes
         if not 0 <= int(s_g) < n_sg:
             raise PolicyError(f"s_g = {s_g} is out of range; global states are in [0, {n_sg})")
         counts = np.asarray(counts)
-        if counts.shape != (n_sl,) or int(counts.sum()) != self.k:
+        if counts.shape != (n_sl,) or int(counts.sum()) != self.resolution:
             raise PolicyError(
-                f"counts {counts.tolist()} must have {n_sl} entries summing to k = {self.k}"
+                f"counts {counts.tolist()} must have {n_sl} entries summing to the observer's "
+                f"resolution {self.resolution}"
             )
         return int(self.pi_g[int(s_g), rank(counts)])
 
@@ -198,11 +252,14 @@ class PolicyArtifact:
     __hash__ = None
 
 
-def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=None, metrics=None):
+def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=None, metrics=None,
+                 observer: ObserverSpec | None = None, prediction=None):
     """A PolicyArtifact with its metadata filled in.
 
     Pass the `game` it was trained on (its hash and sizes are recorded), or, for a
     policy trained from a generative sampler, `n_ag` and `scenario` = (name, hash).
+    `observer`: default fresh(k). A filter needs the model it predicts with: from
+    `game` (P~_l under pi_l, mu0_l), or `prediction` = (P_fused, mu0) when there is none.
     """
     pi_l = np.asarray(pi_l)
     if pi_l.ndim != 3:
@@ -223,10 +280,19 @@ def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=N
         "sizes": {"n_sg": n_sg, "n_ag": n_ag, "n_sl": n_sl, "n_al": n_al},
         "ranking_scheme": RANKING_SCHEME,
         "scenario": scenario,
+        "observer": (fresh(k) if observer is None else observer).to_meta(),
         "config": dict(config or {}),
         "metrics": dict(metrics or {}),
     }
-    return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta)
+    observer_P = observer_mu0 = None
+    if observer is not None and observer.name == "filter":
+        if prediction is None and game is not None:
+            P = np.einsum("jga,jgat->gjt", pi_l, game.P_l)  # = glearn.fold_local_policy (no import cycle)
+            prediction = (P, game.mu0_l)
+        if prediction is None:
+            raise PolicyError("a filter policy needs the game or prediction = (P_fused, mu0) it predicts with")
+        observer_P, observer_mu0 = prediction
+    return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta, observer_P=observer_P, observer_mu0=observer_mu0)
 
 
 def save_policy(artifact: PolicyArtifact, path) -> Path:
@@ -236,8 +302,10 @@ def save_policy(artifact: PolicyArtifact, path) -> Path:
         raise PolicyError(f"{path}: policy files end in .npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(path) as stream:
+        extra = ({} if artifact.observer_P is None else
+                 {"observer_P": artifact.observer_P, "observer_mu0": artifact.observer_mu0})
         np.savez(stream, pi_g=artifact.pi_g, pi_l=artifact.pi_l,
-                 meta=np.str_(json.dumps(artifact.meta, sort_keys=True)))
+                 meta=np.str_(json.dumps(artifact.meta, sort_keys=True)), **extra)
     return path
 
 
@@ -245,11 +313,13 @@ def _read_policy(path: Path) -> PolicyArtifact:
     if not path.is_file():
         raise PolicyError(f"{path}: no such policy file; train one with `altmarl train`")
     keys = sorted(npz_members(path, "policy file", PolicyError))
-    if keys != sorted(FILE_KEYS):
-        raise PolicyError(f"{path}: policy file has keys {keys}; expected {list(FILE_KEYS)}")
+    if keys not in (sorted(FILE_KEYS), sorted(FILE_KEYS + PREDICTION_KEYS)):
+        raise PolicyError(f"{path}: policy file has keys {keys}; expected {list(FILE_KEYS)} "
+                          f"(+ {list(PREDICTION_KEYS)} for a filter policy)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             pi_g, pi_l, meta_text = archive["pi_g"], archive["pi_l"], archive["meta"]
+            prediction = {key: archive[key] for key in PREDICTION_KEYS if key in archive.files}
         meta = json.loads(str(meta_text))
     except PolicyError:
         raise
@@ -259,13 +329,13 @@ def _read_policy(path: Path) -> PolicyArtifact:
             "it is corrupt or truncated: re-run training"
         ) from None
     try:
-        return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta)
+        return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta, **prediction)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
 
 
-def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash=None) -> list:
-    """Every way `artifact` differs from the given model / k / scenario (empty if none).
+def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash=None, observer=None) -> list:
+    """Every way `artifact` differs from the given model / k / scenario / observer name (empty if none).
 
     The model hash is compared only when the policy recorded one (policies
     trained from a sampler record the scenario hash instead, and are refused
@@ -289,6 +359,9 @@ def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash
                 differences.append(f"{key} {meta['sizes'][key]} in the policy, {model_size} in the model")
     if k is not None and meta["k"] != k:
         differences.append(f"k {meta['k']} in the policy, {k} requested")
+    if observer is not None and meta["observer"]["name"] != observer:
+        differences.append(f"observer {meta['observer']['name']} in the policy (it was trained and selected "
+                           f"for it), {observer} requested")
     if scenario_hash is not None:
         recorded = None if meta["scenario"] is None else meta["scenario"]["hash"]
         if recorded != scenario_hash:
@@ -296,14 +369,14 @@ def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash
     return differences
 
 
-def load_policy(path, game=None, k=None, scenario_hash=None) -> PolicyArtifact:
+def load_policy(path, game=None, k=None, scenario_hash=None, observer=None) -> PolicyArtifact:
     """Read a policy file; with checks given, raise PolicyMismatch listing every difference."""
     path = Path(path)
     artifact = _read_policy(path)
-    differences = policy_mismatches(artifact, game=game, k=k, scenario_hash=scenario_hash)
+    differences = policy_mismatches(artifact, game=game, k=k, scenario_hash=scenario_hash, observer=observer)
     if differences:
         raise PolicyMismatch(
             f"{path} does not match: {'; '.join(differences)}. "
-            "Use the model/k/scenario it was trained with, or retrain with `altmarl train`"
+            "Use the model/k/scenario/observer it was trained with, or retrain with `altmarl train`"
         )
     return artifact

@@ -21,6 +21,7 @@ from altmarl_msgs.msg import GlobalCommand
 from rclpy.serialization import deserialize_message
 
 from altmarl_ros.core.counts import n_count_vectors, rank
+from altmarl_ros.core.observer import OBSERVERS
 from altmarl_ros.nodes._cdr import odometry_state
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, MAP_FRAME
 from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS
@@ -28,6 +29,8 @@ from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS
 LOG_EVERY_SEC = 5.0
 MAX_POSITION_M = 1e6  # |x|, |y| beyond this is not a robot on a warehouse floor
 MAX_POLICY_ID_CHARS = 64
+MAX_RESOLUTION = 2**31 - 1  # query_counts sum: int32 ranks, like every count vector the solver builds
+ESTIMATE_TOLERANCE = 1e-6  # |sum(estimate) - 1|
 
 
 class DroppedMessages:
@@ -74,8 +77,11 @@ class CommandCheck:
             return "k", f"k {msg.k}, but the policy was trained for k = {self.k}"
         if msg.k < 1 or (fleet is not None and msg.k > fleet):
             return "k", f"k {msg.k} not in 1..{fleet or 'n'}"
+        if msg.observer not in OBSERVERS:
+            return "observer", f"observer {msg.observer!r} not one of {list(OBSERVERS)}"
         ids = list(msg.sampled_ids)
-        if not 1 <= len(ids) <= msg.k:
+        least = 0 if msg.observer == "filter" else 1  # a filter may decide on its prediction alone
+        if not least <= len(ids) <= msg.k:
             return "sampled_ids", f"{len(ids)} sampled_ids for k = {msg.k}"
         if len(set(ids)) != len(ids):
             return "sampled_ids", "sampled_ids repeat a robot"
@@ -87,14 +93,29 @@ class CommandCheck:
             return "counts", f"{len(counts)} counts, the policy has {self.n_sl} local states"
         if sum(counts) != len(ids):
             return "counts", f"counts sum to {sum(counts)}, but {len(ids)} robots were sampled"
-        n_f = n_count_vectors(msg.k, self.n_sl)
-        if not msg.count_rank < n_f:
-            return "count_rank", f"count_rank {msg.count_rank} not below N_F = {n_f} for k = {msg.k}"
-        from altmarl_ros.nodes.coordinator import counts_for_k  # here: the coordinator imports this module
+        estimate = np.asarray(msg.estimate, dtype=np.float64)
+        if len(estimate) != self.n_sl or not np.all(np.isfinite(estimate)) or np.any(estimate < 0) \
+                or abs(estimate.sum() - 1.0) > ESTIMATE_TOLERANCE:
+            return "estimate", f"estimate {estimate.tolist()[:8]} is not a distribution over {self.n_sl} states"
+        query = np.asarray(msg.query_counts, dtype=np.int64)
+        if len(query) != self.n_sl or query.sum() < 1 or query.sum() > MAX_RESOLUTION:
+            return "query_counts", f"query_counts {query.tolist()[:8]}: need {self.n_sl} counts summing to 1.." \
+                                   f"{MAX_RESOLUTION}"
+        if msg.observer == "fresh":
+            from altmarl_ros.nodes.coordinator import counts_for_k  # here: the coordinator imports this module
 
-        expected = rank(counts_for_k(np.asarray(counts, dtype=np.int64), msg.k))
+            if not np.array_equal(query, counts_for_k(np.asarray(counts, dtype=np.int64), msg.k)):
+                return "query_counts", "a fresh observer queries the counts scaled to k"
+        n_f = n_count_vectors(int(query.sum()), self.n_sl)
+        if not msg.count_rank < n_f:
+            return "count_rank", f"count_rank {msg.count_rank} not below N_F = {n_f} for query_counts summing " \
+                                 f"to {int(query.sum())}"
+        try:
+            expected = rank(query)
+        except Exception:  # noqa: BLE001 - a count vector the ranking cannot hold
+            return "query_counts", f"query_counts {query.tolist()[:8]} cannot be ranked"
         if msg.count_rank != expected:
-            return "count_rank", f"count_rank {msg.count_rank} is not the rank {expected} of the counts"
+            return "count_rank", f"count_rank {msg.count_rank} is not the rank {expected} of query_counts"
         if len(msg.policy_id) > MAX_POLICY_ID_CHARS:
             return "policy_id", f"policy_id of {len(msg.policy_id)} characters"
         return None

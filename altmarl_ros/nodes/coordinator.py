@@ -13,16 +13,22 @@ value and then skip a period. Each decision:
    map-frame pose (NaN/inf poses and poses in other frames are skipped and
    counted): a uniform k-subset of the robots with usable poses, and only ~k
    messages are ever decoded;
-3. their zones (altmarl_sim.ring) -> count vector F -> rank (core.counts) -> a_g = pi_g[s_g, rank];
-4. publish GlobalCommand on altmarl/global_command (reliable, transient-local)
-   and steer the depot to zone a_g at the control rate (depot/cmd_vel, Twist or
-   TwistStamped), or send it the zone's centre once (depot/goal_pose).
+3. their zones (altmarl_sim.ring) -> count vector F -> the policy's observer (core.observer):
+   fresh reads F as the fleet, filter predicts its estimate through the epochs since
+   the last decision (under the s_g broadcast then, which is what the robots acted
+   on) and corrects it with F -> the estimate rounded to the observer's resolution
+   -> rank (core.counts) -> a_g = pi_g[s_g, rank];
+4. publish GlobalCommand on altmarl/global_command (reliable, transient-local) with
+   the raw counts and the estimate the decision used, and steer the depot to zone
+   a_g at the control rate (depot/cmd_vel, Twist or TwistStamped), or send it the
+   zone's centre once (depot/goal_pose).
 With only m < k usable robots it decides on those m (warning, rate-limited):
-F is scaled to sum k by largest remainders before ranking, the best estimate
-of the k-sample the policy expects; `counts` in the message stays the m
-observed, `count_rank` is the rank actually looked up. With none, or without
-depot odometry, it skips the epoch (and local agents stop once the last
-command is older than their command_timeout).
+fresh scales F to sum k by largest remainders, the filter gives the m samples
+weight m instead of k. When the number of robots with usable poses changes
+(robots join or leave), the filter keeps only the weight of those that stayed.
+With no usable robot a fresh coordinator skips the epoch; a filter decides on its
+prediction alone. Without a depot pose it skips the epoch (and local agents stop
+once the last command is older than their command_timeout).
 Robots publishing odometry under <name>/odom that are not in the roster are
 ignored; they are found by a periodic graph scan, logged once and counted.
 Operator controls: altmarl/stop and altmarl/resume (std_srvs/Trigger) publish the
@@ -53,6 +59,7 @@ from altmarl_ros.nodes._params import (COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NU
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GOAL_QOS, LATCHED_QOS, AltmarlNode, run_node
 from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
+from altmarl_ros.core.observer import Observer, scale_counts
 
 WARN_EVERY_SEC = 5.0
 GRAPH_SCAN_SEC = 2.0
@@ -60,18 +67,9 @@ DIAGNOSTICS_SEC = 1.0
 
 
 def counts_for_k(counts: np.ndarray, k: int) -> np.ndarray:
-    """The count vector over k agents closest to the observed proportions (largest remainders).
-
-    Equal to `counts` when they already sum to k; ties go to the lower state index.
-    """
-    m = int(counts.sum())
-    if m == k:
-        return counts
-    quota = counts * (k / m)
-    scaled = np.floor(quota).astype(np.int64)
-    order = np.argsort(-(quota - scaled), kind="stable")
-    scaled[order[: k - int(scaled.sum())]] += 1
-    return scaled
+    """The count vector over k agents closest to the observed proportions (largest remainders,
+    ties to the lower state index; core.observer.scale_counts): `counts` if they already sum to k."""
+    return scale_counts(counts, k)
 
 
 def decision_schedule(due_ns, now_ns: int, period_ns: int, slack_ns: int):
@@ -114,6 +112,12 @@ class CoordinatorNode(AltmarlNode):
             raise ParameterError(f"parameter 'k' = {k} exceeds the fleet: 'robots' names only "
                                  f"{len(self.robot_ids)} robots; lower k or add robots")
         self.k = k
+        spec = self.policy.observer
+        prediction = self.policy.observer_P
+        if prediction is None:  # fresh never predicts
+            prediction = np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1))
+        self.observer = Observer(spec, prediction, k, mu0=self.policy.observer_mu0)
+        self._usable = None  # robots with usable odometry at the last decision
         self.decision_period = declare_float(
             self, "decision_period", scenario.timing.decision_epoch,
             "s between decisions (default: the scenario's timing.decision_epoch, what the policy was trained on)",
@@ -180,7 +184,7 @@ class CoordinatorNode(AltmarlNode):
         self.create_timer(GRAPH_SCAN_SEC, self.scan_for_unknown_robots)
         self.get_logger().info(
             f"policy {self.policy.policy_id} (k = {k}) on scenario {scenario.name!r}: sampling {k} of "
-            f"{len(self.robot_ids)} robots every {self.decision_period:g} s")
+            f"{len(self.robot_ids)} robots every {self.decision_period:g} s; observer {spec.describe()}")
 
     # ------------------------------------------------------------------ decisions
 
@@ -207,7 +211,11 @@ class CoordinatorNode(AltmarlNode):
         map-frame poses; the others met on the way are skipped and counted."""
         chosen, poses = [], []
         fresh = self.poses.fresh_slots(now_ns, self.odom_timeout_ns)
-        for slot in self.rng.permutation(fresh[fresh != self._depot_slot]):
+        fresh = fresh[fresh != self._depot_slot]
+        if self._usable is not None and len(fresh) != self._usable:
+            self.observer.resized(self._usable, len(fresh))
+        self._usable = len(fresh)
+        for slot in self.rng.permutation(fresh):
             before = (self.poses.invalid_poses, self.poses.foreign_frames)
             pose = self.poses.pose(slot)
             if pose is None:
@@ -241,9 +249,11 @@ class CoordinatorNode(AltmarlNode):
         """One decision epoch at clock time now_ns (see the module docstring)."""
         started = time.perf_counter()
         logger = self.get_logger()
-        if self.stopped:
+        if self.stopped:  # the robots hold still: no decision, and nothing for the filter to predict
             self.skipped_decisions += 1
             return
+        if self.last_command is not None:  # one epoch passed under the s_g the robots were last sent
+            self.observer.elapsed(self.last_command.global_state)
         depot = self._depot_pose(now_ns)
         if depot is None:
             self.skipped_decisions += 1
@@ -252,22 +262,27 @@ class CoordinatorNode(AltmarlNode):
             return
         ring = self.scenario.ring
         ids, poses = self.sample(now_ns)
-        if not ids:
-            self.skipped_decisions += 1
-            logger.warning(f"no robot has fresh odometry (odom_timeout {self.odom_timeout_ns / 1e9:g} s): "
-                           f"no decision this epoch", throttle_duration_sec=WARN_EVERY_SEC)
-            return
-        if len(ids) < self.k:
+        if len(ids) < self.k and ids:
             self.short_decisions += 1
             logger.warning(f"only {len(ids)} of k = {self.k} sampled robots have fresh, finite odometry: "
                            f"deciding on {len(ids)}", throttle_duration_sec=WARN_EVERY_SEC)
         s_g = int(zone_of_pose(depot[0], depot[1], ring))
-        counts = np.bincount(zone_of_pose(poses[:, 0], poses[:, 1], ring), minlength=ring.n_zones)
-        count_rank = rank(counts_for_k(counts, self.k))
+        counts = np.bincount(zone_of_pose(poses[:, 0], poses[:, 1], ring).astype(np.int64), minlength=ring.n_zones)
+        query = self.observer.decide(counts)
+        if query is None:
+            self.skipped_decisions += 1
+            logger.warning(f"no robot has fresh odometry (odom_timeout {self.odom_timeout_ns / 1e9:g} s) and no "
+                           f"estimate yet: no decision this epoch", throttle_duration_sec=WARN_EVERY_SEC)
+            return
+        if not ids:
+            logger.warning("no robot has fresh odometry: deciding on the filter's prediction alone",
+                           throttle_duration_sec=WARN_EVERY_SEC)
+        count_rank = rank(query)
         action = int(self.policy.pi_g[s_g, count_rank])
         msg = GlobalCommand(epoch=self.epoch, global_state=s_g, global_action=action, k=self.k,
-                            sampled_ids=[int(i) for i in ids], counts=counts.tolist(), count_rank=count_rank,
-                            policy_id=self.policy.policy_id)
+                            sampled_ids=[int(i) for i in ids], counts=counts.tolist(),
+                            observer=self.observer.spec.name, estimate=self.observer.mu.tolist(),
+                            query_counts=query.tolist(), count_rank=count_rank, policy_id=self.policy.policy_id)
         msg.header.stamp = Time(nanoseconds=now_ns).to_msg()
         msg.header.frame_id = self.poses.map_frame
         self.command_pub.publish(msg)

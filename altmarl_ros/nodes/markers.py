@@ -4,7 +4,10 @@
 - robots: one SPHERE_LIST, each robot coloured by its local state (zone);
 - sampled: the k robots of the last GlobalCommand, as a second, larger SPHERE_LIST;
 - depot: a CYLINDER at the depot's pose, with a line to the zone it heads for;
-- status: text with the epoch, s_g -> a_g, k of n and the policy id.
+- estimate: the fleet distribution the last decision used (GlobalCommand.estimate: the
+  observer's estimate), one radial bar per zone outside the ring, length ESTIMATE_LENGTH
+  for the whole fleet in one zone;
+- status: text with the epoch, s_g -> a_g, k of n, the observer and the policy id.
 The simulated `odom` frame coincides with `map`, so poses are drawn as they come.
 """
 import colorsys
@@ -30,6 +33,7 @@ SEGMENTS_PER_ZONE = 12
 ROBOT_SIZE = 0.06  # m
 SAMPLED_SIZE = 0.14  # m
 DEPOT_SIZE = 0.25  # m
+ESTIMATE_LENGTH = 1.0  # m: the estimate bar of a zone holding the whole fleet
 
 
 def zone_colours(n_zones: int, alpha: float = 1.0):
@@ -118,10 +122,13 @@ class MarkersNode(AltmarlNode):
             wanted = [self._slot_of[i] for i in command.sampled_ids if i in self._slot_of]
             sampled.points = [Point(x=x, y=y, z=0.01) for x, y, _ in poses[np.isin(fresh, wanted)].tolist()]
             status.text = (f"epoch {command.epoch}   s_g {command.global_state} -> a_g {command.global_action}   "
-                           f"k {command.k} of {len(self.robot_ids)}   policy {command.policy_id[:8]}")
+                           f"k {command.k} of {len(self.robot_ids)}   observer {command.observer}   "
+                           f"policy {command.policy_id[:8]}")
         else:
             status.text = f"waiting for {GLOBAL_COMMAND_TOPIC}"
         markers = [self._zones_marker, robots, sampled, status]
+        if command is not None and len(command.estimate) == self.ring.n_zones:
+            markers.append(self._estimate_marker(command.estimate))
         if depot_pose is not None:
             depot.pose.position.x, depot.pose.position.y = depot_pose[0], depot_pose[1]
             markers.append(depot)
@@ -132,6 +139,17 @@ class MarkersNode(AltmarlNode):
         for marker in markers:
             marker.header.stamp = stamp
         return MarkerArray(markers=markers)
+
+    def _estimate_marker(self, estimate) -> Marker:
+        """One radial bar per zone, from just outside the ring, as long as the zone's estimated share."""
+        bars = self._marker("estimate", Marker.LINE_LIST, 0.05)
+        base = self.ring.radius + self.ring.width / 2 + 0.05
+        for z, share in enumerate(estimate):
+            angle = (z + 0.5) * self.ring.sector
+            for radius in (base, base + ESTIMATE_LENGTH * float(share)):
+                bars.points.append(Point(x=radius * math.cos(angle), y=radius * math.sin(angle)))
+                bars.colors.append(self._colours[z])
+        return bars
 
     def publish_markers(self) -> None:
         self.publisher.publish(self.build())

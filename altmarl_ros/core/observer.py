@@ -1,0 +1,283 @@
+"""Observers: what the global agent makes of its k samples before it queries pi_g.
+
+The paper's deployment (`fresh`) reads one fresh k-sample per decision as if it
+were the fleet. The coordinator, though, gets a new sample every decision and
+knows the model, so it can estimate the population far better than one sample
+does. The `filter` observer keeps an estimate mu of the locals' state
+distribution and, per decision,
+
+    predict  mu <- mu P~_l(s_g)            once per epoch since the last estimate,
+                                           s_g = the global state the locals acted on
+    correct  mu <- (1 - g) mu + g F / m    F: this decision's m sampled counts (m <= k)
+             g  =  m / (w + m),  w <- (1 - alpha) (w + m)
+
+with P~_l(s'|s, s_g) = sum_a pi_l(a|s, s_g) P_l(s'|s, s_g, a) (G-LEARN's fused
+model). w is the estimate's weight in sampled robots (a fading-memory mean):
+it starts at 0, so the first decision reads its sample as `fresh` does and the
+following ones average their samples; with full samples it settles at
+W = k (1 - alpha) / alpha, where the gain is exactly `alpha`. A short sample
+(m < k robots usable) moves the estimate less, an empty one not at all, and a
+fleet that changes size keeps only the weight of the robots that stayed
+(`resized`). pi_g is queried at mu rounded to a count vector over `resolution`
+robots (largest remainders); pi_g is trained at that resolution.
+
+`fresh` is the same recursion with alpha = 1 (w stays 0, so mu = F/m) and
+resolution k; it is computed in integers (F scaled to k by largest remainders,
+which is F itself for a full sample), so it is bit-for-bit the paper's
+deployment. Nothing here imports ROS: the evaluator, the continuous-simulator
+rollout, the sweep and the coordinator node all run these functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from altmarl_ros.core._checks import as_float, integer
+from altmarl_ros.errors import LearnError
+from altmarl_ros.core.registry import Registry
+
+# name -> one-line description; the CLI's --observer choices, the sweep and the report read it.
+OBSERVERS = Registry("observer")
+OBSERVERS.register("fresh", "one fresh k-sample per decision, read as the fleet (the paper's method)")
+OBSERVERS.register("filter", "estimate of the fleet predicted through the model and local policy, "
+                             "corrected by each k-sample")
+
+
+class ObserverError(LearnError):
+    """Bad observer settings or inputs; message "<field>: <detail>"."""
+
+
+@dataclass(frozen=True)
+class ObserverSpec:
+    """An observer and its parameters: what a policy artifact records under "observer".
+
+        `gain` (alpha): weight of a full k-sample in the estimate (1 = fresh).
+    `resolution` (K): pi_g is queried at the estimate rounded to K robots; its
+    table has C(K + S_l - 1, S_l - 1) columns. fresh has K = k.
+    `prior`: weight, in sampled robots, of the model's initial distribution mu0_l
+    as the estimate before the first sample (0: the first sample alone).
+    """
+
+    name: str
+    gain: float
+    resolution: int
+    prior: float = 0.0
+
+    def __post_init__(self):
+        OBSERVERS.check([self.name], ObserverError, "observer")
+        gain = as_float(ObserverError, "observer.gain", self.gain)
+        if not 0.0 < gain <= 1.0:
+            raise ObserverError("observer.gain", f"must be in (0, 1], got {gain:g}")
+        if self.name == "fresh" and gain != 1.0:
+            raise ObserverError("observer.gain", f"is {gain:g}; the fresh observer has gain 1 (use filter)")
+        prior = as_float(ObserverError, "observer.prior", self.prior)
+        if prior < 0 or (self.name == "fresh" and prior != 0):
+            raise ObserverError("observer.prior", f"is {prior:g}; it must be >= 0 (and 0 for fresh)")
+        object.__setattr__(self, "gain", gain)
+        object.__setattr__(self, "prior", prior)
+        object.__setattr__(self, "resolution", integer(ObserverError, "observer.resolution", self.resolution, 1))
+
+    def memory(self, k: int) -> float:
+        """W = k (1 - alpha) / alpha: the estimate's steady weight in sampled robots."""
+        return k * (1.0 - self.gain) / self.gain
+
+    def to_meta(self) -> dict:
+        return {"name": self.name, "gain": self.gain, "resolution": self.resolution, "prior": self.prior}
+
+    @classmethod
+    def from_meta(cls, meta) -> "ObserverSpec":
+        if not isinstance(meta, dict) or sorted(meta) != ["gain", "name", "prior", "resolution"]:
+            raise ObserverError("observer", f"is {meta!r}; it needs exactly name, gain, resolution, prior")
+        return cls(meta["name"], meta["gain"], meta["resolution"], meta["prior"])
+
+    def describe(self) -> str:
+        if self.name == "fresh":
+            return "fresh (one k-sample per decision, the paper's)"
+        prior = f", prior mu0_l worth {self.prior:g} robots" if self.prior else ""
+        return f"filter (gain {self.gain:g}, pi_g queried at {self.resolution} robots{prior})"
+
+
+def fresh(k: int) -> ObserverSpec:
+    """The paper's observer: pi_g reads each decision's k-sample."""
+    return ObserverSpec("fresh", 1.0, k)
+
+
+def equivalent_samples(k: int, gain: float) -> int:
+    """Fresh samples with the variance of the filter's steady estimate: k (2 - alpha) / alpha.
+
+    An exponentially weighted mean of iid k-sample proportions with weight alpha
+    has variance alpha / (2 - alpha) times one sample's (ignoring the prediction
+    step's model error), so that is the resolution its noise corresponds to.
+    """
+    return max(k, int(round(k * (2.0 - gain) / gain)))
+
+
+# ----------------------------------------------------------------------------- kernels
+# One home for each step; the evaluator's rollout kernel calls them inline (public for that).
+
+
+@njit(cache=True, inline="always")
+def predict_kernel(mu, P_sg, scratch):
+    """mu <- mu P_sg in place (P_sg [S_l, S_l] row-stochastic); scratch [S_l]."""
+    n = mu.shape[0]
+    for j in range(n):
+        scratch[j] = 0.0
+    for i in range(n):
+        if mu[i] != 0.0:
+            for j in range(n):
+                scratch[j] += mu[i] * P_sg[i, j]
+    for j in range(n):
+        mu[j] = scratch[j]
+
+
+@njit(cache=True, inline="always")
+def correct_kernel(mu, weight, counts, forget):
+    """Blend the m = sum(counts) samples into mu in place; returns the new weight.
+
+    gain m / (weight + m); then weight <- forget * (weight + m), forget = 1 - alpha.
+    """
+    m = 0
+    for j in range(counts.shape[0]):
+        m += counts[j]
+    if m == 0:
+        return weight
+    g = m / (weight + m)
+    for j in range(mu.shape[0]):
+        mu[j] = (1.0 - g) * mu[j] + g * counts[j] / m
+    return forget * (weight + m)
+
+
+@njit(cache=True, inline="always")
+def round_kernel(mu, K, out):
+    """out <- the count vector over K robots nearest mu (largest remainders, ties to the lower index)."""
+    n = mu.shape[0]
+    total = 0.0
+    for j in range(n):
+        total += mu[j]
+    assigned = 0
+    for j in range(n):
+        q = mu[j] * K / total
+        out[j] = int(np.floor(q))
+        assigned += out[j]
+    for _ in range(K - assigned):
+        best, best_rem = 0, -1.0
+        for j in range(n):
+            rem = mu[j] * K / total - out[j]
+            if rem > best_rem:
+                best, best_rem = j, rem
+        out[best] += 1
+
+
+@njit(cache=True, inline="always")
+def scale_kernel(counts, K, out):
+    """out <- counts scaled to sum K by largest remainders, in exact integers (= counts if they sum to K)."""
+    n = counts.shape[0]
+    m = 0
+    for j in range(n):
+        m += counts[j]
+    assigned = 0
+    for j in range(n):
+        out[j] = counts[j] * K // m
+        assigned += out[j]
+    for _ in range(K - assigned):
+        best, best_rem = 0, -1
+        for j in range(n):
+            rem = counts[j] * K - out[j] * m
+            if rem > best_rem:
+                best, best_rem = j, rem
+        out[best] += 1
+
+
+# ----------------------------------------------------------------------------- drivers
+
+
+def propagate(mu, P_fused, s_g: int, epochs: int = 1) -> np.ndarray:
+    """mu after `epochs` steps of the locals' fused chain P~_l(s_g) (P_fused [S_g, S_l, S_l])."""
+    out = np.array(mu, dtype=np.float64)
+    scratch = np.empty_like(out)
+    for _ in range(epochs):
+        predict_kernel(out, P_fused[s_g], scratch)
+    return out
+
+
+def round_counts(mu, K: int) -> np.ndarray:
+    """The count vector over K robots nearest the distribution mu (largest remainders)."""
+    out = np.empty(len(mu), np.int64)
+    round_kernel(np.asarray(mu, dtype=np.float64), K, out)
+    return out
+
+
+def scale_counts(counts, K: int) -> np.ndarray:
+    """Observed counts (sum m >= 1) scaled to K robots by largest remainders, exactly."""
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.empty(len(counts), np.int64)
+    scale_kernel(counts, K, out)
+    return out
+
+
+class Observer:
+    """One running observer (the coordinator's, or one rollout's): `decide` per decision.
+
+    P_fused is the locals' fused model [S_g, S_l, S_l] (glearn.fold_local_policy of
+    the policy's pi_l on the model it was trained on); k the robots sampled per
+    decision; mu0 the model's initial local distribution (used when spec.prior > 0).
+    """
+
+    def __init__(self, spec: ObserverSpec, P_fused, k: int, mu0=None):
+        self.spec = spec
+        self.P_fused = np.ascontiguousarray(P_fused, dtype=np.float64)
+        self.k = integer(ObserverError, "k", k, 1)
+        if spec.prior > 0 and mu0 is None:
+            raise ObserverError("mu0", "a filter with a prior needs the model's initial distribution mu0_l")
+        self.mu0 = None if mu0 is None else np.asarray(mu0, dtype=np.float64)
+        self._forget = 1.0 - spec.gain
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the estimate before any sample: the prior, or none."""
+        self._pending = []  # global states the locals acted on since the last estimate
+        if self.spec.prior > 0:
+            self.mu, self.weight = self.mu0.copy(), self.spec.prior
+        else:
+            self.mu, self.weight = None, 0.0
+
+    def elapsed(self, s_g: int) -> None:
+        """One epoch passed with the locals acting under global state s_g."""
+        if self.mu is not None:
+            self._pending.append(int(s_g))
+
+    def resized(self, n_before: int, n_after: int) -> None:
+        """The fleet went from n_before to n_after robots: keep only the weight of those that stayed."""
+        if n_before > 0 and n_after != n_before:
+            self.weight *= min(n_before, n_after) / max(n_before, n_after)
+
+    def decide(self, counts) -> np.ndarray | None:
+        """Predict through the epochs since the last decision, correct with this decision's
+        sampled counts (sum m, 0 <= m <= k), and return the count vector over
+        `resolution` robots at which to query pi_g (None when there is nothing to decide on:
+        fresh without a sample, filter before any estimate)."""
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.ndim != 1 or counts.shape[0] != self.P_fused.shape[1] or (counts < 0).any():
+            raise ObserverError("counts", f"{counts.tolist()} must be {self.P_fused.shape[1]} non-negative counts")
+        m = int(counts.sum())
+        if m > self.k:
+            raise ObserverError("counts", f"sum to {m}, more than k = {self.k} samples")
+        K = self.spec.resolution
+        if self.spec.name == "fresh":
+            self._pending.clear()
+            if m == 0:
+                return None
+            self.mu = counts / m
+            return scale_counts(counts, K)
+        if self.mu is None:
+            if m == 0:
+                return None
+            self.mu = np.zeros(len(counts))
+        scratch = np.empty_like(self.mu)
+        for s_g in self._pending:
+            predict_kernel(self.mu, self.P_fused[s_g], scratch)
+        self._pending.clear()
+        self.weight = correct_kernel(self.mu, self.weight, counts, self._forget)
+        return round_counts(self.mu, K)

@@ -1,0 +1,120 @@
+"""Training that matches deployment: learn pi_g at the resolution the observer queries, then
+choose the observer's parameters by n-agent rollouts on streams that training did not use.
+
+`fresh` (the paper): one ALTERNATING-MARL run at k; the observer has no parameters.
+
+`filter`: the filter's steady estimate after gain alpha has the noise of about
+K(alpha) = k (2 - alpha) / alpha fresh samples (observer.equivalent_samples), so
+for every candidate gain ALTERNATING-MARL runs at that resolution (capped so
+that pi_g has at most `max_columns` count vectors, which bounds G-LEARN's
+table: K <= 50 at |S_l| = 5, K <= 17 at |S_l| = 8): G-LEARN then learns a depot
+for an estimate as noisy as the filter's, and L-LEARN best-responds to a depot
+that reads it. Every (resolution, gain, prior) candidate, and fresh at k, is
+deployed with `select_n` robots on the selection streams; the best mean wins.
+The prior is 0 (the estimate starts from the first sample) or the steady weight
+W = k (1 - alpha) / alpha on the model's mu0_l (the filter starts in its steady
+state at the model's initial distribution): which one is right depends on how
+well mu0_l describes the fleet's start, so the selection runs from the starts
+the deployment will see (mu0_l, or Dirichlet(alpha) starts as in
+evaluate --dirichlet-alpha). With fresh among the candidates, a filter policy
+is never selected below the paper's method beyond the selection's own noise.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from altmarl_ros.core._checks import integer
+from altmarl_ros.core.alternating import alternating_marl
+from altmarl_ros.core.counts import n_count_vectors
+from altmarl_ros.core.observer import OBSERVERS, ObserverError, ObserverSpec, equivalent_samples, fresh
+
+DEFAULT_GAINS = (0.5, 0.25, 0.1)
+DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K = 50 at |S_l| = 5 (G-LEARN ~10 s, ~400 MB)
+# Root of the selection rollouts' streams, offset from every seed evaluate/sweep use by default
+# (they use 0, 1, ...), so the chosen parameters are not scored on the streams that picked them.
+SELECTION_SEED = 7_919_000
+DEFAULT_SELECTION = {"n": 1000, "horizon": 100, "seeds": 2, "rollouts": 25, "dirichlet_alpha": None}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    observer: ObserverSpec
+    welfare: float
+    ci95: float
+    estimation_error: float
+
+
+@dataclass(frozen=True)
+class ObservedTraining:
+    """The chosen (pi_g at observer.resolution, pi_l, observer), the alternation that produced it,
+    every candidate's selection score, and the alternation run at each resolution."""
+
+    pi_g: object
+    pi_l: object
+    observer: ObserverSpec
+    result: object  # AlternatingResult of the chosen resolution
+    candidates: list = field(repr=False)
+    runs: dict = field(repr=False)  # resolution -> AlternatingResult
+    seconds: float = 0.0
+
+
+def max_resolution(n_sl: int, max_columns: int) -> int:
+    """The largest K whose count vectors over n_sl states number at most max_columns (>= 1)."""
+    K = 1
+    while n_count_vectors(K + 1, n_sl) <= max_columns:
+        K += 1
+    return K
+
+
+def candidate_observers(k: int, n_sl: int, gains=DEFAULT_GAINS, max_columns=DEFAULT_MAX_COLUMNS) -> list:
+    """fresh(k) and every filter (K(gain) capped, gain, prior in {0, W}); K is never below k."""
+    cap = max(k, max_resolution(n_sl, max_columns))
+    out = [fresh(k)]
+    for gain in gains:
+        K = min(equivalent_samples(k, gain), cap)
+        for prior in (0.0, k * (1.0 - gain) / gain):
+            out.append(ObserverSpec("filter", gain, K, prior))
+    return out
+
+
+def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_GAINS,
+                   max_columns=DEFAULT_MAX_COLUMNS, on_stage=None, on_run=None, **alternating_args) -> ObservedTraining:
+    """ALTERNATING-MARL for deployment under `observer` ("fresh" or "filter"; module docstring).
+
+    `score(pi_g, pi_l, observer_spec) -> WelfareEstimate` deploys a candidate on the
+    selection streams (the caller fixes n, horizon, starts and the simulator or model).
+    `n_sl` = |S_l| (sizes the resolution cap). `on_stage(text)` is told what runs next,
+    `on_run(K)` before the alternation at resolution K.
+    Other arguments go to alternating_marl.
+    """
+    started = time.perf_counter()
+    OBSERVERS.check([observer], ObserverError, "observer")
+    k = integer(ObserverError, "k", k, 1)
+    max_columns = integer(ObserverError, "max_columns", max_columns, 1)
+    gains = tuple(ObserverSpec("filter", gain, 1).gain for gain in gains)  # validates each gain
+    on_stage = on_stage or (lambda text: None)
+    on_run = on_run or (lambda K: None)
+    runs = {}
+
+    def run_at(K):
+        if K not in runs:
+            on_stage(f"ALTERNATING-MARL at resolution {K}")
+            on_run(K)
+            runs[K] = alternating_marl(source, K, **alternating_args)
+        return runs[K]
+
+    specs = [fresh(k)] if observer == "fresh" else candidate_observers(k, n_sl, gains, max_columns)
+    candidates = []
+    for spec in specs:
+        result = run_at(spec.resolution)
+        if observer == "fresh":
+            candidates.append(Candidate(spec, float("nan"), float("nan"), float("nan")))
+            break
+        on_stage(f"selecting: {spec.describe()}")
+        estimate = score(result.pi_g, result.pi_l, spec)
+        candidates.append(Candidate(spec, estimate.mean, estimate.ci95, estimate.estimation_error))
+    best = max(candidates, key=lambda c: c.welfare) if observer == "filter" else candidates[0]
+    chosen = runs[best.observer.resolution]
+    return ObservedTraining(pi_g=chosen.pi_g, pi_l=chosen.pi_l, observer=best.observer, result=chosen,
+                            candidates=candidates, runs=runs, seconds=time.perf_counter() - started)
