@@ -1,5 +1,6 @@
 """MeanFieldGame validation, file formats and content hash."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -102,6 +103,22 @@ def test_invalid_games_name_array_index_and_fix(arrays, pattern):
     with pytest.raises(ModelError, match=pattern) as info:
         make_game(**arrays)
     assert isinstance(info.value, AltmarlError)
+
+
+@pytest.mark.parametrize("key, row", [("mu0_g", "mu0_g[:]"), ("mu0_l", "mu0_l[:]"), ("P_g", "P_g[0, 0, :]"),
+                                      ("P_l", "P_l[0, 0, 0, :]")])
+def test_every_distribution_sums_to_one_within_1e_9(key, row):
+    """The documented tolerance: a row off by 1e-8 is refused (naming it), one off by 1e-11 accepted."""
+    def arrays_with(excess):
+        arrays = dict(tiny_arrays(), mu0_g=np.array([0.25, 0.75]), mu0_l=np.array([0.2, 0.3, 0.5]))
+        value = np.array(arrays[key], dtype=float)
+        value[(0,) * value.ndim] += excess
+        arrays[key] = value
+        return arrays
+
+    make_game(**arrays_with(1e-11))
+    with pytest.raises(ModelError, match=re.escape(f"{row} sums to 1.00000001")):
+        make_game(**arrays_with(1e-8))
 
 
 def test_direct_construction_is_validated_too():

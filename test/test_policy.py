@@ -66,12 +66,24 @@ def test_round_trip_is_exact(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["policy.npz"]
 
 
-def test_policy_id_ignores_metrics_but_not_arrays():
+def test_policy_id_ignores_metrics_but_not_arrays_or_identity():
+    """The nodes compare policy ids to refuse mismatched halves: any change of pi_g, pi_l or an
+    identity key must change the id; config and metrics must not."""
     policy = tiny_policy()
-    relabelled = PolicyArtifact(policy.pi_g, policy.pi_l, {**policy.meta, "metrics": {"welfare": 2.0}})
+    relabelled = PolicyArtifact(policy.pi_g, policy.pi_l, {**policy.meta, "metrics": {"welfare": 2.0},
+                                                           "config": {"m": 1}})
     assert relabelled.policy_id == policy.policy_id
-    assert tiny_policy(seed=1).policy_id != policy.policy_id
     assert len(policy.policy_id) == 16
+    pi_g = policy.pi_g.copy()
+    pi_g[1, 2] = (pi_g[1, 2] + 1) % policy.sizes[1]
+    pi_l = policy.pi_l.copy()
+    pi_l[2, 1] = pi_l[2, 1, ::-1]  # one row's probabilities swapped: a different local policy
+    assert not np.array_equal(pi_l, policy.pi_l)
+    changed = [PolicyArtifact(pi_g, policy.pi_l, policy.meta), PolicyArtifact(policy.pi_g, pi_l, policy.meta),
+               PolicyArtifact(policy.pi_g, policy.pi_l, {**policy.meta, "model_hash": "0" * 16}),
+               tiny_policy(scenario=("warehouse_ring", "abcdef0123456789"))]
+    ids = {policy.policy_id} | {other.policy_id for other in changed}
+    assert len(ids) == 1 + len(changed)
 
 
 def test_mismatch_lists_every_difference(tmp_path):
