@@ -40,17 +40,17 @@ class Target:
 
 
 TARGETS = {
-    "counts": Target("altmarl_ros/core/counts.py", "test/test_counts.py", 40, 120),
+    "counts": Target("altmarl_ros/core/counts.py", "test/test_counts.py", 30, 120),
     "model": Target("altmarl_ros/core/model.py", "test/test_model.py", 40, 120),
-    "policy": Target("altmarl_ros/core/policy.py", "test/test_policy.py", 40, 120),
-    "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py", 40, 240),
-    "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", 30, 300),
-    "glearn": Target("altmarl_ros/core/glearn.py", "test/test_glearn.py", 30, 400),
-    "evaluate": Target("altmarl_ros/core/evaluate.py", "test/test_evaluate.py", 30, 400),
+    "policy": Target("altmarl_ros/core/policy.py", "test/test_policy.py", 30, 120),
+    "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py", 20, 240),
+    "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", 15, 300),
+    "glearn": Target("altmarl_ros/core/glearn.py", "test/test_glearn.py", 20, 400),
+    "evaluate": Target("altmarl_ros/core/evaluate.py", "test/test_evaluate.py", 20, 400),
     "coordinator": Target("altmarl_ros/nodes/coordinator.py",
-                          "test/test_nodes.py -k 'counts_for_k or decision_schedule'", 30, 120,
+                          "test/test_nodes.py -k 'counts_for_k or decision_schedule'", 20, 120,
                           ("counts_for_k", "decision_schedule")),
-    "rollout": Target("sim/rollout.py", "test/test_sim_learning.py -k 'rollout or afresh'", 30, 240,
+    "rollout": Target("sim/rollout.py", "test/test_sim_learning.py -k 'rollout or afresh'", 15, 240,
                       ("check_policy", "run_episode", "sim_rollout_welfare")),
 }
 

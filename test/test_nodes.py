@@ -210,7 +210,8 @@ def test_local_agents_treat_a_clock_that_jumps_back_as_a_lost_coordinator(graph,
     from rosgraph_msgs.msg import Clock
 
     from altmarl_ros.core.policy import load_policy
-    from altmarl_ros.nodes._ros import CLOCK_QOS, CLOCK_TOPIC
+    from altmarl_ros.names import CLOCK_TOPIC
+    from altmarl_ros.nodes._ros import CLOCK_QOS
     from altmarl_ros.nodes.local_agents import LocalAgentsNode
 
     agents = graph.add(LocalAgentsNode({"scenario": world["scenario"], "policy": world["next"], "robots": [0],
