@@ -97,3 +97,10 @@ def test_bad_arguments_raise_named_errors(call):
 def test_unrank_error_names_the_range():
     with pytest.raises(CountsError, match=r"\[0, 10\)"):
         unrank(10, 3, 3)
+
+
+def test_rank_errors_name_the_bad_entry_and_the_shape():
+    with pytest.raises(CountsError, match=r"F\[2\] is -1; counts must be >= 0"):
+        rank(np.array([2, 0, -1]))  # the first negative entry, not the first zero
+    with pytest.raises(CountsError, match="1-D integer array"):
+        rank(np.ones((2, 2), np.int64))

@@ -413,6 +413,15 @@ def test_decision_schedule_decides_once_in_every_period_with_a_tick():
     assert decision_schedule(due, 1_049_999_000, period, slack) == (True, 2_050_000_000)
 
 
+def test_decision_schedule_boundary_is_exact_to_the_nanosecond():
+    """A tick slack_ns before the boundary decides; one nanosecond earlier it does not."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
+    assert decision_schedule(due, due - slack - 1, period, slack) == (False, due)
+    assert decision_schedule(due, due - slack, period, slack) == (True, due + period)
+
+
 def test_bad_parameters_stop_the_node_with_a_named_error(ros_context, world):
     from altmarl_ros.nodes.coordinator import CoordinatorNode
     from altmarl_ros.nodes.fleet_sim import FleetSimNode

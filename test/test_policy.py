@@ -86,6 +86,16 @@ def test_policy_id_ignores_metrics_but_not_arrays_or_identity():
     assert len(ids) == 1 + len(changed)
 
 
+def test_equality_is_same_arrays_and_metadata_and_one_action_sets_are_valid():
+    policy, other = tiny_policy(seed=0), tiny_policy(seed=1)
+    assert policy != other and other != policy  # both ways: ids differ
+    assert policy == PolicyArtifact(policy.pi_g.copy(), policy.pi_l.copy(), dict(policy.meta))
+    game = make_game(P_g=np.ones((2, 1, 2)) / 2, P_l=np.ones((3, 2, 1, 3)) / 3, r_g=np.zeros((2, 1)),
+                     r_l=np.zeros((3, 2, 1)), gamma=0.5)  # one global and one local action
+    single = tiny_policy(game)
+    assert single.sizes == (2, 1, 3, 1) and single.local_probs(0, 0).tolist() == [1.0]
+
+
 def test_mismatch_lists_every_difference(tmp_path):
     path = save_policy(tiny_policy(scenario=("ring", "1111111111111111")), tmp_path / "p.npz")
     other = tiny_game(gamma=0.8, n_sl=4)
@@ -117,9 +127,10 @@ def test_corrupt_and_truncated_files_name_the_file(tmp_path):
             load_policy(tmp_path / name)
     with pytest.raises(PolicyError, match=r"absent\.npz: no such policy file"):
         load_policy(tmp_path / "absent.npz")
-    np.savez(tmp_path / "extra.npz", pi_g=np.zeros(1), pi_l=np.zeros(1), meta="{}", junk=1)
-    with pytest.raises(PolicyError, match=r"extra\.npz: policy file has keys"):
-        load_policy(tmp_path / "extra.npz")
+    for extra in ("junk", "zzz"):  # an unknown key sorting before and after the expected ones
+        np.savez(tmp_path / "extra.npz", pi_g=np.zeros(1), pi_l=np.zeros(1), meta="{}", **{extra: 1})
+        with pytest.raises(PolicyError, match=r"extra\.npz: policy file has keys"):
+            load_policy(tmp_path / "extra.npz")
 
 
 def test_edited_file_with_bad_contents(tmp_path):
@@ -144,6 +155,7 @@ def test_edited_file_with_bad_contents(tmp_path):
         (lambda g, l, m: (g, l[:, :, :1], m), r"pi_l: has shape \(3, 2, 1\)"),
         (lambda g, l, m: (g, l, {**m, "format_version": 99}), r"format_version is 99"),
         (lambda g, l, m: (g, l, {**m, "k": 0}), r"k is 0"),
+        (lambda g, l, m: (g, l, {**m, "sizes": {**m["sizes"], "n_al": 0}}), r"meta sizes is .*positive integers"),
         (lambda g, l, m: (g, l, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),
         (lambda g, l, m: (g, l, {**m, "metrics": {"x": object()}}), r"not JSON-serialisable"),
     ],

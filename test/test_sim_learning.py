@@ -151,8 +151,11 @@ def test_rollout_welfare_of_a_fleet_that_stays_at_the_depot():
     closed_form = still.rewards.service * (1 - still.gamma ** horizon) / (1 - still.gamma)
     assert welfare.mean == pytest.approx(closed_form, rel=0.01)
     assert welfare.mean <= closed_form
-    again = sim_rollout_welfare(still, pi_g, stay, k, n=30, horizon=horizon, seeds=2, rollouts=2)
+    calls = []
+    again = sim_rollout_welfare(still, pi_g, stay, k, n=30, horizon=horizon, seeds=2, rollouts=2,
+                                progress=lambda done, total: calls.append((done, total)))
     assert np.array_equal(welfare.returns, again.returns)
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
@@ -176,6 +179,21 @@ def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
         else:
             share = np.bincount(np.concatenate([sampled for sampled, _, _ in seen]), minlength=n) / epochs
             assert np.abs(share - k / n).max() < 0.1  # sd of a share ~0.025
+
+
+def test_rollout_takes_k_up_to_n_and_reports_its_own_duration():
+    import time
+
+    from altmarl_sim.rollout import RolloutError
+
+    z = SCENARIO.ring.n_zones
+    uniform = np.full((z, z, 3), 1 / 3)
+    with pytest.raises(RolloutError, match="k = 5 exceeds the number of workers n = 4"):
+        sim_rollout_welfare(SCENARIO, None, uniform, 5, n=4, horizon=2, seeds=1, rollouts=1)
+    started = time.perf_counter()
+    everyone = sim_rollout_welfare(SCENARIO, None, uniform, 4, n=4, horizon=2, seeds=1, rollouts=2)
+    assert 0 < everyone.seconds <= time.perf_counter() - started  # the time of the rollouts, not a clock reading
+    assert everyone.agent_steps == 2 * 4 * 2
 
 
 def test_render_writes_a_png_and_a_gif_with_one_frame_per_epoch(tmp_path):
