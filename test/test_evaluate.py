@@ -252,6 +252,15 @@ def test_same_seed_same_result_and_seed_prefix_is_stable():
     assert a.returns.shape == (3, 7) and a.agent_steps == 3 * 7 * 50 * 20
 
 
+def test_defaults_are_the_documented_deployment():
+    """n = 1000 locals, horizon 100, 15 seeds x 50 rollouts (the README's `altmarl evaluate` example)."""
+    rng = np.random.default_rng(6)
+    game = _random_game(rng)
+    pi_g, pi_l = _random_policies(rng, game, 2)
+    default = rollout_welfare(game, pi_g, pi_l, 2)
+    assert default.returns.shape == (15, 50) and default.agent_steps == 15 * 50 * 1000 * 100
+
+
 def test_t_quantile_and_ci_against_known_values():
     # published two-sided 95% t quantiles
     for df, q in [(1, 12.7062), (2, 4.3027), (3, 3.1824), (5, 2.5706), (10, 2.2281), (120, 1.9799)]:

@@ -6,6 +6,7 @@ from _learn_reference import (all_deterministic_local_policies, count_vectors, i
                               multinomial_pmf, random_game)
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import l_learn, local_best_response_gain
+from altmarl_ros.core.model import make_game
 from altmarl_ros.errors import LearnError
 
 K = 2  # not |S_l| = 3
@@ -77,6 +78,16 @@ def test_gain_is_the_brute_force_gain(case):
     assert gain > 1e-3
     assert local_best_response_gain(game, pi_g, pi_l, K) == pytest.approx(gain, abs=1e-9)
     assert result.gain == pytest.approx(gain, abs=1e-9)
+
+
+def test_gain_scales_with_the_local_reward(case):
+    """r_l -> c r_l scales every local value, so the gain, by c (here below 1, where no clipping may act)."""
+    game, pi_g, pi_l, result = case
+    c = 1e-3
+    scaled = make_game(P_g=game.P_g, P_l=game.P_l, r_g=game.r_g, r_l=c * game.r_l, gamma=game.gamma,
+                       mu0_g=game.mu0_g, mu0_l=game.mu0_l)
+    assert 0 < c * result.gain < 1
+    assert local_best_response_gain(scaled, pi_g, pi_l, K) == pytest.approx(c * result.gain, rel=1e-6)
 
 
 def test_bad_pi_g_names_the_field(case):

@@ -87,7 +87,10 @@ def test_policy_id_ignores_metrics_but_not_arrays_or_identity():
 
 
 def test_equality_is_same_arrays_and_metadata_and_one_action_sets_are_valid():
-    policy, other = tiny_policy(seed=0), tiny_policy(seed=1)
+    policy = tiny_policy(seed=0)
+    pi_g = policy.pi_g.copy()
+    pi_g[0, 0] = (pi_g[0, 0] + 1) % policy.sizes[1]
+    other = PolicyArtifact(pi_g, policy.pi_l, policy.meta)  # same metadata, another pi_g
     assert policy != other and other != policy  # both ways: ids differ
     assert policy == PolicyArtifact(policy.pi_g.copy(), policy.pi_l.copy(), dict(policy.meta))
     game = make_game(P_g=np.ones((2, 1, 2)) / 2, P_l=np.ones((3, 2, 1, 3)) / 3, r_g=np.zeros((2, 1)),

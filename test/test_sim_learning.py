@@ -194,6 +194,8 @@ def test_rollout_takes_k_up_to_n_and_reports_its_own_duration():
     everyone = sim_rollout_welfare(SCENARIO, None, uniform, 4, n=4, horizon=2, seeds=1, rollouts=2)
     assert 0 < everyone.seconds <= time.perf_counter() - started  # the time of the rollouts, not a clock reading
     assert everyone.agent_steps == 2 * 4 * 2
+    one = sim_rollout_welfare(SCENARIO, None, uniform, 1, n=1, horizon=1, seeds=1, rollouts=1)  # the smallest run
+    assert one.returns.shape == (1, 1) and np.isfinite(one.mean)
 
 
 def test_render_writes_a_png_and_a_gif_with_one_frame_per_epoch(tmp_path):
