@@ -210,7 +210,7 @@ def test_local_agents_treat_a_clock_that_jumps_back_as_a_lost_coordinator(graph,
     from rosgraph_msgs.msg import Clock
 
     from altmarl_ros.core.policy import load_policy
-    from altmarl_ros.names import CLOCK_TOPIC
+    from altmarl_ros.names import CLOCK_TOPIC, MAP_FRAME
     from altmarl_ros.nodes._ros import CLOCK_QOS
     from altmarl_ros.nodes.local_agents import LocalAgentsNode
 
@@ -224,34 +224,40 @@ def test_local_agents_treat_a_clock_that_jumps_back_as_a_lost_coordinator(graph,
     driver.create_subscription(Twist, cmd_vel_topic(0), lambda m: speeds.append(abs(m.linear.x) + abs(m.angular.z)),
                                CMD_VEL_QOS)
     odometry = Odometry()
+    odometry.header.frame_id = MAP_FRAME
     odometry.pose.pose.position.x, odometry.pose.pose.position.y = (float(v) for v in zone_centre(0, world["ring"]))
     odometry.pose.pose.orientation.w = 1.0
     sim_now = [100.0]
     due = _every(0.02)
 
-    def tick():  # sim time runs at about real time; robot 0's odometry arrives every tick
+    def tick():  # sim time runs at about real time; robot 0's odometry, stamped now, arrives every tick
         if due():
             sim_now[0] += 0.02
-            clock_pub.publish(Clock(clock=rclpy.time.Time(seconds=sim_now[0]).to_msg()))
+            now = rclpy.time.Time(seconds=sim_now[0]).to_msg()
+            clock_pub.publish(Clock(clock=now))
+            odometry.header.stamp = now
             odom_pub.publish(odometry)
 
-    def command(epoch):
-        command_pub.publish(GlobalCommand(epoch=epoch, global_state=2, global_action=2, k=K,
-                                          policy_id=load_policy(world["next"]).policy_id))
+    def command(epoch):  # a well-formed command: all K sampled robots in zone 0
+        counts = [K, 0, 0, 0, 0]
+        msg = GlobalCommand(epoch=epoch, global_state=2, global_action=2, k=K, sampled_ids=list(range(K)),
+                            counts=counts, count_rank=rank(np.array(counts)),
+                            policy_id=load_policy(world["next"]).policy_id)
+        msg.header.frame_id = MAP_FRAME
+        command_pub.publish(msg)
 
     def moving():
         return not agents.stopped and bool(speeds) and speeds[-1] > 0
 
     assert graph.spin_until(lambda: agents.get_clock().now().nanoseconds > 100e9, timeout=10.0, every=tick)
-    command(0)
-    assert graph.spin_until(moving, timeout=10.0, every=tick)
+    again = _every(0.5)  # like a coordinator, repeat the command (the first may precede the first odometry)
+    assert graph.spin_until(moving, timeout=10.0, every=lambda: tick() or (again() and command(0)))
     sim_now[0] = 50.0  # the clock jumps back 50 s (more than command_timeout); odometry keeps coming
     assert graph.spin_until(lambda: agents.stopped, timeout=5.0, every=tick), "moving on a command from the future"
     stopped_at = len(speeds)
     assert graph.spin_until(lambda: len(speeds) > stopped_at + 3, timeout=5.0, every=tick)
     assert all(v == 0.0 for v in speeds[stopped_at:])
-    command(1)  # the restarted coordinator's first command
-    assert graph.spin_until(moving, timeout=10.0, every=tick)
+    assert graph.spin_until(moving, timeout=10.0, every=lambda: tick() or (again() and command(1)))  # restarted
 
 
 class FakeFleet:
