@@ -44,3 +44,25 @@ def toy_baseline():
         yield baseline
     finally:
         BASELINES.pop(baseline.name)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory):
+    """`altmarl train` run once on the tiny model: (model path, policy path, what it printed).
+
+    Shared by every CLI test that only needs a trained policy; the policy is read-only for them.
+    """
+    import contextlib
+    import io
+
+    from _tiny_model import TRAIN_ARGS, save_tiny_model
+    from altmarl_ros.cli import main
+
+    root = tmp_path_factory.mktemp("tiny")
+    model = save_tiny_model(root / "tiny.yaml")
+    policy = root / "runs" / "tiny" / "policy.npz"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["train", "--model", str(model), "--out", str(policy), *TRAIN_ARGS])
+    assert code == 0, printed.getvalue()
+    return model, policy, printed.getvalue()

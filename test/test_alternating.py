@@ -1,22 +1,25 @@
 """ALTERNATING-MARL: the returned pair is an equilibrium up to the reported gap; the 2*eta rule."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from _learn_reference import exact_Q, exact_surrogate, initial_weights, random_game
-from altmarl_ros.core.alternating import (ETA_C, alternating_marl, best_constant_start,
-                                          constant_global_welfare, default_eta)
+from _learn_reference import (all_deterministic_local_policies, exact_Q, exact_surrogate, induced_mdp_values,
+                              initial_weights, random_game)
+from altmarl_ros.core.alternating import alternating_marl, best_constant_start, constant_global_welfare, default_eta
 from altmarl_ros.core.glearn import global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
+from altmarl_ros.core.model import load_model, make_game
+from altmarl_ros.core.policy import uniform_local_policy
 from altmarl_ros.errors import LearnError
 
-K = 3
+K = 2  # not |S_l| = 3, so a k <-> |S_l| slip changes the answers
 
 
 @pytest.fixture(scope="module")
 def game():
-    return random_game(31, n_sg=2, n_ag=3, n_sl=3, n_al=3, gamma=0.9)
+    return random_game(32, n_sg=2, n_ag=3, n_sl=3, n_al=3, gamma=0.9)  # 3 accepted rounds at eta = 0
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +58,39 @@ def test_large_eta_rejects_the_first_improvement_and_keeps_round_zero(game):
     result = alternating_marl(game, K, rounds=5, eta=1e6, seed=4, start="uniform")
     assert [log.accepted for log in result.rounds] == [True, False]
     assert math.isnan(result.rounds[1].nash_gap)
+    assert 0 < result.rounds[1].seconds <= result.seconds - result.rounds[0].seconds  # the rejected round's own time
     assert np.allclose(result.pi_l, 1 / game.n_al)  # the uniform start
     assert "2*eta" in result.stop_reason and result.converged
+
+
+def test_the_rule_stops_at_the_first_improvement_within_2_eta(game, run):
+    """The eta = 0 run shows every round's improvement d_r; with eta = 0.6 d_r (so eta < d_r <= 2 eta)
+    the alternation must stop at the first round whose improvement is <= 2 eta, and return the pair before."""
+    _, logs = run
+    welfare = [log.welfare_estimate for log in logs if log.accepted]
+    improvements = np.diff(welfare)
+    assert len(improvements) >= 2 and (improvements > 0).all()
+    for d in improvements:
+        eta = 0.6 * d
+        stop = next(r for r, gain in enumerate(improvements, start=1) if gain <= 2 * eta)
+        result = alternating_marl(game, K, m=30, rounds=10, eta=eta, seed=4, start="uniform")
+        assert [log.accepted for log in result.rounds] == [True] * stop + [False], (d, stop)
+        assert result.welfare_estimate == welfare[stop - 1]
+        assert result.stop_reason == (f"round {stop} improved the surrogate welfare by "
+                                      f"{improvements[stop - 1]:.4g} <= 2*eta = {2 * eta:.4g}")
+
+
+def test_gap_of_a_non_equilibrium_pair_is_the_larger_unilateral_gain(game):
+    """One round from uniform locals: G-LEARN's pi_g is a global best response (gain ~0), the uniform
+    locals are exploitable, so the reported gap must be the locals' gain."""
+    result = alternating_marl(game, K, rounds=1, eta=0.0, seed=4, start="uniform")
+    uniform = uniform_local_policy(game)
+    assert np.array_equal(result.pi_l, uniform)
+    local_gain = local_best_response_gain(game, result.pi_g, uniform, K)
+    global_gain = global_best_response_gain(game, result.pi_g, uniform, K, m=30, seed=4)
+    assert local_gain > global_gain + 0.01
+    assert result.nash_gap == pytest.approx(local_gain, abs=1e-9)
+    assert result.rounds[0].nash_gap == result.nash_gap
 
 
 def test_constant_global_welfare_is_the_exact_surrogate_value(game):
@@ -70,30 +104,51 @@ def test_constant_global_welfare_is_the_exact_surrogate_value(game):
                                                                          abs=1e-9)
 
 
-def test_best_constant_start(game):
+def test_best_constant_start_is_the_best_constant_pair_by_brute_force(game):
+    """Every constant a_g against every deterministic pi_l: with a_g fixed, s_g is its own chain
+    (P_g[:, a_g]), the locals' best response maximises their value in every state at once, and the
+    pair's welfare is the global chain's value plus the locals' value."""
+    values = {}
+    for a_g in range(game.n_ag):
+        chain = game.P_g[:, a_g, :]
+        local = max((induced_mdp_values(game, chain, policy) for policy in all_deterministic_local_policies(game)),
+                    key=lambda V: V.sum())  # one policy is best in every state: the largest sum is it
+        global_value = np.linalg.solve(np.eye(game.n_sg) - game.gamma * chain, game.r_g[:, a_g])
+        values[a_g] = game.mu0_g @ global_value + game.mu0_l @ local @ game.mu0_g
+    best_a_g = max(values, key=values.get)
+    assert sorted(values.values())[-1] - sorted(values.values())[-2] > 0.01  # a clear winner
     a_g, pi_l, welfare = best_constant_start(game, K)
-    assert welfare == max(constant_global_welfare(game, a, best_constant_start_pi(game, a)) for a in range(game.n_ag))
+    assert a_g == best_a_g and welfare == pytest.approx(values[best_a_g], abs=1e-9)
     result = alternating_marl(game, K, rounds=3, seed=4)
     assert result.start.startswith(f"best_constant: a_g = {a_g},")
     # the constant a_g is one of G-LEARN's policies: round 0 starts at least there (m = 30 noise aside)
     assert result.rounds[0].welfare_estimate > welfare - 0.1
 
 
-def best_constant_start_pi(game, a_g):
-    from altmarl_ros.core.counts import n_count_vectors
-    from altmarl_ros.core.llearn import l_learn
-    return l_learn(game, np.full((game.n_sg, n_count_vectors(K, game.n_sl)), a_g, np.int32), K).pi_l
+def test_round_cap_and_the_reported_durations(game):
+    import time
 
-
-def test_round_cap(game):
+    started = time.perf_counter()
     result = alternating_marl(game, K, rounds=1, seed=4, start="uniform")
+    elapsed = time.perf_counter() - started
     assert len(result.rounds) == 1 and not result.converged
+    # durations of the run and its rounds, not clock readings: each within what the caller measured
+    assert 0 < result.rounds[0].seconds <= result.seconds <= elapsed
 
 
-def test_default_eta(game):
-    expected = ETA_C * (game.r_l.max() - game.r_l.min()) / ((1 - game.gamma) * math.sqrt(K))
-    assert default_eta(game, K) == pytest.approx(expected)
-    assert alternating_marl(game, K, rounds=1).eta == pytest.approx(expected)
+def test_default_eta_by_hand_and_as_documented(game):
+    """0.01 * span(r_l) / ((1 - gamma) sqrt(k)): 0.01 * 4 / (0.2 * 4) = 0.05 for r_l in [-1, 3],
+    gamma = 0.8, k = 16; docs/training.md quotes 2*eta = 1.3 at k = 10 and 0.57 at k = 50 on the
+    warehouse model."""
+    r_l = np.zeros((2, 1, 2))
+    r_l[0, 0, 0], r_l[1, 0, 1] = -1.0, 3.0
+    hand = make_game(P_g=np.ones((1, 1, 1)), P_l=np.full((2, 1, 2, 2), 0.5), r_g=np.zeros((1, 1)),
+                     r_l=r_l, gamma=0.8)
+    assert default_eta(hand, 16) == pytest.approx(0.05, rel=1e-12)
+    warehouse = load_model(Path(__file__).resolve().parents[1] / "config" / "models" / "warehouse.yaml")
+    assert 2 * default_eta(warehouse, 10) == pytest.approx(1.3, abs=0.05)
+    assert 2 * default_eta(warehouse, 50) == pytest.approx(0.57, abs=0.005)
+    assert alternating_marl(game, K, rounds=1).eta == default_eta(game, K)  # eta=None means the default
 
 
 @pytest.mark.parametrize("kwargs, field", [(dict(eta=-1.0), "eta"), (dict(rounds=0), "rounds"),

@@ -1,10 +1,14 @@
-"""`altmarl train` and `altmarl evaluate` end to end on a tiny model file, and their user errors."""
+"""`altmarl train` and `altmarl evaluate` end to end on a tiny model file, and their user errors.
+
+The tests that need a trained policy share one `altmarl train` run (conftest.trained_tiny).
+"""
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _tiny_model import K, TRAIN_ARGS, save_tiny_model, tiny_arrays
 from altmarl_ros import commands
 from altmarl_ros.cli import main
 from altmarl_ros.core.evaluate import BASELINES
@@ -12,62 +16,54 @@ from altmarl_ros.core.model import load_model, make_game, save_model
 from altmarl_ros.core.policy import load_policy
 
 
-def _tiny_arrays(rng):
-    def rows(*shape):
-        return rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])
-
-    return dict(P_g=rows(2, 2, 2), P_l=rows(2, 2, 2, 2), r_g=rng.uniform(0, 1, (2, 2)),
-                r_l=rng.uniform(0, 2, (2, 2, 2)), gamma=0.9)
-
-
 @pytest.fixture
 def tiny_model(tmp_path):
-    return save_model(make_game(**_tiny_arrays(np.random.default_rng(0))), tmp_path / "tiny.yaml")
+    return save_tiny_model(tmp_path / "tiny.yaml")
 
 
 def _train(model, out, *extra):
-    return main(["train", "--model", str(model), "--k", "2", "--out", str(out), "--m", "5",
-                 "--rounds", "3", "--quiet", *extra])
+    return main(["train", "--model", str(model), "--out", str(out), *TRAIN_ARGS, *extra])
 
 
 EVAL_ARGS = ["--n", "10", "--horizon", "8", "--seeds", "2", "--rollouts", "50", "--m", "5", "--quiet"]
 
 
-def test_train_then_evaluate_end_to_end(tiny_model, tmp_path, capsys):
-    out = tmp_path / "runs" / "tiny" / "policy.npz"
-    assert _train(tiny_model, out) == 0
-    table = capsys.readouterr().out
+def test_train_writes_table_figure_and_policy(trained_tiny):
+    model, out, table = trained_tiny
     assert "round" in table and "accepted" in table and f"wrote {out}" in table
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    policy = load_policy(out, game=load_model(tiny_model), k=2)
+    policy = load_policy(out, game=load_model(model), k=K)
     metrics = policy.meta["metrics"]
     assert metrics["rounds"] and metrics["rounds"][0]["round"] == 0
     assert policy.meta["config"]["m"] == 5 and policy.meta["config"]["rounds"] == 3
 
-    assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *EVAL_ARGS, "--json"]) == 0
+
+def test_evaluate_json_and_text_of_a_trained_policy(trained_tiny, capsys):
+    model, out, _ = trained_tiny
+    policy = load_policy(out)
+    metrics = policy.meta["metrics"]
+    assert main(["evaluate", "--model", str(model), "--policy", str(out), *EVAL_ARGS, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)  # exactly one JSON object on stdout
     assert set(report["baselines"]) == set(BASELINES)
     assert report["welfare_ci"] > 0 and report["nash_gap"] >= 0
-    assert report["policy_id"] == policy.policy_id and report["k"] == 2
+    assert report["policy_id"] == policy.policy_id and report["k"] == K
     # the gap is measured in the policy's own training surrogate, so it repeats the trainer's
     assert (report["gap_m"], report["gap_seed"]) == (5, 0)
     assert report["global_gain"] == pytest.approx(metrics["global_gain"], abs=1e-5)
     assert report["local_gain"] == pytest.approx(metrics["local_gain"], abs=1e-9)
 
-    assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *EVAL_ARGS]) == 0
+    assert main(["evaluate", "--model", str(model), "--policy", str(out), *EVAL_ARGS]) == 0
     text = capsys.readouterr().out
     assert f"welfare    {report['welfare']:.3f} +- {report['welfare_ci']:.3f}" in text  # same seed, same numbers
     assert all(name in text for name in BASELINES)
 
 
-def test_a_registered_baseline_appears_in_evaluate_json(tiny_model, tmp_path, capsys, toy_baseline):
+def test_a_registered_baseline_appears_in_evaluate_json(trained_tiny, capsys, toy_baseline):
     """One register_baseline call is all it takes: evaluate rolls out the toy's pair."""
     from altmarl_ros.core.evaluate import rollout_welfare
 
-    out = tmp_path / "policy.npz"
-    assert _train(tiny_model, out) == 0
-    capsys.readouterr()
+    tiny_model, out, _ = trained_tiny
     assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *EVAL_ARGS, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert list(report["baselines"]) == list(BASELINES) and toy_baseline.name in BASELINES
@@ -78,30 +74,30 @@ def test_a_registered_baseline_appears_in_evaluate_json(tiny_model, tmp_path, ca
     assert report["baselines_detail"][toy_baseline.name] == "a_g = 0"
 
 
-def test_train_json_is_one_object_without_nan(tiny_model, tmp_path, capsys):
-    assert _train(tiny_model, tmp_path / "p.npz", "--json") == 0
+def test_train_json_is_one_object_without_nan_and_the_same_policy(trained_tiny, tmp_path, capsys):
+    """Training is deterministic: --json only changes what is printed."""
+    model, shared, _ = trained_tiny
+    out = tmp_path / "p.npz"
+    assert _train(model, out, "--json") == 0
     report = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
     assert {"policy_id", "welfare_estimate", "nash_gap", "rounds"} <= set(report)
+    assert report["policy_id"] == load_policy(shared).policy_id == load_policy(out).policy_id
 
 
-def test_evaluate_json_of_a_single_rollout_is_strict_json(tiny_model, tmp_path, capsys):
+def test_evaluate_json_of_a_single_rollout_is_strict_json(trained_tiny, capsys):
     """One rollout has no confidence interval: --json says null, not NaN (which JSON parsers reject)."""
-    out = tmp_path / "p.npz"
-    assert _train(tiny_model, out) == 0
-    capsys.readouterr()
+    model, out, _ = trained_tiny
     one = ["--n", "10", "--horizon", "8", "--seeds", "1", "--rollouts", "1", "--m", "5", "--quiet", "--json"]
-    assert main(["evaluate", "--model", str(tiny_model), "--policy", str(out), *one]) == 0
+    assert main(["evaluate", "--model", str(model), "--policy", str(out), *one]) == 0
     report = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)
     assert report["welfare_ci"] is None and np.isfinite(report["welfare"])
 
 
-def test_evaluate_refuses_a_policy_of_another_model(tiny_model, tmp_path, capsys):
-    out = tmp_path / "p.npz"
-    assert _train(tiny_model, out) == 0
-    arrays = _tiny_arrays(np.random.default_rng(0))
+def test_evaluate_refuses_a_policy_of_another_model(trained_tiny, tmp_path, capsys):
+    _, out, _ = trained_tiny
+    arrays = tiny_arrays(np.random.default_rng(0))
     arrays["r_g"] = arrays["r_g"] + 1.0
     other = save_model(make_game(**arrays), tmp_path / "other.npz")
-    capsys.readouterr()
     assert main(["evaluate", "--model", str(other), "--policy", str(out), *EVAL_ARGS]) == 2
     err = capsys.readouterr().err
     assert "altmarl evaluate: error:" in err and "does not match: model hash" in err
@@ -136,7 +132,7 @@ def _scale_row(index):
 ])
 def test_bad_model_file_is_a_named_error_not_a_traceback(tmp_path, capsys, change, needle):
     path = tmp_path / "bad.npz"
-    np.savez(path, **_bad(_tiny_arrays(np.random.default_rng(1)), change))
+    np.savez(path, **_bad(tiny_arrays(np.random.default_rng(1)), change))
     assert _train(path, tmp_path / "p.npz") == 2
     err = capsys.readouterr().err
     assert err.startswith("altmarl train: error:") and needle in err, err

@@ -1,4 +1,4 @@
-"""Count-vector ranking and sampling against independent references (itertools, closed forms)."""
+"""Count-vector ranking and enumeration against independent references (itertools, closed forms)."""
 import itertools
 import math
 
@@ -10,11 +10,9 @@ from altmarl_ros.core.counts import (
     RANKING_SCHEME,
     CountsError,
     rank_kernel,
-    _sample_next_counts,
     enumerate_count_vectors,
     n_count_vectors,
     rank,
-    sample_next_counts,
     unrank,
 )
 from altmarl_ros.errors import AltmarlError
@@ -101,54 +99,8 @@ def test_unrank_error_names_the_range():
         unrank(10, 3, 3)
 
 
-P_TILDE = np.array([[0.5, 0.3, 0.2], [0.0, 0.1, 0.9], [0.25, 0.25, 0.5]])
-COUNTS = np.array([6, 3, 1])
-
-
-def test_sample_next_counts_preserves_sum_and_matches_mean():
-    rng = np.random.default_rng(7)
-    batch = np.tile(COUNTS, (20_000, 1))
-    samples = sample_next_counts(batch, P_TILDE, rng)
-    assert samples.shape == batch.shape
-    assert (samples.sum(axis=1) == COUNTS.sum()).all() and (samples >= 0).all()
-    expected = COUNTS @ P_TILDE
-    stderr = samples.std(axis=0) / np.sqrt(len(samples))
-    assert (np.abs(samples.mean(axis=0) - expected) < 5 * stderr + 1e-12).all()
-    single = sample_next_counts(COUNTS, P_TILDE, rng)
-    assert single.shape == (3,) and single.sum() == 10
-
-
-@njit(cache=True)
-def _kernel_samples(F, P, n, seed):
-    np.random.seed(seed)
-    out = np.empty((n, F.shape[0]), dtype=np.int64)
-    for i in range(n):
-        _sample_next_counts(F, P, out[i])
-    return out
-
-
-def test_kernel_sampler_preserves_sum_matches_mean_and_is_seeded():
-    samples = _kernel_samples(COUNTS, P_TILDE, 20_000, 3)
-    assert (samples.sum(axis=1) == COUNTS.sum()).all() and (samples >= 0).all()
-    expected = COUNTS @ P_TILDE
-    stderr = samples.std(axis=0) / np.sqrt(len(samples))
-    assert (np.abs(samples.mean(axis=0) - expected) < 5 * stderr + 1e-12).all()
-    # state 1's agents never move to state 0: P_TILDE[1, 0] == 0 is respected exactly
-    deterministic = _kernel_samples(np.array([0, 4, 0]), P_TILDE, 2000, 4)
-    assert (deterministic[:, 0] == 0).all()
-    assert np.array_equal(samples, _kernel_samples(COUNTS, P_TILDE, 20_000, 3))
-
-
-def test_kernel_sampler_exact_distribution_on_tiny_case():
-    """Two agents in state 0 with P = [0.5, 0.5]: next F is (2,0), (1,1), (0,2) w.p. 1/4, 1/2, 1/4."""
-    samples = _kernel_samples(np.array([2, 0]), np.array([[0.5, 0.5], [0.0, 1.0]]), 40_000, 5)
-    freq = np.array([(samples[:, 0] == a).mean() for a in (2, 1, 0)])
-    assert np.allclose(freq, [0.25, 0.5, 0.25], atol=0.015)
-
-
-def test_sample_next_counts_rejects_bad_matrix():
-    rng = np.random.default_rng(0)
-    with pytest.raises(CountsError, match=r"P_tilde\[1, :\] sums to"):
-        sample_next_counts(COUNTS, np.array([[1.0, 0, 0], [0.5, 0.4, 0], [0, 0, 1.0]]), rng)
-    with pytest.raises(CountsError, match="shape"):
-        sample_next_counts(COUNTS, np.eye(2), rng)
+def test_rank_errors_name_the_bad_entry_and_the_shape():
+    with pytest.raises(CountsError, match=r"F\[2\] is -1; counts must be >= 0"):
+        rank(np.array([2, 0, -1]))  # the first negative entry, not the first zero
+    with pytest.raises(CountsError, match="1-D integer array"):
+        rank(np.ones((2, 2), np.int64))

@@ -3,8 +3,15 @@ welfare monitor) driven by a small hand-made policy, compared with the offline e
 
 The welfare the monitor measures from odometry + GlobalCommands must agree with
 the continuous simulator's offline rollouts of the same policy (same n, k,
-horizon) within 3 standard deviations of a single offline run: both apply the
-scenario's reward to the same fleet, one through ROS 2, one directly.
+horizon): both apply the scenario's reward to the same fleet, one through ROS 2,
+one directly. The policy parks the depot and walks every worker to it, so the
+ROS run is one draw from a narrow, unimodal distribution (40 workers moving
+independently given the depot; offline single-run sd about 1.5 on a mean of
+about 54 over 8 epochs). The test's margin is 4 of those sd, about +-6: four
+demo runs (seeds 0-3) deviated by -0.07 to -1.58 sd (the ROS loop acts up to a
+control step late, which costs a little), so a correct fleet keeps >= 2.4 sd of
+room, while one that serves, discounts or counts epochs wrongly is outside it. (The herding policy's short-run welfare is
+bimodal, about 3 or about 50, so its +-3 sd margin spanned -37..100.)
 """
 import json
 import subprocess
@@ -14,19 +21,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _herding_policy import herding_policy
+from _herding_policy import herding_policy, parked_depot_policy
 from altmarl_ros.core.policy import PolicyError, load_policy, save_policy
 from altmarl_sim.scenario import load_scenario
 
 K = 5
 N = 40
 EPOCHS = 8
+MARGIN_SD = 4.0
 
 
 @pytest.fixture(scope="module")
 def policy_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo") / "policy.npz"
-    save_policy(herding_policy(load_scenario("warehouse_ring"), K), path)
+    save_policy(parked_depot_policy(load_scenario("warehouse_ring"), K), path)
     return path
 
 
@@ -45,11 +53,16 @@ def test_demo_welfare_matches_the_offline_evaluation(policy_file, tmp_path):
     assert report["first_epoch"] == 0 and report["out_of_sequence"] == 0
     assert report["robots_without_odometry"] == 0
     assert len(report["rewards"]) == EPOCHS and all(np.isfinite(report["rewards"]))
+    gamma = load_scenario("warehouse_ring").gamma  # welfare = sum_t gamma^t r_t, t = 0 at the first epoch
+    assert report["welfare"] == pytest.approx(sum(gamma**t * r for t, r in enumerate(report["rewards"])), rel=1e-12)
     offline = report["offline"]
-    assert offline["rollouts"] == 40 and offline["sd"] > 0
-    assert report["within_margin"], (f"ROS welfare {report['welfare']:.3f} vs offline {offline['mean']:.3f} "
-                                     f"(sd {offline['sd']:.3f}): {report['deviation_sd']:+.2f} sd")
-    # The herding policy gathers the fleet: late epochs serve far more workers than the 1/Z at the start.
+    assert offline["rollouts"] == 40 and 0 < offline["sd"] < 0.05 * offline["mean"]  # the margin below is tight
+    deviation = report["welfare"] - offline["mean"]
+    assert abs(deviation) <= MARGIN_SD * offline["sd"], (
+        f"ROS welfare {report['welfare']:.3f} vs offline {offline['mean']:.3f} (sd {offline['sd']:.3f}): "
+        f"{deviation / offline['sd']:+.2f} sd")
+    assert report["within_margin"] == (abs(deviation) <= report["margin_sd"] * offline["sd"])
+    # The workers gather at the depot: late epochs serve far more of them than the 1/Z at the start.
     assert np.mean(report["rewards"][-3:]) > 2 * report["rewards"][0]
     assert not (tmp_path / "runs").exists()  # a given policy is used as is, nothing trained
 

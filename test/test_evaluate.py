@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from _learn_reference import random_game
 from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.evaluate import (
@@ -21,6 +22,8 @@ from altmarl_ros.core.evaluate import (
     rollout_welfare,
     t_quantile_975,
 )
+from altmarl_ros.core.glearn import g_learn, global_best_response_gain
+from altmarl_ros.core.llearn import l_learn, local_best_response_gain
 from altmarl_ros.core.model import make_game
 from altmarl_ros.core.policy import PolicyError
 
@@ -113,6 +116,51 @@ def test_rollout_welfare_matches_exact_value(n, k):
     assert abs(est.mean - other) > 4 * est.ci95, (est.mean, other, est.ci95)
 
 
+def test_a_fresh_subset_is_drawn_at_every_step():
+    """A policy that reveals which local was sampled: two frozen locals (P_l = identity, each in state
+    0 or 1 with probability 1/2), k = 1, the depot moves to the sampled local's state and earns 1 per
+    move (r_g = [a_g != s_g]). When the two locals differ (probability 1/2) a fresh sample is a fair
+    coin each step and the depot moves with probability 1/2; when they agree it moves at most once.
+    So with mu0_g uniform the welfare is 1/4 + (1/4) sum_{t<H} gamma^t; a subset drawn once per
+    rollout would give 1/2."""
+    gamma, horizon = 0.9, 20
+    game = make_game(P_g=np.stack([np.eye(2)] * 2), P_l=np.broadcast_to(np.eye(2)[:, None, None, :], (2, 2, 1, 2)),
+                     r_g=1.0 - np.eye(2), r_l=np.zeros((2, 2, 1)), gamma=gamma)
+    pi_g = np.zeros((2, 2), np.int32)
+    for F in ([1, 0], [0, 1]):
+        pi_g[:, rank(np.array(F))] = np.argmax(F)  # the depot heads for the sampled local's state
+    exact = 0.25 + 0.25 * (1 - gamma**horizon) / (1 - gamma)
+    est = rollout_welfare(game, pi_g, np.ones((2, 2, 1)), 1, n=2, horizon=horizon, seeds=2, rollouts=5000)
+    assert abs(est.mean - exact) <= 2 * est.ci95 < 0.1, (est.mean, exact, est.ci95)
+
+
+def test_nash_gap_of_non_equilibrium_pairs_is_the_larger_gain():
+    """Two pairs away from equilibrium, one exploitable by the global agent and one by the locals:
+    the gap is the larger of the two (independently tested) unilateral gains each time."""
+    game = random_game(41, n_sg=2, n_ag=3, n_sl=3, n_al=2, gamma=0.8)
+    k = 2
+    uniform = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
+    best_global = g_learn(game, uniform, k, m=30, seed=0).pi_g  # global best response; locals exploitable
+    n_f = n_count_vectors(k, game.n_sl)
+    worst = None  # the constant a_g whose locals' best response leaves the global agent most to gain
+    for a_g in range(game.n_ag):
+        pi_g = np.full((game.n_sg, n_f), a_g, np.int32)
+        pi_l = l_learn(game, pi_g, k).pi_l
+        gain = global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0)
+        if worst is None or gain > worst[0]:
+            worst = (gain, pi_g, pi_l)
+    sides = []
+    for pi_g, pi_l in ((best_global, uniform), worst[1:]):
+        gap = nash_gap(game, pi_g, pi_l, k, m=30, seed=0)
+        global_gain = global_best_response_gain(game, pi_g, pi_l, k, m=30, seed=0)
+        local_gain = local_best_response_gain(game, pi_g, pi_l, k)
+        assert (gap.global_gain, gap.local_gain) == pytest.approx((global_gain, local_gain), abs=1e-9)
+        assert abs(global_gain - local_gain) > 0.05
+        assert gap.gap == pytest.approx(max(global_gain, local_gain), abs=1e-9)
+        sides.append(global_gain > local_gain)
+    assert sides == [False, True]
+
+
 def test_dirichlet_initial_states_match_exact_value():
     rng = np.random.default_rng(7)
     game = _random_game(rng)
@@ -202,6 +250,15 @@ def test_same_seed_same_result_and_seed_prefix_is_stable():
     assert not np.array_equal(a.returns, c.returns)
     assert np.array_equal(more.returns[:3], a.returns)
     assert a.returns.shape == (3, 7) and a.agent_steps == 3 * 7 * 50 * 20
+
+
+def test_defaults_are_the_documented_deployment():
+    """n = 1000 locals, horizon 100, 15 seeds x 50 rollouts (the README's `altmarl evaluate` example)."""
+    rng = np.random.default_rng(6)
+    game = _random_game(rng)
+    pi_g, pi_l = _random_policies(rng, game, 2)
+    default = rollout_welfare(game, pi_g, pi_l, 2)
+    assert default.returns.shape == (15, 50) and default.agent_steps == 15 * 50 * 1000 * 100
 
 
 def test_t_quantile_and_ci_against_known_values():

@@ -1,13 +1,20 @@
-"""G-LEARN against the exact k-agent surrogate (brute-force enumeration) on tiny games."""
+"""G-LEARN against the exact k-agent surrogate (brute-force enumeration) on tiny games.
+
+The exact references use k = 2 and k = 4 on a game with |S_l| = 3 local states, so
+an operator that averaged the local reward over |S_l| instead of k (or any other
+k <-> |S_l| slip) gives a different fixed point.
+"""
 import numpy as np
 import pytest
 
 from _learn_reference import count_vectors, exact_Q, exact_surrogate, initial_weights, next_counts_law, random_game
 from altmarl_ros.core.counts import rank
 from altmarl_ros.core.glearn import _Surrogate, fold_local_policy, g_learn, global_best_response_gain
+from altmarl_ros.core.model import make_game
 from altmarl_ros.errors import LearnError
 
-K = 3
+K = 4
+EXACT_KS = (2, 4)  # never |S_l| = 3
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +27,13 @@ def pi_l(game):
     return np.random.default_rng(5).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
 
 
-@pytest.fixture(scope="module")
-def exact(game, pi_l):
-    R, P = exact_surrogate(game, pi_l, K)
-    return R, P, exact_Q(game, R, P)
+@pytest.fixture(scope="module", params=EXACT_KS, ids=lambda k: f"k={k}")
+def exact(request, game, pi_l):
+    """(k, R, P, Q*) of the exact k-agent surrogate."""
+    k = request.param
+    assert k != game.n_sl
+    R, P = exact_surrogate(game, pi_l, k)
+    return k, R, P, exact_Q(game, R, P)
 
 
 def test_draws_follow_the_exact_next_count_law(game, pi_l):
@@ -44,9 +54,9 @@ def test_draws_follow_the_exact_next_count_law(game, pi_l):
 
 
 def test_large_m_matches_exact_bellman_fixed_point(game, pi_l, exact):
-    """m = 20000 draws per state: Q within 0.01 of Q* (values 5.2..6.8; measured 0.0014)."""
-    _, _, Q_star = exact
-    result = g_learn(game, pi_l, K, m=20000, tol=1e-8, seed=1)
+    """m = 20000 draws per state: Q within 0.01 of Q* (measured 0.001-0.002 at k = 2 and 4)."""
+    k, _, _, Q_star = exact
+    result = g_learn(game, pi_l, k, m=20000, tol=1e-8, seed=1)
     assert result.converged
     error = np.abs(result.Q - Q_star).max()
     assert error < 0.01, error
@@ -55,13 +65,13 @@ def test_large_m_matches_exact_bellman_fixed_point(game, pi_l, exact):
     clear = ordered[..., -1] - ordered[..., -2] > 0.06
     assert clear.any()
     assert (result.pi_g[clear] == Q_star.argmax(axis=2)[clear]).all()
-    assert abs(result.value - (initial_weights(game, K) * Q_star.max(axis=2)).sum()) < 0.01
+    assert abs(result.value - (initial_weights(game, k) * Q_star.max(axis=2)).sum()) < 0.01
 
 
 def test_small_m_is_biased_but_close(game, pi_l, exact):
     """The m = 30 surrogate differs from the exact one (so the large-m test can fail) but not wildly."""
-    _, _, Q_star = exact
-    error = np.abs(g_learn(game, pi_l, K, m=30, seed=1).Q - Q_star).max()
+    k, _, _, Q_star = exact
+    error = np.abs(g_learn(game, pi_l, k, m=30, seed=1).Q - Q_star).max()
     assert 0.02 < error < 0.5
 
 
@@ -118,24 +128,45 @@ class _ModelSampler:
 
 def test_generative_sampler_gives_the_model_fixed_point(game, pi_l, exact):
     """Pooled sampler draws (40000 per pair): the same Q as the model within 0.03 (measured 0.006)."""
-    _, _, Q_star = exact
-    from_model = g_learn(game, pi_l, K, m=4000, seed=7)
-    from_sampler = g_learn(_ModelSampler(game), pi_l, K, m=4000, seed=7, pool=40000)
+    k, _, _, Q_star = exact
+    from_model = g_learn(game, pi_l, k, m=4000, seed=7)
+    from_sampler = g_learn(_ModelSampler(game), pi_l, k, m=4000, seed=7, pool=40000)
     assert np.abs(from_sampler.Q - from_model.Q).max() < 0.03
     assert np.abs(from_sampler.Q - Q_star).max() < 0.03
 
 
 def test_global_gain_matches_brute_force(game, pi_l, exact):
-    R, P, Q_star = exact
-    weights = initial_weights(game, K)
+    k, R, P, Q_star = exact
+    weights = initial_weights(game, k)
     worst = Q_star.argmin(axis=2).astype(np.int32)
     exact_gain = (weights * (Q_star.max(axis=2)
                              - np.take_along_axis(exact_Q(game, R, P, worst), worst[..., None], 2)[..., 0])).sum()
     assert exact_gain > 0.5
-    gain = global_best_response_gain(game, worst, pi_l, K, m=20000, seed=1)
-    assert abs(gain - exact_gain) < 0.01  # measured 0.0009
+    gain = global_best_response_gain(game, worst, pi_l, k, m=20000, seed=1)
+    assert abs(gain - exact_gain) < 0.01  # measured < 0.002
     best = Q_star.argmax(axis=2).astype(np.int32)
-    assert global_best_response_gain(game, best, pi_l, K, m=20000, seed=1) < 0.01
+    assert global_best_response_gain(game, best, pi_l, k, m=20000, seed=1) < 0.01
+
+
+def _with_copied_actions(game, copies):
+    """The game with global action copies[c] an exact copy (P_g, r_g) of action c, for each c."""
+    P_g, r_g = game.P_g.copy(), game.r_g.copy()
+    for source, target in copies.items():
+        P_g[:, target], r_g[:, target] = P_g[:, source], r_g[:, source]
+    return make_game(P_g=P_g, P_l=game.P_l, r_g=r_g, r_l=game.r_l, gamma=game.gamma,
+                     mu0_g=game.mu0_g, mu0_l=game.mu0_l)
+
+
+def test_ties_go_to_the_lowest_action(game, pi_l):
+    """Identical global actions have bitwise-equal Q values; the documented choice is the lowest one."""
+    same = g_learn(_with_copied_actions(game, {0: 1, 1: 2}), pi_l, K, seed=0)  # all three actions alike
+    assert (same.Q[..., 0] == same.Q[..., 2]).all()
+    assert (same.pi_g == 0).all()
+    # action 2 a copy of action 0, action 1 its own: 2 is never chosen, 0 wherever the copies are best
+    copied = g_learn(_with_copied_actions(game, {0: 2}), pi_l, K, seed=0)
+    best_is_copy = copied.Q[..., 0] >= copied.Q[..., 1]
+    assert best_is_copy.any() and (~best_is_copy).any()
+    assert np.array_equal(copied.pi_g, np.where(best_is_copy, 0, 1))
 
 
 @pytest.mark.parametrize("kwargs, field", [

@@ -6,9 +6,10 @@ from _learn_reference import (all_deterministic_local_policies, count_vectors, i
                               multinomial_pmf, random_game)
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import l_learn, local_best_response_gain
+from altmarl_ros.core.model import make_game
 from altmarl_ros.errors import LearnError
 
-K = 3
+K = 2  # not |S_l| = 3
 
 
 @pytest.fixture(scope="module", params=[21, 22, 23])
@@ -28,17 +29,32 @@ def _P_bar_by_enumeration(game, pi_g, mu):
     return P_bar
 
 
+def _stationary_conditional(game, pi_l, P_bar_g):
+    """mu(.|s_g) [S_g, S_l] of the pair chain's stationary law (random games: irreducible, one unit eigenvalue)."""
+    pair = np.einsum("sga,sgat,gh->sgth", pi_l, game.P_l, P_bar_g).reshape(game.n_sl * game.n_sg, -1)
+    values, vectors = np.linalg.eig(pair.T)
+    nu = np.real(vectors[:, np.argmin(np.abs(values - 1))]).reshape(game.n_sl, game.n_sg)
+    nu /= nu.sum()
+    return (nu / nu.sum(axis=0)).T
+
+
+def _mean_field_by_enumeration(game, pi_g, pi_l):
+    """P_bar_g of the self-consistent mean field, by damped fixed-point iteration on the enumerated law."""
+    mu = np.tile(game.mu0_l, (game.n_sg, 1))
+    for _ in range(10_000):
+        target = _stationary_conditional(game, pi_l, _P_bar_by_enumeration(game, pi_g, mu))
+        if np.abs(target - mu).max() < 1e-14:
+            return _P_bar_by_enumeration(game, pi_g, target)
+        mu = 0.5 * (mu + target)
+    raise AssertionError("the reference mean field did not converge")
+
+
 def test_mean_field_is_self_consistent(case):
     """mu(.|s_g) is the stationary conditional law of the pair chain under P_bar_g(mu)."""
     game, pi_g, pi_l, result = case
     assert result.mu_converged
     assert np.allclose(result.P_bar_g, _P_bar_by_enumeration(game, pi_g, result.mu), atol=1e-12)
-    pair = np.einsum("sga,sgat,gh->sgth", pi_l, game.P_l, result.P_bar_g).reshape(
-        game.n_sl * game.n_sg, -1)
-    values, vectors = np.linalg.eig(pair.T)  # random games: irreducible, one unit eigenvalue
-    nu = np.real(vectors[:, np.argmin(np.abs(values - 1))]).reshape(game.n_sl, game.n_sg)
-    nu /= nu.sum()
-    assert np.allclose(result.mu, (nu / nu.sum(axis=0)).T, atol=1e-9)
+    assert np.allclose(result.mu, _stationary_conditional(game, pi_l, result.P_bar_g), atol=1e-9)
 
 
 def test_best_response_beats_every_deterministic_policy(case):
@@ -54,13 +70,24 @@ def test_best_response_beats_every_deterministic_policy(case):
 
 
 def test_gain_is_the_brute_force_gain(case):
+    """Against a mean field and best response found without L-LEARN: enumeration, iteration, every policy."""
     game, pi_g, pi_l, result = case
-    values = np.array([induced_mdp_values(game, result.P_bar_g, policy)
-                       for policy in all_deterministic_local_policies(game)])
-    gain = game.mu0_l @ (values.max(axis=0) - induced_mdp_values(game, result.P_bar_g, pi_l)) @ game.mu0_g
+    P_bar_g = _mean_field_by_enumeration(game, pi_g, pi_l)
+    values = np.array([induced_mdp_values(game, P_bar_g, policy) for policy in all_deterministic_local_policies(game)])
+    gain = game.mu0_l @ (values.max(axis=0) - induced_mdp_values(game, P_bar_g, pi_l)) @ game.mu0_g
     assert gain > 1e-3
     assert local_best_response_gain(game, pi_g, pi_l, K) == pytest.approx(gain, abs=1e-9)
     assert result.gain == pytest.approx(gain, abs=1e-9)
+
+
+def test_gain_scales_with_the_local_reward(case):
+    """r_l -> c r_l scales every local value, so the gain, by c (here below 1, where no clipping may act)."""
+    game, pi_g, pi_l, result = case
+    c = 1e-3
+    scaled = make_game(P_g=game.P_g, P_l=game.P_l, r_g=game.r_g, r_l=c * game.r_l, gamma=game.gamma,
+                       mu0_g=game.mu0_g, mu0_l=game.mu0_l)
+    assert 0 < c * result.gain < 1
+    assert local_best_response_gain(scaled, pi_g, pi_l, K) == pytest.approx(c * result.gain, rel=1e-6)
 
 
 def test_bad_pi_g_names_the_field(case):

@@ -1,8 +1,10 @@
 """MeanFieldGame validation, file formats and content hash."""
 import os
+import re
 
 import numpy as np
 import pytest
+import yaml
 
 from altmarl_ros.core.model import MeanFieldGame, ModelError, load_model, make_game, save_model
 from altmarl_ros.errors import AltmarlError
@@ -104,6 +106,32 @@ def test_invalid_games_name_array_index_and_fix(arrays, pattern):
     assert isinstance(info.value, AltmarlError)
 
 
+@pytest.mark.parametrize("key, row", [("mu0_g", "mu0_g[:]"), ("mu0_l", "mu0_l[:]"), ("P_g", "P_g[0, 0, :]"),
+                                      ("P_l", "P_l[0, 0, 0, :]")])
+def test_every_distribution_sums_to_one_within_1e_9(key, row):
+    """The documented tolerance: a row off by 1e-8 is refused (naming it), one off by 1e-11 accepted."""
+    def arrays_with(excess):
+        arrays = dict(tiny_arrays(), mu0_g=np.array([0.25, 0.75]), mu0_l=np.array([0.2, 0.3, 0.5]))
+        value = np.array(arrays[key], dtype=float)
+        value[(0,) * value.ndim] += excess
+        arrays[key] = value
+        return arrays
+
+    make_game(**arrays_with(1e-11))
+    with pytest.raises(ModelError, match=re.escape(f"{row} sums to 1.00000001")):
+        make_game(**arrays_with(1e-8))
+
+
+@pytest.mark.parametrize("key, shape", [("P_g", (0, 3, 0)), ("P_l", (3, 2, 0, 3))])
+def test_empty_state_or_action_sets_are_refused(key, shape):
+    arrays = tiny_arrays()
+    arrays[key] = np.zeros(shape)
+    if key == "P_g":
+        arrays["r_g"] = np.zeros((0, 3))
+    with pytest.raises(ModelError, match="every state and action set needs at least one element"):
+        make_game(**arrays)
+
+
 def test_direct_construction_is_validated_too():
     with pytest.raises(ModelError, match="gamma"):
         MeanFieldGame(**bad("gamma", 1.0))
@@ -111,7 +139,9 @@ def test_direct_construction_is_validated_too():
 
 @pytest.mark.parametrize("suffix", [".npz", ".yaml", ".yml"])
 def test_save_load_round_trip_is_exact(tmp_path, suffix):
-    game = make_game(**tiny_arrays(seed=3), mu0_l=[0.2, 0.3, 0.5], name="tiny", description="a test")
+    arrays = tiny_arrays(seed=3)
+    arrays["r_l"][0, 0, 0], arrays["r_g"][1, 2] = 1e-05, -2e-10  # repr without a '.': "1e-05"
+    game = make_game(**arrays, mu0_l=[0.2, 0.3, 0.5], name="tiny", description="a test")
     path = save_model(game, tmp_path / f"m{suffix}")
     loaded = load_model(path)
     for key in ("P_g", "P_l", "r_g", "r_l", "mu0_g", "mu0_l"):
@@ -119,6 +149,8 @@ def test_save_load_round_trip_is_exact(tmp_path, suffix):
     assert loaded.gamma == game.gamma and loaded.content_hash() == game.content_hash()
     assert (loaded.name, loaded.description) == ("tiny", "a test")
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+    if suffix != ".npz":  # any YAML 1.1 reader (not only ours) gets floats, not the string "1e-05"
+        assert yaml.safe_load(path.read_text())["r_l"][0][0][0] == 1e-05
 
 
 def test_hand_written_yaml(tmp_path):

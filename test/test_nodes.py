@@ -212,6 +212,62 @@ def test_stopping_the_coordinator_stops_the_robots_within_the_timeout(graph, wor
     assert graph.spin_until(lambda: not agents.stopped and speed() > 0.3, timeout=30.0)
 
 
+def test_local_agents_treat_a_clock_that_jumps_back_as_a_lost_coordinator(graph, world):
+    """A GlobalCommand received "in the future" (sim time jumped back: the simulator restarted) is stale:
+    the robots stop, although their odometry is fresh again, until a new command arrives."""
+    from rosgraph_msgs.msg import Clock
+
+    from altmarl_ros.core.policy import load_policy
+    from altmarl_ros.names import CLOCK_TOPIC, MAP_FRAME
+    from altmarl_ros.nodes._ros import CLOCK_QOS
+    from altmarl_ros.nodes.local_agents import LocalAgentsNode
+
+    agents = graph.add(LocalAgentsNode({"scenario": world["scenario"], "policy": world["next"], "robots": [0],
+                                        "use_sim_time": True, "command_timeout": 30.0}, context=graph.context))
+    driver = graph.add(rclpy.create_node("clock_driver", context=graph.context))
+    clock_pub = driver.create_publisher(Clock, CLOCK_TOPIC, CLOCK_QOS)
+    odom_pub = driver.create_publisher(Odometry, odom_topic(0), ODOM_QOS)
+    command_pub = driver.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, GLOBAL_COMMAND_QOS)
+    speeds = []  # |v| + |w| of every cmd_vel robot 0 receives
+    driver.create_subscription(Twist, cmd_vel_topic(0), lambda m: speeds.append(abs(m.linear.x) + abs(m.angular.z)),
+                               CMD_VEL_QOS)
+    odometry = Odometry()
+    odometry.header.frame_id = MAP_FRAME
+    odometry.pose.pose.position.x, odometry.pose.pose.position.y = (float(v) for v in zone_centre(0, world["ring"]))
+    odometry.pose.pose.orientation.w = 1.0
+    sim_now = [100.0]
+    due = _every(0.02)
+
+    def tick():  # sim time runs at about real time; robot 0's odometry, stamped now, arrives every tick
+        if due():
+            sim_now[0] += 0.02
+            now = rclpy.time.Time(seconds=sim_now[0]).to_msg()
+            clock_pub.publish(Clock(clock=now))
+            odometry.header.stamp = now
+            odom_pub.publish(odometry)
+
+    def command(epoch):  # a well-formed command: all K sampled robots in zone 0
+        counts = [K, 0, 0, 0, 0]
+        msg = GlobalCommand(epoch=epoch, global_state=2, global_action=2, k=K, sampled_ids=list(range(K)),
+                            counts=counts, count_rank=rank(np.array(counts)),
+                            policy_id=load_policy(world["next"]).policy_id)
+        msg.header.frame_id = MAP_FRAME
+        command_pub.publish(msg)
+
+    def moving():
+        return not agents.stopped and bool(speeds) and speeds[-1] > 0
+
+    assert graph.spin_until(lambda: agents.get_clock().now().nanoseconds > 100e9, timeout=10.0, every=tick)
+    again = _every(0.5)  # like a coordinator, repeat the command (the first may precede the first odometry)
+    assert graph.spin_until(moving, timeout=10.0, every=lambda: tick() or (again() and command(0)))
+    sim_now[0] = 50.0  # the clock jumps back 50 s (more than command_timeout); odometry keeps coming
+    assert graph.spin_until(lambda: agents.stopped, timeout=5.0, every=tick), "moving on a command from the future"
+    stopped_at = len(speeds)
+    assert graph.spin_until(lambda: len(speeds) > stopped_at + 3, timeout=5.0, every=tick)
+    assert all(v == 0.0 for v in speeds[stopped_at:])
+    assert graph.spin_until(moving, timeout=10.0, every=lambda: tick() or (again() and command(1)))  # restarted
+
+
 class FakeFleet:
     """A node publishing hand-placed odometry for chosen robot ids (robot i sits at the centre of zone i % Z)."""
 
@@ -369,6 +425,15 @@ def test_decision_schedule_decides_once_in_every_period_with_a_tick():
     decide, due = decision_schedule(due, 50_000_000, period, slack)
     assert not decide and due == 1_050_000_000
     assert decision_schedule(due, 1_049_999_000, period, slack) == (True, 2_050_000_000)
+
+
+def test_decision_schedule_boundary_is_exact_to_the_nanosecond():
+    """A tick slack_ns before the boundary decides; one nanosecond earlier it does not."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
+    assert decision_schedule(due, due - slack - 1, period, slack) == (False, due)
+    assert decision_schedule(due, due - slack, period, slack) == (True, due + period)
 
 
 def test_bad_parameters_stop_the_node_with_a_named_error(ros_context, world):

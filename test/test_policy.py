@@ -66,12 +66,37 @@ def test_round_trip_is_exact(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["policy.npz"]
 
 
-def test_policy_id_ignores_metrics_but_not_arrays():
+def test_policy_id_ignores_metrics_but_not_arrays_or_identity():
+    """The nodes compare policy ids to refuse mismatched halves: any change of pi_g, pi_l or an
+    identity key must change the id; config and metrics must not."""
     policy = tiny_policy()
-    relabelled = PolicyArtifact(policy.pi_g, policy.pi_l, {**policy.meta, "metrics": {"welfare": 2.0}})
+    relabelled = PolicyArtifact(policy.pi_g, policy.pi_l, {**policy.meta, "metrics": {"welfare": 2.0},
+                                                           "config": {"m": 1}})
     assert relabelled.policy_id == policy.policy_id
-    assert tiny_policy(seed=1).policy_id != policy.policy_id
     assert len(policy.policy_id) == 16
+    pi_g = policy.pi_g.copy()
+    pi_g[1, 2] = (pi_g[1, 2] + 1) % policy.sizes[1]
+    pi_l = policy.pi_l.copy()
+    pi_l[2, 1] = pi_l[2, 1, ::-1]  # one row's probabilities swapped: a different local policy
+    assert not np.array_equal(pi_l, policy.pi_l)
+    changed = [PolicyArtifact(pi_g, policy.pi_l, policy.meta), PolicyArtifact(policy.pi_g, pi_l, policy.meta),
+               PolicyArtifact(policy.pi_g, policy.pi_l, {**policy.meta, "model_hash": "0" * 16}),
+               tiny_policy(scenario=("warehouse_ring", "abcdef0123456789"))]
+    ids = {policy.policy_id} | {other.policy_id for other in changed}
+    assert len(ids) == 1 + len(changed)
+
+
+def test_equality_is_same_arrays_and_metadata_and_one_action_sets_are_valid():
+    policy = tiny_policy(seed=0)
+    pi_g = policy.pi_g.copy()
+    pi_g[0, 0] = (pi_g[0, 0] + 1) % policy.sizes[1]
+    other = PolicyArtifact(pi_g, policy.pi_l, policy.meta)  # same metadata, another pi_g
+    assert policy != other and other != policy  # both ways: ids differ
+    assert policy == PolicyArtifact(policy.pi_g.copy(), policy.pi_l.copy(), dict(policy.meta))
+    game = make_game(P_g=np.ones((2, 1, 2)) / 2, P_l=np.ones((3, 2, 1, 3)) / 3, r_g=np.zeros((2, 1)),
+                     r_l=np.zeros((3, 2, 1)), gamma=0.5)  # one global and one local action
+    single = tiny_policy(game)
+    assert single.sizes == (2, 1, 3, 1) and single.local_probs(0, 0).tolist() == [1.0]
 
 
 def test_mismatch_lists_every_difference(tmp_path):
@@ -105,9 +130,10 @@ def test_corrupt_and_truncated_files_name_the_file(tmp_path):
             load_policy(tmp_path / name)
     with pytest.raises(PolicyError, match=r"absent\.npz: no such policy file"):
         load_policy(tmp_path / "absent.npz")
-    np.savez(tmp_path / "extra.npz", pi_g=np.zeros(1), pi_l=np.zeros(1), meta="{}", junk=1)
-    with pytest.raises(PolicyError, match=r"extra\.npz: policy file has keys"):
-        load_policy(tmp_path / "extra.npz")
+    for extra in ("junk", "zzz"):  # an unknown key sorting before and after the expected ones
+        np.savez(tmp_path / "extra.npz", pi_g=np.zeros(1), pi_l=np.zeros(1), meta="{}", **{extra: 1})
+        with pytest.raises(PolicyError, match=r"extra\.npz: policy file has keys"):
+            load_policy(tmp_path / "extra.npz")
 
 
 def test_edited_file_with_bad_contents(tmp_path):
@@ -132,6 +158,7 @@ def test_edited_file_with_bad_contents(tmp_path):
         (lambda g, l, m: (g, l[:, :, :1], m), r"pi_l: has shape \(3, 2, 1\)"),
         (lambda g, l, m: (g, l, {**m, "format_version": 99}), r"format_version is 99"),
         (lambda g, l, m: (g, l, {**m, "k": 0}), r"k is 0"),
+        (lambda g, l, m: (g, l, {**m, "sizes": {**m["sizes"], "n_al": 0}}), r"meta sizes is .*positive integers"),
         (lambda g, l, m: (g, l, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),
         (lambda g, l, m: (g, l, {**m, "metrics": {"x": object()}}), r"not JSON-serialisable"),
     ],

@@ -13,13 +13,14 @@ import pytest
 from PIL import Image
 
 from altmarl_ros.cli import main
+from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.policy import load_policy
 from altmarl_ros.core.sampler import as_game
 from altmarl_sim import estimate as estimate_module
 from altmarl_sim.estimate import estimate_model
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.render import record_frames, render
-from altmarl_sim.rollout import sim_rollout_welfare
+from altmarl_sim.rollout import run_episode, sim_rollout_welfare
 from altmarl_sim.sampler import SamplerError, SimSampler
 from altmarl_sim.scenario import load_scenario, parse_scenario
 
@@ -145,15 +146,56 @@ def test_rollout_welfare_of_a_fleet_that_stays_at_the_depot():
     z, k, horizon = still.ring.n_zones, 3, 30
     stay = np.zeros((z, z, 3))
     stay[..., 0] = 1.0
-    from altmarl_ros.core.counts import n_count_vectors
-
     pi_g = np.zeros((z, n_count_vectors(k, z)), np.int32)
     welfare = sim_rollout_welfare(still, pi_g, stay, k, n=30, horizon=horizon, seeds=2, rollouts=2)
     closed_form = still.rewards.service * (1 - still.gamma ** horizon) / (1 - still.gamma)
     assert welfare.mean == pytest.approx(closed_form, rel=0.01)
     assert welfare.mean <= closed_form
-    again = sim_rollout_welfare(still, pi_g, stay, k, n=30, horizon=horizon, seeds=2, rollouts=2)
+    calls = []
+    again = sim_rollout_welfare(still, pi_g, stay, k, n=30, horizon=horizon, seeds=2, rollouts=2,
+                                progress=lambda done, total: calls.append((done, total)))
     assert np.array_equal(welfare.returns, again.returns)
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
+    """A depot table that reveals what it saw. With k = n the coordinator must see the whole fleet,
+    so each epoch's a_g is the table entry of all workers' zone counts; with k < n the k sampled
+    workers are distinct and each worker is sampled in a share k/n of the epochs."""
+    z = SCENARIO.ring.n_zones
+    uniform = np.full((z, z, 3), 1 / 3)
+    for k, n, epochs in ((6, 6, 40), (3, 6, 400)):
+        pi_g = np.random.default_rng(k).integers(0, z, (z, n_count_vectors(k, z))).astype(np.int32)
+        seen = []
+
+        def on_epoch(sim, sampled, a_g):
+            everyone = pi_g[sim.depot_zone(), rank(np.bincount(sim.zones(), minlength=z))] if k == n else None
+            seen.append((sampled.copy(), a_g, everyone))
+
+        run_episode(FleetSim(SCENARIO, n=n, seed=1), pi_g, uniform, k, epochs, np.random.default_rng(2), on_epoch)
+        assert len(seen) == epochs and all(len(set(sampled.tolist())) == k for sampled, _, _ in seen)
+        if k == n:
+            assert [a_g for _, a_g, _ in seen] == [full for _, _, full in seen]
+        else:
+            share = np.bincount(np.concatenate([sampled for sampled, _, _ in seen]), minlength=n) / epochs
+            assert np.abs(share - k / n).max() < 0.1  # sd of a share ~0.025
+
+
+def test_rollout_takes_k_up_to_n_and_reports_its_own_duration():
+    import time
+
+    from altmarl_sim.rollout import RolloutError
+
+    z = SCENARIO.ring.n_zones
+    uniform = np.full((z, z, 3), 1 / 3)
+    with pytest.raises(RolloutError, match="k = 5 exceeds the number of workers n = 4"):
+        sim_rollout_welfare(SCENARIO, None, uniform, 5, n=4, horizon=2, seeds=1, rollouts=1)
+    started = time.perf_counter()
+    everyone = sim_rollout_welfare(SCENARIO, None, uniform, 4, n=4, horizon=2, seeds=1, rollouts=2)
+    assert 0 < everyone.seconds <= time.perf_counter() - started  # the time of the rollouts, not a clock reading
+    assert everyone.agent_steps == 2 * 4 * 2
+    one = sim_rollout_welfare(SCENARIO, None, uniform, 1, n=1, horizon=1, seeds=1, rollouts=1)  # the smallest run
+    assert one.returns.shape == (1, 1) and np.isfinite(one.mean)
 
 
 def test_render_writes_a_png_and_a_gif_with_one_frame_per_epoch(tmp_path):

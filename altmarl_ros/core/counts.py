@@ -1,4 +1,4 @@
-"""Count vectors F in N^S with sum(F) = k: ranking, enumeration, one-step sampling.
+"""Count vectors F in N^S with sum(F) = k: ranking and enumeration.
 
 What the global agent sees of its k sampled locals is a count vector F (F[j] =
 how many are in local state j). Tables indexed by F use `rank(F)` in
@@ -20,7 +20,6 @@ import math
 import numpy as np
 from numba import njit
 
-from altmarl_ros.core.model import as_float_array, check_stochastic
 from altmarl_ros.errors import ModelError
 
 RANKING_SCHEME = "colex-combinadic-v1"
@@ -97,34 +96,6 @@ def _enumerate(k, S, N):
     return out
 
 
-@njit(cache=True)
-def _sample_next_counts(F, P_tilde, out):
-    """out[:] = sum_j Multinomial(F[j], P_tilde[j, :]) via conditional binomials.
-
-    Uses numba's np.random state (per thread; seed it with np.random.seed inside
-    a kernel). P_tilde rows must sum to 1; out is overwritten.
-    """
-    S = F.shape[0]
-    out[:] = 0
-    for j in range(S):
-        remaining = F[j]
-        mass_left = 1.0
-        for s in range(S - 1):
-            if remaining == 0:
-                break
-            p = P_tilde[j, s]
-            if p >= mass_left:
-                moved = remaining
-            elif p <= 0.0:
-                moved = 0
-            else:
-                moved = np.random.binomial(remaining, p / mass_left)
-            out[s] += moved
-            remaining -= moved
-            mass_left -= p
-        out[S - 1] += remaining
-
-
 class CountsError(ModelError):
     """Bad k, S, rank or count vector given to the count-vector functions."""
 
@@ -183,26 +154,3 @@ def enumerate_count_vectors(k: int, S: int) -> np.ndarray:
     """All count vectors as int64 [N_F, S]; row r has rank r."""
     N = _check_int64_ranks(*_check_k_S(k, S))
     return _enumerate(int(k), int(S), N)
-
-
-def sample_next_counts(counts, P_tilde, rng: np.random.Generator) -> np.ndarray:
-    """Counts after one step when each of counts[j] agents moves by row P_tilde[j, :].
-
-    `counts` is int [S] or a batch [B, S]; the result has the same shape and the
-    same total per vector (sum of independent multinomials, one per source state).
-    Kernels use `_sample_next_counts` instead.
-    """
-    array = np.asarray(counts)
-    if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.integer) or (array < 0).any():
-        raise CountsError("counts must be a non-negative integer array of shape [S] or [B, S]")
-    S = array.shape[-1]
-    P = as_float_array("P_tilde", P_tilde, 2, error=CountsError)
-    if P.shape != (S, S):
-        raise CountsError(f"P_tilde has shape {P.shape}; expected ({S}, {S}) for counts over {S} states")
-    check_stochastic("P_tilde", P, error=CountsError)
-    if not isinstance(rng, np.random.Generator):
-        raise CountsError("rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed)")
-    out = np.zeros(array.shape, dtype=np.int64)
-    for j in range(S):
-        out += rng.multinomial(array[..., j], P[j])
-    return out
