@@ -237,7 +237,8 @@ ROWS = [
     # ------------------------------------------------------------------ flags
     Row("train --k 0", T(k="0"), r"argument --k: 0 is out of range", M),
     Row("train --k text", T(k="ten"), r"argument --k: 'ten' is not an integer", M),
-    Row("train --k 1000000 (int32 ranks)", T(WAREHOUSE, k="1000000"), r"beyond int32 ranks"),
+    Row("train --k 1000000 (int32 ranks)", T(WAREHOUSE, "--select-n", "2000000", k="1000000"), r"beyond int32 ranks"),
+    Row("train --k above --select-n", T(WAREHOUSE, k="1001"), r"--select-n 1000 is below --k 1001"),
     Row("train --k 400 on the warehouse model (20 GiB)", T(WAREHOUSE, k="400"),
         r"G-LEARN on 5 x 1093567501 .*needs [\d.]+ GiB, over the memory budget .*use a smaller --k, or raise "
         r"--max-memory"),

@@ -56,9 +56,13 @@ def test_zones_come_from_map_frame_poses_whatever_the_source(graph, world, odom_
         assert np.abs(sim.odometry_poses()[:, :2] - sim.sim.poses[:, :2]).max() > 1.0
     history = _record_poses(sim)
     _, received = _listen(graph)
-    assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
+    # Until the first transforms (and /tf_static, latched) arrive, a TF chain may not reach the map
+    # yet: such poses are rightly skipped. From the first command on, every pose must be usable.
+    assert graph.spin_until(lambda: len(received) >= 1, timeout=40.0), "no command"
+    settled = (coordinator.foreign_frames, coordinator.short_decisions)
+    assert graph.spin_until(lambda: len(received) >= 5, timeout=40.0), f"{len(received)} commands"
     assert_counts_match_simulated_poses(received, history, world["ring"], sim)
-    assert coordinator.foreign_frames == 0 and coordinator.short_decisions == 0
+    assert (coordinator.foreign_frames, coordinator.short_decisions) == settled
     assert graph.spin_until(lambda: np.abs(sim.sim.velocities[:N, 0]).max() > 0.1, timeout=20.0)
 
 

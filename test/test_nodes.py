@@ -249,8 +249,8 @@ def test_local_agents_treat_a_clock_that_jumps_back_as_a_lost_coordinator(graph,
     def command(epoch):  # a well-formed command: all K sampled robots in zone 0
         counts = [K, 0, 0, 0, 0]
         msg = GlobalCommand(epoch=epoch, global_state=2, global_action=2, k=K, sampled_ids=list(range(K)),
-                            counts=counts, count_rank=rank(np.array(counts)),
-                            policy_id=load_policy(world["next"]).policy_id)
+                            counts=counts, observer="fresh", estimate=[c / K for c in counts], query_counts=counts,
+                            count_rank=rank(np.array(counts)), policy_id=load_policy(world["next"]).policy_id)
         msg.header.frame_id = MAP_FRAME
         command_pub.publish(msg)
 

@@ -28,7 +28,8 @@ N_ROBOTS = 5
 COMMAND_TIMEOUT = 3.0
 DECISION_PERIOD = 1.0
 PARTITION_SEC = 5.0
-SLACK_SEC = 0.5  # a control tick, the observer's 50 ms, /rosout delivery, on a loaded machine
+SLACK_SEC = 1.0  # a control tick, the observer's 50 ms, /rosout delivery, and a starved process's late
+# /clock on a loaded 2-core CI machine (3.75 s seen once); a 30 s command_timeout still fails it
 OBSERVER = Path(__file__).with_name("_partition_observer.py")
 
 
