@@ -86,13 +86,3 @@ class LatestOdometry:
             return None
         self._judged[slot] = True
         return state[:3]
-
-    def fresh_poses(self, now_ns: int, max_age_ns: int) -> Tuple[np.ndarray, np.ndarray]:
-        """(slots, poses [m, 3]) of every stream with fresh odometry and a finite pose."""
-        slots, poses = [], []
-        for slot in self.fresh_slots(now_ns, max_age_ns):
-            pose = self.pose(slot)
-            if pose is not None:
-                slots.append(slot)
-                poses.append(pose)
-        return np.array(slots, dtype=np.int64), np.array(poses, dtype=np.float64).reshape(-1, 3)
