@@ -48,8 +48,8 @@ TARGETS = {
     "glearn": Target("altmarl_ros/core/glearn.py", "test/test_glearn.py", 6, 400),
     "evaluate": Target("altmarl_ros/core/evaluate.py", "test/test_evaluate.py", 6, 400),
     "coordinator": Target("altmarl_ros/nodes/coordinator.py",
-                          "test/test_nodes.py -k 'counts_for_k or decision_schedule'", 20, 120,
-                          ("counts_for_k", "decision_schedule")),
+                          "test/test_nodes.py -k decision_schedule", 20, 120,
+                          ("decision_schedule",)),
     "rollout": Target("sim/rollout.py", "test/test_sim_learning.py -k 'rollout or afresh'", 15, 240,
                       ("check_policy", "run_episode", "sim_rollout_welfare")),
 }

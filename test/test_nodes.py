@@ -380,21 +380,21 @@ def test_stale_robots_are_not_sampled_and_late_robots_are_picked_up(graph, world
     for msg in received[start:]:
         assert sorted(msg.sampled_ids) == [6, 7, 8, 9] and sum(msg.counts) == 4
         # The policy sees those 4 scaled to k = 5 (largest remainders).
-        from altmarl_ros.nodes.coordinator import counts_for_k
+        from altmarl_ros.core.observer import scale_counts
 
-        assert msg.count_rank == rank(counts_for_k(np.array(msg.counts), K))
+        assert msg.count_rank == rank(scale_counts(np.array(msg.counts), K))
     assert coordinator.short_decisions >= 5
 
 
-def test_counts_for_k_keeps_proportions():
-    from altmarl_ros.nodes.coordinator import counts_for_k
+def test_scale_counts_keeps_proportions():
+    from altmarl_ros.core.observer import scale_counts
 
-    assert counts_for_k(np.array([1, 2, 0, 2, 0]), 5).tolist() == [1, 2, 0, 2, 0]
-    assert counts_for_k(np.array([0, 1, 1, 1, 1]), 5).tolist() == [0, 2, 1, 1, 1]  # tie -> lower state
-    assert counts_for_k(np.array([3, 0, 0, 0, 1]), 10).tolist() == [8, 0, 0, 0, 2]  # 7.5/2.5 -> 8/2
+    assert scale_counts(np.array([1, 2, 0, 2, 0]), 5).tolist() == [1, 2, 0, 2, 0]
+    assert scale_counts(np.array([0, 1, 1, 1, 1]), 5).tolist() == [0, 2, 1, 1, 1]  # tie -> lower state
+    assert scale_counts(np.array([3, 0, 0, 0, 1]), 10).tolist() == [8, 0, 0, 0, 2]  # 7.5/2.5 -> 8/2
     for m in range(1, 8):
         counts = np.random.default_rng(m).multinomial(m, [0.1, 0.2, 0.3, 0.4])
-        scaled = counts_for_k(counts, 9)
+        scaled = scale_counts(counts, 9)
         assert scaled.sum() == 9 and np.all(np.abs(scaled - counts * 9 / m) < 1)
 
 

@@ -21,7 +21,7 @@ from altmarl_msgs.msg import GlobalCommand
 from rclpy.serialization import deserialize_message
 
 from altmarl_ros.core.counts import n_count_vectors, rank
-from altmarl_ros.core.observer import OBSERVERS
+from altmarl_ros.core.observer import OBSERVERS, scale_counts
 from altmarl_ros.nodes._cdr import odometry_state
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, MAP_FRAME
 from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS
@@ -102,9 +102,7 @@ class CommandCheck:
             return "query_counts", f"query_counts {query.tolist()[:8]}: need {self.n_sl} counts summing to 1.." \
                                    f"{MAX_RESOLUTION}"
         if msg.observer == "fresh":
-            from altmarl_ros.nodes.coordinator import counts_for_k  # here: the coordinator imports this module
-
-            if not np.array_equal(query, counts_for_k(np.asarray(counts, dtype=np.int64), msg.k)):
+            if not np.array_equal(query, scale_counts(np.asarray(counts, dtype=np.int64), msg.k)):
                 return "query_counts", "a fresh observer queries the counts scaled to k"
         n_f = n_count_vectors(int(query.sum()), self.n_sl)
         if not msg.count_rank < n_f:

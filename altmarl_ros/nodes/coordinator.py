@@ -59,17 +59,11 @@ from altmarl_ros.nodes._params import (COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NU
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GOAL_QOS, LATCHED_QOS, AltmarlNode, run_node
 from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
-from altmarl_ros.core.observer import Observer, scale_counts
+from altmarl_ros.core.observer import Observer
 
 WARN_EVERY_SEC = 5.0
 GRAPH_SCAN_SEC = 2.0
 DIAGNOSTICS_SEC = 1.0
-
-
-def counts_for_k(counts: np.ndarray, k: int) -> np.ndarray:
-    """The count vector over k agents closest to the observed proportions (largest remainders,
-    ties to the lower state index; core.observer.scale_counts): `counts` if they already sum to k."""
-    return scale_counts(counts, k)
 
 
 def decision_schedule(due_ns, now_ns: int, period_ns: int, slack_ns: int):
