@@ -343,6 +343,44 @@ def _sample_draw_costs(draws, k, S_l, m, states):
     return escapes
 
 
+@njit(cache=True, inline="always")
+def _gather_rows(V, rows, w):
+    """w[s] = sum_i V[rows[i], s]: the m gathers of one backup, the sweep's inner loop.
+
+    Up to 8 global states the sums live in scalars (registers): an array w updated
+    in the loop is stored and reloaded at every step, since it might alias V, and
+    that took about half of a sweep's time.
+    """
+    S_g = V.shape[1]
+    if S_g > 8:
+        w[:] = 0.0
+        for i in range(rows.shape[0]):
+            for s in range(S_g):
+                w[s] += V[rows[i], s]
+        return
+    w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        w0 += V[r, 0]
+        if S_g > 1:
+            w1 += V[r, 1]
+        if S_g > 2:
+            w2 += V[r, 2]
+        if S_g > 3:
+            w3 += V[r, 3]
+        if S_g > 4:
+            w4 += V[r, 4]
+        if S_g > 5:
+            w5 += V[r, 5]
+        if S_g > 6:
+            w6 += V[r, 6]
+        if S_g > 7:
+            w7 += V[r, 7]
+    sums = (w0, w1, w2, w3, w4, w5, w6, w7)
+    for s in range(S_g):
+        w[s] = sums[s]
+
+
 @njit(parallel=True, cache=True)
 def _sweep(V_old, V_new, Q, pi_out, policy, draws, f_lo, f_hi, k, m, r_g, r_loc, P_g, gamma, lo_blk, hi_blk):
     """One Jacobi backup of the states with rank in [f_lo, f_hi): V_new = T V_old (or T^policy V_old).
@@ -356,6 +394,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, f_lo, f_hi, k, m, r_g, r_loc,
     write_q = Q.shape[1] > 0
     write_pi = pi_out.shape[1] > 0
     fixed = policy.shape[0] > 0
+    stored_ranks = draws[0]
     block = (f_hi - f_lo + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
@@ -372,12 +411,11 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, f_lo, f_hi, k, m, r_g, r_loc,
                 for j in range(S_l):
                     local += F[j] * r_loc[g, j]
                 local /= k
-                w[:] = 0.0
-                _successors(draws, F, f, g, base, counts, remaining, ranks)
-                for i in range(m):
-                    r = ranks[i]
-                    for s in range(S_g):
-                        w[s] += V_old[r, s]
+                if f < stored_ranks.shape[0]:  # the common case: gather straight from the store
+                    _gather_rows(V_old, stored_ranks[f, g], w)
+                else:
+                    _successors(draws, F, f, g, base, counts, remaining, ranks)
+                    _gather_rows(V_old, ranks, w)
                 best, best_a, chosen = -np.inf, 0, 0.0
                 for a in range(A_g):
                     acc = 0.0
