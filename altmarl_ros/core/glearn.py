@@ -482,21 +482,31 @@ def initial_value(game: MeanFieldGame, V: np.ndarray, k: int) -> float:
     return float(_initial_weighted_sum(V, k, log_or_minus_inf(game.mu0_l), game.mu0_g))
 
 
-def check_learning_size(game, k: int, m: int, table_bytes: int = DEFAULT_TABLE_BYTES) -> int:
-    """N_F for (game, k), after checking that ranks fit int32 and that G-LEARN's arrays fit the
-    memory budget; called before any work starts. Per (s_g, F): Q float32 [A_g] for this round
-    and the accepted one, pi_g int32 twice, five float64 value vectors (V, its sweep buffer and
-    the global gain's), plus the draw cache (at most table_bytes)."""
+def check_learning_size(game, k: int, m: int, table_bytes: int = DEFAULT_TABLE_BYTES, max_memory=None,
+                        keep_draws=True, reserve: int = 0) -> "MemoryPlan":
+    """The MemoryPlan for (game, k), after checking that ranks fit int32 and that the plan's peak
+    plus `reserve` (what the caller holds beside G-LEARN's arrays) fits the memory budget;
+    called before any work starts. `max_memory` covers the plan and the reserve together."""
     n_sg, n_ag, n_sl, _ = game.sizes
     n_f = n_count_vectors(k, n_sl)
     if n_f >= 2**31:
         raise LearnError("k", f"k = {k} gives {n_f:.3g} count vectors over {n_sl} local states, beyond "
                               f"int32 ranks (2^31); use a smaller k")
-    cells = float(n_f) * n_sg
-    cache = min(float(table_bytes), cells * m * 4)
-    budget.require(f"G-LEARN on {n_sg} x {n_f} (s_g, F) states for k = {k}", cells * (8 * n_ag + 8 + 40) + cache,
+    plan_budget = None if max_memory is None else max_memory - reserve
+    if plan_budget is not None and plan_budget <= 0:
+        raise LearnError("max_memory", f"is {max_memory / 2**20:.0f} MiB; ALTERNATING-MARL at k = {k} holds "
+                         f"{reserve / 2**20:.0f} MiB beside G-LEARN's arrays; raise it or lower k")
+    plan = _plan((n_sg, n_ag, n_sl), k, m, n_f, table_bytes, plan_budget, keep_draws)
+    budget.require(f"G-LEARN on {n_sg} x {n_f} (s_g, F) states for k = {k}", plan.peak_bytes + reserve,
                    "use a smaller --k")
-    return n_f
+    return plan
+
+
+def alternation_reserve(game, k: int) -> int:
+    """Bytes ALTERNATING-MARL holds beside one G-LEARN's plan: the accepted round's Q and pi_g,
+    and the global gain's three further value arrays (V*, V^pi_g and a sweep buffer)."""
+    cells = n_count_vectors(k, game.n_sl) * game.n_sg
+    return cells * (4 * game.n_ag + 4 + 3 * 8)
 
 
 @dataclass(frozen=True)
@@ -670,8 +680,8 @@ class _Surrogate:
     def __init__(self, game, pi_l, k, m, seed, table_bytes, max_memory=None, keep_draws=True, fill=True,
                  extrapolate=True):
         self.game, self.k, self.m, self.extrapolate = game, k, m, extrapolate
-        self.n_f = check_learning_size(game, k, m, table_bytes)
-        plan = _plan((game.n_sg, game.n_ag, game.n_sl), k, m, self.n_f, table_bytes, max_memory, keep_draws)
+        plan = check_learning_size(game, k, m, table_bytes, max_memory, keep_draws)
+        self.n_f = plan.n_f
         P_fused, self.r_loc = fold_local_policy(game, pi_l)
         self.order = np.argsort(-P_fused, axis=2, kind="stable")
         self.accept, self.alias = _binomial_alias(P_fused, self.order, k)
@@ -866,11 +876,13 @@ def g_learn(source, pi_l, k, m=30, tol=1e-4, max_sweeps=DEFAULT_MAX_SWEEPS, seed
 
 
 def plan_memory(source, k, m=30, max_memory=None, pi_l=None, seed=0, *, table_bytes=DEFAULT_TABLE_BYTES,
-                keep_draws=False, pool=DEFAULT_POOL) -> MemoryPlan:
+                keep_draws=False, alternating=False, pool=DEFAULT_POOL) -> MemoryPlan:
     """The MemoryPlan g_learn would use, with its time cost sampled on this machine, before any big allocation.
 
     `keep_draws=True` plans for callers that iterate the same draws again
-    (ALTERNATING-MARL's global gain), so the draws and Q must fit together.
+    (ALTERNATING-MARL's global gain), so the draws and Q must fit together;
+    `alternating=True` plans as alternating_marl does (draws kept, and its
+    alternation_reserve taken out of max_memory first).
     Raises LearnError("max_memory") when the budget cannot hold even the value arrays and Q.
     """
     k = integer(LearnError, "k", k, 1)
@@ -880,6 +892,10 @@ def plan_memory(source, k, m=30, max_memory=None, pi_l=None, seed=0, *, table_by
     max_memory = check_max_memory(max_memory)
     game = as_game(source, pool, seed)
     pi_l = uniform_local_policy(game) if pi_l is None else check_local_policy(game.sizes, pi_l, LearnError)
+    if alternating:
+        reserve = alternation_reserve(game, k)
+        check_learning_size(game, k, m, table_bytes, max_memory, keep_draws=True, reserve=reserve)
+        max_memory, keep_draws = (None if max_memory is None else max_memory - reserve), True
     return _Surrogate(game, pi_l, k, m, seed, table_bytes, max_memory, keep_draws, fill=False).plan
 
 
