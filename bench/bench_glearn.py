@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_glearn.py [--k 10 20 30 40 50] [--k100] [--m 30] [--tol 1e-4]
         [--max-memory MB | --table-mb 1024] [--model config/models/warehouse.yaml]
-        [--ring8] [--authors CHECKOUT] [--authors-k 10 20 30 40]
+        [--ring8] [--plain] [--authors CHECKOUT] [--authors-k 10 20 30 40]
 
 One G-LEARN call per k against uniform locals (ALTERNATING-MARL's first round),
 cold start, in a fresh subprocess so that peak RSS belongs to that k alone
@@ -12,7 +12,8 @@ is one (s_g, F) state (m gathers, all actions); CPU = user+system seconds of
 all threads; arrays = what the memory plan counts (alias tables, two V, draws,
 Q and pi_g); RSS = the process's peak (VmHWM). The plan line under each row is
 what G-LEARN printed up front (layout, stored share, recomputation cost).
---k100 adds k = 100 (4.6 M count vectors). --max-memory: a budget in MiB for
+--k100 adds k = 100 (4.6 M count vectors). --plain turns off the slow-mode
+extrapolation (plain McQueen-shifted value iteration, as before it). --max-memory: a budget in MiB for
 G-LEARN's arrays (plan_memory picks the layout); otherwise --table-mb bounds the
 stored draws. --ring8: also the 8-zone ring model below at k = 20 (888,030 count
 vectors). --authors: a checkout of github.com/emiletimothy/alternating-marl
@@ -123,6 +124,8 @@ def _run(args, which, k, model):
                "--table-mb", str(args.table_mb), "--model", model]
     if args.max_memory is not None:
         command += ["--max-memory", str(args.max_memory)]
+    if args.plain:
+        command.append("--plain")
     if which == "authors":
         command += ["--authors", args.authors]
     out = subprocess.run(command, check=True, capture_output=True, text=True)
@@ -132,6 +135,7 @@ def _run(args, which, k, model):
 def _ours_table(args, ks, model):
     print(f"\nG-LEARN, {model}, m={args.m}, tol={args.tol:g}, uniform pi_l, cold start, "
           + (f"max memory {args.max_memory} MiB" if args.max_memory is not None else f"draw store {args.table_mb} MiB")
+          + (", plain iteration" if args.plain else "")
           + f"; {time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f}")
     print(f"{'k':>4} {'N_F':>9} {'setup s':>8} {'iter s':>8} {'total s':>8} {'sweeps':>6} "
           f"{'residual':>9} {'backups/s':>10} {'CPU s':>7} {'stored':>6} {'arrays MB':>9} "
@@ -154,6 +158,7 @@ def main():
     parser.add_argument("--max-memory", type=int, default=None, metavar="MB")
     parser.add_argument("--model", default=str(ROOT / "config" / "models" / "warehouse.yaml"))
     parser.add_argument("--ring8", action="store_true", help="also the 8-zone ring model at k = 20")
+    parser.add_argument("--plain", action="store_true", help="no slow-mode extrapolation (the previous iteration)")
     parser.add_argument("--authors", default=os.environ.get("ALTMARL_AUTHORS_CODE"),
                         help="checkout of emiletimothy/alternating-marl (default $ALTMARL_AUTHORS_CODE)")
     parser.add_argument("--authors-k", type=int, nargs="+", default=[10, 20, 30, 40])
@@ -164,7 +169,7 @@ def main():
         if which == "authors":
             print(json.dumps(authors(k, args.model, args.authors)))
         else:
-            print(json.dumps(ours(k, args.model, args.m, args.tol, args.table_mb, args.max_memory)))
+            print(json.dumps(ours(k, args.model, args.m, args.tol, args.table_mb, args.max_memory, not args.plain)))
         return
     _ours_table(args, args.k + ([100] if args.k100 else []), args.model)
     if args.ring8:
