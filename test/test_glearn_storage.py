@@ -43,8 +43,21 @@ def _same(a, b):
 def test_codes_with_escapes_give_the_same_answer(game, pi_l, reference):
     coded = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=_codes_bytes(game))
     assert coded.plan.layout == "codes" and coded.table_fraction == 1.0
-    assert 0.01 < coded.plan.escape_fraction < 0.9  # escaped draws are recomputed one by one
+    assert 0.01 < coded.plan.escape_fraction < 0.9 and not coded.plan.escapes_stored  # no room: recomputed
+    assert coded.plan.recomputed_per_sweep > 0
     _same(coded, reference)
+
+
+def test_stored_escapes_give_the_same_answer(game, pi_l, reference):
+    """With room beside the codes, the escaped draws' ranks are kept instead of recomputed every sweep."""
+    codes = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=_codes_bytes(game)).plan
+    escapes = round(codes.escape_fraction * codes.n_f * game.n_sg * M)
+    room = 8 * (codes.n_f + 1) + 4 * escapes
+    assert _codes_bytes(game) + room < 2 * _codes_bytes(game)  # still below int32 ranks' size
+    stored = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=_codes_bytes(game) + room)
+    assert stored.plan.layout == "codes" and stored.plan.escapes_stored and stored.plan.escape_fraction > 0.01
+    assert stored.plan.recomputed_per_sweep == 0 and stored.plan.draw_bytes > _codes_bytes(game)
+    _same(stored, reference)
 
 
 @pytest.mark.parametrize("share", [0.0, 0.4])

@@ -23,7 +23,8 @@ in state j moves by P~_l(.|j, s_g)). Choices, and why:
   the offsets of its cumulative counts c_j = F'_0 + ... + F'_j (j < S_l - 1)
   from their rounded means, 16 // (S_l - 1) bits each. A code is decoded with
   S_l - 1 lookups in Pascal's triangle (rank = sum_j C(c_j + j, j + 1)); a draw
-  outside that window is stored as ESCAPE and recomputed where it is met.
+  outside that window is stored as ESCAPE, and its int32 rank is kept in a side
+  store indexed per row when the budget has room (else recomputed where met).
   Count vectors beyond the stored rows are recomputed every sweep. Two local
   policies map the same uniforms to nearby F' (common random numbers), which
   keeps the surrogate values of successive ALTERNATING-MARL rounds comparable.
@@ -273,9 +274,13 @@ def _encode(counts_row, base):
 
 
 @njit(cache=True)
-def _successors(draws, F, f, g, base, counts, remaining, out):
-    """out[i] = rank of draw i of (g, F = unrank(f)): stored rank, decoded code, or recomputed."""
-    ranks, codes, cols, mean_cum, accept, alias, order, key = draws
+def _successors(draws, F, f, g, base, counts, remaining, out, slot):
+    """out[i] = rank of draw i of (g, F = unrank(f)): stored rank, decoded code, or recomputed.
+
+    An escaped code's rank is escaped[slot] when escapes are stored (slots run in (g, i)
+    order from escape_start[f]), else recomputed. Returns the next slot.
+    """
+    ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
     m = out.shape[0]
     if f < ranks.shape[0]:
         out[:] = ranks[f, g]
@@ -288,7 +293,11 @@ def _successors(draws, F, f, g, base, counts, remaining, out):
         for i in range(m):
             code = np.int64(row[i])
             if code == ESCAPE:
-                out[i] = _draw_rank_one(F, f, g, i, m, accept, alias, order, key, counts[0])
+                if escaped.shape[0] > 0:
+                    out[i] = escaped[slot]
+                    slot += 1
+                else:
+                    out[i] = _draw_rank_one(F, f, g, i, m, accept, alias, order, key, counts[0])
             else:
                 r = 0
                 for j in range(n_fields):
@@ -296,16 +305,17 @@ def _successors(draws, F, f, g, base, counts, remaining, out):
                 out[i] = r
     else:
         _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, out)
+    return slot
 
 
 @njit(parallel=True, cache=True)
 def _fill_draws(draws, k, S_l, m):
-    """Store the draws of the stored rows (ranks or codes); returns escaped codes per block."""
-    ranks, codes, cols, mean_cum, accept, alias, order, key = draws
+    """Store the draws of the stored rows (ranks or codes); returns the escaped codes of each row."""
+    ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
     S_g = accept.shape[0]
     N = max(ranks.shape[0], codes.shape[0])
     block = (N + _N_BLOCKS - 1) // _N_BLOCKS
-    escapes = np.zeros(_N_BLOCKS, np.int64)
+    escapes = np.zeros(N, np.int64)
     for g in range(S_g):  # one global state at a time: its alias tables stay in cache
         for b in prange(_N_BLOCKS):
             F = np.empty(S_l, np.int64)
@@ -324,14 +334,36 @@ def _fill_draws(draws, k, S_l, m):
                         code = _encode(counts[i], base)
                         codes[f, g, i] = code
                         if code == ESCAPE:
-                            escapes[b] += 1
+                            escapes[f] += 1
     return escapes
+
+
+@njit(parallel=True, cache=True)
+def _fill_escapes(draws, k, S_l, m):
+    """escaped[escape_start[f] + ...] = the ranks of row f's escaped codes, in (g, i) order."""
+    ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
+    S_g = accept.shape[0]
+    N = codes.shape[0]
+    block = (N + _N_BLOCKS - 1) // _N_BLOCKS
+    for b in prange(_N_BLOCKS):
+        F = np.empty(S_l, np.int64)
+        row = np.empty(S_l, np.int64)
+        for f in range(b * block, min(N, (b + 1) * block)):
+            slot = escape_start[f]
+            if escape_start[f + 1] == slot:
+                continue
+            _unrank(f, k, F)
+            for g in range(S_g):
+                for i in range(m):
+                    if codes[f, g, i] == ESCAPE:
+                        escaped[slot] = _draw_rank_one(F, f, g, i, m, accept, alias, order, key, row)
+                        slot += 1
 
 
 @njit(parallel=True, cache=True)
 def _sample_draw_costs(draws, k, S_l, m, states):
     """Draw (without storing) the m draws of each (f, g) in `states`; returns escaped codes among them."""
-    ranks, codes, cols, mean_cum, accept, alias, order, key = draws
+    ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
     escapes = np.zeros(states.shape[0], np.int64)
     for s in prange(states.shape[0]):
         F = np.empty(S_l, np.int64)
@@ -398,7 +430,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, f_lo, f_hi, k, m, r_g, r_loc,
     write_q = Q.shape[1] > 0
     write_pi = pi_out.shape[1] > 0
     fixed = policy.shape[0] > 0
-    stored_ranks = draws[0]
+    stored_ranks, escape_start = draws[0], draws[8]
     block = (f_hi - f_lo + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
@@ -410,6 +442,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, f_lo, f_hi, k, m, r_g, r_loc,
         lo, hi = np.inf, -np.inf
         for f in range(f_lo + b * block, min(f_hi, f_lo + (b + 1) * block)):
             _unrank(f, k, F)
+            slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
             for g in range(S_g):
                 local = 0.0
                 for j in range(S_l):
@@ -418,7 +451,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, f_lo, f_hi, k, m, r_g, r_loc,
                 if f < stored_ranks.shape[0]:  # the common case: gather straight from the store
                     _gather_rows(V_old, stored_ranks[f, g], w)
                 else:
-                    _successors(draws, F, f, g, base, counts, remaining, ranks)
+                    slot = _successors(draws, F, f, g, base, counts, remaining, ranks, slot)
                     _gather_rows(V_old, ranks, w)
                 best, best_a, chosen = -np.inf, 0, 0.0
                 for a in range(A_g):
@@ -527,7 +560,8 @@ class MemoryPlan:
     fixed_bytes: int  # alias tables + two value arrays
     result_bytes: int  # Q + pi_g
     release_draws: bool  # the recording sweep frees the stored draws as it writes Q and pi_g
-    escape_fraction: float = 0.0  # of stored codes, recomputed where met
+    escape_fraction: float = 0.0  # of stored codes, recomputed where met unless escapes_stored
+    escapes_stored: bool = False  # the escaped draws' ranks are kept (int32) beside the codes
     draw_seconds: float = math.nan  # wall seconds per draw on this machine (all threads)
 
     @property
@@ -543,7 +577,8 @@ class MemoryPlan:
     def recomputed_per_sweep(self) -> float:
         """Draws recomputed every sweep: those of unstored rows, plus escaped codes."""
         stored = self.n_cached * self.n_sg * self.m
-        return (self.n_f - self.n_cached) * self.n_sg * self.m + self.escape_fraction * stored
+        escaped = 0.0 if self.escapes_stored else self.escape_fraction * stored
+        return (self.n_f - self.n_cached) * self.n_sg * self.m + escaped
 
     def describe(self) -> str:
         mib = 2**20
@@ -551,7 +586,7 @@ class MemoryPlan:
         text = (f"draws: {width} for {self.cached_fraction:.0%} of {self.n_f:,} count vectors "
                 f"({self.draw_bytes / mib:.0f} MiB)")
         if self.layout == "codes":
-            text += f", {self.escape_fraction:.2%} escaped"
+            text += f", {self.escape_fraction:.2%} escaped" + (" (their ranks stored)" if self.escapes_stored else "")
         per_sweep = self.recomputed_per_sweep * self.draw_seconds
         text += (f"; recomputed per sweep: {self.recomputed_per_sweep:.3g} draws (~{per_sweep:.2g} s); "
                  f"filling the store ~{self.n_cached * self.n_sg * self.m * self.draw_seconds:.2g} s; "
@@ -690,6 +725,7 @@ class _Surrogate:
         self.key = np.uint64(np.random.SeedSequence([seed, 0x61C8]).generate_state(1, np.uint64)[0])
         self.table = np.empty((0, game.n_sg, m), np.int32)
         self.codes = np.empty((0, game.n_sg, m), np.uint16)
+        self.escape_start, self.escaped = np.zeros(1, np.int64), np.empty(0, np.int32)
         self.table_fraction = 0.0
         self.plan = self._sample_costs(plan)
         if not fill:
@@ -700,14 +736,31 @@ class _Surrogate:
             self.table = storage
         else:
             self.codes = storage
-        escapes = _fill_draws(self.draws, k, game.n_sl, m).sum()
+        row_escapes = _fill_draws(self.draws, k, game.n_sl, m)
         if plan.layout == "codes" and plan.n_cached:
-            self.plan = replace(self.plan, escape_fraction=escapes / storage.size)
+            self.plan = replace(self.plan, escape_fraction=row_escapes.sum() / storage.size)
+            slack = table_bytes - plan.draw_bytes if max_memory is None else max_memory - plan.peak_bytes
+            self._store_escapes(row_escapes, slack)
         self.table_fraction = plan.cached_fraction
+
+    def _store_escapes(self, row_escapes, slack):
+        """Keep the escaped codes' ranks (int32, indexed per row) when they fit the budget's slack
+        (the draw store's, or max_memory's), so that sweeps read them instead of recomputing
+        them; the plan then counts their bytes."""
+        total = int(row_escapes.sum())
+        extra = 8 * (row_escapes.shape[0] + 1) + 4 * total
+        if total == 0 or extra > slack:
+            return
+        self.escape_start = np.zeros(row_escapes.shape[0] + 1, np.int64)
+        np.cumsum(row_escapes, out=self.escape_start[1:])
+        self.escaped = np.empty(total, np.int32)
+        _fill_escapes(self.draws, self.k, self.game.n_sl, self.m)
+        self.plan = replace(self.plan, draw_bytes=self.plan.draw_bytes + extra, escapes_stored=True)
 
     @property
     def draws(self):
-        return (self.table, self.codes, self.cols, self.mean_cum, self.accept, self.alias, self.order, self.key)
+        return (self.table, self.codes, self.cols, self.mean_cum, self.accept, self.alias, self.order, self.key,
+                self.escape_start, self.escaped)
 
     def _sample_costs(self, plan, n_states=2048):
         """The plan with this machine's seconds per draw and the escape rate of codes, from a sample of states."""
@@ -742,6 +795,7 @@ class _Surrogate:
         # the freed rows read as zeros now: from here on every draw is recomputed
         self.table = np.empty((0, self.game.n_sg, self.m), np.int32)
         self.codes = np.empty((0, self.game.n_sg, self.m), np.uint16)
+        self.escape_start, self.escaped = np.zeros(1, np.int64), np.empty(0, np.int32)
         return lo, hi
 
     def iterate(self, V, tol, max_sweeps, policy=None, Q=None, pi_out=None, progress=None):
