@@ -36,6 +36,12 @@ def test_max_resolution_is_the_largest_resolution_within_the_column_cap(n_sl):
         assert K == 1 or _columns(K, n_sl) <= max_columns, (n_sl, max_columns, K)
 
 
+def test_one_local_state_puts_no_cap_on_the_resolution():
+    # C(K + 0, 0) = 1 column at every K (this search never ended once)
+    assert max_resolution(1, 1) >= 10 ** 9
+    assert [spec.resolution for spec in candidate_observers(2, 1, gains=(0.5, 0.1))] == [2, 6, 6, 38, 38]
+
+
 def test_candidates_are_fresh_then_each_gain_with_no_prior_and_the_steady_weight():
     k, n_sl = 3, 4
     # K(alpha) = 3 (2 - alpha) / alpha: 9 at 1/2, 27 at 1/5; W = 3 (1 - alpha) / alpha: 3 and 12
