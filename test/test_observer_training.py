@@ -11,6 +11,7 @@ import pytest
 from _learn_reference import random_game
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
+from altmarl_ros.core import observer_training
 from altmarl_ros.core.observer_training import candidate_observers, max_resolution, train_observed
 
 K = 2
@@ -125,6 +126,13 @@ def test_fresh_is_one_run_at_k_and_no_selection(game):
     assert math.isnan(out.candidates[0].welfare)
     np.testing.assert_array_equal(out.pi_g, direct.pi_g)
     np.testing.assert_array_equal(out.pi_l, direct.pi_l)
+
+
+def test_seconds_are_the_wall_time_from_start_to_return(game, monkeypatch):
+    readings = iter([100.0, 102.5])  # the module's clock, read when training starts and when it returns
+    monkeypatch.setattr(observer_training, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    out = train_observed(game, K, "fresh", score=None, n_sl=game.n_sl, **ALTERNATING)
+    assert out.seconds == 2.5
 
 
 @pytest.mark.parametrize("changes, field", [
