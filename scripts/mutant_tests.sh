@@ -6,4 +6,4 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="$(mktemp -d)"
 trap 'rm -rf "$cache"' EXIT
-NUMBA_CACHE_DIR="$cache" "$ROOT/.venv/bin/python" -m pytest -x -q -p no:cacheprovider "$@"
+NUMBA_CACHE_DIR="$cache" "$ROOT/.venv/bin/python" -m pytest -n 0 -x -q -p no:cacheprovider "$@"

@@ -8,6 +8,11 @@ import random
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
+# pytest-xdist workers ("gw0", "gw1", ...) inherit the run's domain: each takes the next ones
+# (within 1..100, as above), so graphs of two workers never meet.
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    worker = int(os.environ["PYTEST_XDIST_WORKER"][2:])
+    os.environ["ROS_DOMAIN_ID"] = str(1 + (int(os.environ["ROS_DOMAIN_ID"]) + worker) % 100)
 
 import pytest  # noqa: E402
 

@@ -15,6 +15,9 @@ from altmarl_ros.core.evaluate import BASELINES
 from altmarl_ros.core.model import load_model, make_game, save_model
 from altmarl_ros.core.policy import load_policy
 
+# Under pytest-xdist one worker runs this file: conftest.trained_tiny (a session fixture) trains once.
+pytestmark = pytest.mark.xdist_group("trained_tiny")
+
 
 @pytest.fixture
 def tiny_model(tmp_path):

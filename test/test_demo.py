@@ -29,6 +29,8 @@ K = 5
 N = 40
 EPOCHS = 8
 MARGIN_SD = 4.0
+# Under pytest-xdist one worker runs this file: the policy (a module fixture) is built once.
+pytestmark = pytest.mark.xdist_group("demo")
 
 
 @pytest.fixture(scope="module")

@@ -253,12 +253,15 @@ def test_same_seed_same_result_and_seed_prefix_is_stable():
 
 
 def test_defaults_are_the_documented_deployment():
-    """n = 1000 locals, horizon 100, 15 seeds x 50 rollouts (the README's `altmarl evaluate` example)."""
+    """n = 1000 locals, horizon 100, 15 seeds x 50 rollouts (the README's `altmarl evaluate` example),
+    for the policy and the baselines it is compared with."""
     rng = np.random.default_rng(6)
     game = _random_game(rng)
     pi_g, pi_l = _random_policies(rng, game, 2)
     default = rollout_welfare(game, pi_g, pi_l, 2)
     assert default.returns.shape == (15, 50) and default.agent_steps == 15 * 50 * 1000 * 100
+    baseline = baselines(game, 2, names=["uniform_random"])["uniform_random"]  # scored like the policy
+    assert baseline.returns.shape == (15, 50) and baseline.agent_steps == 15 * 50 * 1000 * 100
 
 
 def test_t_quantile_and_ci_against_known_values():

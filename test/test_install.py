@@ -29,6 +29,8 @@ SKIP_COPY = shutil.ignore_patterns(".venv", "build", "install", "log", "runs", "
                                    "*.egg-info", ".pytest_cache")
 N_ROBOTS, K = 12, 3
 OBSERVER = Path(__file__).resolve().parent / "_fleet_observer.py"
+# Under pytest-xdist one worker runs this file: the colcon build (a module fixture) is done once.
+pytestmark = pytest.mark.xdist_group("colcon_build")
 
 
 def readme_command(start: str) -> list:

@@ -190,3 +190,98 @@ def test_latest_odometry_stores_bytes_and_reports_fresh_robots(ros_context):
         executor.shutdown()
         listener.destroy_node()
         talker.destroy_node()
+
+
+# ----------------------------------------------------------------- GlobalCommand checks, field by field
+
+def _command(**fields):
+    """A GlobalCommand valid for sizes (3, 2, 3), k = 4, robots 0..9: fresh, 4 robots sampled."""
+    from altmarl_msgs.msg import GlobalCommand
+
+    from altmarl_ros.core.counts import rank
+    from altmarl_ros.names import MAP_FRAME
+
+    msg = GlobalCommand()
+    msg.header.frame_id = MAP_FRAME
+    msg.global_state, msg.global_action, msg.k, msg.observer = 2, 1, 4, "fresh"
+    msg.sampled_ids, msg.counts, msg.estimate = [1, 4, 7, 9], [2, 1, 1], [0.5, 0.25, 0.25]
+    msg.query_counts = [2, 1, 1]
+    msg.count_rank = int(rank(np.array([2, 1, 1])))
+    msg.policy_id = "0" * 16
+    for name, value in fields.items():
+        if name == "frame_id":
+            msg.header.frame_id = value
+        else:
+            setattr(msg, name, value)
+    return msg
+
+
+def _filter_command(query, **fields):
+    from altmarl_ros.core.counts import rank
+
+    return _command(observer="filter", query_counts=query, count_rank=int(rank(np.array(query))), **fields)
+
+
+COMMAND_ROWS = [  # (name, fields changed, reason or None for a usable command)
+    ("valid", {}, None),
+    ("frame", {"frame_id": "odom"}, "frame_id"),
+    ("global state = n_sg", {"global_state": 3}, "global_state"),
+    ("global action = n_ag", {"global_action": 2}, "global_action"),
+    ("k not the policy's", {"k": 5}, "k"),
+    ("observer unknown", {"observer": "kalman"}, "observer"),
+    ("more ids than k", {"sampled_ids": [1, 2, 3, 4, 5], "counts": [3, 1, 1]}, "sampled_ids"),
+    ("fresh with no sample", {"sampled_ids": [], "counts": [0, 0, 0]}, "sampled_ids"),
+    ("repeated id", {"sampled_ids": [1, 4, 4, 9]}, "sampled_ids"),
+    ("id not in the fleet", {"sampled_ids": [1, 4, 7, 10]}, "sampled_ids"),
+    ("short sample", {"sampled_ids": [1, 4], "counts": [1, 1, 0], "estimate": [0.5, 0.5, 0.0],
+                      "query_counts": [2, 2, 0], "count_rank": None}, None),
+    ("counts too long", {"counts": [2, 1, 1, 0]}, "counts"),
+    ("counts sum not the sample", {"counts": [2, 1, 2]}, "counts"),
+    ("estimate too short", {"estimate": [0.5, 0.5]}, "estimate"),
+    ("estimate negative", {"estimate": [1.25, -0.25, 0.0]}, "estimate"),
+    ("estimate not finite", {"estimate": [math.nan, 0.5, 0.5]}, "estimate"),
+    ("estimate sums to 1 + 2e-6", {"estimate": [0.5 + 2e-6, 0.25, 0.25]}, "estimate"),
+    ("estimate sums to 1 + 5e-7", {"estimate": [0.5 + 5e-7, 0.25, 0.25]}, None),
+    ("query too short", {"query_counts": [2, 2]}, "query_counts"),
+    ("fresh query not the scaled counts", {"query_counts": [1, 2, 1], "count_rank": None}, "query_counts"),
+    ("rank = N_F", {"count_rank": 15}, "count_rank"),  # C(4 + 2, 2) = 15 count vectors
+    ("rank not the query's", {"count_rank": None, "shift": 1}, "count_rank"),
+    ("policy id of 65 characters", {"policy_id": "0" * 65}, "policy_id"),
+    ("policy id of 64 characters", {"policy_id": "0" * 64}, None),
+]
+
+
+@pytest.mark.parametrize("name, fields, reason", COMMAND_ROWS, ids=[row[0] for row in COMMAND_ROWS])
+def test_command_check_names_the_first_bad_field(name, fields, reason):
+    from altmarl_ros.core.counts import rank
+    from altmarl_ros.nodes._validate import CommandCheck
+
+    fields = dict(fields)
+    shift = fields.pop("shift", 0)
+    msg = _command(**{key: value for key, value in fields.items() if key != "count_rank" or value is not None})
+    if fields.get("count_rank", 0) is None:  # the rank of the row's query_counts (plus a shift)
+        msg.count_rank = (int(rank(np.array(list(msg.query_counts)))) + shift) % 15
+    problem = CommandCheck((3, 2, 3), k=4, robot_ids=range(10)).problem(msg)
+    assert (problem and problem[0]) == reason, problem
+
+
+def test_command_check_without_a_policy_k_or_a_fleet_list():
+    from altmarl_ros.nodes._validate import CommandCheck
+
+    anyone = CommandCheck((3, 2, 3))  # k up to the fleet, robots not known
+    assert anyone.problem(_command(sampled_ids=[1, 4, 7, 500])) is None
+    assert anyone.problem(_command(k=0))[0] == "k"
+    fleet = CommandCheck((3, 2, 3), robot_ids=range(4))
+    assert fleet.problem(_command(sampled_ids=[0, 1, 2, 3])) is None  # k = 4 = the fleet
+    assert fleet.problem(_command(k=5, sampled_ids=[0, 1, 2, 3]))[0] == "k"  # k above the fleet
+
+
+def test_a_filter_decides_on_its_prediction_and_queries_any_resolution():
+    from altmarl_ros.nodes._validate import MAX_RESOLUTION, CommandCheck
+
+    check = CommandCheck((3, 2, 3), k=4, robot_ids=range(10))
+    assert check.problem(_filter_command([10, 6, 4])) is None  # resolution 20, not k
+    assert check.problem(_filter_command([10, 6, 4], sampled_ids=[], counts=[0, 0, 0])) is None  # no sample
+    assert check.problem(_filter_command([0, 0, 0]))[0] == "query_counts"  # resolution 0
+    too_many = _command(observer="filter", query_counts=[MAX_RESOLUTION, 1, 0], count_rank=0)
+    assert check.problem(too_many)[0] == "query_counts"

@@ -1,5 +1,8 @@
 """Observers (core.observer) against independent computations: exact propagation by explicit
 sums over actions, the paper's fresh sample, an n-agent simulation written out in numpy."""
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -153,6 +156,41 @@ def test_rounding_and_scaling():
         out = round_counts(mu, K)
         assert out.sum() == K and np.abs(out - mu * K).max() < 1.0
     assert equivalent_samples(5, 1.0) == 5 and equivalent_samples(5, 0.2) == 45
+
+
+def _largest_remainders(weights, K):
+    """Hamilton's method in exact fractions, remainder ties to the lower index (the reference)."""
+    total = sum(Fraction(w) for w in weights)
+    quotas = [Fraction(w) * K / total for w in weights]
+    out = [math.floor(q) for q in quotas]
+    by_remainder = sorted(range(len(weights)), key=lambda j: (-(quotas[j] - out[j]), j))
+    for j in by_remainder[:K - sum(out)]:
+        out[j] += 1
+    return out
+
+
+def test_rounding_and_scaling_are_largest_remainders_with_ties_to_the_lower_index():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n, K = int(rng.integers(2, 7)), int(rng.integers(1, 40))
+        counts = rng.integers(0, 6, n)
+        counts[rng.integers(n)] += 1  # m >= 1
+        assert scale_counts(counts, K).tolist() == _largest_remainders(counts.tolist(), K), (counts, K)
+        eighths = rng.multinomial(8, np.ones(n) / n)  # dyadic: mu K is exact, remainders tie often
+        assert round_counts(eighths / 8, K).tolist() == _largest_remainders(eighths.tolist(), K), (eighths, K)
+        mu = rng.dirichlet(np.ones(n))
+        assert round_counts(mu, K).tolist() == _largest_remainders(mu.tolist(), K), (mu, K)
+
+
+def test_a_prior_starts_the_estimate_at_mu0_and_needs_it():
+    P = np.tile(np.eye(3), (2, 1, 1))
+    with pytest.raises(ObserverError) as raised:
+        Observer(ObserverSpec("filter", 0.5, 10, prior=2.0), P, k=4)
+    assert raised.value.field == "mu0"
+    assert Observer(ObserverSpec("filter", 0.5, 10), P, k=4).mu is None  # no prior, no mu0 needed
+    observer = Observer(ObserverSpec("filter", 0.5, 10, prior=2.0), P, k=4, mu0=[0.5, 0.5, 0.0])
+    assert observer.weight == 2.0 and observer.mu.tolist() == [0.5, 0.5, 0.0]
+    np.testing.assert_array_equal(observer.decide(np.zeros(3, int)), [5, 5, 0])  # the prior alone decides
 
 
 def test_observer_belongs_to_the_policy_and_its_id():

@@ -21,6 +21,7 @@ is never selected below the paper's method beyond the selection's own noise.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -60,7 +61,12 @@ class ObservedTraining:
 
 
 def max_resolution(n_sl: int, max_columns: int) -> int:
-    """The largest K whose count vectors over n_sl states number at most max_columns (>= 1)."""
+    """The largest K whose count vectors over n_sl states number at most max_columns (>= 1).
+
+    With one local state every K has a single count vector: no K is too large (sys.maxsize).
+    """
+    if n_sl == 1:
+        return sys.maxsize
     K = 1
     while n_count_vectors(K + 1, n_sl) <= max_columns:
         K += 1
