@@ -399,7 +399,8 @@ def _observer_claims(results, model):
             level = [r["k"] for r in _rows(results, model, method) if r["k"] in ks and r["welfare"] + r["welfare_ci95"] >= low]
             beyond = [r["k"] for r in _rows(results, model, method) if r["k"] in ks and r["welfare"] - r["welfare_ci95"] > high]
             claims.append(f"{label} at or above {_label('best_constant_global')} ({_welfare_cell(baseline)}) within "
-                          f"the CIs at k = {level}" + (f", beyond both CIs at k = {beyond}" if beyond else ""))
+                          f"the CIs " + (f"at k = {level}" if level else "at no k")
+                          + (f", beyond both CIs at k = {beyond}" if beyond else ""))
     top = fresh.get(max(ks))
     if top is not None:
         reach = {label: [r["k"] for r in _rows(results, model, method) if r["k"] in ks
