@@ -33,6 +33,8 @@ from altmarl_ros.errors import AltmarlError, ConfigError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
              "full_observation_k", "cost_k", "seed", "observers")
+# grids.<name>.observers: the core.observer.OBSERVERS the sweep has units for (fresh: the plain points).
+SWEPT_OBSERVERS = ("fresh", "filter")
 # grids.<name>.filter, required when observers names filter: train_observed's settings.
 FILTER_KEYS = ("gains", "max_columns", "select_rollouts")
 ROW_FIELDS = (
@@ -146,16 +148,14 @@ def load_grid(config_path, grid_name):
 def _observer_settings(spec, where):
     """observers (a list of registered names with fresh, the paper's, among them) and the
     filter block (its keys exactly when filter is swept)."""
-    from altmarl_ros.core.observer import OBSERVERS
-
     names = spec["observers"]
     if not isinstance(names, list) or "fresh" not in names:
         raise SweepConfigError(f"{where}.observers must be a list of observers that includes fresh "
                                f"(the paper's method, the grid's plain points), got {names!r}")
     for i, name in enumerate(names):
-        if name not in OBSERVERS:
-            raise SweepConfigError(f"{where}.observers[{i}] = {name!r} is not an observer "
-                                   f"(known: {', '.join(OBSERVERS)})")
+        if name not in SWEPT_OBSERVERS:
+            raise SweepConfigError(f"{where}.observers[{i}] = {name!r} is not an observer the sweep runs "
+                                   f"(known: {', '.join(SWEPT_OBSERVERS)})")
     block = spec["filter"]
     if "filter" not in names:
         if block is not None:
