@@ -64,12 +64,33 @@ def test_shipped_grids_load_with_the_documented_sizes():
     assert all(spec.path and Path(spec.path).exists() for spec in tiny.models)
 
 
+def test_quick_and_full_grids_train_the_filter_as_train_does():
+    """Their filter block is `altmarl train --observer filter`'s defaults (gains, column cap, rollouts)."""
+    from altmarl_ros.cli import build_parser
+    from altmarl_ros.core.observer_training import DEFAULT_GAINS, SELECTION_HORIZON
+
+    train = build_parser().parse_args(["train", "--model", "m.yaml", "--k", "5"])
+    for name in ("quick", "full"):
+        grid = load_grid(SWEEP_CONFIG, name)
+        assert grid.observers == ("fresh", "filter")
+        assert grid.filter == {"gains": list(DEFAULT_GAINS), "max_columns": train.max_columns,
+                               "select_rollouts": train.select_rollouts}
+        assert (grid.n, grid.horizon) == (train.select_n, SELECTION_HORIZON)
+
+
 @pytest.mark.parametrize("edit, named", [
     (lambda g: g.pop("horizon"), "grids.tiny.horizon: missing (required)"),
     (lambda g: g.update(colour="red"), "grids.tiny.colour: unknown key (allowed: models, k, n, m, rounds"),
     (lambda g: g.update(k=[1, 0]), "grids.tiny.k[1]"),
     (lambda g: g.update(k=[1, 99]), "k = 99 exceeds n = 40"),
     (lambda g: g.update(models=["nope"]), "grids.tiny.models[0] = 'nope'"),
+    (lambda g: g.update(observers=["filter"]), "grids.tiny.observers must be a list of observers that includes fresh"),
+    (lambda g: g.update(observers=["fresh", "kalman"]), "grids.tiny.observers[1] = 'kalman' is not an observer"),
+    (lambda g: g.pop("filter"), "grids.tiny.filter: missing (required when observers names filter)"),
+    (lambda g: g.update(observers=["fresh"]), "grids.tiny.filter is given but observers does not name filter"),
+    (lambda g: g["filter"].update(gains=[0.5, 1.5]), "grids.tiny.filter.gains[1] must be a number in (0, 1]"),
+    (lambda g: g["filter"].pop("select_rollouts"), "grids.tiny.filter.select_rollouts: missing (required)"),
+    (lambda g: g["filter"].update(max_columns=0), "grids.tiny.filter.max_columns must be a positive integer"),
 ])
 def test_bad_grid_names_the_field(tmp_path, edit, named):
     import yaml
@@ -159,6 +180,35 @@ def test_report_writes_pngs_and_keeps_handwritten_text(tmp_path):
     assert doc.read_text() == first  # regenerating replaces the block, never duplicates it
 
 
+def test_report_compares_the_observers_at_each_k(tmp_path):
+    """Filter rows add a figure and a table: fresh vs filter per k, the paired gain, the choice, the cost."""
+    results = _synthetic_results()
+    for model in ("warehouse", "federated"):
+        for k in (1, 2, 5, 10):
+            observer = ({"name": "fresh", "gain": 1.0, "resolution": k, "prior": 0.0} if k == 10 else
+                        {"name": "filter", "gain": 0.1, "resolution": 19 * k, "prior": 9.0 * k})
+            gain = 0.0 if k == 10 else 8.0 - k / 2
+            results["rows"].append(dict(
+                dict.fromkeys(ROW_FIELDS), model=model, method="alternating_filter", k=k, welfare=80 + k + gain,
+                welfare_ci95=0.5, observer=observer, gain_over_fresh=gain, gain_over_fresh_ci95=0.3,
+                estimation_error=0.05, fresh_estimation_error=0.3, train_seconds=12.0, selection_seconds=2.0))
+    results["grid"].update(observers=["fresh", "filter"],
+                           filter={"gains": [0.5, 0.1], "max_columns": 500, "select_rollouts": 8})
+    doc = tmp_path / "results.md"
+    figures = write_report(results, doc, tmp_path / "figures")
+    assert figures["observers_vs_k"].read_bytes()[:8] == PNG_MAGIC
+    text = doc.read_text()
+    assert "Observers: fresh, filter. The filter is trained as `altmarl train --observer filter`" in text
+    assert "| 2 | 82.00 ± 0.50 | 89.00 ± 0.50 | +7.00 ± 0.30 | gain 0.1, K = 38, prior 18 | 0.300 → 0.050 | 12 (2) |" in text
+    assert "| 10 | 90.00 ± 0.50 | 90.00 ± 0.50 | +0.00 ± 0.30 | fresh (selected) |" in text
+    assert "filter above fresh beyond the paired 95% CI at 3 of 4 k: k = [1, 2, 5]; never below it" in text
+    assert "the selection chose fresh itself at k = [10]" in text
+    # best constant 84.00 ± 0.40: fresh 80 + k reaches it from k = 5, the filter from k = 1 (88.5)
+    assert "filter at or above best constant global + local BR (84.00 ± 0.40) within the CIs at k = [1, 2, 5, 10]" in text
+    assert "fresh at or above best constant global + local BR (84.00 ± 0.40) within the CIs at k = [5, 10]" in text
+    assert "within both CIs of fresh at k = 10 (90.00 ± 0.50) from k = 2 with the filter, k = 10 fresh" in text
+
+
 def test_replace_generated_touches_only_its_own_grid():
     text = replace_generated("# R\n", "full", "full body\n")
     text = replace_generated(text, "quick", "quick body\n")
@@ -209,6 +259,77 @@ def test_tiny_grid_end_to_end_then_resume_recomputes_nothing(tmp_path, capsys, t
     second = json.loads(capsys.readouterr().out)
     assert second["computed"] == 0 and second["skipped"] == first["computed"]
     assert {path: path.stat().st_mtime_ns for path in points} == stamps
+    _check_filter_units(grid, out, document, doc.read_text())
+    _check_observer_axis_caches(tmp_path, out, capsys)
+
+
+def _check_filter_units(grid, out, document, report):
+    """Each filter row is the filter's pair, deployed under the observer it names, with the plain
+    point's fresh pair as its paired reference; not the fresh point under another name."""
+    from altmarl_ros.core.alternating import alternating_marl
+    from altmarl_ros.core.evaluate import rollout_welfare
+    from altmarl_ros.core.model import load_model
+    from altmarl_ros.core.observer import ObserverSpec
+
+    rows = {(row["model"], row["method"], row["k"]): row for row in document["rows"]}
+    chose_filter = 0
+    for spec in grid.models:
+        game = load_model(spec.path)
+        for k in grid.k:
+            row, fresh = rows[(spec.name, "alternating_filter", k)], rows[(spec.name, "alternating", k)]
+            observer = ObserverSpec.from_meta(row["observer"])
+            # the pair at the recorded resolution, learned here without train_observed, and deployed
+            # on the grid's streams under the recorded observer, gives the row's welfare exactly
+            pair = alternating_marl(game, observer.resolution, m=grid.m, rounds=grid.rounds, seed=grid.seed)
+            again = rollout_welfare(game, pair.pi_g, pair.pi_l, k, n=grid.n, horizon=grid.horizon,
+                                    seeds=grid.seeds, rollouts=grid.rollouts, seed=grid.seed, observer=observer)
+            assert row["welfare"] == again.mean and row["estimation_error"] == again.estimation_error
+            # the paired reference is the plain fresh point (same pair, same streams)
+            assert row["welfare"] - row["gain_over_fresh"] == pytest.approx(fresh["welfare"], abs=1e-9)
+            if observer.name == "filter":
+                chose_filter += 1
+                assert observer.resolution > k and row["welfare"] != fresh["welfare"]
+                assert row["estimation_error"] < row["fresh_estimation_error"]
+            unit = json.loads((out / "points" / spec.name / f"filter_k{k:04d}.json").read_text())
+            plain = json.loads((out / "points" / spec.name / f"k{k:04d}.json").read_text())
+            assert unit["fingerprint"] != plain["fingerprint"]
+            assert [r["method"] for r in unit["rows"]] == ["alternating_filter"]
+    assert chose_filter >= len(grid.k)  # else the checks above never looked at a filter
+    assert "](figures/tiny_observers_vs_k.png)" in report and "Observers on federated" in report
+
+
+def _check_observer_axis_caches(tmp_path, out, capsys):
+    """A changed filter block recomputes the filter units only; dropping filter computes nothing."""
+    import yaml
+
+    config = yaml.safe_load(SWEEP_CONFIG.read_text())
+    for spec in config["models"].values():
+        if "model" in spec:
+            spec["model"] = str(SWEEP_CONFIG.parent / spec["model"])
+    tiny = config["grids"]["tiny"]
+    grid = load_grid(SWEEP_CONFIG, "tiny")
+    n_filter = len(grid.models) * len(grid.k)
+    plain = sorted(path for path in (out / "points").rglob("*.json") if not path.name.startswith("filter_"))
+    stamps = {path: path.stat().st_mtime_ns for path in plain}
+    argv = ["sweep", "--grid", "tiny", "--out", str(out), "--json", "--config", str(tmp_path / "sweep.yaml")]
+
+    tiny["filter"]["gains"] = [0.25]
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    assert main(argv) == 0
+    changed = json.loads(capsys.readouterr().out)
+    assert changed["computed"] == n_filter and changed["skipped"] == count_units(grid) - n_filter
+    assert {path: path.stat().st_mtime_ns for path in plain} == stamps
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {row["observer"]["gain"] for row in rows if row["method"] == "alternating_filter"} <= {0.25, 1.0}
+
+    tiny["observers"] = ["fresh"]
+    del tiny["filter"]
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    assert main(argv) == 0
+    dropped = json.loads(capsys.readouterr().out)
+    assert dropped["computed"] == 0 and dropped["skipped"] == count_units(grid) - n_filter
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert rows and not [row for row in rows if row["method"] == "alternating_filter"]
 
 
 def test_glearn_probe_measures_its_own_peak_not_its_parents():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from altmarl_ros.commands import print_json
 
-HELP = ("run ALTERNATING-MARL and baselines over a grid of k (resumable); "
+HELP = ("run ALTERNATING-MARL (under each observer of the grid) and baselines over a grid of k (resumable); "
         "--report regenerates docs/results.md and its figures")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_CANDIDATES = (
@@ -39,7 +39,7 @@ def add_arguments(parser):
                         help="sweep config (default: config/sweep.yaml)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_const", dest="grid", const="quick",
-                      help="the quick grid (< 10 min on 2 cores)")
+                      help="the quick grid, fresh and filter observers (about 40 min of units on 2 shared cores)")
     size.add_argument("--tiny", action="store_const", dest="grid", const="tiny",
                       help="the tiny grid the test suite runs")
     size.add_argument("--grid", dest="grid", help="any grid named in the config (default: full)")

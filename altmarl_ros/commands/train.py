@@ -151,18 +151,19 @@ def _memory_budget(args, source) -> int:
 
 
 def _deployment_scorer(args, scenario, game):
-    """score(pi_g, pi_l, observer, seed) -> WelfareEstimate of n-agent rollouts as deployed:
-    the tabular model, or the continuous simulator for --scenario (where the filter predicts
-    with the estimated model: a model that is not exactly the fleet)."""
-    split = max(1, args.select_rollouts // 25)
-    sizes = dict(n=args.select_n, horizon=100, seeds=split, rollouts=max(1, args.select_rollouts // split))
+    """(score, sizes, selection seed): score(pi_g, pi_l, observer, seed) -> WelfareEstimate of
+    n-agent rollouts as deployed: the tabular model, or the continuous simulator for --scenario
+    (where the filter predicts with the estimated model: a model that is not exactly the fleet)."""
+    from altmarl_ros.core.observer_training import selection_streams
+
+    sizes, selection_seed = selection_streams(args.select_n, args.select_rollouts, args.seed)
     if scenario is None:
         from altmarl_ros.core.evaluate import rollout_welfare
 
         def score(pi_g, pi_l, k, observer, seed):
             return rollout_welfare(game, pi_g, pi_l, k, observer=observer, seed=seed,
                                    dirichlet_alpha=args.dirichlet_alpha, **sizes)
-        return score, sizes
+        return score, sizes, selection_seed
     from altmarl_sim.rollout import sim_rollout_welfare
 
     from altmarl_ros.core.glearn import fold_local_policy
@@ -171,7 +172,7 @@ def _deployment_scorer(args, scenario, game):
         prediction = (fold_local_policy(game, pi_l)[0], game.mu0_l)
         return sim_rollout_welfare(scenario, pi_g, pi_l, k, observer=observer, prediction=prediction, seed=seed,
                                    **sizes)
-    return score, sizes
+    return score, sizes, selection_seed
 
 
 def best_blind_baseline(args, scenario, game, k, seed, sizes) -> tuple:
@@ -195,7 +196,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from altmarl_ros.core.atomic import check_output
-    from altmarl_ros.core.observer_training import SELECTION_SEED, train_observed
+    from altmarl_ros.core.observer_training import train_observed
     from altmarl_ros.core.policy import build_policy, save_policy
 
     if args.scenario is None and (args.sampler != "model" or args.samples is not None):
@@ -230,8 +231,7 @@ def run(args) -> int:
 
         source = game = as_game(source, seed=args.seed)
     max_memory = None if getattr(args, "max_memory", None) is None else _memory_budget(args, source)
-    score, sizes = _deployment_scorer(args, scenario, game)
-    selection_seed = SELECTION_SEED + 2 * args.seed
+    score, sizes, selection_seed = _deployment_scorer(args, scenario, game)
     residuals_at = {}  # resolution -> one list of G-LEARN residuals per round
     show = not (args.quiet or not sys.stderr.isatty())
     with tqdm(total=args.rounds, desc="rounds", unit="round", file=sys.stderr, disable=not show) as bar:

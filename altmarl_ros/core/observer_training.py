@@ -35,7 +35,7 @@ DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K = 50 at |S_l| = 5 (G-L
 # Root of the selection rollouts' streams, offset from every seed evaluate/sweep use by default
 # (they use 0, 1, ...), so the chosen parameters are not scored on the streams that picked them.
 SELECTION_SEED = 7_919_000
-DEFAULT_SELECTION = {"n": 1000, "horizon": 100, "seeds": 2, "rollouts": 25, "dirichlet_alpha": None}
+SELECTION_HORIZON = 100
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,14 @@ class ObservedTraining:
     candidates: list = field(repr=False)
     runs: dict = field(repr=False)  # resolution -> AlternatingResult
     seconds: float = 0.0
+
+
+def selection_streams(n: int, rollouts: int, seed: int, horizon: int = SELECTION_HORIZON) -> tuple:
+    """(rollout sizes, stream root) of the selection: `rollouts` split into seeds of about 25,
+    on streams SELECTION_SEED + 2 seed (the check after it uses + 1). train and sweep both use it."""
+    split = max(1, rollouts // 25)
+    sizes = dict(n=n, horizon=horizon, seeds=split, rollouts=max(1, rollouts // split))
+    return sizes, SELECTION_SEED + 2 * seed
 
 
 def max_resolution(n_sl: int, max_columns: int) -> int:
@@ -85,14 +93,17 @@ def candidate_observers(k: int, n_sl: int, gains=DEFAULT_GAINS, max_columns=DEFA
 
 
 def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_GAINS,
-                   max_columns=DEFAULT_MAX_COLUMNS, on_stage=None, on_run=None, **alternating_args) -> ObservedTraining:
+                   max_columns=DEFAULT_MAX_COLUMNS, on_stage=None, on_run=None, runs=None,
+                   **alternating_args) -> ObservedTraining:
     """ALTERNATING-MARL for deployment under `observer` ("fresh" or "filter"; module docstring).
 
     `score(pi_g, pi_l, observer_spec) -> WelfareEstimate` deploys a candidate on the
     selection streams (the caller fixes n, horizon, starts and the simulator or model).
     `n_sl` = |S_l| (sizes the resolution cap). `on_stage(text)` is told what runs next,
-    `on_run(K)` before the alternation at resolution K.
-    Other arguments go to alternating_marl.
+    `on_run(K)` before the alternation at resolution K. `runs`: resolution ->
+    AlternatingResult already computed on this source with these alternating_marl
+    arguments, reused and filled in (the sweep shares one across its k; the alternation
+    is deterministic, so a reused run is the run). Other arguments go to alternating_marl.
     """
     started = time.perf_counter()
     OBSERVERS.check([observer], ObserverError, "observer")
@@ -101,7 +112,7 @@ def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_G
     gains = tuple(ObserverSpec("filter", gain, 1).gain for gain in gains)  # validates each gain
     on_stage = on_stage or (lambda text: None)
     on_run = on_run or (lambda K: None)
-    runs = {}
+    runs = {} if runs is None else runs
 
     def run_at(K):
         if K not in runs:

@@ -25,7 +25,9 @@ METHOD_LABELS = {
     "alternating_uniform_start": "ALTERNATING-MARL, uniform start",
     "subsample_mfq": "SUBSAMPLE-MFQ (uniform locals)",
     "full_observation": "full-observation stand-in",
+    "alternating_filter": "ALTERNATING-MARL, filter observer",
 }
+FRESH, FILTER = "alternating", "alternating_filter"  # the same k-point under each observer (sweep.py)
 BASELINE_COLORS = ("C3", "C2", "C6", "C7", "C8", "C9")  # in registration order; C0, C1, C4, C5 are taken
 AUTHORS_SUFFIX = "@authors"  # rows evaluated with the authors' protocol (sweep.py)
 
@@ -89,8 +91,11 @@ def _label(method):
     return BASELINES[method].label if method in BASELINES else METHOD_LABELS[method]
 
 
-def _baseline_bands(ax, results, model, suffix=""):
+def _baseline_bands(ax, results, model, suffix="", only=None):
+    """A dotted line and CI band per registered baseline (or only the one named `only`)."""
     for method, color in zip(BASELINES, BASELINE_COLORS):
+        if only is not None and method != only:
+            continue
         for row in _rows(results, model, method + suffix):
             ax.axhline(row["welfare"], color=color, linestyle=":", label=_label(method))
             ax.axhspan(row["welfare"] - row["welfare_ci95"], row["welfare"] + row["welfare_ci95"],
@@ -115,6 +120,22 @@ def _welfare_figure(results):
         ax.set_ylabel("welfare (discounted return), 95% CI")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
+    return fig
+
+
+def _observers_figure(results):
+    """Welfare against k under each observer, with the best constant dispatcher's band."""
+    models = _models(results)
+    fig, axes = _panels(len(models))
+    for ax, model in zip(axes, models):
+        _errorbar(ax, _rows(results, model, FRESH), "fresh sample (the paper)", marker="o", color="C0")
+        _errorbar(ax, _rows(results, model, FILTER), "filter observer", marker="^", color="C1", linestyle="--")
+        _baseline_bands(ax, results, model, only="best_constant_global")
+        _k_axis(ax, results)
+        ax.set_title(model)
+        ax.set_ylabel("welfare (discounted return), 95% CI")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -221,6 +242,8 @@ def write_figures(results, figure_dir):
                "glearn_cost_vs_k": _cost_figure, "rounds_vs_k": _rounds_figure}
     if _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX):
         figures["authors_protocol"] = _authors_figure
+    if any(row["method"] == FILTER for row in results["rows"]):
+        figures["observers_vs_k"] = _observers_figure
     paths = {}
     for name, draw in figures.items():
         paths[name] = figure_dir / f"{results['grid']['name']}_{name}.png"
@@ -335,6 +358,59 @@ def _claims(results, model):
     return claims
 
 
+def _observer_text(meta):
+    if meta["name"] == "fresh":
+        return "fresh (selected)"
+    prior = f", prior {meta['prior']:g}" if meta["prior"] else ", prior 0"
+    return f"gain {meta['gain']:g}, K = {meta['resolution']}{prior}"
+
+
+def _observer_table(results, model):
+    """Fresh against filter at each k (the filter's paired gain), what the selection chose, its cost."""
+    fresh = {row["k"]: row for row in _rows(results, model, FRESH)}
+    lines = ["| k | fresh (the paper) | filter | filter − fresh (paired) | observer chosen "
+             "| TV error fresh → filter | train s (selection s) |",
+             "|---:|---:|---:|---:|---|---:|---:|"]
+    for row in _rows(results, model, FILTER):
+        lines.append(
+            f"| {row['k']} | {_welfare_cell(fresh.get(row['k']))} | {_welfare_cell(row)} "
+            f"| {row['gain_over_fresh']:+.2f} ± {row['gain_over_fresh_ci95']:.2f} | {_observer_text(row['observer'])} "
+            f"| {_fmt(row['fresh_estimation_error'], 3)} → {_fmt(row['estimation_error'], 3)} "
+            f"| {_fmt(row['train_seconds'], 0)} ({_fmt(row['selection_seconds'], 0)}) |")
+    return "\n".join(lines)
+
+
+def _observer_claims(results, model):
+    """Where the filter helps and where it does not, stated from the numbers."""
+    rows = _rows(results, model, FILTER)
+    fresh = {row["k"]: row for row in _rows(results, model, FRESH)}
+    ks = [row["k"] for row in rows]
+    above = [row["k"] for row in rows if row["gain_over_fresh"] - row["gain_over_fresh_ci95"] > 0]
+    below = [row["k"] for row in rows if row["gain_over_fresh"] + row["gain_over_fresh_ci95"] < 0]
+    claims = [f"filter above fresh beyond the paired 95% CI at {len(above)} of {len(rows)} k"
+              + (f": k = {above}" if above else "")
+              + (f"; below it at k = {below}" if below else "; never below it beyond the CI")]
+    picked_fresh = [row["k"] for row in rows if row["observer"]["name"] == "fresh"]
+    if picked_fresh:
+        claims.append(f"the selection chose fresh itself at k = {picked_fresh}")
+    for baseline in _rows(results, model, "best_constant_global"):
+        low, high = baseline["welfare"] - baseline["welfare_ci95"], baseline["welfare"] + baseline["welfare_ci95"]
+        for label, method in (("filter", FILTER), ("fresh", FRESH)):
+            level = [r["k"] for r in _rows(results, model, method) if r["k"] in ks and r["welfare"] + r["welfare_ci95"] >= low]
+            beyond = [r["k"] for r in _rows(results, model, method) if r["k"] in ks and r["welfare"] - r["welfare_ci95"] > high]
+            claims.append(f"{label} at or above {_label('best_constant_global')} ({_welfare_cell(baseline)}) within "
+                          f"the CIs " + (f"at k = {level}" if level else "at no k")
+                          + (f", beyond both CIs at k = {beyond}" if beyond else ""))
+    top = fresh.get(max(ks))
+    if top is not None:
+        reach = {label: [r["k"] for r in _rows(results, model, method) if r["k"] in ks
+                         and r["welfare"] + r["welfare_ci95"] >= top["welfare"] - top["welfare_ci95"]]
+                 for label, method in (("filter", FILTER), ("fresh", FRESH))}
+        claims.append(f"within both CIs of fresh at k = {top['k']} ({_welfare_cell(top)}) from k = "
+                      f"{min(reach['filter'], default='none')} with the filter, k = {min(reach['fresh'], default='none')} fresh")
+    return claims
+
+
 def _authors_table(results):
     ours = {row["k"]: row for row in _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX)}
     uniform = {row["k"]: row for row in
@@ -368,6 +444,12 @@ def render_markdown(results, figure_paths, doc_path):
         f"{' to ' + finished[-1][:10] if finished[-1][:10] != finished[0][:10] else ''}).",
         "",
     ]
+    if grid.get("filter"):
+        block = grid["filter"]
+        out[-1:] = [f"Observers: {', '.join(grid['observers'])}. The filter is trained as "
+                    f"`altmarl train --observer filter` trains it: gains {block['gains']}, pi_g at most "
+                    f"{block['max_columns']:,} count vectors, {block['select_rollouts']} selection rollouts per "
+                    f"candidate with n = {grid['n']}, horizon {grid['horizon']}, fresh among the candidates.", ""]
     for name, path in figure_paths.items():
         relative = os.path.relpath(Path(path).resolve(), doc_dir)
         out += [f"![{name}]({relative})", ""]
@@ -375,6 +457,10 @@ def render_markdown(results, figure_paths, doc_path):
         out += [f"#### {model} (model hash `{results['model_hashes'].get(model, '?')}`)", ""]
         out += [f"- {claim}" for claim in _claims(results, model)]
         out += ["", _model_table(results, model), ""]
+        if _rows(results, model, FILTER):
+            out += [f"Observers on {model} (the paired difference is per rollout, on the evaluation streams):", ""]
+            out += [f"- {claim}" for claim in _observer_claims(results, model)]
+            out += ["", _observer_table(results, model), ""]
     authors = _authors_table(results)
     if authors:
         out += ["#### Against the authors' published numbers (their code, their setup)", "", authors, ""]

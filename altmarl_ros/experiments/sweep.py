@@ -1,7 +1,11 @@
 """The k-sweep: ALTERNATING-MARL and its baselines for every (model, k) of a grid.
 
 Work is split into units (one model's k-independent baselines, one (model, k) point, one
-model's full-observation stand-in, and last one (model, k) G-LEARN cost probe). Each finished unit is written atomically to
+model's full-observation stand-in, one (model, k) point for each further observer of the
+grid, and last one (model, k) G-LEARN cost probe). The points of the paper's `fresh`
+observer are the grid's plain points; a `filter` point trains as `altmarl train --observer
+filter` does (core.observer_training.train_observed) in its own unit, with its own file and
+fingerprint. Each finished unit is written atomically to
 `<out>/points/<model>/<unit>.json` together with a fingerprint of everything that
 determines it (model content hash, grid settings); a rerun skips every unit whose file
 holds the same fingerprint, so an interrupted sweep resumes where it stopped and a
@@ -28,11 +32,16 @@ from altmarl_ros.core.safe_files import load_yaml
 from altmarl_ros.errors import AltmarlError, ConfigError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
-             "full_observation_k", "cost_k", "seed")
+             "full_observation_k", "cost_k", "seed", "observers")
+# grids.<name>.observers: the core.observer.OBSERVERS the sweep has units for (fresh: the plain points).
+SWEPT_OBSERVERS = ("fresh", "filter")
+# grids.<name>.filter, required when observers names filter: train_observed's settings.
+FILTER_KEYS = ("gains", "max_columns", "select_rollouts")
 ROW_FIELDS = (
     "model", "method", "k", "welfare", "welfare_ci95", "nash_gap", "global_gain",
     "local_gain", "informed_gain", "informed_gain_ci95", "reference_k", "rounds", "converged", "eta", "train_seconds", "glearn_seconds",
-    "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "note",
+    "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "observer", "estimation_error",
+    "fresh_estimation_error", "gain_over_fresh", "gain_over_fresh_ci95", "selection_seconds", "note",
 )
 REQUIRED = schema.REQUIRED
 # Bumped when a unit's computation changes meaning, so old result files are recomputed.
@@ -66,6 +75,8 @@ class Grid:
     full_observation_k: int | None
     cost_k: tuple  # k values whose G-LEARN time and memory are probed in a fresh process
     seed: int
+    observers: tuple = ("fresh",)  # core.observer.OBSERVERS names; fresh (the plain points) always
+    filter: dict | None = None  # FILTER_KEYS, when observers has filter
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,8 @@ def load_grid(config_path, grid_name):
         raise SweepConfigError(f"{path}: no grid 'grids.{grid_name}' (grids defined: {known})")
     spec = grids[grid_name]
     where = f"{path}: grids.{grid_name}"
-    spec = schema.fields(spec, {key: (schema.given, REQUIRED) for key in GRID_KEYS}, SweepConfigError, where)
+    spec = schema.fields(spec, {**{key: (schema.given, REQUIRED) for key in GRID_KEYS},
+                                "filter": (schema.given, None)}, SweepConfigError, where)
     if not isinstance(spec["k"], list) or not spec["k"]:
         raise SweepConfigError(f"{where}.k must be a non-empty list of positive integers")
     ks = sorted({_positive_int(k, f"{where}.k[{i}]") for i, k in enumerate(spec["k"])})
@@ -129,7 +141,42 @@ def load_grid(config_path, grid_name):
         seeds=_positive_int(spec["seeds"], f"{where}.seeds"),
         rollouts=_positive_int(spec["rollouts"], f"{where}.rollouts"),
         full_observation_k=full_k, cost_k=tuple(cost_k), seed=seed,
+        **_observer_settings(spec, where),
     )
+
+
+def _observer_settings(spec, where):
+    """observers (a list of registered names with fresh, the paper's, among them) and the
+    filter block (its keys exactly when filter is swept)."""
+    names = spec["observers"]
+    if not isinstance(names, list) or "fresh" not in names:
+        raise SweepConfigError(f"{where}.observers must be a list of observers that includes fresh "
+                               f"(the paper's method, the grid's plain points), got {names!r}")
+    for i, name in enumerate(names):
+        if name not in SWEPT_OBSERVERS:
+            raise SweepConfigError(f"{where}.observers[{i}] = {name!r} is not an observer the sweep runs "
+                                   f"(known: {', '.join(SWEPT_OBSERVERS)})")
+    block = spec["filter"]
+    if "filter" not in names:
+        if block is not None:
+            raise SweepConfigError(f"{where}.filter is given but observers does not name filter: "
+                                   "add filter to observers or remove the block")
+        return dict(observers=tuple(dict.fromkeys(names)), filter=None)
+    if block is None:
+        raise SweepConfigError(f"{where}.filter: missing (required when observers names filter): "
+                               "{gains: [..], max_columns: C, select_rollouts: R}")
+    block = schema.fields(block, {key: (schema.given, REQUIRED) for key in FILTER_KEYS}, SweepConfigError,
+                          f"{where}.filter")
+    gains = block["gains"]
+    if not isinstance(gains, list) or not gains:
+        raise SweepConfigError(f"{where}.filter.gains must be a non-empty list of numbers in (0, 1]")
+    for i, gain in enumerate(gains):
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain <= 1:
+            raise SweepConfigError(f"{where}.filter.gains[{i}] must be a number in (0, 1], got {gain!r}")
+    block = dict(gains=[float(gain) for gain in gains],
+                 max_columns=_positive_int(block["max_columns"], f"{where}.filter.max_columns"),
+                 select_rollouts=_positive_int(block["select_rollouts"], f"{where}.filter.select_rollouts"))
+    return dict(observers=tuple(dict.fromkeys(names)), filter=block)
 
 
 def _model_spec(config_path, name, entry):
@@ -173,14 +220,15 @@ def _row(model, method, k, **fields):
     return row
 
 
-def _rollouts(game, pi_g, pi_l, k, grid, protocol=None):
-    """WelfareEstimate with the grid's rollouts; `protocol` swaps in the authors' horizon and start."""
+def _rollouts(game, pi_g, pi_l, k, grid, protocol=None, observer=None):
+    """WelfareEstimate with the grid's rollouts; `protocol` swaps in the authors' horizon and start,
+    `observer` (core.observer; default fresh) is what pi_g reads."""
     from altmarl_ros.core.evaluate import rollout_welfare
 
     horizon = protocol["horizon"] if protocol else grid.horizon
     alpha = protocol["dirichlet_alpha"] if protocol else None
     return rollout_welfare(game, pi_g, pi_l, k, n=grid.n, horizon=horizon, seeds=grid.seeds,
-                           rollouts=grid.rollouts, seed=grid.seed, dirichlet_alpha=alpha)
+                           rollouts=grid.rollouts, seed=grid.seed, dirichlet_alpha=alpha, observer=observer)
 
 
 def _welfare(game, pi_g, pi_l, k, grid, protocol=None):
@@ -266,6 +314,84 @@ def _alternating_rows(spec, game, k, grid, start="best_constant"):
     return rows
 
 
+class _ObservedRuns:
+    """The alternations train_observed ran, by resolution, for the model and grid in hand.
+
+    Filter candidates at different k often share a resolution (the cap, K = 53 on the
+    warehouse, at every k >= 3); the alternation there is deterministic, so one run serves
+    every k of a sweep. Only the latest (model, settings) is kept: the tables are large.
+    """
+
+    def __init__(self):
+        self._key, self._runs = None, {}
+
+    def runs(self, game, grid):
+        key = (game.content_hash(), grid.m, grid.rounds, grid.seed)
+        if key != self._key:
+            self._key, self._runs = key, {}
+        return self._runs
+
+
+OBSERVED_RUNS = _ObservedRuns()
+
+
+def _selection(grid):
+    """(rollout sizes, stream root) on which filter candidates are chosen: train's protocol with
+    the grid's n and horizon and the filter block's rollouts."""
+    from altmarl_ros.core.observer_training import selection_streams
+
+    return selection_streams(grid.n, grid.filter["select_rollouts"], grid.seed, grid.horizon)
+
+
+def _filter_rows(spec, game, k, grid):
+    """ALTERNATING-MARL for the filter observer at k, trained and selected as `altmarl train
+    --observer filter` does (train_observed: an alternation at each candidate resolution, the
+    observer chosen by n-agent rollouts on the selection streams, fresh among the candidates),
+    then scored on the grid's evaluation streams next to the fresh pair at k on the same
+    streams (gain_over_fresh: paired per rollout).
+
+    train_seconds is what this unit costs on its own: the alternations its candidates need
+    (each timed when first run; a sweep runs each resolution once per model) plus the
+    selection rollouts (selection_seconds).
+    """
+    from altmarl_ros.core.counts import n_count_vectors
+    from altmarl_ros.core.evaluate import mean_ci95, rollout_welfare
+    from altmarl_ros.core.observer_training import train_observed
+
+    sizes, stream = _selection(grid)
+    selecting = []
+
+    def score(pi_g, pi_l, observer):
+        started = time.perf_counter()
+        estimate = rollout_welfare(game, pi_g, pi_l, k, observer=observer, seed=stream, **sizes)
+        selecting.append(time.perf_counter() - started)
+        return estimate
+
+    trained = train_observed(game, k, "filter", score=score, n_sl=game.n_sl, gains=grid.filter["gains"],
+                             max_columns=grid.filter["max_columns"], runs=OBSERVED_RUNS.runs(game, grid),
+                             m=grid.m, rounds=grid.rounds, seed=grid.seed)
+    deployed = _rollouts(game, trained.pi_g, trained.pi_l, k, grid, observer=trained.observer)
+    fresh_pair = trained.runs[k]  # fresh(k) is always a candidate: the plain point's alternation
+    fresh = _rollouts(game, fresh_pair.pi_g, fresh_pair.pi_l, k, grid)
+    gain, gain_ci95 = mean_ci95((deployed.returns - fresh.returns).ravel())
+    resolutions = sorted({candidate.observer.resolution for candidate in trained.candidates})
+    chosen = next(c for c in trained.candidates if c.observer == trained.observer)
+    result = trained.result
+    return [_row(
+        spec.name, "alternating_filter", k, welfare=float(deployed.mean), welfare_ci95=float(deployed.ci95),
+        observer=trained.observer.to_meta(), estimation_error=float(deployed.estimation_error),
+        fresh_estimation_error=float(fresh.estimation_error), gain_over_fresh=gain,
+        gain_over_fresh_ci95=gain_ci95, nash_gap=float(result.nash_gap), global_gain=float(result.global_gain),
+        local_gain=float(result.local_gain), rounds=len(result.rounds), converged=bool(result.converged),
+        eta=float(result.eta), selection_seconds=sum(selecting),
+        train_seconds=sum(trained.runs[K].seconds for K in resolutions) + sum(selecting),
+        n_count_vectors=n_count_vectors(trained.observer.resolution, game.n_sl),
+        note=(f"alternations at resolutions {resolutions}; {len(trained.candidates)} candidates scored with "
+              f"n = {sizes['n']}, {sizes['seeds'] * sizes['rollouts']} rollouts on streams {stream}; "
+              f"the winner scored {chosen.welfare:.2f} ± {chosen.ci95:.2f} there"),
+    )]
+
+
 def _protocol_note(protocol):
     return (f"authors' evaluation: horizon {protocol['horizon']}, locals from "
             f"Dirichlet({protocol['dirichlet_alpha']}) per rollout")
@@ -333,13 +459,14 @@ def _baseline_rows(spec, game, grid):
 class Unit:
     """One resumable piece of a sweep for one model: `kind` says what it computes (UNIT_ROWS)."""
 
-    kind: str  # "baselines", "point" (one k), "full_observation" (its k only) or "cost" (G-LEARN probe)
+    kind: str  # "baselines", "point" (one k, fresh), "full_observation" (its k only), "filter" (one k,
+    # the filter observer) or "cost" (G-LEARN probe)
     k: Optional[int] = None
 
     @property
     def id(self) -> str:
         """Its name in points/<model>/<id>.json (and in its fingerprint)."""
-        prefix = {"point": "", "full_observation": "full_", "cost": "cost_"}
+        prefix = {"point": "", "full_observation": "full_", "filter": "filter_", "cost": "cost_"}
         return "baselines" if self.kind == "baselines" else f"{prefix[self.kind]}k{self.k:04d}"
 
 
@@ -351,6 +478,11 @@ def _units(grid):
             yield spec, Unit("point", k)
         if grid.full_observation_k is not None and grid.full_observation_k not in grid.k:
             yield spec, Unit("full_observation", grid.full_observation_k)
+    for spec in grid.models:
+        for observer in grid.observers:
+            if observer != "fresh":
+                for k in grid.k:
+                    yield spec, Unit(observer, k)
     for spec in grid.models:
         for k in grid.cost_k:
             yield spec, Unit("cost", k)
@@ -373,6 +505,7 @@ UNIT_ROWS = {
     "baselines": lambda spec, game, k, grid: _baseline_rows(spec, game, grid),
     "point": _point_rows,
     "full_observation": _full_observation_rows,
+    "filter": _filter_rows,
     "cost": _glearn_cost_row,
 }
 
@@ -385,13 +518,20 @@ def _full_observation_row(spec, game, k, grid, alternating_row):
     return dict(alternating_row, method="full_observation", note=note)
 
 
-def _fingerprint(spec, model_hash, unit, k, grid):
-    """Hash of everything a unit's rows depend on; a stored unit is reused only on a match."""
+def _fingerprint(spec, model_hash, unit, grid):
+    """Hash of everything a unit's rows depend on; a stored unit is reused only on a match.
+
+    A filter unit adds its observer, the filter block and the selection streams; the other
+    units hash exactly what they did before observers were swept, so their files stay valid.
+    """
     settings = {key: getattr(grid, key) for key in
                 ("n", "m", "rounds", "horizon", "seeds", "rollouts", "seed", "full_observation_k")}
-    settings.update(format=RESULTS_FORMAT, model_hash=model_hash, unit=unit,
+    settings.update(format=RESULTS_FORMAT, model_hash=model_hash, unit=unit.id,
                     authors_protocol=spec.authors_protocol,
-                    with_full_observation=k is not None and k == grid.full_observation_k)
+                    with_full_observation=unit.k is not None and unit.k == grid.full_observation_k)
+    if unit.kind == "filter":
+        sizes, stream = _selection(grid)
+        settings.update(observer=unit.kind, filter=grid.filter, selection=dict(sizes, seed=stream))
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -423,7 +563,7 @@ def run_sweep(grid, out_dir, progress=None):
         if spec.name not in games:
             games[spec.name] = _load_game(spec)
             hashes[spec.name] = games[spec.name].content_hash()
-        fingerprint = _fingerprint(spec, hashes[spec.name], unit.id, unit.k, grid)
+        fingerprint = _fingerprint(spec, hashes[spec.name], unit, grid)
         path = out_dir / "points" / spec.name / f"{unit.id}.json"
         stored = _read_unit(path, fingerprint)
         if progress is not None:
@@ -474,7 +614,8 @@ def _write_results(out_dir, grid, units, hashes):
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ROW_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: json.dumps(value) if isinstance(value, dict) else value for key, value in row.items()}
+                     for row in rows)
     write_atomic(out_dir / "results.csv", buffer.getvalue())
 
 
