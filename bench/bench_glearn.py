@@ -74,7 +74,7 @@ def _cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def ours(k, model, m, tol, table_mb, max_memory_mb):
+def ours(k, model, m, tol, table_mb, max_memory_mb, extrapolate=True):
     from altmarl_ros.core.counts import n_count_vectors
     from altmarl_ros.core.glearn import g_learn, plan_memory
     from altmarl_ros.experiments.glearn_probe import peak_rss_mb
@@ -87,7 +87,7 @@ def ours(k, model, m, tol, table_mb, max_memory_mb):
     plan = plan_memory(game, k, m, pi_l=uniform, **budget)
     print(f"k = {k}: {plan.describe()}", file=sys.stderr, flush=True)
     cpu_before = _cpu_seconds()
-    result = g_learn(game, uniform, k, m=m, tol=tol, **budget)
+    result = g_learn(game, uniform, k, m=m, tol=tol, extrapolate=extrapolate, **budget)
     n_f = n_count_vectors(k, game.n_sl)
     iterate = result.seconds - result.setup_seconds
     return dict(k=k, n_f=n_f, setup=result.setup_seconds, iterate=iterate, total=result.seconds,

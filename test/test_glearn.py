@@ -9,7 +9,8 @@ import pytest
 
 from _learn_reference import count_vectors, exact_Q, exact_surrogate, initial_weights, next_counts_law, random_game
 from altmarl_ros.core.counts import rank
-from altmarl_ros.core.glearn import _Surrogate, fold_local_policy, g_learn, global_best_response_gain
+from altmarl_ros.core.glearn import (_SlowModeExtrapolation, _Surrogate, _extrapolate, fold_local_policy, g_learn,
+                                      global_best_response_gain)
 from altmarl_ros.core.model import make_game
 from altmarl_ros.errors import LearnError
 
@@ -196,3 +197,48 @@ def test_sampler_returning_bad_states_is_named(game, pi_l):
     with pytest.raises(LearnError) as raised:
         g_learn(Broken(game), pi_l, K, pool=10)
     assert raised.value.field == "source.sample_local" and "index 7" in str(raised.value)
+
+
+def test_slow_mode_steps_follow_a_steady_span_ratio():
+    """Spans shrinking by 0.8: a step of 0.8 / 0.2 = 4 once three spans agree, then none for EVERY sweeps;
+    no step on unsteady or fast ratios; a step followed by a larger span switches the rule off."""
+    rule = _SlowModeExtrapolation()
+    spans = [0.8 ** n for n in range(1, 9)]
+    factors = [rule.factor(sweep, span) for sweep, span in enumerate(spans, start=1)]
+    assert factors[:2] == [0.0, 0.0] and factors[2] == pytest.approx(4.0)
+    assert factors[3:5] == [0.0, 0.0] and factors[5] == pytest.approx(4.0)
+    unsteady = _SlowModeExtrapolation()
+    assert not any(unsteady.factor(s, span) for s, span in enumerate([1.0, 0.8, 0.7, 0.5, 0.45, 0.3], 1))
+    fast = _SlowModeExtrapolation()
+    assert not any(fast.factor(s, 0.3 ** s) for s in range(1, 8))
+    worse = _SlowModeExtrapolation()
+    for sweep, span in enumerate(spans[:3], start=1):
+        worse.factor(sweep, span)
+    assert worse.factor(4, spans[2] * 1.1) == 0.0 and not worse.enabled
+    assert not any(worse.factor(s, 0.8 ** s) for s in range(5, 12))
+
+
+def test_extrapolation_step_removes_one_geometric_mode():
+    """V_n = V* + rho^n v (plus a constant the shift handles): one step from (V_n, V_n-1) lands on V* + const."""
+    rng = np.random.default_rng(0)
+    V_star, v, rho = rng.normal(size=(50, 3)), rng.normal(size=(50, 3)), 0.8
+    V_old, V = V_star + rho ** 5 * v + 1.0, V_star + rho ** 6 * v + 1.5
+    _extrapolate(V, V_old, rho / (1 - rho), 0.5)
+    assert np.allclose(V - V_star, 1.5)
+
+
+def test_extrapolation_keeps_the_fixed_point_in_fewer_sweeps():
+    """Warehouse model, k = 10, uniform locals: same Q within the two runs' error bounds, far fewer sweeps."""
+    from pathlib import Path
+    from altmarl_ros.core.model import load_model
+
+    game = load_model(Path(__file__).resolve().parents[1] / "config" / "models" / "warehouse.yaml")
+    uniform = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
+    tol = 1e-5
+    plain = g_learn(game, uniform, 10, tol=tol, extrapolate=False)
+    stepped = g_learn(game, uniform, 10, tol=tol)
+    assert plain.converged and stepped.converged
+    assert stepped.sweeps <= 0.75 * plain.sweeps, (stepped.sweeps, plain.sweeps)
+    bound = 2 * game.gamma * tol / (1 - game.gamma) + 1e-4  # float32 Q of values near 100
+    assert np.abs(stepped.Q - plain.Q).max() <= bound
+    assert np.array_equal(stepped.pi_g, plain.pi_g)

@@ -93,3 +93,25 @@ def test_budget_that_cannot_work_is_named(game, pi_l, max_memory):
     with pytest.raises(LearnError) as raised:
         g_learn(game, pi_l, K, max_memory=max_memory)
     assert raised.value.field == "max_memory"
+
+
+def test_the_size_check_budgets_the_plan_not_int32_draws():
+    """Warehouse k = 100 (4.6 M count vectors) under a 2 GiB budget: int32 draws alone would take
+    2.6 GiB, but the plan's codes fit, so the check passes and returns that plan (nothing allocated);
+    ALTERNATING-MARL, which keeps draws and Q together plus its reserve, gets a partial store instead."""
+    from pathlib import Path
+    from altmarl_ros.core import budget
+    from altmarl_ros.core.glearn import alternation_reserve, check_learning_size
+    from altmarl_ros.core.model import load_model
+
+    warehouse = load_model(Path(__file__).resolve().parents[1] / "config" / "models" / "warehouse.yaml")
+    two_gib = 2 << 30
+    with budget.limited(two_gib):
+        plan = check_learning_size(warehouse, 100, 30, max_memory=two_gib, keep_draws=False)
+        assert plan.n_f == 4_598_126 and plan.layout == "codes" and plan.cached_fraction == 1.0
+        assert plan.peak_bytes <= two_gib < plan.n_f * warehouse.n_sg * 30 * 4
+        reserve = alternation_reserve(warehouse, 100)
+        kept = check_learning_size(warehouse, 100, 30, max_memory=two_gib, keep_draws=True, reserve=reserve)
+        assert kept.peak_bytes + reserve <= two_gib and kept.cached_fraction < 1.0
+        with pytest.raises(budget.BudgetError):
+            check_learning_size(warehouse, 100, 30, keep_draws=False, table_bytes=4 << 30)  # all int32: 3.5 GiB

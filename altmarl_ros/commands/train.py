@@ -146,7 +146,7 @@ def _memory_budget(args, source) -> int:
     """The global --max-memory (bytes) as G-LEARN's budget, after printing (stderr) the plan it picks and its time cost."""
     from altmarl_ros.core.glearn import plan_memory
 
-    plan = plan_memory(source, args.k, args.m, max_memory=args.max_memory, seed=args.seed, keep_draws=True)
+    plan = plan_memory(source, args.k, args.m, max_memory=args.max_memory, seed=args.seed, alternating=True)
     print(f"G-LEARN memory plan (--max-memory {args.max_memory / 2**20:.0f} MiB): {plan.describe()}", file=sys.stderr)
     return args.max_memory
 

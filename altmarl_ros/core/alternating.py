@@ -43,7 +43,7 @@ import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.baselines import constant_global_candidates
-from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, check_learning_args,
+from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, alternation_reserve, check_learning_args,
                                      check_learning_size, check_max_memory, learn_with_surrogate,
                                      surrogate_gain)
 from altmarl_ros.core.glearn import fold_local_policy
@@ -148,7 +148,9 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     if gain_tol <= 0:
         raise LearnError("gain_tol", f"must be > 0, got {gain_tol:g}")
     game = as_game(source, pool, seed)
-    check_learning_size(game, k, m, table_bytes)
+    reserve = alternation_reserve(game, k)
+    check_learning_size(game, k, m, table_bytes, max_memory, keep_draws=True, reserve=reserve)
+    glearn_memory = None if max_memory is None else max_memory - reserve
     if eta is None:
         eta = default_eta(game, k)
     eta = as_float(LearnError, "eta", eta)
@@ -161,7 +163,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     for index in range(rounds):
         round_started = time.perf_counter()
         learned, surrogate, V = learn_with_surrogate(game, pi_l, k, m, tol, max_sweeps, seed, Q, sweep_progress,
-                                                     table_bytes, max_memory, keep_draws=True)
+                                                     table_bytes, glearn_memory, keep_draws=True)
         Q = learned.Q
         if accepted is not None and learned.value <= accepted["welfare"] + 2 * eta:
             log.append(RoundLog(index, learned.value, math.nan, math.nan, math.nan, learned.residual,

@@ -25,7 +25,7 @@ def mix64(z):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def counter_uniform(key, counter):
     """Counter-based uniform in [0, 1): splitmix64's output function of key + counter*golden."""
     return float(mix64(key + counter * GOLDEN) >> np.uint64(11)) * U53
