@@ -9,6 +9,10 @@ Each decision epoch of a rollout (FleetSim.step_epoch underneath):
   a_g = pi_g[s_g, rank(.)] (or a uniformly random zone for the random baseline);
   every worker draws a_i ~ pi_l(.|s_i, s_g); one epoch of kinematics;
   reward r = r_g + (1/n) sum_i r_l,i as FleetSim defines it.
+The observer's estimation error is measured against the truth the simulator knows:
+the total-variation distance between the estimate a decision used and the workers'
+zone distribution at that decision, averaged over the decisions of a rollout (the
+statistic core.evaluate reports for the tabular model).
 Welfare = sum_{t<horizon} gamma^t r_t from FleetSim.reset()'s start (the scenario's
 mu0_l, mu0_g), mean +- 95% Student-t CI over seeds x rollouts independent runs, the
 same statistic as altmarl_ros.core.evaluate, but with robots instead of the tabular
@@ -59,10 +63,12 @@ def running_observer(scenario: Scenario, k: int, observer=None, prediction=None)
 
 
 def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.Generator,
-                on_epoch=None, observer: Observer | None = None) -> float:
+                on_epoch=None, observer: Observer | None = None, errors: list | None = None) -> float:
     """Discounted return of one rollout from the sim's current state (arrays already
     checked). `on_epoch(sim, sampled_ids, a_g)` is called before every epoch is run.
-    `observer` (reset here; default: the paper's fresh sample) feeds pi_g."""
+    `observer` (reset here; default: the paper's fresh sample) feeds pi_g. `errors`, if
+    given, gets each decision's TV distance between the observer's estimate and the
+    workers' zone distribution (nothing when pi_g is None: no observer runs)."""
     n_sl = sim.scenario.ring.n_zones
     n_ag = sim.scenario.sizes[1]
     cum_pi_l = np.cumsum(pi_l, axis=-1)
@@ -79,6 +85,8 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
             a_g = int(rng.integers(n_ag))
         else:
             a_g = int(pi_g[s_g, rank(observer.decide(np.bincount(zones[sampled], minlength=n_sl)))])
+            if errors is not None:
+                errors.append(0.5 * float(np.abs(observer.mu - np.bincount(zones, minlength=n_sl) / sim.n).sum()))
             observer.elapsed(s_g)  # the workers act under this s_g until the next decision
         actions = (rng.random(sim.n)[:, None] >= cum_pi_l[zones, s_g]).sum(axis=1)
         if on_epoch is not None:
@@ -116,19 +124,24 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
     running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     returns = np.empty((seeds, rollouts))
+    errors = np.full((seeds, rollouts), np.nan)  # mean TV error of each rollout's estimates
     start = time.perf_counter()
     for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
         for r, stream in enumerate(seed_seq.spawn(rollouts)):
             sim_seed = int(stream.generate_state(1, np.uint64)[0] >> np.uint64(1))
             sim = FleetSim(scenario, n=n, seed=sim_seed)
+            decisions = []
             returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, np.random.default_rng(stream),
-                                        observer=running)
+                                        observer=running, errors=decisions)
+            if decisions:
+                errors[s, r] = np.mean(decisions)
             if progress is not None:
                 progress(s * rollouts + r + 1, seeds * rollouts)
     seconds = time.perf_counter() - start
     mean, ci = mean_ci95(returns)
     return WelfareEstimate(mean=mean, ci95=ci, returns=returns,
-                           agent_steps=seeds * rollouts * n * horizon, seconds=seconds)
+                           agent_steps=seeds * rollouts * n * horizon, seconds=seconds,
+                           estimation_error=float(errors.mean()))
 
 
 def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:

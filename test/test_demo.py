@@ -14,6 +14,7 @@ room, while one that serves, discounts or counts epochs wrongly is outside it. (
 bimodal, about 3 or about 50, so its +-3 sd margin spanned -37..100.)
 """
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,17 +41,29 @@ def policy_file(tmp_path_factory):
     return path
 
 
-def _demo(policy, cwd, *extra):
+@pytest.fixture(scope="module")
+def ring_fleet(tmp_path_factory):
+    """The shipped fleet file on warehouse_ring: the default warehouse_ring_hard trains for minutes
+    (README), and the margins below were measured on warehouse_ring."""
+    shipped = (Path(__file__).resolve().parents[1] / "config" / "fleet.yaml").read_text()
+    assert "warehouse_ring_hard" in shipped
+    path = tmp_path_factory.mktemp("fleet") / "fleet.yaml"
+    path.write_text(shipped.replace("warehouse_ring_hard", "warehouse_ring"))
+    return path
+
+
+def _demo(policy, cwd, fleet, *extra):
     argv = [sys.executable, "-m", "altmarl_ros.cli", "demo", "--n", str(N), "--duration", str(EPOCHS),
-            "--rollouts", "40", "--json", "--quiet", *extra] + (["--policy", str(policy)] if policy else [])
+            "--rollouts", "40", "--json", "--quiet", "--fleet", str(fleet), *extra] \
+        + (["--policy", str(policy)] if policy else [])
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
 
 @pytest.mark.ros
-def test_demo_welfare_matches_the_offline_evaluation(policy_file, tmp_path):
-    report = _demo(policy_file, tmp_path)
+def test_demo_welfare_matches_the_offline_evaluation(policy_file, ring_fleet, tmp_path):
+    report = _demo(policy_file, tmp_path, ring_fleet)
     assert (report["n"], report["k"], report["epochs"]) == (N, K, EPOCHS)
     assert report["first_epoch"] == 0 and report["out_of_sequence"] == 0
     assert report["robots_without_odometry"] == 0
@@ -64,21 +77,45 @@ def test_demo_welfare_matches_the_offline_evaluation(policy_file, tmp_path):
         f"ROS welfare {report['welfare']:.3f} vs offline {offline['mean']:.3f} (sd {offline['sd']:.3f}): "
         f"{deviation / offline['sd']:+.2f} sd")
     assert report["within_margin"] == (abs(deviation) <= report["margin_sd"] * offline["sd"])
+    best = report["best_constant"]  # what the learned coordinator must beat, scored on the same streams
+    assert re.fullmatch(r"a_g = \d", best["detail"]) and np.isfinite(best["mean"]) and best["ci95"] > 0
     # The workers gather at the depot: late epochs serve far more of them than the 1/Z at the start.
     assert np.mean(report["rewards"][-3:]) > 2 * report["rewards"][0]
     assert not (tmp_path / "runs").exists()  # a given policy is used as is, nothing trained
 
 
 @pytest.mark.ros
-def test_fresh_demo_trains_then_runs_one_process_per_node(tmp_path):
+def test_fresh_demo_trains_then_runs_one_process_per_node(ring_fleet, tmp_path):
     """As on a fresh clone: no policy under runs/, so the demo trains one (the `altmarl train
-    --scenario` path, estimating the model first), then runs each node in its own process."""
-    report = _demo(None, tmp_path, "--processes")
+    --scenario` path, estimating the model first, the demo's observer selection), then runs each
+    node in its own process. At k = 10 the filter's candidates need two resolutions (10, 30), at the
+    demo's default k = 5 three (5, 15, 30)."""
+    report = _demo(None, tmp_path, ring_fleet, "--processes", "--k", "10")
     policy = load_policy(tmp_path / "runs" / "warehouse_ring" / "policy.npz")
-    assert report["policy_id"] == policy.policy_id and report["k"] == policy.k
+    assert report["policy_id"] == policy.policy_id and report["k"] == policy.k == 10
     assert (tmp_path / "runs" / "warehouse_ring" / "model.npz").exists()
     assert report["processes"] and report["epochs"] == EPOCHS
     assert all(np.isfinite(report["rewards"]))
+
+
+def test_demo_summary_puts_the_learned_coordinator_next_to_the_best_constant(capsys):
+    """The printed summary: the observer the policy runs, the ROS run's and the offline welfare, and the
+    best constant dispatcher's with the learned coordinator's margin over it in both."""
+    from altmarl_ros.commands.demo import _print_report
+
+    report = {"welfare": 161.5, "epochs": 60, "n": 200, "k": 5, "policy_id": "abc",
+              "observer": {"name": "filter", "gain": 0.25, "resolution": 11, "prior": 15.0},
+              "real_time_factor": 1.0, "wall_seconds": 63.0, "odom_msgs_per_s": 4000.0,
+              "offline": {"mean": 160.25, "ci95": 0.5, "rollouts": 100, "p2_5": 155.0, "p97_5": 165.0},
+              "best_constant": {"mean": 158.0, "ci95": 0.75, "detail": "a_g = 1"},
+              "deviation_sd": 0.4, "within_margin": True, "margin_sd": 3.0}
+    _print_report(report, 0.95)
+    out = capsys.readouterr().out
+    assert "filter observer, gain 0.25, pi_g at 11 robots" in out
+    assert re.search(r"ROS 2 fleet \(this run\) +161\.500", out)
+    assert re.search(r"offline, continuous simulator +160\.250 \+- 0\.500", out)
+    assert re.search(r"best constant dispatcher, offline +158\.000 \+- 0\.750 \(a_g = 1.*"
+                     r"learned - constant: ROS run \+3\.500, offline \+2\.250", out)
 
 
 # ------------------------------------------------------------------ which policy the demo deploys

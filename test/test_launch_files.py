@@ -150,7 +150,7 @@ def _write(tmp_path, text):
 
 def test_shipped_fleet_file_loads_and_resolves_the_policy_path():
     fleet = fleet_plan.load_fleet()
-    assert fleet.common["scenario"] == "warehouse_ring"
+    assert fleet.common["scenario"] == "warehouse_ring_hard"
     assert "k" not in fleet.common  # the policy is the one source of k
     assert Path(fleet.common["policy"]).is_absolute()
     assert fleet.parameters_for("fleet_sim")["real_time_factor"] == 1.0

@@ -118,7 +118,7 @@ def test_real_fleet_plan_drives_robots_through_namespaced_local_agents(tmp_path)
 
     policy = tmp_path / "policy.npz"
     save_policy(herding_policy(load_scenario("warehouse_ring"), 2), policy)
-    fleet = fleet_plan.load_fleet(None, {"n_robots": 3, "k": 2, "policy": str(policy)})
+    fleet = fleet_plan.load_fleet(None, {"scenario": "warehouse_ring", "n_robots": 3, "k": 2, "policy": str(policy)})
     specs = fleet_plan.plan_nodes(fleet, "real")
     robots = fleet_plan.NodeSpec(kind="fleet_sim", name="fleet_sim", parameters=fleet.parameters_for("fleet_sim"))
     with supervisor.FleetRun([robots] + specs) as run:

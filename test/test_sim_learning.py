@@ -181,6 +181,32 @@ def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
             assert np.abs(share - k / n).max() < 0.1  # sd of a share ~0.025
 
 
+def test_rollout_measures_the_observers_error_against_the_fleets_zones():
+    """The simulator knows every worker's zone: a fresh sample's TV error is recomputed here from
+    the sampled ids and sim.zones() that on_epoch sees, it is exactly 0 when k = n, and the
+    uniformly random baseline runs no observer (NaN, not a number made up)."""
+    z = SCENARIO.ring.n_zones
+    uniform = np.full((z, z, 3), 1 / 3)
+    k, n, epochs = 3, 12, 30
+    pi_g = np.random.default_rng(0).integers(0, z, (z, n_count_vectors(k, z))).astype(np.int32)
+    expected, measured = [], []
+
+    def on_epoch(sim, sampled, a_g):
+        zones = sim.zones()
+        fleet = np.bincount(zones, minlength=z) / n
+        expected.append(0.5 * np.abs(np.bincount(zones[sampled], minlength=z) / k - fleet).sum())
+
+    run_episode(FleetSim(SCENARIO, n=n, seed=1), pi_g, uniform, k, epochs, np.random.default_rng(2), on_epoch,
+                errors=measured)
+    assert len(measured) == epochs and np.allclose(measured, expected) and max(measured) > 0
+    sizes = dict(horizon=5, seeds=1, rollouts=2)
+    everyone = np.zeros((z, n_count_vectors(n, z)), np.int32)
+    assert sim_rollout_welfare(SCENARIO, everyone, uniform, n, n=n, **sizes).estimation_error == 0.0
+    sampled = sim_rollout_welfare(SCENARIO, pi_g, uniform, k, n=n, **sizes).estimation_error
+    assert 0.0 < sampled <= 1.0
+    assert np.isnan(sim_rollout_welfare(SCENARIO, None, uniform, k, n=n, **sizes).estimation_error)
+
+
 def test_rollout_takes_k_up_to_n_and_reports_its_own_duration():
     import time
 

@@ -27,8 +27,15 @@ HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with
 STATUS_EVERY_SEC = 0.5
 PLAIN_STATUS_EVERY_SEC = 10.0
 DEMO_SELECT_ROLLOUTS = 20  # per candidate observer when the demo trains (train's default: 50)
-DEMO_MAX_COLUMNS = 50_000  # pi_g at <= 30 robots for 5 zones: a few seconds of G-LEARN (train's default 400000)
-TRAIN_K = 10  # k the demo trains a policy for when neither --k nor the fleet file names one
+# pi_g at <= 11 robots for 8 zones (30 for 5): ~1.5 min of ALTERNATING-MARL on warehouse_ring_hard; train's
+# default 400000 allows 17 robots, 11x the columns (docs/training.md, observers in the simulator)
+DEMO_MAX_COLUMNS = 50_000
+TRAIN_K = 5  # k the demo trains a policy for when neither --k nor the fleet file names one: small, where the
+# filter observer matters (a fresh 5-sample of 8 zones is a noisy picture of the fleet)
+# The depot's first local policy: on warehouse_ring_hard the default (the best constant's best response) is
+# already an equilibrium that ties the constant dispatcher; from uniform the alternation reaches one that
+# beats it (docs/sim-learning.md)
+DEMO_START = "uniform"
 MARGIN_SD = 3.0  # the run agrees with the offline evaluation if within this many single-run std devs
 
 
@@ -40,7 +47,7 @@ def add_arguments(parser):
                         help=f"robots the coordinator samples (default: the policy's k; a policy is trained for "
                              f"k = {TRAIN_K} unless the fleet file names k)")
     parser.add_argument("--policy", metavar="P",
-                        help="policy file (default: the fleet file's, runs/warehouse_ring/policy.npz); "
+                        help="policy file (default: the fleet file's, runs/warehouse_ring_hard/policy.npz); "
                              "trained first if it does not exist")
     parser.add_argument("--retrain", action="store_true", help="train the policy even if the file exists")
     parser.add_argument("--processes", action="store_true",
@@ -135,15 +142,17 @@ def _ready_policy(args, base, scenario, wanted_k):
                               f"{policy.k}; use --k {policy.k}{retrain}, or --policy another file")
     k = wanted_k if wanted_k is not None else TRAIN_K
     check_output(path, flag="--policy")
-    print(f"altmarl demo: training ({reason}): altmarl train --scenario {scenario.name} --k {k} --out {path}",
-          file=sys.stderr, flush=True)
+    print(f"altmarl demo: training ({reason}): altmarl train --scenario {scenario.name} --k {k} --out {path} "
+          f"--start {DEMO_START} --select-n {base.n_robots} --select-rollouts {DEMO_SELECT_ROLLOUTS} "
+          f"--max-columns {DEMO_MAX_COLUMNS}", file=sys.stderr, flush=True)
     _train(scenario, k, path, base.n_robots, quiet=args.quiet or args.json)
     return load_policy(path, scenario_hash=scenario.content_hash())
 
 
 def _train(scenario, k: int, path, n: int, quiet: bool) -> None:
-    """The `altmarl train --scenario` code path itself (its parser, defaults and output), with the
-    observer chosen for the demo's fleet of n robots (DEMO_SELECT_ROLLOUTS rollouts per candidate)."""
+    """The `altmarl train --scenario` code path itself (its parser, defaults and output), started at
+    DEMO_START, with the observer chosen for the demo's fleet of n robots (DEMO_SELECT_ROLLOUTS rollouts
+    per candidate) and pi_g capped at DEMO_MAX_COLUMNS count vectors."""
     import contextlib
 
     from altmarl_ros.commands import train
@@ -153,7 +162,7 @@ def _train(scenario, k: int, path, n: int, quiet: bool) -> None:
     source = scenario.source or scenario.name
     train_args = parser.parse_args(["--scenario", str(source), "--k", str(k), "--out", str(path),
                                     "--select-n", str(n), "--select-rollouts", str(DEMO_SELECT_ROLLOUTS),
-                                    "--max-columns", str(DEMO_MAX_COLUMNS)]
+                                    "--max-columns", str(DEMO_MAX_COLUMNS), "--start", DEMO_START]
                                    + (["--quiet"] if quiet else []))
     # Its table goes to stderr so the demo's stdout stays the result (and --json one object).
     with contextlib.redirect_stdout(sys.stderr):

@@ -1,6 +1,7 @@
 """`altmarl train`: ALTERNATING-MARL on a model; writes the policy file and its learning curve."""
 import math
 import sys
+import time
 from pathlib import Path
 
 from altmarl_ros.commands import comparison_json, comparison_lines, finite_or_none, print_json
@@ -262,8 +263,10 @@ def run(args) -> int:
         bar.set_description_str("checking against the baselines")
         # the chosen pair and the baselines on streams the selection did not see
         check_seed = selection_seed + 1
+        check_started = time.perf_counter()
         learned = score(trained.pi_g, trained.pi_l, args.k, trained.observer, check_seed)
         baseline_name, baseline = best_blind_baseline(args, scenario, game, args.k, check_seed, sizes)
+        check_seconds = time.perf_counter() - check_started
     result = trained.result
     rows = [_round_row(log) for log in result.rounds]
     observer_meta = trained.observer.to_meta()
@@ -273,12 +276,12 @@ def run(args) -> int:
               "selection": {**sizes, "seed": selection_seed, "dirichlet_alpha": args.dirichlet_alpha},
               **source_config}
     candidates = [{"observer": c.observer.to_meta(), "welfare": c.welfare, "welfare_ci": c.ci95,
-                   "estimation_error": c.estimation_error} for c in trained.candidates]
+                   "estimation_error": c.estimation_error, "seconds": c.seconds} for c in trained.candidates]
     metrics = {"welfare_estimate": result.welfare_estimate, "nash_gap": result.nash_gap,
                "global_gain": result.global_gain, "local_gain": result.local_gain,
                "converged": result.converged, "stop_reason": result.stop_reason,
                "seconds": trained.seconds, "rounds": rows, "observer_candidates": candidates,
-               "deployed_check": comparison_json(learned, baseline_name, baseline)}
+               "deployed_check": {**comparison_json(learned, baseline_name, baseline), "seconds": check_seconds}}
     from altmarl_ros.core.glearn import fold_local_policy
 
     prediction = (fold_local_policy(game, trained.pi_l)[0], game.mu0_l)  # what the filter predicts with
@@ -298,14 +301,18 @@ def run(args) -> int:
     print(f"returned pair (trained at resolution {K}): surrogate welfare {result.welfare_estimate:.4f}, "
           f"Nash gap {result.nash_gap:.4g} (global {result.global_gain:.4g}, local {result.local_gain:.4g})")
     if args.observer == "filter":
+        print("ALTERNATING-MARL per resolution: " + ", ".join(
+            f"K = {K_run} {run.seconds:.0f} s ({len(run.rounds)} rounds)" for K_run, run in trained.runs.items()))
         print(f"observer candidates (n = {sizes['n']}, {sizes['seeds'] * sizes['rollouts']} rollouts on "
               f"selection streams {selection_seed}):")
         for c in trained.candidates:
             mark = "*" if c.observer == trained.observer else " "
-            print(f" {mark} {c.welfare:9.3f} +- {c.ci95:<6.3f} TV error {c.estimation_error:.3f}  "
+            error = "n/a" if math.isnan(c.estimation_error) else f"{c.estimation_error:.3f}"
+            print(f" {mark} {c.welfare:9.3f} +- {c.ci95:<6.3f} TV error {error:<5}  {c.seconds:5.0f} s  "
                   f"{c.observer.describe()}")
     print(f"observer: {trained.observer.describe()}")
-    print(f"deployed check (n = {sizes['n']}, {sizes['seeds'] * sizes['rollouts']} rollouts, streams {check_seed}):")
+    print(f"deployed check (n = {sizes['n']}, {sizes['seeds'] * sizes['rollouts']} rollouts, streams {check_seed}, "
+          f"{check_seconds:.0f} s):")
     for line in comparison_lines(learned, baseline_name, baseline):
         print(line)
     print(f"wrote {args.out} (policy id {artifact.policy_id}) and {curve}")

@@ -44,6 +44,7 @@ class Candidate:
     welfare: float
     ci95: float
     estimation_error: float
+    seconds: float = float("nan")  # of its selection rollouts
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_G
             break
         on_stage(f"selecting: {spec.describe()}")
         estimate = score(result.pi_g, result.pi_l, spec)
-        candidates.append(Candidate(spec, estimate.mean, estimate.ci95, estimate.estimation_error))
+        candidates.append(Candidate(spec, estimate.mean, estimate.ci95, estimate.estimation_error, estimate.seconds))
     best = max(candidates, key=lambda c: c.welfare) if observer == "filter" else candidates[0]
     chosen = runs[best.observer.resolution]
     return ObservedTraining(pi_g=chosen.pi_g, pi_l=chosen.pi_l, observer=best.observer, result=chosen,
