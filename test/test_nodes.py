@@ -191,7 +191,10 @@ def test_stopping_the_coordinator_stops_the_robots_within_the_timeout(graph, wor
         spy.create_subscription(Twist, cmd_vel_topic(rid), lambda m: commands.append(
             (sim.sim.time, m.linear.x, m.angular.z)), CMD_VEL_QOS)
     assert graph.spin_until(lambda: agents.commands_received >= 2 and speed() > 0.3, timeout=30.0)
+    queued = [timer.callback for timer in coordinator.timers]
     graph.remove(coordinator)
+    for callback in queued:  # an event the executor queued before the removal, delivered after it
+        callback()
     stopped_at = sim.sim.time
     limits = sim.scenario.limits
     braking = max(limits.max_speed / limits.max_accel, limits.max_turn_rate / limits.max_angular_accel)

@@ -67,6 +67,7 @@ class AltmarlNode(Node):
         super().__init__(node_name or self.DEFAULT_NAME, parameter_overrides=parameter_overrides(params),
                          **node_kwargs)
         self._set_up = False
+        self._destroying = False
         try:
             self.setup()
         except BaseException:
@@ -80,8 +81,19 @@ class AltmarlNode(Node):
     def stop_robots(self) -> None:
         """Command the robots this node drives to stand still (nodes that drive robots override it)."""
 
+    def create_timer(self, timer_period_sec, callback, *args, **kwargs):
+        """A timer whose callback is skipped once destroy_node has begun: an executor may still
+        deliver an event it queued before the node left it (EventsExecutor does), and the
+        callback would then publish through destroyed handles."""
+        def unless_destroyed():
+            if not self._destroying:
+                callback()
+
+        return super().create_timer(timer_period_sec, unless_destroyed, *args, **kwargs)
+
     def destroy_node(self):
         """Stop this node's robots first, so no robot keeps its last command when the node goes away."""
+        self._destroying = True
         if self._set_up and self.context.ok():
             try:
                 self.stop_robots()
