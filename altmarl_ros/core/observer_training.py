@@ -31,7 +31,7 @@ from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.observer import OBSERVERS, ObserverError, ObserverSpec, equivalent_samples, fresh
 
 DEFAULT_GAINS = (0.5, 0.25, 0.1)
-DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K = 50 at |S_l| = 5 (G-LEARN ~10 s, ~400 MB)
+DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K up to 53 at |S_l| = 5 (C(57, 4) = 395,010; G-LEARN ~10 s, ~400 MB)
 # Root of the selection rollouts' streams, offset from every seed evaluate/sweep use by default
 # (they use 0, 1, ...), so the chosen parameters are not scored on the streams that picked them.
 SELECTION_SEED = 7_919_000
