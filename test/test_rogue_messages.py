@@ -94,9 +94,17 @@ def test_fleet_survives_every_kind_of_bad_message_and_counts_them(graph, world):
     assert graph.spin_until(lambda: coordinator.epoch >= 2 and agents.commands_received >= 2, timeout=40.0)
     bad_commands = _commands(coordinator.last_command)
     bad_odometry = _odometry_messages()
-    for msg in bad_commands.values():
-        command_pub.publish(msg)
-        graph.spin_until(lambda: False, timeout=0.2)
+    def dropped(node):
+        return sum(n for key, n in node.dropped.counts.items() if key.startswith("GlobalCommand"))
+
+    for kind, msg in bad_commands.items():
+        # who must drop it: markers and the monitor take any k; the agents need not know every robot
+        required = {"k": (agents,), "unknown robot": (markers, monitor)}.get(kind, (agents, markers, monitor))
+        before = [dropped(node) for node in required]
+        for _ in range(3):  # keep-last(1): the coordinator's next command can replace it before it is taken
+            command_pub.publish(msg)
+            if graph.spin_until(lambda: all(dropped(n) > b for n, b in zip(required, before)), timeout=1.0):
+                break
     for _ in range(5):
         for messages in bad_odometry.values():
             for data in messages:
