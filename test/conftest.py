@@ -52,6 +52,16 @@ def toy_baseline():
 
 
 @pytest.fixture(scope="session")
+def warehouse_game():
+    """The shipped paper-size warehouse model (config/models/warehouse.yaml), loaded once."""
+    from pathlib import Path
+
+    from altmarl_ros.core.model import load_model
+
+    return load_model(Path(__file__).resolve().parents[1] / "config" / "models" / "warehouse.yaml")
+
+
+@pytest.fixture(scope="session")
 def trained_tiny(tmp_path_factory):
     """`altmarl train` run once on the tiny model: (model path, policy path, what it printed).
 

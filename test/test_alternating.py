@@ -1,6 +1,5 @@
 """ALTERNATING-MARL: the returned pair is an equilibrium up to the reported gap; the 2*eta rule."""
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from _learn_reference import (all_deterministic_local_policies, exact_Q, exact_s
 from altmarl_ros.core.alternating import alternating_marl, best_constant_start, constant_global_welfare, default_eta
 from altmarl_ros.core.glearn import global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
-from altmarl_ros.core.model import load_model, make_game
+from altmarl_ros.core.model import make_game
 from altmarl_ros.core.policy import uniform_local_policy
 from altmarl_ros.errors import LearnError
 
@@ -136,7 +135,7 @@ def test_round_cap_and_the_reported_durations(game):
     assert 0 < result.rounds[0].seconds <= result.seconds <= elapsed
 
 
-def test_default_eta_by_hand_and_as_documented(game):
+def test_default_eta_by_hand_and_as_documented(game, warehouse_game):
     """0.01 * span(r_l) / ((1 - gamma) sqrt(k)): 0.01 * 4 / (0.2 * 4) = 0.05 for r_l in [-1, 3],
     gamma = 0.8, k = 16; docs/training.md quotes 2*eta = 1.3 at k = 10 and 0.57 at k = 50 on the
     warehouse model."""
@@ -145,7 +144,7 @@ def test_default_eta_by_hand_and_as_documented(game):
     hand = make_game(P_g=np.ones((1, 1, 1)), P_l=np.full((2, 1, 2, 2), 0.5), r_g=np.zeros((1, 1)),
                      r_l=r_l, gamma=0.8)
     assert default_eta(hand, 16) == pytest.approx(0.05, rel=1e-12)
-    warehouse = load_model(Path(__file__).resolve().parents[1] / "config" / "models" / "warehouse.yaml")
+    warehouse = warehouse_game
     assert 2 * default_eta(warehouse, 10) == pytest.approx(1.3, abs=0.05)
     assert 2 * default_eta(warehouse, 50) == pytest.approx(0.57, abs=0.005)
     assert alternating_marl(game, K, rounds=1).eta == default_eta(game, K)  # eta=None means the default

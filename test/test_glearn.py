@@ -227,12 +227,9 @@ def test_extrapolation_step_removes_one_geometric_mode():
     assert np.allclose(V - V_star, 1.5)
 
 
-def test_extrapolation_keeps_the_fixed_point_in_fewer_sweeps():
+def test_extrapolation_keeps_the_fixed_point_in_fewer_sweeps(warehouse_game):
     """Warehouse model, k = 10, uniform locals: same Q within the two runs' error bounds, far fewer sweeps."""
-    from pathlib import Path
-    from altmarl_ros.core.model import load_model
-
-    game = load_model(Path(__file__).resolve().parents[1] / "config" / "models" / "warehouse.yaml")
+    game = warehouse_game
     uniform = np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al)
     tol = 1e-5
     plain = g_learn(game, uniform, 10, tol=tol, extrapolate=False)

@@ -108,16 +108,14 @@ def test_budget_that_cannot_work_is_named(game, pi_l, max_memory):
     assert raised.value.field == "max_memory"
 
 
-def test_the_size_check_budgets_the_plan_not_int32_draws():
+def test_the_size_check_budgets_the_plan_not_int32_draws(warehouse_game):
     """Warehouse k = 100 (4.6 M count vectors) under a 2 GiB budget: int32 draws alone would take
     2.6 GiB, but the plan's codes fit, so the check passes and returns that plan (nothing allocated);
     ALTERNATING-MARL, which keeps draws and Q together plus its reserve, gets a partial store instead."""
-    from pathlib import Path
     from altmarl_ros.core import budget
     from altmarl_ros.core.glearn import alternation_reserve, check_learning_size
-    from altmarl_ros.core.model import load_model
 
-    warehouse = load_model(Path(__file__).resolve().parents[1] / "config" / "models" / "warehouse.yaml")
+    warehouse = warehouse_game
     two_gib = 2 << 30
     with budget.limited(two_gib):
         plan = check_learning_size(warehouse, 100, 30, max_memory=two_gib, keep_draws=False)
