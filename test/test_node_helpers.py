@@ -196,6 +196,7 @@ def test_latest_odometry_stores_bytes_and_reports_fresh_robots(ros_context):
 
 def _command(**fields):
     """A GlobalCommand valid for sizes (3, 2, 3), k = 4, robots 0..9: fresh, 4 robots sampled."""
+    from _command_fields import with_fields
     from altmarl_msgs.msg import GlobalCommand
 
     from altmarl_ros.core.counts import rank
@@ -208,12 +209,7 @@ def _command(**fields):
     msg.query_counts = [2, 1, 1]
     msg.count_rank = int(rank(np.array([2, 1, 1])))
     msg.policy_id = "0" * 16
-    for name, value in fields.items():
-        if name == "frame_id":
-            msg.header.frame_id = value
-        else:
-            setattr(msg, name, value)
-    return msg
+    return with_fields(msg, **fields)
 
 
 def _filter_command(query, **fields):

@@ -20,6 +20,7 @@ rclpy = pytest.importorskip("rclpy")
 from altmarl_msgs.msg import GlobalCommand  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
+from _command_fields import with_fields  # noqa: E402
 from test_nodes import K, N, Graph, graph, world  # noqa: E402,F401  (fixtures)
 
 from altmarl_ros.core.counts import n_count_vectors  # noqa: E402
@@ -30,13 +31,7 @@ from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS, ODOM_QOS  # noqa: E402
 def _commands(valid: GlobalCommand) -> dict:
     """reason -> a GlobalCommand (or raw bytes) wrong in exactly that field, built from a real one."""
     def changed(**fields):
-        msg = deserialize_message(serialize_message(valid), GlobalCommand)  # a deep copy
-        for name, value in fields.items():
-            if name == "frame_id":
-                msg.header.frame_id = value
-            else:
-                setattr(msg, name, value)
-        return msg
+        return with_fields(deserialize_message(serialize_message(valid), GlobalCommand), **fields)  # a deep copy
 
     counts = list(valid.counts)
     n_f = n_count_vectors(K, len(counts))
