@@ -315,7 +315,7 @@ def _fill_draws(draws, k, S_l, m):
     S_g = accept.shape[0]
     N = max(ranks.shape[0], codes.shape[0])
     block = (N + _N_BLOCKS - 1) // _N_BLOCKS
-    escapes = np.zeros(N, np.int64)
+    escapes = np.zeros(codes.shape[0], np.int64)  # int32 ranks have no escapes: nothing to count
     for g in range(S_g):  # one global state at a time: its alias tables stay in cache
         for b in prange(_N_BLOCKS):
             F = np.empty(S_l, np.int64)
