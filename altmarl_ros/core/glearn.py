@@ -547,6 +547,14 @@ def alternation_reserve(game, k: int) -> int:
     return cells * (4 * game.n_ag + 4 + 3 * 8)
 
 
+def alternation_budget(game, k: int, m: int, table_bytes: int, max_memory):
+    """G-LEARN's share of an ALTERNATING-MARL memory budget (None: no budget): max_memory less
+    alternation_reserve, after checking that the plan (draws kept) and the reserve fit together."""
+    reserve = alternation_reserve(game, k)
+    check_learning_size(game, k, m, table_bytes, max_memory, keep_draws=True, reserve=reserve)
+    return None if max_memory is None else max_memory - reserve
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
     """How one G-LEARN call holds its draws, what its arrays take, and what recomputation costs.
@@ -954,9 +962,7 @@ def plan_memory(source, k, m=30, max_memory=None, pi_l=None, seed=0, *, table_by
     game = as_game(source, pool, seed)
     pi_l = uniform_local_policy(game) if pi_l is None else check_local_policy(game.sizes, pi_l, LearnError)
     if alternating:
-        reserve = alternation_reserve(game, k)
-        check_learning_size(game, k, m, table_bytes, max_memory, keep_draws=True, reserve=reserve)
-        max_memory, keep_draws = (None if max_memory is None else max_memory - reserve), True
+        max_memory, keep_draws = alternation_budget(game, k, m, table_bytes, max_memory), True
     return _Surrogate(game, pi_l, k, m, seed, table_bytes, max_memory, keep_draws, fill=False).plan
 
 
