@@ -31,8 +31,9 @@ def reference(game, pi_l):
     return result
 
 
-def _codes_bytes(game):
-    return plan_memory(game, K, M).n_f * game.n_sg * M * 2
+def _codes_bytes(game, k=K):
+    """A store that holds every row's codes (2 bytes a draw) and its escape count (8 bytes a row)."""
+    return plan_memory(game, k, M).n_f * (game.n_sg * M * 2 + 8)
 
 
 def _same(a, b):
@@ -56,7 +57,7 @@ def test_codes_decode_every_field_width(n_sl):
     pi_l = np.random.default_rng(n_sl).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
     k = 7
     ranks = g_learn(game, pi_l, k, m=M, seed=3)
-    coded = g_learn(game, pi_l, k, m=M, seed=3, table_bytes=plan_memory(game, k, M).n_f * game.n_sg * M * 2)
+    coded = g_learn(game, pi_l, k, m=M, seed=3, table_bytes=_codes_bytes(game, k))
     assert ranks.plan.layout == "ranks" and coded.plan.layout == "codes" and coded.table_fraction == 1.0
     _same(coded, ranks)
 
@@ -65,7 +66,7 @@ def test_stored_escapes_give_the_same_answer(game, pi_l, reference):
     """With room beside the codes, the escaped draws' ranks are kept instead of recomputed every sweep."""
     codes = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=_codes_bytes(game)).plan
     escapes = round(codes.escape_fraction * codes.n_f * game.n_sg * M)
-    room = 8 * (codes.n_f + 1) + 4 * escapes
+    room = 4 * escapes  # their int32 ranks; the per-row index is already in the codes' bytes
     assert _codes_bytes(game) + room < 2 * _codes_bytes(game)  # still below int32 ranks' size
     stored = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=_codes_bytes(game) + room)
     assert stored.plan.layout == "codes" and stored.plan.escapes_stored and stored.plan.escape_fraction > 0.01

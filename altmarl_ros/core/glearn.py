@@ -313,13 +313,12 @@ def _successors(draws, F, f, g, base, shifts, counts, remaining, out, slot):
 
 
 @njit(parallel=True, cache=True)
-def _fill_draws(draws, k, S_l, m):
-    """Store the draws of the stored rows (ranks or codes); returns the escaped codes of each row."""
+def _fill_draws(draws, k, S_l, m, row_escapes):
+    """Store the draws of the stored rows (ranks or codes); row_escapes[f] += row f's escaped codes."""
     ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
     S_g = accept.shape[0]
     N = max(ranks.shape[0], codes.shape[0])
     block = (N + _N_BLOCKS - 1) // _N_BLOCKS
-    escapes = np.zeros(codes.shape[0], np.int64)  # int32 ranks have no escapes: nothing to count
     for g in range(S_g):  # one global state at a time: its alias tables stay in cache
         for b in prange(_N_BLOCKS):
             F = np.empty(S_l, np.int64)
@@ -338,8 +337,7 @@ def _fill_draws(draws, k, S_l, m):
                         code = _encode(counts[i], base)
                         codes[f, g, i] = code
                         if code == ESCAPE:
-                            escapes[f] += 1
-    return escapes
+                            row_escapes[f] += 1
 
 
 @njit(parallel=True, cache=True)
@@ -628,7 +626,7 @@ def _plan(sizes, k, m, n_f, table_bytes, max_memory, keep_draws) -> MemoryPlan:
     alias_bytes = n_sg * n_sl * max(n_sl - 1, 1) * (k + 1) ** 2 * 12
     fixed = alias_bytes + 2 * n_f * n_sg * 8
     result = n_sg * n_f * (n_ag * 4 + 4)
-    options = _layout_options(n_sl, n_sg * m * 4, n_sg * m * 2)
+    options = _layout_options(n_sl, n_sg * m * 4, n_sg * m * 2 + 8)  # codes: + a row's escape count (int64)
 
     def plan(layout, row_bytes, n_cached, release):
         return MemoryPlan(layout, n_f, n_sg, m, n_cached, n_cached * row_bytes, fixed, result, release)
@@ -751,23 +749,26 @@ class _Surrogate:
             self.table = storage
         else:
             self.codes = storage
-        row_escapes = _fill_draws(self.draws, k, game.n_sl, m)
+        # a codes store counts each row's escapes in what becomes their index (escape_start)
+        index = np.zeros(plan.n_cached + 1 if plan.layout == "codes" else 1, np.int64)
+        _fill_draws(self.draws, k, game.n_sl, m, index[1:])
         if plan.layout == "codes" and plan.n_cached:
-            self.plan = replace(self.plan, escape_fraction=row_escapes.sum() / storage.size)
+            self.plan = replace(self.plan, escape_fraction=index.sum() / storage.size)
             slack = table_bytes - plan.draw_bytes if max_memory is None else max_memory - plan.peak_bytes
-            self._store_escapes(row_escapes, slack)
+            self._store_escapes(index, slack)
         self.table_fraction = plan.cached_fraction
 
-    def _store_escapes(self, row_escapes, slack):
-        """Keep the escaped codes' ranks (int32, indexed per row) when they fit the budget's slack
-        (the draw store's, or max_memory's), so that sweeps read them instead of recomputing
-        them; the plan then counts their bytes."""
-        total = int(row_escapes.sum())
-        extra = 8 * (row_escapes.shape[0] + 1) + 4 * total
+    def _store_escapes(self, index, slack):
+        """Keep the escaped codes' ranks (int32) when they fit the budget's slack (the draw
+        store's, or max_memory's), so that sweeps read them instead of recomputing them; the
+        plan then counts their bytes. index[1 + f] holds row f's escapes and becomes, summed
+        in place, escape_start (the plan already counts it: 8 bytes a stored row)."""
+        total = int(index.sum())
+        extra = 4 * total
         if total == 0 or extra > slack:
             return
-        self.escape_start = np.zeros(row_escapes.shape[0] + 1, np.int64)
-        np.cumsum(row_escapes, out=self.escape_start[1:])
+        np.cumsum(index[1:], out=index[1:])
+        self.escape_start = index
         self.escaped = np.empty(total, np.int32)
         _fill_escapes(self.draws, self.k, self.game.n_sl, self.m)
         self.plan = replace(self.plan, draw_bytes=self.plan.draw_bytes + extra, escapes_stored=True)
