@@ -10,6 +10,7 @@ from altmarl_ros.core.counts import (
     RANKING_SCHEME,
     CountsError,
     rank_kernel,
+    successor_kernel,
     enumerate_count_vectors,
     n_count_vectors,
     rank,
@@ -40,6 +41,18 @@ def test_rank_unrank_is_a_bijection_onto_range(S):
         table = enumerate_count_vectors(k, S)
         assert table.shape == (N, S) and table.dtype == np.int64
         assert [tuple(row) for row in table] == [ranks[r] for r in range(N)]
+
+
+@pytest.mark.parametrize("S", [2, 3, 5, 8])
+def test_successor_steps_through_every_rank_in_order(S):
+    """successor_kernel (no search) against unrank (a binary search per bar), from rank 0 to the last."""
+    step = njit(lambda F: successor_kernel(F))
+    for k in (0, 1, 2, 7):
+        N = n_count_vectors(k, S)
+        F = unrank(0, k, S)
+        for r in range(1, N):
+            step(F)
+            assert tuple(F) == tuple(unrank(r, k, S)), (k, S, r)
 
 
 def test_rank_order_is_colex_on_bar_positions():

@@ -53,7 +53,8 @@ from numba import njit, prange
 
 from altmarl_ros.core import budget
 from altmarl_ros.core._checks import as_float, integer
-from altmarl_ros.core.counts import n_count_vectors, rank_kernel as _rank, unrank_kernel as _unrank
+from altmarl_ros.core.counts import n_count_vectors, rank_kernel as _rank, successor_kernel as _successor
+from altmarl_ros.core.counts import unrank_kernel as _unrank
 from altmarl_ros.core.model import MeanFieldGame
 from altmarl_ros.core.rng import counter_uniform
 from altmarl_ros.core.policy import FOR_THIS_K, check_global_policy, check_local_policy, uniform_local_policy
@@ -312,6 +313,15 @@ def _successors(draws, F, f, g, base, shifts, counts, remaining, out, slot):
     return slot
 
 
+@njit(cache=True, inline="always")
+def _next_in_block(f, first, k, F):
+    """F <- unrank(f) in a loop over consecutive ranks from `first`: a search once, then successor steps."""
+    if f == first:
+        _unrank(f, k, F)
+    else:
+        _successor(F)
+
+
 @njit(parallel=True, cache=True)
 def _fill_draws(draws, k, S_l, m, row_escapes):
     """Store the draws of the stored rows (ranks or codes); row_escapes[f] += row f's escaped codes."""
@@ -325,8 +335,9 @@ def _fill_draws(draws, k, S_l, m, row_escapes):
             counts = np.empty((m, S_l), np.int64)
             remaining = np.empty(m, np.int64)
             base = np.empty(max(S_l - 1, 1), np.int64)
-            for f in range(b * block, min(N, (b + 1) * block)):
-                _unrank(f, k, F)
+            first = b * block
+            for f in range(first, min(N, (b + 1) * block)):
+                _next_in_block(f, first, k, F)
                 _draw_counts(F, f, g, accept, alias, order, key, counts, remaining)
                 if ranks.shape[0] > 0:
                     for i in range(m):
@@ -443,8 +454,9 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
         ranks = np.empty(m, np.int64)
         w = np.empty(S_g)
         lo, hi = np.inf, -np.inf
-        for f in range(f_lo + b * block, min(f_hi, f_lo + (b + 1) * block)):
-            _unrank(f, k, F)
+        first = f_lo + b * block
+        for f in range(first, min(f_hi, f_lo + (b + 1) * block)):
+            _next_in_block(f, first, k, F)
             slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
             for g in range(S_g):
                 local = 0.0
@@ -489,8 +501,9 @@ def _initial_weighted_sum(V, k, log_mu0_l, mu0_g):
     for b in prange(_N_BLOCKS):
         F = np.empty(log_mu0_l.shape[0], np.int64)
         acc = 0.0
-        for f in range(b * block, min(N_F, (b + 1) * block)):
-            _unrank(f, k, F)
+        first = b * block
+        for f in range(first, min(N_F, (b + 1) * block)):
+            _next_in_block(f, first, k, F)
             weight = math.exp(log_multinomial_pmf(F, k, log_mu0_l, log_fact))
             if weight > 0.0:
                 for g in range(S_g):
