@@ -177,28 +177,36 @@ def _binomial_alias(P_fused, order, k):
 
 
 @njit(cache=True)
-def _draw_counts(F, f, g, accept, alias, order, key, counts, remaining):
+def _draw_counts(F, f, g, accept, alias, order, key, counts, work):
     """counts[i] = next count vector of draw i < m of (s_g = g, F = unrank(f)).
 
     Draw i uses the uniforms of counters S_l^2 ((f S_g + g) m + i) + (j S_l + t).
     The m draws advance together, binomial (j, t) for all i at a time: they are
     independent, so the CPU overlaps them instead of waiting on each draw's chain.
+    Only the draws with agents of source j still to place take the next binomial
+    (work[1] lists them, compacted without branches; work[0] holds the agents left):
+    the others would get x = 0 whatever their uniform.
     """
     S_g, S_l = accept.shape[0], F.shape[0]
     m = counts.shape[0]
     base = np.uint64((f * S_g + g) * m)
+    remaining, active = work[0], work[1]
     counts[:, :] = 0
     for j in range(S_l):
         if F[j] == 0:
             continue
         remaining[:] = F[j]
+        for i in range(m):
+            active[i] = i
+        n_active = m
         for t in range(S_l - 1):
             row_accept = accept[g, j, t]
             row_alias = alias[g, j, t]
             offset = np.uint64(j * S_l + t)
             target = order[g, j, t]
-            left = 0
-            for i in range(m):
+            still = 0
+            for slot in range(n_active):
+                i = active[slot]
                 n = remaining[i]
                 y = counter_uniform(key, (base + np.uint64(i)) * np.uint64(S_l * S_l) + offset) * (n + 1)
                 x = min(int(y), n)
@@ -206,8 +214,10 @@ def _draw_counts(F, f, g, accept, alias, order, key, counts, remaining):
                 x = other if y - x >= row_accept[n, x] else x
                 counts[i, target] += x
                 remaining[i] = n - x
-                left += n - x
-            if left == 0:
+                active[still] = i
+                still += n - x > 0
+            n_active = still
+            if n_active == 0:
                 break
         last = order[g, j, S_l - 1]
         for i in range(m):
@@ -215,9 +225,9 @@ def _draw_counts(F, f, g, accept, alias, order, key, counts, remaining):
 
 
 @njit(cache=True)
-def _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, ranks):
+def _draw_ranks(F, f, g, accept, alias, order, key, counts, work, ranks):
     """ranks[i] = rank of draw i (i < m) of the next count vector of (s_g = g, F = unrank(f))."""
-    _draw_counts(F, f, g, accept, alias, order, key, counts, remaining)
+    _draw_counts(F, f, g, accept, alias, order, key, counts, work)
     for i in range(ranks.shape[0]):
         ranks[i] = _rank(counts[i])
 
@@ -275,7 +285,7 @@ def _encode(counts_row, base):
 
 
 @njit(cache=True, inline="always")
-def _successors(draws, F, f, g, base, shifts, counts, remaining, out, slot):
+def _successors(draws, F, f, g, base, shifts, counts, work, out, slot):
     """out[i] = rank of draw i of (g, F = unrank(f)): decoded code, stored escape, or recomputed.
 
     For rows beyond the stored ranks (those the sweep gathers in place). `shifts` are the
@@ -289,7 +299,7 @@ def _successors(draws, F, f, g, base, shifts, counts, remaining, out, slot):
     ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
     m = out.shape[0]
     if f >= codes.shape[0]:
-        _draw_ranks(F, f, g, accept, alias, order, key, counts, remaining, out)
+        _draw_ranks(F, f, g, accept, alias, order, key, counts, work, out)
         return slot
     _code_base(F, g, mean_cum, base)
     flat = cols.ravel()
@@ -333,12 +343,12 @@ def _fill_draws(draws, k, S_l, m, row_escapes):
         for b in prange(_N_BLOCKS):
             F = np.empty(S_l, np.int64)
             counts = np.empty((m, S_l), np.int64)
-            remaining = np.empty(m, np.int64)
+            work = np.empty((2, m), np.int64)
             base = np.empty(max(S_l - 1, 1), np.int64)
             first = b * block
             for f in range(first, min(N, (b + 1) * block)):
                 _next_in_block(f, first, k, F)
-                _draw_counts(F, f, g, accept, alias, order, key, counts, remaining)
+                _draw_counts(F, f, g, accept, alias, order, key, counts, work)
                 if ranks.shape[0] > 0:
                     for i in range(m):
                         ranks[f, g, i] = _rank(counts[i])
@@ -381,11 +391,11 @@ def _sample_draw_costs(draws, k, S_l, m, states):
     for s in prange(states.shape[0]):
         F = np.empty(S_l, np.int64)
         counts = np.empty((m, S_l), np.int64)
-        remaining = np.empty(m, np.int64)
+        work = np.empty((2, m), np.int64)
         base = np.empty(max(S_l - 1, 1), np.int64)
         f, g = states[s, 0], states[s, 1]
         _unrank(f, k, F)
-        _draw_counts(F, f, g, accept, alias, order, key, counts, remaining)
+        _draw_counts(F, f, g, accept, alias, order, key, counts, work)
         _code_base(F, g, mean_cum, base)
         for i in range(m):
             escapes[s] += _encode(counts[i], base) == ESCAPE
@@ -449,7 +459,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
         counts = np.empty((m, S_l), np.int64)
-        remaining = np.empty(m, np.int64)
+        work = np.empty((2, m), np.int64)
         base = np.empty(max(S_l - 1, 1), np.int64)
         ranks = np.empty(m, np.int64)
         w = np.empty(S_g)
@@ -466,7 +476,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
                 if f < stored_ranks.shape[0]:  # the common case: gather straight from the store
                     _gather_rows(V_old, stored_ranks[f, g], w)
                 else:
-                    slot = _successors(draws, F, f, g, base, shifts, counts, remaining, ranks, slot)
+                    slot = _successors(draws, F, f, g, base, shifts, counts, work, ranks, slot)
                     _gather_rows(V_old, ranks, w)
                 best, best_a, chosen = -np.inf, 0, 0.0
                 for a in range(A_g):
