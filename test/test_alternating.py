@@ -151,7 +151,8 @@ def test_default_eta_by_hand_and_as_documented(game, warehouse_game):
 
 
 @pytest.mark.parametrize("kwargs, field", [(dict(eta=-1.0), "eta"), (dict(rounds=0), "rounds"),
-                                           (dict(gain_tol=0.0), "gain_tol"), (dict(start="best"), "start"),
+                                           (dict(gain_tol=0.0), "gain_tol"),
+                                           (dict(start="best"), "start"), (dict(start="random"), "start"),
                                            (dict(start=np.ones((3, 2, 3))), "start[0, 0, :]")])
 def test_bad_arguments_name_the_field(game, kwargs, field):
     with pytest.raises(LearnError) as raised:

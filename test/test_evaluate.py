@@ -25,6 +25,7 @@ from altmarl_ros.core.evaluate import (
 from altmarl_ros.core.glearn import g_learn, global_best_response_gain
 from altmarl_ros.core.llearn import l_learn, local_best_response_gain
 from altmarl_ros.core.model import make_game
+from altmarl_ros.core.observer import ObserverSpec
 from altmarl_ros.core.policy import PolicyError
 
 
@@ -132,6 +133,26 @@ def test_a_fresh_subset_is_drawn_at_every_step():
     exact = 0.25 + 0.25 * (1 - gamma**horizon) / (1 - gamma)
     est = rollout_welfare(game, pi_g, np.ones((2, 2, 1)), 1, n=2, horizon=horizon, seeds=2, rollouts=5000)
     assert abs(est.mean - exact) <= 2 * est.ci95 < 0.1, (est.mean, exact, est.ci95)
+
+
+@pytest.mark.parametrize("gain", [0.25, 0.6])
+def test_a_filter_forgets_its_prior_at_rate_one_minus_gain(gain):
+    """The filter's memory, through the rollout kernel: frozen locals (P_l = identity), every robot
+    sampled (k = n), and a prior mu0_l worth the filter's steady weight W = k (1 - gain) / gain. Then
+    each correction's gain is exactly `gain` and the estimate's distance to the (constant) fleet
+    shrinks by 1 - gain per decision: error_t = TV_0 (1 - gain)^(t+1), TV_0 = the prior's distance,
+    which varies by rollout. So the mean error over H decisions is (1 - (1 - gain)^H) / (H gain)
+    times that over one decision, for the same rollouts (same seed: same initial fleets)."""
+    k, horizon = 4, 12
+    game = make_game(P_g=np.ones((1, 1, 1)), P_l=np.ones((2, 1, 1, 1)) * np.eye(2)[:, None, None, :],
+                     r_g=np.zeros((1, 1)), r_l=np.zeros((2, 1, 1)), gamma=0.9, mu0_l=[0.3, 0.7])
+    spec = ObserverSpec("filter", gain, k, prior=k * (1 - gain) / gain)
+    pi_g = np.zeros((1, n_count_vectors(k, 2)), np.int32)
+    args = dict(n=k, seeds=2, rollouts=50, seed=8, observer=spec)
+    first = rollout_welfare(game, pi_g, np.ones((2, 1, 1)), k, horizon=1, **args).estimation_error
+    mean = rollout_welfare(game, pi_g, np.ones((2, 1, 1)), k, horizon=horizon, **args).estimation_error
+    assert first >= 0.05 * (1 - gain)  # 4 x 0.3 robots is never a count: every prior is off by >= 0.05
+    assert mean / first == pytest.approx((1 - (1 - gain) ** horizon) / (horizon * gain), rel=1e-12)
 
 
 def test_nash_gap_of_non_equilibrium_pairs_is_the_larger_gain():

@@ -94,6 +94,7 @@ def test_a_budget_that_forces_release_frees_the_draws_and_keeps_the_answer(game,
 def test_ample_budget_stores_ranks_and_the_gain_keeps_its_draws(game, pi_l, reference):
     plan = plan_memory(game, K, M, max_memory=1 << 30)
     assert plan.layout == "ranks" and plan.cached_fraction == 1.0 and not plan.release_draws
+    assert "int32 ranks" in plan.describe() and "codes" not in plan.describe()
     worst = reference.Q.argmin(axis=2).astype(np.int32)
     kept = plan_memory(game, K, M, keep_draws=True, table_bytes=0,
                        max_memory=plan_memory(game, K, M, table_bytes=_codes_bytes(game)).peak_bytes)
@@ -113,6 +114,21 @@ def test_small_budget_stores_part_of_the_codes_and_says_what_it_costs(game):
     assert freeing.peak_bytes <= budget
     assert plan.recomputed_per_sweep > (1 - plan.cached_fraction) * plan.n_f * game.n_sg * M
     assert plan.draw_seconds > 0 and "recomputed per sweep" in plan.describe()
+    assert "16-bit codes" in plan.describe() and "ranks" not in plan.describe()
+
+
+def test_the_plan_samples_the_escape_rate_the_fill_counts(game, pi_l):
+    """plan_memory estimates the codes' escape rate from up to 2048 (s_g, F) states, before anything
+    is stored; the fill then counts every stored code. With fewer states than that (k = 7: 792 count
+    vectors x 2) the sample is every state once, so the two rates agree exactly; at K = 10 (6006
+    states) the sample is within a tenth of the count."""
+    for k, rel in ((7, 0.0), (K, 0.1)):
+        codes_bytes = plan_memory(game, k, M).n_f * game.n_sg * M * 2
+        sampled = plan_memory(game, k, M, pi_l=pi_l, seed=5, table_bytes=codes_bytes)
+        counted = g_learn(game, pi_l, k, m=M, seed=5, table_bytes=codes_bytes).plan
+        assert sampled.layout == counted.layout == "codes" and counted.cached_fraction == 1.0
+        assert counted.escape_fraction > 0.002  # 3-bit fields: some draws leave their window
+        assert sampled.escape_fraction == pytest.approx(counted.escape_fraction, rel=rel, abs=0)
 
 
 @pytest.mark.parametrize("max_memory", [1, 0, -5, 2.5, "1G"])

@@ -11,7 +11,7 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 
 from altmarl_ros.nodes import _cdr  # noqa: E402
-from altmarl_ros.nodes._validate import odometry_problem  # noqa: E402
+from altmarl_ros.nodes._validate import MAX_POSITION_M, odometry_problem  # noqa: E402
 from altmarl_ros.nodes._params import (ParameterError, declare_float, declare_int,  # noqa: E402
                                        declare_robot_ids, declare_str, parse_robot_ids)
 
@@ -105,6 +105,12 @@ def test_unusable_odometry_bytes_are_named_not_raised():
     far = _odometry(np.random.default_rng(3), 4, 4, 0.0)
     far.pose.pose.position.x = 1e7
     assert odometry_problem(serialize_message(far)) == (None, "position out of range")
+    for axis in ("x", "y"):  # the limit itself is a position; anything beyond it is not
+        edge = _odometry(np.random.default_rng(3), 4, 4, 0.0)
+        setattr(edge.pose.pose.position, axis, -MAX_POSITION_M)
+        assert odometry_problem(serialize_message(edge))[1] is None
+        setattr(edge.pose.pose.position, axis, np.nextafter(MAX_POSITION_M, math.inf))
+        assert odometry_problem(serialize_message(edge)) == (None, "position out of range")
 
 
 def test_robot_ids_from_count_or_list():
@@ -262,11 +268,15 @@ def test_command_check_names_the_first_bad_field(name, fields, reason):
 
 
 def test_command_check_without_a_policy_k_or_a_fleet_list():
+    from altmarl_ros.core.counts import rank
     from altmarl_ros.nodes._validate import CommandCheck
 
     anyone = CommandCheck((3, 2, 3))  # k up to the fleet, robots not known
     assert anyone.problem(_command(sampled_ids=[1, 4, 7, 500])) is None
     assert anyone.problem(_command(k=0))[0] == "k"
+    one = _command(k=1, sampled_ids=[7], counts=[0, 0, 1], estimate=[0.0, 0.0, 1.0], query_counts=[0, 0, 1],
+                   count_rank=int(rank(np.array([0, 0, 1]))))
+    assert anyone.problem(one) is None  # k = 1, the smallest sample
     fleet = CommandCheck((3, 2, 3), robot_ids=range(4))
     assert fleet.problem(_command(sampled_ids=[0, 1, 2, 3])) is None  # k = 4 = the fleet
     assert fleet.problem(_command(k=5, sampled_ids=[0, 1, 2, 3]))[0] == "k"  # k above the fleet

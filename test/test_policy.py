@@ -15,6 +15,7 @@ from altmarl_ros.core.policy import (
     build_policy,
     load_policy,
     save_policy,
+    uniform_local_policy,
 )
 
 K = 3
@@ -103,12 +104,28 @@ def test_mismatch_lists_every_difference(tmp_path):
     path = save_policy(tiny_policy(scenario=("ring", "1111111111111111")), tmp_path / "p.npz")
     other = tiny_game(gamma=0.8, n_sl=4)
     with pytest.raises(PolicyMismatch) as info:
-        load_policy(path, game=other, k=5, scenario_hash="2222222222222222")
+        load_policy(path, game=other, k=5, scenario_hash="2222222222222222", observer="filter")
     message = str(info.value)
     for fragment in ("p.npz", "model hash", "n_sl 3 in the policy, 4 in the model",
-                     "k 3 in the policy, 5 requested", "scenario hash 1111111111111111"):
+                     "k 3 in the policy, 5 requested", "scenario hash 1111111111111111",
+                     "observer fresh in the policy"):
         assert fragment in message
     assert "n_sg" not in message  # only real differences are listed
+
+
+def test_the_uniform_local_policy_is_one_over_the_local_actions():
+    game = tiny_game()
+    assert np.array_equal(uniform_local_policy(game), np.full((game.n_sl, game.n_sg, game.n_al), 1 / game.n_al))
+
+
+def test_a_filter_policy_built_from_the_game_carries_the_model_it_predicts_with():
+    from altmarl_ros.core.observer import ObserverSpec
+
+    game = tiny_game()  # every local moves uniformly whatever it does: the fused model is uniform
+    artifact = tiny_policy(game, observer=ObserverSpec("filter", 0.5, K))
+    assert np.allclose(artifact.observer_P, np.full((game.n_sg, game.n_sl, game.n_sl), 1 / game.n_sl),
+                       rtol=0, atol=1e-15)
+    assert np.array_equal(artifact.observer_mu0, game.mu0_l)
 
 
 def test_ranking_scheme_mismatch(tmp_path):

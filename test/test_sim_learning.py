@@ -207,6 +207,24 @@ def test_rollout_measures_the_observers_error_against_the_fleets_zones():
     assert np.isnan(sim_rollout_welfare(SCENARIO, None, uniform, k, n=n, **sizes).estimation_error)
 
 
+def test_rollout_runs_the_fresh_observer_it_is_given_and_a_filter_only_with_its_model():
+    """Passing the paper's fresh observer is the default deployment (bit for bit), and needs no
+    prediction model; a filter without the model it predicts with is refused, naming `prediction`."""
+    from altmarl_ros.core.observer import ObserverSpec, fresh
+    from altmarl_sim.rollout import RolloutError
+
+    z = SCENARIO.ring.n_zones
+    uniform = np.full((z, z, 3), 1 / 3)
+    k, sizes = 3, dict(n=8, horizon=5, seeds=1, rollouts=2)
+    pi_g = np.random.default_rng(0).integers(0, z, (z, n_count_vectors(k, z))).astype(np.int32)
+    default = sim_rollout_welfare(SCENARIO, pi_g, uniform, k, **sizes)
+    given = sim_rollout_welfare(SCENARIO, pi_g, uniform, k, observer=fresh(k), **sizes)
+    assert np.array_equal(given.returns, default.returns) and given.estimation_error == default.estimation_error
+    with pytest.raises(RolloutError) as raised:
+        sim_rollout_welfare(SCENARIO, pi_g, uniform, k, observer=ObserverSpec("filter", 0.5, k), **sizes)
+    assert raised.value.field == "prediction"
+
+
 def test_rollout_takes_k_up_to_n_and_reports_its_own_duration():
     import time
 
