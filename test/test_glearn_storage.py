@@ -31,8 +31,9 @@ def reference(game, pi_l):
     return result
 
 
-def _codes_bytes(game):
-    return plan_memory(game, K, M).n_f * game.n_sg * M * 2
+def _codes_bytes(game, k=K):
+    """A store that holds every row's codes (2 bytes a draw) and its escape count (8 bytes a row)."""
+    return plan_memory(game, k, M).n_f * (game.n_sg * M * 2 + 8)
 
 
 def _same(a, b):
@@ -48,11 +49,24 @@ def test_codes_with_escapes_give_the_same_answer(game, pi_l, reference):
     _same(coded, reference)
 
 
+@pytest.mark.parametrize("n_sl", [2, 3, 4, 9])
+def test_codes_decode_every_field_width(n_sl):
+    """A code holds n_sl - 1 fields of 16 // (n_sl - 1) bits (16, 8, 5 and 2 here; 3 in the fixture):
+    each width decodes to the ranks the int32 layout stores."""
+    game = random_game(30 + n_sl, n_sg=2, n_ag=2, n_sl=n_sl, n_al=2)
+    pi_l = np.random.default_rng(n_sl).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    k = 7
+    ranks = g_learn(game, pi_l, k, m=M, seed=3)
+    coded = g_learn(game, pi_l, k, m=M, seed=3, table_bytes=_codes_bytes(game, k))
+    assert ranks.plan.layout == "ranks" and coded.plan.layout == "codes" and coded.table_fraction == 1.0
+    _same(coded, ranks)
+
+
 def test_stored_escapes_give_the_same_answer(game, pi_l, reference):
     """With room beside the codes, the escaped draws' ranks are kept instead of recomputed every sweep."""
     codes = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=_codes_bytes(game)).plan
     escapes = round(codes.escape_fraction * codes.n_f * game.n_sg * M)
-    room = 8 * (codes.n_f + 1) + 4 * escapes
+    room = 4 * escapes  # their int32 ranks; the per-row index is already in the codes' bytes
     assert _codes_bytes(game) + room < 2 * _codes_bytes(game)  # still below int32 ranks' size
     stored = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=_codes_bytes(game) + room)
     assert stored.plan.layout == "codes" and stored.plan.escapes_stored and stored.plan.escape_fraction > 0.01

@@ -43,9 +43,8 @@ import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.baselines import constant_global_candidates
-from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, alternation_reserve, check_learning_args,
-                                     check_learning_size, check_max_memory, learn_with_surrogate,
-                                     surrogate_gain)
+from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, alternation_budget, check_learning_args,
+                                     check_max_memory, learn_with_surrogate, surrogate_gain)
 from altmarl_ros.core.glearn import fold_local_policy
 from altmarl_ros.core.llearn import l_learn
 from altmarl_ros.core.policy import check_local_policy, uniform_local_policy
@@ -148,9 +147,7 @@ def alternating_marl(source, k, m=30, rounds=10, eta=None, seed=0, tol=1e-4, pro
     if gain_tol <= 0:
         raise LearnError("gain_tol", f"must be > 0, got {gain_tol:g}")
     game = as_game(source, pool, seed)
-    reserve = alternation_reserve(game, k)
-    check_learning_size(game, k, m, table_bytes, max_memory, keep_draws=True, reserve=reserve)
-    glearn_memory = None if max_memory is None else max_memory - reserve
+    glearn_memory = alternation_budget(game, k, m, table_bytes, max_memory)
     if eta is None:
         eta = default_eta(game, k)
     eta = as_float(LearnError, "eta", eta)
