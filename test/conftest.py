@@ -16,6 +16,15 @@ if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
 
 import pytest  # noqa: E402
 
+# The longest compute-bound tests (minutes of wall on a loaded machine), started first so that under
+# pytest-xdist neither starts last and runs alone at the end (the sweep's did); the rest keep their order.
+LONGEST_FIRST = ("test/test_sweep.py::test_tiny_grid_end_to_end_then_resume_recomputes_nothing",
+                 "test/test_sim_learning.py::test_train_and_evaluate_a_scenario_end_to_end")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable
+
 
 @pytest.fixture
 def ros_context():

@@ -257,8 +257,10 @@ def test_render_writes_a_png_and_a_gif_with_one_frame_per_epoch(tmp_path):
 
 def test_train_and_evaluate_a_scenario_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "--scenario", "warehouse_ring", "--k", "2", "--samples", "100",
-                 "--rounds", "2", "--quiet"]) == 0
+    # The README's path with the default filter observer; its selection and final check run on a small
+    # fleet (the defaults, 1000 robots x 50 rollouts per candidate, cost about 2 CPU-minutes here).
+    assert main(["train", "--scenario", "warehouse_ring", "--k", "2", "--samples", "100", "--rounds", "2",
+                 "--select-n", "20", "--select-rollouts", "2", "--quiet"]) == 0
     policy_path = tmp_path / "runs" / "warehouse_ring" / "policy.npz"
     policy = load_policy(policy_path, scenario_hash=SCENARIO.content_hash())
     assert policy.meta["scenario"] == {"name": "warehouse_ring", "hash": SCENARIO.content_hash()}
