@@ -99,7 +99,7 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
 
 def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, horizon: int = 100,
                         seeds: int = 15, rollouts: int = 50, seed: int = 0,
-                        progress=None, observer=None, prediction=None) -> WelfareEstimate:
+                        progress=None, observer=None, prediction=None, fleet=FleetSim) -> WelfareEstimate:
     """Welfare of (pi_g, pi_l) deployed in the continuous simulator; see the module docstring.
 
     `observer`: an ObserverSpec (default fresh); a filter predicts with `prediction` =
@@ -108,7 +108,8 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
 
     Rollout r of seed s uses only SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r]
     (the simulator's noise and the subsets and actions). `progress(done, total)` is
-    called after every rollout.
+    called after every rollout. `fleet(scenario, n=, seed=)` builds each rollout's simulator:
+    FleetSim, or a subclass that runs its epochs differently (experiments.actuation_lag).
     """
     k = integer(RolloutError, "k", k, 1)
     n = integer(RolloutError, "n", n, 1)
@@ -129,7 +130,7 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
         for r, stream in enumerate(seed_seq.spawn(rollouts)):
             sim_seed = int(stream.generate_state(1, np.uint64)[0] >> np.uint64(1))
-            sim = FleetSim(scenario, n=n, seed=sim_seed)
+            sim = fleet(scenario, n=n, seed=sim_seed)
             decisions = []
             returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, np.random.default_rng(stream),
                                         observer=running, errors=decisions)

@@ -181,6 +181,43 @@ def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
     assert all(abs(gap - period_ms) <= dt_ms for gap in np.diff(stamps_ms)), stamps_ms
 
 
+def test_a_decisions_goals_steer_from_the_first_control_step_of_its_epoch(graph, world):
+    """Offline (FleetSim.step_epoch) a decision's goals act from the epoch's first control step. So in the
+    graph the first simulator step after each GlobalCommand must apply, to every worker and the depot, the
+    ring controller towards the NEW goal zones from the poses the decision saw, not one more step towards
+    the old ones (each local agents' control tick and the coordinator's decision fire at one /clock tick)."""
+    from altmarl_sim.ring import steer_to_zone
+
+    sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
+    scenario = sim.scenario
+    steps = []  # per simulator step: (poses it started from, commands it applied, worker goals, depot goal, epoch)
+    start = [np.array(sim.sim.poses)]
+
+    def record(fleet):
+        steps.append((start[0], sim.commands.copy(), agents.goal_zones.copy(), coordinator.goal_zone,
+                      coordinator.epoch))
+        start[0] = np.array(fleet.poses)
+
+    sim.add_step_listener(record)
+    assert graph.spin_until(lambda: coordinator.epoch >= 6, timeout=40.0), f"{coordinator.epoch} decisions"
+    first_steps = [(steps[i - 1], steps[i]) for i in range(1, len(steps)) if steps[i][4] != steps[i - 1][4]]
+    assert len(first_steps) >= 5
+    goals_changed = 0
+    for (_, _, old_goals, old_depot_goal, _), (poses, applied, goals, depot_goal, epoch) in first_steps:
+        assert (goals >= 0).all(), f"epoch {epoch}: a worker without a goal"
+        targets = np.append(goals, depot_goal)
+        v, w = steer_to_zone(poses[:, 0], poses[:, 1], poses[:, 2], targets, scenario.ring, scenario.limits,
+                             scenario.controller)
+        np.testing.assert_allclose(applied, np.column_stack((v, w)), atol=1e-9,
+                                   err_msg=f"the first step of epoch {epoch} did not steer to its goals")
+        if epoch > 1:  # the commands towards the old goals differ: the check above could fail
+            old = np.append(old_goals, old_depot_goal)
+            v_old, w_old = steer_to_zone(poses[:, 0], poses[:, 1], poses[:, 2], old, scenario.ring,
+                                         scenario.limits, scenario.controller)
+            goals_changed += int(np.count_nonzero(np.hypot(v - v_old, w - w_old) > 1e-3))
+    assert goals_changed > 0
+
+
 def test_stopping_the_coordinator_stops_the_robots_within_the_timeout(graph, world):
     timeout = 1.0
     sim, coordinator, agents = _sim_nodes(graph, world, world["next"], command_timeout=timeout)

@@ -5,8 +5,10 @@ At each new GlobalCommand every hosted robot with a fresh map-frame pose
 a_i ~ pi_l(. | s_i, s_g) (seeded), and heads for the zone that action names
 (stay / next / previous). With command_type twist / twist_stamped it publishes
 <robot>/cmd_vel every control period from the ring-following controller, within
-the scenario's limits; with goal_pose it publishes the zone's centre on
-<robot>/goal_pose once per decision and the robot's navigator drives. The
+the scenario's limits, and once more as soon as a GlobalCommand arrives, so that
+the new goals steer from the epoch's first control step (as in the simulator's
+epochs), not one control period late; with goal_pose it publishes the zone's
+centre on <robot>/goal_pose once per decision and the robot's navigator drives. The
 operator's latched altmarl/stopped stops every robot at once, until resumed. If the last GlobalCommand arrived more than
 `command_timeout` ago (coordinator lost), every robot is commanded to stop
 (logged once) until commands return. A robot without fresh odometry is
@@ -104,7 +106,11 @@ class LocalAgentsNode(AltmarlNode):
             draws = self.rng.random(slots.size)
             actions = np.minimum((draws[:, None] >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
             self.goal_zones[slots] = target_zone(zones, actions, ring)
-        if self.command_type == "goal_pose" and not self.halted:
+        if self.command_type != "goal_pose":
+            # cmd_vel towards the new goals now: this tick's control() may already have run with the old
+            # ones, and the decision's goals act from the first control step of its epoch, as offline.
+            self.control()
+        elif not self.halted:
             self.publish_goals(now_ns)
 
     def on_stopped(self, msg: Bool) -> None:
