@@ -123,7 +123,7 @@ def test_the_plan_samples_the_escape_rate_the_fill_counts(game, pi_l):
     vectors x 2) the sample is every state once, so the two rates agree exactly; at K = 10 (6006
     states) the sample is within a tenth of the count."""
     for k, rel in ((7, 0.0), (K, 0.1)):
-        codes_bytes = plan_memory(game, k, M).n_f * game.n_sg * M * 2
+        codes_bytes = _codes_bytes(game, k)
         sampled = plan_memory(game, k, M, pi_l=pi_l, seed=5, table_bytes=codes_bytes)
         counted = g_learn(game, pi_l, k, m=M, seed=5, table_bytes=codes_bytes).plan
         assert sampled.layout == counted.layout == "codes" and counted.cached_fraction == 1.0
