@@ -236,7 +236,19 @@ class FleetSim:
         The per-worker local rewards and the depot's reward of this epoch are left in
         `last_local_rewards` and `last_global_reward`."""
         scenario = self.scenario
-        z = scenario.ring.n_zones
+        start, goals = self.epoch_goals(local_actions, global_action)
+        drive_epoch(scenario, self._poses, self._velocities, self.stall_remaining, goals,
+                    self._draw_seed(), self._travelled)
+        self.time += self._steps * self._dt
+        self._commands[:] = 0.0
+        self.last_local_rewards, self.last_global_reward, reward = scenario.rewards.epoch(
+            start[: self.n] == start[self.n], self._travelled[: self.n], self._travelled[self.n])
+        end = self.all_zones()
+        return end[: self.n], int(end[self.n]), reward
+
+    def epoch_goals(self, local_actions, global_action) -> tuple[np.ndarray, np.ndarray]:
+        """(zones now [n + 1], goal zones [n + 1]) of an epoch's actions, depot last, after checking them."""
+        z = self.scenario.ring.n_zones
         actions = np.asarray(local_actions)
         if actions.shape != (self.n,) or actions.dtype.kind not in "iu":
             raise FleetError("local_actions", f"must be {self.n} integers (one per worker), got "
@@ -252,14 +264,7 @@ class FleetSim:
         goals = np.empty(self.n + 1, dtype=np.int64)
         goals[: self.n] = (start[: self.n] + ACTION_ZONE_STEP[actions]) % z
         goals[self.n] = int(global_action)
-        drive_epoch(scenario, self._poses, self._velocities, self.stall_remaining, goals,
-                     self._draw_seed(), self._travelled)
-        self.time += self._steps * self._dt
-        self._commands[:] = 0.0
-        self.last_local_rewards, self.last_global_reward, reward = scenario.rewards.epoch(
-            start[: self.n] == start[self.n], self._travelled[: self.n], self._travelled[self.n])
-        end = self.all_zones()
-        return end[: self.n], int(end[self.n]), reward
+        return start, goals
 
     # -- (b) externally commanded control periods -----------------------------
 

@@ -25,7 +25,7 @@ import numpy as np
 from altmarl_ros.core.evaluate import mean_ci95
 from altmarl_ros.core.policy import load_policy
 from altmarl_sim.fleet import FleetSim
-from altmarl_sim.ring import ACTION_ZONE_STEP, steer_to_zone
+from altmarl_sim.ring import steer_to_zone
 from altmarl_sim.rollout import policy_sim_welfare
 from altmarl_sim.scenario import load_scenario
 
@@ -41,10 +41,7 @@ class LaggedFleet(FleetSim):
 
     def step_epoch(self, local_actions, global_action):
         scenario = self.scenario
-        start = self.all_zones()
-        goals = np.empty(self.n + 1, dtype=np.int64)
-        goals[: self.n] = (start[: self.n] + ACTION_ZONE_STEP[np.asarray(local_actions)]) % scenario.ring.n_zones
-        goals[self.n] = int(global_action)
+        start, goals = self.epoch_goals(local_actions, global_action)
         travelled = np.zeros(self.n + 1)
         for step in range(scenario.timing.steps_per_epoch):
             late = step < self.lags
