@@ -49,7 +49,10 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from altmarl_ros.core import budget
 from altmarl_ros.core._checks import as_float, integer
@@ -440,13 +443,37 @@ def _gather_rows(V, rows, w):
         w[s] = sums[s]
 
 
+@intrinsic
+def _prefetch_row(typingctx, array, row):
+    """Ask the CPU to start loading array[row, 0]'s cache line (llvm.prefetch: read, keep in every level).
+
+    A hint: it changes no value. The sweep issues the gathers of the next rows this way,
+    so their cache misses overlap the current row's work instead of queueing behind it.
+    """
+    def codegen(context, builder, signature, args):
+        array_type, row_type = signature.args
+        view = context.make_array(array_type)(context, builder, args[0])
+        index = [context.cast(builder, args[1], row_type, types.intp), context.get_constant(types.intp, 0)]
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, index, wraparound=False)
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.call(hint, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(array, row), codegen
+
+
 @njit(parallel=True, cache=True)
 def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g, r_loc, P_g, gamma, lo_blk,
            hi_blk):
     """One Jacobi backup of the states with rank in [f_lo, f_hi): V_new = T V_old (or T^policy V_old).
 
     Writes Q[g, f, a] and the greedy pi_out[g, f] when those arrays are non-empty;
-    lo_blk/hi_blk get per-block min/max of V_new - V_old.
+    lo_blk/hi_blk get per-block min/max of V_new - V_old. The gathers miss the cache once
+    V outgrows it, so they are requested ahead (_prefetch_row): stored ranks one count
+    vector ahead; decoded or recomputed ranks for all global states of F before the first
+    of them is summed.
     """
     S_g = V_old.shape[1]
     A_g = r_g.shape[1]
@@ -461,23 +488,32 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
         counts = np.empty((m, S_l), np.int64)
         work = np.empty((2, m), np.int64)
         base = np.empty(max(S_l - 1, 1), np.int64)
-        ranks = np.empty(m, np.int64)
+        ranks = np.empty((S_g, m), np.int64)
         w = np.empty(S_g)
         lo, hi = np.inf, -np.inf
         first = f_lo + b * block
         for f in range(first, min(f_hi, f_lo + (b + 1) * block)):
             _next_in_block(f, first, k, F)
-            slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
+            stored = f < stored_ranks.shape[0]  # the common case: gather straight from the store
+            if stored and f + 1 < stored_ranks.shape[0]:
+                for g in range(S_g):
+                    for i in range(m):
+                        _prefetch_row(V_old, stored_ranks[f + 1, g, i])
+            elif not stored:
+                slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
+                for g in range(S_g):
+                    slot = _successors(draws, F, f, g, base, shifts, counts, work, ranks[g], slot)
+                    for i in range(m):
+                        _prefetch_row(V_old, ranks[g, i])
             for g in range(S_g):
                 local = 0.0
                 for j in range(S_l):
                     local += F[j] * r_loc[g, j]
                 local /= k
-                if f < stored_ranks.shape[0]:  # the common case: gather straight from the store
+                if stored:
                     _gather_rows(V_old, stored_ranks[f, g], w)
                 else:
-                    slot = _successors(draws, F, f, g, base, shifts, counts, work, ranks, slot)
-                    _gather_rows(V_old, ranks, w)
+                    _gather_rows(V_old, ranks[g], w)
                 best, best_a, chosen = -np.inf, 0, 0.0
                 for a in range(A_g):
                     acc = 0.0
