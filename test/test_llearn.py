@@ -1,4 +1,6 @@
 """L-LEARN against brute force: every deterministic local policy, the mean field re-derived by enumeration."""
+import time
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,20 @@ def test_best_response_beats_every_deterministic_policy(case):
     assert np.allclose(induced_mdp_values(game, result.P_bar_g, result.pi_l), best, atol=1e-9)
     assert set(np.unique(result.pi_l)) <= {0.0, 1.0} and np.allclose(result.pi_l.sum(axis=2), 1)
     assert result.residual < 1e-9
+
+
+def test_policy_iteration_stops_at_the_first_repeated_policy(case):
+    """Howard's policy iteration improves strictly until its policy repeats, so it stops within
+    as many iterations as there are deterministic policies (64 here), far below its cap (1000)."""
+    game, _, _, result = case
+    assert 1 <= result.policy_iterations <= len(list(all_deterministic_local_policies(game))) + 1
+
+
+def test_reported_seconds_are_the_calls_own(case):
+    game, pi_g, pi_l, _ = case
+    started = time.perf_counter()
+    result = l_learn(game, pi_g, K, pi_l)
+    assert 0.0 <= result.seconds <= time.perf_counter() - started
 
 
 def test_gain_is_the_brute_force_gain(case):

@@ -115,8 +115,8 @@ def _stationary_conditional(game, P_fused, P_bar_g):
     return mu / mu.sum(axis=1, keepdims=True)
 
 
-def mean_field(game, pi_g, pi_l, k, tol=1e-12, max_iterations=500):
-    """(mu [S_g, S_l], P_bar_g, residual, iterations): the self-consistent mean field above."""
+def mean_field(game, pi_g, pi_l, k, tol, max_iterations):
+    """(mu [S_g, S_l], P_bar_g, residual, iterations): the self-consistent mean field above (l_learn's mu_tol)."""
     P_fused, _ = fold_local_policy(game, pi_l)
     mu = np.tile(game.mu0_l, (game.n_sg, 1))
     damping, previous = 1.0, math.inf
