@@ -98,6 +98,8 @@ def _broken_row(arrays):
         (bad("P_g", [[[0.5, 0.5]], [[1.0]]]), r"P_g is not a numeric array"),
         (bad("gamma", 0.9, mu0_g=[0.5, 0.6]), r"mu0_g\[:\] sums to 1\.1"),
         (bad("gamma", 0.9, mu0_l=[0.5, 0.5]), r"mu0_l has shape \(2,\); expected \(3,\)"),
+        (bad("r_g", np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1j]])), r"r_g holds complex numbers"),
+        (bad("r_g", np.array([[0.0, 0.0, 0.0], [0.0, 2e9, 0.0]])), r"r_g\[1, 1\] is 2e\+09; rewards must be within"),
     ],
 )
 def test_invalid_games_name_array_index_and_fix(arrays, pattern):
