@@ -205,6 +205,9 @@ def test_bad_npz_files(tmp_path):
     np.savez(tmp_path / "extra.npz", gamma=0.9, extra=np.zeros(2), **arrays)
     with pytest.raises(ModelError, match=r"extra\.npz: unknown key\(s\) extra"):
         load_model(tmp_path / "extra.npz")
+    np.savez(tmp_path / "vector_gamma.npz", gamma=[0.9, 0.8], **arrays)
+    with pytest.raises(ModelError, match=r"vector_gamma\.npz: gamma has shape \(2,\); it must be a scalar"):
+        load_model(tmp_path / "vector_gamma.npz")
     del arrays["r_l"]
     np.savez(tmp_path / "missing.npz", gamma=0.9, **arrays)
     with pytest.raises(ModelError, match=r"missing key\(s\) r_l"):
