@@ -59,6 +59,25 @@ def test_mean_field_is_self_consistent(case):
     assert np.allclose(result.mu, _stationary_conditional(game, pi_l, result.P_bar_g), atol=1e-9)
 
 
+def test_a_global_state_the_chain_leaves_for_good_gets_the_local_marginal(case):
+    """Global state 1 always moves to 0 and 0 never leaves, so the pair chain's limit puts no mass
+    on s_g = 1: mu(.|0) is the stationary law of the local chain at s_g = 0, and mu(.|1), where
+    the conditional is undefined, is nu's s_l marginal, which is that same law."""
+    game, pi_g, pi_l, _ = case
+    P_g = np.zeros_like(game.P_g)
+    P_g[:, :, 0] = 1.0
+    absorbing = make_game(P_g=P_g, P_l=game.P_l, r_g=game.r_g, r_l=game.r_l, gamma=game.gamma,
+                          mu0_g=game.mu0_g, mu0_l=game.mu0_l)
+    result = l_learn(absorbing, pi_g, K, pi_l)
+    local = np.einsum("sa,sat->st", pi_l[:, 0], game.P_l[:, 0])  # the local chain at s_g = 0
+    values, vectors = np.linalg.eig(local.T)
+    stationary = np.real(vectors[:, np.argmin(np.abs(values - 1))])
+    stationary /= stationary.sum()
+    assert result.mu_converged
+    np.testing.assert_allclose(result.mu, [stationary, stationary], atol=1e-9)
+    np.testing.assert_allclose(result.P_bar_g, [[1.0, 0.0], [1.0, 0.0]], atol=1e-15)
+
+
 def test_best_response_beats_every_deterministic_policy(case):
     game, _, _, result = case
     values = np.array([induced_mdp_values(game, result.P_bar_g, policy)

@@ -134,6 +134,16 @@ def test_empty_state_or_action_sets_are_refused(key, shape):
         make_game(**arrays)
 
 
+def test_rewards_may_reach_1e9_and_the_first_entry_beyond_is_named():
+    """docs/operations.md: |r| <= 1e9; the error names the first offending entry in C order."""
+    arrays = tiny_arrays()
+    arrays["r_g"][0, 1], arrays["r_l"][2, 1, 0] = -1e9, 1e9
+    make_game(**arrays)
+    arrays["r_l"][0, 1, 1], arrays["r_l"][1, 0, 0] = -np.nextafter(1e9, np.inf), 3e9
+    with pytest.raises(ModelError, match=r"r_l\[0, 1, 1\] is -1e\+09; rewards must be within \+-1e\+09"):
+        make_game(**arrays)
+
+
 def test_direct_construction_is_validated_too():
     with pytest.raises(ModelError, match="gamma"):
         MeanFieldGame(**bad("gamma", 1.0))

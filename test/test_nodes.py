@@ -478,6 +478,17 @@ def test_decision_schedule_boundary_is_exact_to_the_nanosecond():
     assert decision_schedule(due, due - slack, period, slack) == (True, due + period)
 
 
+def test_decision_schedule_restarts_only_on_a_clock_more_than_a_period_before_the_last_boundary():
+    """The last boundary passed is due - period; a tick at most one period before it is a late
+    or repeated clock reading (the schedule stays), one nanosecond earlier is a restart."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
+    back = due - period - period
+    assert decision_schedule(due, back, period, slack) == (False, due)
+    assert decision_schedule(due, back - 1, period, slack) == (False, back - 1 + period)
+
+
 def test_bad_parameters_stop_the_node_with_a_named_error(ros_context, world):
     from altmarl_ros.nodes.coordinator import CoordinatorNode
     from altmarl_ros.nodes.fleet_sim import FleetSimNode

@@ -12,7 +12,7 @@ from _learn_reference import random_game
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
 from altmarl_ros.core import observer_training
-from altmarl_ros.core.observer_training import candidate_observers, max_resolution, train_observed
+from altmarl_ros.core.observer_training import candidate_observers, max_resolution, selection_streams, train_observed
 
 K = 2
 GAINS = (0.5, 0.25)  # resolutions 6 and 14 at k = 2: K(alpha) = k (2 - alpha) / alpha
@@ -126,6 +126,25 @@ def test_fresh_is_one_run_at_k_and_no_selection(game):
     assert math.isnan(out.candidates[0].welfare)
     np.testing.assert_array_equal(out.pi_g, direct.pi_g)
     np.testing.assert_array_equal(out.pi_l, direct.pi_l)
+
+
+@pytest.mark.parametrize("rollouts", [1, 24, 25, 49, 50, 51, 100, 1000])
+def test_selection_rollouts_run_in_seeds_of_about_25_on_the_documented_streams(rollouts):
+    """docs/results.md: selection streams 7,919,000 + 2 seed, horizon 100; the rollouts are split
+    into seeds of about 25 (exactly 25 when 25 divides them), all of them run up to rounding."""
+    for seed in (0, 3):
+        sizes, root = selection_streams(200, rollouts, seed)
+        assert root == 7_919_000 + 2 * seed
+        assert (sizes["n"], sizes["horizon"]) == (200, 100)
+        seeds, each = sizes["seeds"], sizes["rollouts"]
+        assert rollouts - seeds < seeds * each <= rollouts
+        if rollouts < 25:
+            assert (seeds, each) == (1, rollouts)
+        else:
+            assert 25 <= each < 50
+        if rollouts % 25 == 0:
+            assert (seeds, each) == (rollouts // 25, 25)
+    assert selection_streams(200, 50, 0, horizon=30)[0]["horizon"] == 30
 
 
 def test_seconds_are_the_wall_time_from_start_to_return(game, monkeypatch):
