@@ -471,9 +471,8 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
 
     Writes Q[g, f, a] and the greedy pi_out[g, f] when those arrays are non-empty;
     lo_blk/hi_blk get per-block min/max of V_new - V_old. The gathers miss the cache once
-    V outgrows it, so they are requested ahead (_prefetch_row): stored ranks one count
-    vector ahead; decoded or recomputed ranks for all global states of F before the first
-    of them is summed.
+    V outgrows it, so stored ranks are requested one count vector ahead (_prefetch_row).
+    Decoded ranks are not: requesting them before the sums bought nothing at k = 100.
     """
     S_g = V_old.shape[1]
     A_g = r_g.shape[1]
@@ -488,32 +487,27 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
         counts = np.empty((m, S_l), np.int64)
         work = np.empty((2, m), np.int64)
         base = np.empty(max(S_l - 1, 1), np.int64)
-        ranks = np.empty((S_g, m), np.int64)
+        ranks = np.empty(m, np.int64)
         w = np.empty(S_g)
         lo, hi = np.inf, -np.inf
         first = f_lo + b * block
         for f in range(first, min(f_hi, f_lo + (b + 1) * block)):
             _next_in_block(f, first, k, F)
-            stored = f < stored_ranks.shape[0]  # the common case: gather straight from the store
-            if stored and f + 1 < stored_ranks.shape[0]:
+            slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
+            if f + 1 < stored_ranks.shape[0]:
                 for g in range(S_g):
                     for i in range(m):
                         _prefetch_row(V_old, stored_ranks[f + 1, g, i])
-            elif not stored:
-                slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
-                for g in range(S_g):
-                    slot = _successors(draws, F, f, g, base, shifts, counts, work, ranks[g], slot)
-                    for i in range(m):
-                        _prefetch_row(V_old, ranks[g, i])
             for g in range(S_g):
                 local = 0.0
                 for j in range(S_l):
                     local += F[j] * r_loc[g, j]
                 local /= k
-                if stored:
+                if f < stored_ranks.shape[0]:  # the common case: gather straight from the store
                     _gather_rows(V_old, stored_ranks[f, g], w)
                 else:
-                    _gather_rows(V_old, ranks[g], w)
+                    slot = _successors(draws, F, f, g, base, shifts, counts, work, ranks, slot)
+                    _gather_rows(V_old, ranks, w)
                 best, best_a, chosen = -np.inf, 0, 0.0
                 for a in range(A_g):
                     acc = 0.0
