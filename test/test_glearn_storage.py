@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from _learn_reference import random_game
+from altmarl_ros.core import glearn
 from altmarl_ros.core.glearn import g_learn, global_best_response_gain, plan_memory
 from altmarl_ros.errors import LearnError
 
@@ -79,6 +80,25 @@ def test_recomputed_rows_give_the_same_answer(game, pi_l, reference, share):
     partial = g_learn(game, pi_l, K, m=M, seed=5, table_bytes=int(share * _codes_bytes(game)))
     assert partial.table_fraction == pytest.approx(share, abs=0.01)
     _same(partial, reference)
+
+
+def test_a_cold_start_skips_the_first_sweeps_gathers_bit_for_bit(game, pi_l, reference, monkeypatch):
+    """From V = 0 only the first sweep makes no gather; a run that gathers there too has the same bits."""
+    calls = []
+    sweep = glearn._Surrogate._sweep
+
+    def spy(self, *args):
+        calls.append(args[-1] if len(args) == 10 else False)
+        return sweep(self, *args)
+
+    monkeypatch.setattr(glearn._Surrogate, "_sweep", spy)
+    _same(g_learn(game, pi_l, K, m=M, seed=5), reference)
+    assert calls[0] is True and not any(calls[1:])
+    calls.clear()
+    g_learn(game, pi_l, K, m=M, seed=5, Q0=reference.Q)
+    assert calls and not any(calls)
+    monkeypatch.setattr(glearn, "_all_zero", lambda V: False)
+    _same(g_learn(game, pi_l, K, m=M, seed=5), reference)
 
 
 def test_a_budget_that_forces_release_frees_the_draws_and_keeps_the_answer(game, pi_l, reference):

@@ -59,7 +59,7 @@ from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.counts import n_count_vectors, rank_kernel as _rank, successor_kernel as _successor
 from altmarl_ros.core.counts import unrank_kernel as _unrank
 from altmarl_ros.core.model import MeanFieldGame
-from altmarl_ros.core.rng import counter_uniform
+from altmarl_ros.core.rng import GOLDEN, counter_uniform, position_uniform
 from altmarl_ros.core.policy import FOR_THIS_K, check_global_policy, check_local_policy, uniform_local_policy
 from altmarl_ros.core.sampler import DEFAULT_POOL, as_game
 from altmarl_ros.errors import LearnError
@@ -179,70 +179,103 @@ def _binomial_alias(P_fused, order, k):
     return accept, alias
 
 
+def _alias_records(accept, alias):
+    """(accept, choice): two views of one buffer of 16-byte records, one per table entry x.
+
+    accept[..., x, 0] is x's acceptance (float64); choice[..., x, 2] is x and
+    choice[..., x, 3] its alias (int32), so a lookup reads one record and indexes it.
+    """
+    records = np.zeros(accept.shape + (2,))
+    records[..., 0] = accept
+    choice = records.view(np.int32)
+    choice[..., 2] = np.arange(accept.shape[-1], dtype=np.int32)
+    choice[..., 3] = alias
+    return records, choice
+
+
 @njit(cache=True)
-def _draw_counts(F, f, g, accept, alias, order, key, counts, work):
-    """counts[i] = next count vector of draw i < m of (s_g = g, F = unrank(f)).
+def _draw_scratch(m, S_l):
+    """(counts [m, S_l], work [3, m] int64, fractions [m]): the buffers of _draw_counts for one thread."""
+    return np.empty((m, S_l), np.int64), np.empty((3, m), np.int64), np.empty(m)
+
+
+@njit(cache=True, inline="always")
+def _alias_pick(row_accept, row_choice, at, fraction):
+    """x of one alias draw at flat entry `at` = n (k + 1) + x of a (g, j, t) table: x, or its alias
+    when the uniform's fraction reaches accept (the records of _alias_records).
+
+    The comparison picks an index into the record, not a branch: as a select between
+    two loaded values, the compiler turned it into a jump the CPU mispredicted about
+    every other draw (a third of the fill's time at k = 100).
+    """
+    take = np.uint64(fraction >= row_accept[at * np.uint64(2)])
+    return np.int64(row_choice[at * np.uint64(4) + np.uint64(2) + take])
+
+
+@njit(cache=True)
+def _draw_counts(F, f, g, accept, choice, order, key, scratch):
+    """scratch[0][i] = next count vector of draw i < m of (s_g = g, F = unrank(f)).
 
     Draw i uses the uniforms of counters S_l^2 ((f S_g + g) m + i) + (j S_l + t).
-    The m draws advance together, binomial (j, t) for all i at a time: they are
-    independent, so the CPU overlaps them instead of waiting on each draw's chain.
-    Only the draws with agents of source j still to place take the next binomial
-    (work[1] lists them, compacted without branches; work[0] holds the agents left):
-    the others would get x = 0 whatever their uniform.
+    The m draws advance together, binomial (j, t) for all i at a time, in two passes:
+    the uniforms and alias indices of all m (a loop the compiler vectorises: the
+    counter hash is a few 64-bit multiplies), then the table lookups. A draw with no
+    agent of source j left takes row n = 0, which gives x = 0 whatever its uniform.
+    Counters as key + counter * golden are summed in parts (modulo 2^64, so exactly
+    counter_uniform's); work[2] holds each draw's part.
     """
+    counts, work, fractions = scratch
     S_g, S_l = accept.shape[0], F.shape[0]
     m = counts.shape[0]
+    width = accept.shape[3]
+    remaining, flat_index, draw_part = work[0], work[1], work[2]
+    step = np.uint64(S_l * S_l) * GOLDEN
     base = np.uint64((f * S_g + g) * m)
-    remaining, active = work[0], work[1]
+    for i in range(m):
+        draw_part[i] = np.int64(key + (base + np.uint64(i)) * step)
     counts[:, :] = 0
     for j in range(S_l):
         if F[j] == 0:
             continue
         remaining[:] = F[j]
-        for i in range(m):
-            active[i] = i
-        n_active = m
         for t in range(S_l - 1):
-            row_accept = accept[g, j, t]
-            row_alias = alias[g, j, t]
-            offset = np.uint64(j * S_l + t)
-            target = order[g, j, t]
-            still = 0
-            for slot in range(n_active):
-                i = active[slot]
+            row_accept = accept[g, j, t].ravel()
+            row_choice = choice[g, j, t].ravel()
+            binomial_part = np.uint64(j * S_l + t) * GOLDEN
+            for i in range(m):
                 n = remaining[i]
-                y = counter_uniform(key, (base + np.uint64(i)) * np.uint64(S_l * S_l) + offset) * (n + 1)
+                y = position_uniform(np.uint64(draw_part[i]) + binomial_part) * (n + 1)
                 x = min(int(y), n)
-                other = row_alias[n, x]
-                x = other if y - x >= row_accept[n, x] else x
+                fractions[i] = y - x
+                flat_index[i] = n * width + x
+            target = order[g, j, t]
+            for i in range(m):
+                x = _alias_pick(row_accept, row_choice, np.uint64(flat_index[i]), fractions[i])
                 counts[i, target] += x
-                remaining[i] = n - x
-                active[still] = i
-                still += n - x > 0
-            n_active = still
-            if n_active == 0:
-                break
+                remaining[i] -= x
         last = order[g, j, S_l - 1]
         for i in range(m):
             counts[i, last] += remaining[i]
 
 
 @njit(cache=True)
-def _draw_ranks(F, f, g, accept, alias, order, key, counts, work, ranks):
+def _draw_ranks(F, f, g, accept, choice, order, key, scratch, ranks):
     """ranks[i] = rank of draw i (i < m) of the next count vector of (s_g = g, F = unrank(f))."""
-    _draw_counts(F, f, g, accept, alias, order, key, counts, work)
+    _draw_counts(F, f, g, accept, choice, order, key, scratch)
+    counts = scratch[0]
     for i in range(ranks.shape[0]):
         ranks[i] = _rank(counts[i])
 
 
 @njit(cache=True)
-def _draw_rank_one(F, f, g, i, m, accept, alias, order, key, row):
+def _draw_rank_one(F, f, g, i, m, accept, choice, order, key, row):
     """Rank of draw i alone: the uniforms and arithmetic of _draw_counts for that i (an escaped code).
 
     A source whose agents have all been placed stops early; _draw_counts goes on for
     the other draws, but with n = 0 the alias row always gives x = 0, so the counts agree.
     """
     S_g, S_l = accept.shape[0], F.shape[0]
+    width = accept.shape[3]
     counter = (np.uint64((f * S_g + g) * m) + np.uint64(i)) * np.uint64(S_l * S_l)
     row[:] = 0
     for j in range(S_l):
@@ -252,8 +285,7 @@ def _draw_rank_one(F, f, g, i, m, accept, alias, order, key, row):
                 break
             y = counter_uniform(key, counter + np.uint64(j * S_l + t)) * (n + 1)
             x = min(int(y), n)
-            other = alias[g, j, t, n, x]
-            x = other if y - x >= accept[g, j, t, n, x] else x
+            x = _alias_pick(accept[g, j, t].ravel(), choice[g, j, t].ravel(), np.uint64(n * width + x), y - x)
             row[order[g, j, t]] += x
             n -= x
         row[order[g, j, S_l - 1]] += n
@@ -288,7 +320,7 @@ def _encode(counts_row, base):
 
 
 @njit(cache=True, inline="always")
-def _successors(draws, F, f, g, base, shifts, counts, work, out, slot):
+def _successors(draws, F, f, g, base, shifts, scratch, out, slot):
     """out[i] = rank of draw i of (g, F = unrank(f)): decoded code, stored escape, or recomputed.
 
     For rows beyond the stored ranks (those the sweep gathers in place). `shifts` are the
@@ -299,10 +331,10 @@ def _successors(draws, F, f, g, base, shifts, counts, work, out, slot):
     An escaped code's rank is escaped[slot] when escapes are stored (slots run in (g, i)
     order from escape_start[f]), else recomputed. Returns the next slot.
     """
-    ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
+    ranks, codes, cols, mean_cum, accept, choice, order, key, escape_start, escaped = draws
     m = out.shape[0]
     if f >= codes.shape[0]:
-        _draw_ranks(F, f, g, accept, alias, order, key, counts, work, out)
+        _draw_ranks(F, f, g, accept, choice, order, key, scratch, out)
         return slot
     _code_base(F, g, mean_cum, base)
     flat = cols.ravel()
@@ -317,7 +349,7 @@ def _successors(draws, F, f, g, base, shifts, counts, work, out, slot):
                 out[i] = escaped[slot]
                 slot += 1
             else:
-                out[i] = _draw_rank_one(F, f, g, i, m, accept, alias, order, key, counts[0])
+                out[i] = _draw_rank_one(F, f, g, i, m, accept, choice, order, key, scratch[0][0])
         else:
             r = np.uint64(0)
             for j in range(len(shifts)):
@@ -338,20 +370,20 @@ def _next_in_block(f, first, k, F):
 @njit(parallel=True, cache=True)
 def _fill_draws(draws, k, S_l, m, row_escapes):
     """Store the draws of the stored rows (ranks or codes); row_escapes[f] += row f's escaped codes."""
-    ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
+    ranks, codes, cols, mean_cum, accept, choice, order, key, escape_start, escaped = draws
     S_g = accept.shape[0]
     N = max(ranks.shape[0], codes.shape[0])
     block = (N + _N_BLOCKS - 1) // _N_BLOCKS
     for g in range(S_g):  # one global state at a time: its alias tables stay in cache
         for b in prange(_N_BLOCKS):
             F = np.empty(S_l, np.int64)
-            counts = np.empty((m, S_l), np.int64)
-            work = np.empty((2, m), np.int64)
+            scratch = _draw_scratch(m, S_l)
+            counts = scratch[0]
             base = np.empty(max(S_l - 1, 1), np.int64)
             first = b * block
             for f in range(first, min(N, (b + 1) * block)):
                 _next_in_block(f, first, k, F)
-                _draw_counts(F, f, g, accept, alias, order, key, counts, work)
+                _draw_counts(F, f, g, accept, choice, order, key, scratch)
                 if ranks.shape[0] > 0:
                     for i in range(m):
                         ranks[f, g, i] = _rank(counts[i])
@@ -367,7 +399,7 @@ def _fill_draws(draws, k, S_l, m, row_escapes):
 @njit(parallel=True, cache=True)
 def _fill_escapes(draws, k, S_l, m):
     """escaped[escape_start[f] + ...] = the ranks of row f's escaped codes, in (g, i) order."""
-    ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
+    ranks, codes, cols, mean_cum, accept, choice, order, key, escape_start, escaped = draws
     S_g = accept.shape[0]
     N = codes.shape[0]
     block = (N + _N_BLOCKS - 1) // _N_BLOCKS
@@ -382,23 +414,23 @@ def _fill_escapes(draws, k, S_l, m):
             for g in range(S_g):
                 for i in range(m):
                     if codes[f, g, i] == ESCAPE:
-                        escaped[slot] = _draw_rank_one(F, f, g, i, m, accept, alias, order, key, row)
+                        escaped[slot] = _draw_rank_one(F, f, g, i, m, accept, choice, order, key, row)
                         slot += 1
 
 
 @njit(parallel=True, cache=True)
 def _sample_draw_costs(draws, k, S_l, m, states):
     """Draw (without storing) the m draws of each (f, g) in `states`; returns escaped codes among them."""
-    ranks, codes, cols, mean_cum, accept, alias, order, key, escape_start, escaped = draws
+    ranks, codes, cols, mean_cum, accept, choice, order, key, escape_start, escaped = draws
     escapes = np.zeros(states.shape[0], np.int64)
     for s in prange(states.shape[0]):
         F = np.empty(S_l, np.int64)
-        counts = np.empty((m, S_l), np.int64)
-        work = np.empty((2, m), np.int64)
+        scratch = _draw_scratch(m, S_l)
+        counts = scratch[0]
         base = np.empty(max(S_l - 1, 1), np.int64)
         f, g = states[s, 0], states[s, 1]
         _unrank(f, k, F)
-        _draw_counts(F, f, g, accept, alias, order, key, counts, work)
+        _draw_counts(F, f, g, accept, choice, order, key, scratch)
         _code_base(F, g, mean_cum, base)
         for i in range(m):
             escapes[s] += _encode(counts[i], base) == ESCAPE
@@ -466,13 +498,15 @@ def _prefetch_row(typingctx, array, row):
 
 @njit(parallel=True, cache=True)
 def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g, r_loc, P_g, gamma, lo_blk,
-           hi_blk):
+           hi_blk, from_zero):
     """One Jacobi backup of the states with rank in [f_lo, f_hi): V_new = T V_old (or T^policy V_old).
 
     Writes Q[g, f, a] and the greedy pi_out[g, f] when those arrays are non-empty;
     lo_blk/hi_blk get per-block min/max of V_new - V_old. The gathers miss the cache once
     V outgrows it, so stored ranks are requested one count vector ahead (_prefetch_row).
     Decoded ranks are not: requesting them before the sums bought nothing at k = 100.
+    `from_zero` says V_old is 0 everywhere: every sum of gathers is then 0.0, so none is
+    made (nor any draw recomputed), which gives the same V_new bit for bit.
     """
     S_g = V_old.shape[1]
     A_g = r_g.shape[1]
@@ -484,8 +518,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
     block = (f_hi - f_lo + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
-        counts = np.empty((m, S_l), np.int64)
-        work = np.empty((2, m), np.int64)
+        scratch = _draw_scratch(m, S_l)
         base = np.empty(max(S_l - 1, 1), np.int64)
         ranks = np.empty(m, np.int64)
         w = np.empty(S_g)
@@ -494,7 +527,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
         for f in range(first, min(f_hi, f_lo + (b + 1) * block)):
             _next_in_block(f, first, k, F)
             slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
-            if f + 1 < stored_ranks.shape[0]:
+            if not from_zero and f + 1 < stored_ranks.shape[0]:
                 for g in range(S_g):
                     for i in range(m):
                         _prefetch_row(V_old, stored_ranks[f + 1, g, i])
@@ -503,10 +536,12 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
                 for j in range(S_l):
                     local += F[j] * r_loc[g, j]
                 local /= k
-                if f < stored_ranks.shape[0]:  # the common case: gather straight from the store
+                if from_zero:
+                    w[:] = 0.0
+                elif f < stored_ranks.shape[0]:  # the common case: gather straight from the store
                     _gather_rows(V_old, stored_ranks[f, g], w)
                 else:
-                    slot = _successors(draws, F, f, g, base, shifts, counts, work, ranks, slot)
+                    slot = _successors(draws, F, f, g, base, shifts, scratch, ranks, slot)
                     _gather_rows(V_old, ranks, w)
                 best, best_a, chosen = -np.inf, 0, 0.0
                 for a in range(A_g):
@@ -676,7 +711,7 @@ def _layout_options(n_sl, row_ranks, row_codes):
 def _plan(sizes, k, m, n_f, table_bytes, max_memory, keep_draws) -> MemoryPlan:
     """The layout and stored rows for a `table_bytes` draw store, or for a `max_memory` total."""
     n_sg, n_ag, n_sl = sizes
-    alias_bytes = n_sg * n_sl * max(n_sl - 1, 1) * (k + 1) ** 2 * 12
+    alias_bytes = n_sg * n_sl * max(n_sl - 1, 1) * (k + 1) ** 2 * 16  # _alias_records
     fixed = alias_bytes + 2 * n_f * n_sg * 8
     result = n_sg * n_f * (n_ag * 4 + 4)
     options = _layout_options(n_sl, n_sg * m * 4, n_sg * m * 2 + 8)  # codes: + a row's escape count (int64)
@@ -739,6 +774,10 @@ def _extrapolate(V, V_old, factor, mid):
             V[f, s] += factor * (V[f, s] - V_old[f, s] - mid)
 
 
+def _all_zero(V) -> bool:
+    return not V.any()
+
+
 class _NoExtrapolation:
     def factor(self, sweep, span):
         return 0.0
@@ -783,7 +822,7 @@ class _Surrogate:
         self.n_f = plan.n_f
         P_fused, self.r_loc = fold_local_policy(game, pi_l)
         self.order = np.argsort(-P_fused, axis=2, kind="stable")
-        self.accept, self.alias = _binomial_alias(P_fused, self.order, k)
+        self.accept, self.choice = _alias_records(*_binomial_alias(P_fused, self.order, k))
         self.mean_cum = np.ascontiguousarray(np.cumsum(P_fused, axis=2)[:, :, :max(game.n_sl - 1, 1)])
         self.cols = _binomial_columns(k, game.n_sl)
         n_fields = self.cols.shape[0]
@@ -828,7 +867,7 @@ class _Surrogate:
 
     @property
     def draws(self):
-        return (self.table, self.codes, self.cols, self.mean_cum, self.accept, self.alias, self.order, self.key,
+        return (self.table, self.codes, self.cols, self.mean_cum, self.accept, self.choice, self.order, self.key,
                 self.escape_start, self.escaped)
 
     def _sample_costs(self, plan, n_states=2048):
@@ -843,10 +882,10 @@ class _Surrogate:
         escape_fraction = escapes.sum() / (n_states * self.m) if plan.layout == "codes" else 0.0
         return replace(plan, escape_fraction=escape_fraction, draw_seconds=seconds)
 
-    def _sweep(self, V, other, Q, pi_out, policy, f_lo, f_hi, lo_blk, hi_blk):
+    def _sweep(self, V, other, Q, pi_out, policy, f_lo, f_hi, lo_blk, hi_blk, from_zero=False):
         game = self.game
         _sweep(V, other, Q, pi_out, policy, self.draws, self.shifts, f_lo, f_hi, self.k, self.m, game.r_g,
-               self.r_loc, game.P_g, game.gamma, lo_blk, hi_blk)
+               self.r_loc, game.P_g, game.gamma, lo_blk, hi_blk, from_zero)
         return float(lo_blk.min()), float(hi_blk.max())
 
     def _recording_sweep(self, V, other, Q, pi_out, policy, lo_blk, hi_blk):
@@ -885,12 +924,14 @@ class _Surrogate:
         slow_mode = _SlowModeExtrapolation() if self.extrapolate else _NoExtrapolation()
         history = []
         residual = math.inf
+        from_zero = _all_zero(V)  # a cold start: the first sweep needs no gathers
         for sweep in range(1, max_sweeps + 1):
             last = record and (residual <= tol or sweep == max_sweeps)
             if last:
                 lo, hi = self._recording_sweep(V, other, Q, pi_out, policy, lo_blk, hi_blk)
             else:
-                lo, hi = self._sweep(V, other, empty_q, empty_pi, policy, 0, self.n_f, lo_blk, hi_blk)
+                lo, hi = self._sweep(V, other, empty_q, empty_pi, policy, 0, self.n_f, lo_blk, hi_blk,
+                                     from_zero and sweep == 1)
             residual = max(-lo, hi)
             history.append(residual)
             V, other = other, V

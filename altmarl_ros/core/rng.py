@@ -26,9 +26,15 @@ def mix64(z):
 
 
 @njit(cache=True, inline="always")
+def position_uniform(position):
+    """Uniform in [0, 1) at a splitmix64 position (key + counter*golden, which callers may sum in parts)."""
+    return float(mix64(position) >> np.uint64(11)) * U53
+
+
+@njit(cache=True, inline="always")
 def counter_uniform(key, counter):
     """Counter-based uniform in [0, 1): splitmix64's output function of key + counter*golden."""
-    return float(mix64(key + counter * GOLDEN) >> np.uint64(11)) * U53
+    return position_uniform(key + counter * GOLDEN)
 
 
 @njit(cache=True)
