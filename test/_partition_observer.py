@@ -4,10 +4,11 @@ Every 50 ms one JSON line: monotonic time (shared by every namespace of the mach
 the fleet's sim time (/clock, the clock the local agents time out on) and the sim time
 the last GlobalCommand arrived, the largest commanded speed (robot_<i>/cmd_vel), the largest odometry speed, the
 last GlobalCommand epoch seen (-1 before the first), and how many times local_agents
-logged (on /rosout) that it stops the robots for want of commands ("stops") and that
-commands are back ("goes").
+logged (on /rosout) that it stops the robots for want of commands ("stops", with the age of
+the last command it had, "stop_age") and that commands are back ("goes").
 """
 import json
+import re
 import sys
 import time
 
@@ -27,7 +28,7 @@ def main(n: int) -> None:
     rclpy.init()
     node = rclpy.create_node("partition_observer", parameter_overrides=[Parameter("use_sim_time", value=True)])
     clock = node.get_clock()
-    commanded, moving, epoch, events = [0.0] * n, [0.0] * n, [-1], {"stops": 0, "goes": 0}
+    commanded, moving, epoch, events = [0.0] * n, [0.0] * n, [-1], {"stops": 0, "goes": 0, "stop_age": None}
     command_sim = [None]
 
     def on_command(msg):
@@ -49,6 +50,8 @@ def main(n: int) -> None:
         if msg.name.endswith("local_agents"):
             if "stopping" in msg.msg:
                 events["stops"] += 1
+                age = re.search(r"is ([0-9.]+) s old", msg.msg)
+                events["stop_age"] = None if age is None else float(age.group(1))
             elif "robots moving" in msg.msg:
                 events["goes"] += 1
 

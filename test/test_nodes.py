@@ -254,6 +254,17 @@ def test_stopping_the_coordinator_stops_the_robots_within_the_timeout(graph, wor
     assert graph.spin_until(lambda: not agents.stopped and speed() > 0.3, timeout=30.0)
 
 
+def test_local_agents_log_the_age_of_the_command_they_stop_on(graph, world):
+    """The stop warning names why and how old the last command is (the partition test reads that age)."""
+    from altmarl_ros.nodes.local_agents import LocalAgentsNode
+
+    agents = graph.add(LocalAgentsNode({"scenario": world["scenario"], "policy": world["next"], "robots": [0],
+                                        "use_sim_time": True, "command_timeout": 3.0}, context=graph.context))
+    assert agents._staleness(None) == "no GlobalCommand yet"
+    assert agents._staleness(3_050_000_000) == "the last GlobalCommand is 3.05 s old (command_timeout 3 s)"
+    assert agents._staleness(-2_000_000_000).startswith("the last GlobalCommand is 2.00 s in the future")
+
+
 def test_local_agents_treat_a_clock_that_jumps_back_as_a_lost_coordinator(graph, world):
     """A GlobalCommand received "in the future" (sim time jumped back: the simulator restarted) is stale:
     the robots stop, although their odometry is fresh again, until a new command arrives."""

@@ -99,15 +99,19 @@ def test_partition_stops_the_robots_within_command_timeout_and_they_resume(world
     assert stopped is not None and still is not None, "the robots did not stop during the partition"
     stop_sec, still_sec = stopped["t"] - down_at, still["t"] - down_at
     # In the fleet's sim time (what command_timeout counts): the stop comes command_timeout after the
-    # last command arrived, and within command_timeout of the cut (both up to SLACK_SEC).
+    # last command the local agents had (the age they log), and within command_timeout of the cut (both
+    # up to SLACK_SEC). On the observer's own clock the silence may look shorter by a decision period:
+    # the observer can receive the last command before the cut and the local agents not.
     cut_sim = next(row["sim"] for row in during)
+    assert COMMAND_TIMEOUT <= stopped["stop_age"] <= COMMAND_TIMEOUT + SLACK_SEC, stopped["stop_age"]
     silence = stopped["sim"] - stopped["command_sim"]
-    assert COMMAND_TIMEOUT <= silence <= COMMAND_TIMEOUT + SLACK_SEC, silence
+    assert COMMAND_TIMEOUT - DECISION_PERIOD - SLACK_SEC <= silence <= COMMAND_TIMEOUT + SLACK_SEC, silence
     assert stopped["sim"] - cut_sim <= COMMAND_TIMEOUT + SLACK_SEC, stopped["sim"] - cut_sim
     assert max(row["epoch"] for row in during) <= last_epoch + 1, "commands crossed a downed link"
     assert resumed is not None and moving_again is not None, "the fleet did not resume after the link returned"
     assert alive == [True, True, True], "a node process died"
     print(f"\npartition: stop commanded {stop_sec:.2f} s wall / {stopped['sim'] - cut_sim:.2f} s sim after the "
-          f"link went down ({silence:.2f} s sim after the last command; command_timeout {COMMAND_TIMEOUT:g} s), "
+          f"link went down ({silence:.2f} s sim after the last command the observer saw, {stopped['stop_age']:.2f} s after the "
+          f"local agents' last; command_timeout {COMMAND_TIMEOUT:g} s), "
           f"robots still {still_sec:.2f} s; first GlobalCommand {resumed['t'] - up_at:.2f} s "
           f"and motion {moving_again['t'] - up_at:.2f} s after it came back")

@@ -70,7 +70,8 @@ _N_BLOCKS = 64  # prange work units; results do not depend on it
 LAYOUTS = ("ranks", "codes")  # how stored draws are held (module docstring)
 _CODE_BITS = 16
 ESCAPE = 0xFFFF  # a "codes" entry whose draw is recomputed where it is met
-_RELEASE_CHUNKS = 16  # the recording sweep frees releasable draw storage in this many steps
+_RELEASE_CHUNKS = 64  # the recording sweep frees releasable draw storage in this many steps (Q and the
+# draws overlap by one step: 1/64 of the smaller, 9 MiB at k = 100, against 35 MiB with 16 steps)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,15 @@ class LocalAgentsNode(AltmarlNode):
         else:
             self.publish_velocities(np.zeros(len(self.robot_ids)), np.zeros(len(self.robot_ids)))
 
+    def _staleness(self, age) -> str:
+        """Why the last GlobalCommand no longer counts, with its age (what an operator checks first)."""
+        timeout = f"command_timeout {self.command_timeout_ns / 1e9:g} s"
+        if age is None:
+            return "no GlobalCommand yet"
+        if age < 0:
+            return f"the last GlobalCommand is {-age / 1e9:.2f} s in the future (sim time went back; {timeout})"
+        return f"the last GlobalCommand is {age / 1e9:.2f} s old ({timeout})"
+
     def control(self) -> None:
         """Publish every robot's cmd_vel: the controller towards its goal, or zero."""
         now_ns = self.get_clock().now().nanoseconds
@@ -155,8 +164,7 @@ class LocalAgentsNode(AltmarlNode):
         if stale != self.stopped:
             self.stopped = stale
             if stale:
-                self.get_logger().warning(f"no GlobalCommand for {self.command_timeout_ns / 1e9:g} s: "
-                                          f"stopping {len(self.robot_ids)} robot(s)")
+                self.get_logger().warning(f"{self._staleness(age)}: stopping {len(self.robot_ids)} robot(s)")
             else:
                 self.get_logger().info("GlobalCommand received: robots moving")
         if self.command_type == "goal_pose":
