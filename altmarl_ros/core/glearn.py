@@ -476,6 +476,17 @@ def _gather_rows(V, rows, w):
         w[s] = sums[s]
 
 
+@njit(cache=True, inline="always")
+def _decode_row(V, draws, F, f, base, shifts, scratch, rows):
+    """rows[g] = the successor ranks of (g, F = unrank(f)) for every g, f a coded row; their V rows requested."""
+    escape_start = draws[8]
+    slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
+    for g in range(rows.shape[0]):
+        slot = _successors(draws, F, f, g, base, shifts, scratch, rows[g], slot)
+        for i in range(rows.shape[1]):
+            _prefetch_row(V, rows[g, i])
+
+
 @intrinsic
 def _prefetch_row(typingctx, array, row):
     """Ask the CPU to start loading array[row, 0]'s cache line (llvm.prefetch: read, keep in every level).
@@ -504,8 +515,9 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
 
     Writes Q[g, f, a] and the greedy pi_out[g, f] when those arrays are non-empty;
     lo_blk/hi_blk get per-block min/max of V_new - V_old. The gathers miss the cache once
-    V outgrows it, so stored ranks are requested one count vector ahead (_prefetch_row).
-    Decoded ranks are not: requesting them before the sums bought nothing at k = 100.
+    V outgrows it, so they are requested one count vector ahead (_prefetch_row): stored
+    ranks straight from the store; codes are decoded a count vector ahead into a two-row
+    buffer, so that decoding F + 1 overlaps the cache misses of F's gathers.
     `from_zero` says V_old is 0 everywhere: every sum of gathers is then 0.0, so none is
     made (nor any draw recomputed), which gives the same V_new bit for bit.
     """
@@ -515,23 +527,33 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
     write_q = Q.shape[1] > 0
     write_pi = pi_out.shape[1] > 0
     fixed = policy.shape[0] > 0
-    stored_ranks, escape_start = draws[0], draws[8]
+    stored_ranks, codes_rows = draws[0], draws[1].shape[0]
     block = (f_hi - f_lo + _N_BLOCKS - 1) // _N_BLOCKS
     for b in prange(_N_BLOCKS):
         F = np.empty(S_l, np.int64)
         scratch = _draw_scratch(m, S_l)
         base = np.empty(max(S_l - 1, 1), np.int64)
         ranks = np.empty(m, np.int64)
+        decoded = np.empty((2, S_g, m), np.int64)  # ranks of coded rows f and f + 1, at [f % 2]
+        F_ahead = np.empty(S_l, np.int64)
         w = np.empty(S_g)
         lo, hi = np.inf, -np.inf
         first = f_lo + b * block
-        for f in range(first, min(f_hi, f_lo + (b + 1) * block)):
+        end = min(f_hi, f_lo + (b + 1) * block)
+        for f in range(first, end):
             _next_in_block(f, first, k, F)
-            slot = escape_start[f] if f < escape_start.shape[0] - 1 else 0
             if not from_zero and f + 1 < stored_ranks.shape[0]:
                 for g in range(S_g):
                     for i in range(m):
                         _prefetch_row(V_old, stored_ranks[f + 1, g, i])
+            coded = not from_zero and stored_ranks.shape[0] <= f < codes_rows
+            if coded:  # coded rows run from the block's first (a store holds ranks or codes, not both)
+                if f == first:
+                    _decode_row(V_old, draws, F, f, base, shifts, scratch, decoded[f % 2])
+                if f + 1 < min(end, codes_rows):
+                    F_ahead[:] = F
+                    _successor(F_ahead)
+                    _decode_row(V_old, draws, F_ahead, f + 1, base, shifts, scratch, decoded[(f + 1) % 2])
             for g in range(S_g):
                 local = 0.0
                 for j in range(S_l):
@@ -541,8 +563,10 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
                     w[:] = 0.0
                 elif f < stored_ranks.shape[0]:  # the common case: gather straight from the store
                     _gather_rows(V_old, stored_ranks[f, g], w)
-                else:
-                    slot = _successors(draws, F, f, g, base, shifts, scratch, ranks, slot)
+                elif coded:
+                    _gather_rows(V_old, decoded[f % 2, g], w)
+                else:  # a row beyond the store: its draws are recomputed
+                    _successors(draws, F, f, g, base, shifts, scratch, ranks, 0)
                     _gather_rows(V_old, ranks, w)
                 best, best_a, chosen = -np.inf, 0, 0.0
                 for a in range(A_g):
