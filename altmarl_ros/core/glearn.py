@@ -70,7 +70,6 @@ _N_BLOCKS = 64  # prange work units; results do not depend on it
 LAYOUTS = ("ranks", "codes")  # how stored draws are held (module docstring)
 _CODE_BITS = 16
 ESCAPE = 0xFFFF  # a "codes" entry whose draw is recomputed where it is met
-_DECODE_AHEAD = 8  # a codes sweep decodes successor ranks this many count vectors before it sums them
 _RELEASE_CHUNKS = 64  # the recording sweep frees releasable draw storage in this many steps (Q and the
 # draws overlap by one step: 1/64 of the smaller, 9 MiB at k = 100, against 35 MiB with 16 steps)
 
@@ -517,8 +516,8 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
     Writes Q[g, f, a] and the greedy pi_out[g, f] when those arrays are non-empty;
     lo_blk/hi_blk get per-block min/max of V_new - V_old. The gathers miss the cache once
     V outgrows it, so they are requested one count vector ahead (_prefetch_row): stored
-    ranks straight from the store; codes are decoded _DECODE_AHEAD count vectors ahead into a
-    ring buffer, so that decoding later rows overlaps the cache misses of F's gathers.
+    ranks straight from the store; codes are decoded a count vector ahead into a two-row
+    buffer, so that decoding F + 1 overlaps the cache misses of F's gathers.
     `from_zero` says V_old is 0 everywhere: every sum of gathers is then 0.0, so none is
     made (nor any draw recomputed), which gives the same V_new bit for bit.
     """
@@ -535,9 +534,8 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
         scratch = _draw_scratch(m, S_l)
         base = np.empty(max(S_l - 1, 1), np.int64)
         ranks = np.empty(m, np.int64)
-        decoded = np.empty((_DECODE_AHEAD + 1, S_g, m), np.int64)  # coded row f's ranks at [f % (D + 1)]
-        F_ahead = np.empty(S_l, np.int64)  # the count vector of row `lead`, the last one decoded
-        lead = -1
+        decoded = np.empty((2, S_g, m), np.int64)  # ranks of coded rows f and f + 1, at [f % 2]
+        F_ahead = np.empty(S_l, np.int64)
         w = np.empty(S_g)
         lo, hi = np.inf, -np.inf
         first = f_lo + b * block
@@ -551,14 +549,11 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
             coded = not from_zero and stored_ranks.shape[0] <= f < codes_rows
             if coded:  # coded rows run from the block's first (a store holds ranks or codes, not both)
                 if f == first:
+                    _decode_row(V_old, draws, F, f, base, shifts, scratch, decoded[f % 2])
+                if f + 1 < min(end, codes_rows):
                     F_ahead[:] = F
-                    lead = f
-                    _decode_row(V_old, draws, F_ahead, f, base, shifts, scratch, decoded[f % (_DECODE_AHEAD + 1)])
-                while lead < min(f + _DECODE_AHEAD, end - 1, codes_rows - 1):
                     _successor(F_ahead)
-                    lead += 1
-                    _decode_row(V_old, draws, F_ahead, lead, base, shifts, scratch,
-                                decoded[lead % (_DECODE_AHEAD + 1)])
+                    _decode_row(V_old, draws, F_ahead, f + 1, base, shifts, scratch, decoded[(f + 1) % 2])
             for g in range(S_g):
                 local = 0.0
                 for j in range(S_l):
@@ -569,7 +564,7 @@ def _sweep(V_old, V_new, Q, pi_out, policy, draws, shifts, f_lo, f_hi, k, m, r_g
                 elif f < stored_ranks.shape[0]:  # the common case: gather straight from the store
                     _gather_rows(V_old, stored_ranks[f, g], w)
                 elif coded:
-                    _gather_rows(V_old, decoded[f % (_DECODE_AHEAD + 1), g], w)
+                    _gather_rows(V_old, decoded[f % 2, g], w)
                 else:  # a row beyond the store: its draws are recomputed
                     _successors(draws, F, f, g, base, shifts, scratch, ranks, 0)
                     _gather_rows(V_old, ranks, w)
