@@ -6,6 +6,7 @@ Nodes (`ros2_launch_description`), so both start exactly the same nodes with
 exactly the same parameters. The fleet file may set every parameter a planned
 node class declares (its PARAMETERS table), and nothing else.
 """
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from altmarl_ros.config_files import find_config
 from altmarl_ros.core import budget
 from altmarl_ros.core.safe_files import load_yaml
 from altmarl_ros.errors import AltmarlError, ConfigError
+from altmarl_ros.node_parameters import NODE_PARAMETERS
 from altmarl_ros.names import (DEFAULT_ROBOT_TEMPLATE, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, cmd_vel_topic, goal_topic,
                                odom_topic, pose_topic)
 
@@ -79,6 +81,7 @@ class NodeSpec:
     namespace: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
     remappings: Tuple[Tuple[str, str], ...] = ()
+    planned: Tuple[str, ...] = ()  # parameters the plan sets on top of the fleet file (e.g. a robot's ids)
 
     @property
     def executable(self) -> str:
@@ -97,6 +100,15 @@ class NodeSpec:
         for source, target in self.remappings:
             args += ["-r", f"{source}:={target}"]
         return args
+
+    def ros2_run(self, params_file: str) -> str:
+        """The `ros2 run` line that starts this node on its own host, reading the fleet file params_file:
+        the same name, namespace, remappings and parameters as the launch files (docs/launch.md prints it)."""
+        planned = [f"{key}:={json.dumps(self.parameters[key], separators=(',', ':'))}" for key in self.planned]
+        words = ["ros2", "run", PACKAGE, self.executable, *self.ros_args(), "--params-file", params_file]
+        for item in planned:
+            words += ["-p", item]
+        return " ".join(words)
 
 
 def default_fleet_file() -> Path:
@@ -118,6 +130,11 @@ def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> Flee
     for key, value in schema.mapping(dict(overrides or {}), LaunchError, "override", keys).items():
         _check_type(f"override {key}={value!r}", key, value, keys)
         common[key] = value
+    names = common.get("robot_names")
+    if names:  # the roster names the fleet: n_robots is its length, and may be left out
+        if common.setdefault("n_robots", len(names)) != len(names):
+            raise LaunchError(f"fleet file {path}: n_robots = {common['n_robots']} but robot_names lists "
+                              f"{len(names)} robots; drop n_robots (the roster sets it) or make them agree")
     for key in ("n_robots", "policy", "scenario"):
         if key not in common:
             raise LaunchError(f"fleet file {path}: '{ALL_NODES}.ros__parameters.{key}' is missing; "
@@ -161,7 +178,7 @@ def fleet_keys() -> Dict[str, tuple]:
     node class declares. A typo is an error (ROS itself would silently ignore it)."""
     keys = dict(ROS_PARAMETERS)
     for kind in NODE_CLASSES:
-        for key, types in node_class(kind).PARAMETERS.items():
+        for key, types in NODE_PARAMETERS[kind].items():
             if keys.setdefault(key, types) != types:
                 raise LaunchError(f"parameter '{key}': node kinds declare it with different types "
                                   f"({keys[key]} and {types}); declare one type")
@@ -240,10 +257,11 @@ def robot_names(fleet: FleetDescription) -> List[str]:
     return [template.format(id=i) for i in range(fleet.n_robots)]
 
 
-def _spec(fleet, kind, name, namespace="", remappings=(), **extra) -> NodeSpec:
+def _spec(fleet, kind, name, namespace="", remappings=(), **planned) -> NodeSpec:
     params = fleet.parameters_for(name)
-    params.update(extra)
-    return NodeSpec(kind=kind, name=name, namespace=namespace, parameters=params, remappings=remappings)
+    params.update(planned)
+    return NodeSpec(kind=kind, name=name, namespace=namespace, parameters=params, remappings=remappings,
+                    planned=tuple(planned))
 
 
 LAUNCH_OVERRIDES = ("n_robots", "k", "policy", "scenario", "seed", "use_sim_time")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from std_msgs.msg import String
 
-from altmarl_ros.nodes._params import INTEGER, declare_int
+from altmarl_ros.node_parameters import INTEGER
+from altmarl_ros.nodes._params import declare_int
 from altmarl_ros.nodes._ros import AltmarlNode, run_node
 
 

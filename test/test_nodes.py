@@ -468,15 +468,17 @@ def test_decision_schedule_decides_once_in_every_period_with_a_tick():
         decide, due = decision_schedule(due, now, period, slack)
         if decide:
             decided.append(now)
-    start = ticks[0] + period - slack  # the first boundary, less the slack
-    assert decided and decided[0] >= start and len(set(decided)) == len(decided)
+    assert decided[0] == ticks[0]  # the first tick decides: the fleet does not wait a period first
+    start = ticks[0] - slack  # the first boundary, less the slack
+    assert len(set(decided)) == len(decided)
     for j in range((ticks[-1] - start) // period + 1):
         window = (start + j * period, start + (j + 1) * period)
         if any(window[0] <= now < window[1] for now in ticks):
             assert sum(window[0] <= now < window[1] for now in decided) == 1, (j, decided)
-    # The simulator restarts: the schedule starts again one period after the reset.
+    # The simulator restarts: the first tick after the reset decides, and the schedule follows it.
     decide, due = decision_schedule(due, 50_000_000, period, slack)
-    assert not decide and due == 1_050_000_000
+    assert decide and due == 1_050_000_000
+    assert decision_schedule(due, 1_024_999_999, period, slack) == (False, 1_050_000_000)
     assert decision_schedule(due, 1_049_999_000, period, slack) == (True, 2_050_000_000)
 
 
@@ -497,7 +499,7 @@ def test_decision_schedule_restarts_only_on_a_clock_more_than_a_period_before_th
     period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
     back = due - period - period
     assert decision_schedule(due, back, period, slack) == (False, due)
-    assert decision_schedule(due, back - 1, period, slack) == (False, back - 1 + period)
+    assert decision_schedule(due, back - 1, period, slack) == (True, back - 1 + period)
 
 
 def test_bad_parameters_stop_the_node_with_a_named_error(ros_context, world):

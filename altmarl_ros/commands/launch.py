@@ -18,6 +18,9 @@ def add_arguments(parser):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fleet parameter, e.g. --set n_robots=50 --set k=5 (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="print the node plan and exit")
+    parser.add_argument("--print-commands", action="store_true",
+                        help="print the `ros2 run` line of every planned node (one per host on a real fleet: "
+                             "each robot's agent on its robot) and exit")
 
 
 def run(args) -> int:
@@ -27,6 +30,10 @@ def run(args) -> int:
         raise UsageError(f"--duration {args.duration}: must be > 0 seconds")
     fleet = fleet_plan.load_fleet(args.fleet, fleet_plan.parse_overrides(args.set))
     specs = fleet_plan.plan_nodes(fleet, args.mode)
+    if args.print_commands:
+        for spec in specs:
+            print(spec.ros2_run(args.fleet or "fleet.yaml"))
+        return 0
     if args.dry_run:
         for spec in specs:
             print(f"{spec.label:<28} {spec.executable:<22} {dict(spec.parameters)}")

@@ -20,16 +20,6 @@ class ParameterError(ConfigError):
     """A node parameter is missing, of the wrong type, out of range, or inconsistent."""
 
 
-# Types of a declared parameter in a node class's PARAMETERS table (name -> accepted Python types):
-# what the fleet file may set for it (altmarl_ros.fleet_plan reads the tables).
-STRING, BOOL, INTEGER, NUMBER, ROBOT_IDS = (str,), (bool,), (int,), (int, float), (int, list)
-SCENARIO, POLICY = {"scenario": STRING}, {"policy": STRING}
-ROSTER = {"n_robots": INTEGER, "robot_names": (list, type(None)), "robot_template": STRING}  # declare_roster
-ROBOTS = {**ROSTER, "robots": ROBOT_IDS}  # declare_robots
-ROBOT_COUNT = {"n_robots": INTEGER, "robots": ROBOT_IDS}  # n_robots + declare_robot_ids
-POSE_SOURCE = {"pose_source": STRING, "map_frame": STRING, "pose_topic": STRING}  # _poses.declare_pose_source
-COMMAND_TYPE = {"command_type": STRING}
-CONTROL_PERIOD = {"control_period": NUMBER}
 
 
 def _declare(node, name: str, default: Any, description: str, dynamic: bool = False) -> Any:

@@ -29,9 +29,9 @@ from tf2_msgs.msg import TFMessage
 from altmarl_ros.names import TF_STATIC_TOPIC, TF_TOPIC, base_frame, pose_topic
 from altmarl_ros.nodes._cdr import odometry_frame_id, yaw_from_quaternion
 from altmarl_ros.nodes._odom_store import NEVER_NS, LatestOdometry
-from altmarl_ros.nodes._ros import LATCHED_QOS
+from altmarl_ros.nodes._ros import TF_STATIC_QOS
 
-POSE_SOURCES = ("odometry", "tf", "pose_topic")
+POSE_SOURCES = ("odometry", "tf", "pose_topic")  # each PoseSource's KIND
 MAX_TF_DEPTH = 16
 
 Pose = Tuple[float, float, float]
@@ -43,6 +43,8 @@ def _finite(pose: Pose) -> Optional[Pose]:
 
 class PoseSource:
     """Fresh map-frame poses of a list of robots, addressed by slot (index in the list)."""
+
+    KIND = ""  # the pose_source parameter value that selects it
 
     def __init__(self, map_frame: str):
         self.map_frame = map_frame
@@ -81,6 +83,8 @@ class PoseSource:
 class OdometryPoses(PoseSource):
     """<robot>/odom, used only when its header.frame_id is the map frame."""
 
+    KIND = "odometry"
+
     def __init__(self, node, robots: Sequence[str], map_frame: str, dropped=None):
         super().__init__(map_frame)
         self.messages = LatestOdometry.of_robots(node, robots, dropped)
@@ -99,6 +103,8 @@ class OdometryPoses(PoseSource):
 
 class PoseTopicPoses(PoseSource):
     """geometry_msgs/PoseWithCovarianceStamped on <robot>/<topic>, in the map frame."""
+
+    KIND = "pose_topic"
 
     def __init__(self, node, robots: Sequence[str], map_frame: str, topic: str, dropped=None):
         super().__init__(map_frame)
@@ -130,7 +136,7 @@ class TransformTree:
         self.transform: Dict[str, Pose] = {}
         self.received_ns: Dict[str, int] = {}
         node.create_subscription(TFMessage, TF_TOPIC, self._store, 100)
-        node.create_subscription(TFMessage, TF_STATIC_TOPIC, self._store, LATCHED_QOS)
+        node.create_subscription(TFMessage, TF_STATIC_TOPIC, self._store, TF_STATIC_QOS)
 
     def _store(self, msg: TFMessage) -> None:
         now_ns = self._clock.now().nanoseconds
@@ -158,6 +164,8 @@ class TransformTree:
 
 class TfPoses(PoseSource):
     """map -> <robot>/base_link through the transform tree; fresh = base_link's transform is fresh."""
+
+    KIND = "tf"
 
     def __init__(self, node, robots: Sequence[str], map_frame: str):
         super().__init__(map_frame)

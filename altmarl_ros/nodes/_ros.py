@@ -30,6 +30,11 @@ CMD_VEL_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=R
 # Latched: reliable, and the last message is kept for subscribers that join later.
 LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# /tf_static: every static broadcaster (one per robot is allowed) latches its own message, and a
+# subscriber that joins late gets all of them at once; keep-all so none is pushed out of a depth-1
+# queue before the callback runs (tf2_ros keeps 100; keep-all holds any fleet size).
+TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # GlobalCommand is latched, so a local agent that starts late gets the current decision.
 GLOBAL_COMMAND_QOS = LATCHED_QOS
 # /clock: rclpy subscribes best-effort depth 1; a reliable publisher matches it.

@@ -21,7 +21,8 @@ value and then skip a period. Each decision:
 4. publish GlobalCommand on altmarl/global_command (reliable, transient-local) with
    the raw counts and the estimate the decision used, and steer the depot to zone
    a_g at the control rate (depot/cmd_vel, Twist or TwistStamped), or send it the
-   zone's centre once (depot/goal_pose).
+   zone's centre when its goal changes (depot/goal_pose; a hold at its pose on stop,
+   nodes/_goals.py).
 With only m < k usable robots it decides on those m (warning, rate-limited):
 fresh scales F to sum k by largest remainders, the filter gives the m samples
 weight m instead of k. When the number of robots with usable poses changes
@@ -35,7 +36,6 @@ Operator controls: altmarl/stop and altmarl/resume (std_srvs/Trigger) publish th
 latched altmarl/stopped that every local agent obeys at once; /diagnostics
 reports decisions, short samples, stale robots and rejected poses at 1 Hz.
 """
-import math
 import re
 import sys
 import time
@@ -43,40 +43,41 @@ from collections import deque
 
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.time import Time
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from altmarl_ros.core.counts import rank
-from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, DIAGNOSTICS_TOPIC,
-                               GLOBAL_COMMAND_TOPIC, RESUME_SERVICE, STOP_SERVICE, STOPPED_TOPIC, base_frame,
-                               goal_topic)
-from altmarl_ros.nodes._params import (COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, POLICY, POSE_SOURCE, ROBOTS,
-                                       SCENARIO, ParameterError, declare_choice, declare_control_period,
-                                       declare_float, declare_int, declare_policy, declare_robots, declare_scenario)
+from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, GLOBAL_COMMAND_TOPIC, RESUME_SERVICE,
+                               STOP_SERVICE, STOPPED_TOPIC, base_frame)
+from altmarl_ros.node_parameters import NODE_PARAMETERS
+from altmarl_ros.nodes._params import (ParameterError, declare_choice, declare_control_period, declare_float,
+                                       declare_int, declare_policy, declare_robots, declare_scenario)
+from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
+from altmarl_ros.nodes._goals import GoalSender
 from altmarl_ros.nodes._poses import declare_pose_source
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, GOAL_QOS, LATCHED_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._validate import DroppedMessages
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, LATCHED_QOS, AltmarlNode, run_node
 from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
 from altmarl_ros.core.observer import Observer
 
 WARN_EVERY_SEC = 5.0
 GRAPH_SCAN_SEC = 2.0
-DIAGNOSTICS_SEC = 1.0
 
 
 def decision_schedule(due_ns, now_ns: int, period_ns: int, slack_ns: int):
     """(decide now?, next boundary) for a control tick at clock time now_ns.
 
     due_ns is the boundary the last tick returned, or None before the first tick.
-    The first boundary is one period after the first tick; a clock that jumps back
-    by more than a period (a simulator restart) starts the schedule again. A tick
-    within slack_ns before the boundary counts as on it (sim time is a float sum:
-    1.0 s may read 0.99999). A tick that is late by several periods decides once.
+    The first tick decides, and the boundaries follow every period; a clock that
+    jumps back by more than a period (a simulator restart) starts the schedule
+    again the same way. A tick within slack_ns before the boundary counts as on it
+    (sim time is a float sum: 1.0 s may read 0.99999). A tick that is late by
+    several periods decides once.
     """
     if due_ns is None or now_ns < due_ns - 2 * period_ns:
-        return False, now_ns + period_ns
+        return True, now_ns + period_ns
     late = now_ns + slack_ns - due_ns
     if late < 0:
         return False, due_ns
@@ -87,19 +88,17 @@ class CoordinatorNode(AltmarlNode):
     """The global agent's node; see the module docstring."""
 
     DEFAULT_NAME = "coordinator"
-    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE, "k": INTEGER,
-                  "decision_period": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER}
+    PARAMETERS = NODE_PARAMETERS["coordinator"]
 
     def setup(self) -> None:
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
         self.robot_ids, self.robot_names = declare_robots(self, scenario, "robots to sample from")
-        k = declare_int(self, "k", 0, "robots sampled per decision; must equal the policy's k (0 = the policy's)",
-                        minimum=0)
-        if k == 0:
-            k = self.policy.k
-        elif k != self.policy.k:
+        # Default: the policy's k, so that `ros2 param get` reads the k in use.
+        k = declare_int(self, "k", self.policy.k, "robots sampled per decision; must equal the policy's k "
+                        "(default: the policy's)", minimum=1)
+        if k != self.policy.k:
             raise ParameterError(f"parameter 'k' = {k}, but the policy was trained for k = {self.policy.k}: "
                                  f"set k:={self.policy.k} or train a policy for k = {k}")
         if k > len(self.robot_ids):
@@ -131,14 +130,15 @@ class CoordinatorNode(AltmarlNode):
                 f"{scenario.timing.decision_epoch:g} s the policy was trained for")
 
         # Robot poses (and the depot's, in the last slot) in the map frame, from the configured source.
-        self.poses = declare_pose_source(self, self.robot_names + [DEPOT])
+        self.dropped = DroppedMessages(self)  # undecodable or out-of-range pose messages, by reason
+        self.poses = declare_pose_source(self, self.robot_names + [DEPOT], self.dropped)
         self._depot_slot = len(self.robot_names)
         self.command_pub = self.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, GLOBAL_COMMAND_QOS)
         self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
                                            "how the depot is commanded: twist / twist_stamped on depot/cmd_vel, "
                                            "or goal_pose: the chosen zone's centre on depot/goal_pose")
         if self.command_type == "goal_pose":
-            self.depot_cmd_pub = self.create_publisher(PoseStamped, goal_topic(DEPOT), GOAL_QOS)
+            self.depot_goal = GoalSender(self, [DEPOT], self.poses.map_frame)
         else:
             stamped = self.command_type == "twist_stamped"
             self.depot_cmd_pub = self.create_publisher(TwistStamped if stamped else Twist, DEPOT_CMD_VEL_TOPIC,
@@ -167,8 +167,8 @@ class CoordinatorNode(AltmarlNode):
         self._stopped_pub.publish(Bool(data=False))
         self.create_service(Trigger, STOP_SERVICE, self.on_stop)
         self.create_service(Trigger, RESUME_SERVICE, self.on_resume)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
-        self.create_timer(DIAGNOSTICS_SEC, self.publish_diagnostics)
+        self.diagnostics = Diagnostics(self, "coordinator", self.diagnostic_status, self.dropped)
+        self.diagnostics.hardware_id = self.policy.policy_id
         self._diagnosed = (0, 0, 0)  # (epoch, short, skipped) at the last report
 
         self._period_ns = int(round(self.decision_period * 1e9))
@@ -199,6 +199,19 @@ class CoordinatorNode(AltmarlNode):
         slot = self._depot_slot
         fresh = slot in self.poses.fresh_slots(now_ns, self.odom_timeout_ns)
         return self.poses.pose(slot) if fresh else None
+
+    def _why_no_depot_pose(self, now_ns: int) -> str:
+        """What an operator needs to fix: no depot pose at all, an old one, or one in the wrong frame."""
+        slot, source = self._depot_slot, self.poses
+        if slot not in source.fresh_slots(now_ns, self.odom_timeout_ns):
+            return (f"no depot pose younger than odom_timeout {self.odom_timeout_ns / 1e9:g} s "
+                    f"(pose_source {source.KIND!r})")
+        before = source.foreign_frames
+        source.pose(slot)
+        if source.foreign_frames != before:
+            return (f"the depot's pose is in frame {source.last_foreign!r}, expected {source.map_frame!r} "
+                    f"(pose_source {source.KIND!r}: use tf or pose_topic when odometry is not in the map frame)")
+        return "the depot's pose is NaN/inf"
 
     def sample(self, now_ns: int):
         """(robot ids, poses [m, 3]) of a uniform random subset of m <= k robots with fresh, finite
@@ -231,29 +244,39 @@ class CoordinatorNode(AltmarlNode):
         return chosen, np.array(poses, dtype=np.float64).reshape(-1, 3)
 
     def tick(self) -> None:
-        """Control-rate tick: decide if a decision boundary has passed, then steer the depot."""
+        """Control-rate tick: decide if a decision boundary has passed, then steer the depot.
+
+        Until the first decision is made, every tick tries (one skipped epoch is counted per period):
+        the fleet is not left idle for a period first (where robots stall), and the schedule's
+        boundaries follow the first decision, as a rollout's epochs follow its start."""
         now_ns = self._now_ns()
         decide_now, self._next_decision_ns = decision_schedule(self._next_decision_ns, now_ns,
                                                                self._period_ns, self._slack_ns)
         if decide_now:
-            self.decide(now_ns)
+            decided = self.decide(now_ns)
+            if not decided:
+                self.skipped_decisions += 1
+        elif self.epoch == 0 and not self.stopped:
+            decided = self.decide(now_ns)
+        else:
+            decided = False
+        if decided and self.epoch == 1:
+            self._next_decision_ns = now_ns + self._period_ns
         self.drive_depot()
 
-    def decide(self, now_ns: int) -> None:
-        """One decision epoch at clock time now_ns (see the module docstring)."""
+    def decide(self, now_ns: int) -> bool:
+        """One decision epoch at clock time now_ns (see the module docstring); False if none was made."""
         started = time.perf_counter()
         logger = self.get_logger()
         if self.stopped:  # the robots hold still: no decision, and nothing for the filter to predict
-            self.skipped_decisions += 1
-            return
+            return False
         if self.last_command is not None:  # one epoch passed under the s_g the robots were last sent
             self.observer.elapsed(self.last_command.global_state)
         depot = self._depot_pose(now_ns)
         if depot is None:
-            self.skipped_decisions += 1
-            logger.warning("no fresh map-frame depot pose: no decision this epoch",
+            logger.warning(f"no usable depot pose: {self._why_no_depot_pose(now_ns)}; no decision this epoch",
                            throttle_duration_sec=WARN_EVERY_SEC)
-            return
+            return False
         ring = self.scenario.ring
         ids, poses = self.sample(now_ns)
         if len(ids) < self.k and ids:
@@ -264,10 +287,9 @@ class CoordinatorNode(AltmarlNode):
         counts = np.bincount(zone_of_pose(poses[:, 0], poses[:, 1], ring).astype(np.int64), minlength=ring.n_zones)
         query = self.observer.decide(counts)
         if query is None:
-            self.skipped_decisions += 1
             logger.warning(f"no robot has fresh odometry (odom_timeout {self.odom_timeout_ns / 1e9:g} s) and no "
                            f"estimate yet: no decision this epoch", throttle_duration_sec=WARN_EVERY_SEC)
-            return
+            return False
         if not ids:
             logger.warning("no robot has fresh odometry: deciding on the filter's prediction alone",
                            throttle_duration_sec=WARN_EVERY_SEC)
@@ -281,46 +303,37 @@ class CoordinatorNode(AltmarlNode):
         msg.header.frame_id = self.poses.map_frame
         self.command_pub.publish(msg)
         self.goal_zone = action
-        if self.command_type == "goal_pose":
-            xs, ys = zone_centre(np.array([action]), ring)
-            self._publish_depot_goal(msg.header.stamp, float(xs[0]), float(ys[0]), 0.0)
-        self.last_command = msg
+        self.last_command, self._last_decision_ns = msg, now_ns
         self.epoch += 1
         self.tick_seconds.append(time.perf_counter() - started)
+        return True
 
     def drive_depot(self) -> None:
-        """Steer the depot to the chosen zone with the core's ring controller; stop without a pose.
-        (goal_pose: nothing at the control rate; the depot's navigator drives to the goal.)"""
-        if self.command_type == "goal_pose":
-            return
-        twist = self._depot_twist
+        """Steer the depot to the chosen zone with the ring controller (goal_pose: send the zone's centre
+        when it changes); stop (hold) it without a fresh pose, before the first decision, or when stopped."""
         depot = self._depot_pose(self._now_ns())
         if depot is None or self.goal_zone is None or self.stopped:
-            twist.linear.x = twist.angular.z = 0.0
+            self.stop_robots()
+        elif self.command_type == "goal_pose":
+            xs, ys = zone_centre(np.array([self.goal_zone]), self.scenario.ring)
+            self.depot_goal.drive(0, self.goal_zone, (xs[0], ys[0]), depot)
         else:
             v, w = steer_to_zone(depot[0], depot[1], depot[2], self.goal_zone, self.scenario.ring,
                                  self.scenario.limits, self.scenario.controller)
-            twist.linear.x, twist.angular.z = float(v), float(w)
+            self._publish_depot_twist(float(v), float(w))
+
+    def _publish_depot_twist(self, v: float, w: float) -> None:
+        self._depot_twist.linear.x, self._depot_twist.angular.z = v, w
         if self.command_type == "twist_stamped":
             self._depot_msg.header.stamp = self.get_clock().now().to_msg()
         self.depot_cmd_pub.publish(self._depot_msg)
 
-    def _publish_depot_goal(self, stamp, x: float, y: float, yaw: float) -> None:
-        goal = PoseStamped()
-        goal.header.stamp, goal.header.frame_id = stamp, self.poses.map_frame
-        goal.pose.position.x, goal.pose.position.y = x, y
-        goal.pose.orientation.z, goal.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
-        self.depot_cmd_pub.publish(goal)
-
     def stop_robots(self) -> None:
-        """Zero velocity to the depot, or its current pose as its goal (on shutdown and on stop)."""
+        """Zero velocity to the depot, or a hold at its last known pose (on stop, shutdown, no pose)."""
         if self.command_type == "goal_pose":
-            pose = self._depot_pose(self._now_ns())
-            if pose is not None:
-                self._publish_depot_goal(self.get_clock().now().to_msg(), *pose)
+            self.depot_goal.hold_all(lambda _: self.poses.pose(self._depot_slot))
         else:
-            self._depot_twist.linear.x = self._depot_twist.angular.z = 0.0
-            self.depot_cmd_pub.publish(self._depot_msg)
+            self._publish_depot_twist(0.0, 0.0)
 
     def on_stop(self, request, response):
         """std_srvs/Trigger altmarl/stop: every robot (and the depot) stands still until resume."""
@@ -343,32 +356,32 @@ class CoordinatorNode(AltmarlNode):
         fresh = self.poses.fresh_slots(now_ns, self.odom_timeout_ns)
         return len(self.robot_names) - int(np.count_nonzero(fresh != self._depot_slot))
 
-    def publish_diagnostics(self) -> None:
-        """/diagnostics: decisions, short samples, stale robots, rejected poses, policy id (1 Hz)."""
+    def diagnostic_status(self):
+        """/diagnostics: decisions, short samples, stale robots, rejected poses, policy id (nodes/_diagnostics)."""
         now_ns = self._now_ns()
         epoch, short, skipped = self.epoch, self.short_decisions, self.skipped_decisions
         recent = (epoch - self._diagnosed[0], short - self._diagnosed[1], skipped - self._diagnosed[2])
         self._diagnosed = (epoch, short, skipped)
         stale = self.stale_robots(now_ns)
         if self.stopped:
-            level, message = DiagnosticStatus.WARN, "stopped by operator"
-        elif recent[0] == 0:
-            level, message = DiagnosticStatus.ERROR, "no decision since the last report"
+            level, message = WARN, "stopped by operator"
+        elif self.last_command is None or now_ns - self._last_decision_ns > 1.5 * self._period_ns:
+            level, message = ERROR, f"no decision for over a decision period: {self._why_no_decision(now_ns)}"
         elif recent[1] or stale:
-            level, message = DiagnosticStatus.WARN, f"{recent[1]} short decisions, {stale} stale robots"
+            level, message = WARN, f"{recent[1]} short decisions, {stale} stale robots"
         else:
-            level, message = DiagnosticStatus.OK, "deciding"
+            level, message = OK, "deciding"
         values = {"decisions": epoch, "skipped_decisions": skipped, "short_decisions": short,
                   "stale_robots": stale, "robots": len(self.robot_names), "k": self.k,
                   "invalid_poses": self.invalid_poses, "foreign_frame_poses": self.foreign_frames,
                   "unknown_robots": len(self.unknown_robots), "policy_id": self.policy.policy_id,
                   "stopped": self.stopped}
-        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: coordinator",
-                                  message=message, hardware_id=self.policy.policy_id,
-                                  values=[KeyValue(key=key, value=str(value)) for key, value in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = Time(nanoseconds=now_ns).to_msg()
-        self._diagnostics_pub.publish(array)
+        return level, message, values
+
+    def _why_no_decision(self, now_ns: int) -> str:
+        if self._depot_pose(now_ns) is None:
+            return self._why_no_depot_pose(now_ns)
+        return f"no robot has a usable pose ({self.stale_robots(now_ns)} of {len(self.robot_names)} stale)"
 
     def scan_for_unknown_robots(self) -> None:
         """Count robots that publish odometry here but are not in the roster (they are never sampled)."""

@@ -15,6 +15,15 @@ with sim time, child frame <robot>/base_link), /clock, and /tf (odometry frame
 start pose, and a latched /tf_static carries map -> <robot>/odom.
 A command older than `cmd_vel_timeout` sim seconds is replaced by zero
 velocity, so a robot whose controller died brakes to a stop.
+
+Steps keep in order with the controllers (lockstep): a step is due every
+control period of wall time (scaled), and it also waits, up to
+`max_command_wait` control periods, until every robot that answered the last
+published state has answered the new one (its cmd_vel arrived after it), as the
+offline simulator applies each step's commands to that step's state. A step that
+stops waiting uses the older commands; such robot-steps are counted
+(`late_commands`, on /diagnostics). Behind schedule, the simulator slows down
+rather than running overdue steps back to back.
 """
 import dataclasses
 import math
@@ -30,9 +39,10 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEPOT, MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, base_frame,
                                cmd_vel_topic, odom_frame, odom_topic)
 from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_stamped_velocity, twist_velocity
-from altmarl_ros.nodes._params import (BOOL, COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, ROSTER, SCENARIO,
-                                       STRING, declare_bool, declare_choice, declare_control_period, declare_float,
+from altmarl_ros.node_parameters import NODE_PARAMETERS
+from altmarl_ros.nodes._params import (declare_bool, declare_choice, declare_control_period, declare_float,
                                        declare_int, declare_roster, declare_scenario)
+from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
 from altmarl_ros.nodes._ros import CLOCK_QOS, CMD_VEL_QOS, LATCHED_QOS, ODOM_PUBLISH_QOS, AltmarlNode, run_node
 from altmarl_ros.nodes._validate import DroppedMessages
 
@@ -44,6 +54,8 @@ except ImportError:  # scripts/bootstrap.sh builds TFMessage where there is no w
 
 
 CLOCK_CHECK_SEC = 2.0
+LATE_WARN_FRACTION = 0.01  # of commanded robot-steps: the controllers cannot keep up with the simulator
+STEP_CHECKS_PER_PERIOD = 4  # the stepping timer's rate, per control period: how finely a step waits
 ODOM_FRAME_MODES = ("map", "per_robot")
 SIM_COMMAND_TYPES = COMMAND_TYPES[:2]  # velocity commands; goal-driven robots need a navigator
 
@@ -57,8 +69,7 @@ class FleetSimNode(AltmarlNode):
     """Hosts robots robot_0..robot_<n-1> and the depot; see the module docstring."""
 
     DEFAULT_NAME = "fleet_sim"
-    PARAMETERS = {**SCENARIO, **CONTROL_PERIOD, **ROSTER, **COMMAND_TYPE, "seed": INTEGER,
-                  "real_time_factor": NUMBER, "cmd_vel_timeout": NUMBER, "publish_tf": BOOL, "odom_frames": STRING}
+    PARAMETERS = NODE_PARAMETERS["fleet_sim"]
 
     def setup(self) -> None:
         from altmarl_sim.fleet import FleetSim
@@ -73,6 +84,9 @@ class FleetSimNode(AltmarlNode):
             self, "real_time_factor", 1.0, "sim seconds per wall second; 0 = as fast as possible", minimum=0.0)
         self.cmd_vel_timeout = declare_float(
             self, "cmd_vel_timeout", 0.5, "sim s: an older cmd_vel is replaced by zero velocity", positive=True)
+        max_wait = declare_float(
+            self, "max_command_wait", 1.0, "control periods (wall, scaled) a step waits for the controllers' "
+            "commands on the last state before it uses older ones; 0 = never wait", minimum=0.0)
         self.publish_tf = declare_bool(self, "publish_tf", True,
                                        "publish /tf <odometry frame> -> <robot>/base_link (needs tf2_msgs)")
         self.odom_frames = declare_choice(
@@ -126,16 +140,25 @@ class FleetSimNode(AltmarlNode):
                 self._tf_static_pub = self.create_publisher(TFMessage, TF_STATIC_TOPIC, LATCHED_QOS)
                 self._tf_static_pub.publish(TFMessage(transforms=statics))
         self.steps = 0
+        self.late_commands = 0  # robot-steps that used a command older than the last state (see above)
+        self.commanded_steps = 0  # robot-steps with a fresh command
         self._step_listeners = []
         self._publish_state()
         # The sim is the clock source, so it steps on wall (steady) time, never on /clock.
-        period = control_period / self.real_time_factor if self.real_time_factor > 0 else 0.0
-        self._timer = self.create_timer(period, self.step, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self._period_ns = int(1e9 * control_period / self.real_time_factor) if self.real_time_factor > 0 else 0
+        # unpaced: wait up to max_command_wait control periods of wall time all the same
+        self._max_wait_ns = int(max_wait * (self._period_ns or 1e9 * control_period))
+        self._due_ns = self._wall.now().nanoseconds
+        self._awaited = np.zeros(n + 1, dtype=bool)  # robots whose controller answered the last state
+        self._timer = self.create_timer(self._period_ns / 1e9 / STEP_CHECKS_PER_PERIOD, self._on_timer,
+                                        clock=self._wall)
+        self.diagnostics = Diagnostics(self, "fleet simulator", self.diagnostic_status, self.dropped)
         self.clock_clash = False  # another /clock publisher was seen on this domain
-        self.create_timer(CLOCK_CHECK_SEC, self._check_single_clock, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.create_timer(CLOCK_CHECK_SEC, self._check_single_clock, clock=self._wall)
         self.get_logger().info(
             f"scenario {scenario.name!r}: {n} robots + depot, control period {control_period:g} s, "
-            f"real-time factor {'max' if period == 0 else self.real_time_factor}, "
+            f"real-time factor {'max' if self._period_ns == 0 else self.real_time_factor}, "
             f"/tf {'on' if self._tf_pub else 'off (tf2_msgs not installed)' if self.publish_tf else 'off'}")
 
     def _check_single_clock(self) -> None:
@@ -145,6 +168,15 @@ class FleetSimNode(AltmarlNode):
             self.get_logger().error(f"another node also publishes {CLOCK_TOPIC} on ROS_DOMAIN_ID "
                                     f"{self.context.get_domain_id()}: sim time jumps between the two; give each "
                                     f"simulated fleet its own ROS_DOMAIN_ID")
+
+    def diagnostic_status(self):
+        """/diagnostics: steps, sim time, late commands (nodes/_diagnostics)."""
+        late = self.late_commands / max(self.commanded_steps, 1)
+        values = {"steps": self.steps, "sim_time": f"{self.sim.time:.3f}", "robots": self.sim.n,
+                  "late_commands": self.late_commands, "late_command_fraction": f"{late:.4f}"}
+        if self.clock_clash:
+            return ERROR, f"another node publishes {CLOCK_TOPIC} on this ROS domain", values
+        return (WARN if late > LATE_WARN_FRACTION else OK), "stepping", values
 
     def _command_into(self, index: int, topic: str):
         commands, command_time = self.commands, self.command_time
@@ -167,14 +199,34 @@ class FleetSimNode(AltmarlNode):
         """cmd_vel messages dropped (undecodable or not finite)."""
         return self.dropped.total
 
+    def _answered(self) -> np.ndarray:
+        """Robots whose latest command was sent after the state now published (sim time is its stamp)."""
+        return self.command_time >= self.sim.time
+
+    def _on_timer(self) -> None:
+        """Step when due and every awaited controller answered, or when waiting longer would exceed
+        max_command_wait; then the next step is one period later, or at once when unpaced (see above)."""
+        now_ns = self._wall.now().nanoseconds
+        if now_ns < self._due_ns:
+            return
+        waiting = self._awaited & ~self._answered()
+        if waiting.any() and now_ns < self._due_ns + self._max_wait_ns:
+            return
+        self.late_commands += int(np.count_nonzero(waiting))
+        self.step()
+        self._due_ns = max(self._due_ns + self._period_ns, now_ns)
+
     def step(self) -> None:
         """One control period: apply fresh commands (stale ones -> 0), integrate, publish."""
+        answered = self._answered()
         stale = self.sim.time - self.command_time > self.cmd_vel_timeout
+        self.commanded_steps += int(np.count_nonzero(~stale))
         v = np.where(stale, 0.0, self.commands[:, 0])
         w = np.where(stale, 0.0, self.commands[:, 1])
         self.sim.set_commands(v, w)
         self.sim.step_control()
         self.steps += 1
+        self._awaited = answered
         self._publish_state()
         for listener in self._step_listeners:
             listener(self.sim)

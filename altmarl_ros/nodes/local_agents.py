@@ -7,30 +7,31 @@ a_i ~ pi_l(. | s_i, s_g) (seeded), and heads for the zone that action names
 <robot>/cmd_vel every control period from the ring-following controller, within
 the scenario's limits, and once more as soon as a GlobalCommand arrives, so that
 the new goals steer from the epoch's first control step (as in the simulator's
-epochs), not one control period late; with goal_pose it publishes the zone's
-centre on <robot>/goal_pose once per decision and the robot's navigator drives. The
-operator's latched altmarl/stopped stops every robot at once, until resumed. If the last GlobalCommand arrived more than
+epochs), not one control period late; with goal_pose it publishes the goal zone's
+centre on <robot>/goal_pose when a robot's goal changes, and the robot's navigator
+drives (nodes/_goals.py). The operator's latched altmarl/stopped stops every robot
+at once, until resumed. If the last GlobalCommand arrived more than
 `command_timeout` ago (coordinator lost), every robot is commanded to stop
 (logged once) until commands return. A robot without fresh odometry is
-commanded to stop too.
+commanded to stop too. Stopping is a zero cmd_vel, or with goal_pose a goal at
+the robot's last known pose (hold), in every one of these cases and at shutdown.
 """
-import math
 import sys
 
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
-from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
-from rclpy.time import Time
+from geometry_msgs.msg import Twist, TwistStamped
 from std_msgs.msg import Bool
 
-from altmarl_ros.names import (COMMAND_TYPES, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, base_frame, cmd_vel_topic,
-                               goal_topic)
+from altmarl_ros.names import COMMAND_TYPES, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, base_frame, cmd_vel_topic
 from altmarl_ros.nodes._cdr import twist_cdr
-from altmarl_ros.nodes._params import (COMMAND_TYPE, CONTROL_PERIOD, INTEGER, NUMBER, POLICY, POSE_SOURCE, ROBOTS,
-                                       SCENARIO, declare_choice, declare_control_period, declare_float, declare_int,
+from altmarl_ros.node_parameters import NODE_PARAMETERS
+from altmarl_ros.nodes._params import (declare_choice, declare_control_period, declare_float, declare_int,
                                        declare_policy, declare_robots, declare_scenario)
+from altmarl_ros.nodes._diagnostics import OK, WARN, Diagnostics
+from altmarl_ros.nodes._goals import GoalSender
 from altmarl_ros.nodes._poses import declare_pose_source
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, GOAL_QOS, LATCHED_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, LATCHED_QOS, AltmarlNode, run_node
 from altmarl_sim.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
 from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, subscribe_commands
 
@@ -41,8 +42,7 @@ class LocalAgentsNode(AltmarlNode):
     """Runs pi_l and the low-level controller for the robots in parameter `robots`."""
 
     DEFAULT_NAME = "local_agents"
-    PARAMETERS = {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE,
-                  "command_timeout": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER}
+    PARAMETERS = NODE_PARAMETERS["local_agents"]
 
     def setup(self) -> None:
         scenario = declare_scenario(self)
@@ -66,8 +66,7 @@ class LocalAgentsNode(AltmarlNode):
         self.dropped = DroppedMessages(self)  # bad GlobalCommand and odometry messages, by reason
         self.poses = declare_pose_source(self, self.robot_names, self.dropped)
         if self.command_type == "goal_pose":
-            self._goal_pubs = [self.create_publisher(PoseStamped, goal_topic(name), GOAL_QOS)
-                               for name in self.robot_names]
+            self.goals = GoalSender(self, self.robot_names, self.poses.map_frame)
         else:
             msg_type = Twist if self.command_type == "twist" else TwistStamped
             self._cmd_pubs = [self.create_publisher(msg_type, cmd_vel_topic(name), CMD_VEL_QOS)
@@ -85,6 +84,8 @@ class LocalAgentsNode(AltmarlNode):
         subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), k=self.policy.k), self.on_command, self.dropped)
         self.create_subscription(Bool, STOPPED_TOPIC, self.on_stopped, LATCHED_QOS)
         self.create_timer(control_period, self.control)
+        self.diagnostics = Diagnostics(self, "local agents", self.diagnostic_status, self.dropped)
+        self.diagnostics.hardware_id = self.policy.policy_id
         self.get_logger().info(f"{n} robot(s), policy {self.policy.policy_id}: waiting for {GLOBAL_COMMAND_TOPIC}")
 
     def on_command(self, msg: GlobalCommand) -> None:
@@ -97,21 +98,25 @@ class LocalAgentsNode(AltmarlNode):
         self.last_command = msg
         self.command_received_ns = now_ns
         self.commands_received += 1
-        slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
         self.goal_zones[:] = NO_GOAL
-        if slots.size:
-            ring = self.scenario.ring
-            zones = zone_of_pose(poses[:, 0], poses[:, 1], ring)
-            cumulative = np.cumsum(self.policy.pi_l[zones, msg.global_state], axis=1)
-            draws = self.rng.random(slots.size)
-            actions = np.minimum((draws[:, None] >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
-            self.goal_zones[slots] = target_zone(zones, actions, ring)
-        if self.command_type != "goal_pose":
-            # cmd_vel towards the new goals now: this tick's control() may already have run with the old
-            # ones, and the decision's goals act from the first control step of its epoch, as offline.
-            self.control()
-        elif not self.halted:
-            self.publish_goals(now_ns)
+        # Draw the goals and command towards them now: this tick's control() may already have run with the
+        # old ones, and the decision's goals act from the first control step of its epoch, as offline.
+        self.control()
+
+    def draw_goals(self, slots: np.ndarray, poses: np.ndarray) -> None:
+        """Draw a_i ~ pi_l(. | s_i, s_g) for the robots in `slots` still without a goal this epoch, from
+        their poses now: at the decision, or later in the epoch when a robot's first fresh pose arrives
+        (a robot whose odometry was late still acts on this decision, as every worker does offline)."""
+        todo = self.goal_zones[slots] == NO_GOAL
+        if self.last_command is None or not todo.any():
+            return
+        slots, poses = slots[todo], poses[todo]
+        ring = self.scenario.ring
+        zones = zone_of_pose(poses[:, 0], poses[:, 1], ring)
+        cumulative = np.cumsum(self.policy.pi_l[zones, self.last_command.global_state], axis=1)
+        draws = self.rng.random(slots.size)
+        actions = np.minimum((draws[:, None] >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
+        self.goal_zones[slots] = target_zone(zones, actions, ring)
 
     def on_stopped(self, msg: Bool) -> None:
         """The operator's fleet-wide stop (latched altmarl/stopped): stop now, not at the next tick."""
@@ -121,28 +126,10 @@ class LocalAgentsNode(AltmarlNode):
             if self.halted:
                 self.stop_robots()
 
-    def publish_goals(self, now_ns: int) -> None:
-        """goal_pose robots: the centre of each robot's goal zone, in the map frame."""
-        centres = zone_centre(np.maximum(self.goal_zones, 0), self.scenario.ring)
-        stamp = Time(nanoseconds=now_ns).to_msg()
-        for slot in np.flatnonzero(self.goal_zones != NO_GOAL):
-            self._publish_goal(slot, stamp, float(centres[0][slot]), float(centres[1][slot]), 0.0)
-
-    def _publish_goal(self, slot: int, stamp, x: float, y: float, yaw: float) -> None:
-        goal = PoseStamped()
-        goal.header.stamp, goal.header.frame_id = stamp, self.poses.map_frame
-        goal.pose.position.x, goal.pose.position.y = x, y
-        goal.pose.orientation.z, goal.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
-        self._goal_pubs[slot].publish(goal)
-
     def stop_robots(self) -> None:
-        """Zero velocity to every robot; goal_pose robots get their current pose as the goal (hold)."""
+        """Zero velocity to every robot; goal_pose robots that were sent a goal hold at their last pose."""
         if self.command_type == "goal_pose":
-            now_ns = self.get_clock().now().nanoseconds
-            slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
-            stamp = Time(nanoseconds=now_ns).to_msg()
-            for slot, (x, y, yaw) in zip(slots.tolist(), poses.tolist()):
-                self._publish_goal(slot, stamp, x, y, yaw)
+            self.goals.hold_all(self.poses.pose)
         else:
             self.publish_velocities(np.zeros(len(self.robot_ids)), np.zeros(len(self.robot_ids)))
 
@@ -156,7 +143,8 @@ class LocalAgentsNode(AltmarlNode):
         return f"the last GlobalCommand is {age / 1e9:.2f} s old ({timeout})"
 
     def control(self) -> None:
-        """Publish every robot's cmd_vel: the controller towards its goal, or zero."""
+        """Command every robot: cmd_vel from the controller towards its goal (goal_pose: its goal when it
+        changed), or zero (a hold) when stale, stopped by the operator, or without fresh odometry."""
         now_ns = self.get_clock().now().nanoseconds
         # A command "from the future" means sim time jumped back (simulator restarted): stale too.
         age = None if self.command_received_ns is None else now_ns - self.command_received_ns
@@ -167,20 +155,47 @@ class LocalAgentsNode(AltmarlNode):
                 self.get_logger().warning(f"{self._staleness(age)}: stopping {len(self.robot_ids)} robot(s)")
             else:
                 self.get_logger().info("GlobalCommand received: robots moving")
-        if self.command_type == "goal_pose":
-            return  # the robots' navigators drive; goals go out per decision
-        v = np.zeros(len(self.robot_ids))
-        w = np.zeros(len(self.robot_ids))
+        slots, poses = np.zeros(0, np.int64), np.zeros((0, 3))
         if not stale and not self.halted:
             slots, poses = self.poses.fresh_poses(now_ns, self.odom_timeout_ns)
-            if slots.size:
-                goals = self.goal_zones[slots]
-                active = goals != NO_GOAL
-                slots, poses, goals = slots[active], poses[active], goals[active]
-            if slots.size:
-                v[slots], w[slots] = steer_to_zone(poses[:, 0], poses[:, 1], poses[:, 2], goals, self.scenario.ring,
-                                                   self.scenario.limits, self.scenario.controller)
+            self.draw_goals(slots, poses)
+            active = self.goal_zones[slots] != NO_GOAL
+            slots, poses = slots[active], poses[active]
+        goals = self.goal_zones[slots]
+        if self.command_type == "goal_pose":
+            self.update_goals(slots, poses, goals)
+            return
+        v = np.zeros(len(self.robot_ids))
+        w = np.zeros(len(self.robot_ids))
+        if slots.size:
+            v[slots], w[slots] = steer_to_zone(poses[:, 0], poses[:, 1], poses[:, 2], goals, self.scenario.ring,
+                                               self.scenario.limits, self.scenario.controller)
         self.publish_velocities(v, w)
+
+    def diagnostic_status(self):
+        """/diagnostics (nodes/_diagnostics): why the robots are stopped, if they are, and what was received."""
+        if self.halted:
+            level, message = WARN, "stopped by the operator (altmarl/stopped)"
+        elif self.stopped:
+            age = None if self.command_received_ns is None else self.get_clock().now().nanoseconds - \
+                self.command_received_ns
+            level, message = WARN, f"robots stopped: {self._staleness(age)}"
+        else:
+            level, message = OK, "driving"
+        values = {"robots": len(self.robot_ids), "command_type": self.command_type,
+                  "commands_received": self.commands_received, "stopped": self.stopped or self.halted,
+                  "policy_id": self.policy.policy_id}
+        if self.command_type == "goal_pose":
+            values["goals_sent"] = self.goals.published
+        return level, message, values
+
+    def update_goals(self, slots: np.ndarray, poses: np.ndarray, goals: np.ndarray) -> None:
+        """goal_pose: the robots in `slots` drive to their goal zones (poses: theirs now); every other robot
+        holds (stale command, stopped, no fresh pose, no goal)."""
+        centres = np.column_stack(zone_centre(goals, self.scenario.ring))
+        for slot, zone, centre, pose in zip(slots.tolist(), goals.tolist(), centres, poses):
+            self.goals.drive(slot, zone, centre, pose)
+        self.goals.hold_all(self.poses.pose, keep=set(slots.tolist()))
 
     def publish_velocities(self, v: np.ndarray, w: np.ndarray) -> None:
         if self.command_type == "twist":

@@ -22,8 +22,9 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from altmarl_ros.names import DEPOT, GLOBAL_COMMAND_TOPIC, MAP_FRAME, MARKERS_TOPIC
-from altmarl_ros.nodes._params import (NUMBER, POSE_SOURCE, ROBOTS, SCENARIO, declare_float, declare_robots,
-                                       declare_scenario)
+from altmarl_ros.node_parameters import NODE_PARAMETERS
+from altmarl_ros.nodes._params import declare_float, declare_robots, declare_scenario
+from altmarl_ros.nodes._diagnostics import OK, Diagnostics
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import MARKERS_QOS, AltmarlNode, run_node
 from altmarl_sim.ring import zone_of_pose
@@ -61,7 +62,7 @@ class MarkersNode(AltmarlNode):
     """Publishes the fleet's MarkerArray every `marker_period` seconds."""
 
     DEFAULT_NAME = "markers"
-    PARAMETERS = {**SCENARIO, **ROBOTS, **POSE_SOURCE, "marker_period": NUMBER, "odom_timeout": NUMBER}
+    PARAMETERS = NODE_PARAMETERS["markers"]
 
     def setup(self) -> None:
         scenario = declare_scenario(self)
@@ -85,6 +86,10 @@ class MarkersNode(AltmarlNode):
                                                                               zone_colours(self.ring.n_zones, 0.25))
         self.published = 0
         self.create_timer(period, self.publish_markers)
+        self.diagnostics = Diagnostics(self, "markers", self.diagnostic_status, self.dropped)
+
+    def diagnostic_status(self):
+        return OK, "drawing", {"marker_arrays": self.published, "robots": len(self.robot_ids)}
 
     def _on_command(self, msg: GlobalCommand) -> None:
         self.last_command = msg

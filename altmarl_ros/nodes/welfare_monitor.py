@@ -23,7 +23,8 @@ from altmarl_msgs.msg import GlobalCommand
 from nav_msgs.msg import Odometry
 
 from altmarl_sim.ring import zone_of_pose
-from altmarl_ros.nodes._params import INTEGER, ROBOT_COUNT, SCENARIO, declare_int, declare_robot_ids, declare_scenario
+from altmarl_ros.node_parameters import INTEGER, ROBOT_COUNT, SCENARIO
+from altmarl_ros.nodes._params import declare_int, declare_robot_ids, declare_scenario
 from altmarl_ros.names import DEPOT_ODOM_TOPIC, odom_topic
 from altmarl_ros.nodes._ros import ODOM_QOS, AltmarlNode, run_node
 from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, odometry_problem, subscribe_commands
