@@ -104,6 +104,33 @@ def test_goal_pose_robots_receive_their_goal_zone_centre(graph, world):
     assert np.abs(sim.sim.velocities[:N]).max() == 0.0  # nobody sent a velocity
 
 
+def test_goal_pose_goals_go_out_once_per_change_facing_the_way_to_the_goal(graph, world):
+    """A navigator re-plans on every goal: with pi_l = stay and pi_g = 0 and robots that do not move (no
+    navigator here), every decision names the same goals, so each robot and the depot get exactly one,
+    at the goal zone's centre, facing along the way from the robot's pose to it (not yaw 0)."""
+    import math
+
+    from altmarl_sim.ring import zone_of_pose
+
+    sim, coordinator, agents = _sim_nodes(graph, world, world["stay"], command_type="goal_pose")
+    spy = graph.add(rclpy.create_node("goal_spy", context=graph.context))
+    goals = {robot: [] for robot in list(range(N)) + ["depot"]}
+    for robot in goals:
+        spy.create_subscription(PoseStamped, goal_topic(robot), goals[robot].append, GOAL_QOS)
+    assert graph.spin_until(lambda: coordinator.epoch >= 4 and all(goals.values()), timeout=40.0)
+    graph.spin_until(lambda: False, timeout=0.3)
+    assert {robot: len(sent) for robot, sent in goals.items() if len(sent) != 1} == {}
+    poses = sim.sim.poses  # nobody moved: the poses every goal was computed from
+    zones = list(zone_of_pose(poses[:N, 0], poses[:N, 1], world["ring"])) + [0]  # stay; the depot: a_g = 0
+    xs, ys = zone_centre(np.array(zones), world["ring"])
+    for slot, robot in enumerate(goals):
+        goal = goals[robot][0].pose
+        assert (goal.position.x, goal.position.y) == pytest.approx((xs[slot], ys[slot]))
+        expected = math.atan2(ys[slot] - poses[slot, 1], xs[slot] - poses[slot, 0])
+        yaw = 2 * math.atan2(goal.orientation.z, goal.orientation.w)
+        assert math.cos(yaw - expected) == pytest.approx(1.0, abs=1e-9), (robot, yaw, expected)
+
+
 def test_stop_halts_every_robot_within_one_control_period_and_resume_restarts(graph, world):
     sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
     applied = []  # per simulator step: (step, largest command any robot or the depot was driven with)

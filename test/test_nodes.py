@@ -59,6 +59,7 @@ def world(tmp_path_factory):
 
     random_file, random_policy = policy("random", rng.integers(0, z, size=(z, n_count_vectors(K, z))))
     next_file, _ = policy("next", np.zeros((z, n_count_vectors(K, z)), dtype=int), local_action=NEXT)
+    stay_file, _ = policy("stay", np.zeros((z, n_count_vectors(K, z)), dtype=int), local_action=STAY)
     # a filter at resolution 20 predicting with a random (not the fleet's) model: the estimate is
     # checked against the recursion recomputed in the test, not against the fleet
     filtered = build_policy(rng.integers(0, z, size=(z, n_count_vectors(20, z))), np.full((z, z, 3), 1.0 / 3), K,
@@ -67,7 +68,7 @@ def world(tmp_path_factory):
                             prediction=(rng.dirichlet(np.ones(z), size=(z, z)), np.full(z, 1.0 / z)))
     filter_file = str(save_policy(filtered, root / "filter.npz"))
     return {"scenario": str(scenario_file), "ring": scenario.ring, "random": random_file,
-            "random_policy": random_policy, "next": next_file, "filter": filter_file, "filter_policy": filtered}
+            "random_policy": random_policy, "next": next_file, "stay": stay_file, "filter": filter_file, "filter_policy": filtered}
 
 
 class Graph:
