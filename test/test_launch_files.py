@@ -225,3 +225,33 @@ def test_real_plan_puts_each_named_robot_in_its_own_namespace():
     assert [a.parameters["robots"] for a in agents] == [[0], [1], [2]]
     assert {("amr_b/odom", "/amr_b/odom"), ("amr_b/goal_pose", "/amr_b/goal_pose"),
             ("amr_b/amcl_pose", "/amr_b/amcl_pose")} <= set(agents[1].remappings)
+
+
+BLOCK_NUMBA = '''
+import importlib.abc, sys
+class NoNumba(importlib.abc.MetaPathFinder):
+    """A stock ROS 2 python: /opt/ros/jazzy/bin/ros2 runs under the system python, which has no numba."""
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("numba", "llvmlite"):
+            raise ImportError(f"{name} is blocked in this interpreter")
+sys.meta_path.insert(0, NoNumba())
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from test_launch_files import _fake_launch_modules, _launch
+sys.modules.update(_fake_launch_modules())
+for path in sorted(Path(sys.argv[2]).glob("*.launch.py")):
+    nodes = _launch(path, n_robots="7", rviz="false")
+    print(path.name, len(nodes))
+assert not any(name.split(".")[0] in ("numba", "llvmlite") for name in sys.modules)
+'''
+
+
+def test_launch_files_load_where_numba_cannot_be_imported():
+    """`ros2 launch` reads the launch file under the ROS install's python: planning the fleet must not
+    import numba (the node classes' modules do; their parameter tables live in node_parameters)."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", BLOCK_NUMBA, str(ROOT / "test"), str(ROOT / "launch")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["real_fleet.launch.py", "9", "sim_fleet.launch.py", "4"]
