@@ -209,3 +209,36 @@ def test_stopped_node_processes_leave_their_robots_at_zero_velocity(graph, world
         for child in children:
             if child.poll() is None:
                 child.kill()
+
+
+def test_thirty_static_transforms_published_before_the_coordinator_starts_all_place_their_robots(graph, world):
+    """tf2 style: one latched map -> <robot>/odom broadcaster per robot, all before the coordinator joins;
+    /tf_static kept with depth 1 lost most of them, so robots were never placed in the map."""
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    from altmarl_ros.names import TF_STATIC_TOPIC, TF_TOPIC
+    from altmarl_ros.nodes._ros import LATCHED_QOS
+    from test_nodes import _coordinator
+
+    n = 30
+    broadcaster = graph.add(rclpy.create_node("static_broadcasters", context=graph.context))
+    statics = []
+    for i, name in enumerate([f"robot_{i}" for i in range(n)] + ["depot"]):
+        pub = broadcaster.create_publisher(TFMessage, TF_STATIC_TOPIC, LATCHED_QOS)  # as tf2_ros's
+        t = TransformStamped(child_frame_id=f"{name}/odom")
+        t.header.frame_id = "map"
+        t.transform.translation.x, t.transform.translation.y, t.transform.rotation.w = 0.1 * i, -0.2 * i, 1.0
+        pub.publish(TFMessage(transforms=[t]))
+        statics.append(pub)
+    moving = broadcaster.create_publisher(TFMessage, TF_TOPIC, 100)
+    odom = TFMessage(transforms=[TransformStamped(child_frame_id=f"{name}/base_link")
+                                 for name in [f"robot_{i}" for i in range(n)] + ["depot"]])
+    for t in odom.transforms:
+        t.header.frame_id = t.child_frame_id.replace("base_link", "odom")
+        t.transform.rotation.w = 1.0
+    graph.spin_until(lambda: False, timeout=1.0)  # the broadcasters are up and latched before the coordinator
+    coordinator = _coordinator(graph, world, pose_source="tf", n_robots=n)
+    placed = lambda: sum(coordinator.poses.pose(slot) is not None for slot in range(n + 1))  # noqa: E731
+    assert graph.spin_until(lambda: placed() == n + 1, timeout=15.0, every=lambda: moving.publish(odom)), placed()
+    assert coordinator.poses.pose(7)[:2] == pytest.approx((0.7, -1.4))
