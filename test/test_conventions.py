@@ -242,3 +242,38 @@ def test_thirty_static_transforms_published_before_the_coordinator_starts_all_pl
     placed = lambda: sum(coordinator.poses.pose(slot) is not None for slot in range(n + 1))  # noqa: E731
     assert graph.spin_until(lambda: placed() == n + 1, timeout=15.0, every=lambda: moving.publish(odom)), placed()
     assert coordinator.poses.pose(7)[:2] == pytest.approx((0.7, -1.4))
+
+
+def _diagnostics_of(graph):
+    spy = graph.add(rclpy.create_node("diagnostics_spy", context=graph.context))
+    latest = {}  # status name -> the latest DiagnosticStatus
+    spy.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC,
+                            lambda array: latest.update({s.name: s for s in array.status}), 10)
+    return latest
+
+
+def test_without_a_clock_every_node_still_reports_and_says_why_nothing_happens(graph, world):
+    """use_sim_time on a fleet with no /clock: ROS time stands still, so nothing is decided; /diagnostics
+    runs on the wall clock and says so (with ROS-time timers the node was silent)."""
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+    from altmarl_ros.nodes.local_agents import LocalAgentsNode
+
+    latest = _diagnostics_of(graph)
+    params = {"scenario": world["scenario"], "policy": world["random"], "n_robots": N, "use_sim_time": True}
+    coordinator = graph.add(CoordinatorNode(params, context=graph.context))
+    graph.add(LocalAgentsNode(params, context=graph.context))
+    reported = lambda: {name.rsplit(": ", 1)[1] for name, s in latest.items()  # noqa: E731
+                        if s.level == s.ERROR and "/clock" in s.message}
+    assert graph.spin_until(lambda: reported() == {"coordinator", "local agents"}, timeout=15.0), latest
+    assert coordinator.epoch == 0
+    # k reads back the policy's k when the fleet does not name it (it read 0 before)
+    assert coordinator.get_parameter("k").value == world["random_policy"].k == coordinator.k
+
+
+def test_a_depot_pose_in_the_wrong_frame_is_reported_with_both_frames(graph, world):
+    sim, coordinator, _ = _sim_nodes(graph, world, world["random"], sim_params={"odom_frames": "per_robot"})
+    latest = _diagnostics_of(graph)
+    mine = lambda: [s for name, s in latest.items() if name.endswith(": coordinator")]  # noqa: E731
+    assert graph.spin_until(lambda: mine() and "frame 'depot/odom', expected 'map'" in mine()[0].message,
+                            timeout=20.0), [s.message for s in mine()]
+    assert mine()[0].level == mine()[0].ERROR and coordinator.epoch == 0

@@ -12,6 +12,7 @@ import types
 from pathlib import Path
 
 import pytest
+import yaml
 
 from altmarl_ros import fleet_plan
 
@@ -255,3 +256,20 @@ def test_launch_files_load_where_numba_cannot_be_imported():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["real_fleet.launch.py", "9", "sim_fleet.launch.py", "4"]
+
+
+def test_a_roster_sets_the_fleet_size(tmp_path):
+    """robot_names alone names the fleet (n_robots may be left out); both, disagreeing, is an error."""
+    def fleet_file(**params):
+        path = tmp_path / "fleet.yaml"
+        path.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"scenario": "warehouse_ring",
+                                                                     "policy": "p.npz", **params}}}))
+        return path
+
+    fleet = fleet_plan.load_fleet(fleet_file(robot_names=["amr_a", "amr_b", "amr_c"]))
+    assert fleet.n_robots == 3 and fleet_plan.robot_names(fleet) == ["amr_a", "amr_b", "amr_c"]
+    assert len(fleet_plan.plan_nodes(fleet, "real")) == 1 + 3 + 1
+    with pytest.raises(fleet_plan.LaunchError, match="n_robots = 5 but robot_names lists 3"):
+        fleet_plan.load_fleet(fleet_file(robot_names=["amr_a", "amr_b", "amr_c"], n_robots=5))
+    with pytest.raises(fleet_plan.LaunchError, match="n_robots' is missing"):
+        fleet_plan.load_fleet(fleet_file())
