@@ -20,8 +20,8 @@ from altmarl_ros.core import budget
 from altmarl_ros.core.safe_files import load_yaml
 from altmarl_ros.errors import AltmarlError, ConfigError
 from altmarl_ros.node_parameters import NODE_PARAMETERS
-from altmarl_ros.names import (DEFAULT_ROBOT_TEMPLATE, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, cmd_vel_topic, goal_topic,
-                               odom_topic, pose_topic)
+from altmarl_ros.names import (CLOCK_TOPIC, DEFAULT_ROBOT_TEMPLATE, DEPOT, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC,
+                               cmd_vel_topic, goal_topic, odom_topic, pose_topic)
 
 PACKAGE = "altmarl_ros"
 FLEET_FILE = "fleet.yaml"
@@ -255,6 +255,12 @@ def robot_names(fleet: FleetDescription) -> List[str]:
         return [str(name) for name in names]
     template = fleet.common.get("robot_template", DEFAULT_ROBOT_TEMPLATE)
     return [template.format(id=i) for i in range(fleet.n_robots)]
+
+
+def fleet_topics(fleet: FleetDescription) -> List[str]:
+    """The topics only this fleet's nodes should publish: /clock, the GlobalCommand, every robot's odometry."""
+    return [CLOCK_TOPIC, f"/{GLOBAL_COMMAND_TOPIC}", f"/{odom_topic(DEPOT)}",
+            *(f"/{odom_topic(name)}" for name in robot_names(fleet))]
 
 
 def _spec(fleet, kind, name, namespace="", remappings=(), **planned) -> NodeSpec:

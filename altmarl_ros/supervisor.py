@@ -264,3 +264,68 @@ def run(specs: Sequence[NodeSpec], *, processes: bool = False, duration: Optiona
             if end is not None and time.monotonic() >= end:
                 break
     return 0
+
+
+# ROS 2 domains a demo may take for itself: FastDDS's ports fit 0..232; 1..100 leaves room for a
+# site's own choices above, and tests (test/conftest.py) use the same range at random.
+PRIVATE_DOMAINS = range(1, 101)
+_held_domain = None  # the lock file that holds this process's domain (released at exit)
+
+
+def claim_private_ros_domain() -> int:
+    """Set ROS_DOMAIN_ID to a domain no other altmarl process on this host holds, and hold it.
+
+    Two simulated fleets on one domain feed every node two clocks and two sets of robots
+    (a demo scored 32.6 that way); LOCALHOST discovery does not separate processes of one host.
+    Each domain is held by an flock on a file in the temp directory, released when the process
+    exits, so concurrent demos get different domains. A ROS_DOMAIN_ID set by the user is kept.
+    """
+    import fcntl
+    import random
+
+    global _held_domain
+    if os.environ.get("ROS_DOMAIN_ID"):
+        return int(os.environ["ROS_DOMAIN_ID"])
+    if _held_domain is not None:
+        return _held_domain[0]
+    candidates = list(PRIVATE_DOMAINS)
+    random.SystemRandom().shuffle(candidates)
+    for domain in candidates:
+        handle = open(Path(tempfile.gettempdir()) / f"altmarl-ros-domain-{domain}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _held_domain = (domain, handle)
+        os.environ["ROS_DOMAIN_ID"] = str(domain)
+        return domain
+    raise LaunchError(f"every ROS domain {PRIVATE_DOMAINS.start}..{PRIVATE_DOMAINS.stop - 1} is held by another "
+                      f"altmarl process on this host; set ROS_DOMAIN_ID yourself")
+
+
+FOREIGN_CHECK_SEC = 1.0  # discovery on one host answers well within this
+
+
+def refuse_foreign_publishers(topics: Sequence[str], wait: float = FOREIGN_CHECK_SEC) -> None:
+    """Before a fleet starts: refuse when another node already publishes on one of its topics (a second
+    fleet or a bag replay on this domain would mix into every decision and every measured reward)."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    found: List[str] = []
+    try:
+        node = rclpy.create_node("altmarl_domain_probe", context=context)
+        deadline = time.monotonic() + wait
+        while not found and time.monotonic() < deadline:
+            found = [topic for topic in topics if node.count_publishers(topic) > 0]
+            time.sleep(0.05)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    if found:
+        raise LaunchError(f"ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID', '0')}: {found[0]} already has a "
+                          f"publisher ({len(found)} of the fleet's topics do): another fleet or a replay runs on "
+                          f"this domain; stop it, or unset ROS_DOMAIN_ID to let the demo take a free one")

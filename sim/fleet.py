@@ -201,6 +201,18 @@ class FleetSim:
         self.stall_remaining[:] = 0.0
         self.time = 0.0
 
+    def start_from(self, poses) -> None:
+        """Put every robot at rest at `poses` [n+1, 3] (depot last), as reset() leaves them: another
+        fleet's start state under this fleet's own noise (the offline twin of one ROS run)."""
+        poses = np.asarray(poses, dtype=np.float64)
+        if poses.shape != self._poses.shape or not np.all(np.isfinite(poses)):
+            raise FleetError("poses", f"must be {self._poses.shape} finite (x, y, yaw), got shape {poses.shape}")
+        self._poses[:] = poses
+        self._velocities[:] = 0.0
+        self._commands[:] = 0.0
+        self.stall_remaining[:] = 0.0
+        self.time = 0.0
+
     @property
     def poses(self) -> np.ndarray:
         """[n+1, 3] (x, y, yaw) in the map frame, read-only view (depot last)."""

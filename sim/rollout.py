@@ -145,6 +145,20 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
                            estimation_error=float(errors.mean()))
 
 
+def starting_like(start_seed: int, fleet=FleetSim):
+    """A `fleet` factory for sim_rollout_welfare: every rollout starts where fleet(seed=start_seed) starts
+    (the ROS fleet_sim node of that seed) and draws its own noise, stalls, subsets and actions."""
+    starts = {}
+
+    def build(scenario: Scenario, n: int, seed: int) -> FleetSim:
+        if n not in starts:
+            starts[n] = np.array(fleet(scenario, n=n, seed=start_seed).poses)
+        sim = fleet(scenario, n=n, seed=seed)
+        sim.start_from(starts[n])
+        return sim
+    return build
+
+
 def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:
     """sim_rollout_welfare of a PolicyArtifact under the observer it records."""
     prediction = None if policy.observer_P is None else (policy.observer_P, policy.observer_mu0)

@@ -4,15 +4,14 @@ Set before any rclpy import so DDS discovery never reaches other machines or
 another test run sharing the network.
 """
 import os
-import random
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
-# pytest-xdist workers ("gw0", "gw1", ...) inherit the run's domain: each takes the next ones
-# (within 1..100, as above), so graphs of two workers never meet.
-if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
-    worker = int(os.environ["PYTEST_XDIST_WORKER"][2:])
-    os.environ["ROS_DOMAIN_ID"] = str(1 + (int(os.environ["ROS_DOMAIN_ID"]) + worker) % 100)
+# Every test process (each pytest-xdist worker too) holds a domain no other altmarl process on this host
+# holds, the demo's mechanism: graphs of two workers, or of a worker and a demo it starts, never meet.
+os.environ.pop("ROS_DOMAIN_ID", None)
+from altmarl_ros.supervisor import claim_private_ros_domain  # noqa: E402
+
+claim_private_ros_domain()
 
 import pytest  # noqa: E402
 

@@ -52,18 +52,37 @@ def ring_fleet(tmp_path_factory):
     return path
 
 
-def _demo(policy, cwd, fleet, *extra):
-    argv = [sys.executable, "-m", "altmarl_ros.cli", "demo", "--n", str(N), "--duration", str(EPOCHS),
+def _demo_argv(policy, fleet, *extra):
+    return [sys.executable, "-m", "altmarl_ros.cli", "demo", "--n", str(N), "--duration", str(EPOCHS),
             "--rollouts", "40", "--json", "--quiet", "--fleet", str(fleet), *extra] \
         + (["--policy", str(policy)] if policy else [])
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=240)
+
+
+def _demo(policy, cwd, fleet, *extra):
+    done = subprocess.run(_demo_argv(policy, fleet, *extra), cwd=cwd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
 
 @pytest.mark.ros
-def test_demo_welfare_matches_the_offline_evaluation(policy_file, ring_fleet, tmp_path):
-    report = _demo(policy_file, tmp_path, ring_fleet)
+def test_two_demos_at_once_on_one_host_each_match_their_offline_evaluation(policy_file, ring_fleet, tmp_path):
+    """Two demos started together, with no ROS_DOMAIN_ID given: each takes a domain of its own, so neither
+    hears the other's fleet (on one shared domain one scored 32.6), and each agrees with its offline twin."""
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "ROS_DOMAIN_ID"}
+    runs = [subprocess.Popen(_demo_argv(policy_file, ring_fleet, "--seed", str(seed)), cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-3000:] for _, err in outputs]
+    reports = [json.loads(out) for out, _ in outputs]
+    assert reports[0]["ros_domain_id"] != reports[1]["ros_domain_id"]
+    assert [report["seed"] for report in reports] == [1, 2]
+    for report in reports:
+        _check_against_offline(report, tmp_path)
+
+
+def _check_against_offline(report, tmp_path):
     assert (report["n"], report["k"], report["epochs"]) == (N, K, EPOCHS)
     assert report["first_epoch"] == 0 and report["out_of_sequence"] == 0
     assert report["robots_without_odometry"] == 0

@@ -10,8 +10,12 @@
 3. After --duration simulated seconds, print the welfare achieved (discounted
    return over the epochs run) next to the offline evaluation of the same policy
    (under its own observer) in the continuous simulator (altmarl_sim.rollout) with
-   the same n, k and horizon, and the best constant dispatcher's offline welfare on
-   the same streams: what the learned coordinator must beat.
+   the same n, k and horizon, from the same start state (the fleet's seed), and the
+   best constant dispatcher's offline welfare on the same streams: what the learned
+   coordinator must beat.
+Each run draws a new fleet seed unless --seed is given (runs are independent draws),
+and takes a ROS domain of its own (supervisor.claim_private_ros_domain), so two
+demos on one host never hear each other.
 """
 import argparse
 import math
@@ -20,7 +24,7 @@ import time
 
 from altmarl_ros.commands import print_json
 from altmarl_ros.errors import UsageError
-from altmarl_ros.commands._flags import INT64_MAX, count, real
+from altmarl_ros.commands._flags import count, real
 
 HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with it, and print the welfare "
         "achieved next to the offline evaluation")
@@ -37,6 +41,7 @@ TRAIN_K = 5  # k the demo trains a policy for when neither --k nor the fleet fil
 # beats it (docs/sim-learning.md)
 DEMO_START = "uniform"
 MARGIN_SD = 3.0  # the run agrees with the offline evaluation if within this many single-run std devs
+SEED_MAX = 2**31 - 1  # a ROS integer parameter and a numpy seed alike
 
 
 def add_arguments(parser):
@@ -55,24 +60,27 @@ def add_arguments(parser):
     parser.add_argument("--fleet", metavar="FILE", help="fleet description (default: config/fleet.yaml)")
     parser.add_argument("--rollouts", type=count(1), default=100, metavar="R",
                         help="offline evaluation: independent simulator rollouts (default 100)")
-    parser.add_argument("--seed", type=count(0, INT64_MAX), metavar="S", help="seed of the fleet and the evaluation "
-                                                              "(default: the fleet file's)")
+    parser.add_argument("--seed", type=count(0, SEED_MAX), metavar="S",
+                        help="seed of the fleet (start poses, noise, subsets, local draws) and so of the start the "
+                             "offline evaluation shares (default: a new one each run, printed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or status line")
 
 
 def run(args) -> int:
     import os
+    import secrets
 
-    from altmarl_ros import fleet_plan
+    from altmarl_ros import fleet_plan, supervisor
     from altmarl_sim.scenario import load_scenario
 
     if not args.duration > 0:
         raise UsageError(f"--duration {args.duration}: must be > 0 simulated seconds")
     if args.rollouts < 2:
         raise UsageError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
+    seed = args.seed if args.seed is not None else secrets.randbelow(SEED_MAX + 1)
     overrides = {key: value for key, value in (("n_robots", args.n), ("k", args.k), ("policy", args.policy),
-                                               ("seed", args.seed)) if value is not None}
+                                               ("seed", seed)) if value is not None}
     fleet = fleet_plan.load_fleet(args.fleet, overrides)
     scenario = load_scenario(fleet.common["scenario"])
     policy = _ready_policy(args, fleet, scenario, fleet.common.get("k"))
@@ -82,12 +90,15 @@ def run(args) -> int:
     target_epochs = max(1, int(round(args.duration / decision_period)))
     show = not args.quiet
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.json else (lambda text: None)
-    say(f"altmarl demo: {n} robots, k = {k}, policy {policy.policy_id} ({fleet.common['policy']}), "
-        f"{target_epochs} decision epochs of {decision_period:g} s, "
-        f"{'one process per node' if args.processes else 'all nodes in one process'}")
-
-    # The whole demo runs on this host: keep other machines' ROS 2 graphs out of it (and it out of theirs).
+    # The whole demo runs on this host: keep other machines' ROS 2 graphs out of it (and it out of theirs),
+    # and other fleets on this host too (a domain of its own), before any node exists.
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    domain = supervisor.claim_private_ros_domain()
+    supervisor.refuse_foreign_publishers(fleet_plan.fleet_topics(fleet))
+    say(f"altmarl demo: {n} robots, k = {k}, policy {policy.policy_id} ({fleet.common['policy']}), "
+        f"{target_epochs} decision epochs of {decision_period:g} s, fleet seed {seed} (--seed {seed} repeats "
+        f"it), ROS_DOMAIN_ID {domain}, {'one process per node' if args.processes else 'all nodes in one process'}")
+
     run_result = _run_fleet(fleet, target_epochs, args.processes, show and not args.json)
     monitor = run_result["monitor"]
     if monitor.epochs == 0:
@@ -103,9 +114,9 @@ def run(args) -> int:
         say(f"note: {monitor.out_of_sequence} GlobalCommand(s) were superseded before the monitor read them "
             f"(two decisions in one control step, or another coordinator on this ROS domain); each such "
             f"epoch is counted together with the next")
-    offline, constant = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts,
-                                         int(fleet.common.get("seed", 0)), show and not args.json)
-    report = _report(monitor, offline, constant, run_result, n, k, policy, args.processes)
+    offline, constant, anywhere = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts, seed,
+                                                   show and not args.json)
+    report = _report(monitor, offline, constant, anywhere, run_result, n, k, policy, args.processes, seed, domain)
     if args.json:
         print_json(report)
     else:
@@ -208,7 +219,8 @@ def _run_fleet(fleet, target_epochs: int, processes: bool, show: bool) -> dict:
     if len(clock_seen) == 2 and clock_seen[1][1] > clock_seen[0][1]:
         rtf = (clock_seen[1][0] - clock_seen[0][0]) / (clock_seen[1][1] - clock_seen[0][1])
     return {"monitor": monitor, "wall_seconds": wall, "real_time_factor": rtf,
-            "odom_rate": status.mean_rate()}
+            "odom_rate": status.mean_rate(),
+            "late_command_fraction": float(monitor.simulator_status.get("late_command_fraction", "nan"))}
 
 
 class StatusLine:
@@ -257,11 +269,12 @@ class StatusLine:
 
 
 def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed: int, show: bool):
-    """(the policy under its observer, the best constant dispatcher) in the continuous simulator."""
+    """In the continuous simulator: (the policy under its observer and the best constant dispatcher, both
+    from the ROS run's start state, FleetSim(seed)'s; the policy from random starts, what it earns on average)."""
     from tqdm import tqdm
 
     from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model, run_dir
-    from altmarl_sim.rollout import policy_sim_welfare, sim_baselines
+    from altmarl_sim.rollout import policy_sim_welfare, sim_baselines, starting_like
 
     # the estimated model for the constants' local best responses: the cache if training left one,
     # else computed without writing (a demo given a policy writes nothing under runs/)
@@ -269,19 +282,21 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
     game, _ = estimate_model(scenario, samples_per_pair=policy.meta["config"].get("samples_per_pair",
                                                                                   DEFAULT_SAMPLES_PER_PAIR),
                              runs_dir=DEFAULT_RUNS_DIR if cached else None)
-    runs = 1 + game.n_ag + 1  # the policy, each constant, the winner re-scored
+    runs = 2 + game.n_ag + 1  # the policy (same start, random starts), each constant, the winner re-scored
     with tqdm(total=runs * rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
               disable=not (show and sys.stderr.isatty())) as bar:
         def advance(done, total):
             bar.update(1)
 
         args = dict(n=n, horizon=horizon, seeds=1, rollouts=rollouts, seed=seed, progress=advance)
+        anywhere = policy_sim_welfare(scenario, policy, **args)
+        args["fleet"] = starting_like(seed)
         learned = policy_sim_welfare(scenario, policy, **args)
         constant = sim_baselines(scenario, game, policy.k, names=["best_constant_global"], **args)
-    return learned, constant["best_constant_global"]
+    return learned, constant["best_constant_global"], anywhere
 
 
-def _report(monitor, offline, constant, run_result, n, k, policy, processes) -> dict:
+def _report(monitor, offline, constant, anywhere, run_result, n, k, policy, processes, seed, domain) -> dict:
     import numpy as np
 
     returns = np.asarray(offline.returns, dtype=np.float64).ravel()
@@ -294,6 +309,9 @@ def _report(monitor, offline, constant, run_result, n, k, policy, processes) -> 
         "offline": {"mean": offline.mean, "ci95": offline.ci95, "sd": spread, "rollouts": int(returns.size),
                     "p2_5": float(np.percentile(returns, 2.5)), "p97_5": float(np.percentile(returns, 97.5))},
         "best_constant": {"mean": constant.mean, "ci95": constant.ci95, "detail": constant.detail},
+        "offline_random_starts": {"mean": anywhere.mean, "ci95": anywhere.ci95},
+        "seed": seed, "ros_domain_id": domain,
+        "late_command_fraction": run_result["late_command_fraction"],
         "observer": policy.meta["observer"],
         "deviation_sd": deviation / spread if spread > 0 else math.copysign(math.inf, deviation),
         "within_margin": abs(deviation) <= MARGIN_SD * spread,
@@ -317,10 +335,13 @@ def _print_report(report, gamma: float) -> None:
     print(f"  ROS 2 fleet (this run)        {report['welfare']:10.3f}   "
           f"(real-time factor {report['real_time_factor']:.2f}, {report['wall_seconds']:.0f} s wall, "
           f"{report['odom_msgs_per_s']:.0f} odom msg/s to the monitor)")
-    print(f"  offline, continuous simulator {off['mean']:10.3f} +- {off['ci95']:.3f} (95% CI of the mean, "
-          f"{off['rollouts']} rollouts; single runs: 95% within [{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
+    print(f"  offline, same start (seed {report['seed']}) {off['mean']:10.3f} +- {off['ci95']:.3f} (95% CI of the "
+          f"mean, {off['rollouts']} rollouts; single runs: 95% within [{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
+    anywhere = report["offline_random_starts"]
+    print(f"  offline, random starts        {anywhere['mean']:10.3f} +- {anywhere['ci95']:.3f} (what the policy "
+          f"earns on average; this run's start is one draw)")
     print(f"  best constant dispatcher, offline {best['mean']:6.3f} +- {best['ci95']:.3f} ({best['detail']}, "
-          f"same streams; learned - constant: ROS run {report['welfare'] - best['mean']:+.3f}, "
+          f"same start and streams; learned - constant: ROS run {report['welfare'] - best['mean']:+.3f}, "
           f"offline {off['mean'] - best['mean']:+.3f})")
     verdict = "within" if report["within_margin"] else "OUTSIDE"
     print(f"  the run is {report['deviation_sd']:+.2f} single-run standard deviations from the offline mean: "

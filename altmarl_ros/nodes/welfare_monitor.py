@@ -20,12 +20,13 @@ import sys
 
 import numpy as np
 from altmarl_msgs.msg import GlobalCommand
+from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 
 from altmarl_sim.ring import zone_of_pose
 from altmarl_ros.node_parameters import INTEGER, ROBOT_COUNT, SCENARIO
 from altmarl_ros.nodes._params import declare_int, declare_robot_ids, declare_scenario
-from altmarl_ros.names import DEPOT_ODOM_TOPIC, odom_topic
+from altmarl_ros.names import DEPOT_ODOM_TOPIC, DIAGNOSTICS_TOPIC, odom_topic
 from altmarl_ros.nodes._ros import ODOM_QOS, AltmarlNode, run_node
 from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, odometry_problem, subscribe_commands
 
@@ -64,6 +65,14 @@ class WelfareMonitorNode(AltmarlNode):
         n_sg, n_ag, n_sl, _ = self.scenario.sizes
         subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), robot_ids=self.robot_ids), self.on_command,
                            self.dropped)
+        # The simulator's own report (late commands: steps that used a command older than the last state).
+        self.simulator_status = {}
+        self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, array: DiagnosticArray) -> None:
+        for status in array.status:
+            if status.name.endswith(": fleet simulator"):
+                self.simulator_status = {kv.key: kv.value for kv in status.values}
 
     def _odometry_into(self, slot: int, topic: str):
         position, travelled = self.position, self.travelled
