@@ -1,18 +1,17 @@
-"""How fast the operator's fleet-wide stop reaches every robot.
+"""Time to rest for every stop cause and command type: {twist, twist_stamped, goal_pose} x {e-stop, stale
+coordinator, coordinator killed, local agents SIGINT}.
 
-    .venv/bin/python bench/bench_stop.py [--n 200] [--trials 5]
+    .venv/bin/python bench/bench_stop.py [--n 50] [--trials 3]
 
-fleet_sim runs in this process (so the commands every robot last received can
-be read directly); the coordinator and the local agents run as their own
-processes, as under `altmarl launch --processes`. Each trial waits until the
-robots drive, calls altmarl/stop (std_srvs/Trigger) and measures the wall time
-from the call until fleet_sim holds a zero command for every robot and the
-depot, and how many simulator steps ran in between; then altmarl/resume.
-The target: within one control period (50 ms at the shipped scenario's rate).
-Figures: docs/operations.md, "Operator controls".
+Each trial runs test/_stop_table.py's fleet on warehouse_ring (fleet_sim in this process, coordinator and
+local agents in their own processes, every worker's local action `next`, so all of them always drive)
+and applies the four causes in turn. Time to rest: from the e-stop call, the signal, or the last
+GlobalCommand the fleet received (stale, killed) until every worker is commanded to rest (zero cmd_vel, or
+a hold goal at its pose). "after" counts messages that told a robot to move once it was at rest (must be 0).
+Targets: e-stop <= 100 ms; a lost coordinator <= command_timeout + 0.2 s. Figures: docs/operations.md.
 """
 import argparse
-import subprocess
+import os
 import sys
 import tempfile
 import time
@@ -21,86 +20,55 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
-from _herding_policy import herding_policy  # noqa: E402
+from _stop_table import CAUSES, COMMAND_TIMEOUT, COMMAND_TYPES, StopTrial  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args()
 
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     import rclpy
     from rclpy.context import Context
-    from std_srvs.srv import Trigger
 
-    from altmarl_ros.core.policy import save_policy
-    from altmarl_ros.names import RESUME_SERVICE, STOP_SERVICE
-    from altmarl_ros.nodes._ros import make_executor
-    from altmarl_ros.nodes.fleet_sim import FleetSimNode
-    from altmarl_ros.supervisor import warm_up_kernels
+    from altmarl_ros.core.counts import n_count_vectors
+    from altmarl_ros.core.policy import build_policy, save_policy
+    from altmarl_ros.supervisor import claim_private_ros_domain, warm_up_kernels
     from altmarl_sim.scenario import load_scenario
 
+    claim_private_ros_domain()
     warm_up_kernels()
     scenario = load_scenario("warehouse_ring")
-    policy = Path(tempfile.mkdtemp()) / "policy.npz"
-    save_policy(herding_policy(scenario, args.k), policy)
-    context = Context()
-    rclpy.init(context=context)
-    executor = make_executor(context)
-    sim = FleetSimNode({"n_robots": args.n, "cmd_vel_timeout": 60.0}, context=context)
-    operator = rclpy.create_node("operator", context=context)
-    for node in (sim, operator):
-        executor.add_node(node)
-    params = ["-p", f"n_robots:={args.n}", "-p", f"k:={args.k}", "-p", f"policy:={policy}", "-p", "use_sim_time:=true"]
-    children = [subprocess.Popen([sys.executable, "-c", f"import sys; from altmarl_ros.nodes.{kind} import main; "
-                                  "sys.exit(main())", "--ros-args"] + params)
-                for kind in ("local_agents", "coordinator")]
-
-    def spin_until(done, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not done():
-            executor.spin_once(timeout_sec=0.001)
-        return done()
-
-    clients = {service: operator.create_client(Trigger, service) for service in (STOP_SERVICE, RESUME_SERVICE)}
-
-    def call(service):
-        return clients[service].call_async(Trigger.Request())
-
-    try:
-        for service, client in clients.items():  # discovered before any timing starts
-            assert spin_until(client.service_is_ready, 60.0), f"{service} not found"
-        period = sim.sim.control_period
-        print(f"n = {args.n} robots + depot, control period {period * 1000:g} ms, "
-              f"coordinator and local agents in their own processes; {time.strftime('%Y-%m-%d')}")
-        print(f"{'trial':>5} {'stop -> all zero (ms)':>22} {'sim steps between':>18} {'answer (ms)':>12}")
-        latencies = []
-        for trial in range(args.trials):
-            assert spin_until(lambda: np.abs(sim.commands[:args.n, 0]).max() > 0.05, 120.0), "robots never drove"
-            steps, started = sim.steps, time.perf_counter()
-            future = call(STOP_SERVICE)
-            assert spin_until(lambda: np.abs(sim.commands).max() == 0.0, 10.0), "not every robot got zero"
-            latency = time.perf_counter() - started
-            between = sim.steps - steps
-            spin_until(future.done, 10.0)
-            answered = time.perf_counter() - started
-            latencies.append(latency)
-            print(f"{trial:>5} {latency * 1000:>22.1f} {between:>18} {answered * 1000:>12.1f}", flush=True)
-            resumed = call(RESUME_SERVICE)
-            spin_until(resumed.done, 10.0)
-        print(f"median {np.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
-              f"(control period {period * 1000:g} ms)")
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(timeout=20)
-        executor.shutdown()
-        sim.destroy_node()
-        operator.destroy_node()
-        rclpy.try_shutdown(context=context)
+    z = scenario.ring.n_zones
+    pi_l = np.zeros((z, z, 3))
+    pi_l[..., 1] = 1.0  # next: every worker always drives
+    policy = save_policy(build_policy(np.zeros((z, n_count_vectors(5, z)), int), pi_l, 5, n_ag=z,
+                                      scenario=(scenario.name, scenario.content_hash())),
+                         Path(tempfile.mkdtemp()) / "next.npz")
+    print(f"n = {args.n} workers, command_timeout {COMMAND_TIMEOUT:g} s, {args.trials} trial(s) per command type, "
+          f"{time.strftime('%Y-%m-%d')}", flush=True)
+    seconds = {(kind, cause): [] for kind in COMMAND_TYPES for cause in CAUSES}
+    after = {key: 0 for key in seconds}
+    for kind in COMMAND_TYPES:
+        for _ in range(args.trials):
+            context = Context()
+            rclpy.init(context=context)
+            trial = StopTrial(context, "warehouse_ring", str(policy), kind, n=args.n)
+            try:
+                for row in trial.run():
+                    seconds[kind, row.cause].append(row.seconds_to_rest)
+                    after[kind, row.cause] += row.commanded_after_stop
+            finally:
+                trial.close()
+                rclpy.try_shutdown(context=context)
+        print(f"{kind}: done", flush=True)
+    print(f"\n| command type | {' | '.join(CAUSES)} |\n|---|{'---|' * len(CAUSES)}")
+    for kind in COMMAND_TYPES:
+        cells = [f"{1000 * np.median(seconds[kind, c]):.0f} ms (max {1000 * max(seconds[kind, c]):.0f}), "
+                 f"after {after[kind, c]}" for c in CAUSES]
+        print(f"| {kind} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

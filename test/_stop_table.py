@@ -51,7 +51,7 @@ def _node_process(kind: str, params: Dict[str, object]) -> subprocess.Popen:
 class StopTrial:
     """One fleet (fleet_sim here, agents and coordinator as processes) and the causes applied in turn."""
 
-    def __init__(self, context, scenario_file: str, policy_file: str, command_type: str):
+    def __init__(self, context, scenario_file: str, policy_file: str, command_type: str, n: int = N_ROBOTS):
         import rclpy
         from geometry_msgs.msg import PoseStamped
 
@@ -63,20 +63,21 @@ class StopTrial:
         self.executor = make_executor(context)
         sim_type = "twist" if command_type == "goal_pose" else command_type
         # cmd_vel_timeout 60 s: no robot stops because the simulator timed its command out
-        self.sim = FleetSimNode({"scenario": scenario_file, "n_robots": N_ROBOTS, "command_type": sim_type,
+        self.sim = FleetSimNode({"scenario": scenario_file, "n_robots": n, "command_type": sim_type,
                                  "real_time_factor": 1.0, "cmd_vel_timeout": 60.0}, context=context)
         self.executor.add_node(self.sim)
         self.nodes = [self.sim]
-        self.params = {"scenario": scenario_file, "policy": policy_file, "n_robots": N_ROBOTS,
+        self.n = n
+        self.params = {"scenario": scenario_file, "policy": policy_file, "n_robots": n,
                        "use_sim_time": True, "command_type": command_type, "command_timeout": COMMAND_TIMEOUT}
-        self.goals: List[Optional[tuple]] = [None] * N_ROBOTS  # goal_pose: each robot's latest (x, y)
+        self.goals: List[Optional[tuple]] = [None] * n  # goal_pose: each robot's latest (x, y)
         self.violations = 0
         self._watching = False
         if command_type == "goal_pose":
             spy = rclpy.create_node("navigators", context=context)
             self.executor.add_node(spy)
             self.nodes.append(spy)
-            for i in range(N_ROBOTS):
+            for i in range(n):
                 spy.create_subscription(PoseStamped, goal_topic(i), lambda m, i=i: self._on_goal(i, m), GOAL_QOS)
             self.sim.add_step_listener(lambda fleet: self._navigate())
         self.centres = self.sim.scenario.ring.zone_centres()  # [zone, (x, y)]
@@ -119,12 +120,12 @@ class StopTrial:
                 self.sim.command_time[i] = self.sim.sim.time
 
     def moving(self) -> bool:
-        return float(np.abs(self.sim.commands[:N_ROBOTS, 0]).max()) > 0.05
+        return float(np.abs(self.sim.commands[:self.n, 0]).max()) > 0.05
 
     def at_rest(self) -> bool:
         if self.command_type == "goal_pose":
             return all(goal is None or self._is_hold(goal) for goal in self.goals)
-        return float(np.abs(self.sim.commands[:N_ROBOTS]).max()) == 0.0
+        return float(np.abs(self.sim.commands[:self.n]).max()) == 0.0
 
     # ------------------------------------------------------------ running
 
@@ -152,7 +153,7 @@ class StopTrial:
         return Row(self.command_type, cause, seconds, self.violations)
 
     def _count_moves(self, fleet) -> None:
-        if self._watching and np.abs(self.sim.commands[:N_ROBOTS]).max() > 0.0:
+        if self._watching and np.abs(self.sim.commands[:self.n]).max() > 0.0:
             self.violations += 1
 
     def _drive(self, timeout: float = 60.0) -> None:

@@ -99,7 +99,7 @@ def run(args) -> int:
         f"{target_epochs} decision epochs of {decision_period:g} s, fleet seed {seed} (--seed {seed} repeats "
         f"it), ROS_DOMAIN_ID {domain}, {'one process per node' if args.processes else 'all nodes in one process'}")
 
-    run_result = _run_fleet(fleet, target_epochs, args.processes, show and not args.json)
+    run_result = run_fleet(fleet, target_epochs, args.processes, show and not args.json)
     monitor = run_result["monitor"]
     if monitor.epochs == 0:
         raise fleet_plan.LaunchError("the fleet completed no decision epoch (no GlobalCommand reached the "
@@ -180,7 +180,7 @@ def _train(scenario, k: int, path, n: int, quiet: bool) -> None:
         train.run(train_args)
 
 
-def _run_fleet(fleet, target_epochs: int, processes: bool, show: bool) -> dict:
+def run_fleet(fleet, target_epochs: int, processes: bool, show: bool) -> dict:
     """Run the node set plus a welfare monitor until `target_epochs` epochs are complete."""
     from altmarl_ros import fleet_plan, supervisor
     from altmarl_ros.nodes.welfare_monitor import WelfareMonitorNode
@@ -334,7 +334,8 @@ def _print_report(report, gamma: float) -> None:
           f"n = {report['n']}, k = {report['k']}, policy {report['policy_id']} ({observed})")
     print(f"  ROS 2 fleet (this run)        {report['welfare']:10.3f}   "
           f"(real-time factor {report['real_time_factor']:.2f}, {report['wall_seconds']:.0f} s wall, "
-          f"{report['odom_msgs_per_s']:.0f} odom msg/s to the monitor)")
+          f"{report['odom_msgs_per_s']:.0f} odom msg/s to the monitor, "
+          f"{100 * report['late_command_fraction']:.1f}% of robot-steps on a late command)")
     print(f"  offline, same start (seed {report['seed']}) {off['mean']:10.3f} +- {off['ci95']:.3f} (95% CI of the "
           f"mean, {off['rollouts']} rollouts; single runs: 95% within [{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
     anywhere = report["offline_random_starts"]

@@ -1,0 +1,97 @@
+"""ROS parity: the demo policy and the best constant dispatcher run in ROS, paired with offline rollouts
+from the same start.
+
+    .venv/bin/python bench/bench_parity.py [--seeds 1 2 3 4 5] [--n 200] [--epochs 60] [--rollouts 100]
+                                            [--policy runs/warehouse_ring_hard/policy.npz]
+
+For each fleet seed and each policy: one ROS run of the demo's fleet (config/fleet.yaml, all nodes in
+one process at real time, as ./run.sh runs it, its own ROS domain) and the offline mean over --rollouts
+rollouts that start where that ROS run started (FleetSim(seed)'s start, their own noise). Prints each
+paired gap ROS - offline, the mean gap per policy with a 95% t CI over seeds, and the learned - constant
+difference in ROS and offline (paired by seed) with CIs. The best constant dispatcher is the constant
+a_g (with the locals' exact best response on the estimated model) whose offline welfare from random
+starts is highest. Run ./run.sh once first: it trains the policy. Figures: docs/results.md, "ROS parity".
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def best_constant(scenario, game, k, n, epochs, rollouts):
+    """The constant dispatcher's PolicyArtifact: argmax over a_g of the offline welfare from random starts."""
+    from altmarl_ros.core.baselines import constant_global_candidates
+    from altmarl_ros.core.policy import build_policy
+    from altmarl_sim.rollout import sim_rollout_welfare
+
+    scored = [(sim_rollout_welfare(scenario, c.pi_g, c.pi_l, k, n=n, horizon=epochs, seeds=1, rollouts=rollouts,
+                                   seed=0).mean, c) for c in constant_global_candidates(game, k)]
+    value, winner = max(scored, key=lambda pair: pair[0])
+    print(f"best constant dispatcher: {winner.detail} (offline {value:.3f} from random starts)", flush=True)
+    return build_policy(winner.pi_g, winner.pi_l, k, n_ag=scenario.sizes[1],
+                        scenario=(scenario.name, scenario.content_hash())), winner.detail
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--rollouts", type=int, default=100)
+    parser.add_argument("--policy", default="runs/warehouse_ring_hard/policy.npz")
+    args = parser.parse_args()
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    from altmarl_ros import fleet_plan, supervisor
+    from altmarl_ros.commands.demo import run_fleet
+    from altmarl_ros.core.evaluate import mean_ci95
+    from altmarl_ros.core.policy import load_policy, save_policy
+    from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model
+    from altmarl_sim.rollout import policy_sim_welfare, starting_like
+    from altmarl_sim.scenario import load_scenario
+
+    supervisor.claim_private_ros_domain()
+    supervisor.warm_up_kernels()
+    fleet = fleet_plan.load_fleet(None, {"n_robots": args.n})
+    scenario = load_scenario(fleet.common["scenario"])
+    learned = load_policy(args.policy, scenario_hash=scenario.content_hash())
+    game, _ = estimate_model(scenario, samples_per_pair=learned.meta["config"].get("samples_per_pair",
+                                                                                   DEFAULT_SAMPLES_PER_PAIR),
+                             runs_dir=DEFAULT_RUNS_DIR)
+    constant, detail = best_constant(scenario, game, learned.k, args.n, args.epochs, args.rollouts)
+    files = {"learned": str(Path(args.policy).resolve()),
+             "constant": str(save_policy(constant, Path(tempfile.mkdtemp()) / "constant.npz"))}
+    policies = {"learned": learned, "constant": constant}
+    rows = {name: [] for name in policies}  # (seed, ros, offline mean, offline ci, late fraction)
+    print(f"n = {args.n}, k = {learned.k}, {args.epochs} epochs, offline {args.rollouts} rollouts per start; "
+          f"ROS_DOMAIN_ID {os.environ['ROS_DOMAIN_ID']}", flush=True)
+    print(f"{'policy':<9} {'seed':>5} {'ROS':>9} {'offline':>9} {'+-':>6} {'gap':>8} {'late':>7} {'rtf':>5} "
+          f"{'wall s':>7}", flush=True)
+    for seed in args.seeds:
+        for name, policy in policies.items():
+            run = fleet_plan.load_fleet(None, {"n_robots": args.n, "policy": files[name], "seed": seed})
+            started = time.monotonic()
+            result = run_fleet(run, args.epochs, processes=False, show=False)
+            ros = result["monitor"].welfare
+            if result["monitor"].epochs != args.epochs:
+                sys.exit(f"seed {seed} {name}: only {result['monitor'].epochs} epochs ran")
+            offline = policy_sim_welfare(scenario, policy, n=args.n, horizon=args.epochs, seeds=1,
+                                         rollouts=args.rollouts, seed=seed, fleet=starting_like(seed))
+            rows[name].append((seed, ros, offline.mean, offline.ci95, result["late_command_fraction"]))
+            print(f"{name:<9} {seed:>5} {ros:9.3f} {offline.mean:9.3f} {offline.ci95:6.3f} {ros - offline.mean:+8.3f} "
+                  f"{result['late_command_fraction']:7.4f} {result['real_time_factor']:5.2f} "
+                  f"{time.monotonic() - started:7.1f}", flush=True)
+    print()
+    for name in policies:
+        gap, ci = mean_ci95([ros - off for _, ros, off, _, _ in rows[name]])
+        print(f"{name:<9} ({detail if name == 'constant' else learned.policy_id}): mean paired gap ROS - offline "
+              f"{gap:+.3f} +- {ci:.3f} (95% CI over {len(rows[name])} seeds)")
+    for where, column in (("ROS", 1), ("offline", 2)):
+        diff, ci = mean_ci95([a[column] - b[column] for a, b in zip(rows["learned"], rows["constant"])])
+        print(f"learned - constant, {where:<7}: {diff:+.3f} +- {ci:.3f} (paired by seed)")
+
+
+if __name__ == "__main__":
+    main()
