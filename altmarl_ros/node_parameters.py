@@ -22,6 +22,6 @@ NODE_PARAMETERS = {
     "coordinator": {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE, "k": INTEGER,
                     "decision_period": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER},
     "local_agents": {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE,
-                     "command_timeout": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER},
+                     "command_timeout": NUMBER, "max_clock_skew": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER},
     "markers": {**SCENARIO, **ROBOTS, **POSE_SOURCE, "marker_period": NUMBER, "odom_timeout": NUMBER},
 }

@@ -5,6 +5,7 @@ What is checked against something independent: the simulator's own poses
 for the action, hand-placed fake robots for NaN/stale/late/unknown odometry, and
 the simulated robots' velocities for the safe stop.
 """
+import itertools
 import math
 import subprocess
 import sys
@@ -300,12 +301,15 @@ def test_local_agents_treat_a_clock_that_jumps_back_as_a_lost_coordinator(graph,
             odometry.header.stamp = now
             odom_pub.publish(odometry)
 
-    def command(epoch):  # a well-formed command: all K sampled robots in zone 0
+    epochs = itertools.count()
+
+    def command():  # a well-formed command, stamped now, a new epoch: all K sampled robots in zone 0
         counts = [K, 0, 0, 0, 0]
-        msg = GlobalCommand(epoch=epoch, global_state=2, global_action=2, k=K, sampled_ids=list(range(K)),
+        msg = GlobalCommand(epoch=next(epochs), global_state=2, global_action=2, k=K, sampled_ids=list(range(K)),
                             counts=counts, observer="fresh", estimate=[c / K for c in counts], query_counts=counts,
                             count_rank=rank(np.array(counts)), policy_id=load_policy(world["next"]).policy_id)
         msg.header.frame_id = MAP_FRAME
+        msg.header.stamp = rclpy.time.Time(seconds=sim_now[0]).to_msg()
         command_pub.publish(msg)
 
     def moving():
@@ -313,13 +317,13 @@ def test_local_agents_treat_a_clock_that_jumps_back_as_a_lost_coordinator(graph,
 
     assert graph.spin_until(lambda: agents.get_clock().now().nanoseconds > 100e9, timeout=10.0, every=tick)
     again = _every(0.5)  # like a coordinator, repeat the command (the first may precede the first odometry)
-    assert graph.spin_until(moving, timeout=10.0, every=lambda: tick() or (again() and command(0)))
+    assert graph.spin_until(moving, timeout=10.0, every=lambda: tick() or (again() and command()))
     sim_now[0] = 50.0  # the clock jumps back 50 s (more than command_timeout); odometry keeps coming
     assert graph.spin_until(lambda: agents.stopped, timeout=5.0, every=tick), "moving on a command from the future"
     stopped_at = len(speeds)
     assert graph.spin_until(lambda: len(speeds) > stopped_at + 3, timeout=5.0, every=tick)
     assert all(v == 0.0 for v in speeds[stopped_at:])
-    assert graph.spin_until(moving, timeout=10.0, every=lambda: tick() or (again() and command(1)))  # restarted
+    assert graph.spin_until(moving, timeout=10.0, every=lambda: tick() or (again() and command()))  # restarted
 
 
 class FakeFleet:

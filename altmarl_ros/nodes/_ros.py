@@ -37,6 +37,15 @@ TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=Reliabili
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # GlobalCommand is latched, so a local agent that starts late gets the current decision.
 GLOBAL_COMMAND_QOS = LATCHED_QOS
+# ... and subscribed keep-all: a flood of bad messages on the topic (any node may publish there)
+# cannot push a valid command out of a depth-1 queue before the callback has read it; a reliable
+# flooder is slowed to the pace the subscriber reads at, and every message it sends is counted.
+GLOBAL_COMMAND_SUBSCRIPTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Services that must always answer (the operator's stop): keep every request, however many arrive at once
+# (the default depth of 10 left 30 of 50 concurrent calls unanswered).
+SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
 # /clock: rclpy subscribes best-effort depth 1; a reliable publisher matches it.
 CLOCK_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)

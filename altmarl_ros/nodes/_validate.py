@@ -24,7 +24,7 @@ from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.observer import OBSERVERS, scale_counts
 from altmarl_ros.nodes._cdr import odometry_state
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, MAP_FRAME
-from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS
+from altmarl_ros.nodes._ros import GLOBAL_COMMAND_SUBSCRIPTION_QOS
 
 LOG_EVERY_SEC = 5.0
 MAX_POSITION_M = 1e6  # |x|, |y| beyond this is not a robot on a warehouse floor
@@ -133,7 +133,52 @@ def subscribe_commands(node, check: CommandCheck, on_command: Callable[[GlobalCo
             dropped.drop("GlobalCommand", found[0], f"epoch {msg.epoch}: {found[1]}")
             return
         on_command(msg)
-    return node.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, receive, GLOBAL_COMMAND_QOS, raw=True)
+    return node.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, receive, GLOBAL_COMMAND_SUBSCRIPTION_QOS,
+                                    raw=True)
+
+
+RETIRED_SESSIONS = 16  # coordinator sessions remembered as replaced (their commands are replays)
+
+
+class CommandFreshness:
+    """Is a (well-formed) GlobalCommand a new decision, by its stamp and epoch, never by arrival alone?
+
+    Replayed or stale commands must not move robots (a bag of the last command replayed after the
+    coordinator died kept 45 of 50 robots moving). A command is refused when its header.stamp is older
+    than `max_age` by this node's clock (beyond `skew`), or more than `skew` in the future; when its
+    epoch is not after the last accepted one of the same coordinator session; or when it comes from a
+    session that a newer one replaced. A new session (a restarted coordinator, epochs from 0 again) is
+    accepted when its stamp is fresh. `skew` is the clock difference tolerated between the
+    coordinator's host and this one (both read /clock in simulation).
+    """
+
+    def __init__(self, max_age_ns: int, skew_ns: int):
+        self.max_age_ns, self.skew_ns = max_age_ns, skew_ns
+        self.session: Optional[int] = None
+        self.epoch = -1
+        self.retired: list = []
+
+    def problem(self, msg: GlobalCommand, now_ns: int, check_epoch: bool = True) -> Optional[Tuple[str, str]]:
+        """(reason, detail) when `msg` must not be acted on now; check_epoch=False: by its stamp only."""
+        stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        age = now_ns - stamp_ns
+        if age > self.max_age_ns + self.skew_ns:
+            return "stale stamp", f"epoch {msg.epoch} stamped {age / 1e9:.2f} s ago (limit {self.max_age_ns / 1e9:g} s " \
+                                  f"+ clock skew {self.skew_ns / 1e9:g} s)"
+        if age < -self.skew_ns:
+            return "future stamp", f"epoch {msg.epoch} stamped {-age / 1e9:.2f} s ahead of this node's clock"
+        if not check_epoch:
+            return None
+        if msg.session in self.retired:
+            return "replaced session", f"session {msg.session} was replaced by a restarted coordinator"
+        if msg.session == self.session and msg.epoch <= self.epoch:
+            return "old epoch", f"epoch {msg.epoch} is not after epoch {self.epoch} of this session"
+        return None
+
+    def accept(self, msg: GlobalCommand) -> None:
+        if self.session is not None and msg.session != self.session:
+            self.retired = (self.retired + [self.session])[-RETIRED_SESSIONS:]
+        self.session, self.epoch = msg.session, msg.epoch
 
 
 def odometry_problem(data: bytes):

@@ -37,6 +37,7 @@ latched altmarl/stopped that every local agent obeys at once; /diagnostics
 reports decisions, short samples, stale robots and rejected poses at 1 Hz.
 """
 import re
+import secrets
 import sys
 import time
 from collections import deque
@@ -58,7 +59,8 @@ from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
 from altmarl_ros.nodes._goals import GoalSender
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._validate import DroppedMessages
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, LATCHED_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, LATCHED_QOS, SERVICE_QOS, AltmarlNode,
+                                    run_node)
 from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
 from altmarl_ros.core.observer import Observer
 
@@ -150,6 +152,7 @@ class CoordinatorNode(AltmarlNode):
 
         # What happened so far (read by tests, the bench, the demo's status line and /diagnostics).
         self.epoch = 0
+        self.session = secrets.randbits(63)  # in every GlobalCommand: local agents tell a restart from a replay
         self.last_command = None
         self.goal_zone = None
         self.short_decisions = 0  # decisions made with fewer than k robots
@@ -165,8 +168,8 @@ class CoordinatorNode(AltmarlNode):
         self.stopped = False
         self._stopped_pub = self.create_publisher(Bool, STOPPED_TOPIC, LATCHED_QOS)
         self._stopped_pub.publish(Bool(data=False))
-        self.create_service(Trigger, STOP_SERVICE, self.on_stop)
-        self.create_service(Trigger, RESUME_SERVICE, self.on_resume)
+        self.create_service(Trigger, STOP_SERVICE, self.on_stop, qos_profile=SERVICE_QOS)
+        self.create_service(Trigger, RESUME_SERVICE, self.on_resume, qos_profile=SERVICE_QOS)
         self.diagnostics = Diagnostics(self, "coordinator", self.diagnostic_status, self.dropped)
         self.diagnostics.hardware_id = self.policy.policy_id
         self._diagnosed = (0, 0, 0)  # (epoch, short, skipped) at the last report
@@ -295,7 +298,7 @@ class CoordinatorNode(AltmarlNode):
                            throttle_duration_sec=WARN_EVERY_SEC)
         count_rank = rank(query)
         action = int(self.policy.pi_g[s_g, count_rank])
-        msg = GlobalCommand(epoch=self.epoch, global_state=s_g, global_action=action, k=self.k,
+        msg = GlobalCommand(session=self.session, epoch=self.epoch, global_state=s_g, global_action=action, k=self.k,
                             sampled_ids=[int(i) for i in ids], counts=counts.tolist(),
                             observer=self.observer.spec.name, estimate=self.observer.mu.tolist(),
                             query_counts=query.tolist(), count_rank=count_rank, policy_id=self.policy.policy_id)
@@ -375,6 +378,7 @@ class CoordinatorNode(AltmarlNode):
                   "stale_robots": stale, "robots": len(self.robot_names), "k": self.k,
                   "invalid_poses": self.invalid_poses, "foreign_frame_poses": self.foreign_frames,
                   "unknown_robots": len(self.unknown_robots), "policy_id": self.policy.policy_id,
+                  "session": self.session,
                   "stopped": self.stopped}
         return level, message, values
 

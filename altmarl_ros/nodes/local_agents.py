@@ -33,7 +33,7 @@ from altmarl_ros.nodes._goals import GoalSender
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, LATCHED_QOS, AltmarlNode, run_node
 from altmarl_sim.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
-from altmarl_ros.nodes._validate import CommandCheck, DroppedMessages, subscribe_commands
+from altmarl_ros.nodes._validate import CommandCheck, CommandFreshness, DroppedMessages, subscribe_commands
 
 NO_GOAL = -1
 
@@ -56,6 +56,11 @@ class LocalAgentsNode(AltmarlNode):
         control_period = declare_control_period(self, scenario)
         self.command_timeout_ns = int(1e9 * declare_float(
             self, "command_timeout", 3.0, "s: with no GlobalCommand for this long, stop the robots", positive=True))
+        skew_ns = int(1e9 * declare_float(
+            self, "max_clock_skew", 0.5, "s: how far the coordinator's clock may differ from this node's; a "
+            "GlobalCommand stamped earlier than command_timeout + this, or later than this, is dropped",
+            minimum=0.0))
+        self.freshness = CommandFreshness(self.command_timeout_ns, skew_ns)
         self.odom_timeout_ns = int(1e9 * declare_float(
             self, "odom_timeout", 0.5, "s: a robot whose odometry is older is stopped", positive=True))
         seed = declare_int(self, "seed", 0, "seed of the local action draws", minimum=0)
@@ -90,11 +95,16 @@ class LocalAgentsNode(AltmarlNode):
 
     def on_command(self, msg: GlobalCommand) -> None:
         """A new decision epoch (a checked GlobalCommand): draw every robot's local action, set its goal."""
+        now_ns = self.get_clock().now().nanoseconds
+        problem = self.freshness.problem(msg, now_ns)
+        if problem is not None:  # a replay, a stale or a future command: never moves a robot
+            self.dropped.drop("GlobalCommand", *problem)
+            return
         if msg.policy_id != self.policy.policy_id and (self.last_command is None
                                                        or self.last_command.policy_id != msg.policy_id):
             self.get_logger().warning(f"the coordinator runs policy {msg.policy_id}, this node "
                                       f"{self.policy.policy_id}: the two halves of the equilibrium differ")
-        now_ns = self.get_clock().now().nanoseconds
+        self.freshness.accept(msg)
         self.last_command = msg
         self.command_received_ns = now_ns
         self.commands_received += 1
@@ -146,9 +156,11 @@ class LocalAgentsNode(AltmarlNode):
         """Command every robot: cmd_vel from the controller towards its goal (goal_pose: its goal when it
         changed), or zero (a hold) when stale, stopped by the operator, or without fresh odometry."""
         now_ns = self.get_clock().now().nanoseconds
-        # A command "from the future" means sim time jumped back (simulator restarted): stale too.
+        # A command "from the future" means sim time jumped back (simulator restarted): stale too. The stamp
+        # counts as well as the arrival: a command that was already old when it came stops the robots sooner.
         age = None if self.command_received_ns is None else now_ns - self.command_received_ns
-        stale = age is None or not 0 <= age <= self.command_timeout_ns
+        stale = age is None or not 0 <= age <= self.command_timeout_ns or \
+            self.freshness.problem(self.last_command, now_ns, check_epoch=False) is not None
         if stale != self.stopped:
             self.stopped = stale
             if stale:
