@@ -281,3 +281,14 @@ class Observer:
         self._pending.clear()
         self.weight = correct_kernel(self.mu, self.weight, counts, self._forget)
         return round_counts(self.mu, K)
+
+
+def deployed_observer(n_sg: int, n_sl: int, k: int, spec: ObserverSpec | None = None, prediction=None) -> Observer:
+    """The stateful observer a deployed policy runs (default fresh, which predicts with nothing: an
+    identity model stands in); a filter predicts with prediction = (P_fused [S_g, S_l, S_l], mu0 [S_l])."""
+    spec = fresh(k) if spec is None else spec
+    if spec.name == "filter" and prediction is None:
+        raise ObserverError("prediction", "a filter observer needs the model it predicts with: pass (P_fused, mu0), "
+                                          "e.g. the policy's observer_P, observer_mu0")
+    P_fused, mu0 = prediction or (np.tile(np.eye(n_sl), (n_sg, 1, 1)), None)
+    return Observer(spec, P_fused, k, mu0=mu0)
