@@ -161,9 +161,8 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
 
 def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:
     """sim_rollout_welfare of a PolicyArtifact under the observer it records."""
-    prediction = None if policy.observer_P is None else (policy.observer_P, policy.observer_mu0)
     return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, policy.k, observer=policy.observer,
-                               prediction=prediction, **rollout_args)
+                               prediction=policy.prediction, **rollout_args)
 
 
 def sim_baselines(scenario: Scenario, game, k: int, names=None, progress=None, announce=None,

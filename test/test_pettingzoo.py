@@ -1,28 +1,33 @@
 """The PettingZoo environments (altmarl_ros/envs/pettingzoo.py): PettingZoo's own API and seed tests,
 the evaluators' rollouts replayed exactly from the environments with a learned (model) and a hand-made
 (simulator) policy, the game's per-agent rewards, and named errors for bad input."""
+import importlib.util
+import io
+import re
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
-from _herding_policy import _walk_to_depot
+from _herding_policy import _walk_to_depot, herding_policy
 from _tiny_model import tiny_arrays
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
 from altmarl_ros.core.glearn import fold_local_policy
-from altmarl_ros.core.model import make_game
+from altmarl_ros.core.model import make_game, save_model
 from altmarl_ros.core.observer import ObserverError, ObserverSpec
-from altmarl_ros.core.policy import build_policy
+from altmarl_ros.core.policy import build_policy, save_policy
 from altmarl_ros.envs.pettingzoo import GLOBAL_AGENT, EnvError, ModelEnv, SimEnv, policy_actions
 from altmarl_sim.rollout import sim_rollout_welfare
 from altmarl_sim.scenario import load_scenario
 
+ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = load_scenario("warehouse_ring")
 
 
@@ -228,3 +233,36 @@ def test_only_the_env_module_imports_pettingzoo():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("pettingzoo_example", ROOT / "examples" / "pettingzoo_random.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_example(*argv):
+    printed = io.StringIO()
+    assert _example().main(list(argv), out=printed) == 0
+    return printed.getvalue()
+
+
+def test_example_steps_both_environments_with_random_actions():
+    printed = _run_example("--n", "8", "--k", "2", "--horizon", "3", "--episodes", "2")
+    assert "altmarl_model_" in printed and "altmarl_sim_warehouse_ring" in printed
+    assert len(re.findall(r"episode \d: welfare", printed)) == 4
+
+
+@pytest.mark.parametrize("where", ["model", "scenario"])
+def test_example_with_a_trained_policy_prints_the_evaluators_episodes(tmp_path, game, learned, where):
+    if where == "model":
+        policy, source = build_policy(*learned, 3, game=game), ["--model", str(save_model(game, tmp_path / "g.yaml"))]
+    else:
+        policy, source = herding_policy(SCENARIO, 2), ["--scenario", "warehouse_ring"]
+    save_policy(policy, tmp_path / "policy.npz")
+    printed = _run_example(*source, "--policy", str(tmp_path / "policy.npz"), "--n", "12", "--horizon", "6",
+                           "--episodes", "3", "--seed", "4")
+    episodes = [float(x) for x in re.findall(r"episode \d: welfare +(\S+)", printed)]
+    evaluated = [float(x) for x in re.search(r"\(episodes \[([^\]]*)\]", printed).group(1).split()]
+    assert len(episodes) == 3 and episodes == pytest.approx(evaluated, abs=1e-3)

@@ -87,6 +87,12 @@ class _PopulationEnv(ParallelEnv):
         self._episode = 0
         self._t = 0
 
+    @classmethod
+    def for_policy(cls, source, policy, **kwargs):
+        """The environment a trained policy (core.policy.PolicyArtifact) is deployed in: its k, and its
+        observer and prediction for the global agent's observation; other arguments as the constructor's."""
+        return cls(source, k=policy.k, observer=policy.observer, prediction=policy.prediction, **kwargs)
+
     # -- the PettingZoo API -------------------------------------------------------
 
     def _spaces(self, agent):
