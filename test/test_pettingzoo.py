@@ -266,3 +266,17 @@ def test_example_with_a_trained_policy_prints_the_evaluators_episodes(tmp_path, 
     episodes = [float(x) for x in re.findall(r"episode \d: welfare +(\S+)", printed)]
     evaluated = [float(x) for x in re.search(r"\(episodes \[([^\]]*)\]", printed).group(1).split()]
     assert len(episodes) == 3 and episodes == pytest.approx(evaluated, abs=1e-3)
+
+
+def test_model_env_with_stochastic_locals_has_the_evaluators_welfare(game, learned):
+    """Locals drawing their own actions use two uniforms where the evaluator's fused draw uses one, so the
+    episodes differ; the welfare must not: the env's mean within the combined 95% CI of the two means."""
+    pi_g, pi_l = learned
+    pi_l = 0.6 * pi_l + 0.4 / 2
+    policy = build_policy(pi_g, pi_l, 3, game=game)
+    env = ModelEnv.for_policy(game, policy, n=40, horizon=15)
+    rng = np.random.default_rng(0)
+    returns = discounted_returns(env, lambda seen: policy_actions(policy, seen, rng), game.gamma, 300, 21)
+    evaluated = rollout_welfare(game, pi_g, pi_l, 3, n=40, horizon=15, seeds=4, rollouts=500, seed=22)
+    combined = np.hypot(returns.std(ddof=1) / np.sqrt(returns.size), evaluated.returns.std(ddof=1) / np.sqrt(2000))
+    assert abs(returns.mean() - evaluated.mean) <= 1.96 * combined
