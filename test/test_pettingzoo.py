@@ -191,7 +191,10 @@ def test_seeding_follows_the_api(game):
     (lambda acts: acts.update(local_4=0.5), "actions['local_4']"),
     (lambda acts: acts.update({GLOBAL_AGENT: 7}), "actions['global']"),
     (lambda acts: acts.update(local_9=0), "'local_9'"),
-])
+    (lambda acts: acts.update(local_0=np.array([0, 1])), "actions['local_0']"),
+    (lambda acts: acts.update({GLOBAL_AGENT: 1.0}), "actions['global']"),
+], ids=["missing", "missing-global", "out-of-range", "negative", "float", "global-out-of-range", "unknown",
+        "array", "global-float"])
 def test_bad_actions_name_the_agent(game, change, field):
     env = ModelEnv(game, n=5, k=2, horizon=2)
     env.reset(seed=0)

@@ -53,6 +53,12 @@ def local_agent(i: int) -> str:
     return f"local_{i}"
 
 
+def _is_integer(action) -> bool:
+    """A Python or numpy integer, as gymnasium's Discrete takes them (a bool counts as 0 or 1; a float does not)."""
+    value = np.asarray(action)
+    return value.shape == () and value.dtype.kind in "iub"
+
+
 class _PopulationEnv(ParallelEnv):
     """The agents, spaces, action checks and per-step dicts both environments share. A subclass
     sets up an episode in `_start(seed, episode)` and runs one epoch in `_transition(a_g, actions)`,
@@ -109,6 +115,14 @@ class _PopulationEnv(ParallelEnv):
     def action_space(self, agent):
         return self._spaces(agent)[1]
 
+    @property
+    def observation_spaces(self) -> dict:
+        return {agent: self.observation_space(agent) for agent in self.possible_agents}
+
+    @property
+    def action_spaces(self) -> dict:
+        return {agent: self.action_space(agent) for agent in self.possible_agents}
+
     def reset(self, seed=None, options=None):
         """Start an episode (see the module docstring for seeding; `options` are not used)."""
         if seed is not None:
@@ -121,8 +135,7 @@ class _PopulationEnv(ParallelEnv):
         self._start(self._seed, self._episode)
         self._t = 0
         self.agents = list(self.possible_agents)
-        observations, query = self._observe()
-        return observations, self._infos(query, None)
+        return self._observe(), self._infos(None)
 
     def step(self, actions):
         """One decision epoch under every agent's action; all agents are truncated after `horizon`."""
@@ -133,13 +146,13 @@ class _PopulationEnv(ParallelEnv):
         self.observer.elapsed(s_g)  # the locals act under this s_g until the next decision
         r_l, r_g = self._transition(a_g, local_actions)
         self._t += 1
-        observations, query = self._observe()
+        observations = self._observe()
         rewards = {GLOBAL_AGENT: float(r_g + r_l.mean())}
         rewards.update(zip(self._locals, r_l.tolist()))
         over = self._t >= self.horizon
         terminations = dict.fromkeys(self.possible_agents, False)
         truncations = dict.fromkeys(self.possible_agents, over)
-        infos = self._infos(query, float(r_g))
+        infos = self._infos(float(r_g))
         if over:
             self.agents = []
         return observations, rewards, terminations, truncations, infos
@@ -154,19 +167,22 @@ class _PopulationEnv(ParallelEnv):
         if not isinstance(actions, dict):
             raise EnvError("actions", f"must be a dict agent -> action, got {type(actions).__name__}")
         try:
-            a_g = np.asarray(actions[GLOBAL_AGENT])
-            local_actions = np.array([actions[agent] for agent in self._locals])
+            a_g = actions[GLOBAL_AGENT]
+            listed = [actions[agent] for agent in self._locals]
         except KeyError as missing:
             raise EnvError("actions", f"has no action for {missing.args[0]!r}: every agent acts every epoch") from None
         if len(actions) != len(self.possible_agents):
             unknown = next(agent for agent in actions if agent != GLOBAL_AGENT and agent not in self._local_set)
             raise EnvError("actions", f"names {unknown!r}, which is no agent of this environment")
         n_ag, n_al = self.sizes[1], self.sizes[3]
-        if a_g.shape != () or a_g.dtype.kind not in "iu" or not 0 <= int(a_g) < n_ag:
+        if not _is_integer(a_g) or not 0 <= int(a_g) < n_ag:
             raise EnvError(f"actions['{GLOBAL_AGENT}']", f"must be an integer in 0..{n_ag - 1}, got {a_g!r}")
-        if local_actions.shape != (self.n,) or local_actions.dtype.kind not in "iu":
-            bad = next(agent for agent in self._locals
-                       if np.asarray(actions[agent]).shape != () or np.asarray(actions[agent]).dtype.kind not in "iu")
+        try:
+            local_actions = np.array(listed)
+        except ValueError:  # ragged: some action is an array
+            local_actions = None
+        if local_actions is None or local_actions.shape != (self.n,) or local_actions.dtype.kind not in "iub":
+            bad = next(agent for agent in self._locals if not _is_integer(actions[agent]))
             raise EnvError(f"actions['{bad}']", f"must be an integer in 0..{n_al - 1}, got {actions[bad]!r}")
         out = np.flatnonzero((local_actions < 0) | (local_actions >= n_al))
         if out.size:
@@ -174,17 +190,17 @@ class _PopulationEnv(ParallelEnv):
                            f"must be an integer in 0..{n_al - 1}, got {local_actions[out[0]]}")
         return int(a_g), local_actions.astype(np.int64)
 
-    def _observe(self):
-        """(observations, the count vector the global agent observes) after the observer's decision."""
+    def _observe(self) -> dict:
+        """Every agent's observation, after the observer's decision on this epoch's sample."""
         query = self.observer.decide(self._sample)
         rows = np.empty((self.n, 2), np.int64)
         rows[:, 0] = self._states
         rows[:, 1] = self._s_g
         observations = {GLOBAL_AGENT: np.concatenate([[self._s_g], query]).astype(np.int64)}
         observations.update(zip(self._locals, rows))
-        return observations, query
+        return observations
 
-    def _infos(self, query, r_g):
+    def _infos(self, r_g):
         """Per agent: {} for the locals; for the global agent the observer's estimate mu (what q
         rounds) and, after a step, r_g alone."""
         infos = {GLOBAL_AGENT: {"estimate": self.observer.mu.copy()}}
