@@ -212,6 +212,11 @@ def test_bad_arguments_and_misuse_raise_named_errors(game):
             ModelEnv(game, **kwargs)
     with pytest.raises(ObserverError, match="^prediction:"):
         ModelEnv(game, n=5, k=2, observer=ObserverSpec("filter", 0.5, 3))
+    with pytest.raises(ObserverError, match=r"^prediction: P_fused has shape \(3, 2, 2\)"):
+        ModelEnv(game, n=5, k=2, observer=ObserverSpec("filter", 0.5, 3), prediction=(np.ones((3, 2, 2)), None))
+    with pytest.raises(ObserverError, match=r"^prediction mu0\[:\] sums to 2"):
+        ModelEnv(game, n=5, k=2, observer=ObserverSpec("filter", 0.5, 3),
+                 prediction=(np.full((3, 3, 3), 1 / 3), np.ones(3) * 2 / 3))
     env = ModelEnv(game, n=5, k=2, horizon=1)
     with pytest.raises(EnvError, match="^step: .*reset"):
         env.step({})
