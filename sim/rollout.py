@@ -28,8 +28,8 @@ import numpy as np
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors, rank
-from altmarl_ros.core.evaluate import WelfareEstimate, check_rollout_size, mean_ci95
-from altmarl_ros.core.observer import Observer, fresh
+from altmarl_ros.core.evaluate import WelfareEstimate, check_rollout_size, cumulative, mean_ci95
+from altmarl_ros.core.observer import Observer, deployed_observer, fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.sampler import SamplerError
@@ -57,9 +57,26 @@ def check_policy(scenario: Scenario, pi_g, pi_l, k: int, observer=None, predicti
 
 def running_observer(scenario: Scenario, k: int, observer=None, prediction=None) -> Observer:
     """The stateful observer a rollout runs (default fresh; a filter predicts with `prediction`)."""
-    observer = fresh(k) if observer is None else observer
-    P_fused, mu0 = prediction or (np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1)), None)
-    return Observer(observer, P_fused, k, mu0=mu0)
+    n_sg, _, n_sl, _ = scenario.sizes
+    return deployed_observer(n_sg, n_sl, k, observer, prediction)
+
+
+def sample_workers(zones, k: int, n_sl: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, zone counts [n_sl]) of a fresh uniform k-subset of the workers (no replacement)."""
+    sampled = rng.choice(zones.shape[0], size=k, replace=False)
+    return sampled, np.bincount(zones[sampled], minlength=n_sl)
+
+
+def draw_local_actions(cum_pi_l, zones, s_g: int, rng: np.random.Generator) -> np.ndarray:
+    """Each worker's action a_i ~ pi_l(.|s_i, s_g), one uniform each from rng in worker order
+    (cum_pi_l: core.evaluate.cumulative(pi_l))."""
+    return (rng.random(zones.shape[0])[:, None] >= cum_pi_l[zones, s_g]).sum(axis=1)
+
+
+def episode_start(scenario: Scenario, n: int, stream: np.random.SeedSequence, fleet=FleetSim):
+    """(simulator, generator of its subsets and actions) of the rollout whose SeedSequence is `stream`."""
+    sim_seed = int(stream.generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return fleet(scenario, n=n, seed=sim_seed), np.random.default_rng(stream)
 
 
 def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.Generator,
@@ -71,8 +88,7 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
     workers' zone distribution (nothing when pi_g is None: no observer runs)."""
     n_sl = sim.scenario.ring.n_zones
     n_ag = sim.scenario.sizes[1]
-    cum_pi_l = np.cumsum(pi_l, axis=-1)
-    cum_pi_l[..., -1] = 1.0
+    cum_pi_l = cumulative(pi_l)
     gamma = sim.scenario.gamma
     zones, s_g = sim.zones(), sim.depot_zone()
     total, discount = 0.0, 1.0
@@ -80,15 +96,15 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
         observer = observer or running_observer(sim.scenario, k)
         observer.reset()
     for _ in range(horizon):
-        sampled = rng.choice(sim.n, size=k, replace=False)
+        sampled, counts = sample_workers(zones, k, n_sl, rng)
         if pi_g is None:
             a_g = int(rng.integers(n_ag))
         else:
-            a_g = int(pi_g[s_g, rank(observer.decide(np.bincount(zones[sampled], minlength=n_sl)))])
+            a_g = int(pi_g[s_g, rank(observer.decide(counts))])
             if errors is not None:
                 errors.append(0.5 * float(np.abs(observer.mu - np.bincount(zones, minlength=n_sl) / sim.n).sum()))
             observer.elapsed(s_g)  # the workers act under this s_g until the next decision
-        actions = (rng.random(sim.n)[:, None] >= cum_pi_l[zones, s_g]).sum(axis=1)
+        actions = draw_local_actions(cum_pi_l, zones, s_g, rng)
         if on_epoch is not None:
             on_epoch(sim, sampled, a_g)
         zones, s_g, reward = sim.step_epoch(actions, a_g)
@@ -129,11 +145,9 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     start = time.perf_counter()
     for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
         for r, stream in enumerate(seed_seq.spawn(rollouts)):
-            sim_seed = int(stream.generate_state(1, np.uint64)[0] >> np.uint64(1))
-            sim = fleet(scenario, n=n, seed=sim_seed)
+            sim, rng = episode_start(scenario, n, stream, fleet)
             decisions = []
-            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, np.random.default_rng(stream),
-                                        observer=running, errors=decisions)
+            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, rng, observer=running, errors=decisions)
             if decisions:
                 errors[s, r] = np.mean(decisions)
             if progress is not None:
@@ -161,9 +175,8 @@ def starting_like(start_seed: int, fleet=FleetSim):
 
 def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:
     """sim_rollout_welfare of a PolicyArtifact under the observer it records."""
-    prediction = None if policy.observer_P is None else (policy.observer_P, policy.observer_mu0)
     return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, policy.k, observer=policy.observer,
-                               prediction=prediction, **rollout_args)
+                               prediction=policy.prediction, **rollout_args)
 
 
 def sim_baselines(scenario: Scenario, game, k: int, names=None, progress=None, announce=None,

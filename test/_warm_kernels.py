@@ -51,7 +51,7 @@ def warm_up():
 
 def _warm_up_the_rest():
     """Kernels the commands above do not reach: G-LEARN's recomputed draws, the fleet_sim node's
-    control step and controller, count enumeration."""
+    control step and controller, count enumeration, the PettingZoo model environment's step."""
     import numpy as np
 
     from _tiny_model import tiny_arrays
@@ -69,6 +69,11 @@ def _warm_up_the_rest():
     rank(np.zeros(2, np.int32))
     scenario = load_scenario("warehouse_ring")
     FleetSim(scenario, n=2, seed=0).step_control()
+    from altmarl_ros.envs.pettingzoo import ModelEnv
+
+    env = ModelEnv(game, n=3, k=2, horizon=1)
+    env.reset(seed=0)
+    env.step(dict.fromkeys(env.agents, 0))
     zone_of_angle(np.zeros(2), scenario.ring)
     go_to_goal(np.zeros(2), np.zeros(2), np.zeros(2), np.ones(2), np.ones(2), scenario.limits)
 

@@ -40,8 +40,7 @@ def run(args) -> int:
         policy = load_policy(args.policy, k=args.k, scenario_hash=scenario.content_hash())
         pi_g, pi_l, k = policy.pi_g, policy.pi_l, policy.k
         label = f"policy {args.policy} (id {policy.policy_id}, observer {policy.observer.name})"
-        observed = dict(observer=policy.observer, prediction=None if policy.observer_P is None
-                        else (policy.observer_P, policy.observer_mu0))
+        observed = dict(observer=policy.observer, prediction=policy.prediction)
     frames = record_frames(scenario, pi_g, pi_l, k, args.n, args.epochs, args.seed,
                            **(observed if args.policy is not None else {}))
     out = render(scenario, frames, args.out)

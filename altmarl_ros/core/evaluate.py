@@ -122,6 +122,77 @@ def _draw(cum_row, u):
     return j
 
 
+@njit(cache=True, inline="always")
+def draw_population(cum_g0, cum_l0, states, counts, s0, s1, s2, s3):
+    """Initial state of one rollout: s_g from cum_g0, then agent i's state from cum_l0 (one uniform
+    each, in that order); counts <- the agents' state counts. Returns (s_g, stream)."""
+    s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
+    s_g = _draw(cum_g0, u)
+    for i in range(states.shape[0]):
+        s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
+        s = _draw(cum_l0, u)
+        states[i] = s
+        counts[s] += 1
+    return s_g, s0, s1, s2, s3
+
+
+@njit(cache=True, inline="always")
+def sample_subset(order, states, k, sample, s0, s1, s2, s3):
+    """sample <- the state counts of a fresh uniform k-subset of the agents, without replacement
+    (partial Fisher-Yates on the running permutation `order`, k uniforms). Returns the stream."""
+    n = order.shape[0]
+    sample[:] = 0
+    for j in range(k):
+        s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
+        m = j + int(u * (n - j))
+        tmp = order[j]
+        order[j] = order[m]
+        order[m] = tmp
+        sample[states[order[j]]] += 1
+    return s0, s1, s2, s3
+
+
+@njit(cache=True, inline="always")
+def advance(rows, codes, states, counts, cum_g_row, s0, s1, s2, s3):
+    """One decision epoch's transition: agent i's next state is drawn from the cumulative row
+    rows[codes[i]] (one uniform each, in agent order; codes may be `states` itself), counts <- the
+    new state counts, then s_g' from cum_g_row (one uniform). Returns (s_g', stream)."""
+    counts[:] = 0
+    for i in range(states.shape[0]):
+        s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
+        s = _draw(rows[codes[i]], u)
+        states[i] = s
+        counts[s] += 1
+    s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
+    return _draw(cum_g_row, u), s0, s1, s2, s3
+
+
+@njit(cache=True)
+def step_population(rows, codes, states, counts, cum_g_row, order, k, sample, stream):
+    """advance, then sample_subset of the new states: one step of an environment whose agents choose
+    their own actions (rows indexed by state and action in codes). stream: uint64 [4] xoshiro256+
+    state, updated in place. Returns s_g'."""
+    s0, s1, s2, s3 = stream[0], stream[1], stream[2], stream[3]
+    s_g, s0, s1, s2, s3 = advance(rows, codes, states, counts, cum_g_row, s0, s1, s2, s3)
+    s0, s1, s2, s3 = sample_subset(order, states, k, sample, s0, s1, s2, s3)
+    stream[0], stream[1], stream[2], stream[3] = s0, s1, s2, s3
+    return s_g
+
+
+@njit(cache=True)
+def start_population(cum_g0, cum_l0, states, counts, order, k, sample, stream):
+    """draw_population, then the first sample_subset (stream updated in place, order reset to the
+    identity first). Returns s_g."""
+    s0, s1, s2, s3 = stream[0], stream[1], stream[2], stream[3]
+    for i in range(order.shape[0]):
+        order[i] = i
+    counts[:] = 0
+    s_g, s0, s1, s2, s3 = draw_population(cum_g0, cum_l0, states, counts, s0, s1, s2, s3)
+    s0, s1, s2, s3 = sample_subset(order, states, k, sample, s0, s1, s2, s3)
+    stream[0], stream[1], stream[2], stream[3] = s0, s1, s2, s3
+    return s_g
+
+
 @njit(cache=True, parallel=True)
 def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state, n, k, horizon, gamma,
                      P_obs, resolution, forget, filtered, prior_mu, prior_weight, errors):
@@ -155,26 +226,12 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
         order = np.arange(n)
         counts = np.zeros(n_sl, np.int64)
         sample = np.zeros(n_sl, np.int64)
-        s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
-        s_g = _draw(init_g, u)
+        s_g, s0, s1, s2, s3 = draw_population(init_g, init_l[r], states, counts, s0, s1, s2, s3)
         s_g_prev = s_g
-        for i in range(n):
-            s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
-            s = _draw(init_l[r], u)
-            states[i] = s
-            counts[s] += 1
         total = 0.0
         discount = 1.0
         for t in range(horizon):
-            # fresh uniform k-subset: partial Fisher-Yates on the running permutation
-            sample[:] = 0
-            for j in range(k):
-                s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
-                m = j + int(u * (n - j))
-                tmp = order[j]
-                order[j] = order[m]
-                order[m] = tmp
-                sample[states[order[j]]] += 1
+            s0, s1, s2, s3 = sample_subset(order, states, k, sample, s0, s1, s2, s3)
             if filtered:
                 if t > 0:
                     predict_kernel(mu, P_obs[s_g_prev], scratch)
@@ -200,15 +257,7 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
             discount *= gamma
             if t == horizon - 1:
                 break
-            counts[:] = 0
-            cum_sg = cum_l[s_g]
-            for i in range(n):
-                s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
-                s = _draw(cum_sg[states[i]], u)
-                states[i] = s
-                counts[s] += 1
-            s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
-            s_g = _draw(cum_g[s_g, a_g], u)
+            s_g, s0, s1, s2, s3 = advance(cum_l[s_g], states, states, counts, cum_g[s_g, a_g], s0, s1, s2, s3)
         out[r] = total
         errors[r] = error / horizon
     return out
@@ -218,7 +267,7 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
 # drivers
 
 
-def _cumulative(probs: np.ndarray) -> np.ndarray:
+def cumulative(probs: np.ndarray) -> np.ndarray:
     """Cumulative sums along the last axis with the last entry pinned to exactly 1.0."""
     cum = np.cumsum(probs, axis=-1)
     cum[..., -1] = 1.0
@@ -250,6 +299,12 @@ def _rng_streams(seed: int, seeds: int, rollouts: int) -> tuple[np.ndarray, list
     return states.reshape(seeds * rollouts, 4), init_rngs
 
 
+def rollout_streams(seed: int, rollouts: int) -> np.ndarray:
+    """uint64 [rollouts, 4]: the xoshiro256+ states of rollouts 0..rollouts-1 of `seed` with seeds = 1
+    (each call's rows are a prefix of a longer call's: SeedSequence.generate_state is prefix-stable)."""
+    return _rng_streams(seed, 1, rollouts)[0]
+
+
 def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, rollouts, seed,
               dirichlet_alpha, observer=None, P_observer=None) -> WelfareEstimate:
     """Shared driver: allocate initial distributions and streams, run the kernel, summarise.
@@ -269,9 +324,9 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
     errors = np.empty(seeds * rollouts)
     start = time.perf_counter()
     returns = _rollout_returns(
-        _cumulative(P_fused), np.ascontiguousarray(r_fused), _cumulative(P_g),
-        np.ascontiguousarray(r_g, dtype=np.float64), pi_g, _cumulative(game.mu0_g),
-        _cumulative(init_l), rng_state, n, k, horizon, float(game.gamma),
+        cumulative(P_fused), np.ascontiguousarray(r_fused), cumulative(P_g),
+        np.ascontiguousarray(r_g, dtype=np.float64), pi_g, cumulative(game.mu0_g),
+        cumulative(init_l), rng_state, n, k, horizon, float(game.gamma),
         np.ascontiguousarray(P_observer, dtype=np.float64), observer.resolution, 1.0 - observer.gain,
         observer.name == "filter", np.ascontiguousarray(game.mu0_l, dtype=np.float64), observer.prior, errors,
     )

@@ -35,6 +35,7 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import as_float, integer
+from altmarl_ros.core.model import as_float_array, check_stochastic
 from altmarl_ros.errors import LearnError
 from altmarl_ros.core.registry import Registry
 
@@ -281,3 +282,28 @@ class Observer:
         self._pending.clear()
         self.weight = correct_kernel(self.mu, self.weight, counts, self._forget)
         return round_counts(self.mu, K)
+
+
+def deployed_observer(n_sg: int, n_sl: int, k: int, spec: ObserverSpec | None = None, prediction=None) -> Observer:
+    """The stateful observer a deployed policy runs (default fresh, which predicts with nothing: an
+    identity model stands in); a filter predicts with prediction = (P_fused [S_g, S_l, S_l], mu0 [S_l])."""
+    spec = fresh(k) if spec is None else spec
+    if spec.name == "filter" and prediction is None:
+        raise ObserverError("prediction", "a filter observer needs the model it predicts with: pass (P_fused, mu0), "
+                                          "e.g. the policy's observer_P, observer_mu0")
+    if prediction is None:
+        return Observer(spec, np.tile(np.eye(n_sl), (n_sg, 1, 1)), k)
+    if not isinstance(prediction, (tuple, list)) or len(prediction) != 2:
+        raise ObserverError("prediction", f"must be a pair (P_fused [S_g, S_l, S_l], mu0 [S_l]), got {prediction!r}")
+    P_fused = as_float_array("prediction P_fused", prediction[0], 3, error=ObserverError)
+    if P_fused.shape != (n_sg, n_sl, n_sl):
+        raise ObserverError("prediction", f"P_fused has shape {P_fused.shape}; expected (S_g, S_l, S_l) = "
+                                          f"{(n_sg, n_sl, n_sl)}")
+    check_stochastic("prediction P_fused", P_fused, error=ObserverError)
+    mu0 = None
+    if prediction[1] is not None:
+        mu0 = as_float_array("prediction mu0", prediction[1], 1, error=ObserverError)
+        if mu0.shape != (n_sl,):
+            raise ObserverError("prediction", f"mu0 has shape {mu0.shape}; expected ({n_sl},)")
+        check_stochastic("prediction mu0", mu0, error=ObserverError)
+    return Observer(spec, P_fused, k, mu0=mu0)

@@ -201,6 +201,11 @@ class PolicyArtifact:
         return ObserverSpec.from_meta(self.meta["observer"])
 
     @property
+    def prediction(self) -> tuple | None:
+        """(observer_P, observer_mu0), what a filter observer predicts with; None for fresh."""
+        return None if self.observer_P is None else (self.observer_P, self.observer_mu0)
+
+    @property
     def resolution(self) -> int:
         """K: pi_g's columns are count vectors over K robots (K = k for fresh)."""
         return self.meta["observer"]["resolution"]
