@@ -46,7 +46,7 @@ def test_yaml_anchors_within_reason_load_and_bombs_do_not():
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 6)]
     with pytest.raises(FileFormatError, match=r"t: its aliases expand \d+ YAML nodes to 1\.23e\+06"):
         parse_yaml("\n".join(lines), "t")
-    with pytest.raises(FileFormatError, match="nested too deeply|not valid YAML"):
+    with pytest.raises(FileFormatError, match="nested more than 64 levels deep"):
         parse_yaml("[" * 50_000, "t")
 
 

@@ -93,6 +93,28 @@ def candidate_observers(k: int, n_sl: int, gains=DEFAULT_GAINS, max_columns=DEFA
     return out
 
 
+def candidates_for(k: int, n_sl: int, observer: str, max_columns: int = DEFAULT_MAX_COLUMNS) -> list:
+    """The observers train_observed trains and scores for `observer` ("fresh" or "filter")."""
+    return [fresh(k)] if observer == "fresh" else candidate_observers(k, n_sl, DEFAULT_GAINS, max_columns)
+
+
+def training_work(sizes, gamma: float, k: int, observer: str, *, m: int, tol: float, max_columns: int,
+                  select_n: int, select_rollouts: int, rollout_unit: str = "agent-steps",
+                  steps_per_epoch: int = 1) -> dict:
+    """The work train_observed and the check after it do, at least: one ALTERNATING-MARL round of
+    G-LEARN (sweeps to `tol` at `gamma`) at each candidate resolution, the candidates' selection
+    rollouts and the final check (the learned pair and each constant baseline), in core.work units."""
+    import math
+
+    n_sg, n_ag, n_sl, _ = sizes
+    specs = candidates_for(k, n_sl, observer, max_columns)
+    sweeps = min(10_000, max(1, math.ceil(math.log(tol) / math.log(gamma)))) if 0 < gamma < 1 else 1
+    backups = sum(n_sg * n_count_vectors(K, n_sl) * n_ag * m * sweeps for K in {spec.resolution for spec in specs})
+    scored = (len(specs) if len(specs) > 1 else 0) + 1 + n_ag + 1  # selection, learned pair, constants
+    steps = float(scored) * select_n * SELECTION_HORIZON * select_rollouts * steps_per_epoch
+    return {"G-LEARN backups": float(backups), rollout_unit: steps}
+
+
 def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_GAINS,
                    max_columns=DEFAULT_MAX_COLUMNS, on_stage=None, on_run=None, runs=None,
                    **alternating_args) -> ObservedTraining:
