@@ -30,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="memory budget for input-sized arrays, e.g. 16G (default: half the RAM; "
                               "see docs/operations.md, Limits)")
         cmd.add_argument("--max-work", type=work_duration, metavar="DURATION",
-                         help="ceiling on the work a command accepts, in estimated single-core time, e.g. 48h "
-                              "(default 24h; see docs/operations.md, Limits)")
+                         help="ceiling on the work a command accepts, in estimated time, e.g. 48h "
+                              "(default 6h; see docs/operations.md, Limits)")
         cmd.set_defaults(run=module.run)
     return parser
 

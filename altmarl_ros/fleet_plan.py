@@ -17,8 +17,8 @@ from altmarl_ros.config_files import find_config
 from altmarl_ros.core import budget
 from altmarl_ros.core.safe_files import load_yaml, parse_yaml
 from altmarl_ros.errors import AltmarlError, ConfigError
-from altmarl_ros.names import (COMMAND_TYPES, DEFAULT_ROBOT_TEMPLATE, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, cmd_vel_topic,
-                               goal_topic, odom_topic, pose_topic)
+from altmarl_ros.names import (COMMAND_TYPES, DEFAULT_ROBOT_TEMPLATE, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC,
+                               cmd_vel_topic, goal_topic, odom_topic, pose_topic)
 
 PACKAGE = "altmarl_ros"
 FLEET_FILE = "fleet.yaml"

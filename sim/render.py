@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_sim.fleet import FleetSim
@@ -23,6 +24,7 @@ from altmarl_sim.scenario import Scenario
 FORMATS = {".png": "PNG", ".gif": "GIF"}
 FRAME_SECONDS = 0.5  # GIF frame duration
 SIZE_INCHES, DPI = 6.0, 100
+FRAME_BYTES_PER_ROBOT = 3 * 8 + 8 + 8  # a Frame: pose, zone, and (at most) a sampled id
 
 
 class RenderError(SamplerError):
@@ -51,6 +53,8 @@ def record_frames(scenario: Scenario, pi_g, pi_l, k: int, n: int, epochs: int, s
     if k > n:
         raise RenderError("k", f"k = {k} exceeds the number of workers n = {n}: use k <= n")
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
+    budget.require(f"{epochs} frames of n = {n} robots", float(epochs) * (n + 1) * FRAME_BYTES_PER_ROBOT,
+                   "use a smaller --n or --epochs")
     running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     sim = FleetSim(scenario, n=n, seed=seed)
     frames = []

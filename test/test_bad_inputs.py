@@ -237,7 +237,8 @@ ROWS = [
     # ------------------------------------------------------------------ flags
     Row("train --k 0", T(k="0"), r"argument --k: 0 is out of range", M),
     Row("train --k text", T(k="ten"), r"argument --k: 'ten' is not an integer", M),
-    Row("train --k 1000000 (int32 ranks)", T(WAREHOUSE, "--select-n", "2000000", "--max-work", "1e11", k="1000000"), r"beyond int32 ranks"),
+    Row("train --k 1000000 (int32 ranks)", T(WAREHOUSE, "--select-n", "2000000", "--max-work", "1e11", k="1000000"),
+        r"beyond int32 ranks"),
     Row("train --k above --select-n", T(WAREHOUSE, k="1001"), r"--select-n 1000 is below --k 1001"),
     Row("train --k 400 on the warehouse model (20 GiB)", T(WAREHOUSE, "--max-work", "1e11", k="400"),
         r"G-LEARN on 5 x 1093567501 .*needs [\d.]+ GiB, over the memory budget .*use a smaller --k, or raise "
@@ -272,7 +273,8 @@ ROWS = [
         {"f.yaml": FLEET}),
     Row("launch --duration nan", L("f.yaml", "--duration", "nan"), r"argument --duration: nan is out of range",
         {"f.yaml": FLEET}),
-    Row("render --n 2e9 robots", ["render", "--scenario", "s.yaml", "--n", "2000000000", "--out", "x.png"],
+    Row("render --n 2e9 robots", ["render", "--scenario", "s.yaml", "--n", "2000000000", "--out", "x.png",
+                                   "--max-work", "1e11"],
         r"simulated fleet of n = 2000000000 robots needs .* over the memory budget", {"s.yaml": SCENARIO}),
     # ------------------------------------------------------------------ outputs
     Row("train --out is the model", T("m.npz", out="m.npz"), r"--out m\.npz is also an input",
@@ -312,7 +314,8 @@ ROWS = [
         {"s.yaml": scenario_with("worker_energy: 0.5", "worker_energy: lots")}),
     Row("scenario file missing", S("absent.yaml"), r"no such file: absent\.yaml"),
     Row("scenario unknown name", S("no_such_scenario"), r"unknown scenario 'no_such_scenario'"),
-    Row("scenario python tag", S(), r"s\.yaml: line 1, column 7: the tag .*python.* is not allowed", {"s.yaml": "name: !!python/name:os.system\n"}),
+    Row("scenario python tag", S(), r"s\.yaml: line 1, column 7: the tag .*python.* is not allowed",
+        {"s.yaml": "name: !!python/name:os.system\n"}),
     # ------------------------------------------------------------------ fleet files
     Row("fleet not UTF-8", L(), r"f\.yaml.*not UTF-8", {"f.yaml": NONUTF8}),
     Row("fleet alias bomb", L(), r"f\.yaml.*aliases expand", {"f.yaml": alias_bomb()}),

@@ -75,6 +75,7 @@ def run(args) -> int:
                                                ("seed", args.seed)) if value is not None}
     fleet = fleet_plan.load_fleet(args.fleet, overrides)
     scenario = load_scenario(fleet.common["scenario"])
+    check_demo_work(args, fleet, scenario)
     policy = _ready_policy(args, fleet, scenario, fleet.common.get("k"))
     fleet_plan.check_policy_k(fleet, policy.k)
     n, k = fleet.n_robots, policy.k
@@ -111,6 +112,22 @@ def run(args) -> int:
     else:
         _print_report(report, scenario.gamma)
     return 0
+
+
+def check_demo_work(args, fleet, scenario) -> None:
+    """Refuse, before training or the ROS run, an offline evaluation (--rollouts x n x epochs, for the
+    policy and each constant dispatcher) or a fleet start beyond the work ceiling (core.work)."""
+    from altmarl_ros import fleet_plan
+    from altmarl_ros.core import work
+
+    decision_period = float(fleet.common.get("decision_period", scenario.timing.decision_epoch))
+    epochs = max(1, int(round(args.duration / decision_period)))
+    steps = max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period))
+    runs = 1 + scenario.sizes[1] + 1  # as _offline_welfare: the policy, each constant, the winner again
+    work.require(f"the offline evaluation of {args.rollouts} rollouts of n = {fleet.n_robots} robots over {epochs} "
+                 f"epochs", {"robot control steps": float(args.rollouts) * fleet.n_robots * epochs * steps * runs},
+                 "use a smaller --rollouts, --n or --duration")
+    fleet_plan.check_start_time(fleet, None)
 
 
 def _ready_policy(args, base, scenario, wanted_k):
@@ -269,7 +286,7 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
     game, _ = estimate_model(scenario, samples_per_pair=policy.meta["config"].get("samples_per_pair",
                                                                                   DEFAULT_SAMPLES_PER_PAIR),
                              runs_dir=DEFAULT_RUNS_DIR if cached else None)
-    runs = 1 + game.n_ag + 1  # the policy, each constant, the winner re-scored
+    runs = 1 + game.n_ag + 1  # the policy, each constant, the winner re-scored (check_demo_work counts them)
     with tqdm(total=runs * rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
               disable=not (show and sys.stderr.isatty())) as bar:
         def advance(done, total):

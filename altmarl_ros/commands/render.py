@@ -1,6 +1,7 @@
 """`altmarl render`: a PNG or animated GIF of a fleet rollout in the kinematic simulator."""
 from pathlib import Path
 from altmarl_ros.commands._flags import INT64_MAX, count
+from altmarl_ros.errors import UsageError
 
 HELP = "draw a fleet rollout in the simulator: zones, workers by zone, the k sampled, the depot (PNG/GIF)"
 
@@ -24,13 +25,21 @@ def add_arguments(parser):
 def run(args) -> int:
     import numpy as np
 
+    from altmarl_ros.core import work
     from altmarl_ros.core.atomic import check_output
     from altmarl_ros.core.policy import load_policy
-    from altmarl_sim.render import record_frames, render
+    from altmarl_sim.render import FORMATS, record_frames, render
     from altmarl_sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     check_output(args.out, [scenario.source, args.policy])
+    if args.out.suffix.lower() not in FORMATS:
+        raise UsageError(f"--out {args.out}: picture files end in {' or '.join(FORMATS)}")
+    steps = max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period))
+    frames = args.epochs if args.out.suffix.lower() == ".gif" else 1
+    work.require(f"rendering n = {args.n} robots over {args.epochs} epochs ({frames} frames)",
+                 {"robot control steps": float(args.n) * args.epochs * steps,
+                  "frames drawn": frames, "robots drawn": float(args.n + 1) * frames}, "use a smaller --n or --epochs")
     if args.policy is None:
         n_sg, _, n_sl, n_al = scenario.sizes
         pi_g, pi_l = None, np.full((n_sl, n_sg, n_al), 1.0 / n_al)

@@ -91,6 +91,11 @@ def run(args):
     results = load_results(out_dir) if args.report_only else None
     figure_dir = _check_outputs(args, out_dir, grid, args.grid if results is None else results["grid"]["name"])
     if grid is not None:
+        from altmarl_ros.core import work
+        from altmarl_ros.experiments.sweep import grid_work
+
+        work.require(f"the sweep of grid {grid.name} ({len(grid.models)} models x {len(grid.k)} k)", grid_work(grid),
+                     "use a smaller grid")
         from tqdm import tqdm
 
         show = not (args.quiet or args.json)

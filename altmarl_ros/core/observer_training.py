@@ -109,10 +109,10 @@ def training_work(sizes, gamma: float, k: int, observer: str, *, m: int, tol: fl
     n_sg, n_ag, n_sl, _ = sizes
     specs = candidates_for(k, n_sl, observer, max_columns)
     sweeps = min(10_000, max(1, math.ceil(math.log(tol) / math.log(gamma)))) if 0 < gamma < 1 else 1
-    backups = sum(n_sg * n_count_vectors(K, n_sl) * n_ag * m * sweeps for K in {spec.resolution for spec in specs})
+    gathers = sum(n_sg * n_count_vectors(K, n_sl) * m * sweeps for K in {spec.resolution for spec in specs})
     scored = (len(specs) if len(specs) > 1 else 0) + 1 + n_ag + 1  # selection, learned pair, constants
     steps = float(scored) * select_n * SELECTION_HORIZON * select_rollouts * steps_per_epoch
-    return {"G-LEARN backups": float(backups), rollout_unit: steps}
+    return {"G-LEARN gathers": float(gathers), rollout_unit: steps}
 
 
 def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_GAINS,

@@ -3,10 +3,10 @@
 A flag such as `--m 1e8`, `--horizon` x `--rollouts` at 1e17 agent-steps or `--epochs 2e9`
 fits every memory check and then runs for days with no way to know. Instead each command
 counts its work up front in its natural unit (agent-steps of tabular rollouts, G-LEARN
-backups, simulated robot-steps, robots started on ROS), turns the count into estimated
-seconds with the rate of that unit (RATES, measured on one core of the development machine
-by bench/bench_work_rates.py, rounded up), and `require` refuses beyond the ceiling:
-DEFAULT_MAX_WORK of estimated single-core time, raised with `--max-work DURATION` on every
+gathers, simulated robot-steps, robots started on ROS), turns the count into estimated
+seconds with the rate of that unit (RATES, measured on the 2-core development machine by
+bench/bench_work_rates.py, rounded), and `require` refuses beyond the ceiling:
+DEFAULT_MAX_WORK of estimated time, raised with `--max-work DURATION` on every
 command (or ALTMARL_MAX_WORK, which child processes inherit). A refusal names the count,
 the estimate, the ceiling and the flags that make the work smaller.
 """
@@ -21,15 +21,15 @@ from altmarl_ros.errors import AltmarlError
 
 FLAG = "--max-work"
 ENV_VAR = "ALTMARL_MAX_WORK"
-DEFAULT_MAX_WORK = 24 * 3600.0  # seconds: a full k-sweep fits, a typo of a few zeros does not
+DEFAULT_MAX_WORK = 6 * 3600.0  # s: the quick k-sweep fits (the full one needs --max-work 24h), a typo does not
 # Units of work per second on one core (bench/bench_work_rates.py; 2 cores, 2026-12-03).
 RATES = {
-    "agent-steps": 5e7,  # tabular rollouts (core.evaluate): one agent, one epoch
-    "G-LEARN backups": 2e7,  # one of the m sampled next states of one (s_g, F, a_g) in one sweep
-    "robot control steps": 2e6,  # the continuous simulator: one robot, one control period
-    "robots drawn": 2e5,  # render: one robot in one frame
-    "L-LEARN transitions": 2e8,  # one (s_l, s_g, a_l, s_l') term of one value-iteration sweep
-    "robots started": 50.0,  # launch: one robot's topics and DDS endpoints created
+    "agent-steps": 1.5e8,  # tabular rollouts (core.evaluate): one agent, one epoch
+    "G-LEARN gathers": 4e8,  # one of the m sampled successors of one (s_g, F) in one sweep of plain value iteration
+    "robot control steps": 8e6,  # the continuous simulator: one robot, one control period
+    "frames drawn": 1.5,  # render: the ring, axes and image of one frame
+    "robots drawn": 1.25e5,  # render: one robot in one frame
+    "robots started": 60.0,  # launch and demo: one robot's topics and DDS endpoints created
 }
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(s|m|min|h|d)?\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -53,7 +53,7 @@ def parse_duration(text: str, field: str = FLAG) -> float:
 
 
 def limit() -> float:
-    """The ceiling in estimated single-core seconds: --max-work, else ALTMARL_MAX_WORK, else the default."""
+    """The ceiling in estimated seconds: --max-work, else ALTMARL_MAX_WORK, else the default."""
     if _limit_seconds is not None:
         return _limit_seconds
     text = os.environ.get(ENV_VAR)
@@ -86,7 +86,7 @@ def format_duration(seconds: float) -> str:
 
 
 def seconds(amounts: dict) -> float:
-    """Estimated single-core seconds of {unit: count} (units of RATES)."""
+    """Estimated seconds of {unit: count} (units of RATES)."""
     return sum(float(count) / RATES[unit] for unit, count in amounts.items())
 
 
@@ -102,6 +102,6 @@ def require(what: str, amounts: dict, fix: str) -> float:
         source = FLAG if _limit_seconds is not None else ENV_VAR if os.environ.get(ENV_VAR) else "default"
         duration = format_duration(estimate)
         duration = duration if duration.startswith("more") else f"about {duration}"
-        raise WorkError(f"{what}: {counted}, {duration} of one core, over the work "
+        raise WorkError(f"{what}: {counted}, {duration} on this kind of machine, over the work "
                         f"ceiling of {format_duration(ceiling)} ({source}): {fix}, or raise {FLAG}")
     return estimate

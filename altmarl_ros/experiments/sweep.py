@@ -540,8 +540,8 @@ def _read_unit(path, fingerprint):
         stored = parse_json(read_text(path, "unit file", SweepConfigError), str(path), SweepConfigError)
     except SweepConfigError:
         return None  # missing or damaged: computed again
-    fits = isinstance(stored, dict) and stored.get("fingerprint") == fingerprint and isinstance(stored.get("rows"), list)
-    return stored if fits else None
+    fits = isinstance(stored, dict) and stored.get("fingerprint") == fingerprint
+    return stored if fits and isinstance(stored.get("rows"), list) else None
 
 
 def _cpu_seconds():
@@ -591,6 +591,37 @@ def run_sweep(grid, out_dir, progress=None):
             progress.update(1)
     return SweepSummary(computed=computed, skipped=skipped,
                         seconds=time.perf_counter() - started, out_dir=str(out_dir))
+
+
+def grid_work(grid) -> dict:
+    """The work of `grid`'s units, at least, in core.work units: per model, k and observer, the first
+    ALTERNATING-MARL round at each trained resolution and the rollouts that score it and the baselines
+    (a scenario's model is priced by its sizes, before it is estimated)."""
+    from altmarl_ros.core.observer_training import DEFAULT_MAX_COLUMNS, training_work
+
+    amounts = {}
+    for spec in grid.models:
+        if spec.path is not None:
+            from altmarl_ros.core.model import load_model
+
+            game = load_model(spec.path)
+            sizes, gamma, unit, steps = game.sizes, game.gamma, "agent-steps", 1
+        else:
+            from altmarl_sim.scenario import load_scenario
+
+            scenario = load_scenario(spec.scenario)
+            sizes, gamma, unit = scenario.sizes, scenario.gamma, "robot control steps"
+            steps = max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period))
+        for k in grid.k:
+            for observer in grid.observers:
+                selection = grid.filter or {}
+                priced = training_work(sizes, gamma, k, observer, m=grid.m, tol=1e-4,
+                                       max_columns=selection.get("max_columns", DEFAULT_MAX_COLUMNS),
+                                       select_n=grid.n, select_rollouts=grid.seeds * grid.rollouts,
+                                       rollout_unit=unit, steps_per_epoch=steps)
+                for key, value in priced.items():
+                    amounts[key] = amounts.get(key, 0.0) + value
+    return amounts
 
 
 def count_units(grid):
