@@ -275,7 +275,7 @@ ROWS = [
         {"f.yaml": FLEET}),
     Row("render --n 2e9 robots", ["render", "--scenario", "s.yaml", "--n", "2000000000", "--out", "x.png",
                                    "--max-work", "1e11"],
-        r"simulated fleet of n = 2000000000 robots needs .* over the memory budget", {"s.yaml": SCENARIO}),
+        r"(simulated fleet|frames) of n = 2000000000 robots needs .* over the memory budget", {"s.yaml": SCENARIO}),
     # ------------------------------------------------------------------ outputs
     Row("train --out is the model", T("m.npz", out="m.npz"), r"--out m\.npz is also an input",
         {"m.npz": lambda p: npz_bytes(p, gamma=0.9, **arrays_of(TINY))}),
