@@ -32,8 +32,9 @@ class EnvironmentProblem(AltmarlError):
 def check_environment(command: str) -> None:
     """Every check `command` needs (ROS variables only for commands that start nodes)."""
     _check_cwd()
-    budget.limit()  # ALTMARL_MAX_MEMORY parses (or raises naming it)
-    work.limit()  # ALTMARL_MAX_WORK likewise
+    for variable, parse in ((budget.ENV_VAR, budget.parse_size), (work.ENV_VAR, work.parse_duration)):
+        if os.environ.get(variable):
+            parse(os.environ[variable], variable)  # raises naming the variable
     _check_numba_threads()
     _check_numba_cache()
     if command in ROS_COMMANDS:
@@ -56,11 +57,16 @@ def _check_numba_threads() -> None:
 
 
 def _writable_directory(path: Path) -> bool:
-    """`path` is, or can be created as, a directory this process can write in."""
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
-    return False
+    """`path` is, or can be created as, a directory this process can write in: created (as the tool
+    that writes there would) and probed with a temporary file (os.access says yes to root on /proc)."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False
 
 
 def _check_numba_cache() -> None:

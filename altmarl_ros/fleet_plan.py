@@ -127,6 +127,7 @@ def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> Flee
         _check_k(common["k"], common["n_robots"])
     budget.require(f"a ROS fleet of n_robots = {common['n_robots']}", common["n_robots"] * ROS_BYTES_PER_ROBOT,
                    "use a smaller n_robots")
+    start_seconds(common["n_robots"])
     for name, params in (("/**", common), *sections.items()):
         check_values({**common, **params} if name != ALL_NODES else params, f"fleet file {path}: {name}")
         if "control_period" in params:
@@ -194,17 +195,24 @@ def _choices() -> Dict[str, Sequence[str]]:
     return {"pose_source": POSE_SOURCES, "command_type": COMMAND_TYPES, "odom_frames": ODOM_FRAME_MODES}
 
 
-def check_start_time(fleet: FleetDescription, duration: Optional[float]) -> float:
-    """Seconds the fleet's nodes take to build (their endpoints are created before anything runs),
-    refused over the work ceiling, or over `duration` when the fleet could not start within it."""
+def start_seconds(n_robots: int) -> float:
+    """Seconds a fleet's nodes take to build (their endpoints are created before anything runs),
+    refused over the work ceiling (core.work)."""
     from altmarl_ros.core import work
 
-    what = f"starting a ROS fleet of n_robots = {fleet.n_robots}"
-    estimate = work.require(what, {"robots started": fleet.n_robots}, "use a smaller n_robots")
+    return work.require(f"starting a ROS fleet of n_robots = {n_robots}", {"robots started": n_robots},
+                        "use a smaller n_robots")
+
+
+def check_start_time(fleet: FleetDescription, duration: Optional[float]) -> None:
+    """Refuse a fleet that could not even be built within `duration` (None: no limit)."""
+    from altmarl_ros.core import work
+
+    estimate = start_seconds(fleet.n_robots)
     if duration is not None and estimate > duration:
-        raise LaunchError(f"{what}: its nodes take about {work.format_duration(estimate)} to build, longer than "
-                          f"--duration {duration:g} s: use a longer --duration or a smaller n_robots")
-    return estimate
+        raise LaunchError(f"starting a ROS fleet of n_robots = {fleet.n_robots}: its nodes take about "
+                          f"{work.format_duration(estimate)} to build, longer than --duration {duration:g} s: use a "
+                          f"longer --duration or a smaller n_robots")
 
 
 def check_fleet(fleet: FleetDescription, mode: str = "sim"):

@@ -45,9 +45,10 @@ class Frame:
 
 
 def record_frames(scenario: Scenario, pi_g, pi_l, k: int, n: int, epochs: int, seed: int = 0,
-                  observer=None, prediction=None) -> list:
+                  observer=None, prediction=None, progress=None) -> list:
     """Run one rollout of `epochs` epochs (pi_g None: uniformly random global actions) and
-    keep a Frame per epoch. `observer`, `prediction`: as sim_rollout_welfare takes them."""
+    keep a Frame per epoch. `observer`, `prediction`: as sim_rollout_welfare takes them.
+    `progress(done, total)` is called after every epoch."""
     k, n, epochs = (integer(RenderError, name, value, 1) for name, value in
                     (("k", k), ("n", n), ("epochs", epochs)))
     if k > n:
@@ -62,6 +63,8 @@ def record_frames(scenario: Scenario, pi_g, pi_l, k: int, n: int, epochs: int, s
     def keep(sim, sampled, a_g):
         frames.append(Frame(len(frames), sim.poses.copy(), sim.zones(), np.sort(sampled),
                             sim.depot_zone(), a_g))
+        if progress is not None:
+            progress(len(frames), epochs)
 
     run_episode(sim, pi_g, pi_l, k, epochs, np.random.default_rng([seed, 1]), on_epoch=keep, observer=running)
     return frames

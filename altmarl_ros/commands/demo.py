@@ -116,8 +116,7 @@ def run(args) -> int:
 
 def check_demo_work(args, fleet, scenario) -> None:
     """Refuse, before training or the ROS run, an offline evaluation (--rollouts x n x epochs, for the
-    policy and each constant dispatcher) or a fleet start beyond the work ceiling (core.work)."""
-    from altmarl_ros import fleet_plan
+    policy and each constant dispatcher) beyond the work ceiling (core.work); load_fleet priced the start."""
     from altmarl_ros.core import work
 
     decision_period = float(fleet.common.get("decision_period", scenario.timing.decision_epoch))
@@ -127,7 +126,6 @@ def check_demo_work(args, fleet, scenario) -> None:
     work.require(f"the offline evaluation of {args.rollouts} rollouts of n = {fleet.n_robots} robots over {epochs} "
                  f"epochs", {"robot control steps": float(args.rollouts) * fleet.n_robots * epochs * steps * runs},
                  "use a smaller --rollouts, --n or --duration")
-    fleet_plan.check_start_time(fleet, None)
 
 
 def _ready_policy(args, base, scenario, wanted_k):

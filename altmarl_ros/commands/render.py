@@ -51,8 +51,14 @@ def run(args) -> int:
         label = f"policy {args.policy} (id {policy.policy_id}, observer {policy.observer.name})"
         observed = dict(observer=policy.observer, prediction=None if policy.observer_P is None
                         else (policy.observer_P, policy.observer_mu0))
-    frames = record_frames(scenario, pi_g, pi_l, k, args.n, args.epochs, args.seed,
-                           **(observed if args.policy is not None else {}))
+    import sys
+
+    from tqdm import tqdm
+
+    with tqdm(total=args.epochs, desc="render", unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        frames = record_frames(scenario, pi_g, pi_l, k, args.n, args.epochs, args.seed,
+                               progress=lambda done, total: bar.update(1),
+                               **(observed if args.policy is not None else {}))
     out = render(scenario, frames, args.out)
     print(f"{out}: {scenario.name}, n = {args.n}, k = {k}, {args.epochs} epochs, {label}")
     return 0

@@ -128,11 +128,11 @@ def _check_name_length(path: Path, flag: str) -> None:
                           f"at most {name_max - TEMP_NAME_EXTRA} bytes")
 
 
-def _probe_directory(directory: Path, path: Path, flag: str) -> None:
-    """Create `directory` if needed and a temporary file in it, as the write will."""
+def _probe_directory(directory: Path, path: Path, flag: str, name: str) -> None:
+    """Create `directory` if needed and a temporary file `.<name>...tmp` in it, as the write will."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=directory)
+        handle, probe = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}-", suffix=".tmp", dir=directory)
         os.close(handle)
         os.unlink(probe)
     except OSError as err:
@@ -162,7 +162,7 @@ def check_output(path, inputs=(), *, flag: str = "--out", inside=None) -> Path:
         raise OutputError(f"{flag} {path} is a special file (a device, FIFO or socket), which a write would "
                           f"replace: give a regular file name")
     _check_name_length(path, flag)
-    _probe_directory(path.parent, path, flag)
+    _probe_directory(path.parent, path, flag, path.name)
     if path.exists() and not path.stat().st_mode & 0o222:  # mode bits: root may write anything
         raise OutputError(f"{flag} {path}: the file exists and is read-only; choose another {flag}")
     return path
@@ -175,5 +175,5 @@ def check_output_dir(path, inputs=(), *, flag: str) -> Path:
     _check_not_input(path, inputs, flag)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{flag} {path} exists and is not a directory; give a directory")
-    _probe_directory(path, path / "probe", flag)
+    _probe_directory(path, path, flag, "probe")
     return path

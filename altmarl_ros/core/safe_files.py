@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -210,10 +211,11 @@ def _children(node, yaml) -> list:
 
 # What reading a hostile .npz can raise: a bad zip (BadZipFile, LargeZipFile), an encrypted
 # member (RuntimeError), an unknown compression method (NotImplementedError), corrupt deflate
-# data (zlib.error), a bad .npy header (ValueError, SyntaxError), short data (EOFError, OSError).
+# data (zlib.error), a bad .npy header (ValueError, SyntaxError, tokenize.TokenError), short data
+# (EOFError, OSError).
 _NPZ_FAILURES = (OSError, ValueError, EOFError, KeyError, TypeError, OverflowError, RuntimeError,
                  NotImplementedError, SyntaxError, RecursionError, MemoryError, zlib.error, zipfile.BadZipFile,
-                 zipfile.LargeZipFile)
+                 zipfile.LargeZipFile, tokenize.TokenError)
 MAX_NPZ_MEMBERS = 64
 
 

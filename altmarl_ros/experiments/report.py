@@ -494,9 +494,9 @@ def replace_generated(text, grid_name, body):
 def write_report(results, doc_path, figure_dir):
     """Regenerate this grid's figures and its section of doc_path; returns the figure paths."""
     doc_path = Path(doc_path)
+    text = read_text(doc_path, "report document") if doc_path.exists() else "# Results\n"  # before any write
     figure_paths = write_figures(results, figure_dir)
     body = render_markdown(results, figure_paths, doc_path)
-    text = read_text(doc_path, "report document") if doc_path.exists() else "# Results\n"
     doc_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(doc_path, replace_generated(text, results["grid"]["name"], body))
     return figure_paths
