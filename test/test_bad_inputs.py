@@ -393,6 +393,17 @@ def npy_member(path: Path, name: str, header: bytes, body: bytes = b"", **others
         archive.writestr(f"{name}.npy", b"\x93NUMPY\x01\x00" + len(padded).to_bytes(2, "little") + padded + body)
 
 
+def random_model(n_sg: int, n_sl: int) -> dict:
+    """Arrays of a random model with n_sg global and n_sl local states, two actions each."""
+    rng = np.random.default_rng(0)
+
+    def rows(*shape):
+        return rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])
+
+    return dict(P_g=rows(n_sg, 2, n_sg), P_l=rows(n_sl, n_sg, 2, n_sl), r_g=rng.uniform(0, 1, (n_sg, 2)),
+                r_l=rng.uniform(0, 1, (n_sl, n_sg, 2)), gamma=0.9)
+
+
 MODEL_ARRAYS = {"gamma": 0.9, **{key: value for key, value in arrays_of(TINY).items()}}
 WITHOUT_RG = {key: value for key, value in MODEL_ARRAYS.items() if key != "r_g"}
 META = policy_for().meta
@@ -739,6 +750,12 @@ ROWS += [
                                                          "1T", k="200"), r"training at k = 200.*over the work ceiling"),
     Row("train --scenario --samples 1e9", S("s.yaml", "--samples", "1000000000", "--max-memory", "1000T"),
         r"robot control steps.*over the work ceiling", {"s.yaml": SCENARIO}),
+    Row("train a model with S_g = 1500 (L-LEARN's pair chain)", T("big.npz", "--max-work", "1h"),
+        r"training at k = 2.*dense flops, about 1\.\d+ h on this kind of machine, over the work ceiling of 1 h",
+        {"big.npz": lambda p: npz_bytes(p, **random_model(1500, 2))}),
+    Row("train a model with S_l = 400", T("big.npz", "--max-work", "10"),
+        r"training at k = 2.*dense flops, about \d+ s .*over the work ceiling of 10 s",
+        {"big.npz": lambda p: npz_bytes(p, **random_model(2, 400))}),
     Row("train --max-work 0.1 s", T("m.yaml", "--max-work", "0.1"), r"over the work ceiling of 0\.1 s \(--max-work\)", M),
     Row("evaluate 1e17 agent-steps", E("--n", "1000000", "--horizon", "1000000", "--seeds", "100", "--rollouts",
                                        "1000"), r"evaluating n = 1000000 .*agent-steps.*over the work ceiling", MP),
@@ -805,7 +822,7 @@ FAMILY_MARKERS = {  # each family of issue 25 has at least ten rows whose names 
     "environment": ("ROS_", "NUMBA_", "ALTMARL_", "working directory", "stdout"),
     "outputs": ("train --out", "render --out", "sweep --doc", "sweep --figures", "sweep --out", "sweep --report-only"),
     "wrong numbers": ("launch --dry-run", "evaluate a policy with model_hash", "train --max-columns"),
-    "work": ("train --m 1e8", "train --select", "train --k 200", "train --scenario --samples", "train --max-work",
+    "work": ("train --m 1e8", "train --select", "train a model with", "train --k 200", "train --scenario --samples", "train --max-work",
              "evaluate 1e17", "evaluate baselines over", "render --epochs", "render --n 2e8", "launch n_robots",
              "demo --rollouts", "demo --duration 1e9", "sweep grid"),
 }

@@ -223,6 +223,9 @@ def check_training_work(args, scenario, game) -> None:
 
     check_learning_size(sizes, max(spec.resolution for spec in candidates_for(args.k, sizes[2], args.observer,
                                                                              max_columns)), args.m)
+    from altmarl_ros.core.llearn import check_pair_chain
+
+    check_pair_chain(sizes)
     trained = training_work(sizes, gamma, args.k, args.observer, m=args.m, tol=args.tol, max_columns=max_columns,
                             select_n=args.select_n, select_rollouts=args.select_rollouts, rollout_unit=unit,
                             steps_per_epoch=steps)

@@ -27,6 +27,7 @@ RATES = {
     "agent-steps": 1.5e8,  # tabular rollouts (core.evaluate): one agent, one epoch
     "G-LEARN gathers": 4e8,  # one of the m sampled successors of one (s_g, F) in one sweep of plain value iteration
     "robot control steps": 8e6,  # the continuous simulator: one robot, one control period
+    "dense flops": 2e10,  # L-LEARN's pair chain: numpy matrix products (6.3e10/s measured on 1500 x 1500)
     "frames drawn": 1.5,  # render: the ring, axes and image of one frame
     "robots drawn": 1.25e5,  # render: one robot in one frame
     "robots started": 60.0,  # launch and demo: one robot's topics and DDS endpoints created
