@@ -754,7 +754,7 @@ ROWS += [
         r"training at k = 2.*dense flops, about 1\.\d+ h on this kind of machine, over the work ceiling of 1 h",
         {"big.npz": lambda p: npz_bytes(p, **random_model(1500, 2))}),
     Row("train a model with S_l = 400", T("big.npz", "--max-work", "10"),
-        r"training at k = 2.*dense flops, about \d+ s .*over the work ceiling of 10 s",
+        r"training at k = 2.*dense flops, about [\d.]+ s .*over the work ceiling of 10 s",
         {"big.npz": lambda p: npz_bytes(p, **random_model(2, 400))}),
     Row("train --max-work 0.1 s", T("m.yaml", "--max-work", "0.1"), r"over the work ceiling of 0\.1 s \(--max-work\)", M),
     Row("evaluate 1e17 agent-steps", E("--n", "1000000", "--horizon", "1000000", "--seeds", "100", "--rollouts",
