@@ -6,8 +6,9 @@ import pkgutil
 import sys
 
 from altmarl_ros import __version__, commands
-from altmarl_ros.commands._flags import memory_size
-from altmarl_ros.core import budget
+from altmarl_ros.commands._flags import memory_size, work_duration
+from altmarl_ros.core import budget, work
+from altmarl_ros.environment import check_environment, check_stdout
 from altmarl_ros.errors import AltmarlError
 
 
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--max-memory", type=memory_size, metavar="SIZE",
                          help="memory budget for input-sized arrays, e.g. 16G (default: half the RAM; "
                               "see docs/operations.md, Limits)")
+        cmd.add_argument("--max-work", type=work_duration, metavar="DURATION",
+                         help="ceiling on the work a command accepts, in estimated time, e.g. 48h "
+                              "(default 6h; see docs/operations.md, Limits)")
         cmd.set_defaults(run=module.run)
     return parser
 
@@ -41,14 +45,49 @@ def main(argv=None) -> int:
     if args.max_memory is not None:
         budget.set_limit(args.max_memory)
         os.environ[budget.ENV_VAR] = str(args.max_memory)  # for node processes started from here
+    if args.max_work is not None:
+        work.set_limit(args.max_work)
+        os.environ[work.ENV_VAR] = str(args.max_work)
     try:
-        return int(args.run(args) or 0)
+        check_environment(args.command)
+        check_stdout()
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not as a traceback at exit
+        return status
     except AltmarlError as err:
         print(f"altmarl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        print(f"altmarl {args.command}: error: stdout: the reader closed the pipe before the output was "
+              f"written", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if not _is_stdout_error(err):
+            raise
+        _silence_stdout()
+        print(f"altmarl {args.command}: error: stdout: cannot write the output ({err.strerror}); "
+              f"redirect it to a file with room", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"altmarl {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _is_stdout_error(err: OSError) -> bool:
+    """An error writing stdout (a full disk, /dev/full), not one of the command's own files."""
+    import errno
+
+    return err.errno in (errno.ENOSPC, errno.EPIPE, errno.EIO) and err.filename is None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -7,21 +7,20 @@ exactly the same parameters. The fleet file may set every parameter a planned
 node class declares (its PARAMETERS table), and nothing else.
 """
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import yaml
-
-from altmarl_ros import schema
+from altmarl_ros import names, schema
 from altmarl_ros.config_files import find_config
 from altmarl_ros.core import budget
-from altmarl_ros.core.safe_files import load_yaml
+from altmarl_ros.core.safe_files import load_yaml, parse_yaml
 from altmarl_ros.errors import AltmarlError, ConfigError
-from altmarl_ros.node_parameters import NODE_PARAMETERS
-from altmarl_ros.names import (CLOCK_TOPIC, DEFAULT_ROBOT_TEMPLATE, DEPOT, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC,
-                               cmd_vel_topic, goal_topic, odom_topic, pose_topic)
+from altmarl_ros.node_parameters import NODE_PARAMETERS, ODOM_FRAME_MODES, POSE_SOURCES
+from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEFAULT_ROBOT_TEMPLATE, DEPOT, GLOBAL_COMMAND_TOPIC,
+                               STOPPED_TOPIC, cmd_vel_topic, goal_topic, odom_topic, pose_topic)
 
 PACKAGE = "altmarl_ros"
 FLEET_FILE = "fleet.yaml"
@@ -145,7 +144,9 @@ def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> Flee
         _check_k(common["k"], common["n_robots"])
     budget.require(f"a ROS fleet of n_robots = {common['n_robots']}", common["n_robots"] * ROS_BYTES_PER_ROBOT,
                    "use a smaller n_robots")
+    start_seconds(common["n_robots"])
     for name, params in (("/**", common), *sections.items()):
+        check_values({**common, **params} if name != ALL_NODES else params, f"fleet file {path}: {name}")
         if "control_period" in params:
             from altmarl_ros.nodes._params import check_control_period
 
@@ -156,6 +157,97 @@ def load_fleet(path=None, overrides: Optional[Mapping[str, Any]] = None) -> Flee
     for key in PATH_KEYS:
         common[key] = str(Path(common[key]).expanduser().resolve())
     return FleetDescription(path=str(path), common=common, sections=sections)
+
+
+# What the nodes' declare_* calls refuse, checked on the plan too, so that `launch --dry-run` refuses
+# what the launch itself would, and a launch fails before any node starts (nodes/_params.py).
+NON_NEGATIVE_INTEGERS = ("seed", "k", "log_every", "n_robots")
+POSITIVE_SECONDS = ("control_period", "decision_period", "odom_timeout", "command_timeout", "cmd_vel_timeout",
+                    "marker_period")
+NON_NEGATIVE_NUMBERS = ("real_time_factor",)
+MAX_SECONDS = 1e9
+REQUIRED_TEXT = ("policy", "scenario")
+
+
+def check_values(params: Mapping[str, Any], where: str) -> None:
+    """The values of one section's parameters (types are checked already): ranges, names, choices."""
+    for key in NON_NEGATIVE_INTEGERS:
+        if key in params and params[key] < 0:
+            raise LaunchError(f"{where}.{key}", f"= {params[key]}: must be >= 0")
+    for key in POSITIVE_SECONDS + NON_NEGATIVE_NUMBERS:
+        if key in params:
+            value = float(params[key])
+            low_ok = value >= 0 if key in NON_NEGATIVE_NUMBERS else value > 0
+            if not (math.isfinite(value) and low_ok and value <= MAX_SECONDS):
+                bound = ">= 0" if key in NON_NEGATIVE_NUMBERS else "> 0"
+                raise LaunchError(f"{where}.{key}", f"= {value!r}: must be a finite number {bound} and at most "
+                                                    f"{MAX_SECONDS:g}")
+    for key in REQUIRED_TEXT:
+        if key in params and not params[key].strip():
+            raise LaunchError(f"{where}.{key}", "is empty; every fleet needs it (see docs/launch.md)")
+    if params.get("robot_names"):
+        names.check_robot_names(LaunchError, f"{where}.robot_names", params["robot_names"])
+    elif "n_robots" in params:
+        names.template_names(LaunchError, f"{where}.robot_template",
+                             params.get("robot_template", DEFAULT_ROBOT_TEMPLATE), max(1, params["n_robots"]))
+    for key, what in (("pose_topic", "a topic name"), ("map_frame", "a frame name")):
+        if key in params:
+            names.check_relative_name(LaunchError, f"{where}.{key}", params[key], what)
+    for key, choices in _choices().items():
+        if key in params and params[key] not in choices:
+            raise LaunchError(f"{where}.{key}", f"= {params[key]!r}: choose one of {', '.join(choices)}")
+    if "robots" in params:
+        from altmarl_ros.nodes._params import parse_robot_ids
+
+        try:
+            parse_robot_ids("robots", params["robots"])
+        except AltmarlError as err:
+            raise LaunchError(f"{where}: {err}") from None
+
+
+def _choices() -> Dict[str, Sequence[str]]:
+    return {"pose_source": POSE_SOURCES, "command_type": COMMAND_TYPES, "odom_frames": ODOM_FRAME_MODES}
+
+
+def start_seconds(n_robots: int) -> float:
+    """Seconds a fleet's nodes take to build (their endpoints are created before anything runs),
+    refused over the work ceiling (core.work)."""
+    from altmarl_ros.core import work
+
+    return work.require(f"starting a ROS fleet of n_robots = {n_robots}", {"robots started": n_robots},
+                        "use a smaller n_robots")
+
+
+def check_start_time(fleet: FleetDescription, duration: Optional[float]) -> None:
+    """Refuse a fleet that could not even be built within `duration` (None: no limit)."""
+    from altmarl_ros.core import work
+
+    estimate = start_seconds(fleet.n_robots)
+    if duration is not None and estimate > duration:
+        raise LaunchError(f"starting a ROS fleet of n_robots = {fleet.n_robots}: its nodes take about "
+                          f"{work.format_duration(estimate)} to build, longer than --duration {duration:g} s: use a "
+                          f"longer --duration or a smaller n_robots")
+
+
+def check_fleet(fleet: FleetDescription, mode: str = "sim"):
+    """What the nodes check when they start, on the plan: the scenario loads, the policy loads and
+    was trained on it, its k fits the fleet, and fleet_sim can simulate the command type. Returns the policy."""
+    from altmarl_ros.core.policy import load_policy
+    from altmarl_ros.nodes.fleet_sim import SIM_COMMAND_TYPES
+    from altmarl_sim.scenario import load_scenario
+
+    command_type = fleet.parameters_for("fleet_sim").get("command_type", SIM_COMMAND_TYPES[0])
+    if mode == "sim" and command_type not in SIM_COMMAND_TYPES:
+        raise LaunchError(f"fleet file {fleet.path}: command_type = {command_type!r}: the simulator takes "
+                          f"{', '.join(SIM_COMMAND_TYPES)}; use --mode real for goal-driven robots")
+
+    try:
+        scenario = load_scenario(fleet.common["scenario"])
+        policy = load_policy(fleet.common["policy"], scenario_hash=scenario.content_hash())
+    except AltmarlError as err:
+        raise LaunchError(f"fleet file {fleet.path}: {err}") from None
+    check_policy_k(fleet, policy.k)
+    return policy
 
 
 def check_policy_k(fleet: FleetDescription, k: int) -> None:
@@ -216,10 +308,7 @@ def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise LaunchError(f"--set {item!r}: write KEY=VALUE, e.g. --set k=5")
-        try:
-            overrides[key.strip()] = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            overrides[key.strip()] = text
+        overrides[key.strip()] = parse_yaml(text, f"--set {key.strip()}", LaunchError) if text else ""
     return overrides
 
 
@@ -250,11 +339,11 @@ def plan_nodes(fleet: FleetDescription, mode: str = "sim") -> List[NodeSpec]:
 
 def robot_names(fleet: FleetDescription) -> List[str]:
     """The roster: robot_names, else robot_template (default robot_{id}) over ids 0..n_robots-1."""
-    names = fleet.common.get("robot_names")
-    if names:
-        return [str(name) for name in names]
+    roster = fleet.common.get("robot_names")
+    if roster:
+        return names.check_robot_names(LaunchError, "robot_names", roster)
     template = fleet.common.get("robot_template", DEFAULT_ROBOT_TEMPLATE)
-    return [template.format(id=i) for i in range(fleet.n_robots)]
+    return names.template_names(LaunchError, "robot_template", template, fleet.n_robots)
 
 
 def fleet_topics(fleet: FleetDescription) -> List[str]:

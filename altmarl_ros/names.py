@@ -4,8 +4,12 @@ Topic names are relative, so a whole fleet can be pushed under one namespace
 (`__ns:=/site_a`); each robot has its own namespace, its name (`robot_<i>` by
 default, or from the fleet's roster), and the depot (the global agent's robot)
 has `depot/`. Frames follow REP-105: zones are defined in `map`; each robot has
-`<robot>/odom` and `<robot>/base_link`.
+`<robot>/odom` and `<robot>/base_link`. The validators at the end check names users give
+(robot_names, robot_template, pose_topic, map_frame) against the ROS 2 naming rules.
 """
+import collections
+import re
+import string
 
 GLOBAL_COMMAND_TOPIC = "altmarl/global_command"
 MARKERS_TOPIC = "altmarl/markers"
@@ -55,3 +59,63 @@ def base_frame(robot) -> str:
 
 def odom_frame(robot) -> str:
     return f"{_robot(robot)}/odom"
+
+
+# ----------------------------------------------------------------------------- validation
+# ROS 2 names (design article "Topic and Service name mapping to DDS", rcl's validators): tokens
+# of letters, digits and underscores, not starting with a digit, joined by '/'; no empty token
+# (no leading, trailing or double '/'), and DDS topic names stay below 256 characters.
+_TOKEN = r"[A-Za-z_][A-Za-z0-9_]*"
+_RELATIVE_NAME = re.compile(rf"{_TOKEN}(?:/{_TOKEN})*")
+MAX_NAME_CHARS = 200  # leaves room for the fleet's namespace and the longest suffix (/goal_pose)
+# robot_template: literal text and {id}, optionally with a zero-padded width ({id:03d}).
+_TEMPLATE_SPEC = re.compile(r"0?[0-9]?d?")
+
+
+def check_relative_name(error, field: str, value, what: str = "a relative ROS name") -> str:
+    """`value` as a relative ROS 2 name (robot namespace, topic suffix, frame), or `error(field, ...)`."""
+    if not isinstance(value, str) or not value:
+        raise error(field, f"must be {what} (non-empty text), got {_short(value)}")
+    if len(value) > MAX_NAME_CHARS or not _RELATIVE_NAME.fullmatch(value):
+        raise error(field, f"{_short(value)} is not {what}: use letters, digits and '_' in parts separated by "
+                           f"'/', each starting with a letter or '_', at most {MAX_NAME_CHARS} characters "
+                           f"(e.g. amr_1)")
+    return value
+
+
+def check_robot_names(error, field: str, names) -> list:
+    """A roster of robot names: each a relative ROS name, none the depot's, none repeated."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
+        raise error(field, f"must be a non-empty list of robot names, e.g. [amr_a, amr_b]; got {_short(names)}")
+    for i, name in enumerate(names):
+        check_relative_name(error, f"{field}[{i}]", name, "a robot name")
+        if name == DEPOT or name.startswith(DEPOT + "/"):
+            raise error(f"{field}[{i}]", f"{name!r} is the depot's namespace (depot/odom, depot/cmd_vel); "
+                                         f"name the robot otherwise")
+    repeated = sorted(name for name, count in collections.Counter(names).items() if count > 1)
+    if repeated:
+        raise error(field, f"{_short(repeated)} listed more than once")
+    return list(names)
+
+
+def template_names(error, field: str, template, n_robots: int) -> list:
+    """The names robot_template gives ids 0..n_robots-1, after checking the template itself:
+    only `{id}` (optionally `{id:03d}`) may be substituted, and every name must be valid."""
+    if not isinstance(template, str):
+        raise error(field, f"must be text such as robot_{{id}}, got {_short(template)}")
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as err:
+        raise error(field, f"{_short(template)}: {err}; write {{id}} where the robot id goes, e.g. "
+                           f"robot_{{id}}") from None
+    if not fields or any(name != "id" or conversion or not _TEMPLATE_SPEC.fullmatch(spec or "")
+                         for name, spec, conversion in fields):
+        raise error(field, f"{_short(template)} must substitute only {{id}} (or a zero-padded {{id:03d}}), "
+                           f"e.g. robot_{{id}}")
+    return check_robot_names(error, field, [template.format(id=i) for i in range(n_robots)])
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."

@@ -14,6 +14,9 @@ ROBOT_COUNT = {"n_robots": INTEGER, "robots": ROBOT_IDS}  # n_robots + declare_r
 POSE_SOURCE = {"pose_source": STRING, "map_frame": STRING, "pose_topic": STRING}  # _poses.declare_pose_source
 COMMAND_TYPE = {"command_type": STRING}
 CONTROL_PERIOD = {"control_period": NUMBER}
+# The string parameters with a fixed set of values (the nodes' declare_choice and the fleet file's checks).
+POSE_SOURCES = ("odometry", "tf", "pose_topic")  # nodes/_poses.py: each PoseSource's KIND
+ODOM_FRAME_MODES = ("map", "per_robot")  # fleet_sim
 
 NODE_PARAMETERS = {
     "fleet_sim": {**SCENARIO, **CONTROL_PERIOD, **ROSTER, **COMMAND_TYPE, "seed": INTEGER,

@@ -22,7 +22,9 @@ import numpy as np
 
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.atomic import atomic_writer
+from altmarl_ros.core.budget import BudgetError
 from altmarl_ros.core.model import ModelError, load_model, make_game, save_model
+from altmarl_ros.core.safe_files import load_npz, parse_json
 from altmarl_sim.sampler import (DEFAULT_MIXING_EPOCHS, DEFAULT_POOL_SIZE, SamplerError, SimSampler,
                                  Tabulation, tabulate)
 from altmarl_sim.scenario import Scenario, ScenarioError
@@ -56,12 +58,12 @@ def _load_cached(directory: Path, provenance: dict):
     if not (counts_path.is_file() and model_path.is_file()):
         return None
     try:
-        with np.load(counts_path, allow_pickle=False) as archive:
-            if json.loads(str(archive["provenance"])) != provenance:
-                return None
-            counts = Tabulation(*(archive[name] for name in Tabulation.__dataclass_fields__))
+        archive = load_npz(counts_path, "cached count file", ModelError)
+        if parse_json(str(archive["provenance"]), str(counts_path), ModelError) != provenance:
+            return None
+        counts = Tabulation(*(archive[name] for name in Tabulation.__dataclass_fields__))
         game = load_model(model_path)
-    except (OSError, ValueError, KeyError, ModelError):
+    except (KeyError, ModelError, BudgetError):
         return None  # unreadable or stale cache: estimate again
     if game.description != _description(provenance):
         return None  # model.npz was replaced by another estimate or by hand

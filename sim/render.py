@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_sim.fleet import FleetSim
@@ -23,6 +24,7 @@ from altmarl_sim.scenario import Scenario
 FORMATS = {".png": "PNG", ".gif": "GIF"}
 FRAME_SECONDS = 0.5  # GIF frame duration
 SIZE_INCHES, DPI = 6.0, 100
+FRAME_BYTES_PER_ROBOT = 3 * 8 + 8 + 8  # a Frame: pose, zone, and (at most) a sampled id
 
 
 class RenderError(SamplerError):
@@ -43,14 +45,17 @@ class Frame:
 
 
 def record_frames(scenario: Scenario, pi_g, pi_l, k: int, n: int, epochs: int, seed: int = 0,
-                  observer=None, prediction=None) -> list:
+                  observer=None, prediction=None, progress=None) -> list:
     """Run one rollout of `epochs` epochs (pi_g None: uniformly random global actions) and
-    keep a Frame per epoch. `observer`, `prediction`: as sim_rollout_welfare takes them."""
+    keep a Frame per epoch. `observer`, `prediction`: as sim_rollout_welfare takes them.
+    `progress(done, total)` is called after every epoch."""
     k, n, epochs = (integer(RenderError, name, value, 1) for name, value in
                     (("k", k), ("n", n), ("epochs", epochs)))
     if k > n:
         raise RenderError("k", f"k = {k} exceeds the number of workers n = {n}: use k <= n")
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
+    budget.require(f"{epochs} frames of n = {n} robots", float(epochs) * (n + 1) * FRAME_BYTES_PER_ROBOT,
+                   "use a smaller --n or --epochs")
     running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     sim = FleetSim(scenario, n=n, seed=seed)
     frames = []
@@ -58,6 +63,8 @@ def record_frames(scenario: Scenario, pi_g, pi_l, k: int, n: int, epochs: int, s
     def keep(sim, sampled, a_g):
         frames.append(Frame(len(frames), sim.poses.copy(), sim.zones(), np.sort(sampled),
                             sim.depot_zone(), a_g))
+        if progress is not None:
+            progress(len(frames), epochs)
 
     run_episode(sim, pi_g, pi_l, k, epochs, np.random.default_rng([seed, 1]), on_epoch=keep, observer=running)
     return frames

@@ -25,15 +25,19 @@ import time
 
 import numpy as np
 
+from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.evaluate import WelfareEstimate, check_rollout_size, cumulative, mean_ci95
 from altmarl_ros.core.observer import Observer, deployed_observer, fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
-from altmarl_sim.fleet import FleetSim
+from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim
 from altmarl_sim.sampler import SamplerError
 from altmarl_sim.scenario import Scenario
+
+EPISODE_BYTES_PER_ROBOT = 16  # run_episode, per robot and action (+2): the uniforms, thresholds and flags
+
 
 class RolloutError(SamplerError):
     """Bad arguments to a continuous-simulator rollout (policy shapes, counts, seeds)."""
@@ -139,6 +143,9 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
         raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
                                          "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
+    budget.require(f"simulator rollouts of n = {n} robots", (n + 1) * (BYTES_PER_ROBOT + EPISODE_BYTES_PER_ROBOT
+                                                                        * (scenario.sizes[3] + 2))
+                   + 16.0 * seeds * rollouts, "use a smaller --n")
     running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     returns = np.empty((seeds, rollouts))
     errors = np.full((seeds, rollouts), np.nan)  # mean TV error of each rollout's estimates

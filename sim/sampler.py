@@ -226,15 +226,20 @@ class SimSampler:
         return self._expected_rewards[1]
 
 
+def check_tabulation(sizes, samples_per_pair: int) -> None:
+    """The memory budget of tabulate (called before any draw, and by train before anything)."""
+    require_tabulation(sizes, samples_per_pair,
+                       f"estimating the model of a {sizes[2]}-zone scenario with {samples_per_pair} draws per pair",
+                       "use fewer zones (zones.count) or --samples")
+
+
 def tabulate(sampler: SimSampler, samples_per_pair: int, progress=None) -> Tabulation:
     """Draw `samples_per_pair` transitions of every (s_l, s_g, a_l) and every (s_g, a_g)
     in two batches; count the next states and sum the rewards. `progress(done, total)`
     is called as queries are answered."""
     samples_per_pair = integer(SamplerError, "samples_per_pair", samples_per_pair, 1)
     n_sg, n_ag, n_sl, n_al = sampler.sizes
-    require_tabulation(sampler.sizes, samples_per_pair,
-                       f"estimating the model of a {n_sl}-zone scenario with {samples_per_pair} draws per pair",
-                       "use fewer zones (zones.count) or --samples")
+    check_tabulation(sampler.sizes, samples_per_pair)
     local_shape, global_shape = (n_sl, n_sg, n_al), (n_sg, n_ag)
     local_pairs = np.repeat(np.arange(np.prod(local_shape)), samples_per_pair)
     global_pairs = np.repeat(np.arange(np.prod(global_shape)), samples_per_pair)

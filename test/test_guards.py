@@ -1,5 +1,6 @@
 """The guard helpers on their own: the memory budget, safe YAML/.npz reading, atomic-write leftovers."""
 import os
+import re
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from altmarl_ros.core import budget
-from altmarl_ros.core.atomic import OutputError, check_output, remove_leftovers, write_atomic
+from altmarl_ros.core.atomic import TEMP_NAME_EXTRA, OutputError, check_output, remove_leftovers, write_atomic
 from altmarl_ros.core.safe_files import FileFormatError, load_yaml, npz_members, parse_yaml
 
 
@@ -46,7 +47,7 @@ def test_yaml_anchors_within_reason_load_and_bombs_do_not():
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 6)]
     with pytest.raises(FileFormatError, match=r"t: its aliases expand \d+ YAML nodes to 1\.23e\+06"):
         parse_yaml("\n".join(lines), "t")
-    with pytest.raises(FileFormatError, match="nested too deeply|not valid YAML"):
+    with pytest.raises(FileFormatError, match="nested more than 64 levels deep"):
         parse_yaml("[" * 50_000, "t")
 
 
@@ -95,3 +96,133 @@ def test_outputs_are_checked_before_work(tmp_path):
         check_output(tmp_path / "runs" / ".." / "p.npz", inside=tmp_path / "runs")
     assert check_output(tmp_path / "new" / "p.npz", [model]) == tmp_path / "new" / "p.npz"
     assert list((tmp_path / "new").iterdir()) == []  # the probe file is gone
+
+
+# ---------------------------------------------------------------------------------------------- issue 25
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_oversized_evaluate_under_ulimit_v_is_refused_with_the_budget_line(tmp_path):
+    """Under `ulimit -v` (RLIMIT_AS) an evaluate whose rollout state fits the RAM budget but not the
+    address space left is refused with the budget line, never a number (a failed allocation inside
+    the numba prange used to print welfare 1.647 +- 20.9)."""
+    import resource
+
+    from altmarl_ros.core.model import load_model, save_model
+    from altmarl_ros.core.policy import build_policy, save_policy
+
+    game = load_model(os.path.join(ROOT, "config", "models", "warehouse.yaml"))
+    save_model(game, tmp_path / "m.npz")
+    from altmarl_ros.core.counts import n_count_vectors
+
+    n_f = n_count_vectors(2, game.n_sl)
+    save_policy(build_policy(np.zeros((game.n_sg, n_f), np.int32),
+                             np.full((game.n_sl, game.n_sg, game.n_al), 1.0 / game.n_al), 2, game=game),
+                tmp_path / "p.npz")
+    limit = 3 << 30  # 3 GiB of address space: numba and numpy load in ~1.5 GiB of it
+
+    def cap_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    argv = [sys.executable, "-m", "altmarl_ros.cli", "evaluate", "--model", "m.npz", "--policy", "p.npz",
+            "--n", "200000000", "--horizon", "2", "--seeds", "1", "--rollouts", "2", "--no-baselines", "--quiet",
+            "--max-memory", "64G"]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          preexec_fn=cap_address_space, env={**os.environ, "NUMBA_NUM_THREADS": "2"})
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "", "a number was printed"
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert re.search(r"rollout state of n = 200000000 agents .* needs [\d.]+ GiB, over the memory budget of "
+                     r"[\d.]+ [GM]iB \(left under ulimit -v \(RLIMIT_AS\) = 3 GiB\)", lines[0]), lines[0]
+
+
+def test_headroom_counts_the_address_space_left(tmp_path):
+    """process_headroom against /proc's own VmSize: the limit minus what is mapped, in a child."""
+    code = ("import resource; from altmarl_ros.core import budget; "
+            "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
+            "left, which = budget.process_headroom(); status = budget._proc_status(); "
+            "print(left, status['VmSize'], which)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    left, mapped, *which = done.stdout.split()
+    assert abs(float(left) - ((4 << 30) - int(mapped))) < 64 << 20  # a few allocations between the two reads
+    assert " ".join(which) == "left under ulimit -v (RLIMIT_AS) = 4 GiB"
+
+
+NAMES = ["amr_1", "a", "_a", "a__b", "a/b", "robot_0/arm", "A9", "1a", "a//b", "a/", "/a", "a b", "a-b", "a.b",
+         "~a", "a/{x}", "", "é", "a/1b", "a" * 199, "a" * 201]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_robot_name_rules_match_rclpy(name):
+    """names.check_relative_name accepts exactly what rclpy's own namespace validator accepts (as
+    the absolute namespace /<name>) within the length altmarl allows."""
+    from rclpy.exceptions import InvalidNamespaceException
+    from rclpy.validate_namespace import validate_namespace
+
+    from altmarl_ros.errors import ConfigError
+    from altmarl_ros.names import MAX_NAME_CHARS, check_relative_name
+
+    try:
+        validate_namespace("/" + name)
+        rclpy_ok = bool(name) and len(name) <= MAX_NAME_CHARS
+    except InvalidNamespaceException:
+        rclpy_ok = False
+    try:
+        check_relative_name(ConfigError, "robot_names[0]", name, "a robot name")
+        ours = True
+    except ConfigError:
+        ours = False
+    assert ours == rclpy_ok
+
+
+def test_count_vectors_beyond_any_table_are_refused_quickly():
+    """n_count_vectors refuses (by the log-gamma size) what math.comb takes 40 s on, and still
+    counts exactly below the cap (independent: the stars-and-bars closed form for tiny cases)."""
+    import math
+    import time
+
+    from altmarl_ros.core.counts import CountsError, n_count_vectors
+
+    started = time.process_time()
+    with pytest.raises(CountsError, match="far beyond any table"):
+        n_count_vectors(3_000_000, 3_000_000)
+    assert time.process_time() - started < 1.0
+    assert n_count_vectors(400, 5) == math.comb(404, 4)
+    assert [n_count_vectors(k, 3) for k in range(5)] == [(k + 1) * (k + 2) // 2 for k in range(5)]
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90.0), ("90s", 90.0), ("30m", 1800.0), ("12h", 43200.0),
+                                           ("2d", 172800.0), ("1.5h", 5400.0), ("1e3", 1000.0)])
+def test_work_durations_parse(text, seconds):
+    from altmarl_ros.core import work
+
+    assert work.parse_duration(text) == seconds
+
+
+def test_work_ceiling_names_count_estimate_ceiling_and_flag():
+    from altmarl_ros.core import work
+
+    with work.limited(10.0):
+        assert work.require("x", {"agent-steps": work.RATES["agent-steps"] * 10}, "less") == pytest.approx(10.0)
+        with pytest.raises(work.WorkError, match=r"x: 1\.65e\+09 agent-steps, about 11 s on this kind of machine, "
+                                                 r"over the work ceiling of 10 s \(--max-work\): less, or raise "
+                                                 r"--max-work"):
+            work.require("x", {"agent-steps": work.RATES["agent-steps"] * 11}, "less")
+
+
+def test_outputs_refuse_devices_fifos_and_long_names(tmp_path):
+    os.mkfifo(tmp_path / "fifo.npz")
+    for path in ("/dev/null", tmp_path / "fifo.npz"):
+        with pytest.raises(OutputError, match="is a special file"):
+            check_output(path)
+    (tmp_path / "link.npz").symlink_to("/dev/zero")
+    with pytest.raises(OutputError, match="is a special file"):
+        check_output(tmp_path / "link.npz")
+    name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
+    longest = "p" * (name_max - TEMP_NAME_EXTRA)
+    check_output(tmp_path / longest)  # accepted, and the atomic write (temporary name included) works
+    write_atomic(tmp_path / longest, b"x")
+    assert (tmp_path / longest).read_bytes() == b"x"
+    with pytest.raises(OutputError, match=rf"the file name is {len(longest) + 1} bytes"):
+        check_output(tmp_path / (longest + "p"))

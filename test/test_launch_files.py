@@ -206,16 +206,28 @@ def test_missing_fleet_file_and_bad_override_are_named(tmp_path):
         "k": 5, "policy": "a/b.npz", "real_time_factor": 0.5}
 
 
-def test_altmarl_launch_dry_run_prints_the_plan(capsys):
-    from altmarl_ros.cli import main
+def test_altmarl_launch_dry_run_prints_the_plan(capsys, tmp_path):
+    from _herding_policy import herding_policy
 
-    assert main(["launch", "--mode", "real", "--set", "n_robots=2", "--set", "k=1", "--dry-run"]) == 0
+    from altmarl_ros.cli import main
+    from altmarl_ros.core.policy import save_policy
+    from altmarl_sim.scenario import load_scenario
+
+    policy = tmp_path / "p.npz"
+    save_policy(herding_policy(load_scenario("warehouse_ring_hard"), 1), policy)
+    assert main(["launch", "--mode", "real", "--set", "n_robots=2", "--set", "k=1", "--set", f"policy={policy}",
+                 "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines] == [
         ["/coordinator", "altmarl_coordinator"], ["/robot_0/local_agent", "altmarl_local_agents"],
         ["/robot_1/local_agent", "altmarl_local_agents"], ["/markers", "altmarl_markers"]]
     assert main(["launch", "--set", "k=0", "--dry-run"]) == 2
     assert "k = 0: must be between 1 and n_robots" in capsys.readouterr().err
+    # what the nodes would refuse at start, the dry run refuses too (issue 25)
+    assert main(["launch", "--set", "k=1", "--set", f"policy={policy}", "--set", "seed=-1", "--dry-run"]) == 2
+    assert "seed: = -1: must be >= 0" in capsys.readouterr().err
+    assert main(["launch", "--set", "k=2", "--set", f"policy={policy}", "--dry-run"]) == 2
+    assert "the policy was trained for k = 1" in capsys.readouterr().err
 
 
 def test_real_plan_puts_each_named_robot_in_its_own_namespace():

@@ -67,13 +67,14 @@ def test_shipped_grids_load_with_the_documented_sizes():
 def test_quick_and_full_grids_train_the_filter_as_train_does():
     """Their filter block is `altmarl train --observer filter`'s defaults (gains, column cap, rollouts)."""
     from altmarl_ros.cli import build_parser
-    from altmarl_ros.core.observer_training import DEFAULT_GAINS, SELECTION_HORIZON
+    from altmarl_ros.core.observer_training import DEFAULT_GAINS, DEFAULT_MAX_COLUMNS, SELECTION_HORIZON
 
     train = build_parser().parse_args(["train", "--model", "m.yaml", "--k", "5"])
     for name in ("quick", "full"):
         grid = load_grid(SWEEP_CONFIG, name)
         assert grid.observers == ("fresh", "filter")
-        assert grid.filter == {"gains": list(DEFAULT_GAINS), "max_columns": train.max_columns,
+        assert train.max_columns is None  # train's default: observer_training.DEFAULT_MAX_COLUMNS
+        assert grid.filter == {"gains": list(DEFAULT_GAINS), "max_columns": DEFAULT_MAX_COLUMNS,
                                "select_rollouts": train.select_rollouts}
         assert (grid.n, grid.horizon) == (train.select_n, SELECTION_HORIZON)
 

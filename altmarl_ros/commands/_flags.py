@@ -50,3 +50,13 @@ def memory_size(text: str) -> int:
         return parse_size(text)
     except BudgetError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def work_duration(text: str) -> float:
+    """--max-work DURATION: seconds, or with an m/h/d suffix."""
+    from altmarl_ros.core.work import WorkError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except WorkError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

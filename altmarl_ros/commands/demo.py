@@ -83,6 +83,7 @@ def run(args) -> int:
                                                ("seed", seed)) if value is not None}
     fleet = fleet_plan.load_fleet(args.fleet, overrides)
     scenario = load_scenario(fleet.common["scenario"])
+    check_demo_work(args, fleet, scenario)
     policy = _ready_policy(args, fleet, scenario, fleet.common.get("k"))
     fleet_plan.check_policy_k(fleet, policy.k)
     n, k = fleet.n_robots, policy.k
@@ -122,6 +123,20 @@ def run(args) -> int:
     else:
         _print_report(report, scenario.gamma)
     return 0
+
+
+def check_demo_work(args, fleet, scenario) -> None:
+    """Refuse, before training or the ROS run, an offline evaluation (--rollouts x n x epochs, for the
+    policy and each constant dispatcher) beyond the work ceiling (core.work); load_fleet priced the start."""
+    from altmarl_ros.core import work
+
+    decision_period = float(fleet.common.get("decision_period", scenario.timing.decision_epoch))
+    epochs = max(1, int(round(args.duration / decision_period)))
+    steps = max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period))
+    runs = _offline_runs(scenario.sizes[1])
+    work.require(f"the offline evaluation of {args.rollouts} rollouts of n = {fleet.n_robots} robots over {epochs} "
+                 f"epochs", {"robot control steps": float(args.rollouts) * fleet.n_robots * epochs * steps * runs},
+                 "use a smaller --rollouts, --n or --duration")
 
 
 def _ready_policy(args, base, scenario, wanted_k):
@@ -268,6 +283,12 @@ class StatusLine:
             self.stream.flush()
 
 
+def _offline_runs(n_ag: int) -> int:
+    """Rollout sets of the offline evaluation: the policy from the run's start and from random starts,
+    each constant a_g, and the best constant again (what _offline_welfare runs, check_demo_work prices)."""
+    return 2 + n_ag + 1
+
+
 def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed: int, show: bool):
     """In the continuous simulator: (the policy under its observer and the best constant dispatcher, both
     from the ROS run's start state, FleetSim(seed)'s; the policy from random starts, what it earns on average)."""
@@ -282,7 +303,7 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
     game, _ = estimate_model(scenario, samples_per_pair=policy.meta["config"].get("samples_per_pair",
                                                                                   DEFAULT_SAMPLES_PER_PAIR),
                              runs_dir=DEFAULT_RUNS_DIR if cached else None)
-    runs = 2 + game.n_ag + 1  # the policy (same start, random starts), each constant, the winner re-scored
+    runs = _offline_runs(game.n_ag)
     with tqdm(total=runs * rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
               disable=not (show and sys.stderr.isatty())) as bar:
         def advance(done, total):

@@ -6,6 +6,7 @@ from altmarl_ros.commands import comparison_json, comparison_lines, print_json
 from altmarl_ros.errors import UsageError
 from altmarl_ros.commands._flags import INT64_MAX, count, real
 
+GAP_TOL = 1e-6  # core.evaluate.nash_gap's default tolerance
 HELP = "evaluate a trained policy: n-agent rollouts (welfare +- 95% CI), Nash gap, baselines"
 
 
@@ -42,6 +43,25 @@ def _gap_surrogate(args, policy):
     return (args.m if args.m is not None else trained.get("m", 30)), trained.get("seed", args.seed)
 
 
+def _check_work(args, game, policy, m: int, names, unit: str = "agent-steps", steps_per_epoch: int = 1) -> None:
+    """Refuse, before any rollout, an evaluation beyond the work ceiling (core.work): the policy's and
+    every baseline candidate's rollouts, and the Nash gap's G-LEARN sweeps to its tolerance."""
+    import math
+
+    from altmarl_ros.core import work
+    from altmarl_ros.core.baselines import BASELINES, scoring_runs
+    from altmarl_ros.core.counts import n_count_vectors
+
+    runs = 1 + sum(scoring_runs(BASELINES[name].candidates(game, policy.k)) for name in names)
+    steps = float(args.n) * args.horizon * args.seeds * args.rollouts * runs * steps_per_epoch
+    sweeps = min(10_000, math.ceil(math.log(GAP_TOL) / math.log(game.gamma))) if game.gamma > 0 else 1
+    gathers = float(game.n_sg) * n_count_vectors(policy.resolution, game.n_sl) * m * sweeps
+    work.require(f"evaluating n = {args.n} x horizon {args.horizon} x {args.seeds} seeds x {args.rollouts} "
+                 f"rollouts ({runs} policies with the baselines) and the Nash gap (m = {m})",
+                 {unit: steps, "G-LEARN gathers": gathers},
+                 "use a smaller --n, --horizon, --seeds or --rollouts (or --no-baselines)")
+
+
 def _on_model(args, rollout_args, hide_progress):
     """(game, label, policy, welfare, gap, baselines) from rollouts of the tabular model."""
     from tqdm import tqdm
@@ -56,6 +76,7 @@ def _on_model(args, rollout_args, hide_progress):
     k = policy.k
     m, gap_seed = _gap_surrogate(args, policy)
     names = () if args.no_baselines else tuple(BASELINES)
+    _check_work(args, game, policy, m, names)
     with tqdm(total=2 + len(names), desc="evaluate", unit="step", file=sys.stderr,
               disable=hide_progress) as bar:
         bar.set_postfix_str("rollouts")
@@ -93,6 +114,8 @@ def _in_simulator(args, rollout_args, hide_progress):
     k = policy.k
     m, gap_seed = _gap_surrogate(args, policy)
     names = () if args.no_baselines else tuple(BASELINES)
+    _check_work(args, game, policy, m, names, "robot control steps",
+                max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period)))
     runs = 1 + sum(scoring_runs(BASELINES[name].candidates(game, k)) for name in names)
     per_run = args.seeds * args.rollouts
     with tqdm(total=runs * per_run, desc="evaluate", unit="rollout", file=sys.stderr,

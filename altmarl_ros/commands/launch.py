@@ -17,7 +17,9 @@ def add_arguments(parser):
                         help="stop after S wall-clock seconds (default: run until Ctrl-C / SIGTERM)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fleet parameter, e.g. --set n_robots=50 --set k=5 (repeatable)")
-    parser.add_argument("--dry-run", action="store_true", help="print the node plan and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check everything a launch checks (fleet file, scenario, policy, k), print the node "
+                             "plan and exit")
     parser.add_argument("--print-commands", action="store_true",
                         help="print the `ros2 run` line of every planned node (one per host on a real fleet: "
                              "each robot's agent on its robot) and exit")
@@ -29,7 +31,9 @@ def run(args) -> int:
     if args.duration is not None and args.duration <= 0:
         raise UsageError(f"--duration {args.duration}: must be > 0 seconds")
     fleet = fleet_plan.load_fleet(args.fleet, fleet_plan.parse_overrides(args.set))
+    fleet_plan.check_start_time(fleet, args.duration)
     specs = fleet_plan.plan_nodes(fleet, args.mode)
+    fleet_plan.check_fleet(fleet, args.mode)  # what the nodes check at start, so --dry-run refuses it too
     if args.print_commands:
         for spec in specs:
             print(spec.ros2_run(args.fleet or "fleet.yaml"))

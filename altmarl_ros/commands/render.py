@@ -1,6 +1,7 @@
 """`altmarl render`: a PNG or animated GIF of a fleet rollout in the kinematic simulator."""
 from pathlib import Path
 from altmarl_ros.commands._flags import INT64_MAX, count
+from altmarl_ros.errors import UsageError
 
 HELP = "draw a fleet rollout in the simulator: zones, workers by zone, the k sampled, the depot (PNG/GIF)"
 
@@ -24,13 +25,21 @@ def add_arguments(parser):
 def run(args) -> int:
     import numpy as np
 
+    from altmarl_ros.core import work
     from altmarl_ros.core.atomic import check_output
     from altmarl_ros.core.policy import load_policy
-    from altmarl_sim.render import record_frames, render
+    from altmarl_sim.render import FORMATS, record_frames, render
     from altmarl_sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     check_output(args.out, [scenario.source, args.policy])
+    if args.out.suffix.lower() not in FORMATS:
+        raise UsageError(f"--out {args.out}: picture files end in {' or '.join(FORMATS)}")
+    steps = max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period))
+    frames = args.epochs if args.out.suffix.lower() == ".gif" else 1
+    work.require(f"rendering n = {args.n} robots over {args.epochs} epochs ({frames} frames)",
+                 {"robot control steps": float(args.n) * args.epochs * steps,
+                  "frames drawn": frames, "robots drawn": float(args.n + 1) * frames}, "use a smaller --n or --epochs")
     if args.policy is None:
         n_sg, _, n_sl, n_al = scenario.sizes
         pi_g, pi_l = None, np.full((n_sl, n_sg, n_al), 1.0 / n_al)
@@ -41,8 +50,14 @@ def run(args) -> int:
         pi_g, pi_l, k = policy.pi_g, policy.pi_l, policy.k
         label = f"policy {args.policy} (id {policy.policy_id}, observer {policy.observer.name})"
         observed = dict(observer=policy.observer, prediction=policy.prediction)
-    frames = record_frames(scenario, pi_g, pi_l, k, args.n, args.epochs, args.seed,
-                           **(observed if args.policy is not None else {}))
+    import sys
+
+    from tqdm import tqdm
+
+    with tqdm(total=args.epochs, desc="render", unit="epoch", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        frames = record_frames(scenario, pi_g, pi_l, k, args.n, args.epochs, args.seed,
+                               progress=lambda done, total: bar.update(1),
+                               **(observed if args.policy is not None else {}))
     out = render(scenario, frames, args.out)
     print(f"{out}: {scenario.name}, n = {args.n}, k = {k}, {args.epochs} epochs, {label}")
     return 0

@@ -57,14 +57,45 @@ def add_arguments(parser):
                         help="print one JSON object (points computed/skipped, seconds, files)")
 
 
+def _check_outputs(args, out_dir: Path, grid, grid_name: str) -> Path:
+    """Every file and directory the sweep and its report write, checked before any work
+    (core.atomic): none may be an input of this run (the config, the models it names,
+    the results the report reads), a directory where a file goes, or a special file."""
+    from altmarl_ros.core.atomic import check_output, check_output_dir
+    from altmarl_ros.experiments.report import FIGURE_NAMES, figure_path
+    from altmarl_ros.experiments.sweep import RESULT_FILES
+
+    models = [] if grid is None else [spec.path for spec in grid.models]
+    results = [out_dir / name for name in RESULT_FILES]
+    if not args.report_only:
+        check_output_dir(out_dir, [args.config, *models], flag="--out")
+        for path in results:
+            check_output(path, [args.config, *models], flag="--out")
+    figure_dir = Path(args.figures) if args.figures else Path(args.doc).parent / "figures"
+    if args.report or args.report_only:
+        inputs = [args.config, *models, *results]
+        check_output(Path(args.doc), inputs, flag="--doc")
+        check_output_dir(figure_dir, inputs + [args.doc], flag="--figures")
+        for name in FIGURE_NAMES:
+            check_output(figure_path(figure_dir, grid_name, name), inputs + [args.doc], flag="--figures")
+    return figure_dir
+
+
 def run(args):
     from altmarl_ros.experiments.report import write_report
     from altmarl_ros.experiments.sweep import count_units, load_grid, load_results, run_sweep
 
     out_dir = Path(args.out or Path("runs") / "sweep" / args.grid)
     summary = {"grid": args.grid, "out": str(out_dir), "computed": 0, "skipped": 0, "seconds": 0.0}
-    if not args.report_only:
-        grid = load_grid(args.config, args.grid)
+    grid = None if args.report_only else load_grid(args.config, args.grid)
+    results = load_results(out_dir) if args.report_only else None
+    figure_dir = _check_outputs(args, out_dir, grid, args.grid if results is None else results["grid"]["name"])
+    if grid is not None:
+        from altmarl_ros.core import work
+        from altmarl_ros.experiments.sweep import grid_work
+
+        work.require(f"the sweep of grid {grid.name} ({len(grid.models)} models x {len(grid.k)} k)", grid_work(grid),
+                     "use a smaller grid")
         from tqdm import tqdm
 
         show = not (args.quiet or args.json)
@@ -80,8 +111,7 @@ def run(args):
             print(f"sweep {grid.name}: {result.computed} points computed, {result.skipped} reused "
                   f"in {result.seconds:.1f} s -> {out_dir / 'results.csv'}")
     if args.report or args.report_only:
-        results = load_results(out_dir)
-        figure_dir = Path(args.figures) if args.figures else Path(args.doc).parent / "figures"
+        results = load_results(out_dir) if results is None else results
         figures = write_report(results, args.doc, figure_dir)
         summary.update(doc=str(args.doc), figures=[str(path) for path in figures.values()])
         if not args.json:

@@ -51,10 +51,10 @@ def add_arguments(parser):
                              "against the best population-blind baseline (default 1000)")
     parser.add_argument("--select-rollouts", type=count(1), default=50, metavar="R",
                         help="rollouts per candidate observer, and for the final check (default 50)")
-    parser.add_argument("--max-columns", type=count(1), default=400_000, metavar="C",
+    parser.add_argument("--max-columns", type=count(1), default=None, metavar="C",
                         help="with --observer filter: pi_g has at most C count vectors, which caps the "
                              "resolution it is trained at (default 400000: 53 robots at |S_l| = 5, 17 at "
-                             "|S_l| = 8) and so G-LEARN's time and memory")
+                             "|S_l| = 8) and so G-LEARN's time and memory; refused below pi_g's columns at k")
     parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
                         help="with --model: choose the observer for fleets that start iid from p ~ "
                              "Dirichlet(ALPHA) (as evaluate --dirichlet-alpha) instead of the model's mu0_l")
@@ -62,12 +62,10 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _training_source(args, scenario):
-    """(source for alternating_marl, build_policy keyword arguments, label, config entries)."""
+def _training_source(args, scenario, game=None):
+    """(source for alternating_marl, build_policy keyword arguments, label, config entries);
+    `game`: the --model, loaded."""
     if scenario is None:
-        from altmarl_ros.core.model import load_model
-
-        game = load_model(args.model)
         return game, {"game": game}, str(args.model), {}
     from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR, estimate_model
     from altmarl_sim.sampler import SimSampler
@@ -193,6 +191,51 @@ def best_blind_baseline(args, scenario, game, k, seed, sizes) -> tuple:
     return max(found.items(), key=lambda item: item[1].mean)
 
 
+def check_training_work(args, scenario, game) -> None:
+    """Refuse, before any work, training beyond the work ceiling (core.work) or a --max-columns
+    that cannot be honoured (pi_g at k itself has more count vectors)."""
+    from altmarl_ros.core import work
+    from altmarl_ros.core.counts import n_count_vectors
+    from altmarl_ros.core.observer_training import DEFAULT_MAX_COLUMNS, training_work
+
+    sizes, gamma = (game.sizes, game.gamma) if scenario is None else (scenario.sizes, scenario.gamma)
+    if args.max_columns is not None and args.observer == "fresh":
+        raise UsageError("--max-columns caps the filter observer's resolution; --observer fresh trains pi_g at k")
+    max_columns = DEFAULT_MAX_COLUMNS if args.max_columns is None else args.max_columns
+    at_k = n_count_vectors(args.k, sizes[2])
+    if at_k > max_columns and args.max_columns is not None:
+        raise UsageError(f"--max-columns {max_columns}: pi_g at k = {args.k} itself has {at_k} count vectors "
+                         f"over {sizes[2]} local states, so the cap cannot hold; raise it to at least {at_k}")
+    steps, unit = 1, "agent-steps"
+    amounts = {}
+    if scenario is not None:
+        from altmarl_sim.estimate import DEFAULT_SAMPLES_PER_PAIR
+        from altmarl_sim.sampler import check_tabulation
+
+        steps = max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period))
+        unit = "robot control steps"
+        n_sg, n_ag, n_sl, n_al = sizes
+        samples = DEFAULT_SAMPLES_PER_PAIR if args.samples is None else args.samples
+        check_tabulation(sizes, samples)  # memory before work: the budget names the exact array
+        amounts[unit] = float(samples) * (n_sg * n_ag + n_sl * n_sg * n_al) * steps  # the estimated model
+    from altmarl_ros.core.glearn import check_learning_size
+    from altmarl_ros.core.observer_training import candidates_for
+
+    check_learning_size(sizes, max(spec.resolution for spec in candidates_for(args.k, sizes[2], args.observer,
+                                                                             max_columns)), args.m)
+    from altmarl_ros.core.llearn import check_pair_chain
+
+    check_pair_chain(sizes)
+    trained = training_work(sizes, gamma, args.k, args.observer, m=args.m, tol=args.tol, max_columns=max_columns,
+                            select_n=args.select_n, select_rollouts=args.select_rollouts, rollout_unit=unit,
+                            steps_per_epoch=steps)
+    for key, value in trained.items():
+        amounts[key] = amounts.get(key, 0.0) + value
+    args.max_columns = max_columns
+    work.require(f"training at k = {args.k}, m = {args.m}, --select-n {args.select_n} x --select-rollouts "
+                 f"{args.select_rollouts}", amounts, "use a smaller --k, --m, --select-n or --select-rollouts")
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -206,7 +249,7 @@ def run(args) -> int:
         raise UsageError("--dirichlet-alpha applies to --model training; a scenario starts its robots "
                           "from fleet.start_zone_weights")
     for name in ("select_n", "select_rollouts", "max_columns"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} is {getattr(args, name)}; it must be >= 1")
     if args.select_n < args.k:
         raise UsageError(f"--select-n {args.select_n} is below --k {args.k}: the coordinator samples k of n")
@@ -225,7 +268,13 @@ def run(args) -> int:
     inputs = [args.model, None if scenario is None else scenario.source]
     check_output(args.out, inputs)
     check_output(args.out.with_suffix(".png"), inputs, flag="--out (its learning curve)")
-    source, policy_kwargs, label, source_config = _training_source(args, scenario)
+    model = None
+    if scenario is None:
+        from altmarl_ros.core.model import load_model
+
+        model = load_model(args.model)
+    check_training_work(args, scenario, model)
+    source, policy_kwargs, label, source_config = _training_source(args, scenario, model)
     game = policy_kwargs.get("game")
     if game is None:  # the simulator sampler: pool it once; the filter predicts with the pooled model
         from altmarl_ros.core.sampler import as_game

@@ -15,7 +15,10 @@ def as_float(error: type[AltmarlError], field: str, value) -> float:
     """A finite real number (bools are rejected: `true` in YAML is not a speed)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise error(field, f"must be a number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise error(field, f"must be a finite number, got an integer of {len(str(value))} digits") from None
     if not math.isfinite(value):
         raise error(field, f"must be finite, got {value!r}")
     return value

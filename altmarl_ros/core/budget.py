@@ -18,6 +18,7 @@ import contextlib
 import math
 import os
 import re
+import resource
 from pathlib import Path
 
 from altmarl_ros.errors import AltmarlError
@@ -97,21 +98,66 @@ def limited(nbytes: int):
         _limit_bytes = saved
 
 
+def process_headroom() -> tuple[float, str]:
+    """(bytes this process can still allocate under hard limits, which limit binds); inf if none.
+
+    The budget alone is not enough: under `ulimit -v` (RLIMIT_AS) or `ulimit -d` (RLIMIT_DATA)
+    an allocation fails long before the RAM is used, and inside a numba `prange` such a
+    failure is not raised, so the rollout goes on with garbage. Counted here: the address
+    space (and data segment) left under those limits, and what a cgroup memory.max leaves.
+    """
+    status = _proc_status()
+    best, which = math.inf, ""
+    for name, used_key, label in ((resource.RLIMIT_AS, "VmSize", "ulimit -v (RLIMIT_AS)"),
+                                  (resource.RLIMIT_DATA, "VmData", "ulimit -d (RLIMIT_DATA)")):
+        soft, _ = resource.getrlimit(name)
+        if soft != resource.RLIM_INFINITY and used_key in status:
+            left = soft - status[used_key]
+            if left < best:
+                best, which = left, f"left under {label} = {format_bytes(soft)}"
+    with contextlib.suppress(OSError, ValueError):
+        text = _CGROUP_LIMIT.read_text().strip()
+        if text != "max":
+            left = int(text) - int(_CGROUP_LIMIT.with_name("memory.current").read_text())
+            if left < best:
+                best, which = left, f"left under the cgroup's memory.max = {format_bytes(int(text))}"
+    return float(max(best, 0.0)), which
+
+
+def _proc_status() -> dict:
+    """VmSize, VmData ... of /proc/self/status in bytes ({} where there is no /proc)."""
+    values = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+                values[key] = int(parts[0]) * 1024
+    return values
+
+
 def require(what: str, nbytes: float, fix: str = "") -> None:
-    """Raise BudgetError unless `nbytes` (may be a float: sizes overflow int64) fits the budget.
+    """Raise BudgetError unless `nbytes` (may be a float: sizes overflow int64) fits the budget
+    and what the process's hard limits leave (process_headroom).
 
     `what` names the allocation and the input it comes from ("G-LEARN's Q for k = 400"),
     `fix` says how to need less ("use a smaller --k").
     """
     budget = limit()
-    if not math.isfinite(nbytes) or nbytes > budget:
-        size = "more than 8 EiB" if not math.isfinite(nbytes) or nbytes >= 2 ** 63 else format_bytes(nbytes)
-        source = (f"{FLAG}" if _limit_bytes is not None else
-                  f"{ENV_VAR}" if os.environ.get(ENV_VAR) else
-                  f"default: {DEFAULT_SHARE:.0%} of {format_bytes(machine_ram())} RAM")
-        advice = f"{fix}, or raise {FLAG}" if fix else f"raise {FLAG}"
-        raise BudgetError(f"{what} needs {size}, over the memory budget of {format_bytes(budget)} "
-                          f"({source}): {advice}")
+    headroom, binding = process_headroom()
+    if math.isfinite(nbytes) and nbytes <= min(budget, headroom):
+        return
+    size = "more than 8 EiB" if not math.isfinite(nbytes) or nbytes >= 2 ** 63 else format_bytes(nbytes)
+    if headroom < budget:
+        advice = f"{fix}, or raise that limit" if fix else "raise that limit"
+        raise BudgetError(f"{what} needs {size}, over the memory budget of {format_bytes(headroom)} "
+                          f"({binding}): {advice}")
+    source = (f"{FLAG}" if _limit_bytes is not None else
+              f"{ENV_VAR}" if os.environ.get(ENV_VAR) else
+              f"default: {DEFAULT_SHARE:.0%} of {format_bytes(machine_ram())} RAM")
+    advice = f"{fix}, or raise {FLAG}" if fix else f"raise {FLAG}"
+    raise BudgetError(f"{what} needs {size}, over the memory budget of {format_bytes(budget)} "
+                      f"({source}): {advice}")
 
 
 def array_bytes(shape, itemsize: int) -> float:

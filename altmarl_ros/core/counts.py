@@ -116,6 +116,9 @@ def _enumerate(k, S, N):
     return out
 
 
+MAX_COUNT_BITS = 4096  # no table is larger; computing the exact count beyond this takes long
+
+
 class CountsError(ModelError):
     """Bad k, S, rank or count vector given to the count-vector functions."""
 
@@ -130,6 +133,10 @@ def _check_k_S(k, S) -> tuple:
 def n_count_vectors(k: int, S: int) -> int:
     """Number of count vectors of k agents over S states: C(k+S-1, S-1)."""
     k, S = _check_k_S(k, S)
+    bits = (math.lgamma(k + S) - math.lgamma(k + 1) - math.lgamma(S)) / math.log(2)
+    if bits > MAX_COUNT_BITS:  # math.comb would run for minutes on such sizes (k = S = 3e6: 40 s)
+        raise CountsError(f"k = {k}, S = {S} give about 2^{bits:.3g} count vectors, far beyond any table "
+                          f"(2^{MAX_COUNT_BITS} at most); use a smaller k or fewer local states")
     return math.comb(k + S - 1, S - 1)
 
 

@@ -351,7 +351,16 @@ def check_rollout_size(error, n: int, horizon: int, seeds: int, rollouts: int) -
                                 f"use fewer seeds or rollouts")
 
 
-def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha):
+def rollout_bytes(n: int, n_sl: int, seeds: int, rollouts: int, threads: int) -> float:
+    """What _estimate and _rollout_returns allocate: per rollout its stream state, return, error
+    and cumulative start distribution; per thread (prange runs one rollout on each) the n
+    agents' states and permutation. A failed allocation inside the prange is not raised, so
+    all of it is checked against the budget before the kernel starts."""
+    per_rollout = 4 * 8 + 8 + 8 + 2 * 8 * n_sl
+    return float(seeds) * rollouts * per_rollout + float(n) * _BYTES_PER_AGENT * threads
+
+
+def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, n_sl: int):
     k = integer(EvaluationError, "k", k, 1)
     n = integer(EvaluationError, "n", n, 1)
     if k > n:
@@ -363,7 +372,7 @@ def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha):
     from numba import get_num_threads  # rollouts run in parallel, one per thread
 
     budget.require(f"rollout state of n = {n} agents ({get_num_threads()} rollouts at once)",
-                   float(n) * _BYTES_PER_AGENT * get_num_threads(), "use a smaller --n")
+                   rollout_bytes(n, n_sl, seeds, rollouts, get_num_threads()), "use a smaller --n")
     if dirichlet_alpha is not None and as_float(EvaluationError, "dirichlet_alpha", dirichlet_alpha) <= 0:
         raise EvaluationError("dirichlet_alpha", f"must be > 0, got {dirichlet_alpha!r}")
     return k, n
@@ -379,7 +388,7 @@ def rollout_welfare(game, pi_g, pi_l, k, n=1000, horizon=100, seeds=15, rollouts
     (core.observer; default fresh) turns each k-sample into the count vector pi_g
     reads; pi_g has that observer's resolution.
     """
-    k, n = _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    k, n = _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, game.n_sl)
     pi_g, pi_l = check_policy_arrays(game, pi_g, pi_l, k, observer)
     P_fused, r_fused = fold_local_policy(game, pi_l)
     return _estimate(game, pi_g, P_fused, r_fused, game.P_g, game.r_g, k, n, horizon, seeds,
@@ -419,7 +428,7 @@ def baselines(game, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0, diric
     expected return.
     """
     names = BASELINES.check(BASELINES if names is None else names, EvaluationError)
-    _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha)
+    _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, game.n_sl)
     found = {}
     for name in names:
         baseline = BASELINES[name]

@@ -635,8 +635,9 @@ def check_learning_size(game, k: int, m: int, table_bytes: int = DEFAULT_TABLE_B
                         keep_draws=True, reserve: int = 0) -> "MemoryPlan":
     """The MemoryPlan for (game, k), after checking that ranks fit int32 and that the plan's peak
     plus `reserve` (what the caller holds beside G-LEARN's arrays) fits the memory budget;
-    called before any work starts. `max_memory` covers the plan and the reserve together."""
-    n_sg, n_ag, n_sl, _ = game.sizes
+    called before any work starts. `max_memory` covers the plan and the reserve together. `game`
+    may be its sizes (n_sg, n_ag, n_sl, n_al) alone: only they are read."""
+    n_sg, n_ag, n_sl, _ = getattr(game, "sizes", game)
     n_f = n_count_vectors(k, n_sl)
     if n_f >= 2**31:
         raise LearnError("k", f"k = {k} gives {n_f:.3g} count vectors over {n_sl} local states, beyond "

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from altmarl_ros.core import budget
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.counts import unrank_kernel, n_count_vectors
 from altmarl_ros.core.glearn import log_or_minus_inf, log_factorials, log_multinomial_pmf, fold_local_policy
@@ -98,12 +99,30 @@ def induced_global_transition(game: MeanFieldGame, pi_g: np.ndarray, k: int, mu:
     return np.einsum("ga,gat->gt", mass, game.P_g)
 
 
+PAIR_CHAIN_SQUARINGS = 64  # M = lazy chain ^ (2^64): the limit for any mixing time we can meet
+
+
+def pair_chain_cost(sizes) -> tuple:
+    """(bytes, flops) of one _stationary_conditional: dense (S_l S_g)^2 matrices (T, M, a product,
+    the identity), PAIR_CHAIN_SQUARINGS squarings; checked before L-LEARN starts."""
+    n_sg, _, n_sl, _ = sizes
+    states = float(n_sl) * n_sg
+    return 4 * 8 * states ** 2, PAIR_CHAIN_SQUARINGS * 2 * states ** 3
+
+
+def check_pair_chain(sizes) -> None:
+    """The pair chain's dense matrices against the memory budget (before L-LEARN, and by train up front)."""
+    budget.require(f"L-LEARN's pair chain over {sizes[2]} x {sizes[0]} (s_l, s_g) states", pair_chain_cost(sizes)[0],
+                   "use a model with fewer states")
+
+
 def _stationary_conditional(game, P_fused, P_bar_g):
     """mu(.|s_g) [S_g, S_l] of the pair chain's limit law from mu0_l x mu0_g."""
     S_l, S_g = game.n_sl, game.n_sg
+    check_pair_chain(game.sizes)
     T = np.einsum("gst,gh->sgth", P_fused, P_bar_g).reshape(S_l * S_g, S_l * S_g)
     M = 0.5 * (T + np.eye(S_l * S_g))
-    for _ in range(64):  # M = lazy chain ^ (2^64): the limit for any mixing time we can meet
+    for _ in range(PAIR_CHAIN_SQUARINGS):
         M = M @ M
         M /= M.sum(axis=1, keepdims=True)
     nu = (np.outer(game.mu0_l, game.mu0_g).ravel() @ M).reshape(S_l, S_g)

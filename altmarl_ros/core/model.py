@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer, write_atomic
-from altmarl_ros.core.safe_files import load_yaml, npz_members
+from altmarl_ros.core.safe_files import load_npz, load_yaml, npz_members
 from altmarl_ros.errors import ModelError
 
 ROW_SUM_TOLERANCE = 1e-9
@@ -250,13 +249,7 @@ def _check_keys(path: Path, keys) -> None:
 
 def _read_npz(path: Path) -> dict:
     _check_keys(path, npz_members(path, ".npz model file", ModelError))
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            fields = {key: archive[key] for key in archive.files}
-    except ModelError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path}: not a readable .npz model file ({exc}); re-save it with save_model") from None
+    fields = load_npz(path, ".npz model file", ModelError)
     for key in ("gamma", "name", "description"):
         if key in fields:
             value = fields[key]

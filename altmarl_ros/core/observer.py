@@ -38,6 +38,7 @@ from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.model import as_float_array, check_stochastic
 from altmarl_ros.errors import LearnError
 from altmarl_ros.core.registry import Registry
+from altmarl_ros.core.safe_files import clip_text
 
 # name -> one-line description; the CLI's --observer choices, the sweep and the report read it.
 OBSERVERS = Registry("observer")
@@ -90,7 +91,8 @@ class ObserverSpec:
     @classmethod
     def from_meta(cls, meta) -> "ObserverSpec":
         if not isinstance(meta, dict) or sorted(meta) != ["gain", "name", "prior", "resolution"]:
-            raise ObserverError("observer", f"is {meta!r}; it needs exactly name, gain, resolution, prior")
+            raise ObserverError("observer", f"is {clip_text(repr(meta))}; it needs exactly name, gain, resolution, "
+                                            f"prior")
         return cls(meta["name"], meta["gain"], meta["resolution"], meta["prior"])
 
     def describe(self) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.counts import n_count_vectors
+from altmarl_ros.core.llearn import pair_chain_cost
 from altmarl_ros.core.observer import OBSERVERS, ObserverError, ObserverSpec, equivalent_samples, fresh
 
 DEFAULT_GAINS = (0.5, 0.25, 0.1)
@@ -36,6 +37,7 @@ DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K up to 53 at |S_l| = 5 
 # (they use 0, 1, ...), so the chosen parameters are not scored on the streams that picked them.
 SELECTION_SEED = 7_919_000
 SELECTION_HORIZON = 100
+MEAN_FIELD_ITERATIONS = 10  # L-LEARN's mean field, counted per trained resolution (it stops at 500 at most)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,30 @@ def candidate_observers(k: int, n_sl: int, gains=DEFAULT_GAINS, max_columns=DEFA
         for prior in (0.0, k * (1.0 - gain) / gain):
             out.append(ObserverSpec("filter", gain, K, prior))
     return out
+
+
+def candidates_for(k: int, n_sl: int, observer: str, max_columns: int = DEFAULT_MAX_COLUMNS) -> list:
+    """The observers train_observed trains and scores for `observer` ("fresh" or "filter")."""
+    return [fresh(k)] if observer == "fresh" else candidate_observers(k, n_sl, DEFAULT_GAINS, max_columns)
+
+
+def training_work(sizes, gamma: float, k: int, observer: str, *, m: int, tol: float, max_columns: int,
+                  select_n: int, select_rollouts: int, rollout_unit: str = "agent-steps",
+                  steps_per_epoch: int = 1) -> dict:
+    """The work train_observed and the check after it do, at least: one ALTERNATING-MARL round of
+    G-LEARN (sweeps to `tol` at `gamma`) at each candidate resolution, the candidates' selection
+    rollouts and the final check (the learned pair and each constant baseline), and L-LEARN's dense
+    pair chain (MEAN_FIELD_ITERATIONS of it), in core.work units."""
+    import math
+
+    n_sg, n_ag, n_sl, _ = sizes
+    specs = candidates_for(k, n_sl, observer, max_columns)
+    sweeps = min(10_000, max(1, math.ceil(math.log(tol) / math.log(gamma)))) if 0 < gamma < 1 else 1
+    gathers = sum(n_sg * n_count_vectors(K, n_sl) * m * sweeps for K in {spec.resolution for spec in specs})
+    scored = (len(specs) if len(specs) > 1 else 0) + 1 + n_ag + 1  # selection, learned pair, constants
+    steps = float(scored) * select_n * SELECTION_HORIZON * select_rollouts * steps_per_epoch
+    chain_flops = pair_chain_cost(sizes)[1] * MEAN_FIELD_ITERATIONS * len({spec.resolution for spec in specs})
+    return {"G-LEARN gathers": float(gathers), rollout_unit: steps, "dense flops": chain_flops}
 
 
 def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_GAINS,

@@ -24,17 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer
-from altmarl_ros.core.counts import RANKING_SCHEME, n_count_vectors, rank
+from altmarl_ros.core.counts import RANKING_SCHEME, CountsError, n_count_vectors, rank
 from altmarl_ros.core.model import as_float_array, check_stochastic
 from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
-from altmarl_ros.core.safe_files import npz_members
+from altmarl_ros.core.safe_files import clip_text, load_npz, parse_json
 from altmarl_ros.errors import PolicyError, PolicyMismatch
 
 FORMAT_VERSION = 2
@@ -102,6 +101,13 @@ def _json_value(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+MAX_META_INT = 2 ** 31 - 1  # sizes and k index int32 arrays
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_META_INT
+
+
 def _normalised_meta(meta) -> dict:
     """`meta` as it reads back from a file (JSON types only), so round trips are exact."""
     if not isinstance(meta, dict):
@@ -115,29 +121,37 @@ def _normalised_meta(meta) -> dict:
     if missing or unknown:
         raise PolicyError(
             f"policy meta has missing key(s) [{', '.join(missing)}] and unknown key(s) "
-            f"[{', '.join(unknown)}]; it needs exactly {', '.join(META_KEYS)}"
+            f"[{clip_text(', '.join(unknown))}]; it needs exactly {', '.join(META_KEYS)}"
         )
     if meta["format_version"] != FORMAT_VERSION:
         raise PolicyError(
-            f"policy format_version is {meta['format_version']!r}; this altmarl_ros reads "
+            f"policy format_version is {clip_text(repr(meta['format_version']))}; this altmarl_ros reads "
             f"version {FORMAT_VERSION}: retrain the policy with this version"
         )
     sizes = meta["sizes"]
     if not isinstance(sizes, dict) or sorted(sizes) != sorted(SIZE_KEYS) or not all(
-        isinstance(sizes[key], int) and sizes[key] >= 1 for key in SIZE_KEYS
+        _is_count(sizes[key]) for key in SIZE_KEYS
     ):
-        raise PolicyError(f"policy meta sizes is {sizes!r}; it needs positive integers {', '.join(SIZE_KEYS)}")
-    if not isinstance(meta["k"], int) or isinstance(meta["k"], bool) or meta["k"] < 1:
-        raise PolicyError(f"policy meta k is {meta['k']!r}; it must be an integer >= 1")
+        raise PolicyError(f"policy meta sizes is {clip_text(repr(sizes))}; it needs integers {', '.join(SIZE_KEYS)} "
+                          f"in [1, {MAX_META_INT}]")
+    if not _is_count(meta["k"]):
+        raise PolicyError(f"policy meta k is {clip_text(repr(meta['k']))}; it must be an integer in "
+                          f"[1, {MAX_META_INT}]")
+    for key in ("model_hash", "ranking_scheme"):
+        if meta[key] is not None and not isinstance(meta[key], str):
+            raise PolicyError(f"policy meta {key} is {clip_text(repr(meta[key]))}; it must be text")
     scenario = meta["scenario"]
-    if scenario is not None and not (isinstance(scenario, dict) and sorted(scenario) == ["hash", "name"]):
-        raise PolicyError(f"policy meta scenario is {scenario!r}; use None or {{'name': ..., 'hash': ...}}")
+    if scenario is not None and not (isinstance(scenario, dict) and sorted(scenario) == ["hash", "name"]
+                                     and all(isinstance(value, str) for value in scenario.values())):
+        raise PolicyError(f"policy meta scenario is {clip_text(repr(scenario))}; use None or "
+                          f"{{'name': ..., 'hash': ...}} (text)")
     for key in ("config", "metrics"):
         if not isinstance(meta[key], dict):
-            raise PolicyError(f"policy meta {key} is {meta[key]!r}; it must be a dict")
+            raise PolicyError(f"policy meta {key} is {clip_text(repr(meta[key]))}; it must be a dict")
     try:
         observer = ObserverSpec.from_meta(meta["observer"])
-    except ObserverError as exc:
+        n_count_vectors(observer.resolution, sizes["n_sl"])  # refuses sizes no table can have, quickly
+    except (ObserverError, CountsError) as exc:
         raise PolicyError(f"policy meta {exc}") from None
     if observer.name == "fresh" and observer.resolution != meta["k"]:
         raise PolicyError(f"policy meta observer is fresh with resolution {observer.resolution}; "
@@ -317,22 +331,16 @@ def save_policy(artifact: PolicyArtifact, path) -> Path:
 def _read_policy(path: Path) -> PolicyArtifact:
     if not path.is_file():
         raise PolicyError(f"{path}: no such policy file; train one with `altmarl train`")
-    keys = sorted(npz_members(path, "policy file", PolicyError))
+    arrays = load_npz(path, "policy file", PolicyError)
+    keys = sorted(arrays)
     if keys not in (sorted(FILE_KEYS), sorted(FILE_KEYS + PREDICTION_KEYS)):
-        raise PolicyError(f"{path}: policy file has keys {keys}; expected {list(FILE_KEYS)} "
+        raise PolicyError(f"{path}: policy file has keys {clip_text(str(keys))}; expected {list(FILE_KEYS)} "
                           f"(+ {list(PREDICTION_KEYS)} for a filter policy)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            pi_g, pi_l, meta_text = archive["pi_g"], archive["pi_l"], archive["meta"]
-            prediction = {key: archive[key] for key in PREDICTION_KEYS if key in archive.files}
-        meta = json.loads(str(meta_text))
-    except PolicyError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise PolicyError(
-            f"{path}: not a readable policy file ({type(exc).__name__}: {exc}); "
-            "it is corrupt or truncated: re-run training"
-        ) from None
+    pi_g, pi_l, meta_text = arrays["pi_g"], arrays["pi_l"], arrays["meta"]
+    prediction = {key: arrays[key] for key in PREDICTION_KEYS if key in arrays}
+    if meta_text.dtype.kind != "U":
+        raise PolicyError(f"{path}: meta holds {meta_text.dtype} numbers; it must be the JSON text altmarl writes")
+    meta = parse_json(str(meta_text), f"{path}: meta", PolicyError)
     try:
         return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta, **prediction)
     except PolicyError as exc:
@@ -357,6 +365,9 @@ def policy_mismatches(artifact: PolicyArtifact, game=None, k=None, scenario_hash
             name = meta["scenario"]["name"]
             differences.append(f"it was learned from scenario {name!r} (hash {meta['scenario']['hash']}) by the "
                                f"simulator, not from this model: evaluate it with --scenario {name}")
+        if meta["model_hash"] is None and meta["scenario"] is None:
+            differences.append("it records no model hash (model_hash null), so it cannot be checked against this "
+                               "model")
         if meta["model_hash"] is not None and meta["model_hash"] != game.content_hash():
             differences.append(f"model hash {meta['model_hash']} in the policy, {game.content_hash()} for the model")
         for key, model_size in zip(SIZE_KEYS, game.sizes):

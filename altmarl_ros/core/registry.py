@@ -5,6 +5,7 @@ core.observer (which core.policy needs) can use it without an import cycle.
 """
 from __future__ import annotations
 
+from altmarl_ros.core.safe_files import clip_text
 from altmarl_ros.errors import LearnError
 
 
@@ -27,7 +28,7 @@ class Registry(dict):
 
     def check(self, names, error: type[LearnError] = RegistryError, field: str = "names") -> tuple:
         """`names` as a tuple; an unknown one raises `error` listing the known ones."""
-        unknown = [name for name in names if name not in self]
+        unknown = [name for name in names if not isinstance(name, str) or name not in self]
         if unknown:
-            raise error(field, f"unknown {self.kind}(s) {unknown}; choose from {list(self)}")
+            raise error(field, f"unknown {self.kind}(s) {clip_text(repr(unknown))}; choose from {list(self)}")
         return tuple(names)

@@ -11,8 +11,11 @@ named one-line error, like every other problem.
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,27 +61,120 @@ def load_yaml(path, what: str = "YAML file", error=FileFormatError):
 
 
 def parse_yaml(text: str, source: str, error=FileFormatError):
-    """yaml.safe_load of `text`; errors start with `source`."""
+    """yaml.safe_load of `text` through the one YAML guard (_GuardedLoader); errors start with `source`."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    if "\0" in text:
+        raise error(f"{source}: holds a NUL byte at character {text.index(chr(0))}; save it as plain text")
+    loader = None
     try:
+        loader = _guarded_loader()(text)
         node = loader.get_single_node()
         if node is None:
             return None
         written, expanded = _node_counts(node)
         if expanded > written + MAX_ALIAS_NODES:
             raise error(f"{source}: its aliases expand {written} YAML nodes to {expanded:.3g} "
-                                  f"(at most {MAX_ALIAS_NODES} more are allowed); write the values out "
-                                  f"instead of nesting anchors")
+                        f"(at most {MAX_ALIAS_NODES} more are allowed); write the values out "
+                        f"instead of nesting anchors")
         return loader.construct_document(node)
+    except AltmarlError:
+        raise
+    except _Refused as err:
+        raise error(f"{source}: {err}") from None
     except yaml.YAMLError as err:
         where = " ".join(re.sub(r'\s*in "<unicode string>"', "", str(err)).split())
-        raise error(f"{source}: not valid YAML ({where})") from None
+        raise error(f"{source}: not valid YAML ({clip_text(where)})") from None
+    except (ValueError, KeyError, TypeError, OverflowError) as err:  # a value that does not fit its tag
+        raise error(f"{source}: not valid YAML (a value does not fit its tag: {clip_text(str(err))})") from None
     except RecursionError:
         raise error(f"{source}: nested too deeply to read; flatten it") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+# YAML tags a user file may use: text, numbers, booleans, null, lists and mappings. Dates
+# (`2024-01-01` is a date in YAML 1.1) stay text, so a date where a number belongs is named
+# by the field's own check; binary, sets, ordered maps and Python tags are refused.
+ALLOWED_TAGS = tuple(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map",
+                                                                "merge"))
+MAX_YAML_DEPTH = 64  # nesting of lists and mappings; a 4-D array needs 5
+MAX_INT_DIGITS = 30  # longer integer literals are refused before Python converts them
+INT64_RANGE = (-(2 ** 63), 2 ** 63 - 1)
+_LOADER = None
+
+
+def _guarded_loader():
+    """The SafeLoader subclass every user YAML file is read with (built once, on first use)."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class GuardedLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            first: [(tag, regexp) for tag, regexp in resolvers if tag in ALLOWED_TAGS]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        yaml_constructors = {tag: constructor for tag, constructor in yaml.SafeLoader.yaml_constructors.items()
+                             if tag in ALLOWED_TAGS}
+
+        def compose_node(self, parent, index):
+            self._depth = getattr(self, "_depth", 0) + 1
+            try:
+                if self._depth > MAX_YAML_DEPTH:
+                    raise _Refused(self.peek_event().start_mark,
+                                   f"nested more than {MAX_YAML_DEPTH} levels deep; flatten it")
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_undefined(self, node):
+            raise _Refused(node.start_mark, f"the tag {clip_text(node.tag)} is not allowed (only text, numbers, "
+                                            f"booleans, null, lists and mappings)")
+
+        def construct_yaml_int(self, node):
+            digits = re.sub(r"[^0-9a-fA-F]", "", str(node.value))
+            if len(digits) > MAX_INT_DIGITS:
+                raise _Refused(node.start_mark, f"an integer of {len(digits)} digits; integers must fit in 64 bits")
+            value = super().construct_yaml_int(node)
+            if not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+                raise _Refused(node.start_mark, f"the integer {value} does not fit in 64 bits")
+            return value
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    if not isinstance(key, str):
+                        raise _Refused(key_node.start_mark, f"the key {clip_text(repr(key))} is not text (YAML "
+                                                            f"reads yes/no/on/off, numbers and null as such); quote it")
+                    if key in seen:
+                        raise _Refused(key_node.start_mark, f"the key {clip_text(key)!r} is given again (first at "
+                                                            f"line {seen[key].line + 1}); YAML would silently keep "
+                                                            f"the last: keep one")
+                    seen[key] = key_node.start_mark
+            return super().construct_mapping(node, deep=deep)
+
+    GuardedLoader.add_constructor("tag:yaml.org,2002:int", GuardedLoader.construct_yaml_int)
+    GuardedLoader.add_constructor(None, GuardedLoader.construct_undefined)
+    _LOADER = GuardedLoader
+    return _LOADER
+
+
+class _Refused(Exception):
+    """A YAML file uses something the guard refuses; the message starts with the line and column."""
+
+    def __init__(self, mark, problem: str):
+        super().__init__(f"line {mark.line + 1}, column {mark.column + 1}: {problem}")
+
+
+def clip_text(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters: error lines quote user input, which may be huge."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _node_counts(root) -> tuple[int, float]:
@@ -113,6 +209,29 @@ def _children(node, yaml) -> list:
     return []
 
 
+# What reading a hostile .npz can raise: a bad zip (BadZipFile, LargeZipFile), an encrypted
+# member (RuntimeError), an unknown compression method (NotImplementedError), corrupt deflate
+# data (zlib.error), a bad .npy header (ValueError, SyntaxError, tokenize.TokenError), short data
+# (EOFError, OSError).
+_NPZ_FAILURES = (OSError, ValueError, EOFError, KeyError, TypeError, OverflowError, RuntimeError,
+                 NotImplementedError, SyntaxError, RecursionError, MemoryError, zlib.error, zipfile.BadZipFile,
+                 zipfile.LargeZipFile, tokenize.TokenError)
+MAX_NPZ_MEMBERS = 64
+
+
+@contextlib.contextmanager
+def _npz_guard(path: Path, what: str, error):
+    """Any failure of the zip or .npy layer inside the block becomes one named `error`."""
+    try:
+        yield
+    except AltmarlError:
+        raise
+    except _NPZ_FAILURES as exc:
+        detail = clip_text(" ".join(f"{type(exc).__name__}: {exc}".split()))
+        raise error(f"{path}: not a readable {what} ({detail}); it is corrupt, truncated, encrypted or "
+                    f"compressed in a way numpy does not write: write it again") from None
+
+
 def npz_members(path, what: str = ".npz file", error=FileFormatError) -> dict:
     """{name: (shape, dtype)} of every array in an .npz, read from the headers only.
 
@@ -121,26 +240,27 @@ def npz_members(path, what: str = ".npz file", error=FileFormatError) -> dict:
     """
     path = Path(path)
     members = {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                with archive.open(info) as stream:
-                    version = np.lib.format.read_magic(stream)
-                    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                              else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = reader(stream)
-                members[name] = (tuple(int(d) for d in shape), dtype)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
-        raise error(f"{path}: not a readable {what} ({' '.join(str(exc).split())}); it is corrupt or "
-                    f"truncated: write it again") from None
+    with _npz_guard(path, what, error), zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_NPZ_MEMBERS:
+            raise error(f"{path}: holds {len(infos)} members (at most {MAX_NPZ_MEMBERS}); it is not a {what}")
+        for info in infos:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            with archive.open(info) as stream:
+                version = np.lib.format.read_magic(stream)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = reader(stream)
+            if any(int(d) < 0 for d in shape):
+                raise error(f"{path}: {clip_text(name)} declares the shape {clip_text(str(shape))}; sizes are >= 0")
+            members[name] = (tuple(int(d) for d in shape), dtype)
     for name, (shape, dtype) in members.items():
         if dtype.hasobject:
             raise error(f"{path}: {name} holds Python objects (a pickle); they are never loaded: "
                         f"save plain numeric arrays")
         if dtype.kind == "U":
             if shape != () or dtype.itemsize > MAX_TEXT_BYTES:
-                raise error(f"{path}: {name} is a string array of shape {shape} ({dtype}); only one "
+                raise error(f"{path}: {name} is a string array of shape {clip_text(str(shape))} ({dtype}); only one "
                             f"string of at most {budget.format_bytes(MAX_TEXT_BYTES)} is allowed")
         elif dtype.kind not in NUMERIC_KINDS:
             kind = "complex numbers" if dtype.kind == "c" else f"dtype {dtype}"
@@ -151,3 +271,48 @@ def npz_members(path, what: str = ".npz file", error=FileFormatError) -> dict:
     budget.require(f"{path}: the arrays this file declares ({budget.format_bytes(total)} stored)",
                    declared, "check the shapes in the file")
     return members
+
+
+def load_npz(path, what: str = ".npz file", error=FileFormatError) -> dict:
+    """{name: array} of an .npz, after npz_members' checks; the one reader of user .npz files."""
+    path = Path(path)
+    members = npz_members(path, what, error)
+    with _npz_guard(path, what, error), np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    if sorted(arrays) != sorted(members):
+        raise error(f"{path}: its members changed while it was read; it is being written: try again")
+    return arrays
+
+
+MAX_JSON_DEPTH = 32  # policy metadata and sweep results nest 4-5 levels
+
+
+def parse_json(text: str, source: str, error=FileFormatError, max_depth: int = MAX_JSON_DEPTH):
+    """json.loads of `text` with nesting bounded by `max_depth`; every failure is one named `error`."""
+    import json
+
+    if len(text) > MAX_TEXT_BYTES * 64:
+        raise error(f"{source}: {budget.format_bytes(len(text))} of JSON is more than this file ever holds")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        value = None
+        depth_exceeded = True
+    except ValueError as err:  # JSONDecodeError, and integers beyond Python's digit limit
+        raise error(f"{source}: not valid JSON ({clip_text(str(err))})") from None
+    else:
+        depth_exceeded = _depth_exceeds(value, max_depth)
+    if depth_exceeded:
+        raise error(f"{source}: JSON nested more than {max_depth} levels deep; it was not written by altmarl")
+    return value
+
+
+def _depth_exceeds(value, max_depth: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > max_depth:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from altmarl_ros.experiments.fits import fit_inverse_sqrt, fit_power_law
-from altmarl_ros.core.atomic import write_atomic
+from altmarl_ros.core.atomic import atomic_writer, write_atomic
 from altmarl_ros.core.baselines import BASELINES
+from altmarl_ros.core.safe_files import read_text
 
 # The authors' public code (github.com/emiletimothy/alternating-marl) on their warehouse model.
 AUTHORS_WELFARE = {1: 83.4, 5: 85.9, 10: 87.8, 20: 90.0}
@@ -234,8 +235,17 @@ def _rounds_figure(results):
     return fig
 
 
+FIGURE_NAMES = ("welfare_vs_k", "nash_gap_vs_k", "glearn_cost_vs_k", "rounds_vs_k", "authors_protocol",
+                "observers_vs_k")
+
+
+def figure_path(figure_dir, grid_name: str, name: str) -> Path:
+    """Where figure `name` (one of FIGURE_NAMES) of grid `grid_name` is written."""
+    return Path(figure_dir) / f"{grid_name}_{name}.png"
+
+
 def write_figures(results, figure_dir):
-    """Write this grid's PNGs (<grid>_<figure>.png); returns {figure name: path}."""
+    """Write this grid's PNGs (<grid>_<figure>.png, atomically); returns {figure name: path}."""
     figure_dir = Path(figure_dir)
     figure_dir.mkdir(parents=True, exist_ok=True)
     figures = {"welfare_vs_k": _welfare_figure, "nash_gap_vs_k": _gap_figure,
@@ -246,12 +256,11 @@ def write_figures(results, figure_dir):
         figures["observers_vs_k"] = _observers_figure
     paths = {}
     for name, draw in figures.items():
-        paths[name] = figure_dir / f"{results['grid']['name']}_{name}.png"
-        tmp = paths[name].with_name(f".{paths[name].name}.tmp.png")
+        paths[name] = figure_path(figure_dir, results["grid"]["name"], name)
         fig = draw(results)
         fig.tight_layout()
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, paths[name])
+        with atomic_writer(paths[name]) as stream:
+            fig.savefig(stream, format="png", dpi=110)
     return paths
 
 
@@ -485,9 +494,9 @@ def replace_generated(text, grid_name, body):
 def write_report(results, doc_path, figure_dir):
     """Regenerate this grid's figures and its section of doc_path; returns the figure paths."""
     doc_path = Path(doc_path)
+    text = read_text(doc_path, "report document") if doc_path.exists() else "# Results\n"  # before any write
     figure_paths = write_figures(results, figure_dir)
     body = render_markdown(results, figure_paths, doc_path)
-    text = doc_path.read_text() if doc_path.exists() else "# Results\n"
     doc_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(doc_path, replace_generated(text, results["grid"]["name"], body))
     return figure_paths

@@ -28,8 +28,8 @@ import numpy as np
 
 from altmarl_ros import schema
 from altmarl_ros.core.atomic import write_atomic
-from altmarl_ros.core.safe_files import load_yaml
-from altmarl_ros.errors import AltmarlError, ConfigError
+from altmarl_ros.core.safe_files import load_yaml, parse_json, read_text
+from altmarl_ros.errors import ConfigError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
              "full_observation_k", "cost_k", "seed", "observers")
@@ -537,10 +537,11 @@ def _fingerprint(spec, model_hash, unit, grid):
 
 def _read_unit(path, fingerprint):
     try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return stored if stored.get("fingerprint") == fingerprint else None
+        stored = parse_json(read_text(path, "unit file", SweepConfigError), str(path), SweepConfigError)
+    except SweepConfigError:
+        return None  # missing or damaged: computed again
+    fits = isinstance(stored, dict) and stored.get("fingerprint") == fingerprint
+    return stored if fits and isinstance(stored.get("rows"), list) else None
 
 
 def _cpu_seconds():
@@ -592,6 +593,37 @@ def run_sweep(grid, out_dir, progress=None):
                         seconds=time.perf_counter() - started, out_dir=str(out_dir))
 
 
+def grid_work(grid) -> dict:
+    """The work of `grid`'s units, at least, in core.work units: per model, k and observer, the first
+    ALTERNATING-MARL round at each trained resolution and the rollouts that score it and the baselines
+    (a scenario's model is priced by its sizes, before it is estimated)."""
+    from altmarl_ros.core.observer_training import DEFAULT_MAX_COLUMNS, training_work
+
+    amounts = {}
+    for spec in grid.models:
+        if spec.path is not None:
+            from altmarl_ros.core.model import load_model
+
+            game = load_model(spec.path)
+            sizes, gamma, unit, steps = game.sizes, game.gamma, "agent-steps", 1
+        else:
+            from altmarl_sim.scenario import load_scenario
+
+            scenario = load_scenario(spec.scenario)
+            sizes, gamma, unit = scenario.sizes, scenario.gamma, "robot control steps"
+            steps = max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period))
+        for k in grid.k:
+            for observer in grid.observers:
+                selection = grid.filter or {}
+                priced = training_work(sizes, gamma, k, observer, m=grid.m, tol=1e-4,
+                                       max_columns=selection.get("max_columns", DEFAULT_MAX_COLUMNS),
+                                       select_n=grid.n, select_rollouts=grid.seeds * grid.rollouts,
+                                       rollout_unit=unit, steps_per_epoch=steps)
+                for key, value in priced.items():
+                    amounts[key] = amounts.get(key, 0.0) + value
+    return amounts
+
+
 def count_units(grid):
     return sum(1 for _ in _units(grid))
 
@@ -619,12 +651,31 @@ def _write_results(out_dir, grid, units, hashes):
     write_atomic(out_dir / "results.csv", buffer.getvalue())
 
 
+RESULT_FILES = ("results.json", "results.csv")
+
+
 def load_results(out_dir):
-    """The results.json document a sweep wrote in out_dir."""
+    """The results.json document a sweep wrote in out_dir, checked to be one before a report reads it."""
     path = Path(out_dir) / "results.json"
-    try:
-        return json.loads(path.read_text())
-    except OSError:
-        raise AltmarlError(f"no sweep results at {path}: run `altmarl sweep --out {out_dir}` first") from None
-    except ValueError:
-        raise AltmarlError(f"{path} is not valid JSON: rerun `altmarl sweep --out {out_dir}`") from None
+    if not path.is_file():
+        raise SweepConfigError(f"no sweep results at {path}: run `altmarl sweep --out {out_dir}` first")
+    document = parse_json(read_text(path, "sweep results file", SweepConfigError), str(path), SweepConfigError)
+    fix = f"rerun `altmarl sweep --out {out_dir}`"
+    with schema.in_file(str(path), SweepConfigError):
+        top = schema.mapping(document, SweepConfigError, "")
+        for key, kind in (("grid", dict), ("rows", list), ("units", list), ("model_hashes", dict),
+                          ("compute_seconds", (int, float))):
+            if not isinstance(top.get(key), kind):
+                raise SweepConfigError(key, f"is missing or not a {getattr(kind, '__name__', 'number')}: "
+                                            f"this is not a results file a sweep wrote; {fix}")
+        grid = top["grid"]
+        if not isinstance(grid.get("name"), str) or not isinstance(grid.get("k"), list) or not isinstance(
+                grid.get("models"), list) or not all(isinstance(m, dict) and "name" in m for m in grid["models"]):
+            raise SweepConfigError("grid", f"needs name, k and models as a sweep writes them; {fix}")
+        for i, row in enumerate(top["rows"]):
+            if not isinstance(row, dict) or set(ROW_FIELDS) - set(row):
+                raise SweepConfigError(f"rows[{i}]", f"needs the fields {', '.join(ROW_FIELDS)}; {fix}")
+        for i, unit in enumerate(top["units"]):
+            if not isinstance(unit, dict) or not isinstance(unit.get("finished_at"), str):
+                raise SweepConfigError(f"units[{i}]", f"needs finished_at as a sweep writes it; {fix}")
+    return document

@@ -14,6 +14,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterException
 
 from altmarl_ros.errors import AltmarlError, ConfigError
+from altmarl_ros.names import check_robot_names, template_names
 
 
 class ParameterError(ConfigError):
@@ -165,23 +166,10 @@ def declare_roster(node, scenario) -> List[str]:
     n_robots = declare_int(node, "n_robots", scenario.workers,
                            "fleet size: robot ids 0..n_robots-1 (default: the scenario's fleet.workers; "
                            "ignored when robot_names is set)", minimum=1)
-    if names is not None:
-        if isinstance(names, str) or not all(isinstance(name, str) and name for name in names):
-            raise ParameterError(f"parameter 'robot_names' = {names!r}: give a list of non-empty names, "
-                                 f"e.g. robot_names:=[amr_a, amr_b]")
-        names = list(names)
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ParameterError(f"parameter 'robot_names': {repeated} listed more than once")
-        return names
-    try:
-        names = [template.format(id=i) for i in range(n_robots)]
-    except (KeyError, IndexError, ValueError) as err:
-        raise ParameterError(f"parameter 'robot_template' = {template!r}: {err!r}; write it with {{id}}, "
-                             f"e.g. robot_{{id}}") from None
-    if len(set(names)) != len(names):
-        raise ParameterError(f"parameter 'robot_template' = {template!r} names every robot alike; use {{id}}")
-    return names
+    if names is not None:  # ROS naming rules, no depot, no repeats: the one check of altmarl_ros.names
+        return check_robot_names(ParameterError, "parameter 'robot_names'", list(names) if not isinstance(
+            names, str) else names)
+    return template_names(ParameterError, "parameter 'robot_template'", template, n_robots)
 
 
 def declare_robots(node, scenario, purpose: str) -> Tuple[List[int], List[str]]:

@@ -26,12 +26,12 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from rclpy.serialization import deserialize_message
 from tf2_msgs.msg import TFMessage
 
+from altmarl_ros.node_parameters import POSE_SOURCES
 from altmarl_ros.names import TF_STATIC_TOPIC, TF_TOPIC, base_frame, pose_topic
 from altmarl_ros.nodes._cdr import odometry_frame_id, yaw_from_quaternion
 from altmarl_ros.nodes._odom_store import NEVER_NS, LatestOdometry
 from altmarl_ros.nodes._ros import TF_STATIC_QOS
 
-POSE_SOURCES = ("odometry", "tf", "pose_topic")  # each PoseSource's KIND
 MAX_TF_DEPTH = 16
 
 Pose = Tuple[float, float, float]

@@ -39,7 +39,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEPOT, MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, base_frame,
                                cmd_vel_topic, odom_frame, odom_topic)
 from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_stamped_velocity, twist_velocity
-from altmarl_ros.node_parameters import NODE_PARAMETERS
+from altmarl_ros.node_parameters import NODE_PARAMETERS, ODOM_FRAME_MODES
 from altmarl_ros.nodes._params import (declare_bool, declare_choice, declare_control_period, declare_float,
                                        declare_int, declare_roster, declare_scenario)
 from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
@@ -56,7 +56,6 @@ except ImportError:  # scripts/bootstrap.sh builds TFMessage where there is no w
 CLOCK_CHECK_SEC = 2.0
 LATE_WARN_FRACTION = 0.01  # of commanded robot-steps: the controllers cannot keep up with the simulator
 STEP_CHECKS_PER_PERIOD = 4  # the stepping timer's rate, per control period: how finely a step waits
-ODOM_FRAME_MODES = ("map", "per_robot")
 SIM_COMMAND_TYPES = COMMAND_TYPES[:2]  # velocity commands; goal-driven robots need a navigator
 
 
