@@ -133,7 +133,7 @@ def test_demo_summary_puts_the_learned_coordinator_next_to_the_best_constant(cap
     out = capsys.readouterr().out
     assert "filter observer, gain 0.25, pi_g at 11 robots" in out
     assert re.search(r"ROS 2 fleet \(this run\) +161\.500 .*0\.2% of robot-steps on a late command", out)
-    assert re.search(r"offline, same start \(seed 1234\) +160\.250 \+- 0\.500", out)
+    assert re.search(r"offline, same start +160\.250 \+- 0\.500 \(fleet seed 1234's start", out)
     assert re.search(r"offline, random starts +158\.500 \+- 1\.000", out)
     assert re.search(r"best constant dispatcher, offline +158\.000 \+- 0\.750 \(a_g = 1.*"
                      r"learned - constant: ROS run \+3\.500, offline \+2\.250", out)

@@ -357,8 +357,9 @@ def _print_report(report, gamma: float) -> None:
           f"(real-time factor {report['real_time_factor']:.2f}, {report['wall_seconds']:.0f} s wall, "
           f"{report['odom_msgs_per_s']:.0f} odom msg/s to the monitor, "
           f"{100 * report['late_command_fraction']:.1f}% of robot-steps on a late command)")
-    print(f"  offline, same start (seed {report['seed']}) {off['mean']:10.3f} +- {off['ci95']:.3f} (95% CI of the "
-          f"mean, {off['rollouts']} rollouts; single runs: 95% within [{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
+    print(f"  offline, same start           {off['mean']:10.3f} +- {off['ci95']:.3f} (fleet seed {report['seed']}'s "
+          f"start; 95% CI of the mean, {off['rollouts']} rollouts; single runs: 95% within "
+          f"[{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
     anywhere = report["offline_random_starts"]
     print(f"  offline, random starts        {anywhere['mean']:10.3f} +- {anywhere['ci95']:.3f} (what the policy "
           f"earns on average; this run's start is one draw)")
