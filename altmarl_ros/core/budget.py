@@ -21,6 +21,7 @@ import re
 import resource
 from pathlib import Path
 
+from altmarl_ros.core._limits import ProcessLimit
 from altmarl_ros.errors import AltmarlError
 
 DEFAULT_SHARE = 0.5
@@ -29,8 +30,6 @@ ENV_VAR = "ALTMARL_MAX_MEMORY"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _CGROUP_LIMIT = Path("/sys/fs/cgroup/memory.max")
-
-_limit_bytes: int | None = None  # None: the default (or ALTMARL_MAX_MEMORY)
 
 
 class BudgetError(AltmarlError):
@@ -72,30 +71,10 @@ def default_limit() -> int:
     return int(DEFAULT_SHARE * machine_ram())
 
 
-def limit() -> int:
-    """The budget in bytes: --max-memory, else ALTMARL_MAX_MEMORY, else DEFAULT_SHARE of the RAM."""
-    if _limit_bytes is not None:
-        return _limit_bytes
-    text = os.environ.get(ENV_VAR)
-    return default_limit() if not text else parse_size(text, ENV_VAR)
-
-
-def set_limit(nbytes: int | None) -> None:
-    """Set the budget for this process (None: back to the default)."""
-    global _limit_bytes
-    _limit_bytes = None if nbytes is None else int(nbytes)
-
-
-@contextlib.contextmanager
-def limited(nbytes: int):
-    """The budget is `nbytes` inside the block."""
-    global _limit_bytes
-    saved = _limit_bytes
-    _limit_bytes = int(nbytes)
-    try:
-        yield
-    finally:
-        _limit_bytes = saved
+_LIMIT = ProcessLimit(ENV_VAR, parse_size, default_limit, kind=int)
+limit = _LIMIT.get  # the budget in bytes: --max-memory, else ALTMARL_MAX_MEMORY, else DEFAULT_SHARE of the RAM
+set_limit = _LIMIT.set  # the budget for this process (None: back to the default)
+limited = _LIMIT.limited  # the budget inside a with-block
 
 
 def process_headroom() -> tuple[float, str]:
@@ -152,9 +131,9 @@ def require(what: str, nbytes: float, fix: str = "") -> None:
         advice = f"{fix}, or raise that limit" if fix else "raise that limit"
         raise BudgetError(f"{what} needs {size}, over the memory budget of {format_bytes(headroom)} "
                           f"({binding}): {advice}")
-    source = (f"{FLAG}" if _limit_bytes is not None else
-              f"{ENV_VAR}" if os.environ.get(ENV_VAR) else
-              f"default: {DEFAULT_SHARE:.0%} of {format_bytes(machine_ram())} RAM")
+    source = _LIMIT.source(FLAG)
+    if source == "default":
+        source = f"default: {DEFAULT_SHARE:.0%} of {format_bytes(machine_ram())} RAM"
     advice = f"{fix}, or raise {FLAG}" if fix else f"raise {FLAG}"
     raise BudgetError(f"{what} needs {size}, over the memory budget of {format_bytes(budget)} "
                       f"({source}): {advice}")

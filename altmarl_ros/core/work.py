@@ -12,11 +12,10 @@ the estimate, the ceiling and the flags that make the work smaller.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
 
+from altmarl_ros.core._limits import ProcessLimit
 from altmarl_ros.errors import AltmarlError
 
 FLAG = "--max-work"
@@ -35,8 +34,6 @@ RATES = {
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(s|m|min|h|d)?\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
-_limit_seconds: float | None = None  # None: ALTMARL_MAX_WORK, else the default
-
 
 class WorkError(AltmarlError):
     """A command was asked for more work than the ceiling allows."""
@@ -53,28 +50,10 @@ def parse_duration(text: str, field: str = FLAG) -> float:
     return seconds
 
 
-def limit() -> float:
-    """The ceiling in estimated seconds: --max-work, else ALTMARL_MAX_WORK, else the default."""
-    if _limit_seconds is not None:
-        return _limit_seconds
-    text = os.environ.get(ENV_VAR)
-    return DEFAULT_MAX_WORK if not text else parse_duration(text, ENV_VAR)
-
-
-def set_limit(seconds: float | None) -> None:
-    global _limit_seconds
-    _limit_seconds = None if seconds is None else float(seconds)
-
-
-@contextlib.contextmanager
-def limited(seconds: float):
-    """The ceiling is `seconds` inside the block (tests)."""
-    global _limit_seconds
-    saved, _limit_seconds = _limit_seconds, float(seconds)
-    try:
-        yield
-    finally:
-        _limit_seconds = saved
+_LIMIT = ProcessLimit(ENV_VAR, parse_duration, lambda: DEFAULT_MAX_WORK)
+limit = _LIMIT.get  # the ceiling in estimated seconds: --max-work, else ALTMARL_MAX_WORK, else the default
+set_limit = _LIMIT.set
+limited = _LIMIT.limited  # the ceiling inside a with-block (tests)
 
 
 def format_duration(seconds: float) -> str:
@@ -100,7 +79,7 @@ def require(what: str, amounts: dict, fix: str) -> float:
     ceiling = limit()
     if estimate > ceiling:
         counted = ", ".join(f"{count:.3g} {unit}" for unit, count in amounts.items() if count)
-        source = FLAG if _limit_seconds is not None else ENV_VAR if os.environ.get(ENV_VAR) else "default"
+        source = _LIMIT.source(FLAG)
         duration = format_duration(estimate)
         duration = duration if duration.startswith("more") else f"about {duration}"
         raise WorkError(f"{what}: {counted}, {duration} on this kind of machine, over the work "
