@@ -55,10 +55,10 @@ except ImportError:  # scripts/bootstrap.sh builds TFMessage where there is no w
 
 CLOCK_CHECK_SEC = 2.0
 LATE_WARN_FRACTION = 0.01  # of commanded robot-steps: the controllers cannot keep up with the simulator
-STEP_CHECKS_PER_PERIOD = 4
+STEP_CHECKS_PER_PERIOD = 4  # the stepping timer's rate, per control period: how finely a step waits
 # control periods a step waits for the controllers: on a loaded 2-core machine 200 robots' commands took
 # longer than one period now and then (8-14% of robot-steps late with a wait of 1 period, at load ~4)
-MAX_COMMAND_WAIT = 4.0  # the stepping timer's rate, per control period: how finely a step waits
+MAX_COMMAND_WAIT = 4.0
 SIM_COMMAND_TYPES = COMMAND_TYPES[:2]  # velocity commands; goal-driven robots need a navigator
 
 
@@ -87,7 +87,8 @@ class FleetSimNode(AltmarlNode):
         self.cmd_vel_timeout = declare_float(
             self, "cmd_vel_timeout", 0.5, "sim s: an older cmd_vel is replaced by zero velocity", positive=True)
         max_wait = declare_float(
-            self, "max_command_wait", MAX_COMMAND_WAIT, "control periods (wall, scaled) a step waits for the controllers' "
+            self, "max_command_wait", MAX_COMMAND_WAIT, "control periods (wall, scaled) a step waits for the "
+            "controllers' "
             "commands on the last state before it uses older ones; 0 = never wait", minimum=0.0)
         self.publish_tf = declare_bool(self, "publish_tf", True,
                                        "publish /tf <odometry frame> -> <robot>/base_link (needs tf2_msgs)")
