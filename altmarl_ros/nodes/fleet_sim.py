@@ -88,8 +88,7 @@ class FleetSimNode(AltmarlNode):
             self, "cmd_vel_timeout", 0.5, "sim s: an older cmd_vel is replaced by zero velocity", positive=True)
         max_wait = declare_float(
             self, "max_command_wait", MAX_COMMAND_WAIT, "control periods (wall, scaled) a step waits for the "
-            "controllers' "
-            "commands on the last state before it uses older ones; 0 = never wait", minimum=0.0)
+            "controllers' commands on the last state before it uses older ones; 0 = never wait", minimum=0.0)
         self.publish_tf = declare_bool(self, "publish_tf", True,
                                        "publish /tf <odometry frame> -> <robot>/base_link (needs tf2_msgs)")
         self.odom_frames = declare_choice(
