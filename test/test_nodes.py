@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 from altmarl_msgs.msg import GlobalCommand  # noqa: E402
-from geometry_msgs.msg import Twist  # noqa: E402
+from geometry_msgs.msg import Twist, Vector3  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 
 from altmarl_ros.core.counts import n_count_vectors, rank  # noqa: E402
@@ -660,3 +660,43 @@ def test_coordinator_publishes_the_estimate_it_decided_on(graph, world):
                                                                  by_ns["estimate"].points[1::2])]
     np.testing.assert_allclose(np.array(lengths) / max(lengths), np.array(markers.last_command.estimate)
                                / max(markers.last_command.estimate), atol=1e-6)
+
+
+def test_fleet_sim_waits_for_a_slow_controller_so_every_step_uses_the_command_for_its_state(graph, world):
+    """Lockstep: a controller answers the newest odometry 120 ms later (over two control periods of 50 ms).
+    fleet_sim waits for the answer (max_command_wait 4 periods), so the steps apply the command computed
+    from the state just published, and none is counted late; without waiting, most are late."""
+    from altmarl_ros.nodes.fleet_sim import FleetSimNode
+
+    def run(max_wait):
+        sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": 1, "cmd_vel_timeout": 60.0,
+                                      "max_command_wait": max_wait}, context=graph.context))
+        controller = graph.add(rclpy.create_node(f"slow_controller_{int(max_wait)}", context=graph.context))
+        pub = controller.create_publisher(Twist, cmd_vel_topic(0), CMD_VEL_QOS)
+        pending = []  # (wall time due, the step it answers)
+
+        def on_odometry(msg):  # busy 120 ms per answer, which is for the newest state it has seen
+            step = round((msg.header.stamp.sec + msg.header.stamp.nanosec / 1e9) / 0.05)
+            due = pending[0][0] if pending else time.monotonic() + 0.12
+            pending[:] = [(due, step)]  # the answer names its state: v = 0.001 * step
+        controller.create_subscription(Odometry, odom_topic(0), on_odometry, ODOM_QOS)
+        applied = []  # per step: (the step whose state it started from, the command's v)
+        sim.add_step_listener(lambda fleet: applied.append((sim.steps - 1, float(sim.commands[0, 0]))))
+
+        def answer_due():
+            while pending and pending[0][0] <= time.monotonic():
+                pub.publish(Twist(linear=Vector3(x=0.001 * pending.pop(0)[1])))
+        graph.spin_until(lambda: sim.steps >= 25, timeout=30.0, every=answer_due)
+        graph.remove(controller)
+        graph.remove(sim)
+        answered = [(step, v) for step, v in applied[2:] if v > 0]
+        return answered, sim.late_commands
+
+    def on_time(answered):
+        return sum(v == pytest.approx(0.001 * step) for step, v in answered) / len(answered)
+
+    answered, late = run(4.0)
+    assert len(answered) >= 20 and late == 0
+    assert on_time(answered) >= 0.9, answered[:8]
+    answered, late = run(0.0)
+    assert late > 0 and on_time(answered) < 0.5, answered[:8]
