@@ -314,6 +314,11 @@ class FleetSim:
             self._travelled)
         self.time += self._dt
 
+    def hold_control(self) -> None:
+        """Advance the clock by one control period with every robot held where it is (no motion, no stall
+        drawn, no noise drawn): a fleet waiting for its first decision, as an offline rollout starts."""
+        self.time += self._dt
+
     @property
     def control_period(self) -> float:
         return self._dt

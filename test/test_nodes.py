@@ -584,6 +584,7 @@ def test_fleet_sim_odometry_frames_and_command_timeout(graph, world):
     from altmarl_ros.nodes.fleet_sim import FleetSimNode
 
     sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": 3, "real_time_factor": 2.0,
+                                  "hold_until_decision": False,
                                   "cmd_vel_timeout": 0.5}, context=graph.context))
     history = _record_poses(sim)
     probe = graph.add(rclpy.create_node("probe", context=graph.context))
@@ -670,6 +671,7 @@ def test_fleet_sim_waits_for_a_slow_controller_so_every_step_uses_the_command_fo
 
     def run(max_wait):
         sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": 1, "cmd_vel_timeout": 60.0,
+                                      "hold_until_decision": False,
                                       "max_command_wait": max_wait}, context=graph.context))
         controller = graph.add(rclpy.create_node(f"slow_controller_{int(max_wait)}", context=graph.context))
         pub = controller.create_publisher(Twist, cmd_vel_topic(0), CMD_VEL_QOS)

@@ -16,6 +16,11 @@ start pose, and a latched /tf_static carries map -> <robot>/odom.
 A command older than `cmd_vel_timeout` sim seconds is replaced by zero
 velocity, so a robot whose controller died brakes to a stop.
 
+Until the first GlobalCommand (`hold_until_decision`, default true) the fleet
+holds still at its start: /clock runs, but no robot moves and no stall is drawn.
+An offline rollout's first decision sees the start state; a simulator idling
+while the graph comes up had 15-32 of 200 workers stalled by then.
+
 Steps keep in order with the controllers (lockstep): a step is due every
 control period of wall time (scaled), and it also waits, up to
 `max_command_wait` control periods, until every robot that answered the last
@@ -30,20 +35,22 @@ import math
 import sys
 
 import numpy as np
+from altmarl_msgs.msg import GlobalCommand
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rosgraph_msgs.msg import Clock as ClockMsg
 
-from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEPOT, MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, base_frame,
-                               cmd_vel_topic, odom_frame, odom_topic)
+from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEPOT, GLOBAL_COMMAND_TOPIC, MAP_FRAME, TF_STATIC_TOPIC,
+                               TF_TOPIC, base_frame, cmd_vel_topic, odom_frame, odom_topic)
 from altmarl_ros.nodes._cdr import odometry_cdr, odometry_frames, twist_stamped_velocity, twist_velocity
 from altmarl_ros.node_parameters import NODE_PARAMETERS, ODOM_FRAME_MODES
 from altmarl_ros.nodes._params import (declare_bool, declare_choice, declare_control_period, declare_float,
                                        declare_int, declare_roster, declare_scenario)
 from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
-from altmarl_ros.nodes._ros import CLOCK_QOS, CMD_VEL_QOS, LATCHED_QOS, ODOM_PUBLISH_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._ros import (CLOCK_QOS, CMD_VEL_QOS, GLOBAL_COMMAND_SUBSCRIPTION_QOS, LATCHED_QOS,
+                                    ODOM_PUBLISH_QOS, AltmarlNode, run_node)
 from altmarl_ros.nodes._validate import DroppedMessages
 
 try:  # not installable from the pip ROS wheels; present on a full ROS 2 install
@@ -86,6 +93,8 @@ class FleetSimNode(AltmarlNode):
             self, "real_time_factor", 1.0, "sim seconds per wall second; 0 = as fast as possible", minimum=0.0)
         self.cmd_vel_timeout = declare_float(
             self, "cmd_vel_timeout", 0.5, "sim s: an older cmd_vel is replaced by zero velocity", positive=True)
+        self.holding = declare_bool(self, "hold_until_decision", True,
+                                    "hold every robot still at its start until the first GlobalCommand")
         max_wait = declare_float(
             self, "max_command_wait", MAX_COMMAND_WAIT, "control periods (wall, scaled) a step waits for the "
             "controllers' commands on the last state before it uses older ones; 0 = never wait", minimum=0.0)
@@ -156,6 +165,9 @@ class FleetSimNode(AltmarlNode):
         self._timer = self.create_timer(self._period_ns / 1e9 / STEP_CHECKS_PER_PERIOD, self._on_timer,
                                         clock=self._wall)
         self.diagnostics = Diagnostics(self, "fleet simulator", self.diagnostic_status, self.dropped)
+        if self.holding:  # any message on the topic ends the hold (its content is the local agents' business)
+            self._start_sub = self.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, self._on_first_command,
+                                                       GLOBAL_COMMAND_SUBSCRIPTION_QOS, raw=True)
         self.clock_clash = False  # another /clock publisher was seen on this domain
         self.create_timer(CLOCK_CHECK_SEC, self._check_single_clock, clock=self._wall)
         self.get_logger().info(
@@ -218,8 +230,23 @@ class FleetSimNode(AltmarlNode):
         self.step()
         self._due_ns = max(self._due_ns + self._period_ns, now_ns)
 
+    def _on_first_command(self, data: bytes) -> None:
+        if self.holding:
+            self.holding = False
+            self.get_logger().info(f"first GlobalCommand at sim time {self.sim.time:.2f} s: the fleet starts")
+            self.destroy_subscription(self._start_sub)  # later commands are none of the simulator's business
+
     def step(self) -> None:
-        """One control period: apply fresh commands (stale ones -> 0), integrate, publish."""
+        """One control period: apply fresh commands (stale ones -> 0), integrate, publish (hold: time only)."""
+        if self.holding:
+            self.sim.hold_control()
+        else:
+            self._step_robots()
+        self._publish_state()
+        for listener in self._step_listeners:
+            listener(self.sim)
+
+    def _step_robots(self) -> None:
         answered = self._answered()
         stale = self.sim.time - self.command_time > self.cmd_vel_timeout
         self.commanded_steps += int(np.count_nonzero(~stale))
@@ -229,9 +256,6 @@ class FleetSimNode(AltmarlNode):
         self.sim.step_control()
         self.steps += 1
         self._awaited = answered
-        self._publish_state()
-        for listener in self._step_listeners:
-            listener(self.sim)
 
     def add_step_listener(self, listener) -> None:
         """Call `listener(fleet_sim)` after every control step (in-process monitors: welfare, tests)."""
