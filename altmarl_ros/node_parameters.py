@@ -26,6 +26,5 @@ NODE_PARAMETERS = {
                     "decision_period": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER},
     "local_agents": {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE,
                      "command_timeout": NUMBER, "max_clock_skew": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER},
-    "recorder": {"robots": ROBOT_IDS, "output": STRING, "record_odometry": BOOL},
     "markers": {**SCENARIO, **ROBOTS, **POSE_SOURCE, "marker_period": NUMBER, "odom_timeout": NUMBER},
 }

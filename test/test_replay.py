@@ -115,3 +115,14 @@ def test_bad_inputs_are_one_line_errors(recording, world, capsys, tmp_path):
         status, out = _replay(capsys, *argv)
         lines = out.err.strip().splitlines()
         assert status == 2 and len(lines) == 1 and expected in lines[0], (argv, out)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["demo", "--record-odometry"], "--record-odometry records into the --record file"),
+    (["demo", "--record", "{tmp}"], "--record {tmp} is a directory"),
+    (["launch", "--dry-run", "--record", "{tmp}"], "--record {tmp} is a directory"),
+])
+def test_a_bad_record_path_is_refused_before_any_work(argv, expected, tmp_path, capsys):
+    status = cli.main([word.format(tmp=tmp_path) for word in argv])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and expected.format(tmp=tmp_path) in lines[0], lines

@@ -36,9 +36,13 @@ def add_arguments(parser):
 
 def read_commands(path: Path) -> list:
     """Every GlobalCommand of the recording, decoded with its recorded schema, in log-time order."""
-    from mcap.exceptions import McapError
-    from mcap.reader import make_reader
-    from mcap_ros2.decoder import DecoderFactory
+    try:
+        from mcap.exceptions import McapError
+        from mcap.reader import make_reader
+        from mcap_ros2.decoder import DecoderFactory
+    except ImportError:
+        raise RecordingError("replay needs the mcap libraries: pip install mcap==1.6.0 mcap-ros2-support==0.6.0 "
+                             "(requirements.txt)") from None
 
     if not path.is_file():
         raise RecordingError(f"recording {path}: no such file; give the .mcap file `altmarl demo --record` wrote")

@@ -17,7 +17,7 @@ from nav_msgs.msg import Odometry
 
 from altmarl_ros.core.atomic import atomic_writer, check_output
 from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, odom_topic
-from altmarl_ros.node_parameters import NODE_PARAMETERS
+from altmarl_ros.node_parameters import BOOL, ROBOT_IDS, STRING
 from altmarl_ros.nodes._params import ParameterError, declare_bool, declare_robot_ids, declare_str
 from altmarl_ros.nodes._ros import GLOBAL_COMMAND_SUBSCRIPTION_QOS, ODOM_QOS, AltmarlNode, run_node
 
@@ -65,11 +65,14 @@ class RecorderNode(AltmarlNode):
     """Records GlobalCommands, the depot's and optionally every robot's odometry; see the module docstring."""
 
     DEFAULT_NAME = "recorder"
-    PARAMETERS = NODE_PARAMETERS["recorder"]
+    PARAMETERS = {"robots": ROBOT_IDS, "output": STRING, "record_odometry": BOOL}
 
     def setup(self) -> None:
-        from mcap.writer import Writer
-
+        try:
+            from mcap.writer import Writer
+        except ImportError:
+            raise ParameterError("the recorder needs the mcap library: pip install mcap==1.6.0 (requirements.txt)") \
+                from None
         output = declare_str(self, "output", "", "the MCAP file to write (replaced atomically at the end)",
                              required=True)
         self.path = check_output(output, flag="parameter 'output'")
