@@ -5,7 +5,7 @@ import pytest
 pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
-from test_nodes import Graph, _sim_nodes, world  # noqa: E402,F401 - the module fixture is used by name
+from test_nodes import Graph, _sim_nodes, graph, world  # noqa: E402,F401 - fixtures are used by name
 
 from altmarl_ros import cli  # noqa: E402
 
@@ -34,6 +34,58 @@ def recording(world, tmp_path_factory):  # noqa: F811
         graph.close()
         rclpy.try_shutdown(context=context)
     return path, recorder.messages
+
+
+def test_leaving_robots_skipped_epochs_and_a_restart_replay_exactly(world, graph, tmp_path, capsys):  # noqa: F811
+    """Hand-placed robots (test_nodes.FakeFleet): 6 of 10 leave (short samples, the filter's weight resized),
+    the depot's pose goes silent for epochs without a decision, then a new coordinator session."""
+    import time
+
+    from test_nodes import FakeFleet, _coordinator, _every
+
+    from altmarl_ros.commands.replay import read_commands
+    from altmarl_ros.nodes.recorder import RecorderNode
+
+    path = tmp_path / "faults.mcap"
+    recorder = graph.add(RecorderNode({"output": str(path)}, context=graph.context))
+    fleet = FakeFleet(graph, world["ring"], range(10))
+    depot_on = [True]
+    due = _every(0.05)
+
+    def publish():
+        if due():
+            for rid in fleet.active:
+                fleet.pubs[rid].publish(fleet.messages[rid])
+            if depot_on[0]:
+                fleet.depot_pub.publish(fleet.depot)
+
+    def run_until(done):
+        assert graph.spin_until(done, timeout=20.0, every=publish)
+
+    def commands():
+        return recorder.messages["/altmarl/global_command"]
+
+    coordinator = _coordinator(graph, world, robots=10, policy=world["filter"])
+    run_until(lambda: commands() >= 4)
+    fleet.active = set(range(4))  # still usable for odom_timeout = 0.5 s (5 decisions), then short samples
+    run_until(lambda: commands() >= 12)
+    depot_on[0] = False
+    silent = time.monotonic()
+    run_until(lambda: time.monotonic() - silent > 1.0)
+    depot_on[0] = True
+    back = commands()
+    run_until(lambda: commands() >= back + 3)
+    graph.remove(coordinator)
+    back = commands()
+    _coordinator(graph, world, robots=10, policy=world["filter"])
+    run_until(lambda: commands() >= back + 4)
+    graph.remove(recorder)
+    recorded = read_commands(path)
+    assert len({msg.session for msg in recorded}) == 2
+    assert max(msg.epochs_elapsed for msg in recorded) > 1
+    assert {msg.usable_robots for msg in recorded} >= {4, 10}
+    status, out = _replay(capsys, path, "--policy", world["filter"])
+    assert f"{len(recorded)} of {len(recorded)} decisions match" in out.out and status == 0, out
 
 
 def _policy_for_k(world, tmp_path, k):
