@@ -32,6 +32,7 @@ setup(
             "altmarl_coordinator = altmarl_ros.nodes.coordinator:main",
             "altmarl_local_agents = altmarl_ros.nodes.local_agents:main",
             "altmarl_markers = altmarl_ros.nodes.markers:main",
+            "altmarl_recorder = altmarl_ros.nodes.recorder:main",
         ],
     },
 )

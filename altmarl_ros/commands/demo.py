@@ -25,6 +25,7 @@ import time
 from altmarl_ros.commands import print_json
 from altmarl_ros.errors import UsageError
 from altmarl_ros.commands._flags import count, real
+from altmarl_ros.commands._record import add_record_arguments, check_record_output, recorder_nodes
 
 HELP = ("train a policy if none exists, run the simulated fleet under ROS 2 with it, and print the welfare "
         "achieved next to the offline evaluation")
@@ -64,6 +65,7 @@ def add_arguments(parser):
                         help="seed of the fleet (start poses, noise, subsets, local draws) and so of the start the "
                              "offline evaluation shares (default: a new one each run, printed)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
+    add_record_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars or status line")
 
 
@@ -83,6 +85,7 @@ def run(args) -> int:
                                                ("seed", seed)) if value is not None}
     fleet = fleet_plan.load_fleet(args.fleet, overrides)
     scenario = load_scenario(fleet.common["scenario"])
+    check_record_output(args, [args.fleet, fleet.common["policy"], scenario.source])
     check_demo_work(args, fleet, scenario)
     policy = _ready_policy(args, fleet, scenario, fleet.common.get("k"))
     fleet_plan.check_policy_k(fleet, policy.k)
@@ -100,7 +103,7 @@ def run(args) -> int:
         f"{target_epochs} decision epochs of {decision_period:g} s, fleet seed {seed} (--seed {seed} repeats "
         f"it), ROS_DOMAIN_ID {domain}, {'one process per node' if args.processes else 'all nodes in one process'}")
 
-    run_result = run_fleet(fleet, target_epochs, args.processes, show and not args.json)
+    run_result = run_fleet(fleet, target_epochs, args.processes, show and not args.json, record=args)
     monitor = run_result["monitor"]
     if monitor.epochs == 0:
         raise fleet_plan.LaunchError("the fleet completed no decision epoch (no GlobalCommand reached the "
@@ -195,8 +198,9 @@ def _train(scenario, k: int, path, n: int, quiet: bool) -> None:
         train.run(train_args)
 
 
-def run_fleet(fleet, target_epochs: int, processes: bool, show: bool) -> dict:
-    """Run the node set plus a welfare monitor until `target_epochs` epochs are complete."""
+def run_fleet(fleet, target_epochs: int, processes: bool, show: bool, record=None) -> dict:
+    """Run the node set plus a welfare monitor (and a recorder when record.record names a file) until
+    `target_epochs` epochs are complete."""
     from altmarl_ros import fleet_plan, supervisor
     from altmarl_ros.nodes.welfare_monitor import WelfareMonitorNode
 
@@ -206,7 +210,7 @@ def run_fleet(fleet, target_epochs: int, processes: bool, show: bool) -> dict:
         params = {"scenario": fleet.common["scenario"], "n_robots": fleet.n_robots, "use_sim_time": True,
                   "log_every": 0}
         monitors.append(WelfareMonitorNode(params, context=context))
-        return monitors
+        return monitors + (recorder_nodes(record, fleet.n_robots, True, context) if record is not None else [])
 
     status = StatusLine(sys.stderr, enabled=show)
     started = time.monotonic()

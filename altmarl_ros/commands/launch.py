@@ -1,5 +1,6 @@
 """`altmarl launch`: start the fleet's nodes from config/fleet.yaml without the ROS 2 launch packages."""
 from altmarl_ros.commands._flags import real
+from altmarl_ros.commands._record import add_record_arguments, check_record_output, recorder_nodes
 
 from altmarl_ros.errors import UsageError
 
@@ -23,6 +24,7 @@ def add_arguments(parser):
     parser.add_argument("--print-commands", action="store_true",
                         help="print the `ros2 run` line of every planned node (one per host on a real fleet: "
                              "each robot's agent on its robot) and exit")
+    add_record_arguments(parser)
 
 
 def run(args) -> int:
@@ -32,6 +34,7 @@ def run(args) -> int:
         raise UsageError(f"--duration {args.duration}: must be > 0 seconds")
     fleet = fleet_plan.load_fleet(args.fleet, fleet_plan.parse_overrides(args.set))
     fleet_plan.check_start_time(fleet, args.duration)
+    check_record_output(args, [args.fleet, fleet.common.get("policy"), fleet.common.get("scenario")])
     specs = fleet_plan.plan_nodes(fleet, args.mode)
     fleet_plan.check_fleet(fleet, args.mode)  # what the nodes check at start, so --dry-run refuses it too
     if args.print_commands:
@@ -45,4 +48,6 @@ def run(args) -> int:
     how = f"{len(specs)} processes" if args.processes else "one process"
     print(f"altmarl launch: {len(specs)} nodes ({args.mode} fleet of {fleet.n_robots} robots, "
           f"k={fleet.common.get('k', 'the policy')}) in {how}; Ctrl-C stops", flush=True)
-    return supervisor.run(specs, processes=args.processes, duration=args.duration)
+    return supervisor.run(specs, processes=args.processes, duration=args.duration,
+                          local_nodes=lambda context: recorder_nodes(args, fleet.n_robots, args.mode == "sim",
+                                                                     context))

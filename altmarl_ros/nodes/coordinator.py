@@ -113,6 +113,7 @@ class CoordinatorNode(AltmarlNode):
             prediction = np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1))
         self.observer = Observer(spec, prediction, k, mu0=self.policy.observer_mu0)
         self._usable = None  # robots with usable odometry at the last decision
+        self._epochs_elapsed = 0  # observer.elapsed calls since the last decision (in the GlobalCommand, for replay)
         self.decision_period = declare_float(
             self, "decision_period", scenario.timing.decision_epoch,
             "s between decisions (default: the scenario's timing.decision_epoch, what the policy was trained on)",
@@ -275,6 +276,7 @@ class CoordinatorNode(AltmarlNode):
             return False
         if self.last_command is not None:  # one epoch passed under the s_g the robots were last sent
             self.observer.elapsed(self.last_command.global_state)
+            self._epochs_elapsed += 1
         depot = self._depot_pose(now_ns)
         if depot is None:
             logger.warning(f"no usable depot pose: {self._why_no_depot_pose(now_ns)}; no decision this epoch",
@@ -301,12 +303,14 @@ class CoordinatorNode(AltmarlNode):
         msg = GlobalCommand(session=self.session, epoch=self.epoch, global_state=s_g, global_action=action, k=self.k,
                             sampled_ids=[int(i) for i in ids], counts=counts.tolist(),
                             observer=self.observer.spec.name, estimate=self.observer.mu.tolist(),
-                            query_counts=query.tolist(), count_rank=count_rank, policy_id=self.policy.policy_id)
+                            query_counts=query.tolist(), count_rank=count_rank, policy_id=self.policy.policy_id,
+                            epochs_elapsed=self._epochs_elapsed, usable_robots=self._usable)
         msg.header.stamp = Time(nanoseconds=now_ns).to_msg()
         msg.header.frame_id = self.poses.map_frame
         self.command_pub.publish(msg)
         self.goal_zone = action
         self.last_command, self._last_decision_ns = msg, now_ns
+        self._epochs_elapsed = 0
         self.epoch += 1
         self.tick_seconds.append(time.perf_counter() - started)
         return True
