@@ -80,7 +80,8 @@ def _cpu_seconds():
 
 def ours(k, model, m, tol, table_mb, max_memory_mb, extrapolate=True):
     from altmarl_ros.core.counts import n_count_vectors
-    from altmarl_ros.core.glearn import g_learn, plan_memory
+    from altmarl_ros.core.glearn import g_learn
+    from altmarl_ros.core.glearn_memory import plan_memory
     from altmarl_ros.experiments.glearn_probe import peak_rss_mb
 
     game = _load(model)
