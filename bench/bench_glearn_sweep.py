@@ -5,8 +5,9 @@
 
 One surrogate (uniform locals, seed 0) per repeat: `fill` is its construction (alias tables,
 sampled costs, the stored draws), `sweep` the seconds of one Jacobi sweep that gathers (from
-V = 1, averaged over --sweeps). Each figure is the minimum over --repeats, the least disturbed
-by other jobs on a shared machine. `codes` stores every row as 16-bit codes with room for the
+V = 1, averaged over --sweeps); wall seconds, and `_cpu` the process's CPU seconds (all threads),
+which waiting for a busy CPU does not inflate. Each figure is the minimum over --repeats, the
+least disturbed by other jobs on a shared machine. `codes` stores every row as 16-bit codes with room for the
 escaped ranks (as the k = 100 bench does under --max-memory 2048). To time another version of
 the code in the same session, run this script with PYTHONPATH=<that checkout> (its numba cache
 is its own, beside its sources) and interleave the runs. Prints one JSON line.
@@ -41,18 +42,21 @@ def measure(k, model, layout, m, sweeps, repeats):
     table_bytes = _table_bytes(game, k, m, layout)
     warm = _Surrogate(game, uniform, 2, m, 0, table_bytes)  # load the kernels
     warm.iterate(np.ones((warm.n_f, game.n_sg)), 0.0, 2)
-    fills, sweep_times = [], []
+    fills, sweep_times, fill_cpu, sweep_cpu = [], [], [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         surrogate = _Surrogate(game, uniform, k, m, 0, table_bytes)
         fills.append(time.perf_counter() - started)
+        fill_cpu.append(time.process_time() - cpu)
         V = np.ones((surrogate.n_f, game.n_sg))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         surrogate.iterate(V, 0.0, sweeps)
         sweep_times.append((time.perf_counter() - started) / sweeps)
+        sweep_cpu.append((time.process_time() - cpu) / sweeps)
     plan = surrogate.plan
     return dict(k=k, model=Path(model).stem, layout=plan.layout, stored=plan.cached_fraction,
                 escapes_stored=plan.escapes_stored, fill=min(fills), sweep=min(sweep_times),
+                fill_cpu=min(fill_cpu), sweep_cpu=min(sweep_cpu),
                 fills=[round(t, 3) for t in fills], sweeps=[round(t, 4) for t in sweep_times],
                 code=str(Path(altmarl_ros.__file__).parent))
 

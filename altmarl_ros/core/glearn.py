@@ -94,7 +94,7 @@ def _gather_rows(V, rows, w):
 
     Up to 8 global states the sums live in scalars (registers): an array w updated
     in the loop is stored and reloaded at every step, since it might alias V
-    (docs/training.md, G-LEARN kernels).
+    (docs/training.md, Kernel figures).
     """
     S_g = V.shape[1]
     if S_g > 8:

@@ -47,7 +47,7 @@ class Draws(NamedTuple):
     cols: np.ndarray  # [S_l - 1, k + S_l]: C(n, j + 1), the terms of rank() a code is decoded with
     mean_cum: np.ndarray  # [S_g, S_l, S_l - 1]: the expected cumulative moves, centres of a code's windows
     accept: np.ndarray  # the alias tables' records (_alias_records) [S_g, S_l, S_l - 1, k + 1, k + 1, 2]
-    choice: np.ndarray
+    choice: np.ndarray  # the same records as int32 [..., 4]: x at [..., 2], its alias at [..., 3]
     order: np.ndarray  # [S_g, S_l, S_l]: the targets of each source state, most likely first
     key: np.uint64  # the counter RNG's key, from the seed
     escape_start: np.ndarray
@@ -185,7 +185,7 @@ def _alias_pick(row_accept, row_choice, at, fraction):
 
     The comparison picks an index into the record, not a branch: as a select between
     two loaded values, the compiler turned it into a jump the CPU mispredicted about
-    every other draw (docs/training.md, G-LEARN kernels).
+    every other draw (docs/training.md, Kernel figures).
     """
     take = np.uint64(fraction >= row_accept[at * np.uint64(2)])
     return np.int64(row_choice[at * np.uint64(4) + np.uint64(2) + take])
