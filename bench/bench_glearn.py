@@ -11,7 +11,9 @@ Columns: setup = alias tables + stored draws; iterate = the sweeps; a backup
 is one (s_g, F) state (m gathers, all actions); CPU = user+system seconds of
 all threads; arrays = what the memory plan counts (alias tables, two V, draws,
 Q and pi_g); RSS = the process's peak (VmHWM). The plan line under each row is
-what G-LEARN printed up front (layout, stored share, recomputation cost).
+what G-LEARN printed up front (layout, stored share, recomputation cost); the answer
+line is the exact value, residual and a SHA-256 of Q and pi_g, so a refactor can show
+that it gives the same answer bit for bit.
 --k100 adds k = 100 (4.6 M count vectors). --plain turns off the slow-mode
 extrapolation (plain McQueen-shifted value iteration, as before it). --max-memory: a budget in MiB for
 G-LEARN's arrays (plan_memory picks the layout); otherwise --table-mb bounds the
@@ -21,6 +23,7 @@ vectors). --authors: a checkout of github.com/emiletimothy/alternating-marl
 model with their hyperparameters (30 samples, 100 sweeps, tol 1e-6), uniform locals.
 """
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -77,7 +80,8 @@ def _cpu_seconds():
 
 def ours(k, model, m, tol, table_mb, max_memory_mb, extrapolate=True):
     from altmarl_ros.core.counts import n_count_vectors
-    from altmarl_ros.core.glearn import g_learn, plan_memory
+    from altmarl_ros.core.glearn import g_learn
+    from altmarl_ros.core.glearn_memory import plan_memory
     from altmarl_ros.experiments.glearn_probe import peak_rss_mb
 
     game = _load(model)
@@ -96,7 +100,8 @@ def ours(k, model, m, tol, table_mb, max_memory_mb, extrapolate=True):
                 backups_per_s=result.sweeps * game.n_sg * n_f / iterate,
                 cpu=_cpu_seconds() - cpu_before, cached=result.table_fraction,
                 arrays_mb=result.plan.peak_bytes / 2**20, rss_mb=peak_rss_mb(), rss_before_mb=rss_before,
-                value=result.value, plan=result.plan.describe())
+                value=result.value, plan=result.plan.describe(),
+                answer_sha256=hashlib.sha256(result.Q.tobytes() + result.pi_g.tobytes()).hexdigest())
 
 
 def authors(k, model, checkout):
@@ -146,6 +151,8 @@ def _ours_table(args, ks, model):
               f"{r['sweeps']:>6} {r['residual']:>9.2e} {r['backups_per_s']:>10.3e} {r['cpu']:>7.1f} "
               f"{r['cached']:>6.0%} {r['arrays_mb']:>9.0f} {r['rss_mb']:>7.0f} {r['value']:>9.4f}", flush=True)
         print(f"     plan: {r['plan']}", flush=True)
+        print(f"     answer: value {r['value']!r}, residual {r['residual']!r}, Q and pi_g sha256 "
+              f"{r['answer_sha256'][:16]}", flush=True)
 
 
 def main():

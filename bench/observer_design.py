@@ -19,7 +19,7 @@ import numpy as np
 
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.evaluate import _estimate, rollout_welfare
-from altmarl_ros.core.glearn import fold_local_policy
+from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import load_model
 from altmarl_ros.core.observer import ObserverSpec
 

@@ -9,8 +9,8 @@ import pytest
 
 from _learn_reference import count_vectors, exact_Q, exact_surrogate, initial_weights, next_counts_law, random_game
 from altmarl_ros.core.counts import rank
-from altmarl_ros.core.glearn import (_SlowModeExtrapolation, _Surrogate, _extrapolate, fold_local_policy, g_learn,
-                                      global_best_response_gain)
+from altmarl_ros.core.fused import fold_local_policy
+from altmarl_ros.core.glearn import _SlowModeExtrapolation, _Surrogate, _extrapolate, g_learn, global_best_response_gain
 from altmarl_ros.core.model import make_game
 from altmarl_ros.errors import LearnError
 
@@ -49,7 +49,7 @@ def test_draws_follow_the_exact_next_count_law(game, pi_l):
             exact = np.zeros(n_f)
             for F_next, prob in next_counts_law(list(F), P_fused[g]).items():
                 exact[rank(np.array(F_next))] = prob
-            empirical = np.bincount(surrogate.table[f, g], minlength=n_f) / m
+            empirical = np.bincount(surrogate.draws.ranks[f, g], minlength=n_f) / m
             worst = max(worst, 0.5 * np.abs(empirical - exact).sum())
     assert worst < 0.01, worst
 

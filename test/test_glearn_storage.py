@@ -8,7 +8,8 @@ import pytest
 
 from _learn_reference import random_game
 from altmarl_ros.core import glearn
-from altmarl_ros.core.glearn import g_learn, global_best_response_gain, plan_memory
+from altmarl_ros.core.glearn import g_learn, global_best_response_gain
+from altmarl_ros.core.glearn_memory import plan_memory
 from altmarl_ros.errors import LearnError
 
 K, M = 10, 30
@@ -87,9 +88,9 @@ def test_a_cold_start_skips_the_first_sweeps_gathers_bit_for_bit(game, pi_l, ref
     calls = []
     sweep = glearn._Surrogate._sweep
 
-    def spy(self, *args):
-        calls.append(args[-1] if len(args) == 10 else False)
-        return sweep(self, *args)
+    def spy(self, *args, from_zero=False):
+        calls.append(from_zero)
+        return sweep(self, *args, from_zero=from_zero)
 
     monkeypatch.setattr(glearn._Surrogate, "_sweep", spy)
     _same(g_learn(game, pi_l, K, m=M, seed=5), reference)
@@ -163,7 +164,7 @@ def test_the_size_check_budgets_the_plan_not_int32_draws(warehouse_game):
     2.6 GiB, but the plan's codes fit, so the check passes and returns that plan (nothing allocated);
     ALTERNATING-MARL, which keeps draws and Q together plus its reserve, gets a partial store instead."""
     from altmarl_ros.core import budget
-    from altmarl_ros.core.glearn import alternation_reserve, check_learning_size
+    from altmarl_ros.core.glearn_memory import alternation_reserve, check_learning_size
 
     warehouse = warehouse_game
     two_gib = 2 << 30

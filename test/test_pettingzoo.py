@@ -19,7 +19,7 @@ from _tiny_model import tiny_arrays
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
-from altmarl_ros.core.glearn import fold_local_policy
+from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import make_game, save_model
 from altmarl_ros.core.observer import ObserverError, ObserverSpec
 from altmarl_ros.core.policy import build_policy, save_policy

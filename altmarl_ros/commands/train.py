@@ -142,7 +142,7 @@ def write_learning_curve(path: Path, rows, residuals, title: str) -> None:
 
 def _memory_budget(args, source) -> int:
     """The global --max-memory (bytes) as G-LEARN's budget, after printing (stderr) the plan it picks and its time cost."""
-    from altmarl_ros.core.glearn import plan_memory
+    from altmarl_ros.core.glearn_memory import plan_memory
 
     plan = plan_memory(source, args.k, args.m, max_memory=args.max_memory, seed=args.seed, alternating=True)
     print(f"G-LEARN memory plan (--max-memory {args.max_memory / 2**20:.0f} MiB): {plan.describe()}", file=sys.stderr)
@@ -165,7 +165,7 @@ def _deployment_scorer(args, scenario, game):
         return score, sizes, selection_seed
     from altmarl_sim.rollout import sim_rollout_welfare
 
-    from altmarl_ros.core.glearn import fold_local_policy
+    from altmarl_ros.core.fused import fold_local_policy
 
     def score(pi_g, pi_l, k, observer, seed):
         prediction = (fold_local_policy(game, pi_l)[0], game.mu0_l)
@@ -331,7 +331,7 @@ def run(args) -> int:
                "converged": result.converged, "stop_reason": result.stop_reason,
                "seconds": trained.seconds, "rounds": rows, "observer_candidates": candidates,
                "deployed_check": {**comparison_json(learned, baseline_name, baseline), "seconds": check_seconds}}
-    from altmarl_ros.core.glearn import fold_local_policy
+    from altmarl_ros.core.fused import fold_local_policy
 
     prediction = (fold_local_policy(game, trained.pi_l)[0], game.mu0_l)  # what the filter predicts with
     artifact = build_policy(trained.pi_g, trained.pi_l, args.k, config=config, metrics=metrics,

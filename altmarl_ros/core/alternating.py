@@ -43,9 +43,9 @@ import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.baselines import constant_global_candidates
-from altmarl_ros.core.glearn import (DEFAULT_MAX_SWEEPS, DEFAULT_TABLE_BYTES, alternation_budget, check_learning_args,
-                                     check_max_memory, learn_with_surrogate, surrogate_gain)
-from altmarl_ros.core.glearn import fold_local_policy
+from altmarl_ros.core.fused import fold_local_policy
+from altmarl_ros.core.glearn import DEFAULT_MAX_SWEEPS, check_learning_args, learn_with_surrogate, surrogate_gain
+from altmarl_ros.core.glearn_memory import DEFAULT_TABLE_BYTES, alternation_budget, check_max_memory
 from altmarl_ros.core.llearn import l_learn
 from altmarl_ros.core.policy import check_local_policy, uniform_local_policy
 from altmarl_ros.core.sampler import DEFAULT_POOL, as_game

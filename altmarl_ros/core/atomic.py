@@ -26,7 +26,7 @@ from pathlib import Path
 
 from altmarl_ros.errors import AltmarlError
 
-# A leftover of the old naming (no pid) is removed once it is this old.
+# A temporary file named without a pid has no writer to ask about: it counts as a leftover once it is this old.
 STALE_UNNAMED_SEC = 3600.0
 
 

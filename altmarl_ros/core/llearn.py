@@ -40,7 +40,7 @@ from numba import njit, prange
 from altmarl_ros.core import budget
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.counts import unrank_kernel, n_count_vectors
-from altmarl_ros.core.glearn import log_or_minus_inf, log_factorials, log_multinomial_pmf, fold_local_policy
+from altmarl_ros.core.fused import fold_local_policy, log_factorials, log_multinomial_pmf, log_or_minus_inf
 from altmarl_ros.core.model import MeanFieldGame
 from altmarl_ros.core.policy import (FOR_THIS_K, check_global_policy, check_local_policy,
                                      uniform_local_policy)

@@ -223,7 +223,7 @@ def scale_counts(counts, K: int) -> np.ndarray:
 class Observer:
     """One running observer (the coordinator's, or one rollout's): `decide` per decision.
 
-    P_fused is the locals' fused model [S_g, S_l, S_l] (glearn.fold_local_policy of
+    P_fused is the locals' fused model [S_g, S_l, S_l] (fused.fold_local_policy of
     the policy's pi_l on the model it was trained on); k the robots sampled per
     decision; mu0 the model's initial local distribution (used when spec.prior > 0).
     """

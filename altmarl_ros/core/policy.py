@@ -31,6 +31,7 @@ import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_ros.core.counts import RANKING_SCHEME, CountsError, n_count_vectors, rank
+from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import as_float_array, check_stochastic
 from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
 from altmarl_ros.core.safe_files import clip_text, load_npz, parse_json
@@ -306,8 +307,7 @@ def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=N
     observer_P = observer_mu0 = None
     if observer is not None and observer.name == "filter":
         if prediction is None and game is not None:
-            P = np.einsum("jga,jgat->gjt", pi_l, game.P_l)  # = glearn.fold_local_policy (no import cycle)
-            prediction = (P, game.mu0_l)
+            prediction = (fold_local_policy(game, pi_l)[0], game.mu0_l)
         if prediction is None:
             raise PolicyError("a filter policy needs the game or prediction = (P_fused, mu0) it predicts with")
         observer_P, observer_mu0 = prediction

@@ -4,9 +4,8 @@ A node following n robots at 20 Hz receives 20 n messages a second. A plain
 subscription builds a Python Odometry for each (~30 us); a raw one hands over
 the bytes, and storing them costs almost nothing. The coordinator looks at
 only k robots per decision, so it keeps bytes and receive times here and
-decodes just the k it samples (issue 6: it "must not pay full deserialisation
-for all n odometry streams every tick"); local agents decode their robots'
-poses once per control tick.
+decodes just the k it samples, not all n streams every tick; local agents
+decode their robots' poses once per control tick.
 """
 from typing import Optional, Sequence, Tuple
 
