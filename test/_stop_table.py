@@ -8,6 +8,10 @@ processes, so they can be frozen (SIGSTOP: a stale coordinator), killed
 driven by a stand-in navigator here (each robot's latest goal_pose, go-to-goal),
 as Nav2 would drive them.
 
+Times: an e-stop and a SIGINT in wall seconds from the call or signal; a stale or killed coordinator in
+sim seconds (the clock command_timeout counts in) from the last GlobalCommand's stamp, since the simulator's
+clock may run slower than the wall on a loaded machine.
+
 "At rest" means: with twist / twist_stamped every worker's latest cmd_vel is
 zero; with goal_pose every worker's latest goal is a hold (a goal at its own
 pose, not a zone centre). Once at rest, a robot that is sent a non-zero cmd_vel
@@ -36,7 +40,8 @@ HOLD_WATCH = 1.0  # s: after rest, how long nothing may command a robot to move
 class Row:
     command_type: str
     cause: str
-    seconds_to_rest: float  # from the cause (e-stop call, last GlobalCommand, signal) to every robot at rest
+    seconds_to_rest: float  # from the cause (e-stop call, signal: wall s; last GlobalCommand: sim s, the clock
+    # command_timeout counts in, from the command's stamp) to every robot at rest
     commanded_after_stop: int  # messages after rest that told a robot to move (must be 0)
 
 
@@ -98,6 +103,7 @@ class StopTrial:
 
     def _on_command(self, msg) -> None:
         self.last_command_wall = time.monotonic()
+        self.last_command_sim = msg.header.stamp.sec + msg.header.stamp.nanosec / 1e9
 
     def _is_hold(self, goal) -> bool:
         return not np.any(np.all(np.isclose(self.centres, goal, rtol=0, atol=1e-9), axis=1))
@@ -119,6 +125,9 @@ class StopTrial:
                 self.sim.commands[i] = float(v), float(w)
                 self.sim.command_time[i] = self.sim.sim.time
 
+    def _sim_now(self) -> float:
+        return self.sim.sim.time
+
     def moving(self) -> bool:
         return float(np.abs(self.sim.commands[:self.n, 0]).max()) > 0.05
 
@@ -137,10 +146,11 @@ class StopTrial:
             self.executor.spin_once(timeout_sec=0.005)
         return done()
 
-    def _measure(self, cause: str, since, timeout: float) -> Row:
-        """Wait for rest, then watch HOLD_WATCH s for any command to move; since() -> the cause's time."""
+    def _measure(self, cause: str, since, timeout: float, clock=time.monotonic) -> Row:
+        """Wait for rest, then watch HOLD_WATCH s for any command to move; since() -> the cause's time on
+        `clock` (wall by default)."""
         rested = self.spin_until(self.at_rest, timeout)
-        rest_wall = time.monotonic()
+        rest_time = clock()
         self.violations = 0
         self._watching = True
         if self.command_type != "goal_pose":
@@ -149,7 +159,7 @@ class StopTrial:
         self._watching = False
         if self.command_type != "goal_pose":
             self.sim._step_listeners.remove(self._count_moves)
-        seconds = rest_wall - since() if rested else math.inf
+        seconds = rest_time - since() if rested else math.inf
         return Row(self.command_type, cause, seconds, self.violations)
 
     def _count_moves(self, fleet) -> None:
@@ -182,12 +192,13 @@ class StopTrial:
         self._drive()
 
         self.coordinator.send_signal(signal.SIGSTOP)  # frozen: alive on the graph, silent
-        rows.append(self._measure("stale", lambda: self.last_command_wall, 3 * COMMAND_TIMEOUT))
+        rows.append(self._measure("stale", lambda: self.last_command_sim, 3 * COMMAND_TIMEOUT, self._sim_now))
         self.coordinator.send_signal(signal.SIGCONT)
         self._drive()
 
         self.coordinator.send_signal(signal.SIGKILL)
-        rows.append(self._measure("coordinator killed", lambda: self.last_command_wall, 3 * COMMAND_TIMEOUT))
+        rows.append(self._measure("coordinator killed", lambda: self.last_command_sim, 3 * COMMAND_TIMEOUT,
+                                  self._sim_now))
         self.coordinator.wait(10)
         self.coordinator = _node_process("coordinator", self.params)
         self._drive()

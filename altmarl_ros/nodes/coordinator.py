@@ -65,6 +65,7 @@ from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
 from altmarl_ros.core.observer import Observer
 
 WARN_EVERY_SEC = 5.0
+START_WAIT_PERIODS = 3.0  # before the first decision, how long to wait for the whole roster to report
 GRAPH_SCAN_SEC = 2.0
 
 
@@ -177,6 +178,8 @@ class CoordinatorNode(AltmarlNode):
 
         self._period_ns = int(round(self.decision_period * 1e9))
         self._next_decision_ns = None  # the next decision boundary; None until the first tick
+        self._first_tick_ns = None
+        self._start_warned = False
         self._slack_ns = int(control_period * 0.5e9)
         self.create_timer(control_period, self.tick)
         self.create_timer(GRAPH_SCAN_SEC, self.scan_for_unknown_robots)
@@ -250,23 +253,34 @@ class CoordinatorNode(AltmarlNode):
     def tick(self) -> None:
         """Control-rate tick: decide if a decision boundary has passed, then steer the depot.
 
-        Until the first decision is made, every tick tries (one skipped epoch is counted per period):
-        the fleet is not left idle for a period first (where robots stall), and the schedule's
-        boundaries follow the first decision, as a rollout's epochs follow its start."""
+        Until the first decision is made, every tick tries once the whole roster reports a fresh pose
+        (or START_WAIT_PERIODS decision periods after the first tick, with whoever reports; one skipped
+        epoch is counted per period): a first sample drawn while discovery is still under way would come
+        from the robots found first, not the fleet. The schedule's boundaries then follow the first
+        decision, as a rollout's epochs follow its start."""
         now_ns = self._now_ns()
+        if self._first_tick_ns is None:
+            self._first_tick_ns = now_ns
         decide_now, self._next_decision_ns = decision_schedule(self._next_decision_ns, now_ns,
                                                                self._period_ns, self._slack_ns)
-        if decide_now:
-            decided = self.decide(now_ns)
-            if not decided:
+        if self.epoch == 0:
+            if not self.stopped and self._fleet_ready(now_ns) and self.decide(now_ns):
+                self._next_decision_ns = now_ns + self._period_ns
+            elif decide_now:
                 self.skipped_decisions += 1
-        elif self.epoch == 0 and not self.stopped:
-            decided = self.decide(now_ns)
-        else:
-            decided = False
-        if decided and self.epoch == 1:
-            self._next_decision_ns = now_ns + self._period_ns
+        elif decide_now and not self.decide(now_ns):
+            self.skipped_decisions += 1
         self.drive_depot()
+
+    def _fleet_ready(self, now_ns: int) -> bool:
+        """Before the first decision: every robot of the roster has a fresh pose, or waiting is over."""
+        waited = now_ns - self._first_tick_ns >= START_WAIT_PERIODS * self._period_ns
+        if self.stale_robots(now_ns) and waited and not self._start_warned:
+            self._start_warned = True
+            self.get_logger().warning(f"{self.stale_robots(now_ns)} of {len(self.robot_names)} robots have no fresh "
+                                      f"pose {START_WAIT_PERIODS:g} decision periods after start: deciding without "
+                                      f"them")
+        return waited or self.stale_robots(now_ns) == 0
 
     def decide(self, now_ns: int) -> bool:
         """One decision epoch at clock time now_ns (see the module docstring); False if none was made."""
