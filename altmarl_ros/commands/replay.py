@@ -57,6 +57,8 @@ def read_commands(path: Path) -> list:
             for schema, channel, _, msg in reader.iter_decoded_messages(log_time_order=True):
                 if channel.topic.endswith(COMMAND_TOPIC_SUFFIX) and schema.name == COMMAND_SCHEMA:
                     commands.append(msg)
+    except RecordingError:
+        raise  # our own finding, already named (AltmarlError is a ValueError too)
     except (McapError, ValueError, EOFError) as err:
         raise RecordingError(f"recording {path}: not a readable MCAP file ({type(err).__name__}: "
                              f"{str(err)[:120]})") from None
