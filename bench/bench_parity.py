@@ -21,15 +21,12 @@ from pathlib import Path
 
 
 def best_constant(scenario, game, k, n, epochs, rollouts):
-    """The constant dispatcher's PolicyArtifact: argmax over a_g of the offline welfare from random starts."""
-    from altmarl_ros.core.baselines import constant_global_candidates
+    """The constant dispatcher's PolicyArtifact: the best blind constant (chosen from random starts)."""
     from altmarl_ros.core.policy import build_policy
-    from altmarl_sim.rollout import sim_rollout_welfare
+    from altmarl_sim.rollout import best_blind_constant
 
-    scored = [(sim_rollout_welfare(scenario, c.pi_g, c.pi_l, k, n=n, horizon=epochs, seeds=1, rollouts=rollouts,
-                                   seed=0).mean, c) for c in constant_global_candidates(game, k)]
-    value, winner = max(scored, key=lambda pair: pair[0])
-    print(f"best constant dispatcher: {winner.detail} (offline {value:.3f} from random starts)", flush=True)
+    winner, _ = best_blind_constant(scenario, game, k, 0, n=n, horizon=epochs, seeds=1, rollouts=rollouts, seed=0)
+    print(f"best constant dispatcher: {winner.detail} (chosen by offline welfare from random starts)", flush=True)
     return build_policy(winner.pi_g, winner.pi_l, k, n_ag=scenario.sizes[1],
                         scenario=(scenario.name, scenario.content_hash())), winner.detail
 

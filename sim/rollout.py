@@ -180,6 +180,22 @@ def starting_like(start_seed: int, fleet=FleetSim):
     return build
 
 
+def best_blind_constant(scenario: Scenario, game, k: int, start_seed: int, **rollout_args):
+    """(the best constant a_g, its WelfareEstimate from FleetSim(start_seed)'s start): the constant is
+    chosen by welfare from random starts, as a population-blind dispatcher that does not know the start
+    must be; choosing it on the start's own rollouts would let it see the start (and favour it by taking
+    the best of |A_g| noisy means). rollout_args as sim_rollout_welfare's (n, horizon, rollouts, ...)."""
+    from dataclasses import replace
+
+    from altmarl_ros.core.baselines import constant_global_candidates
+
+    candidates = constant_global_candidates(game, k)
+    chosen = max(candidates, key=lambda c: sim_rollout_welfare(scenario, c.pi_g, c.pi_l, k, **rollout_args).mean)
+    estimate = sim_rollout_welfare(scenario, chosen.pi_g, chosen.pi_l, k, fleet=starting_like(start_seed),
+                                   **rollout_args)
+    return chosen, replace(estimate, detail=chosen.detail)
+
+
 def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:
     """sim_rollout_welfare of a PolicyArtifact under the observer it records."""
     return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, policy.k, observer=policy.observer,

@@ -289,7 +289,8 @@ class StatusLine:
 
 def _offline_runs(n_ag: int) -> int:
     """Rollout sets of the offline evaluation: the policy from the run's start and from random starts,
-    each constant a_g, and the best constant again (what _offline_welfare runs, check_demo_work prices)."""
+    each constant a_g from random starts, and the chosen one from the run's start (what _offline_welfare runs,
+    check_demo_work prices)."""
     return 2 + n_ag + 1
 
 
@@ -299,7 +300,7 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
     from tqdm import tqdm
 
     from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model, run_dir
-    from altmarl_sim.rollout import policy_sim_welfare, sim_baselines, starting_like
+    from altmarl_sim.rollout import best_blind_constant, policy_sim_welfare, starting_like
 
     # the estimated model for the constants' local best responses: the cache if training left one,
     # else computed without writing (a demo given a policy writes nothing under runs/)
@@ -315,10 +316,9 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
 
         args = dict(n=n, horizon=horizon, seeds=1, rollouts=rollouts, seed=seed, progress=advance)
         anywhere = policy_sim_welfare(scenario, policy, **args)
-        args["fleet"] = starting_like(seed)
-        learned = policy_sim_welfare(scenario, policy, **args)
-        constant = sim_baselines(scenario, game, policy.k, names=["best_constant_global"], **args)
-    return learned, constant["best_constant_global"], anywhere
+        _, constant = best_blind_constant(scenario, game, policy.k, seed, **args)
+        learned = policy_sim_welfare(scenario, policy, fleet=starting_like(seed), **args)
+    return learned, constant, anywhere
 
 
 def _report(monitor, offline, constant, anywhere, run_result, n, k, policy, processes, seed, domain) -> dict:
@@ -368,7 +368,7 @@ def _print_report(report, gamma: float) -> None:
     print(f"  offline, random starts        {anywhere['mean']:10.3f} +- {anywhere['ci95']:.3f} (what the policy "
           f"earns on average; this run's start is one draw)")
     print(f"  best constant dispatcher, offline {best['mean']:6.3f} +- {best['ci95']:.3f} ({best['detail']}, "
-          f"same start and streams; learned - constant: ROS run {report['welfare'] - best['mean']:+.3f}, "
+          f"chosen from random starts, scored from the same start; learned - constant: ROS run {report['welfare'] - best['mean']:+.3f}, "
           f"offline {off['mean'] - best['mean']:+.3f})")
     verdict = "within" if report["within_margin"] else "OUTSIDE"
     print(f"  the run is {report['deviation_sd']:+.2f} single-run standard deviations from the offline mean: "
