@@ -131,7 +131,8 @@ class FleetRun:
         params_file = Path(self._tmpdir.name) / f"{spec.label.strip('/').replace('/', '.')}.yaml"
         params_file.write_text(yaml.safe_dump({ALL_NODES: {"ros__parameters": dict(spec.parameters)}}))
         module = fleet_plan.NODE_CLASSES[spec.kind][0]
-        boot = (f"import sys; from {__name__} import warm_up_kernels; warm_up_kernels(); "
+        boot = (f"from altmarl_ros.nodes._stop import catch_stop_signals; catch_stop_signals(); "
+                f"import sys; from {__name__} import warm_up_kernels; warm_up_kernels(); "
                 f"from {module} import main; sys.exit(main())")
         argv = [sys.executable, "-c", boot] + spec.ros_args() + ["--params-file", str(params_file)]
         # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops the children itself.

@@ -1,7 +1,5 @@
 """What every altmarl node shares: QoS profiles, the base class, `run_node`
 (topic and frame names: altmarl_ros.names)."""
-import signal
-import threading
 import time
 from typing import Any, Mapping, Optional
 
@@ -15,6 +13,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 
 from altmarl_ros.errors import AltmarlError
+from altmarl_ros.nodes._stop import catch_stop_signals
 
 # Odometry subscriptions: best effort (sensor data), newest sample wins, a lost one is replaced
 # 50 ms later. A best-effort subscription matches reliable and best-effort publishers alike, so
@@ -136,10 +135,8 @@ def run_node(node_class, args=None) -> int:
     `stop_robots` (destroy_node) before it goes. Returns 2 after logging one line when
     the node's parameters or files are wrong, 0 on SIGINT/SIGTERM.
     """
+    stop = catch_stop_signals()  # (a supervised child installed it first thing; a request may be pending)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     node = None
     try:
         node = node_class()
