@@ -28,7 +28,8 @@ def main(n: int) -> None:
     rclpy.init()
     node = rclpy.create_node("partition_observer", parameter_overrides=[Parameter("use_sim_time", value=True)])
     clock = node.get_clock()
-    commanded, moving, epoch, events = [0.0] * n, [0.0] * n, [-1], {"stops": 0, "goes": 0, "stop_age": None}
+    commanded, moving, epoch, events = [0.0] * n, [0.0] * n, [-1], {"stops": 0, "goes": 0, "stop_age": None,
+                                                              "stop_rule": None}
     command_sim = [None]
 
     def on_command(msg):
@@ -50,8 +51,11 @@ def main(n: int) -> None:
         if msg.name.endswith("local_agents"):
             if "stopping" in msg.msg:
                 events["stops"] += 1
-                age = re.search(r"is ([0-9.]+) s old", msg.msg)
+                # the age the stop went by: since arrival ("is A s old"), or since the stamp when the
+                # command was already old on arrival ("stamped A s ago (limit command_timeout + skew)")
+                age = re.search(r"is ([0-9.]+) s old", msg.msg) or re.search(r"stamped ([0-9.]+) s ago", msg.msg)
                 events["stop_age"] = None if age is None else float(age.group(1))
+                events["stop_rule"] = "stamp" if "stamped" in msg.msg else "arrival"
             elif "robots moving" in msg.msg:
                 events["goes"] += 1
 

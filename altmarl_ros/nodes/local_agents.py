@@ -150,6 +150,10 @@ class LocalAgentsNode(AltmarlNode):
             return "no GlobalCommand yet"
         if age < 0:
             return f"the last GlobalCommand is {-age / 1e9:.2f} s in the future (sim time went back; {timeout})"
+        if age <= self.command_timeout_ns:  # the stamp rule: it was already old when it came
+            by_stamp = self.freshness.problem(self.last_command, self.get_clock().now().nanoseconds,
+                                              check_epoch=False)
+            return f"the last GlobalCommand {by_stamp[1] if by_stamp else 'is stale'} (arrived {age / 1e9:.2f} s ago)"
         return f"the last GlobalCommand is {age / 1e9:.2f} s old ({timeout})"
 
     def control(self) -> None:
