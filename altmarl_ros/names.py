@@ -13,6 +13,9 @@ import string
 
 GLOBAL_COMMAND_TOPIC = "altmarl/global_command"
 MARKERS_TOPIC = "altmarl/markers"
+STATE_REQUEST_TOPIC = "altmarl/state_request"  # StateRequest: the coordinator asks k robots (state_sampling request)
+STATE_REPORTS_TOPIC = "altmarl/state_reports"  # StateReport: only the asked robots answer
+FLEET_MEMBERSHIP_TOPIC = "altmarl/fleet_membership"  # FleetMembership: which robots each node answers for
 STOPPED_TOPIC = "altmarl/stopped"  # std_msgs/Bool, latched: the operator's fleet-wide stop
 STOP_SERVICE = "altmarl/stop"  # std_srvs/Trigger
 RESUME_SERVICE = "altmarl/resume"  # std_srvs/Trigger

@@ -17,13 +17,15 @@ CONTROL_PERIOD = {"control_period": NUMBER}
 # The string parameters with a fixed set of values (the nodes' declare_choice and the fleet file's checks).
 POSE_SOURCES = ("odometry", "tf", "pose_topic")  # nodes/_poses.py: each PoseSource's KIND
 ODOM_FRAME_MODES = ("map", "per_robot")  # fleet_sim
+STATE_SAMPLINGS = ("request", "subscribe_all")  # coordinator: nodes/_sampling.py
 
 NODE_PARAMETERS = {
     "fleet_sim": {**SCENARIO, **CONTROL_PERIOD, **ROSTER, **COMMAND_TYPE, "seed": INTEGER,
                   "real_time_factor": NUMBER, "cmd_vel_timeout": NUMBER, "max_command_wait": NUMBER, "hold_until_decision": BOOL, "publish_tf": BOOL,
                   "odom_frames": STRING},
     "coordinator": {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE, "k": INTEGER,
-                    "decision_period": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER},
+                    "decision_period": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER, "state_sampling": STRING,
+                    "request_lead": NUMBER},
     "local_agents": {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE,
                      "command_timeout": NUMBER, "max_clock_skew": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER},
     "markers": {**SCENARIO, **ROBOTS, **POSE_SOURCE, "marker_period": NUMBER, "odom_timeout": NUMBER},

@@ -377,7 +377,7 @@ def _coordinator(graph, world, **params):
     from altmarl_ros.nodes.coordinator import CoordinatorNode
 
     base = {"scenario": world["scenario"], "policy": world["random"], "k": K, "decision_period": 0.1,
-            "odom_timeout": 0.5}
+            "odom_timeout": 0.5, "state_sampling": "subscribe_all"}  # a fake fleet of odometry, no agents
     base.update(params)
     return graph.add(CoordinatorNode(base, context=graph.context))
 

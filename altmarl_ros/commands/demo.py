@@ -24,6 +24,7 @@ import time
 
 from altmarl_ros.commands import print_json
 from altmarl_ros.errors import UsageError
+from altmarl_ros.node_parameters import STATE_SAMPLINGS
 from altmarl_ros.commands._flags import count, real
 from altmarl_ros.commands._record import add_record_arguments, check_record_output, recorder_nodes
 
@@ -58,6 +59,9 @@ def add_arguments(parser):
     parser.add_argument("--retrain", action="store_true", help="train the policy even if the file exists")
     parser.add_argument("--processes", action="store_true",
                         help="one process per node instead of all nodes in one process")
+    parser.add_argument("--state-sampling", choices=STATE_SAMPLINGS,
+                        help="how the coordinator gets its k states (default: the fleet file's, else request): "
+                             "request asks k robots per decision; subscribe_all hears every robot")
     parser.add_argument("--fleet", metavar="FILE", help="fleet description (default: config/fleet.yaml)")
     parser.add_argument("--rollouts", type=count(1), default=100, metavar="R",
                         help="offline evaluation: independent simulator rollouts (default 100)")
@@ -82,7 +86,8 @@ def run(args) -> int:
         raise UsageError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
     seed = args.seed if args.seed is not None else secrets.randbelow(SEED_MAX + 1)
     overrides = {key: value for key, value in (("n_robots", args.n), ("k", args.k), ("policy", args.policy),
-                                               ("seed", seed)) if value is not None}
+                                               ("seed", seed), ("state_sampling", args.state_sampling))
+                 if value is not None}
     fleet = fleet_plan.load_fleet(args.fleet, overrides)
     scenario = load_scenario(fleet.common["scenario"])
     check_record_output(args, [args.fleet, fleet.common["policy"], scenario.source])
@@ -239,7 +244,8 @@ def run_fleet(fleet, target_epochs: int, processes: bool, show: bool, record=Non
         rtf = (clock_seen[1][0] - clock_seen[0][0]) / (clock_seen[1][1] - clock_seen[0][1])
     return {"monitor": monitor, "wall_seconds": wall, "real_time_factor": rtf,
             "odom_rate": status.mean_rate(),
-            "late_command_fraction": float(monitor.simulator_status.get("late_command_fraction", "nan"))}
+            "late_command_fraction": float(monitor.simulator_status.get("late_command_fraction", "nan")),
+            "coordinator": dict(monitor.coordinator_status)}
 
 
 class StatusLine:
@@ -344,9 +350,28 @@ def _report(monitor, offline, constant, anywhere, run_result, n, k, policy, proc
         "n": n, "k": k, "policy_id": policy.policy_id, "processes": processes,
         "wall_seconds": run_result["wall_seconds"], "real_time_factor": run_result["real_time_factor"],
         "odom_msgs_per_s": run_result["odom_rate"],
+        "coordinator_heard": _coordinator_heard(run_result["coordinator"]),
         "robots_without_odometry": monitor.missing_at_epoch_start,
         "first_epoch": monitor.first_epoch, "out_of_sequence": monitor.out_of_sequence,
     }
+
+
+def _coordinator_heard(status: dict) -> dict:
+    """What the coordinator received to decide, from its last /diagnostics: robot-state messages per decision
+    (request: replies and membership changes; subscribe_all: every pose message), replies missed, state ages."""
+    try:
+        decisions, received = int(status["decisions"]), int(status["state_messages_received"])
+    except (KeyError, ValueError):
+        return {}
+    detail = ""
+    if status.get("state_sampling") == "request":
+        requested = max(1, int(status.get("replies_requested", 0)))
+        detail = (f": {int(status.get('replies_used', 0)) / max(1, decisions):.1f} replies used per decision, "
+                  f"{100 * int(status.get('replies_missed', 0)) / requested:.1f}% missed")
+    if "state_age_p50_s" in status:
+        detail += f"; states {status['state_age_p50_s']} s old at the decision (p50), {status['state_age_p99_s']} s (p99)"
+    return {"state_sampling": status.get("state_sampling", ""), "per_decision": received / max(1, decisions),
+            "detail": detail}
 
 
 def _print_report(report, gamma: float) -> None:
@@ -361,6 +386,10 @@ def _print_report(report, gamma: float) -> None:
           f"(real-time factor {report['real_time_factor']:.2f}, {report['wall_seconds']:.0f} s wall, "
           f"{report['odom_msgs_per_s']:.0f} odom msg/s to the monitor, "
           f"{100 * report['late_command_fraction']:.1f}% of robot-steps on a late command)")
+    heard = report["coordinator_heard"]
+    if heard:
+        print(f"  coordinator heard {heard['per_decision']:.1f} robot-state messages per decision "
+              f"({heard['state_sampling']} sampling{heard['detail']})")
     print(f"  offline, same start           {off['mean']:10.3f} +- {off['ci95']:.3f} (fleet seed {report['seed']}'s "
           f"start; 95% CI of the mean, {off['rollouts']} rollouts; single runs: 95% within "
           f"[{off['p2_5']:.3f}, {off['p97_5']:.3f}])")

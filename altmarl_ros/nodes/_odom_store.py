@@ -19,6 +19,11 @@ from altmarl_ros.nodes._validate import DroppedMessages, odometry_problem
 NEVER_NS = np.iinfo(np.int64).min
 
 
+def is_fresh(received_ns: int, now_ns: int, max_age_ns: int) -> bool:
+    """Received at most max_age_ns before now_ns (not "in the future": sim time went back)."""
+    return received_ns != NEVER_NS and 0 <= now_ns - received_ns <= max_age_ns
+
+
 class LatestOdometry:
     """One raw Odometry subscription per topic; the callback stores bytes and the receive time.
 
@@ -68,8 +73,7 @@ class LatestOdometry:
         return np.flatnonzero((self.received_ns != NEVER_NS) & (age >= 0) & (age <= max_age_ns))
 
     def is_fresh(self, slot: int, now_ns: int, max_age_ns: int) -> bool:
-        stamp = int(self.received_ns[slot])
-        return stamp != NEVER_NS and 0 <= now_ns - stamp <= max_age_ns
+        return is_fresh(int(self.received_ns[slot]), now_ns, max_age_ns)
 
     def pose(self, slot: int) -> Optional[Tuple[float, float, float]]:
         """Decode the latest message of `slot`: None if it never arrived or is unusable (undecodable,

@@ -29,7 +29,7 @@ from tf2_msgs.msg import TFMessage
 from altmarl_ros.node_parameters import POSE_SOURCES
 from altmarl_ros.names import TF_STATIC_TOPIC, TF_TOPIC, base_frame, pose_topic
 from altmarl_ros.nodes._cdr import odometry_frame_id, yaw_from_quaternion
-from altmarl_ros.nodes._odom_store import NEVER_NS, LatestOdometry
+from altmarl_ros.nodes._odom_store import NEVER_NS, LatestOdometry, is_fresh
 from altmarl_ros.nodes._ros import TF_STATIC_QOS
 
 MAX_TF_DEPTH = 16
@@ -58,6 +58,17 @@ class PoseSource:
     def pose(self, slot: int) -> Optional[Pose]:
         """(x, y, yaw) in the map frame, or None (counted) when not finite or not in the map frame."""
         raise NotImplementedError
+
+    def received_ns(self, slot: int) -> int:
+        """When the slot's latest pose arrived (this node's clock; NEVER_NS if none has)."""
+        raise NotImplementedError
+
+    def messages_received(self, n_slots: int) -> int:
+        """Pose messages received so far for the first n_slots slots (what subscribing costs)."""
+        raise NotImplementedError
+
+    def is_fresh(self, slot: int, now_ns: int, max_age_ns: int) -> bool:
+        return is_fresh(self.received_ns(slot), now_ns, max_age_ns)
 
     def _checked(self, frame: str, pose: Optional[Pose]) -> Optional[Pose]:
         if frame != self.map_frame:
@@ -92,6 +103,12 @@ class OdometryPoses(PoseSource):
     def fresh_slots(self, now_ns, max_age_ns):
         return self.messages.fresh_slots(now_ns, max_age_ns)
 
+    def received_ns(self, slot):
+        return int(self.messages.received_ns[slot])
+
+    def messages_received(self, n_slots):
+        return int(self.messages.received_count[:n_slots].sum())
+
     def pose(self, slot):
         pose = self.messages.pose(slot)  # None: none yet, or unusable (the message is counted as dropped)
         if pose is None:
@@ -114,6 +131,12 @@ class PoseTopicPoses(PoseSource):
     def fresh_slots(self, now_ns, max_age_ns):
         return self.messages.fresh_slots(now_ns, max_age_ns)
 
+    def received_ns(self, slot):
+        return int(self.messages.received_ns[slot])
+
+    def messages_received(self, n_slots):
+        return int(self.messages.received_count[:n_slots].sum())
+
     def pose(self, slot):
         data = self.messages.raw(slot)
         if data is None:
@@ -135,6 +158,7 @@ class TransformTree:
         self.parent: Dict[str, str] = {}
         self.transform: Dict[str, Pose] = {}
         self.received_ns: Dict[str, int] = {}
+        self.received_count: Dict[str, int] = {}  # transforms received per child frame
         node.create_subscription(TFMessage, TF_TOPIC, self._store, 100)
         node.create_subscription(TFMessage, TF_STATIC_TOPIC, self._store, TF_STATIC_QOS)
 
@@ -146,6 +170,7 @@ class TransformTree:
             self.parent[child] = t.header.frame_id.lstrip("/")
             self.transform[child] = (v.x, v.y, yaw_from_quaternion(r.x, r.y, r.z, r.w))
             self.received_ns[child] = now_ns
+            self.received_count[child] = self.received_count.get(child, 0) + 1
 
     def lookup(self, target: str, frame: str) -> Tuple[Optional[Pose], str]:
         """(pose of `frame`'s origin in `target`, or None; the root frame the chain reached)."""
@@ -171,6 +196,12 @@ class TfPoses(PoseSource):
         super().__init__(map_frame)
         self.tree = TransformTree(node)
         self.frames = [base_frame(robot) for robot in robots]
+
+    def received_ns(self, slot):
+        return self.tree.received_ns.get(self.frames[slot], NEVER_NS)
+
+    def messages_received(self, n_slots):
+        return sum(self.tree.received_count.get(frame, 0) for frame in self.frames[:n_slots])
 
     def fresh_slots(self, now_ns, max_age_ns):
         received = np.array([self.tree.received_ns.get(frame, NEVER_NS) for frame in self.frames], dtype=np.int64)

@@ -45,6 +45,16 @@ GLOBAL_COMMAND_SUBSCRIPTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, rel
 # (the default depth of 10 left 30 of 50 concurrent calls unanswered).
 SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
+# State requests (one per decision, to every agent) and their replies (k per decision, to the coordinator):
+# reliable, and nothing kept for late joiners (an old request is answered by nobody). The coordinator keeps
+# every reply that arrives before it decides, however many answer at once.
+STATE_REQUEST_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.VOLATILE)
+STATE_REPORT_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
+# Membership: each answering node latches its own last message (LATCHED_QOS); the coordinator subscribes
+# keep-all, so the messages of many nodes delivered at once on (re)start are all read.
+MEMBERSHIP_SUBSCRIPTION_QOS = TF_STATIC_QOS
 # /clock: rclpy subscribes best-effort depth 1; a reliable publisher matches it.
 CLOCK_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)

@@ -1,18 +1,20 @@
 """coordinator: the global agent. Samples k robots per decision epoch, runs pi_g, drives the depot.
 
-Every robot's pose source (`pose_source`: odometry, TF or a pose topic; see
-nodes/_poses.py) keeps raw messages and receive times and decodes only the
-robots asked about; only poses in the map frame become zones. One timer runs at
+How it gets the k sampled robots' states is `state_sampling` (nodes/_sampling.py):
+`request` (default) asks k robots, drawn from those present, for their states
+`request_lead` seconds before each decision, and only they answer; `subscribe_all`
+hears every robot's pose stream (`pose_source`: odometry, TF or a pose topic;
+nodes/_poses.py) and decodes k of the fresh ones (only poses in the map frame
+become zones). The depot's pose always comes from `pose_source`. One timer runs at
 the control rate; it decides at the first tick at or after each decision
 boundary of the node's clock (t0 + j * decision_period), so there is exactly one
 decision per period even when a sim-time timer would fire twice at one /clock
 value and then skip a period. Each decision:
 1. s_g = the depot's zone (depot pose, altmarl_sim.ring);
-2. draw a uniform random order of the robots whose pose is fresh (younger
-   than `odom_timeout`) and decode them in that order until k have a finite
-   map-frame pose (NaN/inf poses and poses in other frames are skipped and
-   counted): a uniform k-subset of the robots with usable poses, and only ~k
-   messages are ever decoded;
+2. the zones of a uniform k-subset of the present robots: the replies that
+   came to this epoch's request (request), or the first k robots with a fresh
+   (younger than `odom_timeout`), finite map-frame pose in a uniform random
+   order (subscribe_all; NaN/inf poses and other frames are skipped and counted);
 3. their zones (altmarl_sim.ring) -> count vector F -> the policy's observer (core.observer):
    fresh reads F as the fleet, filter predicts its estimate through the epochs since
    the last decision (under the s_g broadcast then, which is what the robots acted
@@ -23,15 +25,15 @@ value and then skip a period. Each decision:
    a_g at the control rate (depot/cmd_vel, Twist or TwistStamped), or send it the
    zone's centre when its goal changes (depot/goal_pose; a hold at its pose on stop,
    nodes/_goals.py).
-With only m < k usable robots it decides on those m (warning, rate-limited):
+With only m < k usable robots (or replies) it decides on those m (warning, rate-limited):
 fresh scales F to sum k by largest remainders, the filter gives the m samples
 weight m instead of k. When the number of robots with usable poses changes
 (robots join or leave), the filter keeps only the weight of those that stayed.
 With no usable robot a fresh coordinator skips the epoch; a filter decides on its
 prediction alone. Without a depot pose it skips the epoch (and local agents stop
 once the last command is older than their command_timeout).
-Robots publishing odometry under <name>/odom that are not in the roster are
-ignored; they are found by a periodic graph scan, logged once and counted.
+Robots not in the roster are ignored, logged once and counted: those that announce
+themselves (request), or publish <name>/odom (subscribe_all, a periodic graph scan).
 Operator controls: altmarl/stop and altmarl/resume (std_srvs/Trigger) publish the
 latched altmarl/stopped that every local agent obeys at once; /diagnostics
 reports decisions, short samples, stale robots and rejected poses at 1 Hz.
@@ -52,12 +54,13 @@ from std_srvs.srv import Trigger
 from altmarl_ros.core.counts import rank
 from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, GLOBAL_COMMAND_TOPIC, RESUME_SERVICE,
                                STOP_SERVICE, STOPPED_TOPIC, base_frame)
-from altmarl_ros.node_parameters import NODE_PARAMETERS
+from altmarl_ros.node_parameters import NODE_PARAMETERS, STATE_SAMPLINGS
 from altmarl_ros.nodes._params import (ParameterError, declare_choice, declare_control_period, declare_float,
                                        declare_int, declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
 from altmarl_ros.nodes._goals import GoalSender
 from altmarl_ros.nodes._poses import declare_pose_source
+from altmarl_ros.nodes._sampling import RequestedStates, SubscribedStates
 from altmarl_ros.nodes._validate import DroppedMessages
 from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, LATCHED_QOS, SERVICE_QOS, AltmarlNode,
                                     run_node)
@@ -124,8 +127,20 @@ class CoordinatorNode(AltmarlNode):
             raise ParameterError(f"parameter 'control_period' = {control_period:g} s exceeds 'decision_period' = "
                                  f"{self.decision_period:g} s: decisions are made on control ticks; lower "
                                  f"control_period")
+        self.state_sampling = declare_choice(
+            self, "state_sampling", STATE_SAMPLINGS, "request: ask k robots for their states each decision, only "
+            "they answer; subscribe_all: hear every robot's pose stream and use k (docs/integration.md)")
+        self.request_lead = declare_float(
+            self, "request_lead", min(2 * control_period, self.decision_period),
+            "s before each decision that the state request goes out (request sampling; default two control "
+            "periods): the replies' time to arrive, and the states' age", positive=True)
+        if self.state_sampling == "request" and not control_period <= self.request_lead <= self.decision_period:
+            raise ParameterError(f"parameter 'request_lead' = {self.request_lead:g} s: must be at least "
+                                 f"control_period ({control_period:g} s, the request goes out on a control tick) "
+                                 f"and at most decision_period ({self.decision_period:g} s)")
         odom_timeout = declare_float(self, "odom_timeout", 0.5,
-                                     "s: a robot whose odometry is older is not sampled", positive=True)
+                                     "s: a pose older than this is not used (robots: subscribe_all; the depot)",
+                                     positive=True)
         self.odom_timeout_ns = int(odom_timeout * 1e9)
         self.rng = np.random.default_rng(declare_int(self, "seed", 0, "seed of the k-subset draws", minimum=0))
         if self.decision_period != scenario.timing.decision_epoch:
@@ -133,10 +148,21 @@ class CoordinatorNode(AltmarlNode):
                 f"decision_period {self.decision_period:g} s differs from the scenario's decision_epoch "
                 f"{scenario.timing.decision_epoch:g} s the policy was trained for")
 
-        # Robot poses (and the depot's, in the last slot) in the map frame, from the configured source.
-        self.dropped = DroppedMessages(self)  # undecodable or out-of-range pose messages, by reason
-        self.poses = declare_pose_source(self, self.robot_names + [DEPOT], self.dropped)
-        self._depot_slot = len(self.robot_names)
+        # The depot's pose (the last slot) in the map frame from the configured source, with every robot's
+        # before it under subscribe_all; under request the robots' states come only from their replies.
+        self.dropped = DroppedMessages(self)  # undecodable or out-of-range messages, by reason
+        self.session = secrets.randbits(63)  # in every GlobalCommand: local agents tell a restart from a replay
+        subscribed = self.robot_names if self.state_sampling == "subscribe_all" else []
+        self.poses = declare_pose_source(self, subscribed + [DEPOT], self.dropped)
+        self._depot_slot = len(subscribed)
+        if self.state_sampling == "subscribe_all":
+            self.states = SubscribedStates(self, self.robot_ids, self.robot_names, self.poses, scenario.ring, k,
+                                           self.rng, self.odom_timeout_ns)
+            self._lead_ns = 0
+        else:
+            self.states = RequestedStates(self, self.robot_ids, scenario.sizes[2], self.poses.map_frame, k,
+                                          self.rng, self.session, self.dropped)
+            self._lead_ns = int(round(self.request_lead * 1e9))
         self.command_pub = self.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, GLOBAL_COMMAND_QOS)
         self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
                                            "how the depot is commanded: twist / twist_stamped on depot/cmd_vel, "
@@ -154,13 +180,14 @@ class CoordinatorNode(AltmarlNode):
 
         # What happened so far (read by tests, the bench, the demo's status line and /diagnostics).
         self.epoch = 0
-        self.session = secrets.randbits(63)  # in every GlobalCommand: local agents tell a restart from a replay
         self.last_command = None
         self.goal_zone = None
         self.short_decisions = 0  # decisions made with fewer than k robots
         self.skipped_decisions = 0  # epochs without a decision (no depot pose / no robot / stopped)
         self.unknown_robots = set()  # names publishing <name>/odom here that are not in the roster
         self.tick_seconds = deque(maxlen=100_000)  # wall time of each decision tick
+        self.state_ages = deque(maxlen=100_000)  # s: how old each state a decision used was, at the decision
+        self.sample_sizes = deque(maxlen=100_000)  # robots each decision used
         self._known = set(self.robot_names) | {DEPOT}
         namespace = self.get_namespace().rstrip("/")
         self._odom_pattern = re.compile(rf"^{re.escape(namespace)}/(.+)/odom$")
@@ -178,14 +205,20 @@ class CoordinatorNode(AltmarlNode):
 
         self._period_ns = int(round(self.decision_period * 1e9))
         self._next_decision_ns = None  # the next decision boundary; None until the first tick
+        self._first_decision_ns = None  # before the first decision: when it is due, once the fleet is ready
+        self._requested_epoch = -1  # the epoch whose state request went out
         self._first_tick_ns = None
         self._start_warned = False
         self._slack_ns = int(control_period * 0.5e9)
         self.create_timer(control_period, self.tick)
-        self.create_timer(GRAPH_SCAN_SEC, self.scan_for_unknown_robots)
+        if self.state_sampling == "subscribe_all":
+            self.create_timer(GRAPH_SCAN_SEC, self.scan_for_unknown_robots)
+        else:
+            self.unknown_robots = self.states.unknown_robots
         self.get_logger().info(
             f"policy {self.policy.policy_id} (k = {k}) on scenario {scenario.name!r}: sampling {k} of "
-            f"{len(self.robot_ids)} robots every {self.decision_period:g} s; observer {spec.describe()}")
+            f"{len(self.robot_ids)} robots every {self.decision_period:g} s ({self.state_sampling}"
+            f"{f', request {self.request_lead:g} s ahead' if self._lead_ns else ''}); observer {spec.describe()}")
 
     # ------------------------------------------------------------------ decisions
 
@@ -220,66 +253,54 @@ class CoordinatorNode(AltmarlNode):
                     f"(pose_source {source.KIND!r}: use tf or pose_topic when odometry is not in the map frame)")
         return "the depot's pose is NaN/inf"
 
-    def sample(self, now_ns: int):
-        """(robot ids, poses [m, 3]) of a uniform random subset of m <= k robots with fresh, finite
-        map-frame poses; the others met on the way are skipped and counted."""
-        chosen, poses = [], []
-        fresh = self.poses.fresh_slots(now_ns, self.odom_timeout_ns)
-        fresh = fresh[fresh != self._depot_slot]
-        if self._usable is not None and len(fresh) != self._usable:
-            self.observer.resized(self._usable, len(fresh))
-        self._usable = len(fresh)
-        for slot in self.rng.permutation(fresh):
-            before = (self.poses.invalid_poses, self.poses.foreign_frames)
-            pose = self.poses.pose(slot)
-            if pose is None:
-                name = self.robot_names[slot]
-                if self.poses.foreign_frames != before[1]:
-                    self.get_logger().warning(
-                        f"{name}: pose in frame {self.poses.last_foreign!r}, not {self.poses.map_frame!r}: not "
-                        f"sampled ({self.foreign_frames} such poses so far; see pose_source)",
-                        throttle_duration_sec=WARN_EVERY_SEC)
-                elif self.poses.invalid_poses != before[0]:
-                    self.get_logger().warning(
-                        f"{name} has a NaN/inf pose: not sampled ({self.invalid_poses} such messages so far)",
-                        throttle_duration_sec=WARN_EVERY_SEC)
-                continue
-            chosen.append(self.robot_ids[slot])
-            poses.append(pose)
-            if len(chosen) == self.k:
-                break
-        return chosen, np.array(poses, dtype=np.float64).reshape(-1, 3)
-
     def tick(self) -> None:
-        """Control-rate tick: decide if a decision boundary has passed, then steer the depot.
+        """Control-rate tick: send the state request when the next decision is request_lead away, decide
+        once a decision boundary has passed, then steer the depot.
 
-        Until the first decision is made, every tick tries once the whole roster reports a fresh pose
-        (or START_WAIT_PERIODS decision periods after the first tick, with whoever reports; one skipped
-        epoch is counted per period): a first sample drawn while discovery is still under way would come
-        from the robots found first, not the fleet. The schedule's boundaries then follow the first
-        decision, as a rollout's epochs follow its start."""
+        Before the first decision the coordinator waits until the whole roster is present (or
+        START_WAIT_PERIODS decision periods after the first tick, with whoever is; one skipped epoch is
+        counted per period): a first sample drawn while discovery is still under way would come from the
+        robots found first, not the fleet. It then requests and decides request_lead later (at once under
+        subscribe_all); the schedule's boundaries follow the first decision, as a rollout's epochs follow
+        its start."""
         now_ns = self._now_ns()
         if self._first_tick_ns is None:
             self._first_tick_ns = now_ns
         decide_now, self._next_decision_ns = decision_schedule(self._next_decision_ns, now_ns,
                                                                self._period_ns, self._slack_ns)
         if self.epoch == 0:
-            if not self.stopped and self._fleet_ready(now_ns) and self.decide(now_ns):
-                self._next_decision_ns = now_ns + self._period_ns
+            if self._first_decision_ns is None and not self.stopped and self._fleet_ready(now_ns):
+                self._first_decision_ns = now_ns + self._lead_ns
+                self._request(now_ns, self._first_decision_ns)
+            if self._first_decision_ns is not None and now_ns + self._slack_ns >= self._first_decision_ns:
+                if self.decide(now_ns):
+                    self._next_decision_ns = now_ns + self._period_ns
+                else:
+                    self.skipped_decisions += 1
+                self._first_decision_ns = None
             elif decide_now:
                 self.skipped_decisions += 1
         elif decide_now and not self.decide(now_ns):
             self.skipped_decisions += 1
+        if self.epoch > 0 and not self.stopped and \
+                now_ns + self._slack_ns >= self._next_decision_ns - self._lead_ns:
+            self._request(now_ns, self._next_decision_ns)
         self.drive_depot()
+
+    def _request(self, now_ns: int, decision_ns: int) -> None:
+        """Ask for the states the decision at decision_ns will use (once per epoch; request sampling)."""
+        if self._requested_epoch != self.epoch:
+            self._requested_epoch = self.epoch
+            self.states.request(self.epoch, now_ns, decision_ns)
 
     def _fleet_ready(self, now_ns: int) -> bool:
         """Before the first decision: every robot of the roster has a fresh pose, or waiting is over."""
         waited = now_ns - self._first_tick_ns >= START_WAIT_PERIODS * self._period_ns
         if self.stale_robots(now_ns) and waited and not self._start_warned:
             self._start_warned = True
-            self.get_logger().warning(f"{self.stale_robots(now_ns)} of {len(self.robot_names)} robots have no fresh "
-                                      f"pose {START_WAIT_PERIODS:g} decision periods after start: deciding without "
-                                      f"them")
+            self.get_logger().warning(f"{self.stale_robots(now_ns)} of {len(self.robot_names)} robots are not "
+                                      f"present {START_WAIT_PERIODS:g} decision periods after start: deciding "
+                                      f"without them")
         return waited or self.stale_robots(now_ns) == 0
 
     def decide(self, now_ns: int) -> bool:
@@ -291,26 +312,30 @@ class CoordinatorNode(AltmarlNode):
         if self.last_command is not None:  # one epoch passed under the s_g the robots were last sent
             self.observer.elapsed(self.last_command.global_state)
             self._epochs_elapsed += 1
+        sample = self.states.collect(self.epoch, now_ns)
+        usable = self.states.present(now_ns)
+        if self._usable is not None and usable != self._usable:
+            self.observer.resized(self._usable, usable)
+        self._usable = usable
         depot = self._depot_pose(now_ns)
         if depot is None:
             logger.warning(f"no usable depot pose: {self._why_no_depot_pose(now_ns)}; no decision this epoch",
                            throttle_duration_sec=WARN_EVERY_SEC)
             return False
-        ring = self.scenario.ring
-        ids, poses = self.sample(now_ns)
+        ids = sample.ids
         if len(ids) < self.k and ids:
             self.short_decisions += 1
-            logger.warning(f"only {len(ids)} of k = {self.k} sampled robots have fresh, finite odometry: "
-                           f"deciding on {len(ids)}", throttle_duration_sec=WARN_EVERY_SEC)
-        s_g = int(zone_of_pose(depot[0], depot[1], ring))
-        counts = np.bincount(zone_of_pose(poses[:, 0], poses[:, 1], ring).astype(np.int64), minlength=ring.n_zones)
+            logger.warning(f"only {len(ids)} of k = {self.k} sampled robots {self._sampled_what}: deciding on "
+                           f"{len(ids)}", throttle_duration_sec=WARN_EVERY_SEC)
+        s_g = int(zone_of_pose(depot[0], depot[1], self.scenario.ring))
+        counts = np.bincount(sample.zones, minlength=self.scenario.sizes[2])
         query = self.observer.decide(counts)
         if query is None:
-            logger.warning(f"no robot has fresh odometry (odom_timeout {self.odom_timeout_ns / 1e9:g} s) and no "
-                           f"estimate yet: no decision this epoch", throttle_duration_sec=WARN_EVERY_SEC)
+            logger.warning(f"no sampled robot {self._sampled_what} and no estimate yet: no decision this epoch",
+                           throttle_duration_sec=WARN_EVERY_SEC)
             return False
         if not ids:
-            logger.warning("no robot has fresh odometry: deciding on the filter's prediction alone",
+            logger.warning(f"no sampled robot {self._sampled_what}: deciding on the filter's prediction alone",
                            throttle_duration_sec=WARN_EVERY_SEC)
         count_rank = rank(query)
         action = int(self.policy.pi_g[s_g, count_rank])
@@ -327,7 +352,15 @@ class CoordinatorNode(AltmarlNode):
         self._epochs_elapsed = 0
         self.epoch += 1
         self.tick_seconds.append(time.perf_counter() - started)
+        self.state_ages.extend((sample.ages_ns / 1e9).tolist())
+        self.sample_sizes.append(len(ids))
         return True
+
+    @property
+    def _sampled_what(self) -> str:
+        if self.state_sampling == "request":
+            return f"answered in time (request_lead {self.request_lead:g} s)"
+        return f"have a fresh, finite map-frame pose (odom_timeout {self.odom_timeout_ns / 1e9:g} s)"
 
     def drive_depot(self) -> None:
         """Steer the depot to the chosen zone with the ring controller (goal_pose: send the zone's centre
@@ -373,9 +406,9 @@ class CoordinatorNode(AltmarlNode):
         return response
 
     def stale_robots(self, now_ns: int) -> int:
-        """Robots of the roster without a fresh pose now."""
-        fresh = self.poses.fresh_slots(now_ns, self.odom_timeout_ns)
-        return len(self.robot_names) - int(np.count_nonzero(fresh != self._depot_slot))
+        """Robots of the roster that cannot be sampled now (subscribe_all: no fresh pose; request: not
+        present, or sitting out draws after a missed reply)."""
+        return self.states.unusable(now_ns)
 
     def diagnostic_status(self):
         """/diagnostics: decisions, short samples, stale robots, rejected poses, policy id (nodes/_diagnostics)."""
@@ -397,13 +430,16 @@ class CoordinatorNode(AltmarlNode):
                   "invalid_poses": self.invalid_poses, "foreign_frame_poses": self.foreign_frames,
                   "unknown_robots": len(self.unknown_robots), "policy_id": self.policy.policy_id,
                   "session": self.session,
-                  "stopped": self.stopped}
+                  "stopped": self.stopped, **self.states.status()}
+        if self.state_ages:
+            ages = np.fromiter(self.state_ages, dtype=np.float64)
+            values["state_age_p50_s"], values["state_age_p99_s"] = (f"{q:.3f}" for q in np.percentile(ages, [50, 99]))
         return level, message, values
 
     def _why_no_decision(self, now_ns: int) -> str:
         if self._depot_pose(now_ns) is None:
             return self._why_no_depot_pose(now_ns)
-        return f"no robot has a usable pose ({self.stale_robots(now_ns)} of {len(self.robot_names)} stale)"
+        return f"no robot could be sampled ({self.stale_robots(now_ns)} of {len(self.robot_names)} unusable)"
 
     def scan_for_unknown_robots(self) -> None:
         """Count robots that publish odometry here but are not in the roster (they are never sampled)."""

@@ -15,6 +15,10 @@ at once, until resumed. If the last GlobalCommand arrived more than
 (logged once) until commands return. A robot without fresh odometry is
 commanded to stop too. Stopping is a zero cmd_vel, or with goal_pose a goal at
 the robot's last known pose (hold), in every one of these cases and at shutdown.
+The node also answers the coordinator's state requests for its robots, and
+announces which of them are present (fresh pose) when that changes and, empty,
+at shutdown (nodes/_sampling.StateAnswers): under the coordinator's `request`
+sampling, these are the only robot states it receives.
 """
 import sys
 
@@ -32,6 +36,7 @@ from altmarl_ros.nodes._diagnostics import OK, WARN, Diagnostics
 from altmarl_ros.nodes._goals import GoalSender
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, LATCHED_QOS, AltmarlNode, run_node
+from altmarl_ros.nodes._sampling import StateAnswers
 from altmarl_sim.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
 from altmarl_ros.nodes._validate import CommandCheck, CommandFreshness, DroppedMessages, subscribe_commands
 
@@ -85,6 +90,8 @@ class LocalAgentsNode(AltmarlNode):
         self.stopped = True  # commanding zero velocity because no fresh GlobalCommand
         self.halted = False  # stopped by the operator (altmarl/stopped), until resumed
         self.commands_received = 0
+        self.answers = StateAnswers(self, self.robot_ids, self.poses, scenario.ring, self.odom_timeout_ns, skew_ns,
+                                    self.dropped)
         n_sg, n_ag, n_sl, _ = self.policy.sizes
         subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), k=self.policy.k), self.on_command, self.dropped)
         self.create_subscription(Bool, STOPPED_TOPIC, self.on_stopped, LATCHED_QOS)
@@ -160,6 +167,7 @@ class LocalAgentsNode(AltmarlNode):
         """Command every robot: cmd_vel from the controller towards its goal (goal_pose: its goal when it
         changed), or zero (a hold) when stale, stopped by the operator, or without fresh odometry."""
         now_ns = self.get_clock().now().nanoseconds
+        self.answers.update_membership(now_ns)
         # A command "from the future" means sim time jumped back (simulator restarted): stale too. The stamp
         # counts as well as the arrival: a command that was already old when it came stops the robots sooner.
         age = None if self.command_received_ns is None else now_ns - self.command_received_ns
@@ -200,10 +208,20 @@ class LocalAgentsNode(AltmarlNode):
             level, message = OK, "driving"
         values = {"robots": len(self.robot_ids), "command_type": self.command_type,
                   "commands_received": self.commands_received, "stopped": self.stopped or self.halted,
+                  "present": len(self.answers.present), "states_reported": self.answers.answered,
                   "policy_id": self.policy.policy_id}
         if self.command_type == "goal_pose":
             values["goals_sent"] = self.goals.published
         return level, message, values
+
+    def destroy_node(self):
+        """Leave the fleet cleanly (the coordinator stops drawing these robots at once), then stop them."""
+        if self._set_up and self.context.ok():
+            try:
+                self.answers.leave()
+            except Exception as err:  # never block shutdown
+                self.get_logger().error(f"could not announce leaving the fleet: {err}")
+        return super().destroy_node()
 
     def update_goals(self, slots: np.ndarray, poses: np.ndarray, goals: np.ndarray) -> None:
         """goal_pose: the robots in `slots` drive to their goal zones (poses: theirs now); every other robot

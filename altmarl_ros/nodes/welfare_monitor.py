@@ -65,14 +65,17 @@ class WelfareMonitorNode(AltmarlNode):
         n_sg, n_ag, n_sl, _ = self.scenario.sizes
         subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), robot_ids=self.robot_ids), self.on_command,
                            self.dropped)
-        # The simulator's own report (late commands: steps that used a command older than the last state).
-        self.simulator_status = {}
+        # The simulator's own report (late commands: steps that used a command older than the last state),
+        # and the coordinator's (what it received to decide).
+        self.simulator_status, self.coordinator_status = {}, {}
         self.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 10)
 
     def _on_diagnostics(self, array: DiagnosticArray) -> None:
         for status in array.status:
             if status.name.endswith(": fleet simulator"):
                 self.simulator_status = {kv.key: kv.value for kv in status.values}
+            elif status.name.endswith(": coordinator"):
+                self.coordinator_status = {kv.key: kv.value for kv in status.values}
 
     def _odometry_into(self, slot: int, topic: str):
         position, travelled = self.position, self.travelled
