@@ -31,6 +31,8 @@ from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, cmd_vel_to
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS, make_executor  # noqa: E402
 from altmarl_sim.scenario import load_scenario, parse_scenario  # noqa: E402
 
+from _graph import Graph  # noqa: E402
+
 N, K = 50, 5
 STAY, NEXT = 0, 1
 
@@ -70,40 +72,6 @@ def world(tmp_path_factory):
     filter_file = str(save_policy(filtered, root / "filter.npz"))
     return {"scenario": str(scenario_file), "ring": scenario.ring, "random": random_file,
             "random_policy": random_policy, "next": next_file, "stay": stay_file, "filter": filter_file, "filter_policy": filtered}
-
-
-class Graph:
-    """Nodes sharing one EventsExecutor; every node is destroyed by close()."""
-
-    def __init__(self, context):
-        self.context = context
-        self.executor = make_executor(context)
-        self.nodes = []
-
-    def add(self, node):
-        self.nodes.append(node)
-        self.executor.add_node(node)
-        return node
-
-    def remove(self, node):
-        self.executor.remove_node(node)
-        self.nodes.remove(node)
-        node.destroy_node()
-
-    def spin_until(self, done, timeout, every=None):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if every is not None:
-                every()
-            if done():
-                return True
-            self.executor.spin_once(timeout_sec=0.05)
-        return done()
-
-    def close(self):
-        self.executor.shutdown()
-        for node in self.nodes:
-            node.destroy_node()
 
 
 @pytest.fixture

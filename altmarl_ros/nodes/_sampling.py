@@ -231,14 +231,14 @@ class RequestedStates:
             return "wrong epoch", f"no request is open for epoch {msg.epoch}"
         if msg.robot_id not in self._pending_ids:
             return "not sampled", "this robot was not asked (forged or misaddressed)"
-        if msg.robot_id in self._replies:
-            return "duplicate", "this robot has answered this request already"
         if msg.local_state >= self.n_local_states:
             return "out of range", f"local_state {msg.local_state} >= |S_l| = {self.n_local_states}"
         if msg.header.frame_id.lstrip("/") != self.map_frame:
             return "foreign frame", f"frame {msg.header.frame_id!r}, not {self.map_frame!r}"
         if not np.isfinite([msg.x, msg.y, msg.yaw]).all():
             return "invalid pose", "NaN/inf pose"
+        if msg.robot_id in self._replies:
+            return "duplicate", "this robot has answered this request already"
         return None
 
     def collect(self, epoch: int, now_ns: int) -> Sample:
