@@ -130,10 +130,30 @@ def assert_counts_match_simulated_poses(received, history, ring, sim):
 
 
 def test_closed_loop_commands_match_policy_and_simulated_poses(graph, world):
+    """(Under the default state_sampling, request: also, no robot that was not asked ever reports its state.)"""
+    from altmarl_msgs.msg import StateReport, StateRequest
+
+    from altmarl_ros.names import STATE_REPORTS_TOPIC, STATE_REQUEST_TOPIC
+    from altmarl_ros.nodes._ros import STATE_REPORT_QOS, STATE_REQUEST_QOS
+
     sim, coordinator, agents = _sim_nodes(graph, world, world["random"])
     history = _record_poses(sim)
     _, received = _listen(graph)
+    spy = graph.add(rclpy.create_node("state_spy", context=graph.context))
+    requests, reports = [], []
+    spy.create_subscription(StateRequest, STATE_REQUEST_TOPIC, requests.append, STATE_REQUEST_QOS)
+    spy.create_subscription(StateReport, STATE_REPORTS_TOPIC, reports.append, STATE_REPORT_QOS)
     assert graph.spin_until(lambda: len(received) >= 4, timeout=40.0), f"{len(received)} commands"
+    asked = {(r.session, r.epoch): set(r.robot_ids) for r in requests}
+    for report in reports:  # the privacy property: only asked robots speak, once per request
+        assert report.robot_id in asked[(report.session, report.epoch)]
+    assert len({(r.epoch, r.robot_id) for r in reports}) == len(reports)
+    for msg in received:
+        assert set(msg.sampled_ids) == {r.robot_id for r in reports if r.epoch == msg.epoch}
+    # ... and the coordinator does not even subscribe to any robot's pose.
+    for i in range(N):
+        assert all(info.node_name != coordinator.get_name() for info in
+                   coordinator.get_subscriptions_info_by_topic(f"/{odom_topic(i)}")), i
     policy = world["random_policy"]
     for epoch, msg in enumerate(received):
         assert msg.epoch == epoch and msg.k == K and msg.policy_id == policy.policy_id
