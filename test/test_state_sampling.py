@@ -153,11 +153,10 @@ def test_decisions_use_exactly_the_valid_replies_and_every_bad_one_is_counted(gr
         assert set(msg.sampled_ids) <= set(asked[(msg.session, msg.epoch)])
         assert list(msg.counts) == np.bincount([valid[i] for i in msg.sampled_ids], minlength=5).tolist()
         assert msg.global_state == DEPOT_ZONE
-    # The draw: k distinct robots, never one that missed its last request (it sits out at least one draw).
-    by_epoch = {e: ids for s, e, ids in robots.requests}
-    for epoch, ids in by_epoch.items():
+    # The draw: k distinct robots, never one that missed the request before (it sits out at least one).
+    for (session, epoch, ids), (_, before, ids_before) in zip(robots.requests[1:], robots.requests):
         assert len(set(ids)) == len(ids) <= K
-        missed_before = set(by_epoch.get(epoch - 1, ())) - set(robots.valid[(coordinator.session, epoch - 1)])
+        missed_before = set(ids_before) - set(robots.valid[(session, before)])
         assert not missed_before & set(ids), f"epoch {epoch} asks {missed_before & set(ids)}, who just missed"
     assert any(len(m.sampled_ids) < K for m in received)  # the 30% loss shows as short samples
     # Every bad reply is dropped under its reason, none is lost or double-counted (up to the one in flight).
@@ -176,8 +175,8 @@ def test_a_silent_robot_backs_off_and_a_robot_that_left_is_not_asked_until_it_re
     graph.add(CoordinatorNode(setting["params"], context=graph.context))
     received, _ = _commands(graph)
     _spin(graph, robots, lambda: len(received) >= 30, timeout=40.0)
-    # SILENT never answers: after its j-th miss it sits out 2^(j-1) draws.
-    asked_at = [e for _, e, ids in robots.requests if SILENT in ids]
+    # SILENT never answers: after its j-th miss it sits out the next 2^(j-1) requests.
+    asked_at = [index for index, (_, _, ids) in enumerate(robots.requests) if SILENT in ids]
     assert len(asked_at) >= 2
     for j, (a, b) in enumerate(zip(asked_at, asked_at[1:]), start=1):
         assert b - a >= 1 + 2 ** (j - 1), asked_at

@@ -11,8 +11,9 @@ frame are dropped and counted. Robots are known from FleetMembership messages
 (one per answering node, sent when its set of present robots changes and,
 empty, when it leaves; transient-local, so a coordinator that restarts learns
 the fleet at once): no periodic per-robot traffic reaches the coordinator. A
-robot that misses a reply sits out 1, 2, 4, ... (at most MAX_BACKOFF_EPOCHS)
-draws, then is asked again. It works on any RMW: one topic each way, every
+robot that misses a reply sits out the next 1, 2, 4, ... (at most MAX_BACKOFF)
+requests, then is asked again (counted in requests, not decisions: a first
+decision that found no reply must not wait for itself). It works on any RMW: one topic each way, every
 agent filters the request itself (no content-filtered topics), and nothing is
 created per decision.
 
@@ -35,7 +36,7 @@ from altmarl_ros.names import FLEET_MEMBERSHIP_TOPIC, STATE_REPORTS_TOPIC, STATE
 from altmarl_ros.nodes._ros import MEMBERSHIP_SUBSCRIPTION_QOS, LATCHED_QOS, STATE_REPORT_QOS, STATE_REQUEST_QOS
 from altmarl_sim.ring import zone_of_pose
 
-MAX_BACKOFF_EPOCHS = 32  # a robot that keeps missing replies is still asked at least this often
+MAX_BACKOFF = 32  # requests: a robot that keeps missing replies is still eligible at least this often
 WARN_EVERY_SEC = 5.0
 REPORT = "StateReport"
 
@@ -125,7 +126,8 @@ class RequestedStates:
         self._hosts: Dict[str, np.ndarray] = {}  # answering node -> the slots it reported present
         self.members = np.zeros(n, dtype=bool)
         self.misses = np.zeros(n, dtype=np.int64)  # consecutive requests a robot did not answer
-        self.retry_epoch = np.zeros(n, dtype=np.int64)  # the first epoch it is drawn again after a miss
+        self.retry_at = np.zeros(n, dtype=np.int64)  # the first request it may be drawn for again after a miss
+        self.requests_sent = 0
         self.unknown_robots = set()  # announced ids that are not in the roster
         self._pending: Optional[StateRequest] = None
         self._pending_ids: Dict[int, int] = {}  # robot id -> slot, of the open request
@@ -165,7 +167,7 @@ class RequestedStates:
         joined = np.asarray(slots, dtype=np.int64)
         new = np.setdiff1d(joined, self._hosts.get(msg.host, ()))
         self.misses[new] = 0  # a robot that (re)joins is drawn at once
-        self.retry_epoch[new] = 0
+        self.retry_at[new] = 0
         if joined.size:
             self._hosts[msg.host] = joined
         else:
@@ -179,19 +181,21 @@ class RequestedStates:
 
     def unusable(self, now_ns: int) -> int:
         """Robots of the roster that are not present, or sit out draws after missed replies."""
-        return len(self.robot_ids) - int(np.count_nonzero(self._eligible(None)))
+        return len(self.robot_ids) - int(np.count_nonzero(self._eligible()))
 
-    def _eligible(self, epoch: Optional[int]) -> np.ndarray:
-        if epoch is None:
-            return self.members & (self.misses == 0)
-        return self.members & (self.retry_epoch <= epoch)
+    def _eligible(self) -> np.ndarray:
+        """Present robots that are not sitting out requests after missed replies."""
+        return self.members & (self.retry_at <= self.requests_sent)
 
     # ------------------------------------------------------------------ requests and replies
 
     def request(self, epoch: int, now_ns: int, deadline_ns: int) -> None:
-        """Draw k of the eligible robots uniformly and ask them for their states (one broadcast)."""
+        """Draw k of the eligible robots uniformly and ask them for their states (one broadcast); nothing if
+        this epoch's request is open already."""
+        if self._pending is not None and self._pending.epoch == epoch:
+            return
         self._close()
-        eligible = np.flatnonzero(self._eligible(epoch))
+        eligible = np.flatnonzero(self._eligible())
         slots = self.rng.choice(eligible, size=min(self.k, eligible.size), replace=False) if eligible.size else \
             np.zeros(0, dtype=np.int64)
         msg = StateRequest(session=self.session, epoch=epoch, robot_ids=self.robot_ids[slots].tolist())
@@ -202,6 +206,7 @@ class RequestedStates:
         self._pending_ids = {int(self.robot_ids[s]): int(s) for s in slots}
         self._replies, self._reply_received_ns = {}, {}
         self.requested += len(slots)
+        self.requests_sent += 1
         self._request_wall_ns = time.perf_counter_ns()
         self._request_pub.publish(msg)
 
@@ -255,7 +260,7 @@ class RequestedStates:
         return Sample(ids, zones, ages)
 
     def _close(self) -> None:
-        """End the open request: its unanswered robots sit out 1, 2, 4, ... draws (MAX_BACKOFF_EPOCHS at most)."""
+        """End the open request: its unanswered robots sit out the next 1, 2, 4, ... requests (MAX_BACKOFF at most)."""
         pending = self._pending
         if pending is None:
             return
@@ -265,15 +270,15 @@ class RequestedStates:
             else:
                 self.missed += 1
                 self.misses[slot] += 1
-                wait = min(2 ** (int(self.misses[slot]) - 1), MAX_BACKOFF_EPOCHS)
-                self.retry_epoch[slot] = pending.epoch + 1 + wait
+                wait = min(2 ** (int(self.misses[slot]) - 1), MAX_BACKOFF)
+                self.retry_at[slot] = self.requests_sent + wait
         self._closed_epochs.append(pending.epoch)
         self._pending, self._pending_ids = None, {}
 
     def status(self) -> dict:
         return {"state_sampling": self.MODE, "state_messages_received": self.messages_received,
                 "members": self.present(0), "replies_requested": self.requested, "replies_used": self.replied,
-                "replies_missed": self.missed, "backing_off": int(np.count_nonzero(self.members & (self.misses > 0)))}
+                "replies_missed": self.missed, "backing_off": int(np.count_nonzero(self.members & (self.retry_at > self.requests_sent)))}
 
 
 class StateAnswers:

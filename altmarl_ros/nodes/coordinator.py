@@ -206,7 +206,6 @@ class CoordinatorNode(AltmarlNode):
         self._period_ns = int(round(self.decision_period * 1e9))
         self._next_decision_ns = None  # the next decision boundary; None until the first tick
         self._first_decision_ns = None  # before the first decision: when it is due, once the fleet is ready
-        self._requested_epoch = -1  # the epoch whose state request went out
         self._first_tick_ns = None
         self._start_warned = False
         self._slack_ns = int(control_period * 0.5e9)
@@ -271,7 +270,7 @@ class CoordinatorNode(AltmarlNode):
         if self.epoch == 0:
             if self._first_decision_ns is None and not self.stopped and self._fleet_ready(now_ns):
                 self._first_decision_ns = now_ns + self._lead_ns
-                self._request(now_ns, self._first_decision_ns)
+                self.states.request(self.epoch, now_ns, self._first_decision_ns)
             if self._first_decision_ns is not None and now_ns + self._slack_ns >= self._first_decision_ns:
                 if self.decide(now_ns):
                     self._next_decision_ns = now_ns + self._period_ns
@@ -284,14 +283,8 @@ class CoordinatorNode(AltmarlNode):
             self.skipped_decisions += 1
         if self.epoch > 0 and not self.stopped and \
                 now_ns + self._slack_ns >= self._next_decision_ns - self._lead_ns:
-            self._request(now_ns, self._next_decision_ns)
+            self.states.request(self.epoch, now_ns, self._next_decision_ns)
         self.drive_depot()
-
-    def _request(self, now_ns: int, decision_ns: int) -> None:
-        """Ask for the states the decision at decision_ns will use (once per epoch; request sampling)."""
-        if self._requested_epoch != self.epoch:
-            self._requested_epoch = self.epoch
-            self.states.request(self.epoch, now_ns, decision_ns)
 
     def _fleet_ready(self, now_ns: int) -> bool:
         """Before the first decision: every robot of the roster has a fresh pose, or waiting is over."""
