@@ -17,6 +17,9 @@ STATE_REQUEST_TOPIC = "altmarl/state_request"  # StateRequest: the coordinator a
 STATE_REPORTS_TOPIC = "altmarl/state_reports"  # StateReport: only the asked robots answer
 FLEET_MEMBERSHIP_TOPIC = "altmarl/fleet_membership"  # FleetMembership: which robots each node answers for
 STOPPED_TOPIC = "altmarl/stopped"  # std_msgs/Bool, latched: the operator's fleet-wide stop
+# The topics every node of a fleet shares (a robot's namespaced node is remapped to these absolute names).
+FLEET_WIDE_TOPICS = (GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, STATE_REQUEST_TOPIC, STATE_REPORTS_TOPIC,
+                     FLEET_MEMBERSHIP_TOPIC)
 STOP_SERVICE = "altmarl/stop"  # std_srvs/Trigger
 RESUME_SERVICE = "altmarl/resume"  # std_srvs/Trigger
 DIAGNOSTICS_TOPIC = "/diagnostics"

@@ -120,9 +120,13 @@ def test_fresh_demo_trains_then_runs_one_process_per_node(ring_fleet, tmp_path):
 def test_demo_summary_puts_the_learned_coordinator_next_to_the_best_constant(capsys):
     """The printed summary: the observer the policy runs, the ROS run's and the offline welfare, and the
     best constant dispatcher's with the learned coordinator's margin over it in both."""
-    from altmarl_ros.commands.demo import _print_report
+    from altmarl_ros.commands.demo import _coordinator_heard, _print_report
 
-    report = {"welfare": 161.5, "epochs": 60, "n": 200, "k": 5, "policy_id": "abc",
+    # The coordinator's last /diagnostics values (strings), as the welfare monitor keeps them.
+    heard = _coordinator_heard({"decisions": "60", "state_messages_received": "306", "state_sampling": "request",
+                                "replies_requested": "300", "replies_used": "294", "replies_missed": "6",
+                                "state_age_p50_s": "0.125", "state_age_p99_s": "0.150"})
+    report = {"coordinator_heard": heard, "welfare": 161.5, "epochs": 60, "n": 200, "k": 5, "policy_id": "abc",
               "observer": {"name": "filter", "gain": 0.25, "resolution": 11, "prior": 15.0},
               "real_time_factor": 1.0, "wall_seconds": 63.0, "odom_msgs_per_s": 4000.0,
               "offline": {"mean": 160.25, "ci95": 0.5, "rollouts": 100, "p2_5": 155.0, "p97_5": 165.0},
@@ -133,6 +137,9 @@ def test_demo_summary_puts_the_learned_coordinator_next_to_the_best_constant(cap
     out = capsys.readouterr().out
     assert "filter observer, gain 0.25, pi_g at 11 robots" in out
     assert re.search(r"ROS 2 fleet \(this run\) +161\.500 .*0\.2% of robot-steps on a late command", out)
+    assert re.search(r"coordinator heard 5\.1 robot-state messages per decision \(request sampling: 4\.9 replies "
+                     r"used per decision, 2\.0% missed; states 0\.125 s old at the decision \(p50\)", out)
+    assert _coordinator_heard({}) == {}  # no coordinator report came: no line
     assert re.search(r"offline, same start +160\.250 \+- 0\.500 \(fleet seed 1234's start", out)
     assert re.search(r"offline, random starts +158\.500 \+- 1\.000", out)
     assert re.search(r"best constant dispatcher, offline +158\.000 \+- 0\.750 \(a_g = 1.*"

@@ -107,10 +107,11 @@ def test_documented_lines_connect_drive_and_stop(ros_context, tmp_path, command_
         assert spin_until(lambda: {("local_agent", "/robot_3"), ("coordinator", "/")} <=
                           set(node.get_node_names_and_namespaces()), 30.0), node.get_node_names_and_namespaces()
         output = "/robot_3/cmd_vel" if command_type == "twist" else "/robot_3/goal_pose"
-        want = {("local_agent", "/robot_3"): ({"/robot_3/odom", "/altmarl/global_command", "/altmarl/stopped"},
-                                             {output}, set()),
-                ("coordinator", "/"): ({"/robot_3/odom", "/depot/odom"},
-                                       {"/altmarl/global_command", "/altmarl/stopped"},
+        want = {("local_agent", "/robot_3"): ({"/robot_3/odom", "/altmarl/global_command", "/altmarl/stopped",
+                                              "/altmarl/state_request"},
+                                             {output, "/altmarl/state_reports", "/altmarl/fleet_membership"}, set()),
+                ("coordinator", "/"): ({"/depot/odom", "/altmarl/state_reports", "/altmarl/fleet_membership"},
+                                       {"/altmarl/global_command", "/altmarl/stopped", "/altmarl/state_request"},
                                        {"/altmarl/stop", "/altmarl/resume"})}
         def connected(key):  # discovery of a node's ~200 endpoints takes a moment
             got = endpoints(*key)
