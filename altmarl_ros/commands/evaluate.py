@@ -108,8 +108,6 @@ def _in_simulator(args, rollout_args, hide_progress):
     from altmarl_sim.rollout import policy_sim_welfare, sim_baselines
     from altmarl_sim.scenario import load_scenario
 
-    if args.reply_loss:
-        raise UsageError("--reply-loss applies to --model evaluation (for now)")
     if rollout_args.pop("dirichlet_alpha") is not None:
         raise UsageError("--dirichlet-alpha applies to --model evaluation; a scenario starts "
                           "its robots from fleet.start_zone_weights")
@@ -130,7 +128,8 @@ def _in_simulator(args, rollout_args, hide_progress):
             bar.update(1)
 
         bar.set_postfix_str("policy")
-        welfare = policy_sim_welfare(scenario, policy, progress=advance, **rollout_args)
+        welfare = policy_sim_welfare(scenario, policy, progress=advance, reply_loss=args.reply_loss,
+                                     **rollout_args)
         gap = nash_gap(game, policy.pi_g, policy.pi_l, policy.resolution, m=m, seed=gap_seed)
         found = sim_baselines(scenario, game, k, names=names, progress=advance,
                               announce=bar.set_postfix_str, **rollout_args)
