@@ -20,7 +20,7 @@ from altmarl_sim import estimate as estimate_module
 from altmarl_sim.estimate import estimate_model
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.render import record_frames, render
-from altmarl_sim.rollout import run_episode, sim_rollout_welfare
+from altmarl_sim.rollout import policy_sim_welfare, run_episode, sim_rollout_welfare
 from altmarl_sim.sampler import SamplerError, SimSampler
 from altmarl_sim.scenario import load_scenario, parse_scenario
 
@@ -331,6 +331,12 @@ def test_train_and_evaluate_a_scenario_end_to_end(tmp_path, capsys, monkeypatch)
     report = json.loads(capsys.readouterr().out)
     assert set(report["baselines"]) == {"uniform_random", "best_constant_global"}
     assert np.isfinite(report["welfare"]) and report["policy_id"] == policy.policy_id
+    assert main(["evaluate", "--scenario", "warehouse_ring", "--policy", str(policy_path), "--n", "12",
+                 "--horizon", "5", "--seeds", "2", "--rollouts", "2", "--reply-loss", "0.5", "--no-baselines",
+                 "--json", "--quiet"]) == 0
+    lossy = json.loads(capsys.readouterr().out)
+    direct = policy_sim_welfare(SCENARIO, policy, n=12, horizon=5, seeds=2, rollouts=2, reply_loss=0.5)
+    assert (lossy["welfare"], lossy["replies_per_decision"]) == (direct.mean, direct.replies) != (report["welfare"], 2)
     assert main(["render", "--scenario", "warehouse_ring", "--policy", str(policy_path), "--n", "12",
                  "--epochs", "2", "--out", "fleet.gif"]) == 0
     with Image.open(tmp_path / "fleet.gif") as image:
