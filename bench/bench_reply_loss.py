@@ -69,8 +69,8 @@ def measure(scenario, policy, args):
             found = evaluate(reply_loss=p)
             base = found if base is None else base
             print(f"{row(f'p = {p:g}', found, base)}   ({time.perf_counter() - started:.1f} s)", flush=True)
-    print(f"\nsimulator: state lead (control steps before the epoch's end; vs lead {args.leads[0]}), p = 0\n{header}",
-          flush=True)
+    print(f"\nsimulator: state lead (control steps before the epoch's end; vs lead {args.leads[0]}), p = 0\n"
+          f"{header}", flush=True)
     base = None
     for lead in args.leads:
         found = policy_sim_welfare(scenario, policy, **rollout_args, state_lead=lead)
