@@ -44,11 +44,12 @@ class FleetError(ScenarioError):
 @njit(cache=True)
 def _run_epoch(poses, velocities, stall, goal_zones, centres, radius, cos_look, sin_look,
                speed_gain, heading_gain, tolerance, seed, steps, dt, max_v, max_w, max_dv, max_dw,
-               speed_std, turn_std, p_stall, stall_min, stall_span, travelled):
+               speed_std, turn_std, p_stall, stall_min, stall_span, travelled, read_step, read_xy):
     """Every robot drives to its goal zone with the ring controller for `steps` steps.
     Time steps outside, robots inside: consecutive iterations are independent robots,
     which the CPU overlaps (a robot's own step chain is long and serial); ~20% faster
-    than robots outside."""
+    than robots outside. read_xy [n, 2] <- every robot's (x, y) after `read_step` steps
+    (read_step < 0 or >= steps: not written)."""
     n = poses.shape[0]
     x = poses[:, 0].copy()
     y = poses[:, 1].copy()
@@ -61,7 +62,11 @@ def _run_epoch(poses, velocities, stall, goal_zones, centres, radius, cos_look, 
     for i in range(n):
         state[i] = stream_start(seed, np.uint64(i))
         travelled[i] = 0.0
-    for _ in range(steps):
+    for step in range(steps):
+        if step == read_step:
+            for i in range(n):
+                read_xy[i, 0] = x[i]
+                read_xy[i, 1] = y[i]
         for i in range(n):
             cmd_v, cmd_w = steer_to_zone_kernel(x[i], y[i], c[i], s[i], goal_zones[i], centres, radius,
                                           cos_look, sin_look, max_v, max_w, speed_gain,
@@ -106,17 +111,30 @@ def poses_at_rest(scenario: Scenario, zones: np.ndarray, rng: np.random.Generato
     return poses
 
 
-def drive_epoch(scenario: Scenario, poses, velocities, stall, goal_zones, seed, travelled):
-    """Run _run_epoch with the scenario's parameters (arrays updated in place)."""
+def check_lead(scenario: Scenario, lead, error=FleetError, field: str = "lead") -> int:
+    """A state lead in control steps: 0 (the states are read at the epoch's end) up to the epoch's
+    steps (at its start: a request goes out at most one epoch before its decision)."""
+    steps = scenario.timing.steps_per_epoch
+    lead = integer(error, field, lead, 0)
+    if lead > steps:
+        raise error(field, f"is {lead} control steps, more than an epoch's {steps}: use 0..{steps}")
+    return lead
+
+
+def drive_epoch(scenario: Scenario, poses, velocities, stall, goal_zones, seed, travelled, lead: int = 0,
+                read_xy=None):
+    """Run _run_epoch with the scenario's parameters (arrays updated in place); with lead > 0, read_xy
+    [n, 2] <- the robots' positions `lead` control steps before the epoch's end."""
     ring, gains, limits = scenario.ring, scenario.controller, scenario.limits
     noise, faults, timing = scenario.noise, scenario.faults, scenario.timing
     dt = timing.control_period
+    steps = timing.steps_per_epoch
     _run_epoch(
         poses, velocities, stall, goal_zones, ring.zone_centres(), ring.radius,
         *gains.lookahead_cos_sin(ring), gains.speed_gain, gains.heading_gain,
-        gains.arrive_tolerance, seed, timing.steps_per_epoch,
+        gains.arrive_tolerance, seed, steps,
         *StepParams.of(limits, noise, faults, dt, faults.per_step_probability(dt, timing.decision_epoch)),
-        travelled)
+        travelled, steps - lead if lead > 0 else -1, np.empty((0, 2)) if read_xy is None else read_xy)
 
 
 def epoch_from_rest(scenario: Scenario, start_zones, goal_zones, seed: int = 0):
@@ -200,6 +218,7 @@ class FleetSim:
         self._commands[:] = 0.0
         self.stall_remaining[:] = 0.0
         self.time = 0.0
+        self.read_zones = self.zones()
 
     def start_from(self, poses) -> None:
         """Put every robot at rest at `poses` [n+1, 3] (depot last), as reset() leaves them: another
@@ -212,6 +231,7 @@ class FleetSim:
         self._commands[:] = 0.0
         self.stall_remaining[:] = 0.0
         self.time = 0.0
+        self.read_zones = self.zones()
 
     @property
     def poses(self) -> np.ndarray:
@@ -243,19 +263,27 @@ class FleetSim:
 
     # -- (a) offline decision epochs ----------------------------------------
 
-    def step_epoch(self, local_actions, global_action: int) -> tuple[np.ndarray, int, float]:
+    def step_epoch(self, local_actions, global_action: int, lead: int = 0) -> tuple[np.ndarray, int, float]:
         """One MDP step: returns (next worker zones [n], next depot zone, reward).
         The per-worker local rewards and the depot's reward of this epoch are left in
-        `last_local_rewards` and `last_global_reward`."""
+        `last_local_rewards` and `last_global_reward`; the workers' zones `lead` control steps
+        before the epoch's end (what a state request sent that early reads) in `read_zones`."""
         scenario = self.scenario
+        lead = check_lead(scenario, lead)
         start, goals = self.epoch_goals(local_actions, global_action)
+        read_xy = np.empty((self.n + 1, 2)) if lead else None
         drive_epoch(scenario, self._poses, self._velocities, self.stall_remaining, goals,
-                    self._draw_seed(), self._travelled)
+                    self._draw_seed(), self._travelled, lead, read_xy)
         self.time += self._steps * self._dt
         self._commands[:] = 0.0
         self.last_local_rewards, self.last_global_reward, reward = scenario.rewards.epoch(
             start[: self.n] == start[self.n], self._travelled[: self.n], self._travelled[self.n])
         end = self.all_zones()
+        if lead:
+            self.read_zones = np.empty(self.n, dtype=np.int64)
+            zones_of_xy(read_xy[: self.n, 0], read_xy[: self.n, 1], scenario.ring.n_zones, self.read_zones)
+        else:
+            self.read_zones = end[: self.n]
         return end[: self.n], int(end[self.n]), reward
 
     def epoch_goals(self, local_actions, global_action) -> tuple[np.ndarray, np.ndarray]:

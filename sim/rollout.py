@@ -13,6 +13,12 @@ The observer's estimation error is measured against the truth the simulator know
 the total-variation distance between the estimate a decision used and the workers'
 zone distribution at that decision, averaged over the decisions of a rollout (the
 statistic core.evaluate reports for the tabular model).
+A state request can lose replies and can go out early (`reply_loss`, `state_lead`; both 0
+by default, which draws and reads exactly as without them): each sampled worker's reply
+is lost with probability reply_loss and the decision uses those that arrived
+(core.evaluate's rule: fresh without a reply keeps the last a_g, the first decision asks
+again until a reply arrives); their zones are read state_lead control steps before the
+epoch's end (FleetSim.step_epoch's read_zones; the first decision reads the start).
 Welfare = sum_{t<horizon} gamma^t r_t from FleetSim.reset()'s start (the scenario's
 mu0_l, mu0_g), mean +- 95% Student-t CI over seeds x rollouts independent runs, the
 same statistic as altmarl_ros.core.evaluate, but with robots instead of the tabular
@@ -29,10 +35,10 @@ from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors, rank
-from altmarl_ros.core.evaluate import WelfareEstimate, check_rollout_size, cumulative, mean_ci95
+from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_size, cumulative, mean_ci95
 from altmarl_ros.core.observer import Observer, deployed_observer, fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
-from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim
+from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim, check_lead
 from altmarl_sim.sampler import SamplerError
 from altmarl_sim.scenario import Scenario
 
@@ -65,9 +71,13 @@ def running_observer(scenario: Scenario, k: int, observer=None, prediction=None)
     return deployed_observer(n_sg, n_sl, k, observer, prediction)
 
 
-def sample_workers(zones, k: int, n_sl: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, zone counts [n_sl]) of a fresh uniform k-subset of the workers (no replacement)."""
+def sample_workers(zones, k: int, n_sl: int, rng: np.random.Generator,
+                   reply_loss: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, zone counts [n_sl]) of a fresh uniform k-subset of the workers (no replacement), less
+    those whose reply is lost (each with probability reply_loss: k more uniforms, none at 0)."""
     sampled = rng.choice(zones.shape[0], size=k, replace=False)
+    if reply_loss > 0.0:
+        sampled = sampled[rng.random(k) >= reply_loss]
     return sampled, np.bincount(zones[sampled], minlength=n_sl)
 
 
@@ -84,34 +94,48 @@ def episode_start(scenario: Scenario, n: int, stream: np.random.SeedSequence, fl
 
 
 def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.Generator,
-                on_epoch=None, observer: Observer | None = None, errors: list | None = None) -> float:
+                on_epoch=None, observer: Observer | None = None, errors: list | None = None,
+                reply_loss: float = 0.0, state_lead: int = 0, replies: list | None = None) -> float:
     """Discounted return of one rollout from the sim's current state (arrays already
-    checked). `on_epoch(sim, sampled_ids, a_g)` is called before every epoch is run.
-    `observer` (reset here; default: the paper's fresh sample) feeds pi_g. `errors`, if
-    given, gets each decision's TV distance between the observer's estimate and the
-    workers' zone distribution (nothing when pi_g is None: no observer runs)."""
+    checked). `on_epoch(sim, ids, a_g)` is called before every epoch is run, with the ids
+    whose replies the decision used. `observer` (reset here; default: the paper's fresh
+    sample) feeds pi_g. `errors`, if given, gets each decision's TV distance between the
+    observer's estimate and the workers' zone distribution, `replies` each decision's
+    number of replies (nothing when pi_g is None: no observer runs). `reply_loss` and
+    `state_lead`: the module docstring."""
     n_sl = sim.scenario.ring.n_zones
     n_ag = sim.scenario.sizes[1]
     cum_pi_l = cumulative(pi_l)
     gamma = sim.scenario.gamma
     zones, s_g = sim.zones(), sim.depot_zone()
+    read = zones  # what a state request reads: at the start, where the workers stand
     total, discount = 0.0, 1.0
+    a_g = None
     if pi_g is not None:
         observer = observer or running_observer(sim.scenario, k)
         observer.reset()
     for _ in range(horizon):
-        sampled, counts = sample_workers(zones, k, n_sl, rng)
         if pi_g is None:
+            sampled, _ = sample_workers(read, k, n_sl, rng)
             a_g = int(rng.integers(n_ag))
         else:
-            a_g = int(pi_g[s_g, rank(observer.decide(counts))])
+            sampled, counts = sample_workers(read, k, n_sl, rng, reply_loss)
+            query = observer.decide(counts)
+            while query is None and a_g is None:  # no reply, no estimate: the first decision asks again
+                sampled, counts = sample_workers(read, k, n_sl, rng, reply_loss)
+                query = observer.decide(counts)
+            if query is not None:  # else fresh without a reply: no decision, the depot keeps its goal
+                a_g = int(pi_g[s_g, rank(query)])
             if errors is not None:
                 errors.append(0.5 * float(np.abs(observer.mu - np.bincount(zones, minlength=n_sl) / sim.n).sum()))
+            if replies is not None:
+                replies.append(len(sampled))
             observer.elapsed(s_g)  # the workers act under this s_g until the next decision
         actions = draw_local_actions(cum_pi_l, zones, s_g, rng)
         if on_epoch is not None:
             on_epoch(sim, sampled, a_g)
-        zones, s_g, reward = sim.step_epoch(actions, a_g)
+        zones, s_g, reward = sim.step_epoch(actions, a_g, state_lead)
+        read = sim.read_zones
         total += discount * reward
         discount *= gamma
     return total
@@ -119,12 +143,14 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
 
 def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, horizon: int = 100,
                         seeds: int = 15, rollouts: int = 50, seed: int = 0,
-                        progress=None, observer=None, prediction=None, fleet=FleetSim) -> WelfareEstimate:
+                        progress=None, observer=None, prediction=None, fleet=FleetSim,
+                        reply_loss: float = 0.0, state_lead: int = 0) -> WelfareEstimate:
     """Welfare of (pi_g, pi_l) deployed in the continuous simulator; see the module docstring.
 
     `observer`: an ObserverSpec (default fresh); a filter predicts with `prediction` =
     (P_fused [S_g, S_l, S_l], mu0 [S_l]) of the model the policy was trained on (a
-    filter PolicyArtifact's observer_P, observer_mu0).
+    filter PolicyArtifact's observer_P, observer_mu0). `reply_loss` in [0, 1) and
+    `state_lead` in control steps (0 to the epoch's steps): the module docstring.
 
     Rollout r of seed s uses only SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r]
     (the simulator's noise and the subsets and actions). `progress(done, total)` is
@@ -139,6 +165,8 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
                                       (("horizon", horizon, 1), ("seeds", seeds, 1),
                                        ("rollouts", rollouts, 1), ("seed", seed, 0)))
     check_rollout_size(RolloutError, n, horizon, seeds, rollouts)
+    reply_loss = check_reply_loss(RolloutError, reply_loss)
+    state_lead = check_lead(scenario, state_lead, RolloutError, "state_lead")
     if pi_g is not None and observer is not None and observer.name == "filter" and prediction is None:
         raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
                                          "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
@@ -149,21 +177,23 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     returns = np.empty((seeds, rollouts))
     errors = np.full((seeds, rollouts), np.nan)  # mean TV error of each rollout's estimates
+    replies = np.full((seeds, rollouts), np.nan)  # mean replies per decision
     start = time.perf_counter()
     for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
         for r, stream in enumerate(seed_seq.spawn(rollouts)):
             sim, rng = episode_start(scenario, n, stream, fleet)
-            decisions = []
-            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, rng, observer=running, errors=decisions)
+            decisions, heard = [], []
+            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, rng, observer=running, errors=decisions,
+                                        reply_loss=reply_loss, state_lead=state_lead, replies=heard)
             if decisions:
-                errors[s, r] = np.mean(decisions)
+                errors[s, r], replies[s, r] = np.mean(decisions), np.mean(heard)
             if progress is not None:
                 progress(s * rollouts + r + 1, seeds * rollouts)
     seconds = time.perf_counter() - start
     mean, ci = mean_ci95(returns)
     return WelfareEstimate(mean=mean, ci95=ci, returns=returns,
                            agent_steps=seeds * rollouts * n * horizon, seconds=seconds,
-                           estimation_error=float(errors.mean()))
+                           estimation_error=float(errors.mean()), replies=float(replies.mean()))
 
 
 def starting_like(start_seed: int, fleet=FleetSim):

@@ -271,6 +271,10 @@ ROWS = [
     Row("evaluate k > n", E("--n", "1"), r"k = 2 exceeds the number of local agents n = 1", MP),
     Row("evaluate --dirichlet-alpha 0", E("--dirichlet-alpha", "0"), r"argument --dirichlet-alpha: 0 is out",
         MP),
+    Row("evaluate --reply-loss 1", E("--reply-loss", "1"), r"argument --reply-loss: 1 is out of range: use a "
+        r"finite number in \[0, 1\)", MP),
+    Row("evaluate --reply-loss -0.1", E("--reply-loss", "-0.1"), r"argument --reply-loss: -0\.1 is out of range",
+        MP),
     Row("demo --duration inf", ["demo", "--duration", "inf"], r"argument --duration: inf is out of range"),
     Row("demo --duration -5", ["demo", "--duration", "-5"], r"argument --duration: -5 is out of range"),
     Row("demo --rollouts 1", ["demo", "--rollouts", "1", "--fleet", "f.yaml"], r"--rollouts 1: need at least 2",

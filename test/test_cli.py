@@ -71,6 +71,29 @@ def test_evaluate_json_and_text_of_a_trained_policy(trained_tiny, capsys):
     assert all(name in text for name in BASELINES)
 
 
+def test_evaluate_reply_loss_reaches_the_rollouts_and_is_reported(trained_tiny, capsys):
+    """--reply-loss P: the welfare is rollout_welfare's with that loss (the baselines read no replies and
+    keep theirs), the JSON and the text say P and the replies decisions used."""
+    from altmarl_ros.core.evaluate import policy_welfare
+
+    model, out, _ = trained_tiny
+    assert main(["evaluate", "--model", str(model), "--policy", str(out), *EVAL_ARGS, "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", str(model), "--policy", str(out), *EVAL_ARGS, "--reply-loss", "0.5",
+                 "--json"]) == 0
+    lossy = json.loads(capsys.readouterr().out)
+    direct = policy_welfare(load_model(model), load_policy(out), n=10, horizon=8, seeds=2, rollouts=50, seed=0,
+                            reply_loss=0.5)
+    assert lossy["welfare"] == pytest.approx(direct.mean, abs=1e-12) != plain["welfare"]
+    assert (lossy["reply_loss"], lossy["replies_per_decision"]) == (0.5, direct.replies)
+    assert (plain["reply_loss"], plain["replies_per_decision"]) == (0.0, K)
+    assert lossy["baselines"] == plain["baselines"]
+    assert main(["evaluate", "--model", str(model), "--policy", str(out), *EVAL_ARGS, "--reply-loss", "0.5",
+                 "--no-baselines"]) == 0
+    assert f"reply loss 0.5: each sampled robot's reply is lost with that probability; decisions used " \
+           f"{direct.replies:.2f} of k = {K} replies" in capsys.readouterr().out
+
+
 def test_a_registered_baseline_appears_in_evaluate_json(trained_tiny, capsys, toy_baseline):
     """One register_baseline call is all it takes: evaluate rolls out the toy's pair."""
     from altmarl_ros.core.evaluate import rollout_welfare

@@ -17,8 +17,10 @@ from altmarl_ros.core.evaluate import (
     BASELINES,
     EvaluationError,
     baselines,
+    lose_replies,
     mean_ci95,
     nash_gap,
+    rollout_streams,
     rollout_welfare,
     t_quantile_975,
 )
@@ -293,6 +295,166 @@ def test_t_quantile_and_ci_against_known_values():
     assert mean == 2.5 and half == pytest.approx(3.1824 * np.std([1, 2, 3, 4], ddof=1) / 2, rel=2e-3)
 
 
+# ---------------------------------------------------------------------------- reply loss
+
+# Returns of the two instances in the next test, recorded on main at d014f3a, before reply loss existed.
+_RETURNS_BEFORE_REPLY_LOSS = {
+    "fresh": [7.840688825559357, 5.809567235627837, 7.167733944992411, 8.051598890190203, 5.762814382660094,
+              5.611742901994212],
+    "filter": [8.706233608959762, 7.327769256401398, 11.545075576299306, 9.662200111851426, 6.6416252639564775,
+               7.575505488594773],
+}
+
+
+def test_without_reply_loss_the_rollouts_are_those_of_before():
+    """reply_loss 0 (the default) draws nothing more and decides as before the option existed: the
+    returns recorded then, for fresh and for a filter (rel 1e-12 leaves another libm its last bits; a
+    changed draw moves a return by O(1)), and every decision used all k replies."""
+    rng = np.random.default_rng(5)
+    game = _random_game(rng)
+    pi_g, pi_l = _random_policies(rng, game, 2)
+    filter_pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(3, game.n_sl))).astype(np.int32)
+    args = dict(n=5, horizon=8, seeds=2, rollouts=3, seed=4)
+    for name, table, observer in (("fresh", pi_g, None), ("filter", filter_pi_g, ObserverSpec("filter", 0.5, 3, 1.0))):
+        default = rollout_welfare(game, table, pi_l, 2, observer=observer, **args)
+        none_lost = rollout_welfare(game, table, pi_l, 2, observer=observer, reply_loss=0.0, **args)
+        assert np.array_equal(default.returns, none_lost.returns)
+        assert default.returns.ravel().tolist() == pytest.approx(_RETURNS_BEFORE_REPLY_LOSS[name], rel=1e-12)
+        assert default.replies == 2.0
+
+
+def _exact_welfare_with_reply_loss(game, pi_g, pi_l, n, k, horizon, p, keep_last=True):
+    """Fresh observer whose k sampled replies are each lost with probability p: the exact finite-horizon
+    value, by enumerating (s_g, the locals' states, the last a_g), every k-subset and every pattern of
+    lost replies. m >= 1 replies: a_g = pi_g at their counts scaled to k (k is a multiple of every m here,
+    so the scaling is exact); none: the last a_g; the first decision is conditioned on a reply arriving.
+    keep_last=False conditions every decision on a reply (a rule the coordinator does not follow)."""
+    n_sg, n_ag, n_sl = game.n_sg, game.n_ag, game.n_sl
+    fused_P = np.einsum("sga,sgat->gst", pi_l, game.P_l)
+    fused_r = np.einsum("sga,sga->gs", pi_l, game.r_l)
+    fleets = list(itertools.product(range(n_sl), repeat=n))
+    moves = np.array([[[math.prod(fused_P[g, s, s2] for s, s2 in zip(a, b)) for b in fleets] for a in fleets]
+                      for g in range(n_sg)])  # [s_g, fleet, fleet']
+    local_reward = np.array([[np.mean([fused_r[g, s] for s in fleet]) for fleet in fleets] for g in range(n_sg)])
+    heard = np.zeros((n_sg, len(fleets), n_ag))  # P(some reply arrives and a_g = a)
+    silent = np.zeros((n_sg, len(fleets)))  # P(no reply arrives)
+    subsets = list(itertools.combinations(range(n), k))
+    for g, (f, fleet), subset, arrived in itertools.product(range(n_sg), enumerate(fleets), subsets,
+                                                             itertools.product((False, True), repeat=k)):
+        weight = math.prod(1 - p if a else p for a in arrived) / len(subsets)
+        kept = [fleet[j] for j, a in zip(subset, arrived) if a]
+        if kept:
+            assert k % len(kept) == 0
+            heard[g, f, pi_g[g, rank(np.bincount(kept, minlength=n_sl) * (k // len(kept)))]] += weight
+        else:
+            silent[g, f] += weight
+    asked_again = heard / (1 - silent)[..., None]
+    # decide[s_g, fleet, last, a]; last = n_ag: no decision yet
+    decide = np.repeat(asked_again[:, :, None, :], n_ag + 1, axis=2)
+    if keep_last:
+        decide[:, :, :n_ag, :] = heard[:, :, None, :] + silent[:, :, None, None] * np.eye(n_ag)
+    dist = np.zeros((n_sg, len(fleets), n_ag + 1))
+    dist[:, :, n_ag] = np.outer(game.mu0_g, [math.prod(game.mu0_l[s] for s in fleet) for fleet in fleets])
+    value = 0.0
+    for t in range(horizon):
+        acted = np.einsum("gfl,gfla->gfa", dist, decide)  # [s_g, fleet, a_g]
+        value += game.gamma**t * (np.einsum("gfa,ga->", acted, game.r_g) + np.sum(acted.sum(-1) * local_reward))
+        dist = np.zeros_like(dist)
+        dist[:, :, :n_ag] = np.einsum("gfa,gah,gfe->hea", acted, game.P_g, moves)
+    return value
+
+
+def test_reply_loss_rollouts_match_the_exact_value():
+    """n = 3 locals, k = 2, each reply lost with probability 0.6, against the enumerated value; and far
+    (> 4 CI) from the value without loss and from that of a rule asking again at every silent decision."""
+    rng = np.random.default_rng(102)
+    game = _random_game(rng)
+    pi_g, pi_l = _random_policies(rng, game, 2)
+    n, k, horizon, p = 3, 2, 5, 0.6
+    est = rollout_welfare(game, pi_g, pi_l, k, n=n, horizon=horizon, seeds=4, rollouts=20000, seed=1, reply_loss=p)
+    exact = _exact_welfare_with_reply_loss(game, pi_g, pi_l, n, k, horizon, p)
+    assert est.ci95 < 0.01 * abs(exact)
+    assert abs(est.mean - exact) <= 2 * est.ci95, (est.mean, exact, est.ci95)
+    # the enumeration without loss is the plain brute force's value, so it enumerates what it claims
+    no_loss = _exact_welfare_with_reply_loss(game, pi_g, pi_l, n, k, horizon, 0.0)
+    assert no_loss == pytest.approx(_exact_welfare(game, _deterministic_global(pi_g, game.n_ag), pi_l, n, k, horizon,
+                                                   _iid_locals(game)), rel=1e-12)
+    asking_again = _exact_welfare_with_reply_loss(game, pi_g, pi_l, n, k, horizon, p, keep_last=False)
+    assert min(abs(est.mean - no_loss), abs(est.mean - asking_again)) > 4 * est.ci95
+
+
+def test_each_sampled_reply_is_lost_independently_with_probability_p():
+    """lose_replies over 20,000 decisions of k = 4 sampled agents: the m that arrive are Binomial(4, 1 - p)
+    (every count within 5 sd), the agent sampled first is lost at rate p, and the counts left are those
+    of the agents that arrived."""
+    k, p, draws = 4, 0.3, 20000
+    states = np.array([0, 1, 1, 2, 5, 5], np.int32)  # agents 0..3 sampled (order[:k]): one in state 0
+    order = np.arange(states.shape[0])
+    stream = rollout_streams(3, 1)[0]
+    arrived = np.zeros(k + 1)
+    first_lost = 0
+    for _ in range(draws):
+        sample = np.bincount(states[:k], minlength=6).astype(np.int64)
+        m, *stream = lose_replies(order, states, k, p, sample, *stream)
+        stream = np.array(stream, np.uint64)
+        assert sample.sum() == m and (sample >= 0).all() and (sample <= np.bincount(states[:k], minlength=6)).all()
+        arrived[m] += 1
+        first_lost += sample[0] == 0
+    pmf = np.array([math.comb(k, m) * (1 - p) ** m * p ** (k - m) for m in range(k + 1)])
+    assert np.all(np.abs(arrived - draws * pmf) <= 5 * np.sqrt(draws * pmf * (1 - pmf))), arrived / draws
+    assert abs(first_lost / draws - p) <= 5 * math.sqrt(p * (1 - p) / draws)
+
+
+@pytest.mark.parametrize("observer, asks_again", [(None, True), (ObserverSpec("filter", 0.5, 3), True),
+                                                  (ObserverSpec("filter", 0.5, 3, prior=2.0), False)])
+def test_replies_per_decision_and_the_first_decision_waiting_for_one(observer, asks_again):
+    """Mean replies per decision, k = 3 lost at p = 0.5, 2 decisions: k(1 - p) at the second; at the first
+    k(1 - p) / (1 - p^k) (conditioned on m >= 1) when there is nothing to decide on without a reply (fresh,
+    a filter without a prior), k(1 - p) when a filter's prior decides alone. The two differ by ~10 sd."""
+    k, p, rollouts = 3, 0.5, 10000
+    rng = np.random.default_rng(7)
+    game = _random_game(rng)
+    pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(k, game.n_sl))).astype(np.int32)
+    pi_l = _random_policies(rng, game, k)[1]
+    est = rollout_welfare(game, pi_g, pi_l, k, n=5, horizon=2, seeds=2, rollouts=rollouts, seed=3,
+                          observer=observer, reply_loss=p)
+    first = k * (1 - p) / (1 - p**k) if asks_again else k * (1 - p)
+    sd = math.sqrt(k * p * (1 - p) / (2 * 2 * rollouts))  # per decision sd k p (1 - p), 2 x 2 x rollouts decisions
+    assert abs(est.replies - (first + k * (1 - p)) / 2) <= 4 * sd, est.replies
+
+
+def _value_of_a_state_rule(game, pi_l, rule, horizon):
+    """Exact value when a_g = rule[s_g]: one local's joint chain with s_g (locals are exchangeable, so the
+    mean local reward is one local's expected reward)."""
+    fused_P = np.einsum("sga,sgat->gst", pi_l, game.P_l)
+    fused_r = np.einsum("sga,sga->gs", pi_l, game.r_l)
+    joint = np.outer(game.mu0_g, game.mu0_l)  # [s_g, s_l]
+    value = 0.0
+    for t in range(horizon):
+        value += game.gamma**t * sum(joint[g].sum() * game.r_g[g, rule[g]] + joint[g] @ fused_r[g]
+                                     for g in range(game.n_sg))
+        joint = sum(np.outer(game.P_g[g, rule[g]], joint[g] @ fused_P[g]) for g in range(game.n_sg))
+    return value
+
+
+def test_fresh_with_nearly_every_reply_lost_keeps_its_first_action():
+    """p = 0.999, k = 1: the first decision waits for its reply and nearly no later one hears any (5 in
+    1,000 rollouts, a bias below half the CI), so a fresh depot keeps its first action: from s_g = 0,
+    where pi_g says 0, a_g = 0 throughout, the exact value of the constant rule; pi_g's own rule
+    a_g = s_g (no loss) is > 4 CI away."""
+    rng = np.random.default_rng(11)
+    game = make_game(P_g=rng.dirichlet(np.ones(2), size=(2, 2)), P_l=rng.dirichlet(np.ones(2), size=(2, 2, 1)),
+                     r_g=rng.uniform(-1, 1, (2, 2)), r_l=rng.uniform(0, 3, (2, 2, 1)), gamma=0.9, mu0_g=[1.0, 0.0])
+    pi_l = np.ones((2, 2, 1))
+    pi_g = np.repeat(np.arange(2, dtype=np.int32)[:, None], n_count_vectors(1, 2), axis=1)  # a_g = s_g
+    horizon = 6
+    est = rollout_welfare(game, pi_g, pi_l, 1, n=2, horizon=horizon, seeds=2, rollouts=2000, seed=5,
+                          reply_loss=0.999)
+    kept = _value_of_a_state_rule(game, pi_l, [0, 0], horizon)
+    assert abs(est.mean - kept) <= 2 * est.ci95, (est.mean, kept, est.ci95)
+    assert abs(est.mean - _value_of_a_state_rule(game, pi_l, [0, 1], horizon)) > 4 * est.ci95
+
+
 @pytest.mark.parametrize(
     "change, error, needle",
     [
@@ -303,6 +465,9 @@ def test_t_quantile_and_ci_against_known_values():
         (dict(pi_l_nan=True), PolicyError, r"pi_l\[0, 1, 0\]: is nan"),
         (dict(k=4), EvaluationError, "k: k = 4 exceeds the number of local agents n = 3"),
         (dict(seeds=0), EvaluationError, "seeds: must be an integer >= 1, got 0"),
+        (dict(reply_loss=1.0), EvaluationError, "reply_loss: must be below 1"),
+        (dict(reply_loss=-0.1), EvaluationError, r"reply_loss: must be in \[0, 1\], got -0.1"),
+        (dict(reply_loss=float("nan")), EvaluationError, "reply_loss: must be finite"),
     ],
 )
 def test_bad_arguments_raise_named_errors(change, error, needle):
@@ -318,4 +483,4 @@ def test_bad_arguments_raise_named_errors(change, error, needle):
         pi_l[0, 1, 0] = np.nan
     with pytest.raises(error, match=needle):
         rollout_welfare(game, pi_g, pi_l, change.get("k", 2), n=3, horizon=2,
-                        seeds=change.get("seeds", 1), rollouts=2)
+                        seeds=change.get("seeds", 1), rollouts=2, reply_loss=change.get("reply_loss", 0.0))

@@ -139,6 +139,38 @@ def test_epoch_from_rest_matches_fleet_epochs_from_rest(scenario):
     np.testing.assert_array_equal(end, again)
 
 
+def test_a_lead_reads_the_workers_zones_that_many_control_steps_before_the_epochs_end(scenario, quiet):
+    """step_epoch(lead=L) leaves in read_zones where the workers were L control steps before the epoch's
+    end. Without noise that is where the same fleet ends an epoch L steps shorter (same start and goals);
+    lead 0 is the end, lead = every step the start, and LaggedFleet (lag 0, step by step) reads the same.
+    Reading moves nothing: with noise, the trajectory and reward are lead 0's."""
+    from altmarl_ros.experiments.actuation_lag import LaggedFleet
+
+    steps, n, lead = quiet.timing.steps_per_epoch, 60, 6  # from rest, workers cross 5-7 steps before the end
+    shorter = dataclasses.replace(quiet, timing=dataclasses.replace(
+        quiet.timing, decision_epoch=(steps - lead) * quiet.timing.control_period))
+    assert shorter.timing.steps_per_epoch == steps - lead
+    actions = np.random.default_rng(4).integers(1, 3, n)  # every worker heads for a neighbouring zone
+    for seed in range(3):
+        expected = FleetSim(shorter, n=n, seed=seed).step_epoch(actions, 2)[0]
+        sim = FleetSim(quiet, n=n, seed=seed)
+        start = sim.zones()
+        end = sim.step_epoch(actions, 2, lead=lead)[0]
+        assert np.array_equal(sim.read_zones, expected)
+        assert (expected != start).any() and (expected != end).any()  # between the two, for some workers
+        lagged = LaggedFleet(quiet, n=n, seed=seed)
+        lagged.step_epoch(actions, 2, lead=lead)
+        assert np.array_equal(lagged.read_zones, expected)
+        for read, at in ((0, end), (steps, start)):
+            edge = FleetSim(quiet, n=n, seed=seed)
+            edge.step_epoch(actions, 2, lead=read)
+            assert np.array_equal(edge.read_zones, at)
+    plain, reading = FleetSim(scenario, n=n, seed=5), FleetSim(scenario, n=n, seed=5)
+    for _ in range(3):
+        assert plain.step_epoch(actions, 2)[1:] == reading.step_epoch(actions, 2, lead=lead)[1:]
+    assert np.array_equal(plain.poses, reading.poses)
+
+
 def test_set_command_drives_one_robot(quiet):
     sim = FleetSim(quiet, n=4, seed=0)
     before = sim.poses.copy()
@@ -155,6 +187,9 @@ def test_set_command_drives_one_robot(quiet):
     (lambda s: s.step_epoch(np.full(10, 3), 0), "local_actions[0]: must be 0 stay, 1 next or 2 previous"),
     (lambda s: s.step_epoch(np.zeros(10, dtype=int), 5), "global_action: must be a zone in 0..4"),
     (lambda s: s.step_epoch(np.zeros(10), 0), "local_actions: must be 10 integers"),
+    (lambda s: s.step_epoch(np.zeros(10, dtype=int), 0, lead=21), "lead: is 21 control steps, more than an "
+                                                                   "epoch's 20: use 0..20"),
+    (lambda s: s.step_epoch(np.zeros(10, dtype=int), 0, lead=-1), "lead: must be an integer >= 0"),
     (lambda s: s.set_commands(np.zeros(11), [0.0] * 10 + [np.nan]), "w[10]: must be finite"),
     (lambda s: s.set_commands(np.zeros(10), np.zeros(11)), "v: must have shape [11]"),
     (lambda s: s.reset(worker_zones=np.full(10, 5)), "worker_zones[0]: must be a zone in 0..4"),

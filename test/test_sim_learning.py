@@ -20,7 +20,7 @@ from altmarl_sim import estimate as estimate_module
 from altmarl_sim.estimate import estimate_model
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.render import record_frames, render
-from altmarl_sim.rollout import run_episode, sim_rollout_welfare
+from altmarl_sim.rollout import policy_sim_welfare, run_episode, sim_rollout_welfare
 from altmarl_sim.sampler import SamplerError, SimSampler
 from altmarl_sim.scenario import load_scenario, parse_scenario
 
@@ -225,6 +225,66 @@ def test_rollout_runs_the_fresh_observer_it_is_given_and_a_filter_only_with_its_
     assert raised.value.field == "prediction"
 
 
+def test_without_reply_loss_or_state_lead_the_rollouts_are_those_of_before():
+    """reply_loss 0 and state_lead 0 (the defaults) draw and read as before the options existed: the
+    returns recorded on main at d014f3a (rel 1e-12 leaves another libm its last bits), all k replies."""
+    z = SCENARIO.ring.n_zones
+    uniform = np.full((z, z, 3), 1 / 3)
+    pi_g = np.random.default_rng(3).integers(0, z, (z, n_count_vectors(2, z))).astype(np.int32)
+    sizes = dict(n=6, horizon=3, seeds=1, rollouts=2, seed=9)
+    default = sim_rollout_welfare(SCENARIO, pi_g, uniform, 2, **sizes)
+    explicit = sim_rollout_welfare(SCENARIO, pi_g, uniform, 2, reply_loss=0.0, state_lead=0, **sizes)
+    assert np.array_equal(default.returns, explicit.returns) and default.replies == 2.0
+    assert default.returns.ravel().tolist() == pytest.approx([5.013199175500414, 5.961308045524902], rel=1e-12)
+
+
+def test_rollout_decides_on_the_replies_that_arrive_read_state_lead_steps_early():
+    """A fresh rollout with replies lost at p = 0.5 and the states read 6 control steps before each
+    epoch's end, checked decision by decision from what on_epoch sees: the ids that answered are distinct;
+    a decision with replies is pi_g at their zones in sim.read_zones (the start's at the first decision)
+    scaled to k (core.observer); one without keeps the last a_g; the first waits for a reply. Reading
+    the end zones instead would change some decisions."""
+    from altmarl_ros.core.observer import scale_counts
+    from altmarl_sim.rollout import RolloutError
+
+    z = SCENARIO.ring.n_zones
+    uniform = np.full((z, z, 3), 1 / 3)
+    k, n, epochs, lead = 3, 8, 80, 6
+    pi_g = np.random.default_rng(1).integers(0, z, (z, n_count_vectors(k, z))).astype(np.int32)
+    seen, replies = [], []
+
+    def on_epoch(sim, ids, a_g):
+        seen.append((ids.copy(), a_g, sim.depot_zone(), sim.read_zones.copy(), sim.zones()))
+
+    sim = FleetSim(SCENARIO, n=n, seed=1)
+    start = sim.zones()
+    run_episode(sim, pi_g, uniform, k, epochs, np.random.default_rng(2), on_epoch, reply_loss=0.5,
+                state_lead=lead, replies=replies)
+    assert np.array_equal(seen[0][3], start) and len(seen[0][0]) > 0
+    last, silent, early = None, 0, 0
+    for ids, a_g, s_g, read, now in seen:
+        assert len(set(ids.tolist())) == len(ids) <= k
+        if len(ids):
+            assert a_g == pi_g[s_g, rank(scale_counts(np.bincount(read[ids], minlength=z), k))]
+            early += a_g != pi_g[s_g, rank(scale_counts(np.bincount(now[ids], minlength=z), k))]
+        else:
+            assert a_g == last
+            silent += 1
+        last = a_g
+    assert replies == [len(ids) for ids, *_ in seen]
+    assert silent > 0 and early > 0  # both rules were exercised
+    firsts = []  # 40 first decisions: about 5 hear nobody at first and ask again
+    for seed in range(40):
+        run_episode(FleetSim(SCENARIO, n=n, seed=seed), pi_g, uniform, k, 1, np.random.default_rng(seed),
+                    reply_loss=0.5, replies=firsts)
+    assert min(firsts) > 0
+    sizes = dict(n=n, horizon=2, seeds=1, rollouts=1)
+    for bad, field in ((dict(reply_loss=1.0), "reply_loss"), (dict(state_lead=21), "state_lead")):
+        with pytest.raises(RolloutError) as raised:
+            sim_rollout_welfare(SCENARIO, pi_g, uniform, k, **bad, **sizes)
+        assert raised.value.field == field
+
+
 def test_rollout_takes_k_up_to_n_and_reports_its_own_duration():
     import time
 
@@ -271,6 +331,12 @@ def test_train_and_evaluate_a_scenario_end_to_end(tmp_path, capsys, monkeypatch)
     report = json.loads(capsys.readouterr().out)
     assert set(report["baselines"]) == {"uniform_random", "best_constant_global"}
     assert np.isfinite(report["welfare"]) and report["policy_id"] == policy.policy_id
+    assert main(["evaluate", "--scenario", "warehouse_ring", "--policy", str(policy_path), "--n", "12",
+                 "--horizon", "5", "--seeds", "2", "--rollouts", "2", "--reply-loss", "0.5", "--no-baselines",
+                 "--json", "--quiet"]) == 0
+    lossy = json.loads(capsys.readouterr().out)
+    direct = policy_sim_welfare(SCENARIO, policy, n=12, horizon=5, seeds=2, rollouts=2, reply_loss=0.5)
+    assert (lossy["welfare"], lossy["replies_per_decision"]) == (direct.mean, direct.replies) != (report["welfare"], 2)
     assert main(["render", "--scenario", "warehouse_ring", "--policy", str(policy_path), "--n", "12",
                  "--epochs", "2", "--out", "fleet.gif"]) == 0
     with Image.open(tmp_path / "fleet.gif") as image:

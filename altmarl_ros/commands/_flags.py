@@ -25,18 +25,19 @@ def count(minimum: int = 1, maximum: int = INT32_MAX):
     return parse
 
 
-def real(minimum: float = -math.inf, maximum: float = math.inf, *, above: bool = False):
-    """A finite float flag in [minimum, maximum] ((minimum, maximum] with above=True)."""
+def real(minimum: float = -math.inf, maximum: float = math.inf, *, above: bool = False, below: bool = False):
+    """A finite float flag in [minimum, maximum]; above=True excludes the minimum, below=True the maximum."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         low_ok = value > minimum if above else value >= minimum
-        if not math.isfinite(value) or not low_ok or value > maximum:
-            low = "(" if above else "["
+        high_ok = value < maximum if below else value <= maximum
+        if not math.isfinite(value) or not low_ok or not high_ok:
+            low, high = "(" if above else "[", ")" if below else "]"
             raise argparse.ArgumentTypeError(f"{text} is out of range: use a finite number in "
-                                             f"{low}{minimum:g}, {maximum:g}]")
+                                             f"{low}{minimum:g}, {maximum:g}{high}")
         return value
     parse.__name__ = "number"
     return parse

@@ -28,6 +28,10 @@ def add_arguments(parser):
     parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
                         help="start each rollout's locals iid from p ~ Dirichlet(ALPHA) instead of "
                              "the model's mu0_l (the authors' evaluator uses 0.3)")
+    parser.add_argument("--reply-loss", type=real(0, 1, below=True), default=0.0, metavar="P",
+                        help="probability that a sampled robot's reply to the coordinator's state request is "
+                             "lost (default 0); each decision uses the replies that arrive (the baselines "
+                             "read none)")
     parser.add_argument("--m", type=count(1), default=None,
                         help="samples per Bellman backup of the surrogate in which the global gain is "
                              "measured (default: the policy's training m, else 30)")
@@ -80,7 +84,7 @@ def _on_model(args, rollout_args, hide_progress):
     with tqdm(total=2 + len(names), desc="evaluate", unit="step", file=sys.stderr,
               disable=hide_progress) as bar:
         bar.set_postfix_str("rollouts")
-        welfare = policy_welfare(game, policy, **rollout_args)
+        welfare = policy_welfare(game, policy, reply_loss=args.reply_loss, **rollout_args)
         bar.update()
         bar.set_postfix_str("Nash gap")
         gap = nash_gap(game, policy.pi_g, policy.pi_l, policy.resolution, m=m, seed=gap_seed)
@@ -124,7 +128,8 @@ def _in_simulator(args, rollout_args, hide_progress):
             bar.update(1)
 
         bar.set_postfix_str("policy")
-        welfare = policy_sim_welfare(scenario, policy, progress=advance, **rollout_args)
+        welfare = policy_sim_welfare(scenario, policy, progress=advance, reply_loss=args.reply_loss,
+                                     **rollout_args)
         gap = nash_gap(game, policy.pi_g, policy.pi_l, policy.resolution, m=m, seed=gap_seed)
         found = sim_baselines(scenario, game, k, names=names, progress=advance,
                               announce=bar.set_postfix_str, **rollout_args)
@@ -154,6 +159,7 @@ def run(args) -> int:
             "baselines_detail": {name: est.detail for name, est in found.items()},
             "policy": str(args.policy), "policy_id": policy.policy_id, "k": k,
             "observer": policy.meta["observer"], "estimation_error": welfare.estimation_error,
+            "reply_loss": args.reply_loss, "replies_per_decision": welfare.replies,
             **(comparison_json(welfare, *blind) if blind else {}),
             "model": label, "model_hash": game.content_hash(), **rollout_args,
             "agent_steps": welfare.agent_steps, "agent_steps_per_second": welfare.agent_steps_per_second,
@@ -171,6 +177,9 @@ def run(args) -> int:
     print()
     print(f"welfare    {welfare.mean:.3f} +- {welfare.ci95:.3f}  (95% CI, Student t over {returns} rollouts; "
           f"observer's mean TV error {welfare.estimation_error:.3f})")
+    if args.reply_loss:
+        print(f"reply loss {args.reply_loss:g}: each sampled robot's reply is lost with that probability; decisions "
+              f"used {welfare.replies:.2f} of k = {k} replies on average (the baselines read none)")
     print(f"Nash gap   {gap.gap:.4g}  (global gain {gap.global_gain:.4g} in the m = {m}, seed {gap_seed} "
           f"surrogate; local gain {gap.local_gain:.4g})")
     if found:

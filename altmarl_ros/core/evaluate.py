@@ -15,6 +15,14 @@ local reward r~_l(s, s_g) (conditional expectation given the state: the same mea
 return, lower variance). Likewise a uniformly random global action is folded
 into an averaged single-action global model.
 
+Reply loss (`reply_loss` p, default 0: none, and no extra draw): each of the k sampled
+locals' replies is lost independently with probability p and the decision uses the m that
+arrived, as the coordinator does with a short sample (core.observer: fresh scales F to k,
+the filter weighs the m samples by m). With m = 0 a fresh coordinator skips the decision
+and the depot keeps its goal, so a_g stays the last one; a filter decides on its
+prediction. The first decision waits for a reply (the fleet holds still until the first
+command): a fresh observer, or a filter without a prior, asks again until one arrives.
+
 The 95% CI is Student-t on the per-rollout returns: every rollout (seeds x
 rollouts of them) has its own independent random stream, so they are iid.
 """
@@ -28,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from altmarl_ros.core import budget
-from altmarl_ros.core._checks import as_float, integer
+from altmarl_ros.core._checks import as_float, integer, probability
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import rank_kernel, n_count_vectors
 from altmarl_ros.core.fused import fold_local_policy
@@ -61,6 +69,8 @@ class WelfareEstimate:
     detail: str = ""  # what a baseline chose, e.g. "a_g = 2"
     # mean total-variation distance between the observer's estimate and the fleet (NaN if not measured)
     estimation_error: float = float("nan")
+    # mean replies a decision used (k without reply loss; NaN if not measured)
+    replies: float = float("nan")
 
     @property
     def agent_steps_per_second(self) -> float:
@@ -154,6 +164,19 @@ def sample_subset(order, states, k, sample, s0, s1, s2, s3):
 
 
 @njit(cache=True, inline="always")
+def lose_replies(order, states, k, p, sample, s0, s1, s2, s3):
+    """Each reply of the k agents sample_subset just drew (order[:k]) is lost with probability p (one
+    uniform each, in sampling order): sample <- the state counts of those that arrived. Returns (m, stream)."""
+    m = k
+    for j in range(k):
+        s0, s1, s2, s3, u = xoshiro_next(s0, s1, s2, s3)
+        if u < p:
+            sample[states[order[j]]] -= 1
+            m -= 1
+    return m, s0, s1, s2, s3
+
+
+@njit(cache=True, inline="always")
 def advance(rows, codes, states, counts, cum_g_row, s0, s1, s2, s3):
     """One decision epoch's transition: agent i's next state is drawn from the cumulative row
     rows[codes[i]] (one uniform each, in agent order; codes may be `states` itself), counts <- the
@@ -196,7 +219,7 @@ def start_population(cum_g0, cum_l0, states, counts, order, k, sample, stream):
 
 @njit(cache=True, parallel=True)
 def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state, n, k, horizon, gamma,
-                     P_obs, resolution, forget, filtered, prior_mu, prior_weight, errors):
+                     P_obs, resolution, forget, filtered, prior_mu, prior_weight, reply_loss, errors, replies):
     """Discounted returns of independent rollouts.
 
     cum_l [S_g, S_l, S_l] cumulative fused local transitions; rew_l [S_g, S_l] fused local
@@ -207,8 +230,10 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
     `resolution`, = the sample when resolution = k); True is the filter with the fused
     model P_obs [S_g, S_l, S_l] it predicts with, forget = 1 - gain, and its starting
     estimate prior_mu [S_l] with weight prior_weight (0: the first sample alone).
+    reply_loss: probability that a sampled agent's reply is lost (module docstring; 0 draws nothing).
     errors [R]: each rollout's mean over decisions of the total-variation distance between
-    the estimate pi_g was queried with (before rounding) and the fleet's distribution.
+    the estimate pi_g was queried with (before rounding) and the fleet's distribution;
+    replies [R]: its mean number of replies per decision.
     """
     n_rollouts = rng_state.shape[0]
     n_sl = cum_l.shape[1]
@@ -231,25 +256,36 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
         s_g_prev = s_g
         total = 0.0
         discount = 1.0
+        n_replies = 0
+        a_g = 0
         for t in range(horizon):
             s0, s1, s2, s3 = sample_subset(order, states, k, sample, s0, s1, s2, s3)
+            m = k
+            if reply_loss > 0.0:
+                m, s0, s1, s2, s3 = lose_replies(order, states, k, reply_loss, sample, s0, s1, s2, s3)
+                # no estimate yet and no reply: the first decision asks again (the fleet holds still)
+                while m == 0 and t == 0 and not (filtered and prior_weight > 0.0):
+                    s0, s1, s2, s3 = sample_subset(order, states, k, sample, s0, s1, s2, s3)
+                    m, s0, s1, s2, s3 = lose_replies(order, states, k, reply_loss, sample, s0, s1, s2, s3)
+            n_replies += m
             if filtered:
                 if t > 0:
                     predict_kernel(mu, P_obs[s_g_prev], scratch)
                 weight = correct_kernel(mu, weight, sample, forget)
                 round_kernel(mu, resolution, query)
-            else:
+                a_g = pi_g[s_g, rank_kernel(query)]
+            elif m > 0:  # fresh without a reply: no decision, a_g stays the last one
                 for j in range(n_sl):
-                    mu[j] = sample[j] / k
-                if resolution == k:
+                    mu[j] = sample[j] / m
+                if resolution == k and m == k:
                     query[:] = sample
                 else:
                     scale_kernel(sample, resolution, query)
+                a_g = pi_g[s_g, rank_kernel(query)]
             tv = 0.0
             for j in range(n_sl):
                 tv += abs(mu[j] - counts[j] / n)
             error += 0.5 * tv
-            a_g = pi_g[s_g, rank_kernel(query)]
             s_g_prev = s_g
             local = 0.0
             for j in range(n_sl):
@@ -261,6 +297,7 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
             s_g, s0, s1, s2, s3 = advance(cum_l[s_g], states, states, counts, cum_g[s_g, a_g], s0, s1, s2, s3)
         out[r] = total
         errors[r] = error / horizon
+        replies[r] = n_replies / horizon
     return out
 
 
@@ -307,7 +344,7 @@ def rollout_streams(seed: int, rollouts: int) -> np.ndarray:
 
 
 def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, rollouts, seed,
-              dirichlet_alpha, observer=None, P_observer=None) -> WelfareEstimate:
+              dirichlet_alpha, observer=None, P_observer=None, reply_loss=0.0) -> WelfareEstimate:
     """Shared driver: allocate initial distributions and streams, run the kernel, summarise.
 
     `observer` (default fresh) runs with `P_observer`, the fused model it predicts
@@ -322,20 +359,22 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
         init_l = np.concatenate([g.dirichlet(alpha, size=rollouts) for g in init_rngs])
     pi_g = pi_g.view()
     pi_g.flags.writeable = False  # one compiled signature whether or not the caller's copy is read-only
-    errors = np.empty(seeds * rollouts)
+    errors, replies = np.empty(seeds * rollouts), np.empty(seeds * rollouts)
     start = time.perf_counter()
     returns = _rollout_returns(
         cumulative(P_fused), np.ascontiguousarray(r_fused), cumulative(P_g),
         np.ascontiguousarray(r_g, dtype=np.float64), pi_g, cumulative(game.mu0_g),
         cumulative(init_l), rng_state, n, k, horizon, float(game.gamma),
         np.ascontiguousarray(P_observer, dtype=np.float64), observer.resolution, 1.0 - observer.gain,
-        observer.name == "filter", np.ascontiguousarray(game.mu0_l, dtype=np.float64), observer.prior, errors,
+        observer.name == "filter", np.ascontiguousarray(game.mu0_l, dtype=np.float64), observer.prior,
+        float(reply_loss), errors, replies,
     )
     seconds = time.perf_counter() - start
     mean, ci = mean_ci95(returns)
     return WelfareEstimate(
         mean=mean, ci95=ci, returns=returns.reshape(seeds, rollouts),
         agent_steps=seeds * rollouts * n * horizon, seconds=seconds, estimation_error=float(errors.mean()),
+        replies=float(replies.mean()),
     )
 
 
@@ -352,12 +391,20 @@ def check_rollout_size(error, n: int, horizon: int, seeds: int, rollouts: int) -
                                 f"use fewer seeds or rollouts")
 
 
+def check_reply_loss(error, reply_loss) -> float:
+    """A reply-loss probability in [0, 1): with every reply lost no decision would ever be made."""
+    reply_loss = probability(error, "reply_loss", reply_loss)
+    if reply_loss == 1.0:
+        raise error("reply_loss", "must be below 1: with every reply lost the coordinator never decides")
+    return reply_loss
+
+
 def rollout_bytes(n: int, n_sl: int, seeds: int, rollouts: int, threads: int) -> float:
-    """What _estimate and _rollout_returns allocate: per rollout its stream state, return, error
-    and cumulative start distribution; per thread (prange runs one rollout on each) the n
+    """What _estimate and _rollout_returns allocate: per rollout its stream state, return, error,
+    replies and cumulative start distribution; per thread (prange runs one rollout on each) the n
     agents' states and permutation. A failed allocation inside the prange is not raised, so
     all of it is checked against the budget before the kernel starts."""
-    per_rollout = 4 * 8 + 8 + 8 + 2 * 8 * n_sl
+    per_rollout = 4 * 8 + 3 * 8 + 2 * 8 * n_sl
     return float(seeds) * rollouts * per_rollout + float(n) * _BYTES_PER_AGENT * threads
 
 
@@ -380,20 +427,23 @@ def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, n
 
 
 def rollout_welfare(game, pi_g, pi_l, k, n=1000, horizon=100, seeds=15, rollouts=50, seed=0,
-                    dirichlet_alpha=None, observer: ObserverSpec | None = None) -> WelfareEstimate:
+                    dirichlet_alpha=None, observer: ObserverSpec | None = None,
+                    reply_loss: float = 0.0) -> WelfareEstimate:
     """Welfare of (pi_g, pi_l) deployed with n locals and fresh k-subsampling.
 
     Initial states: s_g ~ mu0_g and every s_i iid ~ mu0_l; with `dirichlet_alpha`
     each rollout instead draws its locals iid from p ~ Dirichlet(alpha, ..., alpha)
     (the authors' evaluator uses alpha = 0.3 with a uniform s_g). `observer`
     (core.observer; default fresh) turns each k-sample into the count vector pi_g
-    reads; pi_g has that observer's resolution.
+    reads; pi_g has that observer's resolution. `reply_loss`: probability in [0, 1)
+    that a sampled local's reply is lost (module docstring).
     """
     k, n = _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, game.n_sl)
+    reply_loss = check_reply_loss(EvaluationError, reply_loss)
     pi_g, pi_l = check_policy_arrays(game, pi_g, pi_l, k, observer)
     P_fused, r_fused = fold_local_policy(game, pi_l)
     return _estimate(game, pi_g, P_fused, r_fused, game.P_g, game.r_g, k, n, horizon, seeds,
-                     rollouts, seed, dirichlet_alpha, observer)
+                     rollouts, seed, dirichlet_alpha, observer, reply_loss=reply_loss)
 
 
 def policy_welfare(game, policy, **rollout_args) -> WelfareEstimate:

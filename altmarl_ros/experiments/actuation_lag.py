@@ -24,7 +24,7 @@ import numpy as np
 
 from altmarl_ros.core.evaluate import mean_ci95
 from altmarl_ros.core.policy import load_policy
-from altmarl_sim.fleet import FleetSim
+from altmarl_sim.fleet import FleetSim, check_lead
 from altmarl_sim.ring import steer_to_zone
 from altmarl_sim.rollout import policy_sim_welfare
 from altmarl_sim.scenario import load_scenario
@@ -39,11 +39,15 @@ class LaggedFleet(FleetSim):
         self.lags[self.n] = depot_lag
         self.previous_goals = None  # no decision yet: robots stand still
 
-    def step_epoch(self, local_actions, global_action):
+    def step_epoch(self, local_actions, global_action, lead=0):
         scenario = self.scenario
+        lead = check_lead(scenario, lead)
         start, goals = self.epoch_goals(local_actions, global_action)
         travelled = np.zeros(self.n + 1)
-        for step in range(scenario.timing.steps_per_epoch):
+        steps = scenario.timing.steps_per_epoch
+        for step in range(steps):
+            if step == steps - lead:
+                self.read_zones = self.zones()
             late = step < self.lags
             steering = np.where(late, -1 if self.previous_goals is None else self.previous_goals, goals)
             v, w = np.zeros(self.n + 1), np.zeros(self.n + 1)
@@ -58,6 +62,8 @@ class LaggedFleet(FleetSim):
         self.last_local_rewards, self.last_global_reward, reward = scenario.rewards.epoch(
             start[: self.n] == start[self.n], travelled[: self.n], travelled[self.n])
         end = self.all_zones()
+        if not lead:
+            self.read_zones = end[: self.n]
         return end[: self.n], int(end[self.n]), reward
 
 
