@@ -25,6 +25,7 @@ import yaml
 
 from altmarl_ros import fleet_plan
 from altmarl_ros.fleet_plan import ALL_NODES, LaunchError, NodeSpec
+from altmarl_ros.nodes._kernels import warm_up_kernels  # noqa: F401 - the tests, benches and demo call it here
 
 # Started once every other node is on the graph: its first decision starts the robots moving,
 # so the first decision epoch finds the whole fleet listening (and the start state intact).
@@ -132,8 +133,7 @@ class FleetRun:
         params_file.write_text(yaml.safe_dump({ALL_NODES: {"ros__parameters": dict(spec.parameters)}}))
         module = fleet_plan.NODE_CLASSES[spec.kind][0]
         boot = (f"from altmarl_ros.nodes._stop import catch_stop_signals; catch_stop_signals(); "
-                f"import sys; from {__name__} import warm_up_kernels; warm_up_kernels(); "
-                f"from {module} import main; sys.exit(main())")
+                f"import sys; from {module} import main; sys.exit(main())")  # main warms the kernels up
         argv = [sys.executable, "-c", boot] + spec.ros_args() + ["--params-file", str(params_file)]
         # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops the children itself.
         return subprocess.Popen(argv, preexec_fn=_die_with_parent, start_new_session=True)
@@ -190,28 +190,6 @@ def _endpoint_count(node) -> int:
     """Publishers + subscriptions on every topic of the graph, as `node` sees it."""
     return sum(node.count_publishers(name) + node.count_subscribers(name)
                for name, _ in node.get_topic_names_and_types())
-
-
-def warm_up_kernels() -> None:
-    """Load the numba kernels the nodes call each decision (zones, ranks, ring controller) now.
-
-    A process's first call of each loads its compiled code from numba's cache (~1 s,
-    several under load). In a child node that happens at the first decision, while
-    fleet_sim's clock runs on in its own process: the fleet would answer the first
-    epochs seconds late. Called before the node is built, it delays only its start-up.
-    """
-    import numpy as np
-
-    from altmarl_ros.core.counts import rank
-    from altmarl_sim.ring import steer_to_zone, target_zone, zone_of_pose
-    from altmarl_sim.scenario import load_scenario
-
-    scenario = load_scenario()
-    xs = np.zeros(2)
-    zones = zone_of_pose(xs, xs, scenario.ring)
-    target_zone(zones, zones, scenario.ring)
-    steer_to_zone(xs, xs, xs, zones, scenario.ring, scenario.limits, scenario.controller)
-    rank(np.bincount(zones, minlength=scenario.ring.n_zones))
 
 
 def _exited(spec: NodeSpec, code: int) -> LaunchError:

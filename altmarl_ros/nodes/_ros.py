@@ -13,6 +13,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_sensor_data)
 
 from altmarl_ros.errors import AltmarlError
+from altmarl_ros.nodes._kernels import warm_up_kernels
 from altmarl_ros.nodes._stop import catch_stop_signals
 
 # Odometry subscriptions: best effort (sensor data), newest sample wins, a lost one is replaced
@@ -146,6 +147,7 @@ def run_node(node_class, args=None) -> int:
     the node's parameters or files are wrong, 0 on SIGINT/SIGTERM.
     """
     stop = catch_stop_signals()  # (a supervised child installed it first thing; a request may be pending)
+    warm_up_kernels()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
