@@ -34,8 +34,9 @@ import numpy as np
 from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
-from altmarl_ros.core.counts import n_count_vectors, rank
-from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_size, cumulative, mean_ci95
+from altmarl_ros.core.counts import n_count_vectors
+from altmarl_ros.core.decision import Decider, local_actions
+from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_size, mean_ci95
 from altmarl_ros.core.observer import Observer, deployed_observer, fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
 from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim, check_lead
@@ -83,8 +84,8 @@ def sample_workers(zones, k: int, n_sl: int, rng: np.random.Generator,
 
 def draw_local_actions(cum_pi_l, zones, s_g: int, rng: np.random.Generator) -> np.ndarray:
     """Each worker's action a_i ~ pi_l(.|s_i, s_g), one uniform each from rng in worker order
-    (cum_pi_l: core.evaluate.cumulative(pi_l))."""
-    return (rng.random(zones.shape[0])[:, None] >= cum_pi_l[zones, s_g]).sum(axis=1)
+    (cum_pi_l: core.evaluate.cumulative(pi_l); the draw itself: core.decision.local_actions)."""
+    return local_actions(cum_pi_l, zones, s_g, rng.random(zones.shape[0]))
 
 
 def episode_start(scenario: Scenario, n: int, stream: np.random.SeedSequence, fleet=FleetSim):
@@ -105,7 +106,6 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
     `state_lead`: the module docstring."""
     n_sl = sim.scenario.ring.n_zones
     n_ag = sim.scenario.sizes[1]
-    cum_pi_l = cumulative(pi_l)
     gamma = sim.scenario.gamma
     zones, s_g = sim.zones(), sim.depot_zone()
     read = zones  # what a state request reads: at the start, where the workers stand
@@ -114,24 +114,25 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
     if pi_g is not None:
         observer = observer or running_observer(sim.scenario, k)
         observer.reset()
+    decider = Decider(pi_g, pi_l, observer)  # what the coordinator and the local agents run too
     for _ in range(horizon):
         if pi_g is None:
             sampled, _ = sample_workers(read, k, n_sl, rng)
             a_g = int(rng.integers(n_ag))
         else:
             sampled, counts = sample_workers(read, k, n_sl, rng, reply_loss)
-            query = observer.decide(counts)
-            while query is None and a_g is None:  # no reply, no estimate: the first decision asks again
+            decision = decider.global_action(s_g, counts)
+            while decision is None and a_g is None:  # no reply, no estimate: the first decision asks again
                 sampled, counts = sample_workers(read, k, n_sl, rng, reply_loss)
-                query = observer.decide(counts)
-            if query is not None:  # else fresh without a reply: no decision, the depot keeps its goal
-                a_g = int(pi_g[s_g, rank(query)])
+                decision = decider.global_action(s_g, counts)
+            if decision is not None:  # else fresh without a reply: no decision, the depot keeps its goal
+                a_g = decision.action
             if errors is not None:
                 errors.append(0.5 * float(np.abs(observer.mu - np.bincount(zones, minlength=n_sl) / sim.n).sum()))
             if replies is not None:
                 replies.append(len(sampled))
             observer.elapsed(s_g)  # the workers act under this s_g until the next decision
-        actions = draw_local_actions(cum_pi_l, zones, s_g, rng)
+        actions = draw_local_actions(decider.cum_pi_l, zones, s_g, rng)
         if on_epoch is not None:
             on_epoch(sim, sampled, a_g)
         zones, s_g, reward = sim.step_epoch(actions, a_g, state_lead)

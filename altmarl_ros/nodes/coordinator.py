@@ -51,7 +51,7 @@ from rclpy.time import Time
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
-from altmarl_ros.core.counts import rank
+from altmarl_ros.core.decision import Decider
 from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, GLOBAL_COMMAND_TOPIC, RESUME_SERVICE,
                                STOP_SERVICE, STOPPED_TOPIC, base_frame)
 from altmarl_ros.node_parameters import NODE_PARAMETERS, STATE_SAMPLINGS
@@ -65,7 +65,6 @@ from altmarl_ros.nodes._validate import DroppedMessages
 from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, LATCHED_QOS, SERVICE_QOS, AltmarlNode,
                                     run_node)
 from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
-from altmarl_ros.core.observer import Observer
 
 WARN_EVERY_SEC = 5.0
 START_WAIT_PERIODS = 3.0  # before the first decision, how long to wait for the whole roster to report
@@ -111,11 +110,9 @@ class CoordinatorNode(AltmarlNode):
             raise ParameterError(f"parameter 'k' = {k} exceeds the fleet: 'robots' names only "
                                  f"{len(self.robot_ids)} robots; lower k or add robots")
         self.k = k
+        self.decider = Decider.of_policy(self.policy)  # what the offline rollouts run (core/decision.py)
+        self.observer = self.decider.observer
         spec = self.policy.observer
-        prediction = self.policy.observer_P
-        if prediction is None:  # fresh never predicts
-            prediction = np.tile(np.eye(scenario.sizes[2]), (scenario.sizes[0], 1, 1))
-        self.observer = Observer(spec, prediction, k, mu0=self.policy.observer_mu0)
         self._usable = None  # robots with usable odometry at the last decision
         self._epochs_elapsed = 0  # observer.elapsed calls since the last decision (in the GlobalCommand, for replay)
         self.decision_period = declare_float(
@@ -322,16 +319,15 @@ class CoordinatorNode(AltmarlNode):
                            f"{len(ids)}", throttle_duration_sec=WARN_EVERY_SEC)
         s_g = int(zone_of_pose(depot[0], depot[1], self.scenario.ring))
         counts = np.bincount(sample.zones, minlength=self.scenario.sizes[2])
-        query = self.observer.decide(counts)
-        if query is None:
+        decision = self.decider.global_action(s_g, counts)
+        if decision is None:
             logger.warning(f"no sampled robot {self._sampled_what} and no estimate yet: no decision this epoch",
                            throttle_duration_sec=WARN_EVERY_SEC)
             return False
         if not ids:
             logger.warning(f"no sampled robot {self._sampled_what}: deciding on the filter's prediction alone",
                            throttle_duration_sec=WARN_EVERY_SEC)
-        count_rank = rank(query)
-        action = int(self.policy.pi_g[s_g, count_rank])
+        action, query, count_rank = decision
         msg = GlobalCommand(session=self.session, epoch=self.epoch, global_state=s_g, global_action=action, k=self.k,
                             sampled_ids=[int(i) for i in ids], counts=counts.tolist(),
                             observer=self.observer.spec.name, estimate=self.observer.mu.tolist(),

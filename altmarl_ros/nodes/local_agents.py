@@ -27,6 +27,7 @@ from altmarl_msgs.msg import GlobalCommand
 from geometry_msgs.msg import Twist, TwistStamped
 from std_msgs.msg import Bool
 
+from altmarl_ros.core.decision import Decider
 from altmarl_ros.names import COMMAND_TYPES, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, base_frame, cmd_vel_topic
 from altmarl_ros.nodes._cdr import twist_cdr
 from altmarl_ros.node_parameters import NODE_PARAMETERS
@@ -53,6 +54,7 @@ class LocalAgentsNode(AltmarlNode):
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
+        self.decider = Decider.of_policy(self.policy)  # pi_l's draw, as the offline rollouts make it
         self.robot_ids, self.robot_names = declare_robots(self, scenario,
                                                           "robots this node drives ([i] on a real robot)")
         self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
@@ -130,9 +132,7 @@ class LocalAgentsNode(AltmarlNode):
         slots, poses = slots[todo], poses[todo]
         ring = self.scenario.ring
         zones = zone_of_pose(poses[:, 0], poses[:, 1], ring)
-        cumulative = np.cumsum(self.policy.pi_l[zones, self.last_command.global_state], axis=1)
-        draws = self.rng.random(slots.size)
-        actions = np.minimum((draws[:, None] >= cumulative).sum(axis=1), cumulative.shape[1] - 1)
+        actions = self.decider.local_actions(zones, self.last_command.global_state, self.rng.random(slots.size))
         self.goal_zones[slots] = target_zone(zones, actions, ring)
 
     def on_stopped(self, msg: Bool) -> None:
