@@ -42,8 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
-from altmarl_ros.core.baselines import constant_global_candidates
-from altmarl_ros.core.fused import fold_local_policy
+from altmarl_ros.core.baselines import blind_welfare, constant_global_candidates
 from altmarl_ros.core.glearn import DEFAULT_MAX_SWEEPS, check_learning_args, learn_with_surrogate, surrogate_gain
 from altmarl_ros.core.glearn_memory import DEFAULT_TABLE_BYTES, alternation_budget, check_max_memory
 from altmarl_ros.core.llearn import l_learn
@@ -101,18 +100,9 @@ def default_eta(game, k: int) -> float:
 
 
 def constant_global_welfare(game, a_g: int, pi_l: np.ndarray) -> float:
-    """Exact welfare of (global action always a_g, locals on pi_l) for s_g ~ mu0_g, s_l ~ mu0_l.
-
-    With a constant a_g the global state ignores the locals, so one local's pair
-    (s_l, s_g) is a Markov chain and the welfare r_g + mean r_l is its discounted
-    reward: V = (I - gamma T)^-1 (r_g(s_g, a_g) + r~_l(s_l, s_g)). Infinite horizon.
-    """
-    P_fused, r_fused = fold_local_policy(game, pi_l)
-    S = game.n_sl * game.n_sg
-    T = np.einsum("gst,gh->sgth", P_fused, game.P_g[:, a_g, :]).reshape(S, S)
-    reward = (r_fused.T + game.r_g[:, a_g][None, :]).ravel()
-    V = np.linalg.solve(np.eye(S) - game.gamma * T, reward)
-    return float(np.outer(game.mu0_l, game.mu0_g).ravel() @ V)
+    """Exact welfare of (global action always a_g, locals on pi_l) for s_g ~ mu0_g, s_l ~ mu0_l, infinite
+    horizon: the constant rule of core.baselines.blind_welfare."""
+    return blind_welfare(game, np.full(game.n_sg, a_g), pi_l)
 
 
 def best_constant_start(game, k: int) -> tuple:
