@@ -329,7 +329,7 @@ def test_train_and_evaluate_a_scenario_end_to_end(tmp_path, capsys, monkeypatch)
     assert main(["evaluate", "--scenario", "warehouse_ring", "--policy", str(policy_path), "--n", "12",
                  "--horizon", "5", "--seeds", "2", "--rollouts", "2", "--json", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report["baselines"]) == {"uniform_random", "best_constant_global"}
+    assert set(report["baselines"]) == {"uniform_random", "best_constant_global", "best_feedback_global"}
     assert np.isfinite(report["welfare"]) and report["policy_id"] == policy.policy_id
     assert main(["evaluate", "--scenario", "warehouse_ring", "--policy", str(policy_path), "--n", "12",
                  "--horizon", "5", "--seeds", "2", "--rollouts", "2", "--reply-loss", "0.5", "--no-baselines",
