@@ -57,6 +57,14 @@ def global_observation(game, s_g, sampled, global_inputs: str, xp=np):
     return game.global_features(s_g, sampled, xp)
 
 
+def observation_sizes(game, k: int, global_inputs: str) -> dict:
+    """{"global": d_g, "local": d_l}: the networks' input sizes on `game` at k."""
+    state = np.zeros(1, game.state_dtype)
+    return {"global": int(global_observation(game, state, np.zeros((1, k), game.state_dtype),
+                                             global_inputs).shape[-1]),
+            "local": int(game.local_features(state, state).shape[-1])}
+
+
 def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2 ** 31 - 1
 
@@ -250,12 +258,7 @@ def load_fa_policy(path, game=None, k=None) -> FAPolicy:
         for key in ("n_ag", "n_al"):
             if meta[key] != getattr(game, key):
                 differences.append(f"{key} {meta[key]} in the policy, {getattr(game, key)} in the model")
-        dims = {"global": int(global_observation(game, np.zeros(1, game.state_dtype),
-                                                 np.zeros((1, meta["k"]), game.state_dtype),
-                                                 meta["global_inputs"]).shape[-1]),
-                "local": int(game.local_features(np.zeros(1, game.state_dtype),
-                                                 np.zeros(1, game.state_dtype)).shape[-1])}
-        for key, size in dims.items():
+        for key, size in observation_sizes(game, meta["k"], meta["global_inputs"]).items():
             if meta["inputs"][key] != size:
                 differences.append(f"{key} network inputs {meta['inputs'][key]} in the policy, {size} features "
                                    "in the model")
