@@ -35,7 +35,8 @@ from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.alternating import eta_from_span
 from altmarl_ros.core.evaluate import mean_ci95
 from altmarl_ros.core.fa_learn import (RolloutSpec, TRPOSettings, advantages, critic_optimiser, discounted_to_go,
-                                       fit_critic, init_mlp, rollouts, supervised_global, trpo_update)
+                                       fit_critic, init_mlp, rollouts, supervised_global, trpo_update,
+                                       value_scale)
 from altmarl_ros.core.fa_policy import GLOBAL_INPUTS, global_observation, observation_sizes
 from altmarl_ros.errors import LearnError
 
@@ -153,7 +154,8 @@ def welfare_returns(game, k, params_g, params_l, *, n, horizon, rollouts_, seed,
 class _Learner:
     """One side: actor, critic, critic optimiser state."""
 
-    def __init__(self, key, n_in: int, n_out: int, hidden, lr: float):
+    def __init__(self, key, n_in: int, n_out: int, hidden, lr: float, scale: float):
+        self.scale = scale
         k_actor, k_critic = jax.random.split(key)
         self.actor = init_mlp(k_actor, (n_in, *hidden, n_out))
         self.critic = init_mlp(k_critic, (n_in, *hidden, 1))
@@ -161,25 +163,28 @@ class _Learner:
         self.opt_state = self.optimiser.init(self.critic)
 
     def trpo_step(self, obs, actions, returns, key, config: FAConfig) -> dict:
+        returns = returns / self.scale
         adv = advantages(self.critic, obs, returns)
         self.actor, info = trpo_update(self.actor, obs, actions, adv, config.trpo)
         self.critic, self.opt_state, loss = fit_critic(self.critic, self.opt_state, obs, returns, key,
                                                        self.optimiser, config.critic_epochs)
-        return {**{name: float(value) for name, value in info.items()}, "critic_loss": float(loss)}
+        return {**{name: float(value) for name, value in info.items()},
+                "critic_rmse": float(np.sqrt(loss)) * self.scale}
 
 
 def _summarise(infos: list) -> dict:
     return {name: float(np.mean([info[name] for info in infos])) for name in infos[0]} if infos else {}
 
 
-class _Trainer:
+class FATrainer:
     def __init__(self, game, k: int, config: FAConfig, seed: int):
         self.game, self.k, self.config = game, k, config
         self.key = jax.random.PRNGKey(seed)
         self.rng = np.random.default_rng([seed, 0xFA11])
         sizes = observation_sizes(game, k, config.global_inputs)
-        self.glob = _Learner(self._key(), sizes["global"], game.n_ag, config.hidden, config.lr)
-        self.loc = _Learner(self._key(), sizes["local"], game.n_al, config.hidden, config.lr)
+        scale = value_scale(game)
+        self.glob = _Learner(self._key(), sizes["global"], game.n_ag, config.hidden, config.lr, scale)
+        self.loc = _Learner(self._key(), sizes["local"], game.n_al, config.hidden, config.lr, scale)
         self.supervised_opt = critic_optimiser(config.lr)
         self.supervised_state = self.supervised_opt.init(self.glob.actor)
 
@@ -245,7 +250,7 @@ def fa_alternating(game, k, config: FAConfig = FAConfig(), seed: int = 0, progre
     seed = integer(LearnError, "seed", seed, 0)
     config = check_config(game, k, config)
     eta = default_fa_eta(game, k) if config.eta is None else float(config.eta)
-    trainer = _Trainer(game, k, config, seed)
+    trainer = FATrainer(game, k, config, seed)
     log, accepted = [], None
     stop_reason = f"round cap ({config.rounds}) reached"
     for index in range(config.rounds):

@@ -140,16 +140,19 @@ def surrogate_and_kl(params, old_log_probs, obs, actions, advantages):
     """(mean ratio * A, mean KL(pi_old || pi)) at `params`: what TRPO differentiates."""
     log_probs = _log_probs(params, obs)
     chosen = jnp.take_along_axis(log_probs - old_log_probs, actions[:, None], axis=-1)[:, 0]
-    surrogate = jnp.mean(jnp.exp(chosen) * advantages)
-    kl = jnp.mean(jnp.sum(jnp.exp(old_log_probs) * (old_log_probs - log_probs), axis=-1))
-    return surrogate, kl
+    return jnp.mean(jnp.exp(chosen) * advantages), mean_kl(params, old_log_probs, obs)
+
+
+def mean_kl(params, old_log_probs, obs):
+    """mean over obs of KL(pi_old || pi_params)."""
+    log_probs = _log_probs(params, obs)
+    return jnp.mean(jnp.sum(jnp.exp(old_log_probs) * (old_log_probs - log_probs), axis=-1))
 
 
 def fisher_vector_product(params, old_log_probs, obs, v, damping: float):
     """(H_KL + damping I) v, H_KL the Hessian of the mean KL at `params` (flat v), by forward-over-reverse."""
     flat, unravel = ravel_pytree(params)
-    grad_kl = jax.grad(lambda p: surrogate_and_kl(unravel(p), old_log_probs, obs, jnp.zeros(obs.shape[0], jnp.int32),
-                                                  jnp.zeros(obs.shape[0]))[1])
+    grad_kl = jax.grad(lambda p: mean_kl(unravel(p), old_log_probs, obs))
     return jax.jvp(grad_kl, (flat,), (v,))[1] + damping * v
 
 
@@ -195,12 +198,13 @@ def critic_optimiser(lr: float = 3e-3):
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
 
 
-@functools.partial(jax.jit, static_argnames=("optimiser", "epochs", "batch"))
-def fit_critic(params, opt_state, obs, returns, key, optimiser, epochs: int = 5, batch: int = 4096):
-    """`epochs` passes of minibatch Adam on mean (V(obs) - returns)^2; returns (params, opt_state, loss)."""
+@functools.partial(jax.jit, static_argnames=("optimiser", "epochs", "minibatches"))
+def fit_critic(params, opt_state, obs, returns, key, optimiser, epochs: int = 5, minibatches: int = 16):
+    """`epochs` passes of minibatch Adam on mean (V(obs) - returns)^2; returns (params, opt_state, loss).
+    Returns are in units of the game's value scale (`value_scale`), so a tanh network reaches them."""
     size = obs.shape[0]
-    batch = min(batch, size)
-    steps = size // batch
+    steps = min(minibatches, size)
+    batch = size // steps
 
     def loss(p, o, y):
         return jnp.mean((mlp_apply(p, o, jnp)[:, 0] - y) ** 2)
@@ -220,9 +224,14 @@ def fit_critic(params, opt_state, obs, returns, key, optimiser, epochs: int = 5,
     return params, opt_state, loss(params, obs, returns)
 
 
-def advantages(critic, obs, returns):
+def value_scale(game) -> float:
+    """span(r_l) / (1 - gamma): the critics fit returns divided by it (values of order 1)."""
+    return max(game.reward_span, 1e-6) / (1.0 - game.gamma)
+
+
+def advantages(critic, obs, scaled_returns):
     """A = G - V(obs), normalised (the authors')."""
-    adv = returns - mlp_apply(critic, obs, jnp)[:, 0]
+    adv = scaled_returns - mlp_apply(critic, obs, jnp)[:, 0]
     return (adv - adv.mean()) / (adv.std() + 1e-8)
 
 
