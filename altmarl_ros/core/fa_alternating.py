@@ -129,8 +129,10 @@ def default_fa_eta(game, k: int) -> float:
     return eta_from_span(game.reward_span, game.gamma, k)
 
 
-def _starts(game, n: int, rollouts: int, rng: np.random.Generator):
-    return game.initial(rng, n, rollouts)
+def k_subsets(rng: np.random.Generator, s_l, k: int):
+    """A uniform k-subset (without replacement) of each row of s_l [batch, n]."""
+    picked = np.argpartition(rng.random(s_l.shape), k - 1, axis=1)[:, :k]
+    return np.take_along_axis(s_l, picked, axis=1)
 
 
 def welfare_returns(game, k, params_g, params_l, *, n, horizon, rollouts_, seed, global_inputs="state+summary",
@@ -139,7 +141,7 @@ def welfare_returns(game, k, params_g, params_l, *, n, horizon, rollouts_, seed,
     {"welfare": [R]} and, with ghosts, {"ghost": [R], "real": [R]} (mean local returns of the
     ghosts and of the locals they copied at the start)."""
     rng = np.random.default_rng([seed, 0xE7A1])
-    s_g0, s_l0 = _starts(game, n, rollouts_, rng)
+    s_g0, s_l0 = game.initial(rng, n, rollouts_)
     spec = RolloutSpec(n=n, k=k, horizon=horizon, global_mode=global_mode, local_mode=local_mode,
                        global_inputs=global_inputs, ghosts=ghosts)
     out = rollouts(game, spec, params_g, params_l, jax.random.PRNGKey(seed), s_g0, s_l0, params_ghost)
@@ -200,9 +202,8 @@ class FATrainer:
         """The G-step against the current locals (module docstring); returns its mean info."""
         c = self.config
         if c.global_rule == "supervised":
-            s_g, s_l = _starts(self.game, c.n, c.supervised_samples, self.rng)
-            picked = np.argpartition(self.rng.random(s_l.shape), self.k - 1, axis=1)[:, :self.k]
-            obs = global_observation(self.game, s_g, np.take_along_axis(s_l, picked, axis=1), c.global_inputs)
+            s_g, s_l = self.game.initial(self.rng, c.n, c.supervised_samples)
+            obs = global_observation(self.game, s_g, k_subsets(self.rng, s_l, self.k), c.global_inputs)
             labels = self.game.mode_bin(s_l)
             self.glob.actor, self.supervised_state, loss = supervised_global(
                 self.glob.actor, self.supervised_state, jnp.asarray(obs), jnp.asarray(labels), self.supervised_opt,
@@ -214,7 +215,7 @@ class FATrainer:
         c, infos = self.config, []
         spec = self._spec(global_mode="sample", record_global=True)
         for _ in range(iters):
-            s_g, s_l = _starts(self.game, c.n, c.episodes, self.rng)
+            s_g, s_l = self.game.initial(self.rng, c.n, c.episodes)
             out = rollouts(self.game, spec, self.glob.actor, self.loc.actor, self._key(), s_g, s_l)
             returns = discounted_to_go(out["reward"], self.game.gamma)
             infos.append(self.glob.trpo_step(out["obs_g"].reshape(-1, out["obs_g"].shape[-1]),
@@ -225,7 +226,7 @@ class FATrainer:
         c, infos = self.config, []
         spec = self._spec(local_mode="sample", tracked=c.tracked)
         for _ in range(c.l_iters):
-            s_g, s_l = _starts(self.game, c.n, c.episodes, self.rng)
+            s_g, s_l = self.game.initial(self.rng, c.n, c.episodes)
             out = rollouts(self.game, spec, self.glob.actor, self.loc.actor, self._key(), s_g, s_l)
             obs = jnp.swapaxes(out["obs_l"], 1, 2)  # [B, M, T, d]
             returns = discounted_to_go(jnp.swapaxes(out["r_l"], 1, 2), self.game.gamma)
@@ -296,3 +297,33 @@ def _numpy(params) -> list:
 def _report(progress, log):
     if progress is not None:
         progress(log[-1])
+
+
+def train_best_of(game, k, config: FAConfig, seeds, progress=None, on_run=None) -> tuple:
+    """The authors' protocol's training: one run per seed, the pair with the best selection welfare kept.
+    Returns (seed, FAResult) of the kept run and [(seed, FAResult)] of all; `on_run(seed, result)` after each."""
+    runs = []
+    for seed in seeds:
+        result = fa_alternating(game, k, config, seed=seed, progress=progress)
+        runs.append((seed, result))
+        if on_run is not None:
+            on_run(seed, result)
+    return max(runs, key=lambda run: run[1].welfare), runs
+
+
+def protocol_returns(game, k, params_g, params_l, *, n, horizon, seeds, rollouts_, seed=0,
+                     global_inputs="state+summary", global_mode="greedy", local_mode="greedy") -> np.ndarray:
+    """Discounted returns [seeds, rollouts] on evaluation streams seed, seed + 1, ... (the authors' protocol:
+    10 seeds x 30 rollouts, horizon 50; they report the mean and the std of the per-seed means)."""
+    return np.stack([welfare_returns(game, k, params_g, params_l, n=n, horizon=horizon, rollouts_=rollouts_,
+                                     seed=seed + index, global_inputs=global_inputs, global_mode=global_mode,
+                                     local_mode=local_mode)["welfare"] for index in range(seeds)])
+
+
+def mode_accuracy(game, k, policy, samples: int = 1000, seed: int = 99) -> float:
+    """How often the greedy global action is the start's most populated bin, on `samples` fresh starts
+    (the authors' single-step mode accuracy, their seed 99; numpy, no rollout)."""
+    rng = np.random.default_rng([seed, 0x30DE])
+    s_g, s_l = game.initial(rng, game.default_n, samples)
+    actions = policy.global_action(game, s_g, k_subsets(rng, s_l, k))
+    return float(np.mean(actions == game.mode_bin(s_l)))
