@@ -49,7 +49,7 @@ def test_errors_are_one_line_naming_the_flag(tmp_path, capsys, argv, message):
 def test_evaluate_scores_the_policy_its_baselines_and_mode_accuracy(tmp_path, capsys):
     """A dispatcher that always names bin 2 picks the mode (uniform over the 5 bins by symmetry) 1/5 of the
     time; both-sides-uniform play is the authors' 37.8 (their std 10.9 over rollouts)."""
-    policy = _constant_policy(tmp_path / "p.npz", 2, 0)
+    policy = _constant_policy(tmp_path / "p.npz", 2, 1)  # locals always step +0.05: not what uniform locals do
     assert main(["evaluate", "--model", "setup_b", "--policy", str(policy), "--seeds", "4", "--rollouts", "50",
                  "--json", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -57,7 +57,7 @@ def test_evaluate_scores_the_policy_its_baselines_and_mode_accuracy(tmp_path, ca
     random_play = report["baselines"]["uniform_random"]
     assert abs(random_play["welfare"] - 37.8) < 3 * np.hypot(10.9, random_play["rollouts_std"]) / np.sqrt(200)
     assert (report["n"], report["horizon"], report["k"]) == (500, 50, 4)
-    # a parked depot (r_g ~ 5 once there) with locals that never move beats uniform play, not the ceiling
+    # a parked depot (r_g ~ 5 once there) with locals marching right beats uniform play, not the ceiling
     assert random_play["welfare"] < report["welfare"] < 15 / (1 - 0.95)
 
 
@@ -73,3 +73,20 @@ def test_train_keeps_the_best_of_its_seeds_and_writes_a_policy(tmp_path, capsys)
     assert report["kept_seed"] == kept["seed"] and report["selection_welfare"] == kept["welfare"]
     policy = load_fa_policy(out, game=GAME, k=3)
     assert policy.policy_id == report["policy_id"] and policy.meta["config"]["seeds"] == [7, 8]
+
+
+def test_mode_accuracy_of_a_dispatcher_that_names_its_samples_mode():
+    """Reading the whole fleet (k = n) it always names the start's mode bin; reading one local it names
+    that local's bin, right as often as the modal bin's share of the fleet (numpy.histogram of other starts)."""
+    from altmarl_ros.core.fa_alternating import mode_accuracy
+
+    def histogram_mode(k):  # logits increasing in the histogram: tanh(10 h), then the identity
+        eye = np.eye(5, dtype=np.float32)
+        return build_fa_policy(GAME, k, [(10 * eye, np.zeros(5, np.float32)), (eye, np.zeros(5, np.float32))],
+                               [(np.zeros((2, 5), np.float32), np.zeros(5, np.float32)),
+                                (np.zeros((5, 3), np.float32), np.zeros(3, np.float32))],
+                               global_inputs="summary", hidden=(5,))
+    assert mode_accuracy(GAME, 500, histogram_mode(500)) == 1.0
+    _, s_l = GAME.initial(np.random.default_rng(5), 500, 4000)
+    share = np.mean([np.histogram(row, np.linspace(-2, 2, 6))[0].max() / 500 for row in s_l])
+    assert mode_accuracy(GAME, 1, histogram_mode(1)) == pytest.approx(share, abs=4 * np.sqrt(0.25 / 1000))
