@@ -117,7 +117,7 @@ def check_config(game, k, config: FAConfig) -> FAConfig:
         raise LearnError("global_rule", f"is {config.global_rule!r}; use one of {GLOBAL_RULES}")
     if config.global_inputs not in GLOBAL_INPUTS:
         raise LearnError("global_inputs", f"is {config.global_inputs!r}; use one of {GLOBAL_INPUTS}")
-    if not config.hidden or any(integer(LearnError, "hidden", h, 1) > 4096 for h in config.hidden):
+    if not 1 <= len(config.hidden) <= 8 or any(integer(LearnError, "hidden", h, 1) > 4096 for h in config.hidden):
         raise LearnError("hidden", f"is {config.hidden!r}; use 1 to 8 widths in [1, 4096]")
     if config.eta is not None and as_float(LearnError, "eta", config.eta) < 0:
         raise LearnError("eta", f"must be >= 0, got {config.eta:g}")

@@ -30,9 +30,6 @@ from jax.flatten_util import ravel_pytree
 
 from altmarl_ros.core.fa_policy import global_observation, mlp_apply
 
-ACT_MODES = ("greedy", "sample", "uniform")
-
-
 def init_mlp(key, sizes) -> list:
     """[(W [in, out], b [out])] with PyTorch's Linear default: U(-1/sqrt(in), 1/sqrt(in))."""
     layers = []
