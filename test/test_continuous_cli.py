@@ -33,8 +33,10 @@ def _constant_policy(path, a_g, a_l, k=4):
      "--dirichlet-alpha applies to tabular models"),
     (["evaluate", "--model", "setup_b", "--policy", "POLICY", "--n", "3"], "--n 3 is below the policy's k = 4"),
     (["evaluate", "--model", "TINY", "--policy", "POLICY"], "is a function-approximation policy"),
-    (["train", "--model", "TINY", "--k", "2", "--train-seeds", "2"], "--train-seeds and --global-step apply to "
-                                                                      "continuous models"),
+    (["train", "--model", "TINY", "--k", "2", "--train-seeds", "2"], "--train-seeds, --global-step, --g-iters, "
+                                                                      "--l-iters and --tracked apply to continuous"),
+    (["train", "--model", "TINY", "--k", "2", "--tracked", "1"], "--tracked apply to continuous models"),
+    (["train", "--model", "setup_b", "--k", "1", "--tracked", "501"], "tracked: is 501, more than the n = 500"),
 ])
 def test_errors_are_one_line_naming_the_flag(tmp_path, capsys, argv, message):
     policy = _constant_policy(tmp_path / "p.npz", 0, 0)

@@ -65,8 +65,9 @@ def train(args) -> int:
     from altmarl_ros.core.fa_policy import build_fa_policy, save_fa_policy
 
     inputs = "summary" if args.global_step == "supervised" else "state+summary"
+    steps = {name: getattr(args, name) for name in ("g_iters", "l_iters", "tracked") if getattr(args, name) is not None}
     config = check_config(game, args.k, FAConfig(rounds=args.rounds, eta=args.eta, global_rule=args.global_step,
-                                                 global_inputs=inputs))
+                                                 global_inputs=inputs, **steps))
     seeds = [args.seed + index for index in range(args.train_seeds)]
     per_round = (config.g_iters + config.l_iters) * config.episodes * config.horizon * config.n
     work.require(f"training {len(seeds)} runs of at most {config.rounds} rounds on {game.name} (n = {config.n})",

@@ -67,6 +67,13 @@ def add_arguments(parser):
                         help="continuous model: how the global agent learns: trpo (default; RL on its state and "
                              "the histogram of its k samples) or supervised (the authors' baseline: the "
                              "histogram alone, cross-entropy on the privileged initial-mode label)")
+    parser.add_argument("--g-iters", type=count(1), default=None, metavar="I",
+                        help="continuous model: TRPO steps per G-step (default 5)")
+    parser.add_argument("--l-iters", type=count(1), default=None, metavar="I",
+                        help="continuous model: TRPO steps per L-step (default 5; the authors take 1)")
+    parser.add_argument("--tracked", type=count(1), default=None, metavar="M",
+                        help="continuous model: locals of each rollout the L-step learns from (default 16; "
+                             "the authors' 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the policy's metrics) on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -250,8 +257,9 @@ def run(args) -> int:
 
     if _continuous.is_continuous(args.model):
         return _continuous.train(args)
-    if args.train_seeds != 3 or args.global_step != "trpo":
-        raise UsageError("--train-seeds and --global-step apply to continuous models (docs/continuous.md)")
+    if args.train_seeds != 3 or args.global_step != "trpo" or (args.g_iters, args.l_iters, args.tracked) != (None,) * 3:
+        raise UsageError("--train-seeds, --global-step, --g-iters, --l-iters and --tracked apply to continuous "
+                         "models (docs/continuous.md)")
     from tqdm import tqdm
 
     from altmarl_ros.core.atomic import check_output
