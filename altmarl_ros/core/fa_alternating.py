@@ -15,7 +15,8 @@
                       core/fa_learn.py) against the fleet on pi_l, on the selection rollouts
              pi_l <- pi_l'
     after the last round, global gain of the returned pair: J(pi_g', pi_l) - J(pi_g, pi_l),
-    pi_g' = one more G-step (TRPO) from pi_g; Nash gap = max(global gain, local gain).
+    pi_g' = one more G-step (TRPO) from pi_g; Nash gap = max(0, global gain, local gain) (a deviation
+    can always keep its policy, so a step that made things worse bounds the gap by 0).
 
 Both gains come from approximate best responses (a few trust-region steps), so they are
 lower bounds on the true unilateral gains, with the selection rollouts' sampling noise.
@@ -286,7 +287,7 @@ def fa_alternating(game, k, config: FAConfig = FAConfig(), seed: int = 0, progre
         global_params=_numpy(accepted["global_params"]), local_params=_numpy(accepted["local_params"]), rounds=log,
         eta=eta, converged=not stop_reason.startswith("round cap"), stop_reason=stop_reason,
         welfare=accepted["welfare"], welfare_ci=accepted["ci"], global_gain=global_gain,
-        local_gain=accepted["local_gain"], nash_gap=max(gains) if gains else float("nan"),
+        local_gain=accepted["local_gain"], nash_gap=max([0.0, *gains]) if gains else float("nan"),
         seconds=time.perf_counter() - started, config=config)
 
 
