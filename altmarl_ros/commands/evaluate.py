@@ -13,17 +13,20 @@ HELP = "evaluate a trained policy: n-agent rollouts (welfare +- 95% CI), Nash ga
 def add_arguments(parser):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, metavar="FILE",
-                        help="model file (.npz or .yaml) the policy was trained on")
+                        help="model file (.npz or .yaml) the policy was trained on, or the built-in continuous "
+                             "model (setup_b)")
     source.add_argument("--scenario", metavar="NAME",
                         help="run the policy in the continuous simulator of this scenario (n robots, "
                              "fresh k-subsets each epoch), baselines likewise; Nash gap on the "
                              "scenario's estimated model")
     parser.add_argument("--policy", type=Path, required=True, metavar="POLICY",
                         help="policy file written by `altmarl train`")
-    parser.add_argument("--n", type=count(1), default=1000, help="local agents in each rollout (default 1000)")
-    parser.add_argument("--horizon", type=count(1), default=100, help="decision epochs per rollout (default 100)")
-    parser.add_argument("--seeds", type=count(1), default=15, help="independent seeds (default 15)")
-    parser.add_argument("--rollouts", type=count(1), default=50, help="rollouts per seed (default 50)")
+    parser.add_argument("--n", type=count(1), default=None,
+                        help="local agents in each rollout (default 1000; a continuous model's own, 500 for setup_b)")
+    parser.add_argument("--horizon", type=count(1), default=None,
+                        help="decision epochs per rollout (default 100; a continuous model's evaluation horizon, 50)")
+    parser.add_argument("--seeds", type=count(1), default=None, help="independent seeds (default 15; continuous: 10)")
+    parser.add_argument("--rollouts", type=count(1), default=None, help="rollouts per seed (default 50; continuous: 30)")
     parser.add_argument("--seed", type=count(0, INT64_MAX), default=0, help="root seed of every random stream (default 0)")
     parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
                         help="start each rollout's locals iid from p ~ Dirichlet(ALPHA) instead of "
@@ -138,6 +141,13 @@ def _in_simulator(args, rollout_args, hide_progress):
 
 
 def run(args) -> int:
+    from altmarl_ros.commands import _continuous
+
+    if _continuous.is_continuous(args.model):
+        return _continuous.evaluate(args)
+    for name, default in (("n", 1000), ("horizon", 100), ("seeds", 15), ("rollouts", 50)):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     rollout_args = dict(n=args.n, horizon=args.horizon, seeds=args.seeds, rollouts=args.rollouts,
                         seed=args.seed, dirichlet_alpha=args.dirichlet_alpha)
     evaluate = _on_model if args.scenario is None else _in_simulator

@@ -13,7 +13,9 @@ HELP = "learn (pi_g, pi_l) with ALTERNATING-MARL; write the policy file and a le
 
 def add_arguments(parser):
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, metavar="FILE", help="model file (.npz or .yaml)")
+    source.add_argument("--model", type=Path, metavar="FILE",
+                        help="model file (.npz or .yaml), or a built-in continuous model (setup_b: the authors' "
+                             "continuous environment, learned by FA learners; docs/continuous.md)")
     source.add_argument("--scenario", metavar="NAME",
                         help="simulator scenario (config/scenarios/NAME.yaml or a YAML path): learn "
                              "from its estimated model (cached in runs/NAME/model.npz) or, with "
@@ -58,6 +60,20 @@ def add_arguments(parser):
     parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
                         help="with --model: choose the observer for fleets that start iid from p ~ "
                              "Dirichlet(ALPHA) (as evaluate --dirichlet-alpha) instead of the model's mu0_l")
+    parser.add_argument("--train-seeds", type=count(1), default=3, metavar="S",
+                        help="continuous model: train S runs (seeds --seed, --seed + 1, ...) and keep the best "
+                             "by selection welfare, the authors' protocol (default 3)")
+    parser.add_argument("--global-step", choices=("trpo", "supervised"), default="trpo",
+                        help="continuous model: how the global agent learns: trpo (default; RL on its state and "
+                             "the histogram of its k samples) or supervised (the authors' baseline: the "
+                             "histogram alone, cross-entropy on the privileged initial-mode label)")
+    parser.add_argument("--g-iters", type=count(1), default=None, metavar="I",
+                        help="continuous model: TRPO steps per G-step (default 5)")
+    parser.add_argument("--l-iters", type=count(1), default=None, metavar="I",
+                        help="continuous model: TRPO steps per L-step (default 5; the authors take 1)")
+    parser.add_argument("--tracked", type=count(1), default=None, metavar="M",
+                        help="continuous model: locals of each rollout the L-step learns from (default 16; "
+                             "the authors' 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (the policy's metrics) on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -237,6 +253,13 @@ def check_training_work(args, scenario, game) -> None:
 
 
 def run(args) -> int:
+    from altmarl_ros.commands import _continuous
+
+    if _continuous.is_continuous(args.model):
+        return _continuous.train(args)
+    if args.train_seeds != 3 or args.global_step != "trpo" or (args.g_iters, args.l_iters, args.tracked) != (None,) * 3:
+        raise UsageError("--train-seeds, --global-step, --g-iters, --l-iters and --tracked apply to continuous "
+                         "models (docs/continuous.md)")
     from tqdm import tqdm
 
     from altmarl_ros.core.atomic import check_output

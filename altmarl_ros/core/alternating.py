@@ -95,8 +95,12 @@ class AlternatingResult:
 
 def default_eta(game, k: int) -> float:
     """ETA_C * span(r_l) / ((1 - gamma) * sqrt(k)) (module docstring)."""
-    span = float(game.r_l.max() - game.r_l.min())
-    return ETA_C * span / ((1.0 - game.gamma) * math.sqrt(k))
+    return eta_from_span(float(game.r_l.max() - game.r_l.min()), game.gamma, k)
+
+
+def eta_from_span(span: float, gamma: float, k: int) -> float:
+    """The default eta for local rewards spanning `span` (also the FA learners', core/fa_alternating.py)."""
+    return ETA_C * span / ((1.0 - gamma) * math.sqrt(k))
 
 
 def constant_global_welfare(game, a_g: int, pi_l: np.ndarray) -> float:

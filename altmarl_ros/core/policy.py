@@ -31,6 +31,7 @@ import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_ros.core.counts import RANKING_SCHEME, CountsError, n_count_vectors, rank
+from altmarl_ros.core.fa_policy import is_fa_file
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import as_float_array, check_stochastic
 from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
@@ -333,6 +334,9 @@ def _read_policy(path: Path) -> PolicyArtifact:
         raise PolicyError(f"{path}: no such policy file; train one with `altmarl train`")
     arrays = load_npz(path, "policy file", PolicyError)
     keys = sorted(arrays)
+    if is_fa_file(keys):
+        raise PolicyError(f"{path}: is a function-approximation policy (a continuous model's networks); use it "
+                          "with --model <its continuous model>")
     if keys not in (sorted(FILE_KEYS), sorted(FILE_KEYS + PREDICTION_KEYS)):
         raise PolicyError(f"{path}: policy file has keys {clip_text(str(keys))}; expected {list(FILE_KEYS)} "
                           f"(+ {list(PREDICTION_KEYS)} for a filter policy)")

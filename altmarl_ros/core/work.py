@@ -26,6 +26,8 @@ RATES = {
     "agent-steps": 1.5e8,  # tabular rollouts (core.evaluate): one agent, one epoch
     "G-LEARN gathers": 4e8,  # one of the m sampled successors of one (s_g, F) in one sweep of plain value iteration
     "robot control steps": 8e6,  # the continuous simulator: one robot, one control period
+    "FA agent-steps": 1.5e6,  # FA learners (core/fa_learn.py), one XLA thread: one local, one step, the networks'
+    # passes and TRPO's updates included (bench/bench_fa.py, 2026-12-06: training 1.4e6/s, evaluation 3.8e6/s)
     "dense flops": 2e10,  # L-LEARN's pair chain: numpy matrix products (6.3e10/s measured on 1500 x 1500)
     "frames drawn": 1.5,  # render: the ring, axes and image of one frame
     "robots drawn": 1.25e5,  # render: one robot in one frame
