@@ -9,7 +9,6 @@ node (children get SIGTERM, then SIGKILL after a grace period) and the run
 returns 0; a child that dies on its own stops the rest and is reported;
 children are killed with the supervisor (PR_SET_PDEATHSIG), so nothing is orphaned.
 """
-import ctypes
 import os
 import signal
 import subprocess
@@ -132,11 +131,12 @@ class FleetRun:
         params_file = Path(self._tmpdir.name) / f"{spec.label.strip('/').replace('/', '.')}.yaml"
         params_file.write_text(yaml.safe_dump({ALL_NODES: {"ros__parameters": dict(spec.parameters)}}))
         module = fleet_plan.NODE_CLASSES[spec.kind][0]
-        boot = (f"from altmarl_ros.nodes._stop import catch_stop_signals; catch_stop_signals(); "
+        boot = (f"from altmarl_ros.nodes._stop import catch_stop_signals, die_with_parent; "
+                f"die_with_parent({os.getpid()}); catch_stop_signals(); "
                 f"import sys; from {module} import main; sys.exit(main())")  # main warms the kernels up
         argv = [sys.executable, "-c", boot] + spec.ros_args() + ["--params-file", str(params_file)]
         # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops the children itself.
-        return subprocess.Popen(argv, preexec_fn=_die_with_parent, start_new_session=True)
+        return subprocess.Popen(argv, start_new_session=True)
 
     def failed_child(self) -> Optional[Tuple[NodeSpec, int]]:
         """The first child that exited on its own, with its exit code."""
@@ -195,17 +195,6 @@ def _endpoint_count(node) -> int:
 def _exited(spec: NodeSpec, code: int) -> LaunchError:
     return LaunchError(f"node {spec.label} ({spec.executable}) exited with code {code} "
                        f"(its error is printed above); stopped the other nodes")
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it if the supervisor dies without stopping it.
-
-    SIGKILL, not SIGTERM: a node's shutdown can hang (seen once: FastDDS busy-waiting in
-    destroy_participant), and with the supervisor gone nobody would escalate. When the
-    supervisor stops normally, close() sends SIGTERM first and SIGKILL only after a grace period.
-    """
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @contextmanager
