@@ -106,8 +106,6 @@ def test_oversized_evaluate_under_ulimit_v_is_refused_with_the_budget_line(tmp_p
     """Under `ulimit -v` (RLIMIT_AS) an evaluate whose rollout state fits the RAM budget but not the
     address space left is refused with the budget line, never a number (a failed allocation inside
     the numba prange used to print welfare 1.647 +- 20.9)."""
-    import resource
-
     from altmarl_ros.core.model import load_model, save_model
     from altmarl_ros.core.policy import build_policy, save_policy
 
@@ -121,14 +119,12 @@ def test_oversized_evaluate_under_ulimit_v_is_refused_with_the_budget_line(tmp_p
                 tmp_path / "p.npz")
     limit = 3 << 30  # 3 GiB of address space: numba and numpy load in ~1.5 GiB of it
 
-    def cap_address_space():
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    argv = [sys.executable, "-m", "altmarl_ros.cli", "evaluate", "--model", "m.npz", "--policy", "p.npz",
+    # `ulimit -v` as a user sets it (no preexec_fn: Python in a forked child can deadlock in a threaded worker)
+    argv = ["bash", "-c", f'ulimit -v {limit // 1024} && exec "$@"', "bash", sys.executable, "-m", "altmarl_ros.cli", "evaluate", "--model", "m.npz", "--policy", "p.npz",
             "--n", "200000000", "--horizon", "2", "--seeds", "1", "--rollouts", "2", "--no-baselines", "--quiet",
             "--max-memory", "64G"]
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          preexec_fn=cap_address_space, env={**os.environ, "NUMBA_NUM_THREADS": "2"})
+                          env={**os.environ, "NUMBA_NUM_THREADS": "2"})
     assert done.returncode == 2, done.stderr
     assert done.stdout == "", "a number was printed"
     lines = done.stderr.strip().splitlines()
