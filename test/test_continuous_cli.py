@@ -67,6 +67,7 @@ def test_evaluate_scores_the_policy_its_baselines_and_mode_accuracy(tmp_path, ca
 def test_train_keeps_the_best_of_its_seeds_and_writes_a_policy(tmp_path, capsys):
     out = tmp_path / "k3.npz"
     assert main(["train", "--model", "setup_b", "--k", "3", "--rounds", "1", "--train-seeds", "2", "--seed", "7",
+                 "--g-iters", "1", "--l-iters", "1", "--tracked", "1",
                  "--out", str(out), "--json", "--quiet"]) == 0
     report = json.loads(capsys.readouterr().out)
     runs = report["runs"]
