@@ -94,9 +94,16 @@ class Host:
 
     def packets(self) -> Dict[str, int]:
         """{'rx': ..., 'tx': ...} packets counted on this host's veth end (proof traffic crossed)."""
+        return self._counted("packets")
+
+    def link_bytes(self) -> Dict[str, int]:
+        """{'rx': ..., 'tx': ...} bytes counted on this host's veth end (Ethernet frames: what crossed the link)."""
+        return self._counted("bytes")
+
+    def _counted(self, what: str) -> Dict[str, int]:
         shown = json.loads(_ip("-n", self.netns, "-s", "-j", "link", "show", "dev", self.interface).stdout)
         stats = shown[0]["stats64"]
-        return {"rx": int(stats["rx"]["packets"]), "tx": int(stats["tx"]["packets"])}
+        return {"rx": int(stats["rx"][what]), "tx": int(stats["tx"][what])}
 
     def kill_all(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL, every process in this namespace (only this test's: the namespace is private)."""

@@ -207,3 +207,58 @@ def test_a_restarted_coordinator_learns_the_fleet_and_keeps_deciding(graph, sett
     assert second.states.present(0) == N
     for msg in received:
         assert sorted(msg.sampled_ids) == sorted(robots.valid[(msg.session, msg.epoch)])
+
+
+def test_a_coordinator_started_before_its_fleet_decides_once_the_fleet_and_the_depot_are_there(graph, setting):
+    """Its first tries fail (no robot, then no depot pose): each try asks again, with the robots present then."""
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+
+    coordinator = graph.add(CoordinatorNode(setting["params"], context=graph.context))
+    received, _ = _commands(graph)
+    graph.spin_until(lambda: False, timeout=1.0)  # > START_WAIT_PERIODS decision periods: it tries without robots
+    robots = ScriptedRobots(graph, setting["ring"], loss=0.0)
+    assert not graph.spin_until(lambda: received, timeout=1.0)  # robots answer, but there is no depot pose
+    assert coordinator.skipped_decisions > 0 and robots.requests
+    _spin(graph, robots, lambda: len(received) >= 3, timeout=10.0)
+    for msg in received:  # every asked robot but SILENT answers
+        assert len(msg.sampled_ids) >= K - 1 and set(msg.sampled_ids) <= set(robots.valid[(msg.session, msg.epoch)])
+
+
+def test_replies_to_a_failed_decisions_request_are_late_not_forged_and_what_came_in_is_counted(graph, setting):
+    """RequestedStates called directly: a decision that failed is asked again for the same epoch; a reply to
+    the earlier request is late. Every byte of replies and memberships is counted, an undecodable membership
+    is dropped, and each collected request records when its last reply came (NaN: none did)."""
+    from rclpy.serialization import serialize_message
+
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+
+    coordinator = graph.add(CoordinatorNode(setting["params"], context=graph.context))
+    states, now = coordinator.states, coordinator.get_clock().now().nanoseconds
+    fed = [serialize_message(FleetMembership(host="/answerer", robot_ids=list(range(N)))), b"\x00\x01\x00\x00\xff"]
+    for data in fed:
+        states.on_membership(data)
+    assert states.present(now) == N and coordinator.dropped.counts["FleetMembership: undecodable"] == 1
+
+    def reply(rid, epoch=7):
+        msg = StateReport(session=coordinator.session, epoch=epoch, robot_id=rid, local_state=rid % 5)
+        msg.header.frame_id = "map"
+        fed.append(serialize_message(msg))
+        states.on_report(fed[-1])
+
+    states.request(7, now, now + 10**8)
+    first = list(states._pending_ids)
+    assert len(states.collect(7, now).ids) == 0 and math.isnan(states.replies_in_seconds[-1])
+    asked_at = time.perf_counter()
+    states.request(7, now, now + 2 * 10**8)  # the same epoch again: its decision failed
+    second = list(states._pending_ids)
+    assert not set(first) & set(second)  # the robots that missed sit out the retry
+    reply(first[0])
+    assert coordinator.dropped.counts["StateReport: late"] == 1
+    reply(next(r for r in range(N) if r not in first + second))
+    assert coordinator.dropped.counts["StateReport: not sampled"] == 1
+    reply(second[0])
+    replied_by = time.perf_counter()
+    assert states.collect(7, now).ids == [second[0]]
+    assert 0 < states.replies_in_seconds[-1] <= replied_by - asked_at
+    assert states.bytes_received == sum(len(data) for data in fed)
+    assert states.messages_received == len(fed)

@@ -23,6 +23,7 @@ every robot's pose stream (nodes/_poses.py) and decodes k of the fresh ones.
 Both give the coordinator the same thing at a decision: (robot ids, zones,
 ages of the states) of a uniform random subset of at most k present robots.
 """
+import math
 import time
 from collections import deque
 from typing import Dict, Optional, Sequence
@@ -134,14 +135,18 @@ class RequestedStates:
         self._replies: Dict[int, StateReport] = {}
         self._reply_received_ns: Dict[int, int] = {}
         self._closed_epochs = deque(maxlen=8)  # replies for these are late, not wrong
+        self._asked_epoch, self._asked = -1, set()  # every robot asked for this epoch (a failed decision asks again)
         self.requested = self.replied = self.missed = 0
         self.reports_received = self.memberships_received = 0
-        self.reply_seconds = deque(maxlen=100_000)  # request -> each valid reply (wall-clock of this node)
-        self._request_wall_ns = 0
+        self.bytes_received = 0  # serialized size of every reply and membership message received
+        # Per collected request: wall time from sending it to its last valid reply (NaN: none came), what
+        # request_lead must cover (bench/bench_coordinator.py).
+        self.replies_in_seconds = deque(maxlen=100_000)
+        self._request_wall_ns = self._last_reply_wall_ns = 0
         self._request_pub = node.create_publisher(StateRequest, STATE_REQUEST_TOPIC, STATE_REQUEST_QOS)
         node.create_subscription(StateReport, STATE_REPORTS_TOPIC, self.on_report, STATE_REPORT_QOS, raw=True)
         node.create_subscription(FleetMembership, FLEET_MEMBERSHIP_TOPIC, self.on_membership,
-                                 MEMBERSHIP_SUBSCRIPTION_QOS)
+                                 MEMBERSHIP_SUBSCRIPTION_QOS, raw=True)
 
     @property
     def messages_received(self) -> int:
@@ -150,9 +155,15 @@ class RequestedStates:
 
     # ------------------------------------------------------------------ membership
 
-    def on_membership(self, msg: FleetMembership) -> None:
+    def on_membership(self, data: bytes) -> None:
         """A node's robots joined or left: the draw is over the union of every node's present robots."""
         self.memberships_received += 1
+        self.bytes_received += len(data)
+        try:
+            msg = deserialize_message(data, FleetMembership)
+        except Exception as err:  # noqa: BLE001 - any bytes can arrive; rclpy raises several types
+            self.dropped.drop("FleetMembership", "undecodable", f"{len(data)} bytes: {type(err).__name__}")
+            return
         slots = []
         for rid in msg.robot_ids:
             slot = self._slot_of.get(int(rid))
@@ -204,15 +215,19 @@ class RequestedStates:
         msg.deadline = Time(nanoseconds=deadline_ns).to_msg()
         self._pending = msg
         self._pending_ids = {int(self.robot_ids[s]): int(s) for s in slots}
+        if epoch != self._asked_epoch:
+            self._asked_epoch, self._asked = epoch, set()
+        self._asked.update(self._pending_ids)
         self._replies, self._reply_received_ns = {}, {}
         self.requested += len(slots)
         self.requests_sent += 1
-        self._request_wall_ns = time.perf_counter_ns()
+        self._request_wall_ns = self._last_reply_wall_ns = time.perf_counter_ns()
         self._request_pub.publish(msg)
 
     def on_report(self, data: bytes) -> None:
         """A StateReport: kept if it answers the open request for a robot it named, once, in range."""
         self.reports_received += 1
+        self.bytes_received += len(data)
         try:
             msg = deserialize_message(data, StateReport)
         except Exception as err:  # noqa: BLE001 - any bytes can arrive; rclpy raises several types
@@ -224,7 +239,7 @@ class RequestedStates:
             return
         self._replies[msg.robot_id] = msg
         self._reply_received_ns[msg.robot_id] = self._node.get_clock().now().nanoseconds
-        self.reply_seconds.append((time.perf_counter_ns() - self._request_wall_ns) / 1e9)
+        self._last_reply_wall_ns = time.perf_counter_ns()
 
     def _problem(self, msg: StateReport):
         pending = self._pending
@@ -235,6 +250,8 @@ class RequestedStates:
                 return "late", "the decision it was asked for is made"
             return "wrong epoch", f"no request is open for epoch {msg.epoch}"
         if msg.robot_id not in self._pending_ids:
+            if msg.robot_id in self._asked:
+                return "late", "it answers an earlier request for this epoch, whose decision failed"
             return "not sampled", "this robot was not asked (forged or misaddressed)"
         if msg.local_state >= self.n_local_states:
             return "out of range", f"local_state {msg.local_state} >= |S_l| = {self.n_local_states}"
@@ -256,6 +273,7 @@ class RequestedStates:
         zones = [self._replies[rid].local_state for rid in ids]
         ages = [now_ns - _ns(self._replies[rid].header.stamp) for rid in ids]
         self.replied += len(ids)
+        self.replies_in_seconds.append((self._last_reply_wall_ns - self._request_wall_ns) / 1e9 if ids else math.nan)
         self._close()
         return Sample(ids, zones, ages)
 
