@@ -99,7 +99,6 @@ class CoordinatorNode(AltmarlNode):
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
-        self.policy_id = self.policy.policy_id  # once: it hashes pi_g (5 ms per decision at k = 50)
         self.robot_ids, self.robot_names = declare_robots(self, scenario, "robots to sample from")
         # Default: the policy's k, so that `ros2 param get` reads the k in use.
         k = declare_int(self, "k", self.policy.k, "robots sampled per decision; must equal the policy's k "
@@ -198,7 +197,7 @@ class CoordinatorNode(AltmarlNode):
         self.create_service(Trigger, STOP_SERVICE, self.on_stop, qos_profile=SERVICE_QOS)
         self.create_service(Trigger, RESUME_SERVICE, self.on_resume, qos_profile=SERVICE_QOS)
         self.diagnostics = Diagnostics(self, "coordinator", self.diagnostic_status, self.dropped)
-        self.diagnostics.hardware_id = self.policy_id
+        self.diagnostics.hardware_id = self.policy.policy_id
         self._diagnosed = (0, 0, 0)  # (epoch, short, skipped) at the last report
 
         self._period_ns = int(round(self.decision_period * 1e9))
@@ -213,7 +212,7 @@ class CoordinatorNode(AltmarlNode):
         else:
             self.unknown_robots = self.states.unknown_robots
         self.get_logger().info(
-            f"policy {self.policy_id} (k = {k}) on scenario {scenario.name!r}: sampling {k} of "
+            f"policy {self.policy.policy_id} (k = {k}) on scenario {scenario.name!r}: sampling {k} of "
             f"{len(self.robot_ids)} robots every {self.decision_period:g} s ({self.state_sampling}"
             f"{f', request {self.request_lead:g} s ahead' if self._lead_ns else ''}); observer {spec.describe()}")
 
@@ -332,7 +331,7 @@ class CoordinatorNode(AltmarlNode):
         msg = GlobalCommand(session=self.session, epoch=self.epoch, global_state=s_g, global_action=action, k=self.k,
                             sampled_ids=[int(i) for i in ids], counts=counts.tolist(),
                             observer=self.observer.spec.name, estimate=self.observer.mu.tolist(),
-                            query_counts=query.tolist(), count_rank=count_rank, policy_id=self.policy_id,
+                            query_counts=query.tolist(), count_rank=count_rank, policy_id=self.policy.policy_id,
                             epochs_elapsed=self._epochs_elapsed, usable_robots=self._usable)
         msg.header.stamp = Time(nanoseconds=now_ns).to_msg()
         msg.header.frame_id = self.poses.map_frame
@@ -418,7 +417,7 @@ class CoordinatorNode(AltmarlNode):
         values = {"decisions": epoch, "skipped_decisions": skipped, "short_decisions": short,
                   "stale_robots": stale, "robots": len(self.robot_names), "k": self.k,
                   "invalid_poses": self.invalid_poses, "foreign_frame_poses": self.foreign_frames,
-                  "unknown_robots": len(self.unknown_robots), "policy_id": self.policy_id,
+                  "unknown_robots": len(self.unknown_robots), "policy_id": self.policy.policy_id,
                   "session": self.session,
                   "stopped": self.stopped, **self.states.status()}
         if self.state_ages:
