@@ -68,7 +68,7 @@ class ScriptedRobots:
         self.requests = []  # (session, epoch, asked ids)
         self.valid = defaultdict(dict)  # (session, epoch) -> {id: zone} of the valid replies sent
         self.sent_bad = defaultdict(int)  # drop reason -> bad replies sent
-        self.previous = None
+        self.previous, self.request = None, 0
         self.reports = self.node.create_publisher(StateReport, STATE_REPORTS_TOPIC, STATE_REPORT_QOS)
         self.membership = self.node.create_publisher(FleetMembership, FLEET_MEMBERSHIP_TOPIC, LATCHED_QOS)
         self.node.create_subscription(StateRequest, STATE_REQUEST_TOPIC, self.on_request, STATE_REQUEST_QOS)
@@ -83,8 +83,10 @@ class ScriptedRobots:
     def announce(self):
         self.membership.publish(FleetMembership(host="/scripted_robots", robot_ids=sorted(self.present)))
 
-    def report(self, session, epoch, rid, zone=None, frame="map"):
-        msg = StateReport(session=session, epoch=epoch, robot_id=rid, local_state=rid % 5 if zone is None else zone)
+    def report(self, session, epoch, rid, zone=None, frame="map", request=None):
+        request = self.request if request is None else request
+        msg = StateReport(session=session, epoch=epoch, request=request, robot_id=rid,
+                          local_state=rid % 5 if zone is None else zone)
         msg.header.frame_id = frame
         msg.header.stamp = self.node.get_clock().now().to_msg()
         self.reports.publish(msg)
@@ -97,8 +99,8 @@ class ScriptedRobots:
         asked = list(req.robot_ids)
         self.requests.append((req.session, req.epoch, asked))
         if self.previous is not None:  # an answer to the request before: its decision is made
-            self.bad("late", req.session, self.previous, asked[0] if asked else 0)
-        self.previous = req.epoch
+            self.bad("late", req.session, self.previous[0], asked[0] if asked else 0, request=self.previous[1])
+        self.previous, self.request = (req.epoch, req.request), req.request
         unasked = sorted(set(range(N)) - set(asked))
         for rid in asked:
             if rid == SILENT or self.rng.random() < self.loss:
@@ -109,7 +111,8 @@ class ScriptedRobots:
                 self.bad("duplicate", req.session, req.epoch, rid, zone=(rid + 1) % 5)
         if unasked:
             self.bad("not sampled", req.session, req.epoch, unasked[0])
-        self.bad("wrong epoch", req.session, req.epoch + 1000, asked[0] if asked else 0)
+        self.bad("wrong epoch", req.session, req.epoch + 1000, asked[0] if asked else 0)  # this request's number
+        self.bad("wrong epoch", req.session, req.epoch, asked[0] if asked else 0, request=req.request + 1000)
         self.bad("other session", req.session ^ 1, req.epoch, asked[0] if asked else 0)
         self.bad("out of range", req.session, req.epoch, asked[0] if asked else 0, zone=99)
         self.bad("foreign frame", req.session, req.epoch, asked[0] if asked else 0, frame="robot_0/odom")
@@ -239,8 +242,8 @@ def test_replies_to_a_failed_decisions_request_are_late_not_forged_and_what_came
         states.on_membership(data)
     assert states.present(now) == N and coordinator.dropped.counts["FleetMembership: undecodable"] == 1
 
-    def reply(rid, epoch=7):
-        msg = StateReport(session=coordinator.session, epoch=epoch, robot_id=rid, local_state=rid % 5)
+    def reply(rid, request, epoch=7):
+        msg = StateReport(session=coordinator.session, epoch=epoch, request=request, robot_id=rid, local_state=rid % 5)
         msg.header.frame_id = "map"
         fed.append(serialize_message(msg))
         states.on_report(fed[-1])
@@ -252,13 +255,36 @@ def test_replies_to_a_failed_decisions_request_are_late_not_forged_and_what_came
     states.request(7, now, now + 2 * 10**8)  # the same epoch again: its decision failed
     second = list(states._pending_ids)
     assert not set(first) & set(second)  # the robots that missed sit out the retry
-    reply(first[0])
+    reply(first[0], request=0)
     assert coordinator.dropped.counts["StateReport: late"] == 1
-    reply(next(r for r in range(N) if r not in first + second))
+    reply(next(r for r in range(N) if r not in first + second), request=1)
     assert coordinator.dropped.counts["StateReport: not sampled"] == 1
-    reply(second[0])
+    reply(second[0], request=0)  # the robot was asked again, but this answers the failed request
+    assert coordinator.dropped.counts["StateReport: late"] == 2
+    reply(second[0], request=1)
     replied_by = time.perf_counter()
     assert states.collect(7, now).ids == [second[0]]
     assert 0 < states.replies_in_seconds[-1] <= replied_by - asked_at
     assert states.bytes_received == sum(len(data) for data in fed)
     assert states.messages_received == len(fed)
+
+
+def test_a_stop_drops_the_open_request_so_no_state_from_before_it_is_used(graph, setting):
+    from rclpy.serialization import serialize_message
+    from std_srvs.srv import Trigger
+
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+
+    coordinator = graph.add(CoordinatorNode(setting["params"], context=graph.context))
+    states, now = coordinator.states, coordinator.get_clock().now().nanoseconds
+    states.on_membership(serialize_message(FleetMembership(host="/answerer", robot_ids=list(range(N)))))
+    states.request(3, now, now + 10**8)
+    asked = list(states._pending_ids)
+    before = StateReport(session=coordinator.session, epoch=3, request=0, robot_id=asked[0], local_state=1)
+    before.header.frame_id = "map"
+    states.on_report(serialize_message(before))  # valid, and in before the operator's stop
+    coordinator.on_stop(Trigger.Request(), Trigger.Response())
+    coordinator.on_resume(Trigger.Request(), Trigger.Response())
+    states.request(3, now, now + 10**8)  # the same epoch, asked afresh after the resume
+    assert states.collect(3, now).ids == []
+    assert states.missed == K  # only the fresh request's robots, which did not answer, are blamed

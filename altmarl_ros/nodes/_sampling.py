@@ -82,6 +82,9 @@ class SubscribedStates:
     def request(self, epoch: int, now_ns: int, deadline_ns: int) -> None:
         """Nothing to ask: every robot is heard already."""
 
+    def cancel(self) -> None:
+        """Nothing is open."""
+
     def collect(self, epoch: int, now_ns: int) -> Sample:
         ids, zones, ages = [], [], []
         logger, poses = self._node.get_logger(), self.poses
@@ -134,8 +137,6 @@ class RequestedStates:
         self._pending_ids: Dict[int, int] = {}  # robot id -> slot, of the open request
         self._replies: Dict[int, StateReport] = {}
         self._reply_received_ns: Dict[int, int] = {}
-        self._closed_epochs = deque(maxlen=8)  # replies for these are late, not wrong
-        self._asked_epoch, self._asked = -1, set()  # every robot asked for this epoch (a failed decision asks again)
         self.requested = self.replied = self.missed = 0
         self.reports_received = self.memberships_received = 0
         self.bytes_received = 0  # serialized size of every reply and membership message received
@@ -209,15 +210,13 @@ class RequestedStates:
         eligible = np.flatnonzero(self._eligible())
         slots = self.rng.choice(eligible, size=min(self.k, eligible.size), replace=False) if eligible.size else \
             np.zeros(0, dtype=np.int64)
-        msg = StateRequest(session=self.session, epoch=epoch, robot_ids=self.robot_ids[slots].tolist())
+        msg = StateRequest(session=self.session, epoch=epoch, request=self.requests_sent,
+                           robot_ids=self.robot_ids[slots].tolist())
         msg.header.stamp = Time(nanoseconds=now_ns).to_msg()
         msg.header.frame_id = self.map_frame
         msg.deadline = Time(nanoseconds=deadline_ns).to_msg()
         self._pending = msg
         self._pending_ids = {int(self.robot_ids[s]): int(s) for s in slots}
-        if epoch != self._asked_epoch:
-            self._asked_epoch, self._asked = epoch, set()
-        self._asked.update(self._pending_ids)
         self._replies, self._reply_received_ns = {}, {}
         self.requested += len(slots)
         self.requests_sent += 1
@@ -245,13 +244,13 @@ class RequestedStates:
         pending = self._pending
         if msg.session != self.session:
             return "other session", f"session {msg.session}, this coordinator's is {self.session}"
-        if pending is None or msg.epoch != pending.epoch:
-            if msg.epoch in self._closed_epochs:
-                return "late", "the decision it was asked for is made"
-            return "wrong epoch", f"no request is open for epoch {msg.epoch}"
+        if pending is None or msg.request != pending.request:
+            if msg.request < self.requests_sent:
+                return "late", f"request {msg.request} is closed (its decision is made, failed or was cancelled)"
+            return "wrong epoch", f"no request {msg.request} was sent"
+        if msg.epoch != pending.epoch:
+            return "wrong epoch", f"request {msg.request} is for epoch {pending.epoch}, not {msg.epoch}"
         if msg.robot_id not in self._pending_ids:
-            if msg.robot_id in self._asked:
-                return "late", "it answers an earlier request for this epoch, whose decision failed"
             return "not sampled", "this robot was not asked (forged or misaddressed)"
         if msg.local_state >= self.n_local_states:
             return "out of range", f"local_state {msg.local_state} >= |S_l| = {self.n_local_states}"
@@ -277,6 +276,12 @@ class RequestedStates:
         self._close()
         return Sample(ids, zones, ages)
 
+    def cancel(self) -> None:
+        """Drop the open request unjudged (the operator stopped the fleet): its replies come too late to be
+        used, and no robot is blamed for them."""
+        if self._pending is not None:
+            self._pending, self._pending_ids = None, {}
+
     def _close(self) -> None:
         """End the open request: its unanswered robots sit out the next 1, 2, 4, ... requests (MAX_BACKOFF at most)."""
         pending = self._pending
@@ -290,7 +295,6 @@ class RequestedStates:
                 self.misses[slot] += 1
                 wait = min(2 ** (int(self.misses[slot]) - 1), MAX_BACKOFF)
                 self.retry_at[slot] = self.requests_sent + wait
-        self._closed_epochs.append(pending.epoch)
         self._pending, self._pending_ids = None, {}
 
     def status(self) -> dict:
@@ -353,7 +357,7 @@ class StateAnswers:
             pose = self.poses.pose(slot)
             if pose is None:
                 continue
-            report = StateReport(session=msg.session, epoch=msg.epoch, robot_id=int(rid),
+            report = StateReport(session=msg.session, epoch=msg.epoch, request=msg.request, robot_id=int(rid),
                                  local_state=int(zone_of_pose(pose[0], pose[1], self.ring)),
                                  x=float(pose[0]), y=float(pose[1]), yaw=float(pose[2]))
             report.header.stamp = Time(nanoseconds=self.poses.received_ns(slot)).to_msg()

@@ -382,6 +382,7 @@ class CoordinatorNode(AltmarlNode):
         """std_srvs/Trigger altmarl/stop: every robot (and the depot) stands still until resume."""
         response.success, response.message = True, "fleet stopped" if not self.stopped else "already stopped"
         self.stopped = True
+        self.states.cancel()  # the first decision after resume asks afresh, never with states from before
         self._stopped_pub.publish(Bool(data=True))
         self.stop_robots()
         self.get_logger().warning("fleet stopped by operator (altmarl/resume to go on)")
