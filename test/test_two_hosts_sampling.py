@@ -10,7 +10,9 @@ coordinator decides with every robot usable (its GlobalCommand's usable_robots =
 the bytes its veth end received over MEASURE_S are what crossed into its host.
 Request mode: replies (k per decision) and DDS upkeep, plus the depot's odometry, at
 n = 100 and 1,000 within 20% of each other. Subscribe-all: the robots' odometry, more
-than 3x at 1,000 than at 100 (10x the messages).
+than 2x at 400 than at 100 (4x the messages; 1,000 odometry publishers took most of a minute
+to discover beside the rest of the suite). The coordinator's odom_timeout is 4 odometry
+periods, so a robot at ODOM_HZ is never stale between two of its messages.
 """
 import queue
 import subprocess
@@ -31,6 +33,7 @@ pytestmark = [pytest.mark.ros,
 
 K, DECISION_PERIOD, ODOM_HZ, MEASURE_S = 5, 0.2, 2.0, 3.0
 FLEET_PROCESSES = 2
+SIZES = {"request": (100, 1000), "subscribe_all": (100, 400)}
 STEADY_TIMEOUT_S = 45.0
 
 
@@ -50,7 +53,8 @@ def _inbound_bytes_per_s(hosts, policy: Path, mode: str, n: int) -> dict:
              for first, count in _synthetic_fleet.blocks(n, FLEET_PROCESSES)]
     coordinator = coordinator_host.popen(
         _node("coordinator", f"policy:={policy}", f"n_robots:={n}", f"k:={K}", f"state_sampling:={mode}",
-              f"decision_period:={DECISION_PERIOD}") + ["--log-level", "error"], env=coordinator_host.ros_env())
+              f"decision_period:={DECISION_PERIOD}", f"odom_timeout:={4 / ODOM_HZ}") + ["--log-level", "error"],
+        env=coordinator_host.ros_env())
     commands = _lines(fleet[0].stdout)
     try:
         deadline, seen = time.monotonic() + STEADY_TIMEOUT_S, []
@@ -86,11 +90,11 @@ def test_traffic_into_the_coordinators_host_is_flat_in_n_when_it_requests_and_gr
     policy = save_policy(herding_policy(load_scenario("warehouse_ring"), K), tmp_path / "policy.npz")
     with _netns.two_hosts() as hosts:
         seen = {(mode, n): _inbound_bytes_per_s(hosts, policy, mode, n)
-                for mode in ("request", "subscribe_all") for n in (100, 1000)}
+                for mode, sizes in SIZES.items() for n in sizes}
     print("bytes/s into the coordinator's host:", seen, file=sys.stderr)
     for (mode, n), row in seen.items():
         assert row["decisions"] >= MEASURE_S / DECISION_PERIOD - 3, f"{mode}, n = {n}: {row}"
-    request = [seen[("request", n)]["bytes_per_s"] for n in (100, 1000)]
+    request = [seen[("request", n)]["bytes_per_s"] for n in SIZES["request"]]
     assert abs(request[1] - request[0]) <= 0.2 * request[0], seen
-    subscribed = [seen[("subscribe_all", n)]["bytes_per_s"] for n in (100, 1000)]
-    assert subscribed[1] > 3 * subscribed[0], seen
+    subscribed = [seen[("subscribe_all", n)]["bytes_per_s"] for n in SIZES["subscribe_all"]]
+    assert subscribed[1] > 2 * subscribed[0], seen
