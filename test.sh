@@ -17,4 +17,6 @@ if [ "${ALTMARL_WARM_KERNELS:-1}" != 0 ] && [ "$(cat "$STAMP" 2>/dev/null)" != "
   "$ROOT/.venv/bin/python" test/_warm_kernels.py
   mkdir -p "$ROOT/build" && echo "$KEY" > "$STAMP"
 fi
+# JAX's compiled steps (the FA learners' tests) are kept beside numba's: the second run skips compiling.
+export ALTMARL_JAX_CACHE="${ALTMARL_JAX_CACHE-$ROOT/build/jax-cache}"
 exec "$ROOT/.venv/bin/python" -m pytest -n "${ALTMARL_TEST_WORKERS:-4}" --dist loadgroup "$@"

@@ -20,6 +20,7 @@ Everything is seeded: a jax key and numpy Generators derived from the caller's s
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import jax
@@ -29,6 +30,21 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from altmarl_ros.core.fa_policy import global_observation, mlp_apply
+
+
+def _keep_compiled_steps_on_disk() -> None:
+    """JAX compiles every jitted step on its first use, most of a short training run; keep the results on
+    disk, as numba's cache does, so the next process skips it. ALTMARL_JAX_CACHE names the folder (default
+    $XDG_CACHE_HOME/altmarl_ros/jax); an empty value turns it off."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.environ.get("ALTMARL_JAX_CACHE", os.path.join(cache_home, "altmarl_ros", "jax"))
+    if path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_keep_compiled_steps_on_disk()
 
 def init_mlp(key, sizes) -> list:
     """[(W [in, out], b [out])] with PyTorch's Linear default: U(-1/sqrt(in), 1/sqrt(in))."""
