@@ -48,7 +48,18 @@ if ! fresh requirements "$REQ_KEY"; then
     | quiet_pip || fail "pip install -r requirements.txt"
   # ament_index must find the venv's share/ from any venv python, without `activate`.
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
-  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs"
+  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/requirements-fa"
+fi
+
+# 3b. JAX for the continuous-state learners, only when asked (ALTMARL_FA=1: ./test.sh sets it).
+if [ "${ALTMARL_FA:-0}" = 1 ]; then
+  FA_KEY="$(digest "$ROOT/requirements-fa.txt")"
+  if ! fresh requirements-fa "$FA_KEY"; then
+    step "installing JAX and optax (requirements-fa.txt; ~125 MB the first time)"
+    "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements-fa.txt" 2>&1 \
+      | quiet_pip || fail "pip install -r requirements-fa.txt"
+    stamp requirements-fa "$FA_KEY"
+  fi
 fi
 
 # 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),

@@ -93,3 +93,19 @@ def test_mode_accuracy_of_a_dispatcher_that_names_its_samples_mode():
     _, s_l = GAME.initial(np.random.default_rng(5), 500, 4000)
     share = np.mean([np.histogram(row, np.linspace(-2, 2, 6))[0].max() / 500 for row in s_l])
     assert mode_accuracy(GAME, 1, histogram_mode(1)) == pytest.approx(share, abs=4 * np.sqrt(0.25 / 1000))
+
+
+def test_without_jax_a_continuous_model_says_how_to_install_it(tmp_path):
+    """./run.sh's set-up leaves JAX out (requirements-fa.txt): train and evaluate say so in one line."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['jax'] = None; sys.modules['optax'] = None; "
+            "from altmarl_ros.cli import main; sys.exit(main(sys.argv[1:]))")
+    for argv in (["train", "--model", "setup_b", "--k", "1", "--out", "p.npz"],
+                 ["evaluate", "--model", "setup_b", "--policy", "p.npz"]):
+        done = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 2 and "requirements-fa.txt" in done.stderr and "Traceback" not in done.stderr, \
+            done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "p.npz").exists()

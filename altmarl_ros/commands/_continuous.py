@@ -44,9 +44,15 @@ def _or_dash(value) -> str:
 
 
 def _configure_jax():
-    """One thread for XLA unless the user chose (the 2-core machines this runs on share their cores)."""
+    """One thread for XLA unless the user chose (the 2-core machines this runs on share their cores); a missing
+    JAX (./run.sh's set-up does not install it) is one line saying how to get it."""
+    import importlib.util
     import os
 
+    if importlib.util.find_spec("jax") is None or importlib.util.find_spec("optax") is None:
+        raise UsageError("continuous models train and evaluate with JAX and optax, which are not installed: run "
+                         "`ALTMARL_FA=1 bash scripts/bootstrap.sh` (./test.sh does it) or "
+                         "`pip install -r requirements-fa.txt`")
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 
@@ -56,10 +62,10 @@ def train(args) -> int:
     from altmarl_ros.core.atomic import check_output
 
     game = _game(args)
+    _configure_jax()
     _refuse_tabular_flags(args, TABULAR_TRAIN_FLAGS, game)
     out = Path("runs") / game.name / f"policy_k{args.k}.npz" if args.out is None else args.out
     check_output(out)
-    _configure_jax()
     from altmarl_ros.core import work
     from altmarl_ros.core.fa_alternating import FAConfig, check_config, train_best_of
     from altmarl_ros.core.fa_policy import build_fa_policy, save_fa_policy
@@ -120,6 +126,7 @@ def evaluate(args) -> int:
     from altmarl_ros.core.fa_policy import load_fa_policy
 
     game = _game(args)
+    _configure_jax()
     _refuse_tabular_flags(args, TABULAR_EVALUATE_FLAGS, game)
     policy = load_fa_policy(args.policy, game=game)
     n = game.default_n if args.n is None else args.n
@@ -128,7 +135,6 @@ def evaluate(args) -> int:
     rollouts = 30 if args.rollouts is None else args.rollouts
     if policy.k > n:
         raise UsageError(f"--n {n} is below the policy's k = {policy.k}")
-    _configure_jax()
     from altmarl_ros.core import work
 
     runs = 1 if args.no_baselines else 3
