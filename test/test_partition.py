@@ -101,13 +101,16 @@ def test_partition_stops_the_robots_within_command_timeout_and_they_resume(world
     stop_sec, still_sec = stopped["t"] - down_at, still["t"] - down_at
     # In the fleet's sim time (what command_timeout counts): the stop comes command_timeout after the
     # last command the local agents had (the age they log), and within command_timeout of the cut (both
-    # up to SLACK_SEC). On the observer's own clock the silence may look shorter by a decision period:
-    # the observer can receive the last command before the cut and the local agents not.
+    # up to SLACK_SEC). On the observer's own clock the silence may look a decision period shorter or
+    # longer: the link can go down while one command is on its way, and the observer and the local
+    # agents (two readers) may not both get it (seen in a clean-clone run: 4.3 s, the agents' own age
+    # 3.05 s). The agents' own age, asserted just above, is the rule.
     cut_sim = next(row["sim"] for row in during)
     limit = COMMAND_TIMEOUT + (MAX_CLOCK_SKEW if stopped["stop_rule"] == "stamp" else 0.0)  # (local agents' rules)
     assert limit <= stopped["stop_age"] <= limit + SLACK_SEC, (stopped["stop_rule"], stopped["stop_age"])
     silence = stopped["sim"] - stopped["command_sim"]
-    assert COMMAND_TIMEOUT - DECISION_PERIOD - SLACK_SEC <= silence <= COMMAND_TIMEOUT + SLACK_SEC, silence
+    assert COMMAND_TIMEOUT - DECISION_PERIOD - SLACK_SEC <= silence <= COMMAND_TIMEOUT + DECISION_PERIOD + SLACK_SEC, \
+        silence
     assert stopped["sim"] - cut_sim <= COMMAND_TIMEOUT + SLACK_SEC, stopped["sim"] - cut_sim
     assert max(row["epoch"] for row in during) <= last_epoch + 1, "commands crossed a downed link"
     assert resumed is not None and moving_again is not None, "the fleet did not resume after the link returned"
