@@ -30,11 +30,11 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 from altmarl_msgs.msg import FleetMembership, StateReport, StateRequest
-from rclpy.serialization import deserialize_message
 from rclpy.time import Time
 
 from altmarl_ros.names import FLEET_MEMBERSHIP_TOPIC, STATE_REPORTS_TOPIC, STATE_REQUEST_TOPIC
 from altmarl_ros.nodes._ros import MEMBERSHIP_SUBSCRIPTION_QOS, LATCHED_QOS, STATE_REPORT_QOS, STATE_REQUEST_QOS
+from altmarl_ros.nodes._validate import decoded
 from altmarl_sim.ring import zone_of_pose
 
 MAX_BACKOFF = 32  # requests: a robot that keeps missing replies is still eligible at least this often
@@ -136,7 +136,6 @@ class RequestedStates:
         self._pending: Optional[StateRequest] = None
         self._pending_ids: Dict[int, int] = {}  # robot id -> slot, of the open request
         self._replies: Dict[int, StateReport] = {}
-        self._reply_received_ns: Dict[int, int] = {}
         self.requested = self.replied = self.missed = 0
         self.reports_received = self.memberships_received = 0
         self.bytes_received = 0  # serialized size of every reply and membership message received
@@ -160,10 +159,8 @@ class RequestedStates:
         """A node's robots joined or left: the draw is over the union of every node's present robots."""
         self.memberships_received += 1
         self.bytes_received += len(data)
-        try:
-            msg = deserialize_message(data, FleetMembership)
-        except Exception as err:  # noqa: BLE001 - any bytes can arrive; rclpy raises several types
-            self.dropped.drop("FleetMembership", "undecodable", f"{len(data)} bytes: {type(err).__name__}")
+        msg = decoded(data, FleetMembership, self.dropped)
+        if msg is None:
             return
         slots = []
         for rid in msg.robot_ids:
@@ -217,7 +214,7 @@ class RequestedStates:
         msg.deadline = Time(nanoseconds=deadline_ns).to_msg()
         self._pending = msg
         self._pending_ids = {int(self.robot_ids[s]): int(s) for s in slots}
-        self._replies, self._reply_received_ns = {}, {}
+        self._replies = {}
         self.requested += len(slots)
         self.requests_sent += 1
         self._request_wall_ns = self._last_reply_wall_ns = time.perf_counter_ns()
@@ -227,17 +224,14 @@ class RequestedStates:
         """A StateReport: kept if it answers the open request for a robot it named, once, in range."""
         self.reports_received += 1
         self.bytes_received += len(data)
-        try:
-            msg = deserialize_message(data, StateReport)
-        except Exception as err:  # noqa: BLE001 - any bytes can arrive; rclpy raises several types
-            self.dropped.drop(REPORT, "undecodable", f"{len(data)} bytes: {type(err).__name__}")
+        msg = decoded(data, StateReport, self.dropped)
+        if msg is None:
             return
         problem = self._problem(msg)
         if problem is not None:
             self.dropped.drop(REPORT, problem[0], f"robot {msg.robot_id}, epoch {msg.epoch}: {problem[1]}")
             return
         self._replies[msg.robot_id] = msg
-        self._reply_received_ns[msg.robot_id] = self._node.get_clock().now().nanoseconds
         self._last_reply_wall_ns = time.perf_counter_ns()
 
     def _problem(self, msg: StateReport):

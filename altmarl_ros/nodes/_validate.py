@@ -119,14 +119,21 @@ class CommandCheck:
         return None
 
 
+def decoded(data: bytes, msg_type, dropped: DroppedMessages):
+    """The message in raw `data`, or None after dropping and counting it as undecodable: any bytes can arrive."""
+    try:
+        return deserialize_message(data, msg_type)
+    except Exception as err:  # noqa: BLE001 - rclpy raises several types
+        dropped.drop(msg_type.__name__, "undecodable", f"{len(data)} bytes: {type(err).__name__}")
+        return None
+
+
 def subscribe_commands(node, check: CommandCheck, on_command: Callable[[GlobalCommand], None],
                        dropped: DroppedMessages):
     """Raw GlobalCommand subscription: deserialize, check, then call on_command(msg) (valid only)."""
     def receive(data: bytes) -> None:
-        try:
-            msg = deserialize_message(data, GlobalCommand)
-        except Exception as err:  # noqa: BLE001 - any bytes can arrive; rclpy raises several types
-            dropped.drop("GlobalCommand", "undecodable", f"{len(data)} bytes: {type(err).__name__}")
+        msg = decoded(data, GlobalCommand, dropped)
+        if msg is None:
             return
         found = check.problem(msg)
         if found is not None:
