@@ -8,6 +8,7 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import positive
+from altmarl_ros.core.rng import stream_states
 from altmarl_sim.kinematics import (Faults, KinematicsError, Noise, RobotLimits, StepParams, _arc,
                                     step_commanded)
 
@@ -92,6 +93,6 @@ def step_robots(poses: np.ndarray, velocities: np.ndarray, commands, limits: Rob
         raise KinematicsError("stall_remaining", f"must be a float64 array of shape [{n}]")
     travelled = np.empty(n)
     step_commanded(
-        poses, velocities, stall_remaining, commands, np.uint64(seed % 2**64), int(steps),
+        poses, velocities, stall_remaining, commands, stream_states(np.uint64(seed % 2**64), n), int(steps),
         *StepParams.of(limits, noise, faults, dt, p_step), travelled)
     return travelled

@@ -200,3 +200,31 @@ def test_bad_arguments_raise_named_errors(scenario, call, message):
     with pytest.raises(FleetError) as err:
         call(sim)
     assert str(err.value).startswith(message)
+
+
+def test_commanded_steps_draw_the_stalls_and_noise_of_the_epochs_they_emulate(scenario):
+    """Driven a control step at a time with the ring controller (LaggedFleet at lag 0: what the ROS
+    fleet_sim node and the local agents do), FleetSim(seed) sees the stalls and noise that
+    FleetSim(seed).step_epoch draws: the same zones and stalls every epoch, poses equal to rounding
+    (the epoch kernel carries cos/sin of the yaw along the arcs, step_control recomputes them).
+    So a ROS run and its offline twin (rollout.same_noise_as) share their noise."""
+    from altmarl_ros.experiments.actuation_lag import LaggedFleet
+
+    stormy = dataclasses.replace(scenario, faults=Faults(stall_probability=0.3, stall_duration_min=0.5,
+                                                          stall_duration_max=3.0))
+    n, rng = 50, np.random.default_rng(9)
+    offline, stepped, other = (FleetSim(stormy, n=n, seed=11), LaggedFleet(stormy, n=n, seed=11),
+                               LaggedFleet(stormy, n=n, seed=12))
+    stalled = 0
+    for _ in range(6):
+        actions, a_g = rng.integers(0, 3, n), int(rng.integers(0, 5))
+        zones, depot, reward = offline.step_epoch(actions, a_g)
+        stepped_zones, stepped_depot, stepped_reward = stepped.step_epoch(actions, a_g)
+        assert np.array_equal(stepped_zones, zones) and stepped_depot == depot
+        assert stepped_reward == pytest.approx(reward, abs=1e-9)
+        np.testing.assert_allclose(stepped.poses, offline.poses, atol=1e-9)
+        np.testing.assert_allclose(stepped.stall_remaining, offline.stall_remaining, atol=1e-9)
+        other.step_epoch(actions, a_g)
+        stalled += int(np.count_nonzero(offline.stall_remaining > 0))
+    assert stalled > 0  # the stalls were exercised
+    assert not np.allclose(other.poses, offline.poses)  # another seed draws other noise
