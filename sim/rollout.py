@@ -211,6 +211,18 @@ def starting_like(start_seed: int, fleet=FleetSim):
     return build
 
 
+def same_noise_as(fleet_seed: int, fleet=FleetSim):
+    """A `fleet` factory for sim_rollout_welfare: every rollout's simulator is fleet(seed=fleet_seed), so it
+    starts where the ROS fleet_sim node of that seed starts and draws that node's stalls and actuation noise
+    (FleetSim: both driving modes share them). The rollouts differ only in their k-subsets and local
+    actions: the offline twin of one ROS run, whose paired gap is the deployment's alone."""
+    fleet_seed = integer(RolloutError, "fleet_seed", fleet_seed, 0)
+
+    def build(scenario: Scenario, n: int, seed: int) -> FleetSim:
+        return fleet(scenario, n=n, seed=fleet_seed)
+    return build
+
+
 def best_blind_constant(scenario: Scenario, game, k: int, start_seed: int, **rollout_args):
     """(the best constant a_g, its WelfareEstimate from FleetSim(start_seed)'s start): the constant is
     chosen by welfare from random starts, as a population-blind dispatcher that does not know the start
