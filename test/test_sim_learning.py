@@ -158,6 +158,30 @@ def test_rollout_welfare_of_a_fleet_that_stays_at_the_depot():
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+def test_twin_rollouts_share_the_fleets_start_and_noise_and_same_start_ones_only_its_start():
+    """same_noise_as(s): every rollout is FleetSim(s) itself, so a constant dispatcher whose workers stay put
+    earns exactly what FleetSim(s) stepped by hand earns, in every rollout (its noise and stalls are s's);
+    starting_like(s) rollouts start there too but draw their own noise, so they spread."""
+    from altmarl_sim.rollout import same_noise_as, starting_like
+
+    stormy = variant(faults={"stall_probability": 0.3})
+    z, k, n, horizon = stormy.ring.n_zones, 3, 12, 6
+    stay = np.zeros((z, z, 3))
+    stay[..., 0] = 1.0
+    pi_g = np.full((z, n_count_vectors(k, z)), 2, np.int32)  # the depot heads for zone 2 whatever it sees
+    by_hand = FleetSim(stormy, n=n, seed=7)
+    expected, discount = 0.0, 1.0
+    for _ in range(horizon):
+        expected += discount * by_hand.step_epoch(np.zeros(n, np.int64), 2)[2]
+        discount *= stormy.gamma
+    twin = sim_rollout_welfare(stormy, pi_g, stay, k, n=n, horizon=horizon, seeds=2, rollouts=3, seed=1,
+                               fleet=same_noise_as(7))
+    assert np.all(twin.returns == expected)
+    start = sim_rollout_welfare(stormy, pi_g, stay, k, n=n, horizon=horizon, seeds=2, rollouts=3, seed=1,
+                                fleet=starting_like(7))
+    assert np.unique(start.returns).size > 1
+
+
 def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
     """A depot table that reveals what it saw. With k = n the coordinator must see the whole fleet,
     so each epoch's a_g is the table entry of all workers' zone counts; with k < n the k sampled

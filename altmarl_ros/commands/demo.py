@@ -108,11 +108,32 @@ def run(args) -> int:
         f"{target_epochs} decision epochs of {decision_period:g} s, fleet seed {seed} (--seed {seed} repeats "
         f"it), ROS_DOMAIN_ID {domain}, {'one process per node' if args.processes else 'all nodes in one process'}")
 
-    run_result = run_fleet(fleet, target_epochs, args.processes, show and not args.json, record=args)
-    monitor = run_result["monitor"]
+    # The offline evaluation needs no ROS: it runs in a process of its own beside the real-time ROS run.
+    offline_job = _start_offline(scenario, fleet.common["policy"], n, target_epochs, args.rollouts, seed)
+    try:
+        run_result = run_fleet(fleet, target_epochs, args.processes, show and not args.json, record=args)
+        monitor = run_result["monitor"]
+        _warn_about_run(monitor, run_result, target_epochs, say)
+        offline = _finish_offline(offline_job, monitor.epochs == target_epochs, say)
+    finally:
+        offline_job[0].terminate()
+    if offline is None:  # a shorter run (or a failed job, whose error this repeats): evaluate here, as long as it ran
+        offline = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts, seed, show and not args.json)
+    report = _report(monitor, *offline, run_result, n, k, policy, args.processes, seed, domain)
+    if args.json:
+        print_json(report)
+    else:
+        _print_report(report, scenario.gamma)
+    return 0
+
+
+def _warn_about_run(monitor, run_result, target_epochs: int, say) -> None:
+    """Refuse a run without a decision epoch; say how a shorter or late-joined run differs from the plan."""
+    from altmarl_ros import fleet_plan
+
     if monitor.epochs == 0:
         raise fleet_plan.LaunchError("the fleet completed no decision epoch (no GlobalCommand reached the "
-                                   "monitor): see the node errors above")
+                                     "monitor): see the node errors above")
     if monitor.epochs < target_epochs:
         say(f"warning: only {monitor.epochs} of {target_epochs} epochs within the wall-clock limit "
             f"(real-time factor {run_result['real_time_factor']:.2f}); comparing over {monitor.epochs}")
@@ -123,14 +144,6 @@ def run(args) -> int:
         say(f"note: {monitor.out_of_sequence} GlobalCommand(s) were superseded before the monitor read them "
             f"(two decisions in one control step, or another coordinator on this ROS domain); each such "
             f"epoch is counted together with the next")
-    offline, constant, anywhere = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts, seed,
-                                                   show and not args.json)
-    report = _report(monitor, offline, constant, anywhere, run_result, n, k, policy, args.processes, seed, domain)
-    if args.json:
-        print_json(report)
-    else:
-        _print_report(report, scenario.gamma)
-    return 0
 
 
 def check_demo_work(args, fleet, scenario) -> None:
@@ -294,19 +307,55 @@ class StatusLine:
 
 
 def _offline_runs(n_ag: int) -> int:
-    """Rollout sets of the offline evaluation: the policy from the run's start and from random starts,
-    each constant a_g from random starts, and the chosen one from the run's start (what _offline_welfare runs,
-    check_demo_work prices)."""
-    return 2 + n_ag + 1
+    """Rollout sets of the offline evaluation: the policy from the run's start, as its twin and from random
+    starts, each constant a_g from random starts, and the chosen one from the run's start (what
+    _offline_welfare runs, check_demo_work prices)."""
+    return 3 + n_ag + 1
+
+
+def _start_offline(scenario, policy_path, n: int, horizon: int, rollouts: int, seed: int):
+    """(pool, pending result) of _offline_welfare for `horizon` epochs, already running in a spawned process
+    (no ROS state is copied into it), so the offline evaluation costs no wall time beyond the ROS run's."""
+    import multiprocessing
+
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    return pool, pool.apply_async(_offline_job, (scenario.source or scenario.name, str(policy_path),
+                                                 scenario.content_hash(), n, horizon, rollouts, seed))
+
+
+def _offline_job(scenario_source, policy_path, scenario_hash, n, horizon, rollouts, seed):
+    from altmarl_ros.core.policy import load_policy
+    from altmarl_sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_source)
+    if scenario.content_hash() != scenario_hash:
+        raise RuntimeError("the scenario file changed during the demo")
+    return _offline_welfare(scenario, load_policy(policy_path, scenario_hash=scenario_hash), n, horizon,
+                            rollouts, seed, show=False)
+
+
+def _finish_offline(job, wanted: bool, say):
+    """The background evaluation's result when `wanted` (it ran the epochs the ROS run ran), else None; None
+    too when it failed (the caller repeats it in this process, where its error is reported as usual)."""
+    _, pending = job
+    if not wanted:
+        return None
+    if not pending.ready():
+        say("altmarl demo: waiting for the offline evaluation")
+    try:
+        return pending.get()
+    except Exception:  # noqa: BLE001 - repeated in-process, which raises it with its one-line message
+        return None
 
 
 def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed: int, show: bool):
     """In the continuous simulator: (the policy under its observer and the best constant dispatcher, both
-    from the ROS run's start state, FleetSim(seed)'s; the policy from random starts, what it earns on average)."""
+    from the ROS run's start state, FleetSim(seed)'s; the policy from random starts, what it earns on average;
+    the policy in the ROS run's offline twin, FleetSim(seed) itself: its start, stalls and noise)."""
     from tqdm import tqdm
 
     from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model, run_dir
-    from altmarl_sim.rollout import best_blind_constant, policy_sim_welfare, starting_like
+    from altmarl_sim.rollout import best_blind_constant, policy_sim_welfare, same_noise_as, starting_like
 
     # the estimated model for the constants' local best responses: the cache if training left one,
     # else computed without writing (a demo given a policy writes nothing under runs/)
@@ -324,10 +373,11 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
         anywhere = policy_sim_welfare(scenario, policy, **args)
         _, constant = best_blind_constant(scenario, game, policy.k, seed, **args)
         learned = policy_sim_welfare(scenario, policy, fleet=starting_like(seed), **args)
-    return learned, constant, anywhere
+        twin = policy_sim_welfare(scenario, policy, fleet=same_noise_as(seed), **args)
+    return learned, constant, anywhere, twin
 
 
-def _report(monitor, offline, constant, anywhere, run_result, n, k, policy, processes, seed, domain) -> dict:
+def _report(monitor, offline, constant, anywhere, twin, run_result, n, k, policy, processes, seed, domain) -> dict:
     import numpy as np
 
     returns = np.asarray(offline.returns, dtype=np.float64).ravel()
@@ -341,6 +391,7 @@ def _report(monitor, offline, constant, anywhere, run_result, n, k, policy, proc
                     "p2_5": float(np.percentile(returns, 2.5)), "p97_5": float(np.percentile(returns, 97.5))},
         "best_constant": {"mean": constant.mean, "ci95": constant.ci95, "detail": constant.detail},
         "offline_random_starts": {"mean": anywhere.mean, "ci95": anywhere.ci95},
+        "offline_twin": {"mean": twin.mean, "ci95": twin.ci95},
         "seed": seed, "ros_domain_id": domain,
         "late_command_fraction": run_result["late_command_fraction"],
         "observer": policy.meta["observer"],
@@ -393,6 +444,9 @@ def _print_report(report, gamma: float) -> None:
     print(f"  offline, same start           {off['mean']:10.3f} +- {off['ci95']:.3f} (fleet seed {report['seed']}'s "
           f"start; 95% CI of the mean, {off['rollouts']} rollouts; single runs: 95% within "
           f"[{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
+    twin = report["offline_twin"]
+    print(f"  offline twin                  {twin['mean']:10.3f} +- {twin['ci95']:.3f} (the same start, stalls and "
+          f"noise as this run; ROS - twin {report['welfare'] - twin['mean']:+.3f}: what deployment changed)")
     anywhere = report["offline_random_starts"]
     print(f"  offline, random starts        {anywhere['mean']:10.3f} +- {anywhere['ci95']:.3f} (what the policy "
           f"earns on average; this run's start is one draw)")
