@@ -700,7 +700,7 @@ def test_fleet_sim_waits_for_a_slow_controller_so_every_step_uses_the_command_fo
 def test_fleet_sim_steps_from_a_decision_state_only_with_that_decisions_commands(graph, world):
     """Ordering at decision times: a coordinator decides on the state at every epoch boundary but its
     GlobalCommand arrives 30 ms (wall) later, while a controller answers every state at once with the goals
-    of the decisions it has seen, and again on each decision (as local_agents does). fleet_sim waits for
+    of the decisions it has seen, and again 20 ms after each decision (as local_agents does, more slowly). fleet_sim waits for
     the decision due at a boundary state and for the answers after it, so every epoch's first step already
     applies that epoch's decision, as offline; without waiting, most first steps apply the previous one."""
     from altmarl_ros.nodes.fleet_sim import FleetSimNode
@@ -710,13 +710,13 @@ def test_fleet_sim_steps_from_a_decision_state_only_with_that_decisions_commands
 
     def run(max_wait):
         sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": 1, "cmd_vel_timeout": 60.0,
-                                      "hold_until_decision": False, "real_time_factor": 4.0,
+                                      "hold_until_decision": False, "real_time_factor": 2.0,
                                       "max_command_wait": max_wait}, context=graph.context))
         peers = graph.add(rclpy.create_node(f"decider_and_controller_{int(max_wait)}", context=graph.context))
         cmd_pub = peers.create_publisher(Twist, cmd_vel_topic(0), CMD_VEL_QOS)
         decision_pub = peers.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, GLOBAL_COMMAND_QOS)
         seen = [0]  # decisions the controller has received
-        pending = []  # (wall time due, the GlobalCommand)
+        pending = []  # (wall time due, the GlobalCommand to publish, or None: the controller's answer)
         running = [True]  # the executor may still deliver queued messages once the run's nodes are removed
 
         def answer():
@@ -733,15 +733,20 @@ def test_fleet_sim_steps_from_a_decision_state_only_with_that_decisions_commands
 
         def on_decision(msg):
             seen[0] = msg.epoch + 1
-            answer()
+            pending.append((time.monotonic() + 0.02, None))
         peers.create_subscription(Odometry, odom_topic(0), on_odometry, ODOM_QOS)
         peers.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, on_decision, GLOBAL_COMMAND_QOS)
         applied = []  # per step: (the step whose state it started from, the command's v)
         sim.add_step_listener(lambda fleet: applied.append((sim.steps - 1, float(sim.commands[0, 0]))))
 
         def publish_due():
+            pending.sort(key=lambda item: item[0])
             while pending and pending[0][0] <= time.monotonic():
-                decision_pub.publish(pending.pop(0)[1])
+                command = pending.pop(0)[1]
+                if command is None:
+                    answer()
+                else:
+                    decision_pub.publish(command)
         graph.spin_until(lambda: sim.steps >= 6 * steps_per_epoch + 1, timeout=30.0, every=publish_due)
         running[0] = False
         graph.remove(peers)
