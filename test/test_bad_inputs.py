@@ -277,7 +277,7 @@ ROWS = [
         MP),
     Row("demo --duration inf", ["demo", "--duration", "inf"], r"argument --duration: inf is out of range"),
     Row("demo --duration -5", ["demo", "--duration", "-5"], r"argument --duration: -5 is out of range"),
-    Row("demo --rollouts 1", ["demo", "--rollouts", "1", "--fleet", "f.yaml"], r"--rollouts 1: need at least 2",
+    Row("demo --rollouts 1", ["demo", "--rollouts", "1", "--fleet", "f.yaml"], r"argument --rollouts: 1 is out of range: use an integer in \[2, ",
         {"f.yaml": FLEET}),
     Row("launch --duration nan", L("f.yaml", "--duration", "nan"), r"argument --duration: nan is out of range",
         {"f.yaml": FLEET}),

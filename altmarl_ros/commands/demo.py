@@ -17,13 +17,11 @@ Each run draws a new fleet seed unless --seed is given (runs are independent dra
 and takes a ROS domain of its own (supervisor.claim_private_ros_domain), so two
 demos on one host never hear each other.
 """
-import argparse
 import math
 import sys
 import time
 
 from altmarl_ros.commands import print_json
-from altmarl_ros.errors import UsageError
 from altmarl_ros.node_parameters import STATE_SAMPLINGS
 from altmarl_ros.commands._flags import count, real
 from altmarl_ros.commands._record import add_record_arguments, check_record_output, recorder_nodes
@@ -63,8 +61,9 @@ def add_arguments(parser):
                         help="how the coordinator gets its k states (default: the fleet file's, else request): "
                              "request asks k robots per decision; subscribe_all hears every robot")
     parser.add_argument("--fleet", metavar="FILE", help="fleet description (default: config/fleet.yaml)")
-    parser.add_argument("--rollouts", type=count(1), default=100, metavar="R",
-                        help="offline evaluation: independent simulator rollouts (default 100)")
+    parser.add_argument("--rollouts", type=count(2), default=100, metavar="R",
+                        help="offline evaluation: independent simulator rollouts (default 100; at least 2, for a "
+                             "confidence interval)")
     parser.add_argument("--seed", type=count(0, SEED_MAX), metavar="S",
                         help="seed of the fleet (start poses, noise, subsets, local draws) and so of the start the "
                              "offline evaluation shares (default: a new one each run, printed)")
@@ -80,10 +79,6 @@ def run(args) -> int:
     from altmarl_ros import fleet_plan, supervisor
     from altmarl_sim.scenario import load_scenario
 
-    if not args.duration > 0:
-        raise UsageError(f"--duration {args.duration}: must be > 0 simulated seconds")
-    if args.rollouts < 2:
-        raise UsageError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
     seed = args.seed if args.seed is not None else secrets.randbelow(SEED_MAX + 1)
     overrides = {key: value for key, value in (("n_robots", args.n), ("k", args.k), ("policy", args.policy),
                                                ("seed", seed), ("state_sampling", args.state_sampling))
@@ -97,7 +92,7 @@ def run(args) -> int:
     n, k = fleet.n_robots, policy.k
     decision_period = float(fleet.common.get("decision_period", scenario.timing.decision_epoch))
     target_epochs = max(1, int(round(args.duration / decision_period)))
-    show = not args.quiet
+    show = not (args.quiet or args.json)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.json else (lambda text: None)
     # The whole demo runs on this host: keep other machines' ROS 2 graphs out of it (and it out of theirs),
     # and other fleets on this host too (a domain of its own), before any node exists.
@@ -111,14 +106,14 @@ def run(args) -> int:
     # The offline evaluation needs no ROS: it runs in a process of its own beside the real-time ROS run.
     offline_job = _start_offline(scenario, fleet.common["policy"], n, target_epochs, args.rollouts, seed)
     try:
-        run_result = run_fleet(fleet, target_epochs, args.processes, show and not args.json, record=args)
+        run_result = run_fleet(fleet, target_epochs, args.processes, show, record=args)
         monitor = run_result["monitor"]
         _warn_about_run(monitor, run_result, target_epochs, say)
         offline = _finish_offline(offline_job, monitor.epochs == target_epochs, say)
     finally:
         offline_job[0].terminate()
     if offline is None:  # a shorter run (or a failed job, whose error this repeats): evaluate here, as long as it ran
-        offline = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts, seed, show and not args.json)
+        offline = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts, seed, show)
     report = _report(monitor, *offline, run_result, n, k, policy, args.processes, seed, domain)
     if args.json:
         print_json(report)
@@ -197,23 +192,20 @@ def _ready_policy(args, base, scenario, wanted_k):
 
 
 def _train(scenario, k: int, path, n: int, quiet: bool) -> None:
-    """The `altmarl train --scenario` code path itself (its parser, defaults and output), started at
-    DEMO_START, with the observer chosen for the demo's fleet of n robots (DEMO_SELECT_ROLLOUTS rollouts
-    per candidate) and pi_g capped at DEMO_MAX_COLUMNS count vectors."""
+    """train_policy on the scenario's estimated model with `altmarl train`'s defaults, started at DEMO_START,
+    with the observer chosen for the demo's fleet of n robots (DEMO_SELECT_ROLLOUTS rollouts per candidate)
+    and pi_g capped at DEMO_MAX_COLUMNS count vectors; its report goes to stderr (stdout is the result)."""
     import contextlib
 
-    from altmarl_ros.commands import train
+    from altmarl_ros.commands.train import print_result, train_and_save
+    from altmarl_ros.core.training import TrainOptions
+    from altmarl_sim.world import ScenarioWorld
 
-    parser = argparse.ArgumentParser(prog="altmarl train")
-    train.add_arguments(parser)
-    source = scenario.source or scenario.name
-    train_args = parser.parse_args(["--scenario", str(source), "--k", str(k), "--out", str(path),
-                                    "--select-n", str(n), "--select-rollouts", str(DEMO_SELECT_ROLLOUTS),
-                                    "--max-columns", str(DEMO_MAX_COLUMNS), "--start", DEMO_START]
-                                   + (["--quiet"] if quiet else []))
-    # Its table goes to stderr so the demo's stdout stays the result (and --json one object).
+    options = TrainOptions(start=DEMO_START, select_n=n, select_rollouts=DEMO_SELECT_ROLLOUTS,
+                           max_columns=DEMO_MAX_COLUMNS)
+    artifact, report, curve = train_and_save(ScenarioWorld(scenario), k, options, path, quiet)
     with contextlib.redirect_stdout(sys.stderr):
-        train.run(train_args)
+        print_result(artifact, report, path, curve)
 
 
 def run_fleet(fleet, target_epochs: int, processes: bool, show: bool, record=None) -> dict:
@@ -354,15 +346,14 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
     the policy in the ROS run's offline twin, FleetSim(seed) itself: its start, stalls and noise)."""
     from tqdm import tqdm
 
-    from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model, run_dir
+    from altmarl_sim.estimate import DEFAULT_RUNS_DIR, run_dir
     from altmarl_sim.rollout import best_blind_constant, policy_sim_welfare, same_noise_as, starting_like
+    from altmarl_sim.world import ScenarioWorld
 
     # the estimated model for the constants' local best responses: the cache if training left one,
     # else computed without writing (a demo given a policy writes nothing under runs/)
     cached = run_dir(scenario, DEFAULT_RUNS_DIR).exists()
-    game, _ = estimate_model(scenario, samples_per_pair=policy.meta["config"].get("samples_per_pair",
-                                                                                  DEFAULT_SAMPLES_PER_PAIR),
-                             runs_dir=DEFAULT_RUNS_DIR if cached else None)
+    game = ScenarioWorld(scenario, runs_dir=DEFAULT_RUNS_DIR if cached else None).of_policy(policy).game
     runs = _offline_runs(game.n_ag)
     with tqdm(total=runs * rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
               disable=not (show and sys.stderr.isatty())) as bar:

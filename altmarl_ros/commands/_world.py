@@ -1,0 +1,16 @@
+"""open_world: the one place the commands tell a model file from a scenario (core.world, altmarl_sim.world)."""
+
+
+def open_world(args):
+    """The world of `--model FILE` or `--scenario NAME` (with --samples, --sampler, --seed and
+    --dirichlet-alpha where the command has them)."""
+    if getattr(args, "scenario", None) is not None:
+        from altmarl_sim.scenario import load_scenario
+        from altmarl_sim.world import ScenarioWorld
+
+        return ScenarioWorld(load_scenario(args.scenario), getattr(args, "samples", None),
+                             getattr(args, "sampler", "model"), getattr(args, "seed", 0))
+    from altmarl_ros.core.model import load_model
+    from altmarl_ros.core.world import ModelWorld
+
+    return ModelWorld(load_model(args.model), args.model, getattr(args, "dirichlet_alpha", None))
