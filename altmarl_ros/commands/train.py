@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from altmarl_ros.commands import comparison_json, comparison_lines, finite_or_none, print_json
+from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS
 from altmarl_ros.errors import UsageError
 from altmarl_ros.commands._flags import INT64_MAX, count, real
 
@@ -40,21 +41,18 @@ def add_arguments(parser):
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
-    parser.add_argument("--observer", choices=("fresh", "filter"), default="filter",  # core.observer.OBSERVERS
-                        help="what the coordinator makes of its k samples (docs/training.md). filter "
-                             "(default): keeps an estimate of the fleet, predicted through the model and "
-                             "corrected by each k-sample; its gain and pi_g's resolution are chosen by "
-                             "n-agent rollouts with the paper's fresh sampling among the candidates, so it "
-                             "is never selected below fresh, and at small k it decides like a much larger "
-                             "sample (costs several ALTERNATING-MARL runs). fresh: the paper's method, one "
-                             "sample per decision read as the whole fleet")
+    parser.add_argument("--observer", choices=tuple(OBSERVERS), default=DEFAULT_OBSERVER,
+                        help=f"what the coordinator makes of its k samples (docs/training.md; default "
+                             f"{DEFAULT_OBSERVER}). " + ". ".join(f"{name}: {kind.description}"
+                                                                 for name, kind in OBSERVERS.items()))
     parser.add_argument("--select-n", type=count(1), default=1000, metavar="N",
                         help="robots in the rollouts that choose the observer and check the result "
                              "against the best population-blind baseline (default 1000)")
     parser.add_argument("--select-rollouts", type=count(1), default=50, metavar="R",
                         help="rollouts per candidate observer, and for the final check (default 50)")
     parser.add_argument("--max-columns", type=count(1), default=None, metavar="C",
-                        help="with --observer filter: pi_g has at most C count vectors, which caps the "
+                        help="with an observer trained at several resolutions (filter): pi_g has at most C "
+                             "count vectors, which caps the "
                              "resolution it is trained at (default 400000: 53 robots at |S_l| = 5, 17 at "
                              "|S_l| = 8) and so G-LEARN's time and memory; refused below pi_g's columns at k")
     parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
@@ -215,8 +213,9 @@ def check_training_work(args, scenario, game) -> None:
     from altmarl_ros.core.observer_training import DEFAULT_MAX_COLUMNS, training_work
 
     sizes, gamma = (game.sizes, game.gamma) if scenario is None else (scenario.sizes, scenario.gamma)
-    if args.max_columns is not None and args.observer == "fresh":
-        raise UsageError("--max-columns caps the filter observer's resolution; --observer fresh trains pi_g at k")
+    if args.max_columns is not None and not OBSERVERS[args.observer].selects:
+        raise UsageError(f"--max-columns caps the resolution of an observer chosen among candidates (filter); "
+                         f"--observer {args.observer} trains pi_g at k")
     max_columns = DEFAULT_MAX_COLUMNS if args.max_columns is None else args.max_columns
     at_k = n_count_vectors(args.k, sizes[2])
     if at_k > max_columns and args.max_columns is not None:
@@ -238,7 +237,7 @@ def check_training_work(args, scenario, game) -> None:
     from altmarl_ros.core.observer_training import candidates_for
 
     check_learning_size(sizes, max(spec.resolution for spec in candidates_for(args.k, sizes[2], args.observer,
-                                                                             max_columns)), args.m)
+                                                                             max_columns=max_columns)), args.m)
     from altmarl_ros.core.llearn import check_pair_chain
 
     check_pair_chain(sizes)
@@ -372,7 +371,7 @@ def run(args) -> int:
     print(f"stopped: {result.stop_reason} ({trained.seconds:.1f} s in all, eta = {result.eta:.4g})")
     print(f"returned pair (trained at resolution {K}): surrogate welfare {result.welfare_estimate:.4f}, "
           f"Nash gap {result.nash_gap:.4g} (global {result.global_gain:.4g}, local {result.local_gain:.4g})")
-    if args.observer == "filter":
+    if OBSERVERS[args.observer].selects:
         print("ALTERNATING-MARL per resolution: " + ", ".join(
             f"K = {K_run} {run.seconds:.0f} s ({len(run.rounds)} rounds)" for K_run, run in trained.runs.items()))
         print(f"observer candidates (n = {sizes['n']}, {sizes['seeds'] * sizes['rollouts']} rollouts on "
