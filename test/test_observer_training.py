@@ -10,7 +10,7 @@ import pytest
 
 from _learn_reference import random_game
 from altmarl_ros.core.alternating import alternating_marl
-from altmarl_ros.core.observers import ObserverError, ObserverSpec, fresh
+from altmarl_ros.core.observers import ObserverError, fresh
 from altmarl_ros.core import observer_training
 from altmarl_ros.core.observer_training import candidates_for, max_resolution, selection_streams, train_observed
 
