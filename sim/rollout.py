@@ -37,7 +37,8 @@ from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.decision import Decider, local_actions
 from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_size, mean_ci95
-from altmarl_ros.core.observer import Observer, deployed_observer, fresh
+from altmarl_ros.core.observer import Observer, deployed_observer
+from altmarl_ros.core.observers import fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
 from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim, check_lead
 from altmarl_sim.sampler import SamplerError
@@ -62,7 +63,7 @@ def check_policy(scenario: Scenario, pi_g, pi_l, k: int, observer=None, predicti
     observer = fresh(k) if pi_g is None or observer is None else observer
     table = np.zeros((n_sg, n_count_vectors(k, n_sl)), np.int32) if pi_g is None else pi_g
     artifact = build_policy(table, pi_l, k, n_ag=n_ag, observer=observer,
-                            prediction=prediction if observer.name == "filter" else None)
+                            prediction=prediction if observer.kind.predicts else None)
     return (None if pi_g is None else artifact.pi_g), artifact.pi_l
 
 
@@ -168,8 +169,8 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     check_rollout_size(RolloutError, n, horizon, seeds, rollouts)
     reply_loss = check_reply_loss(RolloutError, reply_loss)
     state_lead = check_lead(scenario, state_lead, RolloutError, "state_lead")
-    if pi_g is not None and observer is not None and observer.name == "filter" and prediction is None:
-        raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
+    if pi_g is not None and observer is not None and observer.kind.predicts and prediction is None:
+        raise RolloutError("prediction", f"a {observer.name} observer needs the model it predicts with: "
                                          "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
     budget.require(f"simulator rollouts of n = {n} robots", (n + 1) * (BYTES_PER_ROBOT + EPISODE_BYTES_PER_ROBOT

@@ -742,7 +742,8 @@ ROWS += [
     Row("train --max-columns 1", T("m.yaml", "--max-columns", "1"), r"--max-columns 1: pi_g at k = 2 itself has 3 "
         r"count vectors .*raise it to at least 3", M),
     Row("train --max-columns with --observer fresh", T("m.yaml", "--observer", "fresh", "--max-columns", "9"),
-        r"--max-columns caps the filter observer's resolution", M),
+        r"--max-columns caps the resolution of an observer chosen among candidates \(filter\); --observer fresh "
+        r"trains pi_g at k", M),
     # ------------------------------------------------------------------ work ceilings (core/work.py)
     Row("train --m 1e8", T(WAREHOUSE, "--m", "100000000", "--max-memory", "1T", k="10"),
         r"training at k = 10, m = 100000000.*G-LEARN gathers.*over the work ceiling of 6 h \(default\)"),

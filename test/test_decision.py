@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from altmarl_ros.core.counts import n_count_vectors
-from altmarl_ros.core.observer import ObserverSpec
+from altmarl_ros.core.observers import ObserverSpec
 from altmarl_ros.core.policy import build_policy, save_policy
 from altmarl_sim.ring import zone_centre
 from altmarl_sim.scenario import load_scenario

@@ -27,7 +27,7 @@ from altmarl_ros.core.evaluate import (
 from altmarl_ros.core.glearn import g_learn, global_best_response_gain
 from altmarl_ros.core.llearn import l_learn, local_best_response_gain
 from altmarl_ros.core.model import make_game
-from altmarl_ros.core.observer import ObserverSpec
+from altmarl_ros.core.observers import ObserverSpec
 from altmarl_ros.core.policy import PolicyError
 
 

@@ -23,7 +23,7 @@ from geometry_msgs.msg import Twist, Vector3  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 
 from altmarl_ros.core.counts import n_count_vectors, rank  # noqa: E402
-from altmarl_ros.core.observer import ObserverSpec  # noqa: E402
+from altmarl_ros.core.observers import ObserverSpec  # noqa: E402
 from altmarl_ros.core.policy import build_policy, save_policy  # noqa: E402
 from altmarl_sim.ring import zone_centre, zone_of_pose  # noqa: E402
 from altmarl_ros.nodes._params import ParameterError  # noqa: E402

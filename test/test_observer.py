@@ -10,8 +10,8 @@ from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import make_game
-from altmarl_ros.core.observer import (Observer, ObserverError, ObserverSpec, equivalent_samples, fresh,
-                                       propagate, round_counts, scale_counts)
+from altmarl_ros.core.observer import Observer, propagate, round_counts, scale_counts
+from altmarl_ros.core.observers import ObserverError, ObserverSpec, equivalent_samples, fresh
 from altmarl_ros.core.policy import PolicyError, build_policy
 
 

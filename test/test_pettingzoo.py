@@ -21,7 +21,7 @@ from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import make_game, save_model
-from altmarl_ros.core.observer import ObserverError, ObserverSpec
+from altmarl_ros.core.observers import ObserverError, ObserverSpec
 from altmarl_ros.core.policy import build_policy, save_policy
 from altmarl_ros.envs.pettingzoo import GLOBAL_AGENT, EnvError, ModelEnv, SimEnv, policy_actions
 from altmarl_sim.rollout import sim_rollout_welfare

@@ -119,7 +119,7 @@ def test_the_uniform_local_policy_is_one_over_the_local_actions():
 
 
 def test_a_filter_policy_built_from_the_game_carries_the_model_it_predicts_with():
-    from altmarl_ros.core.observer import ObserverSpec
+    from altmarl_ros.core.observers import ObserverSpec
 
     game = tiny_game()  # every local moves uniformly whatever it does: the fused model is uniform
     artifact = tiny_policy(game, observer=ObserverSpec("filter", 0.5, K))

@@ -234,7 +234,7 @@ def test_rollout_measures_the_observers_error_against_the_fleets_zones():
 def test_rollout_runs_the_fresh_observer_it_is_given_and_a_filter_only_with_its_model():
     """Passing the paper's fresh observer is the default deployment (bit for bit), and needs no
     prediction model; a filter without the model it predicts with is refused, naming `prediction`."""
-    from altmarl_ros.core.observer import ObserverSpec, fresh
+    from altmarl_ros.core.observers import ObserverSpec, fresh
     from altmarl_sim.rollout import RolloutError
 
     z = SCENARIO.ring.n_zones

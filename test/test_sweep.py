@@ -74,8 +74,8 @@ def test_quick_and_full_grids_train_the_filter_as_train_does():
         grid = load_grid(SWEEP_CONFIG, name)
         assert grid.observers == ("fresh", "filter")
         assert train.max_columns is None  # train's default: observer_training.DEFAULT_MAX_COLUMNS
-        assert grid.filter == {"gains": list(DEFAULT_GAINS), "max_columns": DEFAULT_MAX_COLUMNS,
-                               "select_rollouts": train.select_rollouts}
+        assert grid.observer_settings == {"filter": {"gains": list(DEFAULT_GAINS), "max_columns": DEFAULT_MAX_COLUMNS,
+                                                     "select_rollouts": train.select_rollouts}}
         assert (grid.n, grid.horizon) == (train.select_n, SELECTION_HORIZON)
 
 
@@ -270,7 +270,7 @@ def _check_filter_units(grid, out, document, report):
     from altmarl_ros.core.alternating import alternating_marl
     from altmarl_ros.core.evaluate import rollout_welfare
     from altmarl_ros.core.model import load_model
-    from altmarl_ros.core.observer import ObserverSpec
+    from altmarl_ros.core.observers import ObserverSpec
 
     rows = {(row["model"], row["method"], row["k"]): row for row in document["rows"]}
     chose_filter = 0

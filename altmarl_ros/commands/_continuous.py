@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 from altmarl_ros.commands import finite_or_none, print_json
+from altmarl_ros.core.observers import DEFAULT_OBSERVER
 from altmarl_ros.errors import UsageError
 
 # The tabular-only flags and their defaults: a continuous model refuses any other value.
 TABULAR_TRAIN_FLAGS = {"sampler": "model", "samples": None, "m": 30, "start": "best_constant", "tol": 1e-4,
-                       "observer": "filter", "select_n": 1000, "select_rollouts": 50, "max_columns": None,
+                       "observer": DEFAULT_OBSERVER, "select_n": 1000, "select_rollouts": 50, "max_columns": None,
                        "dirichlet_alpha": None}
 TABULAR_EVALUATE_FLAGS = {"m": None, "dirichlet_alpha": None}
 

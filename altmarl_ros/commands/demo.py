@@ -420,8 +420,7 @@ def _print_report(report, gamma: float) -> None:
     off = report["offline"]
     best = report["best_constant"]
     observer = report["observer"]
-    observed = (f"filter observer, gain {observer['gain']:g}, pi_g at {observer['resolution']} robots"
-                if observer["name"] == "filter" else "fresh observer (the paper's)")
+    observed = f"{observer['name']} observer, gain {observer['gain']:g}, pi_g at {observer['resolution']} robots"
     print(f"\nwelfare = discounted return sum_t {gamma:g}^t r_t over {report['epochs']} decision epochs, "
           f"n = {report['n']}, k = {report['k']}, policy {report['policy_id']} ({observed})")
     print(f"  ROS 2 fleet (this run)        {report['welfare']:10.3f}   "

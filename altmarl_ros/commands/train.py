@@ -5,6 +5,7 @@ from pathlib import Path
 
 from altmarl_ros.commands import comparison_lines, print_json
 from altmarl_ros.commands._flags import INT64_MAX, count, real
+from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS
 from altmarl_ros.core.training import START_POLICIES, TrainOptions, TrainProgress, check_training_work, train_policy
 from altmarl_ros.errors import UsageError
 
@@ -40,21 +41,18 @@ def add_arguments(parser):
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
-    parser.add_argument("--observer", choices=("fresh", "filter"), default="filter",  # core.observer.OBSERVERS
-                        help="what the coordinator makes of its k samples (docs/training.md). filter "
-                             "(default): keeps an estimate of the fleet, predicted through the model and "
-                             "corrected by each k-sample; its gain and pi_g's resolution are chosen by "
-                             "n-agent rollouts with the paper's fresh sampling among the candidates, so it "
-                             "is never selected below fresh, and at small k it decides like a much larger "
-                             "sample (costs several ALTERNATING-MARL runs). fresh: the paper's method, one "
-                             "sample per decision read as the whole fleet")
+    parser.add_argument("--observer", choices=tuple(OBSERVERS), default=DEFAULT_OBSERVER,
+                        help=f"what the coordinator makes of its k samples (docs/training.md; default "
+                             f"{DEFAULT_OBSERVER}). " + ". ".join(f"{name}: {kind.description}"
+                                                                 for name, kind in OBSERVERS.items()))
     parser.add_argument("--select-n", type=count(1), default=1000, metavar="N",
                         help="robots in the rollouts that choose the observer and check the result "
                              "against the best population-blind baseline (default 1000)")
     parser.add_argument("--select-rollouts", type=count(1), default=50, metavar="R",
                         help="rollouts per candidate observer, and for the final check (default 50)")
     parser.add_argument("--max-columns", type=count(1), default=None, metavar="C",
-                        help="with --observer filter: pi_g has at most C count vectors, which caps the "
+                        help="with an observer trained at several resolutions (filter): pi_g has at most C "
+                             "count vectors, which caps the "
                              "resolution it is trained at (default 400000: 53 robots at |S_l| = 5, 17 at "
                              "|S_l| = 8) and so G-LEARN's time and memory; refused below pi_g's columns at k")
     parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
@@ -143,8 +141,9 @@ def _check_flags(args) -> None:
     if args.scenario is not None and args.dirichlet_alpha is not None:
         raise UsageError("--dirichlet-alpha applies to --model training; a scenario starts its robots "
                          "from fleet.start_zone_weights")
-    if args.max_columns is not None and args.observer == "fresh":
-        raise UsageError("--max-columns caps the filter observer's resolution; --observer fresh trains pi_g at k")
+    if args.max_columns is not None and not OBSERVERS[args.observer].selects:
+        raise UsageError(f"--max-columns caps the resolution of an observer chosen among candidates (filter); "
+                         f"--observer {args.observer} trains pi_g at k")
     if args.select_n < args.k:
         raise UsageError(f"--select-n {args.select_n} is below --k {args.k}: the coordinator samples k of n")
 
@@ -254,7 +253,7 @@ def print_result(artifact, report, out: Path, curve: Path) -> None:
     print(f"stopped: {result.stop_reason} ({trained.seconds:.1f} s in all, eta = {result.eta:.4g})")
     print(f"returned pair (trained at resolution {K}): surrogate welfare {result.welfare_estimate:.4f}, "
           f"Nash gap {result.nash_gap:.4g} (global {result.global_gain:.4g}, local {result.local_gain:.4g})")
-    if len(trained.candidates) > 1:
+    if trained.observer.kind.selects:
         print("ALTERNATING-MARL per resolution: " + ", ".join(
             f"K = {K_run} {run.seconds:.0f} s ({len(run.rounds)} rounds)" for K_run, run in trained.runs.items()))
         print(f"observer candidates (n = {sizes['n']}, {sizes['seeds'] * sizes['rollouts']} rollouts on "

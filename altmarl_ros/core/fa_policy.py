@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer
+from altmarl_ros.core.observers import PAPER_OBSERVER
 from altmarl_ros.core.safe_files import clip_text, load_npz, parse_json
 from altmarl_ros.errors import PolicyError, PolicyMismatch
 
@@ -102,9 +103,9 @@ def _check_meta(meta) -> dict:
         raise PolicyError(f"FA policy meta hidden is {clip_text(repr(hidden))}; use 1 to 8 layer widths in [1, 4096]")
     if meta["activation"] != ACTIVATION:
         raise PolicyError(f"FA policy meta activation is {clip_text(repr(meta['activation']))}; only {ACTIVATION!r}")
-    if meta["observer"] != {"name": "fresh"}:
+    if meta["observer"] != {"name": PAPER_OBSERVER}:
         raise PolicyError(f"FA policy meta observer is {clip_text(repr(meta['observer']))}; FA policies read "
-                          "each decision's k samples afresh: {'name': 'fresh'}")
+                          f"each decision's k samples afresh: {{'name': {PAPER_OBSERVER!r}}}")
     for key in ("config", "metrics"):
         if not isinstance(meta[key], dict):
             raise PolicyError(f"FA policy meta {key} is {clip_text(repr(meta[key]))}; it must be a dict")
@@ -191,7 +192,7 @@ def build_fa_policy(game, k: int, global_params, local_params, *, global_inputs:
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "model": {"name": game.name, "hash": game.content_hash()}, "k": k, "n_ag": game.n_ag, "n_al": game.n_al,
             "global_inputs": global_inputs, "inputs": sizes, "hidden": list(hidden), "activation": ACTIVATION,
-            "observer": {"name": "fresh"}, "config": dict(config or {}), "metrics": dict(metrics or {})}
+            "observer": {"name": PAPER_OBSERVER}, "config": dict(config or {}), "metrics": dict(metrics or {})}
     return FAPolicy([tuple(np.asarray(a) for a in layer) for layer in global_params],
                     [tuple(np.asarray(a) for a in layer) for layer in local_params], meta)
 

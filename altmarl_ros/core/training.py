@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS, ObserverError
 from altmarl_ros.errors import LearnError
 
 START_POLICIES = ("best_constant", "uniform")  # the first local policy (core.alternating)
@@ -27,15 +28,13 @@ class TrainOptions:
     seed: int = 0  # G-LEARN's samples; the selection and check streams follow from it
     tol: float = 1e-4  # G-LEARN's sup-norm Bellman residual
     start: str = "best_constant"  # first local policy, START_POLICIES
-    observer: str = "filter"  # core.observer.OBSERVERS
+    observer: str = DEFAULT_OBSERVER  # a name in core.observers.OBSERVERS
     max_columns: int | None = None  # cap on pi_g's count vectors (filter); None: the default cap
     select_n: int = 1000  # robots in the selection and check rollouts
     select_rollouts: int = 50  # rollouts per candidate observer and for the check
     max_memory: int | None = None  # G-LEARN's memory budget in bytes (None: the machine's share)
 
     def __post_init__(self):
-        from altmarl_ros.core.observer import OBSERVERS, ObserverError
-
         OBSERVERS.check([self.observer], ObserverError, "observer")
         if self.start not in START_POLICIES:
             raise LearnError("start", f"must be one of {list(START_POLICIES)}, got {self.start!r}")
@@ -94,7 +93,7 @@ def check_training_work(world, k: int, options: TrainOptions) -> None:
     max_columns = max_columns_of(options)
     amounts = dict(world.preparation_work())
     check_learning_size(sizes, max(spec.resolution for spec in candidates_for(k, sizes[2], options.observer,
-                                                                             max_columns)), options.m)
+                                                                             max_columns=max_columns)), options.m)
     check_pair_chain(sizes)
     trained = training_work(sizes, world.gamma, k, options.observer, m=options.m, tol=options.tol,
                             max_columns=max_columns, select_n=options.select_n,

@@ -21,7 +21,8 @@ from altmarl_msgs.msg import GlobalCommand
 from rclpy.serialization import deserialize_message
 
 from altmarl_ros.core.counts import n_count_vectors, rank
-from altmarl_ros.core.observer import OBSERVERS, scale_counts
+from altmarl_ros.core.observer import scale_counts
+from altmarl_ros.core.observers import OBSERVERS
 from altmarl_ros.nodes._cdr import odometry_state
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, MAP_FRAME
 from altmarl_ros.nodes._ros import GLOBAL_COMMAND_SUBSCRIPTION_QOS
@@ -80,7 +81,8 @@ class CommandCheck:
         if msg.observer not in OBSERVERS:
             return "observer", f"observer {msg.observer!r} not one of {list(OBSERVERS)}"
         ids = list(msg.sampled_ids)
-        least = 0 if msg.observer == "filter" else 1  # a filter may decide on its prediction alone
+        estimates = OBSERVERS[msg.observer].estimates
+        least = 0 if estimates else 1  # an observer that keeps an estimate (a filter) may decide on it alone
         if not least <= len(ids) <= msg.k:
             return "sampled_ids", f"{len(ids)} sampled_ids for k = {msg.k}"
         if len(set(ids)) != len(ids):
@@ -101,9 +103,9 @@ class CommandCheck:
         if len(query) != self.n_sl or query.sum() < 1 or query.sum() > MAX_RESOLUTION:
             return "query_counts", f"query_counts {query.tolist()[:8]}: need {self.n_sl} counts summing to 1.." \
                                    f"{MAX_RESOLUTION}"
-        if msg.observer == "fresh":
+        if not estimates:
             if not np.array_equal(query, scale_counts(np.asarray(counts, dtype=np.int64), msg.k)):
-                return "query_counts", "a fresh observer queries the counts scaled to k"
+                return "query_counts", f"a {msg.observer} observer queries the counts scaled to k"
         n_f = n_count_vectors(int(query.sum()), self.n_sl)
         if not msg.count_rank < n_f:
             return "count_rank", f"count_rank {msg.count_rank} not below N_F = {n_f} for query_counts summing " \
