@@ -13,6 +13,9 @@ from altmarl_sim.kinematics import (Faults, KinematicsError, Noise, RobotLimits,
                                     step_commanded)
 
 
+NO_NOISE, NO_FAULTS = Noise(), Faults()  # frozen: safe as shared defaults
+
+
 @njit(cache=True)
 def _integrate_many(poses, v, w, dt, out):
     for i in range(poses.shape[0]):
@@ -53,7 +56,7 @@ def integrate_unicycle(poses, v, w, dt: float) -> np.ndarray:
 
 
 def step_robots(poses: np.ndarray, velocities: np.ndarray, commands, limits: RobotLimits,
-                dt: float, *, steps: int = 1, noise: Noise = Noise(), faults: Faults = Faults(),
+                dt: float, *, steps: int = 1, noise: Noise = NO_NOISE, faults: Faults = NO_FAULTS,
                 decision_epoch: float | None = None, stall_remaining: np.ndarray | None = None,
                 seed: int = 0) -> np.ndarray:
     """Advance robots IN PLACE for `steps` control steps of `dt` seconds, holding

@@ -222,7 +222,7 @@ def test_best_constant_global_matches_brute_force_over_constants_and_local_polic
     for a_g in range(game.n_ag):
         for actions in itertools.product(range(game.n_al), repeat=game.n_sl * game.n_sg):
             pi_l = np.eye(game.n_al)[np.reshape(actions, (game.n_sl, game.n_sg))]
-            values[a_g, actions] = _exact_welfare(game, lambda s_g, F: np.eye(game.n_ag)[a_g], pi_l,
+            values[a_g, actions] = _exact_welfare(game, lambda s_g, F, a_g=a_g: np.eye(game.n_ag)[a_g], pi_l,
                                                   1, 1, horizon, _iid_locals(game))
     (best_a_g, _), best_value = max(values.items(), key=lambda item: item[1])
     est = baselines(game, 2, n=5, horizon=horizon, seeds=4, rollouts=5000, seed=4,

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 import _netns
-from test_nodes import world  # noqa: F401  (fixture: noise-free ring scenario and policies)
 
 pytestmark = [pytest.mark.ros,
               pytest.mark.skipif(_netns.unavailable() is not None, reason=str(_netns.unavailable()))]

@@ -6,7 +6,6 @@ from FleetSim.step_epoch trajectories (the simulator's public offline API), a cl
 form for a fleet that never moves, and Pillow reading the pictures back.
 """
 import json
-import os
 
 import numpy as np
 import pytest
@@ -192,7 +191,7 @@ def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
         pi_g = np.random.default_rng(k).integers(0, z, (z, n_count_vectors(k, z))).astype(np.int32)
         seen = []
 
-        def on_epoch(sim, sampled, a_g):
+        def on_epoch(sim, sampled, a_g, pi_g=pi_g, k=k, n=n, seen=seen):
             everyone = pi_g[sim.depot_zone(), rank(np.bincount(sim.zones(), minlength=z))] if k == n else None
             seen.append((sampled.copy(), a_g, everyone))
 

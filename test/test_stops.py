@@ -16,7 +16,6 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 from _stop_table import CAUSES, COMMAND_TIMEOUT, COMMAND_TYPES, StopTrial  # noqa: E402
-from test_nodes import world  # noqa: E402,F401
 
 
 @pytest.mark.parametrize("command_type", COMMAND_TYPES)

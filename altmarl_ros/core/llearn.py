@@ -140,7 +140,7 @@ def mean_field(game, pi_g, pi_l, k, tol, max_iterations):
     mu = np.tile(game.mu0_l, (game.n_sg, 1))
     damping, previous = 1.0, math.inf
     residual, iteration = math.inf, 0
-    for iteration in range(1, max_iterations + 1):
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 - the count is reported after the loop
         P_bar_g = induced_global_transition(game, pi_g, k, mu)
         target = _stationary_conditional(game, P_fused, P_bar_g)
         residual = float(np.abs(target - mu).max())

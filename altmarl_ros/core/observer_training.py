@@ -32,7 +32,7 @@ from altmarl_ros.core._checks import integer
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import pair_chain_cost
-from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS, ObserverError, check_gain
+from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS, ObserverError, ObserverSpec, check_gain
 
 DEFAULT_GAINS = (0.5, 0.25, 0.1)
 DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K up to 53 at |S_l| = 5 (C(57, 4) = 395,010; G-LEARN ~10 s, ~400 MB)
