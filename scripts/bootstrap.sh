@@ -48,7 +48,7 @@ if ! fresh requirements "$REQ_KEY"; then
     | quiet_pip || fail "pip install -r requirements.txt"
   # ament_index must find the venv's share/ from any venv python, without `activate`.
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
-  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/requirements-fa"
+  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/requirements-fa" "$STAMPS/requirements-test"
 fi
 
 # 3b. JAX for the continuous-state learners, only when asked (ALTMARL_FA=1: ./test.sh sets it).
@@ -59,6 +59,17 @@ if [ "${ALTMARL_FA:-0}" = 1 ]; then
     "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements-fa.txt" 2>&1 \
       | quiet_pip || fail "pip install -r requirements-fa.txt"
     stamp requirements-fa "$FA_KEY"
+  fi
+fi
+
+# 3c. Test tooling (ruff), only when asked (ALTMARL_TEST=1: ./test.sh sets it).
+if [ "${ALTMARL_TEST:-0}" = 1 ]; then
+  TEST_KEY="$(digest "$ROOT/requirements-test.txt")"
+  if ! fresh requirements-test "$TEST_KEY"; then
+    step "installing test tooling (requirements-test.txt: ruff)"
+    "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements-test.txt" 2>&1 \
+      | quiet_pip || fail "pip install -r requirements-test.txt"
+    stamp requirements-test "$TEST_KEY"
   fi
 fi
 

@@ -43,4 +43,5 @@ def make_ring_world(root) -> dict:
                             prediction=(rng.dirichlet(np.ones(z), size=(z, z)), np.full(z, 1.0 / z)))
     filter_file = str(save_policy(filtered, root / "filter.npz"))
     return {"scenario": str(scenario_file), "ring": scenario.ring, "random": random_file,
-            "random_policy": random_policy, "next": next_file, "stay": stay_file, "filter": filter_file, "filter_policy": filtered}
+            "random_policy": random_policy, "next": next_file, "stay": stay_file, "filter": filter_file,
+            "filter_policy": filtered}

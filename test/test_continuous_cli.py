@@ -26,7 +26,8 @@ def _constant_policy(path, a_g, a_l, k=4):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--model", "setup_b", "--k", "1", "--m", "20"], "--m applies to tabular models; setup_b is a continuous"),
+    (["train", "--model", "setup_b", "--k", "1", "--m", "20"], "--m applies to tabular models; setup_b is a "
+                                                               "continuous"),
     (["train", "--model", "setup_b", "--k", "1", "--observer", "fresh"], "--observer applies to tabular models"),
     (["train", "--model", "setup_b", "--k", "501"], "k: is 501, more than the n = 500 locals"),
     (["evaluate", "--model", "setup_b", "--policy", "POLICY", "--dirichlet-alpha", "0.3"],

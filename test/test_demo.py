@@ -10,8 +10,8 @@ independently given the depot; offline single-run sd about 1.5 on a mean of
 about 54 over 8 epochs). The test's margin is 4 of those sd, about +-6: four
 demo runs (seeds 0-3) deviated by -0.07 to -1.58 sd (the ROS loop acts up to a
 control step late, which costs a little), so a correct fleet keeps >= 2.4 sd of
-room, while one that serves, discounts or counts epochs wrongly is outside it. (The herding policy's short-run welfare is
-bimodal, about 3 or about 50, so its +-3 sd margin spanned -37..100.)
+room, while one that serves, discounts or counts epochs wrongly is outside it. (The herding policy's
+short-run welfare is bimodal, about 3 or about 50, so its +-3 sd margin spanned -37..100.)
 """
 import json
 import re

@@ -120,7 +120,8 @@ def test_oversized_evaluate_under_ulimit_v_is_refused_with_the_budget_line(tmp_p
     limit = 3 << 30  # 3 GiB of address space: numba and numpy load in ~1.5 GiB of it
 
     # `ulimit -v` as a user sets it (no preexec_fn: Python in a forked child can deadlock in a threaded worker)
-    argv = ["bash", "-c", f'ulimit -v {limit // 1024} && exec "$@"', "bash", sys.executable, "-m", "altmarl_ros.cli", "evaluate", "--model", "m.npz", "--policy", "p.npz",
+    argv = ["bash", "-c", f'ulimit -v {limit // 1024} && exec "$@"', "bash", sys.executable, "-m", "altmarl_ros.cli",
+            "evaluate", "--model", "m.npz", "--policy", "p.npz",
             "--n", "200000000", "--horizon", "2", "--seeds", "1", "--rollouts", "2", "--no-baselines", "--quiet",
             "--max-memory", "64G"]
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120,

@@ -148,10 +148,14 @@ def test_per_step_stall_probability_compounds_to_the_epoch_probability():
     (lambda: Faults(stall_probability=1.5), "stall_probability: must be in [0, 1]"),
     (lambda: Faults(0.1, 3.0, 1.0), "stall_duration_max: must be >= stall_duration_min"),
     (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)), WIDE, 0.0), "dt: must be > 0"),
-    (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), [[0, 0], [np.nan, 0]], WIDE, 0.1), "commands[1, 0]: must be finite"),
-    (lambda: step_robots(np.zeros((2, 3)), np.zeros((3, 2)), np.zeros((2, 2)), WIDE, 0.1), "velocities: must have shape [2, 2]"),
-    (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)), WIDE, 0.1, steps=0), "steps: must be an integer >= 1"),
-    (lambda: step_robots(np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2)), WIDE, 0.1, faults=Faults(0.1)), "decision_epoch: is required"),
+    (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), [[0, 0], [np.nan, 0]], WIDE, 0.1), "commands[1, 0]: "
+                                                                                                "must be finite"),
+    (lambda: step_robots(np.zeros((2, 3)), np.zeros((3, 2)), np.zeros((2, 2)), WIDE, 0.1), "velocities: must have "
+                                                                                           "shape [2, 2]"),
+    (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)), WIDE, 0.1, steps=0), "steps: must be "
+                                                                                                    "an integer >= 1"),
+    (lambda: step_robots(np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2)), WIDE, 0.1, faults=Faults(0.1)),
+     "decision_epoch: is required"),
     (lambda: integrate_unicycle(np.zeros((2, 2)), [1, 1], [0, 0], 0.1), "poses: must have shape [n, 3]"),
 ])
 def test_bad_parameters_raise_named_errors(make, field):

@@ -651,7 +651,8 @@ def test_fleet_sim_waits_for_a_slow_controller_so_every_step_uses_the_command_fo
 def test_fleet_sim_steps_from_a_decision_state_only_with_that_decisions_commands(graph, world):
     """Ordering at decision times: a coordinator decides on the state at every epoch boundary but its
     GlobalCommand arrives 30 ms (wall) later, while a controller answers every state at once with the goals
-    of the decisions it has seen, and again 20 ms after each decision (as local_agents does, more slowly). fleet_sim waits for
+    of the decisions it has seen, and again 20 ms after each decision (as local_agents does, more slowly).
+    fleet_sim waits for
     the decision due at a boundary state and for the answers after it, so every epoch's first step already
     applies that epoch's decision, as offline; without waiting, most first steps apply the previous one."""
     from altmarl_ros.nodes.fleet_sim import FleetSimNode

@@ -106,8 +106,8 @@ def test_every_candidate_is_deployed_with_its_own_resolution_and_the_best_is_kep
 
 
 def test_a_tie_keeps_the_papers_observer(game):
-    out = train_observed(game, K, "filter", score=lambda *_: SimpleNamespace(mean=1.0, ci95=0.0, estimation_error=0.0, seconds=0.5),
-                         n_sl=game.n_sl, gains=GAINS, **ALTERNATING)
+    tie = SimpleNamespace(mean=1.0, ci95=0.0, estimation_error=0.0, seconds=0.5)
+    out = train_observed(game, K, "filter", score=lambda *_: tie, n_sl=game.n_sl, gains=GAINS, **ALTERNATING)
     assert out.observer == fresh(K)
     np.testing.assert_array_equal(out.pi_g, alternating_marl(game, K, **ALTERNATING).pi_g)
 

@@ -175,7 +175,8 @@ def test_edited_file_with_bad_contents(tmp_path):
         (lambda g, pl, m: (g, pl[:, :, :1], m), r"pi_l: has shape \(3, 2, 1\)"),
         (lambda g, pl, m: (g, pl, {**m, "format_version": 99}), r"format_version is 99"),
         (lambda g, pl, m: (g, pl, {**m, "k": 0}), r"k is 0"),
-        (lambda g, pl, m: (g, pl, {**m, "sizes": {**m["sizes"], "n_al": 0}}), r"meta sizes is .*integers n_sg, n_ag, n_sl, n_al in \[1, "),
+        (lambda g, pl, m: (g, pl, {**m, "sizes": {**m["sizes"], "n_al": 0}}), r"meta sizes is .*integers n_sg, n_ag, "
+                                                                              r"n_sl, n_al in \[1, "),
         (lambda g, pl, m: (g, pl, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),
         (lambda g, pl, m: (g, pl, {**m, "metrics": {"x": object()}}), r"not JSON-serialisable"),
     ],

@@ -98,8 +98,9 @@ def test_fleet_survives_every_kind_of_bad_message_and_counts_them(graph, world):
         before = [dropped(node) for node in required]
         for _ in range(3):  # keep-last(1): the coordinator's next command can replace it before it is taken
             command_pub.publish(msg)
-            if graph.spin_until(lambda required=required, before=before: all(dropped(n) > b for n, b in zip(required, before)),
-                                timeout=1.0):
+            def all_dropped(required=required, before=before):
+                return all(dropped(n) > b for n, b in zip(required, before))
+            if graph.spin_until(all_dropped, timeout=1.0):
                 break
     for _ in range(5):
         for messages in bad_odometry.values():

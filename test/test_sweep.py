@@ -200,12 +200,14 @@ def test_report_compares_the_observers_at_each_k(tmp_path):
     assert figures["observers_vs_k"].read_bytes()[:8] == PNG_MAGIC
     text = doc.read_text()
     assert "Observers: fresh, filter. The filter is trained as `altmarl train --observer filter`" in text
-    assert "| 2 | 82.00 ± 0.50 | 89.00 ± 0.50 | +7.00 ± 0.30 | gain 0.1, K = 38, prior 18 | 0.300 → 0.050 | 12 (2) |" in text
+    assert ("| 2 | 82.00 ± 0.50 | 89.00 ± 0.50 | +7.00 ± 0.30 | gain 0.1, K = 38, prior 18 | 0.300 → 0.050 "
+            "| 12 (2) |") in text
     assert "| 10 | 90.00 ± 0.50 | 90.00 ± 0.50 | +0.00 ± 0.30 | fresh (selected) |" in text
     assert "filter above fresh beyond the paired 95% CI at 3 of 4 k: k = [1, 2, 5]; never below it" in text
     assert "the selection chose fresh itself at k = [10]" in text
     # best constant 84.00 ± 0.40: fresh 80 + k reaches it from k = 5, the filter from k = 1 (88.5)
-    assert "filter at or above best constant global + local BR (84.00 ± 0.40) within the CIs at k = [1, 2, 5, 10]" in text
+    assert ("filter at or above best constant global + local BR (84.00 ± 0.40) within the CIs at "
+            "k = [1, 2, 5, 10]") in text
     assert "fresh at or above best constant global + local BR (84.00 ± 0.40) within the CIs at k = [5, 10]" in text
     assert "within both CIs of fresh at k = 10 (90.00 ± 0.50) from k = 2 with the filter, k = 10 fresh" in text
 

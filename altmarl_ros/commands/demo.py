@@ -179,7 +179,8 @@ def _ready_policy(args, base, scenario, wanted_k):
         else:
             if wanted_k is None or wanted_k == policy.k:
                 return policy
-            retrain = "" if args.policy is not None else f", or --retrain to train it for k = {wanted_k} (overwrites it)"
+            retrain = ("" if args.policy is not None
+                       else f", or --retrain to train it for k = {wanted_k} (overwrites it)")
             raise PolicyError(f"k = {wanted_k} (--k or the fleet file): the policy {path} was trained for k = "
                               f"{policy.k}; use --k {policy.k}{retrain}, or --policy another file")
     k = wanted_k if wanted_k is not None else TRAIN_K
@@ -411,7 +412,8 @@ def _coordinator_heard(status: dict) -> dict:
         detail = (f": {int(status.get('replies_used', 0)) / max(1, decisions):.1f} replies used per decision, "
                   f"{100 * int(status.get('replies_missed', 0)) / requested:.1f}% missed")
     if "state_age_p50_s" in status:
-        detail += f"; states {status['state_age_p50_s']} s old at the decision (p50), {status['state_age_p99_s']} s (p99)"
+        detail += (f"; states {status['state_age_p50_s']} s old at the decision (p50), "
+                   f"{status['state_age_p99_s']} s (p99)")
     return {"state_sampling": status.get("state_sampling", ""), "per_decision": received / max(1, decisions),
             "detail": detail}
 
@@ -441,7 +443,8 @@ def _print_report(report, gamma: float) -> None:
     print(f"  offline, random starts        {anywhere['mean']:10.3f} +- {anywhere['ci95']:.3f} (what the policy "
           f"earns on average; this run's start is one draw)")
     print(f"  best constant dispatcher, offline {best['mean']:6.3f} +- {best['ci95']:.3f} ({best['detail']}, "
-          f"chosen from random starts, scored from the same start; learned - constant: ROS run {report['welfare'] - best['mean']:+.3f}, "
+          f"chosen from random starts, scored from the same start; learned - constant: ROS run "
+          f"{report['welfare'] - best['mean']:+.3f}, "
           f"offline {off['mean'] - best['mean']:+.3f})")
     verdict = "within" if report["within_margin"] else "OUTSIDE"
     print(f"  the run is {report['deviation_sd']:+.2f} single-run standard deviations from the offline mean: "

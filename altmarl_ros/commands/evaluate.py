@@ -26,8 +26,10 @@ def add_arguments(parser):
     parser.add_argument("--horizon", type=count(1), default=None,
                         help="decision epochs per rollout (default 100; a continuous model's evaluation horizon, 50)")
     parser.add_argument("--seeds", type=count(1), default=None, help="independent seeds (default 15; continuous: 10)")
-    parser.add_argument("--rollouts", type=count(1), default=None, help="rollouts per seed (default 50; continuous: 30)")
-    parser.add_argument("--seed", type=count(0, INT64_MAX), default=0, help="root seed of every random stream (default 0)")
+    parser.add_argument("--rollouts", type=count(1), default=None, help="rollouts per seed (default 50; continuous: "
+                                                                        "30)")
+    parser.add_argument("--seed", type=count(0, INT64_MAX), default=0, help="root seed of every random stream "
+                                                                            "(default 0)")
     parser.add_argument("--dirichlet-alpha", type=real(0, above=True), default=None, metavar="ALPHA",
                         help="start each rollout's locals iid from p ~ Dirichlet(ALPHA) instead of "
                              "the model's mu0_l (the authors' evaluator uses 0.3)")

@@ -7,8 +7,8 @@ a new observer; before each decision `epochs_elapsed` epochs predicted under the
 command's s_g, the fleet resized from the previous decision's `usable_robots`, then
 decide(counts) -> query counts -> rank -> a_g = pi_g[s_g, rank]. A decision matches when its
 global_action, query_counts, count_rank and estimate all equal the recomputed ones. A session of an
-observer that keeps an estimate (a filter) with an epoch missing from the recording cannot be recomputed after the gap: those
-decisions are reported as unreplayable. Exit 0: every decision matches; 1: some do not
+observer that keeps an estimate (a filter) with an epoch missing from the recording cannot be
+recomputed after the gap: those decisions are reported as unreplayable. Exit 0: every decision matches; 1: some do not
 (listed with their epochs); 2: bad input.
 """
 from pathlib import Path

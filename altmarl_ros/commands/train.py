@@ -32,15 +32,18 @@ def add_arguments(parser):
                         help="with --scenario: simulator draws per state-action pair for the "
                              "estimated model (default 2000)")
     parser.add_argument("--m", type=count(1), default=30, help="samples per Bellman backup in G-LEARN (default 30)")
-    parser.add_argument("--rounds", type=count(1), default=10, help="at most this many G-LEARN/L-LEARN rounds (default 10)")
+    parser.add_argument("--rounds", type=count(1), default=10, help="at most this many G-LEARN/L-LEARN rounds "
+                                                                    "(default 10)")
     parser.add_argument("--eta", type=real(0), default=None,
-                        help="accept a round only if it improves welfare by > 2*eta (default: from k, see docs/training.md)")
+                        help="accept a round only if it improves welfare by > 2*eta (default: from k, see "
+                             "docs/training.md)")
     parser.add_argument("--seed", type=count(0, INT64_MAX), default=0, help="seed of G-LEARN's samples (default 0)")
     parser.add_argument("--start", choices=START_POLICIES, default="best_constant",
                         help="first local policy: the best response to the best constant global action "
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
-    parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
+    parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual "
+                                                                              "(default 1e-4)")
     parser.add_argument("--observer", choices=tuple(OBSERVERS), default=DEFAULT_OBSERVER,
                         help=f"what the coordinator makes of its k samples (docs/training.md; default "
                              f"{DEFAULT_OBSERVER}). " + ". ".join(f"{name}: {kind.description}"

@@ -175,7 +175,8 @@ class FAPolicy:
         """Greedy global actions for states s_g [...] and the k sampled local states [..., k]."""
         sampled = np.asarray(sampled)
         if sampled.shape[-1] != self.k:
-            raise PolicyError(f"the global agent got {sampled.shape[-1]} sampled states; this policy reads k = {self.k}")
+            raise PolicyError(f"the global agent got {sampled.shape[-1]} sampled states; this policy reads k = "
+                              f"{self.k}")
         x = global_observation(game, np.asarray(s_g), sampled, self.meta["global_inputs"])
         return np.argmax(mlp_apply(self.global_params, x), axis=-1)
 

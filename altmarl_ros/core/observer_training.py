@@ -35,7 +35,8 @@ from altmarl_ros.core.llearn import pair_chain_cost
 from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS, ObserverError, ObserverSpec, check_gain
 
 DEFAULT_GAINS = (0.5, 0.25, 0.1)
-DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K up to 53 at |S_l| = 5 (C(57, 4) = 395,010; G-LEARN ~10 s, ~400 MB)
+# count vectors of pi_g: K up to 53 at |S_l| = 5 (C(57, 4) = 395,010 columns; timings: docs/training.md)
+DEFAULT_MAX_COLUMNS = 400_000
 # Root of the selection rollouts' streams, offset from every seed evaluate/sweep use by default
 # (they use 0, 1, ...), so the chosen parameters are not scored on the streams that picked them.
 SELECTION_SEED = 7_919_000

@@ -310,7 +310,8 @@ def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=N
         if prediction is None and game is not None:
             prediction = (fold_local_policy(game, pi_l)[0], game.mu0_l)
         if prediction is None:
-            raise PolicyError(f"a {observer.name} policy needs the game or prediction = (P_fused, mu0) it predicts with")
+            raise PolicyError(f"a {observer.name} policy needs the game or prediction = (P_fused, mu0) it predicts "
+                              f"with")
         observer_P, observer_mu0 = prediction
     return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta, observer_P=observer_P, observer_mu0=observer_mu0)
 

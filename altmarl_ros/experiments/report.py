@@ -418,8 +418,9 @@ def _observer_claims(results, model, name):
     for baseline in _rows(results, model, "best_constant_global"):
         low, high = baseline["welfare"] - baseline["welfare_ci95"], baseline["welfare"] + baseline["welfare_ci95"]
         for label, of in compared:
-            level = [r["k"] for r in _rows(results, model, of) if r["k"] in ks and r["welfare"] + r["welfare_ci95"] >= low]
-            beyond = [r["k"] for r in _rows(results, model, of) if r["k"] in ks and r["welfare"] - r["welfare_ci95"] > high]
+            rows = [r for r in _rows(results, model, of) if r["k"] in ks]
+            level = [r["k"] for r in rows if r["welfare"] + r["welfare_ci95"] >= low]
+            beyond = [r["k"] for r in rows if r["welfare"] - r["welfare_ci95"] > high]
             claims.append(f"{label} at or above {_label('best_constant_global')} ({_welfare_cell(baseline)}) within "
                           f"the CIs " + (f"at k = {level}" if level else "at no k")
                           + (f", beyond both CIs at k = {beyond}" if beyond else ""))

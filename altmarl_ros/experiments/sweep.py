@@ -40,7 +40,8 @@ GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
 OBSERVER_KEYS = ("gains", "max_columns", "select_rollouts")
 ROW_FIELDS = (
     "model", "method", "k", "welfare", "welfare_ci95", "nash_gap", "global_gain",
-    "local_gain", "informed_gain", "informed_gain_ci95", "reference_k", "rounds", "converged", "eta", "train_seconds", "glearn_seconds",
+    "local_gain", "informed_gain", "informed_gain_ci95", "reference_k", "rounds", "converged", "eta", "train_seconds",
+    "glearn_seconds",
     "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "observer", "estimation_error",
     "fresh_estimation_error", "gain_over_fresh", "gain_over_fresh_ci95", "selection_seconds", "note",
 )

@@ -172,8 +172,8 @@ class CommandFreshness:
         stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         age = now_ns - stamp_ns
         if age > self.max_age_ns + self.skew_ns:
-            return "stale stamp", f"epoch {msg.epoch} stamped {age / 1e9:.2f} s ago (limit {self.max_age_ns / 1e9:g} s " \
-                                  f"+ clock skew {self.skew_ns / 1e9:g} s)"
+            return "stale stamp", (f"epoch {msg.epoch} stamped {age / 1e9:.2f} s ago (limit "
+                                   f"{self.max_age_ns / 1e9:g} s + clock skew {self.skew_ns / 1e9:g} s)")
         if age < -self.skew_ns:
             return "future stamp", f"epoch {msg.epoch} stamped {-age / 1e9:.2f} s ahead of this node's clock"
         if not check_epoch:

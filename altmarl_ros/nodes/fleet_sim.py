@@ -134,7 +134,8 @@ class FleetSimNode(AltmarlNode):
         command_msg, self._read_command = ((Twist, twist_velocity) if self.command_type == "twist"
                                            else (TwistStamped, twist_stamped_velocity))
         self._command_type_name = command_msg.__name__
-        self._cmd_subs = [self.create_subscription(command_msg, cmd_vel_topic(name), self._command_into(i, cmd_vel_topic(name)),
+        self._cmd_subs = [self.create_subscription(command_msg, cmd_vel_topic(name),
+                                                   self._command_into(i, cmd_vel_topic(name)),
                                                    CMD_VEL_QOS, raw=True)
                           for i, name in enumerate(names)]
         self._odom_pubs = [self.create_publisher(Odometry, odom_topic(name), ODOM_PUBLISH_QOS) for name in names]
