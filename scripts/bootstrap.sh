@@ -48,30 +48,22 @@ if ! fresh requirements "$REQ_KEY"; then
     | quiet_pip || fail "pip install -r requirements.txt"
   # ament_index must find the venv's share/ from any venv python, without `activate`.
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
-  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/requirements-fa" "$STAMPS/requirements-test"
+  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt"
 fi
 
-# 3b. JAX for the continuous-state learners, only when asked (ALTMARL_FA=1: ./test.sh sets it).
-if [ "${ALTMARL_FA:-0}" = 1 ]; then
-  FA_KEY="$(digest "$ROOT/requirements-fa.txt")"
-  if ! fresh requirements-fa "$FA_KEY"; then
-    step "installing JAX and optax (requirements-fa.txt; ~125 MB the first time)"
-    "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements-fa.txt" 2>&1 \
-      | quiet_pip || fail "pip install -r requirements-fa.txt"
-    stamp requirements-fa "$FA_KEY"
-  fi
-fi
-
-# 3c. Test tooling (ruff), only when asked (ALTMARL_TEST=1: ./test.sh sets it).
-if [ "${ALTMARL_TEST:-0}" = 1 ]; then
-  TEST_KEY="$(digest "$ROOT/requirements-test.txt")"
-  if ! fresh requirements-test "$TEST_KEY"; then
-    step "installing test tooling (requirements-test.txt: ruff)"
-    "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements-test.txt" 2>&1 \
-      | quiet_pip || fail "pip install -r requirements-test.txt"
-    stamp requirements-test "$TEST_KEY"
-  fi
-fi
+# 3b. Optional pinned sets, each only when its flag is 1: JAX for the continuous-state learners (ALTMARL_FA)
+#     and the test tooling, ruff (ALTMARL_TEST); ./test.sh sets both, ./run.sh neither.
+optional_requirements() {  # flag-value file description
+  [ "$1" = 1 ] || return 0
+  local key; key="$(digest "$ROOT/$2")"
+  fresh "$2" "$key" && return 0
+  step "installing $3 ($2)"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/$2" 2>&1 \
+    | quiet_pip || fail "pip install -r $2"
+  stamp "$2" "$key"
+}
+optional_requirements "${ALTMARL_FA:-0}" requirements-fa.txt "JAX and optax, ~125 MB the first time"
+optional_requirements "${ALTMARL_TEST:-0}" requirements-test.txt "test tooling: ruff"
 
 # 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
 #    and tf2_msgs/TFMessage (scripts/tf2_msgs/) because tf2_msgs has no PyPI wheel.

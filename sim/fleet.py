@@ -216,14 +216,7 @@ class FleetSim:
         if depot_zone is None:
             depot_zone = self._rng.choice(z, p=self.scenario.mu0_g)
         depot_zone = _zone_array(self.scenario, "depot_zone", [depot_zone], 1)
-        self._poses[:] = poses_at_rest(self.scenario, np.concatenate([worker_zones, depot_zone]),
-                                        self._rng)
-        self._velocities[:] = 0.0
-        self._commands[:] = 0.0
-        self.stall_remaining[:] = 0.0
-        self._epoch_step = 0
-        self.time = 0.0
-        self.read_zones = self.zones()
+        self._at_rest(poses_at_rest(self.scenario, np.concatenate([worker_zones, depot_zone]), self._rng))
 
     def start_from(self, poses) -> None:
         """Put every robot at rest at `poses` [n+1, 3] (depot last), as reset() leaves them: another
@@ -231,6 +224,10 @@ class FleetSim:
         poses = np.asarray(poses, dtype=np.float64)
         if poses.shape != self._poses.shape or not np.all(np.isfinite(poses)):
             raise FleetError("poses", f"must be {self._poses.shape} finite (x, y, yaw), got shape {poses.shape}")
+        self._at_rest(poses)
+
+    def _at_rest(self, poses) -> None:
+        """Every robot still at `poses`, no command, no stall, a new epoch's streams next; time back to 0."""
         self._poses[:] = poses
         self._velocities[:] = 0.0
         self._commands[:] = 0.0
