@@ -19,7 +19,6 @@ from altmarl_ros.core.policy import build_policy, save_policy
 from altmarl_sim.ring import zone_centre
 from altmarl_sim.scenario import load_scenario
 
-pytestmark = pytest.mark.ros
 K, RESOLUTION, EPOCHS, N = 5, 12, 40, 60
 
 
@@ -113,6 +112,7 @@ def rollout_decisions(setting, monkeypatch):
     return actions, estimates
 
 
+@pytest.mark.ros
 def test_the_coordinator_and_the_rollout_decide_alike_from_the_same_samples(ros_context, setting, monkeypatch):
     ros_actions, ros_estimates = coordinator_decisions(ros_context, setting)
     sim_actions, sim_estimates = rollout_decisions(setting, monkeypatch)

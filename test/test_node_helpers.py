@@ -291,3 +291,54 @@ def test_a_filter_decides_on_its_prediction_and_queries_any_resolution():
     assert check.problem(_filter_command([0, 0, 0]))[0] == "query_counts"  # resolution 0
     too_many = _command(observer="filter", query_counts=[MAX_RESOLUTION, 1, 0], count_rank=0)
     assert check.problem(too_many)[0] == "query_counts"
+
+
+def test_decision_schedule_decides_once_in_every_period_with_a_tick():
+    """Ticks on a float-summed sim clock, some fired twice at one time, stalls of 0.3 s and
+    2.5 s, then a clock reset: every period window that holds a tick holds exactly one decision."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack = 1_000_000_000, 25_000_000
+    t, ticks = 0.0, []
+    for i in range(400):
+        t += 0.05
+        if 100 <= i < 106 or 200 <= i < 250:  # stalls: no tick for 0.3 s, 2.5 s
+            continue
+        ticks += [int(t * 1e9)] * (2 if i % 7 == 0 else 1)  # now and then the same clock value twice
+    due, decided = None, []
+    for now in ticks:
+        decide, due = decision_schedule(due, now, period, slack)
+        if decide:
+            decided.append(now)
+    assert decided[0] == ticks[0]  # the first tick decides: the fleet does not wait a period first
+    start = ticks[0] - slack  # the first boundary, less the slack
+    assert len(set(decided)) == len(decided)
+    for j in range((ticks[-1] - start) // period + 1):
+        window = (start + j * period, start + (j + 1) * period)
+        if any(window[0] <= now < window[1] for now in ticks):
+            assert sum(window[0] <= now < window[1] for now in decided) == 1, (j, decided)
+    # The simulator restarts: the first tick after the reset decides, and the schedule follows it.
+    decide, due = decision_schedule(due, 50_000_000, period, slack)
+    assert decide and due == 1_050_000_000
+    assert decision_schedule(due, 1_024_999_999, period, slack) == (False, 1_050_000_000)
+    assert decision_schedule(due, 1_049_999_000, period, slack) == (True, 2_050_000_000)
+
+
+def test_decision_schedule_boundary_is_exact_to_the_nanosecond():
+    """A tick slack_ns before the boundary decides; one nanosecond earlier it does not."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
+    assert decision_schedule(due, due - slack - 1, period, slack) == (False, due)
+    assert decision_schedule(due, due - slack, period, slack) == (True, due + period)
+
+
+def test_decision_schedule_restarts_only_on_a_clock_more_than_a_period_before_the_last_boundary():
+    """The last boundary passed is due - period; a tick at most one period before it is a late
+    or repeated clock reading (the schedule stays), one nanosecond earlier is a restart."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
+    back = due - period - period
+    assert decision_schedule(due, back, period, slack) == (False, due)
+    assert decision_schedule(due, back - 1, period, slack) == (True, back - 1 + period)

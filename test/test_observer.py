@@ -227,3 +227,13 @@ def test_filter_policy_file_carries_what_its_filter_predicts_with(tmp_path):
         load_policy(tmp_path / "p.npz", observer="fresh")
     with pytest.raises(PolicyError, match="needs observer_P"):
         type(policy)(pi_g=policy.pi_g, pi_l=policy.pi_l, meta=policy.meta)
+
+
+def test_scale_counts_keeps_proportions():
+    assert scale_counts(np.array([1, 2, 0, 2, 0]), 5).tolist() == [1, 2, 0, 2, 0]
+    assert scale_counts(np.array([0, 1, 1, 1, 1]), 5).tolist() == [0, 2, 1, 1, 1]  # tie -> lower state
+    assert scale_counts(np.array([3, 0, 0, 0, 1]), 10).tolist() == [8, 0, 0, 0, 2]  # 7.5/2.5 -> 8/2
+    for m in range(1, 8):
+        counts = np.random.default_rng(m).multinomial(m, [0.1, 0.2, 0.3, 0.4])
+        scaled = scale_counts(counts, 9)
+        assert scaled.sum() == 9 and np.all(np.abs(scaled - counts * 9 / m) < 1)
