@@ -48,7 +48,8 @@ if ! fresh requirements "$REQ_KEY"; then
     | quiet_pip || fail "pip install -r requirements.txt"
   # ament_index must find the venv's share/ from any venv python, without `activate`.
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
-  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt"
+  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/nav2_msgs" \
+    "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt"
 fi
 
 # 3b. Optional pinned sets, each only when its flag is 1: JAX for the continuous-state learners (ALTMARL_FA)
@@ -66,12 +67,14 @@ optional_requirements "${ALTMARL_FA:-0}" requirements-fa.txt "JAX and optax, ~12
 optional_requirements "${ALTMARL_TEST:-0}" requirements-test.txt "test tooling: ruff"
 
 # 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
-#    and tf2_msgs/TFMessage (scripts/tf2_msgs/) because tf2_msgs has no PyPI wheel.
+#    tf2_msgs/TFMessage (scripts/tf2_msgs/) and nav2_msgs/NavigateToPose (scripts/nav2_msgs/),
+#    because tf2_msgs and nav2_msgs have no PyPI wheel.
 build_interfaces() {  # name source-dir import-check
   local name="$1" src="$2" check="$3" key
-  key="$(digest "$src"/*.msg "$src"/msg/*.msg "$src/CMakeLists.txt" "$src/package.xml")"
+  key="$(digest "$src"/*.msg "$src"/msg/*.msg "$src"/action/*.action "$src/CMakeLists.txt" "$src/package.xml")"
   fresh "$name" "$key" && return 0
-  step "building ROS interfaces $name ($(ls "$src"/*.msg "$src"/msg/*.msg 2>/dev/null | wc -l) .msg files)"
+  step "building ROS interfaces $name ($(ls "$src"/*.msg "$src"/msg/*.msg "$src"/action/*.action 2>/dev/null \
+    | wc -l) .msg/.action files)"
   # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours.
   PYINC="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   NPINC="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
@@ -95,6 +98,9 @@ build_interfaces altmarl_msgs "$ROOT/msg" 'from altmarl_msgs.msg import GlobalCo
 # Only where no real tf2_msgs is installed (a wheel would bring the complete package).
 if [ -f "$STAMPS/tf2_msgs" ] || ! "$VPY" -c 'import tf2_msgs' 2>/dev/null; then
   build_interfaces tf2_msgs "$ROOT/scripts/tf2_msgs" 'from tf2_msgs.msg import TFMessage'
+fi
+if [ -f "$STAMPS/nav2_msgs" ] || ! "$VPY" -c 'import nav2_msgs' 2>/dev/null; then
+  build_interfaces nav2_msgs "$ROOT/scripts/nav2_msgs" 'from nav2_msgs.action import NavigateToPose'
 fi
 
 # 5. This package, editable, plus its ament index entry and share/ (launch, config).
