@@ -20,7 +20,7 @@ from altmarl_ros.core.safe_files import load_yaml, parse_yaml
 from altmarl_ros.errors import AltmarlError, ConfigError
 from altmarl_ros.node_parameters import NODE_PARAMETERS, ODOM_FRAME_MODES, POSE_SOURCES
 from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEFAULT_ROBOT_TEMPLATE, DEPOT, GLOBAL_COMMAND_TOPIC,
-                               cmd_vel_topic, goal_topic, odom_topic, pose_topic)
+                               action_entities, cmd_vel_topic, goal_topic, navigate_action, odom_topic, pose_topic)
 
 PACKAGE = "altmarl_ros"
 FLEET_FILE = "fleet.yaml"
@@ -329,7 +329,7 @@ def plan_nodes(fleet: FleetDescription, mode: str = "sim") -> List[NodeSpec]:
         # The node's topics are relative (<robot>/odom, altmarl/global_command, ...); pin them to
         # the fleet-wide names so the robot's namespace is not prepended twice.
         own = (odom_topic(name), cmd_vel_topic(name), goal_topic(name),
-               pose_topic(name, fleet.common.get("pose_topic", "pose")))
+               pose_topic(name, fleet.common.get("pose_topic", "pose")), *action_entities(navigate_action(name)))
         remaps = tuple((topic, f"/{topic}") for topic in own + names.FLEET_WIDE_TOPICS)
         specs.append(_spec(fleet, "local_agents", "local_agent", namespace=name,
                            remappings=remaps, robots=[robot]))

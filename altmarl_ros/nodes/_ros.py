@@ -4,6 +4,7 @@ import time
 from typing import Any, Mapping, Optional
 
 import rclpy
+from rclpy.action import ActionClient
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -91,7 +92,7 @@ class AltmarlNode(Node):
         super().__init__(node_name or self.DEFAULT_NAME, parameter_overrides=parameter_overrides(params),
                          **node_kwargs)
         self._set_up = False
-        self._destroying = False
+        self.destroying = False  # set by destroy_node: late callbacks (timers, action answers) do nothing
         try:
             self.setup()
         except BaseException:
@@ -110,14 +111,14 @@ class AltmarlNode(Node):
         deliver an event it queued before the node left it (EventsExecutor does), and the
         callback would then publish through destroyed handles."""
         def unless_destroyed():
-            if not self._destroying:
+            if not self.destroying:
                 callback()
 
         return super().create_timer(timer_period_sec, unless_destroyed, *args, **kwargs)
 
     def destroy_node(self):
         """Stop this node's robots first, so no robot keeps its last command when the node goes away."""
-        self._destroying = True
+        self.destroying = True
         if self._set_up and self.context.ok():
             try:
                 self.stop_robots()
@@ -127,6 +128,9 @@ class AltmarlNode(Node):
                     publisher.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
             except Exception as err:  # never block shutdown; say why the robots may not have stopped
                 self.get_logger().error(f"could not command the robots to stop on shutdown: {err}")
+        for waitable in list(self.waitables):  # Node.destroy_node leaves action clients (navigate_to_pose)
+            if isinstance(waitable, ActionClient):
+                waitable.destroy()
         return super().destroy_node()
 
 
