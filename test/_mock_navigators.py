@@ -1,10 +1,10 @@
 """Nav2's NavigateToPose servers, one per robot, for test/test_navigate.py and bench/bench_navigate.py.
 
-What a robot's bt_navigator shows an action client, and no more: a goal is accepted, gets one
-feedback message at once, and runs until the client cancels it (it then ends CANCELED) or the
-test ends it (`finish`: SUCCEEDED, or ABORTED with an error code). Nothing preempts: a client that
-sends a second goal without cancelling the first leaves two running, which the tests look for.
-Every goal and the wall time of every cancel request are kept.
+What a robot's bt_navigator shows an action client, and no more: a goal is accepted (and recorded
+then, before it starts executing), gets one feedback message, and runs until the client cancels
+it (it then ends CANCELED) or the test ends it (`finish`: SUCCEEDED, or ABORTED with an error code).
+Nothing preempts: a client that sends a second goal without cancelling the first leaves two
+running, which the tests look for. Every goal and the wall time of every cancel request are kept.
 """
 import functools
 import time
@@ -39,7 +39,8 @@ class MockNavigators(Node):
 
     def __init__(self, context, robots, name: str = "mock_navigators"):
         super().__init__(name, context=context)
-        self.goals = {}  # robot -> [Goal] in arrival order
+        self.goals = {}  # robot -> [Goal] in the order they were accepted
+        self._goal_of = {}  # goal id -> Goal
         self.cancels = {}  # robot -> wall times (time.monotonic) of cancel requests
         self.feedback_sent = {}  # robot -> feedback messages published
         self._servers = []
@@ -52,6 +53,7 @@ class MockNavigators(Node):
         self._servers.append(ActionServer(self, NavigateToPose, navigate_action(robot),
                                           # (a partial of a coroutine function is one; a lambda is not)
                                           execute_callback=functools.partial(self._execute, robot),
+                                          handle_accepted_callback=lambda handle: self._accepted(robot, handle),
                                           cancel_callback=lambda handle: self._cancel(robot)))
 
     def running(self, robot) -> list:
@@ -62,9 +64,13 @@ class MockNavigators(Node):
         for goal in self.running(robot):
             goal.end(status)
 
-    async def _execute(self, robot, handle):
-        goal = Goal(handle)
+    def _accepted(self, robot, handle) -> None:
+        self._goal_of[bytes(handle.goal_id.uuid)] = goal = Goal(handle)
         self.goals[robot].append(goal)
+        handle.execute()
+
+    async def _execute(self, robot, handle):
+        goal = self._goal_of.pop(bytes(handle.goal_id.uuid))
         handle.publish_feedback(NavigateToPose.Feedback(distance_remaining=1.0))
         self.feedback_sent[robot] += 1
         status = await goal.ended
