@@ -101,6 +101,13 @@ class StopTrial:
         self.client_node = rclpy.create_node("operator", context=context)
         self.executor.add_node(self.client_node)
         self.nodes.append(self.client_node)
+        from std_srvs.srv import Trigger
+
+        from altmarl_ros.names import RESUME_SERVICE, STOP_SERVICE
+        # Made now, not at the call: a new client's first call can lose its answer under load (the
+        # server answers before it has matched the client's response reader).
+        self.operator = {service: self.client_node.create_client(Trigger, service)
+                         for service in (STOP_SERVICE, RESUME_SERVICE)}
         self.last_command_wall = None
         from altmarl_msgs.msg import GlobalCommand
 
@@ -139,7 +146,7 @@ class StopTrial:
 
     def _uncancelled(self, robot):
         """The robot's goals its navigator runs and has received no cancel for."""
-        return [goal for goal in self.navigators.running(robot) if not goal.handle.is_cancel_requested]
+        return [goal for goal in self.navigators.running(robot) if not goal.cancel_requested]
 
     def _navigate_actions(self) -> None:
         """The stand-in Nav2 navigators: go-to-goal towards the running goal, zero without one."""
@@ -208,7 +215,7 @@ class StopTrial:
     def _call(self, service: str) -> float:
         from std_srvs.srv import Trigger
 
-        client = self.client_node.create_client(Trigger, service)
+        client = self.operator[service]
         assert client.wait_for_service(timeout_sec=10.0), service
         called = time.monotonic()
         future = client.call_async(Trigger.Request())

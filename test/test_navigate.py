@@ -110,6 +110,9 @@ class Fleet:
         self.navigators = graph.add(MockNavigators(graph.context, [*served, DEPOT]))
         self.common = {"scenario": world["scenario"], "policy": world["policy"], "n_robots": N,
                        "command_type": "navigate_to_pose"}
+        # the operator's clients, made before their calls (a new client's first answer can be lost)
+        self.operator = {service: self.robots.node.create_client(Trigger, service)
+                         for service in (STOP_SERVICE, RESUME_SERVICE)}
         self.alone = []
         self.coordinator = self.start_coordinator()
         self.agents = self.start(LocalAgentsNode({**self.common, **agent_params}, context=graph.context)).node
@@ -154,12 +157,10 @@ class Fleet:
         return {robot: len(goals) for robot, goals in self.navigators.goals.items()}
 
     def call(self, service):
-        node = self.graph.nodes[0]  # the fake fleet's node plays the operator
-        client = node.create_client(Trigger, service)
+        client = self.operator[service]
         assert client.wait_for_service(timeout_sec=10.0)
         future = client.call_async(Trigger.Request())
         assert self.spin_until(future.done) and future.result().success
-        node.destroy_client(client)
 
 
 def _latest_values(node):
