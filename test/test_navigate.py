@@ -26,7 +26,6 @@ from altmarl_ros.names import DEPOT, DIAGNOSTICS_TOPIC, RESUME_SERVICE, STOP_SER
 from altmarl_sim.ring import zone_centre  # noqa: E402
 from altmarl_sim.scenario import load_scenario, parse_scenario  # noqa: E402
 
-from _graph import Graph  # noqa: E402
 from test_nodes import FakeFleet, _every  # noqa: E402
 
 N, K = 5, 2
@@ -34,7 +33,7 @@ CANCELED, SUCCEEDED, ABORTED = GoalStatus.STATUS_CANCELED, GoalStatus.STATUS_SUC
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def nav_world(tmp_path_factory):
     """warehouse_ring with 5 workers and a policy whose local action is s_g mod 3 (stay, next, previous),
     so moving the depot changes every robot's goal; pi_g = 0 (the depot's goal is zone 0)."""
     root = tmp_path_factory.mktemp("navigate")
@@ -54,17 +53,10 @@ def world(tmp_path_factory):
 
 
 @pytest.fixture
-def graph(ros_context):
-    g = Graph(ros_context)
-    yield g
-    g.close()
-
-
-@pytest.fixture
-def fleet(graph, world):
+def fleet(graph, nav_world):
     """Fleet(served, ...) builds one; their own executors are shut down before the graph's."""
     fleets = []
-    yield lambda *args, **kwargs: fleets.append(Fleet(graph, world, *args, **kwargs)) or fleets[-1]
+    yield lambda *args, **kwargs: fleets.append(Fleet(graph, nav_world, *args, **kwargs)) or fleets[-1]
     for built in fleets:
         for alone in built.alone:
             alone.shut_down()
@@ -176,7 +168,7 @@ def _latest_values(node):
     return agents
 
 
-def test_goals_are_accepted_preempted_by_a_new_decision_and_cancelled_by_a_stop(fleet, world):
+def test_goals_are_accepted_preempted_by_a_new_decision_and_cancelled_by_a_stop(fleet, nav_world):
     """Robots 0-3 and the depot have navigators, robot 4 none yet. Goals go out once per change; moving
     the depot (a new decision for every robot) replaces each goal and cancels the old one; robot 4 is
     counted absent and its goal goes out when its server appears; feedback and results are counted;
@@ -185,7 +177,7 @@ def test_goals_are_accepted_preempted_by_a_new_decision_and_cancelled_by_a_stop(
     fleet = fleet(served=range(4))
     agents, navigators = fleet.agents, fleet.navigators
     diagnostics = _latest_values(fleet.robots.node)
-    centre0 = tuple(float(c) for c in zone_centre(0, world["ring"]))
+    centre0 = tuple(float(c) for c in zone_centre(0, nav_world["ring"]))
     assert fleet.spin_until(lambda: fleet.driving_to(range(4), 3) and len(fleet.running(DEPOT)) == 1)
     assert (fleet.running(DEPOT)[0].pose.pose.position.x, fleet.running(DEPOT)[0].pose.pose.position.y) == \
         pytest.approx(centre0)
@@ -268,14 +260,14 @@ def test_a_lost_coordinator_and_shutdown_cancel_every_goal_in_flight(fleet):
         {0: 3, 1: 2, 2: 2, 3: 2, 4: 2, DEPOT: 1}
 
 
-def test_navigate_to_pose_without_nav2_msgs_is_refused_naming_the_fix(ros_context, world, monkeypatch):
+def test_navigate_to_pose_without_nav2_msgs_is_refused_naming_the_fix(ros_context, nav_world, monkeypatch):
     from altmarl_ros.nodes._params import ParameterError
     from altmarl_ros.nodes.local_agents import LocalAgentsNode
 
     monkeypatch.setitem(sys.modules, "nav2_msgs.action", None)  # as if nav2_msgs were not installed
     monkeypatch.delitem(sys.modules, "altmarl_ros.nodes._navigate", raising=False)
     with pytest.raises(ParameterError, match=r"'command_type' = 'navigate_to_pose' needs nav2_msgs .*bootstrap"):
-        LocalAgentsNode({"scenario": world["scenario"], "policy": world["policy"], "n_robots": N,
+        LocalAgentsNode({"scenario": nav_world["scenario"], "policy": nav_world["policy"], "n_robots": N,
                          "command_type": "navigate_to_pose"}, context=ros_context)
 
 
