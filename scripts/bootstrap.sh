@@ -99,7 +99,10 @@ build_interfaces altmarl_msgs "$ROOT/msg" 'from altmarl_msgs.msg import GlobalCo
 if [ -f "$STAMPS/tf2_msgs" ] || ! "$VPY" -c 'import tf2_msgs' 2>/dev/null; then
   build_interfaces tf2_msgs "$ROOT/scripts/tf2_msgs" 'from tf2_msgs.msg import TFMessage'
 fi
-if [ -f "$STAMPS/nav2_msgs" ] || ! "$VPY" -c 'import nav2_msgs' 2>/dev/null; then
+# NavigateToPose (command_type navigate_to_pose) for the tests (ALTMARL_TEST=1) or on request (ALTMARL_NAV2=1):
+# the demo does not use it, and a real Nav2 install brings its own nav2_msgs.
+if { [ "${ALTMARL_TEST:-0}" = 1 ] || [ "${ALTMARL_NAV2:-0}" = 1 ]; } \
+    && { [ -f "$STAMPS/nav2_msgs" ] || ! "$VPY" -c 'import nav2_msgs' 2>/dev/null; }; then
   build_interfaces nav2_msgs "$ROOT/scripts/nav2_msgs" 'from nav2_msgs.action import NavigateToPose'
 fi
 
