@@ -36,7 +36,7 @@ from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.decision import Decider, local_actions
-from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_size, mean_ci95
+from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_args, mean_ci95
 from altmarl_ros.core.observer import Observer, deployed_observer
 from altmarl_ros.core.observers import fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
@@ -159,14 +159,8 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     called after every rollout. `fleet(scenario, n=, seed=)` builds each rollout's simulator:
     FleetSim, or a subclass that runs its epochs differently (experiments.actuation_lag).
     """
-    k = integer(RolloutError, "k", k, 1)
-    n = integer(RolloutError, "n", n, 1)
-    if k > n:
-        raise RolloutError("k", f"k = {k} exceeds the number of workers n = {n}: use k <= n")
-    horizon, seeds, rollouts, seed = (integer(RolloutError, name, value, minimum) for name, value, minimum in
-                                      (("horizon", horizon, 1), ("seeds", seeds, 1),
-                                       ("rollouts", rollouts, 1), ("seed", seed, 0)))
-    check_rollout_size(RolloutError, n, horizon, seeds, rollouts)
+    k, n, horizon, seeds, rollouts, seed = check_rollout_args(RolloutError, k, n, horizon, seeds, rollouts, seed,
+                                                              "workers")
     reply_loss = check_reply_loss(RolloutError, reply_loss)
     state_lead = check_lead(scenario, state_lead, RolloutError, "state_lead")
     if pi_g is not None and observer is not None and observer.kind.predicts and prediction is None:

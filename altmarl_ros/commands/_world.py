@@ -1,6 +1,15 @@
 """open_world: the one place the commands tell a model file from a scenario (core.world, altmarl_sim.world)."""
 
 
+def add_world_arguments(parser, model_help: str, scenario_help: str) -> None:
+    """The required choice of --model FILE or --scenario NAME, with each command's own help."""
+    from pathlib import Path
+
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, metavar="FILE", help=model_help)
+    source.add_argument("--scenario", metavar="NAME", help=scenario_help)
+
+
 def open_world(args):
     """The world of `--model FILE` or `--scenario NAME` (with --samples, --sampler, --seed and
     --dirichlet-alpha where the command has them)."""

@@ -110,8 +110,9 @@ def run(args) -> int:
         monitor = run_result["monitor"]
         _warn_about_run(monitor, run_result, target_epochs, say)
         offline = _finish_offline(offline_job, monitor.epochs == target_epochs, say)
-    finally:
+    finally:  # the evaluation is done or no longer wanted: end its process now (join: no leaked semaphores)
         offline_job[0].terminate()
+        offline_job[0].join()
     if offline is None:  # a shorter run (or a failed job, whose error this repeats): evaluate here, as long as it ran
         offline = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts, seed, show)
     report = _report(monitor, *offline, run_result, n, k, policy, args.processes, seed, domain)

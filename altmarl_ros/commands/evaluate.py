@@ -5,20 +5,17 @@ from pathlib import Path
 from altmarl_ros.commands import comparison_lines, print_json
 from altmarl_ros.errors import UsageError
 from altmarl_ros.commands._flags import INT64_MAX, count, real
+from altmarl_ros.commands._world import add_world_arguments, open_world
 
 GAP_TOL = 1e-6  # core.evaluate.nash_gap's default tolerance
 HELP = "evaluate a trained policy: n-agent rollouts (welfare +- 95% CI), Nash gap, baselines"
 
 
 def add_arguments(parser):
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, metavar="FILE",
-                        help="model file (.npz or .yaml) the policy was trained on, or the built-in continuous "
-                             "model (setup_b)")
-    source.add_argument("--scenario", metavar="NAME",
-                        help="run the policy in the continuous simulator of this scenario (n robots, "
-                             "fresh k-subsets each epoch), baselines likewise; Nash gap on the "
-                             "scenario's estimated model")
+    add_world_arguments(parser, "model file (.npz or .yaml) the policy was trained on, or the built-in continuous "
+                                "model (setup_b)",
+                        "run the policy in the continuous simulator of this scenario (n robots, fresh k-subsets "
+                        "each epoch), baselines likewise; Nash gap on the scenario's estimated model")
     parser.add_argument("--policy", type=Path, required=True, metavar="POLICY",
                         help="policy file written by `altmarl train`")
     parser.add_argument("--n", type=count(1), default=None,
@@ -97,7 +94,6 @@ def evaluate_policy(args, world, policy, names):
 
 def run(args) -> int:
     from altmarl_ros.commands import _continuous
-    from altmarl_ros.commands._world import open_world
     from altmarl_ros.core.baselines import BASELINES
     from altmarl_ros.core.world import best_blind
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from altmarl_ros.commands import comparison_lines, print_json
 from altmarl_ros.commands._flags import INT64_MAX, count, real
+from altmarl_ros.commands._world import add_world_arguments, open_world
 from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS
 from altmarl_ros.core.training import START_POLICIES, TrainOptions, TrainProgress, check_training_work, train_policy
 from altmarl_ros.errors import UsageError
@@ -13,14 +14,10 @@ HELP = "learn (pi_g, pi_l) with ALTERNATING-MARL; write the policy file and a le
 
 
 def add_arguments(parser):
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, metavar="FILE",
-                        help="model file (.npz or .yaml), or a built-in continuous model (setup_b: the authors' "
-                             "continuous environment, learned by FA learners; docs/continuous.md)")
-    source.add_argument("--scenario", metavar="NAME",
-                        help="simulator scenario (config/scenarios/NAME.yaml or a YAML path): learn "
-                             "from its estimated model (cached in runs/NAME/model.npz) or, with "
-                             "--sampler sim, from the simulator itself")
+    add_world_arguments(parser, "model file (.npz or .yaml), or a built-in continuous model (setup_b: the authors' "
+                                "continuous environment, learned by FA learners; docs/continuous.md)",
+                        "simulator scenario (config/scenarios/NAME.yaml or a YAML path): learn from its estimated "
+                        "model (cached in runs/NAME/model.npz) or, with --sampler sim, from the simulator itself")
     parser.add_argument("--k", type=count(1), required=True, help="locals the global agent samples each step")
     parser.add_argument("--out", type=Path, metavar="POLICY",
                         help="policy file to write (.npz); the learning curve goes next to it (.png). "
@@ -231,7 +228,6 @@ def train_and_save(world, k: int, options: TrainOptions, out: Path, quiet: bool 
 
 def run(args) -> int:
     from altmarl_ros.commands import _continuous
-    from altmarl_ros.commands._world import open_world
 
     if _continuous.is_continuous(args.model):
         return _continuous.train(args)

@@ -411,15 +411,22 @@ def rollout_bytes(n: int, n_sl: int, seeds: int, rollouts: int, threads: int) ->
     return float(seeds) * rollouts * per_rollout + float(n) * _BYTES_PER_AGENT * threads
 
 
-def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, n_sl: int):
-    k = integer(EvaluationError, "k", k, 1)
-    n = integer(EvaluationError, "n", n, 1)
+def check_rollout_args(error, k, n, horizon, seeds, rollouts, seed, agents: str = "local agents") -> tuple:
+    """(k, n, horizon, seeds, rollouts, seed) as checked integers, k <= n, within check_rollout_size: every
+    rollout driver's arguments (the tabular evaluator's and the simulator's; `agents` names the n)."""
+    k = integer(error, "k", k, 1)
+    n = integer(error, "n", n, 1)
     if k > n:
-        raise EvaluationError("k", f"k = {k} exceeds the number of local agents n = {n}: use k <= n")
-    horizon, seeds, rollouts, _ = (integer(EvaluationError, field, value, minimum) for field, value, minimum in
-                                   (("horizon", horizon, 1), ("seeds", seeds, 1),
-                                    ("rollouts", rollouts, 1), ("seed", seed, 0)))
-    check_rollout_size(EvaluationError, n, horizon, seeds, rollouts)
+        raise error("k", f"k = {k} exceeds the number of {agents} n = {n}: use k <= n")
+    horizon, seeds, rollouts, seed = (integer(error, field, value, minimum) for field, value, minimum in
+                                      (("horizon", horizon, 1), ("seeds", seeds, 1),
+                                       ("rollouts", rollouts, 1), ("seed", seed, 0)))
+    check_rollout_size(error, n, horizon, seeds, rollouts)
+    return k, n, horizon, seeds, rollouts, seed
+
+
+def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, n_sl: int):
+    k, n, horizon, seeds, rollouts, _ = check_rollout_args(EvaluationError, k, n, horizon, seeds, rollouts, seed)
     from numba import get_num_threads  # rollouts run in parallel, one per thread
 
     budget.require(f"rollout state of n = {n} agents ({get_num_threads()} rollouts at once)",
