@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 from altmarl_ros.commands import comparison_lines, print_json
-from altmarl_ros.errors import UsageError
 from altmarl_ros.commands._flags import INT64_MAX, count, real
 from altmarl_ros.commands._world import add_world_arguments, open_world
 
@@ -99,13 +98,10 @@ def run(args) -> int:
 
     if _continuous.is_continuous(args.model):
         return _continuous.evaluate(args)
-    if args.scenario is not None and args.dirichlet_alpha is not None:
-        raise UsageError("--dirichlet-alpha applies to --model evaluation; a scenario starts "
-                         "its robots from fleet.start_zone_weights")
     for name, default in (("n", 1000), ("horizon", 100), ("seeds", 15), ("rollouts", 50)):
         if getattr(args, name) is None:
             setattr(args, name, default)
-    world = open_world(args)
+    world = open_world(args, "evaluation")
     policy = world.load_policy(args.policy)
     world = world.of_policy(policy)
     welfare, gap, found = evaluate_policy(args, world, policy, () if args.no_baselines else tuple(BASELINES))

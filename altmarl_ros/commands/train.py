@@ -136,11 +136,6 @@ def _check_flags(args) -> None:
     if args.train_seeds != 3 or args.global_step != "trpo" or (args.g_iters, args.l_iters, args.tracked) != (None,) * 3:
         raise UsageError("--train-seeds, --global-step, --g-iters, --l-iters and --tracked apply to continuous "
                          "models (docs/continuous.md)")
-    if args.scenario is None and (args.sampler != "model" or args.samples is not None):
-        raise UsageError("--sampler and --samples apply to --scenario training only")
-    if args.scenario is not None and args.dirichlet_alpha is not None:
-        raise UsageError("--dirichlet-alpha applies to --model training; a scenario starts its robots "
-                         "from fleet.start_zone_weights")
     if args.max_columns is not None and not OBSERVERS[args.observer].selects:
         raise UsageError(f"--max-columns caps the resolution of an observer chosen among candidates (filter); "
                          f"--observer {args.observer} trains pi_g at k")
@@ -232,7 +227,7 @@ def run(args) -> int:
     if _continuous.is_continuous(args.model):
         return _continuous.train(args)
     _check_flags(args)
-    world = open_world(args)
+    world = open_world(args, "training")
     _check_max_columns(args, world)
     out = _policy_path(args, world)
     artifact, report, curve = train_and_save(world, args.k, options_of(args), out, args.quiet)
