@@ -17,49 +17,50 @@ from altmarl_ros.errors import AltmarlError
 from altmarl_ros.nodes._kernels import warm_up_kernels
 from altmarl_ros.nodes._stop import catch_stop_signals
 
+
+def _reliable(durability, depth=None) -> QoSProfile:
+    """A reliable profile: keep the last `depth` messages, or all of them when depth is None."""
+    if depth is None:
+        return QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=durability)
+    return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=durability)
+
+
 # Odometry subscriptions: best effort (sensor data), newest sample wins, a lost one is replaced
 # 50 ms later. A best-effort subscription matches reliable and best-effort publishers alike, so
 # it hears any robot driver.
 ODOM_QOS = qos_profile_sensor_data
 # Odometry publishers (fleet_sim): reliable, as diff_drive_controller publishes, so a subscriber
 # with default QoS (`ros2 topic echo`, most robot code) receives it; best effort would match none.
-ODOM_PUBLISH_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.VOLATILE)
+ODOM_PUBLISH_QOS = _reliable(DurabilityPolicy.VOLATILE, depth=5)
 # Velocity commands: reliable, only the newest matters.
-CMD_VEL_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
+CMD_VEL_QOS = _reliable(DurabilityPolicy.VOLATILE, depth=1)
 # Latched: reliable, and the last message is kept for subscribers that join later.
-LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED_QOS = _reliable(DurabilityPolicy.TRANSIENT_LOCAL, depth=1)
 # /tf_static: every static broadcaster (one per robot is allowed) latches its own message, and a
 # subscriber that joins late gets all of them at once; keep-all so none is pushed out of a depth-1
 # queue before the callback runs (tf2_ros keeps 100; keep-all holds any fleet size).
-TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
-                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
+TF_STATIC_QOS = _reliable(DurabilityPolicy.TRANSIENT_LOCAL)
 # GlobalCommand is latched, so a local agent that starts late gets the current decision.
 GLOBAL_COMMAND_QOS = LATCHED_QOS
 # ... and subscribed keep-all: a flood of bad messages on the topic (any node may publish there)
 # cannot push a valid command out of a depth-1 queue before the callback has read it; a reliable
 # flooder is slowed to the pace the subscriber reads at, and every message it sends is counted.
-GLOBAL_COMMAND_SUBSCRIPTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
-                                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+GLOBAL_COMMAND_SUBSCRIPTION_QOS = _reliable(DurabilityPolicy.TRANSIENT_LOCAL)
 # Services that must always answer (the operator's stop): keep every request, however many arrive at once
 # (the default depth of 10 left 30 of 50 concurrent calls unanswered).
-SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
+SERVICE_QOS = _reliable(DurabilityPolicy.VOLATILE)
 # State requests (one per decision, to every agent) and their replies (k per decision, to the coordinator):
 # reliable, and nothing kept for late joiners (an old request is answered by nobody). The coordinator keeps
 # every reply that arrives before it decides, however many answer at once.
-STATE_REQUEST_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                               durability=DurabilityPolicy.VOLATILE)
-STATE_REPORT_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.VOLATILE)
+STATE_REQUEST_QOS = _reliable(DurabilityPolicy.VOLATILE, depth=10)
+STATE_REPORT_QOS = _reliable(DurabilityPolicy.VOLATILE)
 # Membership: each answering node latches its own last message (LATCHED_QOS); the coordinator subscribes
 # keep-all, so the messages of many nodes delivered at once on (re)start are all read.
 MEMBERSHIP_SUBSCRIPTION_QOS = TF_STATIC_QOS
 # /clock: rclpy subscribes best-effort depth 1; a reliable publisher matches it.
-CLOCK_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE)
+CLOCK_QOS = _reliable(DurabilityPolicy.VOLATILE, depth=1)
 # Markers: RViz subscribes reliable/volatile by default.
 MARKERS_QOS = CMD_VEL_QOS
 # Goals: reliable; a Nav2 navigator that starts late still gets the robot's current goal.
