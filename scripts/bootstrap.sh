@@ -5,7 +5,8 @@
 # on its inputs, so a second run only checks stamps (a few seconds).
 #
 # Usage: bash scripts/bootstrap.sh        (sourced or run; prints each step)
-# Env:   ALTMARL_VENV (default: <repo>/.venv), ALTMARL_PYTHON (default: python3.11 or python3)
+# Env:   ALTMARL_VENV (default: <repo>/.venv), ALTMARL_PYTHON (default: python3.11 or python3),
+#        ALTMARL_FA=1, ALTMARL_TEST=1, ALTMARL_CLUSTER=1 (the optional pinned sets of step 3b; ./test.sh sets all three)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,11 +50,13 @@ if ! fresh requirements "$REQ_KEY"; then
   # ament_index must find the venv's share/ from any venv python, without `activate`.
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
   stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/nav2_msgs" \
-    "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt"
+    "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt" \
+    "$STAMPS/requirements-cluster.txt"
 fi
 
-# 3b. Optional pinned sets, each only when its flag is 1: JAX for the continuous-state learners (ALTMARL_FA)
-#     and the test tooling, ruff (ALTMARL_TEST); ./test.sh sets both, ./run.sh neither.
+# 3b. Optional pinned sets, each only when its flag is 1: JAX for the continuous-state learners (ALTMARL_FA),
+#     the test tooling, ruff (ALTMARL_TEST), and dask.distributed for `altmarl sweep --cluster`
+#     (ALTMARL_CLUSTER); ./test.sh sets all three, ./run.sh none.
 optional_requirements() {  # flag-value file description
   [ "$1" = 1 ] || return 0
   local key; key="$(digest "$ROOT/$2")"
@@ -65,6 +68,7 @@ optional_requirements() {  # flag-value file description
 }
 optional_requirements "${ALTMARL_FA:-0}" requirements-fa.txt "JAX and optax, ~125 MB the first time"
 optional_requirements "${ALTMARL_TEST:-0}" requirements-test.txt "test tooling: ruff"
+optional_requirements "${ALTMARL_CLUSTER:-0}" requirements-cluster.txt "dask.distributed for sweep --cluster, ~4 MB the first time"
 
 # 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
 #    tf2_msgs/TFMessage (scripts/tf2_msgs/) and nav2_msgs/NavigateToPose (scripts/nav2_msgs/),

@@ -11,7 +11,9 @@ determines it (model content hash, grid settings); a rerun skips every unit whos
 holds the same fingerprint, so an interrupted sweep resumes where it stopped and a
 changed grid recomputes only what changed. After each unit the collected rows are
 rewritten as `<out>/results.csv` and `<out>/results.json` (long format: one row per
-model x method x k).
+model x method x k, in the grid's unit order). Units run in this process or, given a
+dask.distributed client, on a cluster's workers (experiments/cluster.py), which return
+each unit's record for this process to write: the files are the same either way.
 """
 import csv
 import datetime
@@ -45,6 +47,10 @@ ROW_FIELDS = (
     "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "observer", "estimation_error",
     "fresh_estimation_error", "gain_over_fresh", "gain_over_fresh_ci95", "selection_seconds", "note",
 )
+# What measures the machine, not the method: the fields, and the methods whose note does (the probe's
+# RSS). They differ between any two runs of a unit; every other cell of a row is reproduced exactly.
+MEASURED_FIELDS = ("train_seconds", "selection_seconds", "glearn_seconds", "glearn_peak_mb")
+MEASURED_NOTES = ("glearn_cost",)
 REQUIRED = schema.REQUIRED
 # Bumped when a unit's computation changes meaning, so old result files are recomputed.
 RESULTS_FORMAT = 4
@@ -573,46 +579,71 @@ def _cpu_seconds():
     return times.user + times.system + times.children_user + times.children_system
 
 
-def run_sweep(grid, out_dir, progress=None):
+def compute_unit(spec, game, unit, grid):
+    """A unit's rows and what they cost: the record a local run computes here and a cluster
+    worker (experiments/cluster.py) returns; run_sweep stores it either way."""
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    rows = UNIT_ROWS[unit.kind](spec, game, unit.k, grid)
+    return {
+        "seconds": time.perf_counter() - started,
+        # all threads of this process: on a shared machine, wall time overstates the work
+        "cpu_seconds": _cpu_seconds() - cpu_started,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "rows": rows,
+    }
+
+
+def _compute_here(pending, grid, progress):
+    """The units in grid order, in this process: (index, record) as cluster.compute_units yields them."""
+    for index, spec, game, unit in pending:
+        if progress is not None:
+            progress.set_postfix_str(f"{spec.name} {unit.id}")
+        yield index, compute_unit(spec, game, unit, grid)
+
+
+def run_sweep(grid, out_dir, progress=None, client=None):
     """Compute every unit of `grid` not already stored in `out_dir`; write results files.
 
-    progress: tqdm-like object with update()/set_postfix_str(), or None.
+    progress: tqdm-like object with update()/set_postfix_str(), or None. client: a
+    dask.distributed Client (experiments/cluster.py) whose workers compute the units; the
+    unit files and results are written here all the same, so the two runs' files agree.
     """
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    computed = skipped = 0
-    games, hashes = {}, {}
-    stored_units = []
+    games, hashes, plan = {}, {}, []
     for spec, unit in _units(grid):
         if spec.name not in games:
             games[spec.name] = _load_game(spec)
             hashes[spec.name] = games[spec.name].content_hash()
         fingerprint = _fingerprint(spec, hashes[spec.name], unit, grid)
-        path = out_dir / "points" / spec.name / f"{unit.id}.json"
-        stored = _read_unit(path, fingerprint)
-        if progress is not None:
+        plan.append((spec, unit, fingerprint, out_dir / "points" / spec.name / f"{unit.id}.json"))
+    stored_units = []
+    for spec, unit, fingerprint, path in plan:
+        stored_units.append(_read_unit(path, fingerprint))
+        if stored_units[-1] is not None and progress is not None:
             progress.set_postfix_str(f"{spec.name} {unit.id}")
-        if stored is None:
-            unit_started, cpu_started = time.perf_counter(), _cpu_seconds()
-            rows = UNIT_ROWS[unit.kind](spec, games[spec.name], unit.k, grid)
-            stored = {
-                "fingerprint": fingerprint, "model": spec.name, "unit": unit.id,
-                "model_hash": hashes[spec.name], "seconds": time.perf_counter() - unit_started,
-                # all threads of this process: on a shared machine, wall time overstates the work
-                "cpu_seconds": _cpu_seconds() - cpu_started,
-                "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "rows": rows,
-            }
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(stored, indent=1))
-            computed += 1
-        else:
-            skipped += 1
-        stored_units.append(stored)
-        _write_results(out_dir, grid, stored_units, hashes)
+            progress.update(1)
+    skipped = sum(stored is not None for stored in stored_units)
+    if skipped:
+        _write_results(out_dir, grid, [stored for stored in stored_units if stored is not None], hashes)
+    pending = [(index, spec, games[spec.name], unit)
+               for index, ((spec, unit, _, _), stored) in enumerate(zip(plan, stored_units)) if stored is None]
+    if client is None:
+        finished = _compute_here(pending, grid, progress)
+    else:
+        from altmarl_ros.experiments.cluster import compute_units
+
+        finished = compute_units(client, pending, grid, progress)
+    for index, record in finished:
+        spec, unit, fingerprint, path = plan[index]
+        stored_units[index] = {"fingerprint": fingerprint, "model": spec.name, "unit": unit.id,
+                               "model_hash": hashes[spec.name], **record}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(stored_units[index], indent=1))
+        _write_results(out_dir, grid, [stored for stored in stored_units if stored is not None], hashes)
         if progress is not None:
             progress.update(1)
-    return SweepSummary(computed=computed, skipped=skipped,
+    return SweepSummary(computed=len(pending), skipped=skipped,
                         seconds=time.perf_counter() - started, out_dir=str(out_dir))
 
 
@@ -676,6 +707,14 @@ def _write_results(out_dir, grid, units, hashes):
 
 
 RESULT_FILES = ("results.json", "results.csv")
+
+
+def result_cells(rows):
+    """The rows less their measurements (MEASURED_FIELDS, MEASURED_NOTES): what two runs of a grid,
+    in one process or on a cluster, must agree on to the last bit."""
+    return [{key: value for key, value in row.items()
+             if key not in MEASURED_FIELDS and not (key == "note" and row["method"] in MEASURED_NOTES)}
+            for row in rows]
 
 
 def load_results(out_dir):

@@ -1,0 +1,138 @@
+"""altmarl sweep --cluster: the tiny grid on a 2-worker Dask cluster against a serial run, a worker
+killed mid-unit, and the one-line errors of a cluster that cannot do the work.
+
+The quick grid takes ~40 min serially, too long for the suite: bench/bench_cluster_sweep.py runs
+that comparison (docs/results.md, "On a cluster").
+"""
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from altmarl_ros.cli import main
+from altmarl_ros.experiments import cluster
+from altmarl_ros.experiments.sweep import count_units, load_grid, result_cells
+
+REPO = Path(__file__).resolve().parents[1]
+GRID = load_grid(REPO / "config" / "sweep.yaml", "tiny")
+# One 2-worker cluster for the module, so every test here must run in one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("dask_cluster")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """`--cluster local:2`'s cluster (cluster.connect), reached by the tests through its address."""
+    with cluster.connect("local:2") as local:
+        yield local
+
+
+def _sweep(capsys, out, *flags):
+    assert main(["sweep", "--tiny", "--out", str(out), "--json", *flags]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _kill_a_busy_worker(client, out, pids, killed):
+    """After the first unit file appears, SIGKILL a worker while it holds a unit (the scheduler's view)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not killed:
+        if any((out / "points").rglob("*.json")):
+            for address, keys in client.processing().items():
+                if keys and address in pids:
+                    os.kill(pids[address], signal.SIGKILL)
+                    killed.append((pids[address], list(keys)))
+                    break
+        time.sleep(0.02)
+
+
+def test_local_workers_are_single_threaded_processes_with_their_share_of_numba_threads(client):
+    info = client.scheduler_info()["workers"]
+    assert len(info) == 2 and {worker["nthreads"] for worker in info.values()} == {1}
+    assert os.getpid() not in client.run(os.getpid).values()
+    expected = os.environ.get("NUMBA_NUM_THREADS") or str(max(1, len(os.sched_getaffinity(0)) // 2))
+    assert set(client.run(os.environ.get, "NUMBA_NUM_THREADS").values()) == {expected}
+
+
+def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_path, capsys, client):
+    serial, distributed = tmp_path / "serial", tmp_path / "cluster"
+    assert _sweep(capsys, serial)["computed"] == count_units(GRID)
+
+    pids = client.run(os.getpid)
+    killed = []
+    killer = threading.Thread(target=_kill_a_busy_worker, args=(client, distributed, pids, killed))
+    killer.start()
+    try:
+        summary = _sweep(capsys, distributed, "--cluster", client.scheduler.address)
+    finally:
+        killed.append(None)  # stops the killer if the sweep failed first
+        killer.join()
+    assert killed[0] is not None, "no worker was killed: the check below proves nothing"
+    pid, keys = killed[0]
+    assert pid not in client.run(os.getpid).values() and keys
+    assert summary["computed"] == count_units(GRID) and summary["cluster"] == client.scheduler.address
+
+    rows = {name: json.loads((out / "results.json").read_text())["rows"] for name, out in
+            (("serial", serial), ("cluster", distributed))}
+    assert result_cells(rows["cluster"]) == result_cells(rows["serial"])
+    assert (distributed / "results.csv").read_text().splitlines()[0] == (serial / "results.csv").read_text().splitlines()[0]
+    for path in sorted((serial / "points").rglob("*.json")):  # the same unit files, fingerprints included
+        local, remote = (json.loads(p.read_text()) for p in (path, distributed / path.relative_to(serial)))
+        assert result_cells(remote.pop("rows")) == result_cells(local.pop("rows"))
+        assert {key: remote[key] for key in ("fingerprint", "model", "unit", "model_hash")} == \
+            {key: local[key] for key in ("fingerprint", "model", "unit", "model_hash")}
+
+    # the cache is the local run's: resumed here or on the cluster, nothing is computed again
+    assert _sweep(capsys, distributed)["computed"] == 0
+    assert _sweep(capsys, serial, "--cluster", client.scheduler.address)["computed"] == 0
+
+
+def _error(capsys, *argv):
+    assert main(["sweep", "--tiny", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_worker_with_other_code_or_baselines_is_refused(tmp_path, capsys, client, monkeypatch, toy_baseline):
+    """A fingerprint hashes the inputs, not the code: a worker that would compute other rows must not
+    fill the cache. The workers lack the baseline registered here, and (patched) run another digest."""
+    out = tmp_path / "sweep"
+    err = _error(capsys, "--out", str(out), "--cluster", client.scheduler.address)
+    assert "--cluster: worker" in err and "toy_always_zero" in err and "--preload" in err
+    monkeypatch.setattr(cluster, "_code_digest", lambda: "0" * 16)
+    err = _error(capsys, "--out", str(out), "--cluster", client.scheduler.address)
+    assert "runs other altmarl_ros code" in err and "here 0000000000000000" in err
+    assert not list((out / "points").rglob("*.json"))
+
+
+@pytest.mark.parametrize("address, named", [
+    ("nonsense", "--cluster: 'nonsense' is not a scheduler address (missing port number"),
+    ("udp://host:1", "--cluster: 'udp://host:1' is not a scheduler address (unknown address scheme"),
+    ("tcp://127.0.0.1:1", "--cluster: no Dask scheduler answered at tcp://127.0.0.1:1 within 1 s"),
+    ("local:0", "--cluster: local:0: N must be an integer in [1, 64]"),
+    ("local:two", "--cluster: local:two: N must be an integer"),
+])
+def test_a_bad_cluster_address_is_one_line_naming_the_flag(tmp_path, capsys, monkeypatch, address, named):
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1.0)
+    started = time.monotonic()
+    assert named in _error(capsys, "--out", str(tmp_path), "--cluster", address)
+    assert time.monotonic() - started < 30  # refused or timed out, never hanging
+
+
+def test_a_scheduler_without_workers_is_one_line(tmp_path, capsys, monkeypatch):
+    import distributed
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1.0)
+    with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as empty:
+        err = _error(capsys, "--out", str(tmp_path), "--cluster", empty.scheduler_address)
+    assert f"the scheduler at {empty.scheduler_address} has no workers" in err and "dask worker" in err
+
+
+def test_cluster_flag_needs_distributed_and_something_to_compute(tmp_path, capsys, monkeypatch):
+    assert "--cluster: does not apply with --report-only" in _error(
+        capsys, "--report-only", "--out", str(tmp_path), "--cluster", "local:1")
+    monkeypatch.setitem(__import__("sys").modules, "distributed", None)  # import distributed fails
+    assert "requirements-cluster.txt" in _error(capsys, "--out", str(tmp_path), "--cluster", "local:1")
