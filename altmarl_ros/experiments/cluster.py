@@ -45,7 +45,8 @@ def connect(address: str):
     if local:
         n = _local_workers(local.group(1))
         with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                      env=_local_worker_env(n)) as cluster, distributed.Client(cluster) as client:
+                                      env=_local_worker_env(n)) as cluster, \
+                distributed.Client(cluster, set_as_default=False) as client:
             yield client
         return
     try:
@@ -131,7 +132,7 @@ def compute_units(client, pending, grid, progress=None):
         future = client.submit(_compute_on_worker, expected, spec, game, unit, grid, pure=False,
                                key=f"altmarl-{grid.name}-{spec.name}-{unit.id}-{run}", priority=-position)
         futures[future] = index, f"{spec.name} {unit.id}"
-    for future in distributed.as_completed(futures):
+    for future in distributed.as_completed(futures, loop=client.loop):
         index, name = futures[future]
         try:
             record = future.result()
