@@ -35,11 +35,11 @@ def _sweep(capsys, out, *flags):
     return json.loads(capsys.readouterr().out)
 
 
-def _kill_a_busy_worker(client, out, pids, killed):
-    """After the first unit file appears, SIGKILL a worker while it holds a unit (the scheduler's view)."""
+def _kill_a_busy_worker(client, pids, killed, ready=lambda: True):
+    """Once `ready()`, SIGKILL a worker while it holds a unit (the scheduler's view); (pid, units) to `killed`."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not killed:
-        if any((out / "points").rglob("*.json")):
+        if ready():
             for address, keys in client.processing().items():
                 if keys and address in pids:
                     os.kill(pids[address], signal.SIGKILL)
@@ -62,7 +62,8 @@ def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_p
 
     pids = client.run(os.getpid)
     killed = []
-    killer = threading.Thread(target=_kill_a_busy_worker, args=(client, distributed, pids, killed))
+    killer = threading.Thread(target=_kill_a_busy_worker, args=(client, pids, killed),
+                              kwargs=dict(ready=lambda: any((distributed / "points").rglob("*.json"))))
     killer.start()
     try:
         summary = _sweep(capsys, distributed, "--cluster", client.scheduler.address)
@@ -106,6 +107,27 @@ def test_a_worker_with_other_code_or_baselines_is_refused(tmp_path, capsys, clie
     err = _error(capsys, "--out", str(out), "--cluster", client.scheduler.address)
     assert "runs other altmarl_ros code" in err and "here 0000000000000000" in err
     assert not list((out / "points").rglob("*.json"))
+
+
+def test_a_unit_whose_workers_keep_dying_is_one_line(tmp_path, capsys):
+    """With no worker death allowed per task (allowed-failures 0), the unit of a killed worker is
+    given up: one line naming the unit and the setting, not the scheduler's KilledWorker."""
+    import dask
+    import distributed
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as one, \
+            distributed.Client(one, set_as_default=False) as client:
+        killed = []
+        killer = threading.Thread(target=_kill_a_busy_worker, args=(client, client.run(os.getpid), killed))
+        killer.start()
+        try:
+            err = _error(capsys, "--quiet", "--out", str(tmp_path), "--cluster", one.scheduler_address)
+        finally:
+            killed.append(None)
+            killer.join()
+    assert killed[0] is not None
+    assert "--cluster: unit " in err and "lost with each worker that ran it" in err and "allowed-failures" in err
 
 
 @pytest.mark.parametrize("address, named", [

@@ -137,9 +137,9 @@ def compute_units(client, pending, grid, progress=None):
         try:
             record = future.result()
         except distributed.KilledWorker:
-            raise UsageError("--cluster", f"unit {name} was running on each of the workers that died in turn "
-                                          "(distributed.scheduler.allowed-failures): it may need more memory than a "
-                                          "worker has (`dask worker --memory-limit`); or run it without --cluster") from None
+            raise UsageError("--cluster", f"unit {name} was lost with each worker that ran it, more often than "
+                                          "distributed.scheduler.allowed-failures allows: it may need more memory than "
+                                          "a worker has (`dask worker --memory-limit`); or run it without --cluster") from None
         if isinstance(record, str):
             raise UsageError("--cluster", record)
         if progress is not None:
