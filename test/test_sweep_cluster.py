@@ -78,7 +78,8 @@ def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_p
     rows = {name: json.loads((out / "results.json").read_text())["rows"] for name, out in
             (("serial", serial), ("cluster", distributed))}
     assert result_cells(rows["cluster"]) == result_cells(rows["serial"])
-    assert (distributed / "results.csv").read_text().splitlines()[0] == (serial / "results.csv").read_text().splitlines()[0]
+    header = [(out / "results.csv").read_text().splitlines()[0] for out in (serial, distributed)]
+    assert header[0] == header[1]
     for path in sorted((serial / "points").rglob("*.json")):  # the same unit files, fingerprints included
         local, remote = (json.loads(p.read_text()) for p in (path, distributed / path.relative_to(serial)))
         assert result_cells(remote.pop("rows")) == result_cells(local.pop("rows"))
@@ -97,14 +98,23 @@ def _error(capsys, *argv):
     return err
 
 
-def test_a_worker_with_other_code_or_baselines_is_refused(tmp_path, capsys, client, monkeypatch, toy_baseline):
+def test_a_worker_with_other_code_or_registries_is_refused(tmp_path, capsys, client, monkeypatch):
     """A fingerprint hashes the inputs, not the code: a worker that would compute other rows must not
-    fill the cache. The workers lack the baseline registered here, and (patched) run another digest."""
+    fill the cache. Here (patched) this process has a baseline or an observer the workers lack, or
+    another code digest."""
+    from altmarl_ros.core.baselines import BASELINES
+    from altmarl_ros.core.observers import OBSERVERS
+
     out = tmp_path / "sweep"
-    err = _error(capsys, "--out", str(out), "--cluster", client.scheduler.address)
-    assert "--cluster: worker" in err and "toy_always_zero" in err and "--preload" in err
+    argv = ("--out", str(out), "--cluster", client.scheduler.address)
+    for registry, name in ((BASELINES, "baselines"), (OBSERVERS, "observers")):
+        with monkeypatch.context() as patch:
+            patch.setitem(registry, "registered_here_only", next(iter(registry.values())))
+            err = _error(capsys, *argv)
+        assert "--cluster: worker " in err and f"has the {name} [" in err and "registered_here_only" in err
+        assert "--preload" in err
     monkeypatch.setattr(cluster, "_code_digest", lambda: "0" * 16)
-    err = _error(capsys, "--out", str(out), "--cluster", client.scheduler.address)
+    err = _error(capsys, *argv)
     assert "runs other altmarl_ros code" in err and "here 0000000000000000" in err
     assert not list((out / "points").rglob("*.json"))
 

@@ -6,8 +6,8 @@ results.csv/json), so fingerprints, the cache and resuming have one home and a c
 files are a local run's. A worker lost mid-unit is the scheduler's to handle: its tasks go to
 another worker (up to `distributed.scheduler.allowed-failures` deaths per task, 3 by default).
 An exception raised by a unit is not retried: units are deterministic, it would fail again.
-Every task first checks that its worker runs the same code and baselines as this process
-(`worker_identity`), since a fingerprint hashes the inputs, not the code.
+Every task first checks that its worker runs the same code, baselines and observers as this
+process (`worker_identity`), since a fingerprint hashes the inputs, not the code.
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def _distributed():
     try:
         import distributed
     except ImportError:
-        raise UsageError("--cluster", "needs dask.distributed, which is not installed here: "
-                         "pip install -r requirements-cluster.txt (or ALTMARL_CLUSTER=1 scripts/bootstrap.sh)") from None
+        raise UsageError("--cluster", "needs dask.distributed, which is not installed here: pip install -r "
+                         "requirements-cluster.txt (or ALTMARL_CLUSTER=1 scripts/bootstrap.sh)") from None
     return distributed
 
 
@@ -98,10 +98,12 @@ def _code_digest():
 
 
 def worker_identity():
-    """(code digest, registered baselines): two processes with equal identities compute equal units."""
+    """What decides a unit's rows besides its inputs: the code digest and the registered baselines
+    and observers (a script may register its own). Equal identities compute equal units."""
     from altmarl_ros.core.baselines import BASELINES
+    from altmarl_ros.core.observers import OBSERVERS
 
-    return _code_digest(), tuple(BASELINES)
+    return {"code": _code_digest(), "baselines": list(BASELINES), "observers": list(OBSERVERS)}
 
 
 def _compute_on_worker(expected, spec, game, unit, grid):
@@ -109,14 +111,15 @@ def _compute_on_worker(expected, spec, game, unit, grid):
     text for the client to raise: a worker-side exception would also be logged there as a failure."""
     from altmarl_ros.experiments.sweep import compute_unit
 
-    code, baselines = worker_identity()
+    found = worker_identity()
     where = f"worker {os.uname().nodename} (pid {os.getpid()})"
-    if code != expected[0]:
-        return (f"{where} runs other altmarl_ros code or numpy/numba versions (digest {code}, here "
-                f"{expected[0]}): install this checkout on the workers")
-    if baselines != expected[1]:
-        return (f"{where} has the baselines {list(baselines)}, this process {list(expected[1])}: import the "
-                "module that registers them on the workers (`dask worker --preload MODULE`)")
+    if found["code"] != expected["code"]:
+        return (f"{where} runs other altmarl_ros code or numpy/numba versions (digest {found['code']}, here "
+                f"{expected['code']}): install this checkout on the workers")
+    for registry in ("baselines", "observers"):
+        if found[registry] != expected[registry]:
+            return (f"{where} has the {registry} {found[registry]}, this process {expected[registry]}: import "
+                    "the module that registers them on the workers (`dask worker --preload MODULE`)")
     return compute_unit(spec, game, unit, grid)
 
 
@@ -138,8 +141,8 @@ def compute_units(client, pending, grid, progress=None):
             record = future.result()
         except distributed.KilledWorker:
             raise UsageError("--cluster", f"unit {name} was lost with each worker that ran it, more often than "
-                                          "distributed.scheduler.allowed-failures allows: it may need more memory than "
-                                          "a worker has (`dask worker --memory-limit`); or run it without --cluster") from None
+                             "distributed.scheduler.allowed-failures allows: it may need more memory than a worker "
+                             "has (`dask worker --memory-limit`); or run it without --cluster") from None
         if isinstance(record, str):
             raise UsageError("--cluster", record)
         if progress is not None:
