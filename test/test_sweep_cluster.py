@@ -91,6 +91,32 @@ def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_p
     assert _sweep(capsys, serial, "--cluster", client.scheduler.address)["computed"] == 0
 
 
+def test_a_models_observer_units_go_to_one_worker(client):
+    """They share the alternations a process caches (sweep.cache_group): each model's go to one worker
+    (loosely, so a lost worker's go elsewhere), the models dealt round both workers; the rest anywhere."""
+    from altmarl_ros.experiments.sweep import _load_game, _units
+
+    games = {spec.name: _load_game(spec) for spec in GRID.models}
+    pending = [(i, spec, games[spec.name], unit) for i, (spec, unit) in enumerate(_units(GRID))
+               if unit.kind in ("filter", "baselines")]
+    running = cluster.compute_units(client, pending, GRID)
+    next(running)  # every task is submitted before the first result is yielded
+    placed = client.run_on_scheduler(lambda dask_scheduler: {
+        key: (sorted(ts.worker_restrictions or ()), ts.loose_restrictions)
+        for key, ts in dask_scheduler.tasks.items() if key.startswith("altmarl-tiny-")})
+    running.close()
+    homes = {}
+    for key, (workers, loose) in placed.items():
+        model, unit = key.split("-")[2:4]
+        if unit == "baselines":
+            assert (workers, loose) == ([], False)
+        else:
+            assert len(workers) == 1 and loose
+            homes.setdefault(model, set()).update(workers)
+    assert sorted(homes) == ["federated", "warehouse"] and all(len(home) == 1 for home in homes.values())
+    assert homes["federated"] != homes["warehouse"]
+
+
 def _error(capsys, *argv):
     assert main(["sweep", "--tiny", *argv]) == 2
     err = capsys.readouterr().err.strip()

@@ -126,14 +126,21 @@ def _compute_on_worker(expected, spec, game, unit, grid):
 def compute_units(client, pending, grid, progress=None):
     """Run `pending` ((index, spec, game, unit), in grid order) on the client's workers; yield
     (index, record) as each finishes. The grid's order is the tasks' priority, so with one
-    worker the units run in a local run's order."""
+    worker the units run in a local run's order. The units of one sweep.cache_group go to one
+    worker, the groups dealt round the workers, loosely: if that worker dies, any other takes them."""
+    from altmarl_ros.experiments.sweep import cache_group
+
     distributed = _distributed()
     expected = worker_identity()
     run = uuid.uuid4().hex[:8]
-    futures = {}
+    workers, homes, futures = sorted(client.nthreads()), {}, {}
     for position, (index, spec, game, unit) in enumerate(pending):
+        group, place = cache_group(spec, unit), {}
+        if group is not None:
+            place = dict(workers=[homes.setdefault(group, workers[len(homes) % len(workers)])],
+                         allow_other_workers=True)
         future = client.submit(_compute_on_worker, expected, spec, game, unit, grid, pure=False,
-                               key=f"altmarl-{grid.name}-{spec.name}-{unit.id}-{run}", priority=-position)
+                               key=f"altmarl-{grid.name}-{spec.name}-{unit.id}-{run}", priority=-position, **place)
         futures[future] = index, f"{spec.name} {unit.id}"
     for future in distributed.as_completed(futures, loop=client.loop):
         index, name = futures[future]

@@ -348,6 +348,12 @@ class _ObservedRuns:
 OBSERVED_RUNS = _ObservedRuns()
 
 
+def cache_group(spec, unit):
+    """The units that reuse what one process caches (OBSERVED_RUNS): a model's observer units, which
+    a cluster sends to one worker as a local run computes them in one process; None for the others."""
+    return spec.name if unit.kind in OBSERVERS else None
+
+
 def _selection(grid, observer):
     """(rollout sizes, stream root) on which an observer's candidates are chosen: train's protocol
     with the grid's n and horizon and the observer block's rollouts."""
