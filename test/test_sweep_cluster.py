@@ -49,6 +49,8 @@ def _kill_a_busy_worker(client, pids, killed, ready=lambda: True):
 
 
 def test_local_workers_are_single_threaded_processes_with_their_share_of_numba_threads(client):
+    """And no work stealing, which would move a unit away from the worker caching its group's alternations."""
+    assert not client.run_on_scheduler(lambda dask_scheduler: "stealing" in dask_scheduler.extensions)
     info = client.scheduler_info()["workers"]
     assert len(info) == 2 and {worker["nthreads"] for worker in info.values()} == {1}
     assert os.getpid() not in client.run(os.getpid).values()

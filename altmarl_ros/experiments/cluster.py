@@ -39,13 +39,18 @@ def _distributed():
 @contextlib.contextmanager
 def connect(address: str):
     """A Client on `address`: `local:N` starts N single-threaded worker processes on this machine
-    (stopped on exit); anything else is a scheduler's address, reached within CONNECT_SECONDS."""
+    (stopped on exit), without work stealing, which would move a unit away from the worker that caches
+    its group's alternations (compute_units); anything else is a scheduler's address, reached within
+    CONNECT_SECONDS."""
     distributed = _distributed()
     local = re.fullmatch(r"local:(.*)", address.strip())
     if local:
         n = _local_workers(local.group(1))
-        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                      env=_local_worker_env(n)) as cluster, \
+        import dask
+
+        with dask.config.set({"distributed.scheduler.work-stealing": False}), \
+                distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                         env=_local_worker_env(n)) as cluster, \
                 distributed.Client(cluster, set_as_default=False) as client:
             yield client
         return
