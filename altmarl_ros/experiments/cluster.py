@@ -49,8 +49,8 @@ def connect(address: str):
         import dask
 
         with dask.config.set({"distributed.scheduler.work-stealing": False}), \
-                distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                         env=_local_worker_env(n)) as cluster, \
+                distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                         dashboard_address=":0") as cluster, \
                 distributed.Client(cluster, set_as_default=False) as client:
             yield client
         return
@@ -75,13 +75,6 @@ def _local_workers(text):
         raise UsageError("--cluster", f"local:{text}: N must be an integer in [1, {MAX_LOCAL_WORKERS}] "
                                       "(worker processes on this machine, at most one per core is useful)")
     return int(text)
-
-
-def _local_worker_env(n):
-    """Each worker's numba threads: the caller's NUMBA_NUM_THREADS, else its share of the cores,
-    so N workers do not each start a thread per core."""
-    cores = len(os.sched_getaffinity(0))
-    return {"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS") or str(max(1, cores // n))}
 
 
 @functools.cache
