@@ -293,6 +293,47 @@ def test_a_filter_decides_on_its_prediction_and_queries_any_resolution():
     assert check.problem(too_many)[0] == "query_counts"
 
 
+def _largest_rankable_resolution(n_sl):
+    """The largest K whose C(K + n_sl - 1, n_sl - 1) count vectors an int64 rank can hold (bisection)."""
+    low, high = 1, 2**31
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if math.comb(mid + n_sl - 1, n_sl - 1) <= 2**63 - 1 else (low, mid - 1)
+    return low
+
+
+@pytest.mark.parametrize("n_sl", [4, 5])
+def test_a_query_whose_count_vectors_outgrow_an_int64_rank_is_refused_at_the_first_resolution_beyond(n_sl):
+    """The largest rankable resolution K is accepted with its closed-form rank (K, 0, ..., 0) is the last,
+    N_F - 1; at K + 1 no int64 rank exists, so the command is dropped (not ranked with a wrapped int64)."""
+    from altmarl_ros.nodes._validate import CommandCheck
+
+    check = CommandCheck((3, 2, n_sl))
+    K = _largest_rankable_resolution(n_sl)
+    assert K < 2**31 - 1  # within MAX_RESOLUTION: the int64 limit is what refuses
+    fields = dict(counts=[1] + [0] * (n_sl - 1), sampled_ids=[3], k=4, estimate=[1.0] + [0.0] * (n_sl - 1))
+    last = _command(observer="filter", query_counts=[K] + [0] * (n_sl - 1),
+                    count_rank=math.comb(K + n_sl - 1, n_sl - 1) - 1, **fields)
+    assert check.problem(last) is None
+    beyond = _command(observer="filter", query_counts=[K + 1] + [0] * (n_sl - 1), count_rank=0, **fields)
+    assert check.problem(beyond)[0] == "query_counts"
+
+
+def test_a_query_beyond_any_count_table_is_refused_not_raised():
+    """With 200 local states a resolution of 2^31 - 1 has about 2^4900 count vectors: beyond the size the
+    count functions compute (2^4096); the command is dropped like any unrankable query, not raised out of the
+    subscription callback."""
+    from altmarl_ros.nodes._validate import MAX_RESOLUTION, CommandCheck
+
+    n_sl = 200
+    bits = math.log2(math.comb(MAX_RESOLUTION + n_sl - 1, n_sl - 1))
+    assert bits > 4096
+    msg = _command(observer="filter", counts=[1] + [0] * (n_sl - 1), sampled_ids=[3],
+                   estimate=[1.0] + [0.0] * (n_sl - 1), query_counts=[MAX_RESOLUTION] + [0] * (n_sl - 1),
+                   count_rank=0)
+    assert CommandCheck((3, 2, n_sl), k=4).problem(msg)[0] == "query_counts"
+
+
 def test_decision_schedule_decides_once_in_every_period_with_a_tick():
     """Ticks on a float-summed sim clock, some fired twice at one time, stalls of 0.3 s and
     2.5 s, then a clock reset: every period window that holds a tick holds exactly one decision."""
