@@ -383,3 +383,54 @@ def test_decision_schedule_restarts_only_on_a_clock_more_than_a_period_before_th
     back = due - period - period
     assert decision_schedule(due, back, period, slack) == (False, due)
     assert decision_schedule(due, back - 1, period, slack) == (True, back - 1 + period)
+
+
+# ----------------------------------------------------------------- goal_pose holds
+
+class _Publisher:
+    def __init__(self, sent):
+        self.sent = sent
+
+    def publish(self, msg):
+        self.sent.append(msg)
+
+
+class _GoalNode:
+    """What GoalSender uses of a node: publishers (recording), a clock."""
+
+    def __init__(self):
+        self.published = {}
+
+    def create_publisher(self, msg_type, topic, qos):
+        return _Publisher(self.published.setdefault(topic, []))
+
+    def get_clock(self):
+        from rclpy.clock import Clock
+
+        return Clock()
+
+
+def test_a_hold_waits_for_a_known_pose_and_never_goes_to_a_robot_never_sent_a_goal():
+    """hold_all: robots 0 and 1 drive, robot 2 was never sent a goal. With robot 1's pose unknown, only
+    robot 0 is held (at its pose, its own heading); robot 1 keeps its zone goal until a later hold sees its
+    pose; robot 2 gets nothing ever; a held robot is not held again."""
+    from altmarl_ros.nodes._goals import HOLD, GoalSender
+    from altmarl_ros.names import goal_topic
+
+    node = _GoalNode()
+    names = ["r0", "r1", "r2"]
+    goals = GoalSender(node, names, "map")
+    goals.drive(0, 3, (1.0, 2.0), (0.0, 0.0, 0.0))
+    goals.drive(1, 4, (5.0, 6.0), (0.0, 0.0, 0.0))
+    poses = {0: (0.5, 0.25, 0.3), 1: None, 2: (9.0, 9.0, 0.0)}
+    goals.hold_all(poses.get)
+    assert goals.sent == [HOLD, 4, -2]
+    held = node.published[goal_topic("r0")][-1].pose
+    assert (held.position.x, held.position.y) == (0.5, 0.25)
+    assert math.isclose(2 * math.atan2(held.orientation.z, held.orientation.w), 0.3)
+    assert len(node.published[goal_topic("r1")]) == 1 and node.published[goal_topic("r2")] == []
+    poses[1] = (4.0, 4.5, -1.0)
+    goals.hold_all(poses.get)
+    assert goals.sent == [HOLD, HOLD, -2] and goals.published == 4  # 2 drives + 2 holds
+    held = node.published[goal_topic("r1")][-1].pose
+    assert (held.position.x, held.position.y) == (4.0, 4.5)
