@@ -18,6 +18,8 @@ from altmarl_ros.core.counts import (
 )
 from altmarl_ros.errors import AltmarlError
 
+pytestmark = pytest.mark.kernels  # all fast with NUMBA_DISABLE_JIT=1 (scripts/coverage.sh)
+
 
 def brute_force_count_vectors(k, S):
     """Every F in N^S with sum k, by filtering the dense (k+1)^S grid."""
