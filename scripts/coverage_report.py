@@ -7,8 +7,8 @@ never taken; "->exit": leaving the function). Exit 1 when a target is missed or 
 no longer in the report (renamed: update NODE_PATHS). docs/testing.md, Branch coverage, lists what is
 left uncovered and why.
 
-Two figures per area: "branches" is taken branches / all branches; "total" is coverage.py's own
-figure with --cov-branch, (lines run + branches taken) / (lines + branches).
+Two figures per area: "total" is coverage.py's own figure with --cov-branch, (lines run + branches
+taken) / (lines + branches), the one the targets apply to; "branches" is taken branches / all branches.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def main(path: str) -> int:
     for area, prefix in AREAS.items():
         f = figures([e["summary"] for name, e in files.items() if name.startswith(prefix)])
         print(row(area, f))
-        if area in TARGET_AREAS and min(f["branch_pct"], f["total_pct"]) < TARGET_AREAS[area]:
+        if area in TARGET_AREAS and f["total_pct"] < TARGET_AREAS[area]:
             shortfalls.append(f"{area} below {TARGET_AREAS[area]:g}%")
     print("\nThe nodes' decision, validation and stop paths (target 100%)")
     print(HEADER)
