@@ -129,3 +129,24 @@ def test_a_failed_leave_announcement_is_logged_and_shutdown_goes_on(graph, world
     # Logged, and the rest of the shutdown ran: the robots were told to stop, every publisher is gone.
     assert log.lines == [("error", "could not announce leaving the fleet: publisher already gone")]
     assert not list(agents.publishers) and not list(agents.subscriptions)
+
+
+def test_local_agents_say_why_their_last_command_stopped_counting(graph, world):
+    """_staleness, what the stop is logged with: none yet, too old by arrival, from the future (sim time
+    went back), or already stale by its stamp when it arrived (command_timeout 3 s, skew 0.5 s)."""
+    import re
+
+    from altmarl_ros.nodes.local_agents import LocalAgentsNode
+
+    agents = graph.add(LocalAgentsNode({"scenario": world["scenario"], "policy": world["random"], "robots": [0],
+                                        "command_timeout": 3.0, "max_clock_skew": 0.5}, context=graph.context))
+    assert agents._staleness(None) == "no GlobalCommand yet"
+    assert agents._staleness(3_000_000_001) == "the last GlobalCommand is 3.00 s old (command_timeout 3 s)"
+    assert agents._staleness(-2_000_000_000) == ("the last GlobalCommand is 2.00 s in the future (sim time went "
+                                                 "back; command_timeout 3 s)")
+    now_ns = agents.get_clock().now().nanoseconds
+    agents.last_command = _command(agents.policy, 1, 0, agents.policy.policy_id, now_ns - 10 * 10**9)
+    assert re.fullmatch(r"the last GlobalCommand epoch 0 stamped 10\.\d\d s ago \(limit 3 s \+ clock skew 0\.5 s\) "
+                        r"\(arrived 1\.00 s ago\)", agents._staleness(1_000_000_000))
+    agents.last_command = _command(agents.policy, 1, 0, agents.policy.policy_id, now_ns)
+    assert agents._staleness(3_000_000_000) == "the last GlobalCommand is stale (arrived 3.00 s ago)"
