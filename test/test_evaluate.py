@@ -411,6 +411,7 @@ def test_each_sampled_reply_is_lost_independently_with_probability_p():
     assert abs(first_lost / draws - p) <= 5 * math.sqrt(p * (1 - p) / draws)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("observer, asks_again", [(None, True), (ObserverSpec("filter", 0.5, 3), True),
                                                   (ObserverSpec("filter", 0.5, 3, prior=2.0), False)])
 def test_replies_per_decision_and_the_first_decision_waiting_for_one(observer, asks_again):
