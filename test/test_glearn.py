@@ -183,6 +183,7 @@ def test_ties_go_to_the_lowest_action(game, pi_l):
     (dict(m=2.5), "m"),
     (dict(tol=0), "tol"),
     (dict(Q0=np.zeros((2, 3, 3))), "Q0"),
+    (dict(Q0=np.where(np.arange(2 * 15 * 3).reshape(2, 15, 3) == 44, np.nan, 0.0)), "Q0"),  # N_F = C(6, 2)
     (dict(source=object()), "source"),
 ])
 def test_bad_input_names_the_field(game, pi_l, kwargs, field):
@@ -277,3 +278,14 @@ def test_the_exact_fixed_point_on_each_side_of_the_eight_global_states_the_sweep
     result = g_learn(game, pi_l, k, m=2, tol=1e-10, seed=3)
     assert result.converged and result.Q.shape == (n_sg, k + 1, game.n_ag)
     np.testing.assert_allclose(result.Q, Q_star, rtol=1e-6, atol=0)  # Q is stored as float32
+
+
+@pytest.mark.kernels
+def test_a_gain_whose_sweeps_run_out_before_tol_is_refused_not_reported(game, pi_l):
+    """global_best_response_gain needs both value iterations at tol: one sweep cannot reach 1e-9 (the
+    residual of a first sweep from 0 is about the largest reward), so it names max_sweeps; enough can."""
+    pi_g = np.zeros((game.n_sg, 15), np.int32)
+    with pytest.raises(LearnError) as raised:
+        global_best_response_gain(game, pi_g, pi_l, K, m=4, tol=1e-9, max_sweeps=1)
+    assert raised.value.field == "max_sweeps" and "1 sweeps did not reach tol = 1e-09" in str(raised.value)
+    assert global_best_response_gain(game, pi_g, pi_l, K, m=4, tol=1e-9, max_sweeps=10_000) >= 0.0
