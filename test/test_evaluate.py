@@ -476,6 +476,9 @@ def test_fresh_with_nearly_every_reply_lost_keeps_its_first_action():
         (dict(reply_loss=1.0), EvaluationError, "reply_loss: must be below 1"),
         (dict(reply_loss=-0.1), EvaluationError, r"reply_loss: must be in \[0, 1\], got -0.1"),
         (dict(reply_loss=float("nan")), EvaluationError, "reply_loss: must be finite"),
+        (dict(dirichlet_alpha=0.0), EvaluationError, r"dirichlet_alpha: must be > 0, got 0\.0"),
+        (dict(dirichlet_alpha=-1e-300), EvaluationError, r"dirichlet_alpha: must be > 0, got -1e-300"),
+        (dict(dirichlet_alpha=float("inf")), EvaluationError, "dirichlet_alpha: must be finite"),
     ],
 )
 def test_bad_arguments_raise_named_errors(change, error, needle):
@@ -491,4 +494,5 @@ def test_bad_arguments_raise_named_errors(change, error, needle):
         pi_l[0, 1, 0] = np.nan
     with pytest.raises(error, match=needle):
         rollout_welfare(game, pi_g, pi_l, change.get("k", 2), n=3, horizon=2,
-                        seeds=change.get("seeds", 1), rollouts=2, reply_loss=change.get("reply_loss", 0.0))
+                        seeds=change.get("seeds", 1), rollouts=2, reply_loss=change.get("reply_loss", 0.0),
+                        dirichlet_alpha=change.get("dirichlet_alpha"))
