@@ -247,3 +247,25 @@ def test_scale_counts_keeps_proportions():
         counts = np.random.default_rng(m).multinomial(m, [0.1, 0.2, 0.3, 0.4])
         scaled = scale_counts(counts, 9)
         assert scaled.sum() == 9 and np.all(np.abs(scaled - counts * 9 / m) < 1)
+
+
+@pytest.mark.kernels
+def test_an_observer_refuses_counts_and_prediction_models_that_do_not_fit_its_sizes():
+    """Counts: one non-negative entry per local state, summing to at most k (k itself accepted); prediction:
+    a pair (P_fused [S_g, S_l, S_l], mu0 [S_l] or None)."""
+    from altmarl_ros.core.observer import deployed_observer
+
+    fresh_one = deployed_observer(2, 3, 4)
+    assert fresh_one.decide([2, 1, 1]).tolist() == [2, 1, 1]  # sum k: accepted
+    for bad, detail in (([2, 1], "must be 3 non-negative counts"), ([2, 1, -1], "must be 3 non-negative counts"),
+                        ([[1, 1, 1]], "must be 3 non-negative counts"), ([3, 1, 1], "more than k = 4")):
+        with pytest.raises(ObserverError, match=detail):
+            fresh_one.decide(bad)
+    spec = ObserverSpec("filter", 0.5, 6)
+    P = np.full((2, 3, 3), 1 / 3)
+    assert deployed_observer(2, 3, 4, spec, (P, None)).decide([1, 1, 2]).sum() == 6
+    assert deployed_observer(2, 3, 4, spec, [P, np.full(3, 1 / 3)]) is not None
+    for prediction, detail in ((P, "must be a pair"), ((P, None, None), "must be a pair"),
+                               ((P, np.full(2, 0.5)), r"mu0 has shape \(2,\); expected \(3,\)")):
+        with pytest.raises(ObserverError, match=detail):
+            deployed_observer(2, 3, 4, spec, prediction)
