@@ -207,6 +207,28 @@ def test_sampler_returning_bad_states_is_named(game, pi_l):
     assert raised.value.field == "source.sample_local" and "index 7" in str(raised.value)
 
 
+def test_a_sampler_that_breaks_the_protocol_is_named_with_the_method_and_the_fix(game, pi_l):
+    """Sizes that are not 4 integers, draws of the wrong shape or dtype, invalid rewards: each names the
+    sampler's member; a sizes entry that is an integer below 1 keeps its own field."""
+    def broken(**members):
+        sampler = _ModelSampler(game)
+        sampler.__dict__.update(members)
+        return sampler
+
+    rows = [(dict(sizes=(2, 3, 3)), "source.sizes", "must be 4 integers"),
+            (dict(sizes=None), "source.sizes", "must be 4 integers"),
+            (dict(sizes=(2, 3, 0, 2)), "source.sizes[2]", "must be an integer >= 1"),
+            (dict(sample_global=lambda s_g, a_g, rng: np.zeros(len(s_g) - 1, np.int64)), "source.sample_global",
+             r"shape \(\d+,\); it must return one int state per input"),
+            (dict(sample_global=lambda s_g, a_g, rng: np.zeros(len(s_g))), "source.sample_global",
+             "returned float64 array"),
+            (dict(r_g=np.full((2, 3), np.nan)), "source", "the sampler's rewards or gamma are invalid")]
+    for members, field, detail in rows:
+        with pytest.raises(LearnError, match=detail) as raised:
+            g_learn(broken(**members), pi_l, K, pool=10)
+        assert raised.value.field == field, members
+
+
 @pytest.mark.kernels
 def test_slow_mode_steps_follow_a_steady_span_ratio():
     """Spans shrinking by 0.8: a step of 0.8 / 0.2 = 4 once three spans agree, then none for EVERY sweeps;
