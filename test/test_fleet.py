@@ -239,3 +239,28 @@ def test_commanded_steps_draw_the_stalls_and_noise_of_the_epochs_they_emulate(sc
         stalled += int(np.count_nonzero(offline.stall_remaining > 0))
     assert stalled > 0  # the stalls were exercised
     assert not np.allclose(other.poses, offline.poses)  # another seed draws other noise
+
+
+@pytest.mark.kernels
+def test_fleet_arguments_that_do_not_fit_are_named(scenario):
+    """Zones: integer indices, one per robot, inside the ring; poses: (n + 1, 3) finite; commands finite;
+    a scenario that is a Scenario. The nearest valid value of each is accepted."""
+    fleet = FleetSim(scenario, n=3, seed=0)
+    z = scenario.ring.n_zones
+    end, _ = epoch_from_rest(scenario, [0, z - 1], [1, 0])
+    assert end.shape == (2,)
+    rows = [(lambda: epoch_from_rest(scenario, [[0, 1]], [[1, 0]]), "start_zones: must be a 1-D array"),
+            (lambda: epoch_from_rest(scenario, [0.0, 1.0], [1, 0]), "start_zones: must be 2 integer zone indices"),
+            (lambda: epoch_from_rest(scenario, [0, 1], [1]), "goal_zones: must be 2 integer zone indices"),
+            (lambda: epoch_from_rest(scenario, [0, z], [1, 0]), "start_zones"),
+            (lambda: epoch_from_rest("warehouse_ring", [0], [1]), "scenario: must be a Scenario"),
+            (lambda: FleetSim("warehouse_ring"), "scenario: must be a Scenario"),
+            (lambda: fleet.start_from(np.zeros((3, 3))), r"poses: must be \(4, 3\) finite"),
+            (lambda: fleet.start_from(np.full((4, 3), np.nan)), r"poses: must be \(4, 3\) finite"),
+            (lambda: fleet.set_command(3, float("inf"), 0.0), "v: must be finite, got inf"),
+            (lambda: fleet.set_command(3, 0.0, float("nan")), "w: must be finite, got nan")]
+    for call, detail in rows:
+        with pytest.raises(FleetError, match=detail):
+            call()
+    fleet.set_command(3, 0.5, -0.5)  # the depot, finite: accepted
+    fleet.start_from(np.zeros((4, 3)))
