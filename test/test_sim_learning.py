@@ -375,3 +375,20 @@ def test_train_and_evaluate_a_scenario_end_to_end(tmp_path, capsys, monkeypatch)
     assert main(["evaluate", "--scenario", "warehouse_ring_hard", "--policy", str(policy_path),
                  "--quiet"]) == 2
     assert "scenario hash" in capsys.readouterr().err
+
+
+@pytest.mark.kernels
+def test_render_refuses_k_over_n_an_unknown_picture_type_and_no_frames(tmp_path):
+    from altmarl_sim.render import RenderError
+
+    z = SCENARIO.ring.n_zones
+    pi_l = np.full((z, z, 3), 1 / 3)
+    with pytest.raises(RenderError, match="k: k = 3 exceeds the number of workers n = 2: use k <= n"):
+        record_frames(SCENARIO, None, pi_l, 3, 2, 1)
+    frames = record_frames(SCENARIO, None, pi_l, 2, 2, 1)  # k = n: accepted
+    assert len(frames) == 1
+    with pytest.raises(RenderError, match=r"out: .*x\.jpg: picture files end in \.png or \.gif"):
+        render(SCENARIO, frames, tmp_path / "x.jpg")
+    with pytest.raises(RenderError, match="epochs: no frames to draw: run at least one epoch"):
+        render(SCENARIO, [], tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []
