@@ -1,5 +1,6 @@
-"""Checks that branch coverage found no test reaching (docs/testing.md, Branch coverage): each input the
-rule refuses is refused with its one-line message, and the nearest input it accepts is accepted."""
+"""Checks in core and sim that branch coverage found no test reaching (docs/testing.md, Branch coverage):
+each input the rule refuses is refused with its one-line message, and the nearest input it accepts is
+accepted."""
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,56 @@ def test_training_options_name_an_unknown_start():
                                            (float("nan"), "more than 30,000 years")])
 def test_durations_beyond_thirty_thousand_years_are_not_printed_as_numbers(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_a_memory_budget_that_the_callers_reserve_already_fills_is_named():
+    from altmarl_ros.core.glearn_memory import check_learning_size
+
+    reserve = 10 << 20
+    with pytest.raises(LearnError, match=r"^max_memory: is 10 MiB; ALTERNATING-MARL at k = 2 holds 10 MiB beside "):
+        check_learning_size(GAME, K, 4, max_memory=reserve, reserve=reserve)
+    assert check_learning_size(GAME, K, 4, max_memory=reserve + (1 << 20), reserve=reserve).n_f == 3
+
+
+def test_json_longer_than_any_file_holds_is_refused_before_parsing():
+    from altmarl_ros.core.safe_files import MAX_TEXT_BYTES, FileFormatError, parse_json
+
+    limit = MAX_TEXT_BYTES * 64
+    assert parse_json(" " * (limit - 1) + "1", "m.json") == 1  # exactly the limit: parsed
+    with pytest.raises(FileFormatError, match=r"^m\.json: 64 MiB of JSON is more than this file ever holds$"):
+        parse_json(" " * limit + "1", "m.json")
+
+
+def test_a_tabular_continuous_game_needs_a_mean_field_game():
+    from altmarl_ros.core.continuous import TabularGame
+
+    with pytest.raises(LearnError, match=r"^game: must be a MeanFieldGame, got dict$"):
+        TabularGame({})
+    assert TabularGame(GAME).game is GAME
+
+
+def test_simulator_arguments_that_do_not_fit_are_named():
+    """The sampler's scenario type and state arrays (1-D integers, equal lengths), a float local action,
+    a local policy of the wrong shape: each refused with its name, the valid form accepted."""
+    from altmarl_ros.core.policy import PolicyMismatch
+    from altmarl_sim.ring import RingError, target_zone
+    from altmarl_sim.rollout import check_policy
+    from altmarl_sim.sampler import SamplerError, SimSampler
+    from altmarl_sim.scenario import load_scenario
+
+    scenario = load_scenario("warehouse_ring")
+    z = scenario.ring.n_zones
+    with pytest.raises(SamplerError, match=r"^scenario: must be a Scenario \(load_scenario\), got str$"):
+        SimSampler("warehouse_ring")
+    sampler = SimSampler(scenario, pool_size=8, reward_samples=8)
+    rng = np.random.default_rng(0)
+    assert sampler.sample_global(np.array([0, 1]), np.array([1, 0]), rng).shape == (2,)
+    with pytest.raises(SamplerError, match=r"^s_g: must be a 1-D integer array, got shape \(2,\) dtype float64$"):
+        sampler.sample_global(np.array([0.0, 1.0]), np.array([1, 0]), rng)
+    with pytest.raises(SamplerError, match=r"must have equal lengths, got \[2, 1\]"):
+        sampler.sample_global(np.array([0, 1]), np.array([1]), rng)
+    with pytest.raises(RingError, match=r"^local_action: must be an integer in 0\.\.2 .*got dtype float64$"):
+        target_zone([0], [1.0], scenario.ring)
+    assert target_zone([z - 1], [1], scenario.ring).tolist() == [0]
+    with pytest.raises(PolicyMismatch, match=r"pi_l has shape \(1, 1, 3\); scenario warehouse_ring needs"):
+        check_policy(scenario, None, np.full((1, 1, 3), 1 / 3), 2)
