@@ -51,12 +51,13 @@ if ! fresh requirements "$REQ_KEY"; then
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
   stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/nav2_msgs" \
     "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt" \
-    "$STAMPS/requirements-cluster.txt"
+    "$STAMPS/requirements-cluster.txt" "$STAMPS/requirements-coverage.txt"
 fi
 
 # 3b. Optional pinned sets, each only when its flag is 1: JAX for the continuous-state learners (ALTMARL_FA),
-#     the test tooling, ruff (ALTMARL_TEST), and dask.distributed for `altmarl sweep --cluster`
-#     (ALTMARL_CLUSTER); ./test.sh sets all three, ./run.sh none.
+#     the test tooling, ruff (ALTMARL_TEST), dask.distributed for `altmarl sweep --cluster`
+#     (ALTMARL_CLUSTER) and coverage.py with pytest-cov (ALTMARL_COVERAGE); ./test.sh sets the first three,
+#     scripts/coverage.sh all four, ./run.sh none.
 optional_requirements() {  # flag-value file description
   [ "$1" = 1 ] || return 0
   local key; key="$(digest "$ROOT/$2")"
@@ -69,6 +70,7 @@ optional_requirements() {  # flag-value file description
 optional_requirements "${ALTMARL_FA:-0}" requirements-fa.txt "JAX and optax, ~125 MB the first time"
 optional_requirements "${ALTMARL_TEST:-0}" requirements-test.txt "test tooling: ruff"
 optional_requirements "${ALTMARL_CLUSTER:-0}" requirements-cluster.txt "dask.distributed for sweep --cluster, ~4 MB the first time"
+optional_requirements "${ALTMARL_COVERAGE:-0}" requirements-coverage.txt "coverage tooling: coverage.py, pytest-cov"
 
 # 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
 #    tf2_msgs/TFMessage (scripts/tf2_msgs/) and nav2_msgs/NavigateToPose (scripts/nav2_msgs/),

@@ -122,6 +122,7 @@ def test_the_coordinator_and_the_rollout_decide_alike_from_the_same_samples(ros_
     assert len(set(ros_actions)) > 1  # the sequence exercises the table, not one column
 
 
+@pytest.mark.kernels
 def test_the_local_agents_and_the_rollout_draw_alike_from_the_same_uniforms(setting):
     from altmarl_ros.core.decision import Decider, local_actions
     from altmarl_ros.core.evaluate import cumulative

@@ -74,6 +74,7 @@ def discounted_returns(env, act, gamma, episodes, seed):
     return np.array(returns)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("make", [lambda: ModelEnv(make_game(**tiny_arrays(np.random.default_rng(0))), n=6, k=2,
                                                    horizon=12),
                                   lambda: SimEnv(SCENARIO, n=6, k=2, horizon=5),
@@ -89,6 +90,7 @@ def test_pettingzoo_api_and_seed_tests_pass(make):
         api_test(parallel_to_aec(make()), num_cycles=40)  # the AEC test also checks observations against spaces
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("filtered", [False, True], ids=["fresh", "filter"])
 def test_model_env_with_the_learned_policy_replays_the_evaluators_rollouts(game, learned, filtered):
     pi_g, pi_l = learned

@@ -106,14 +106,14 @@ class CommandCheck:
         if not estimates:
             if not np.array_equal(query, scale_counts(np.asarray(counts, dtype=np.int64), msg.k)):
                 return "query_counts", f"a {msg.observer} observer queries the counts scaled to k"
-        n_f = n_count_vectors(int(query.sum()), self.n_sl)
+        try:
+            expected = rank(query)
+        except Exception:  # noqa: BLE001 - a count vector the ranking cannot hold (N_F beyond int64, or beyond
+            return "query_counts", f"query_counts {query.tolist()[:8]} cannot be ranked"  # any table at all)
+        n_f = n_count_vectors(int(query.sum()), self.n_sl)  # what rank() just checked fits int64
         if not msg.count_rank < n_f:
             return "count_rank", f"count_rank {msg.count_rank} not below N_F = {n_f} for query_counts summing " \
                                  f"to {int(query.sum())}"
-        try:
-            expected = rank(query)
-        except Exception:  # noqa: BLE001 - a count vector the ranking cannot hold
-            return "query_counts", f"query_counts {query.tolist()[:8]} cannot be ranked"
         if msg.count_rank != expected:
             return "count_rank", f"count_rank {msg.count_rank} is not the rank {expected} of query_counts"
         if len(msg.policy_id) > MAX_POLICY_ID_CHARS:
