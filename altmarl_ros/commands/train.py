@@ -40,14 +40,23 @@ def add_arguments(parser):
                              "(default) or uniform (the paper's example); the game has several "
                              "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual (default 1e-4)")
-    parser.add_argument("--observer", choices=("fresh", "filter"), default="filter",  # core.observer.OBSERVERS
+    parser.add_argument("--observer", choices=("fresh", "pool", "filter"), default=None,  # OBSERVERS, FA_OBSERVERS
                         help="what the coordinator makes of its k samples (docs/training.md). filter "
                              "(default): keeps an estimate of the fleet, predicted through the model and "
                              "corrected by each k-sample; its gain and pi_g's resolution are chosen by "
                              "n-agent rollouts with the paper's fresh sampling among the candidates, so it "
                              "is never selected below fresh, and at small k it decides like a much larger "
                              "sample (costs several ALTERNATING-MARL runs). fresh: the paper's method, one "
-                             "sample per decision read as the whole fleet")
+                             "sample per decision read as the whole fleet. A continuous model's default is "
+                             "fresh; its filter moves particles (the kept samples) through the model, and pool "
+                             "(continuous models only) averages the last k-samples without prediction "
+                             "(docs/continuous.md, Observers)")
+    parser.add_argument("--observer-window", type=count(1, 10_000), default=None, metavar="W",  # fa_observer.MAX_WINDOW
+                        help="continuous model, pool or filter: the decisions whose k samples are kept (default: "
+                             "pool 4; filter 500 // k particles' worth, at most the evaluation horizon)")
+    parser.add_argument("--observer-gain", type=real(0, 1, below=True), default=None, metavar="G",
+                        help="continuous model, pool or filter: a kept sample of age j weighs (1 - G)^j "
+                             "(default 0: equal weights)")
     parser.add_argument("--select-n", type=count(1), default=1000, metavar="N",
                         help="robots in the rollouts that choose the observer and check the result "
                              "against the best population-blind baseline (default 1000)")
@@ -257,9 +266,12 @@ def run(args) -> int:
 
     if _continuous.is_continuous(args.model):
         return _continuous.train(args)
-    if args.train_seeds != 3 or args.global_step != "trpo" or (args.g_iters, args.l_iters, args.tracked) != (None,) * 3:
-        raise UsageError("--train-seeds, --global-step, --g-iters, --l-iters and --tracked apply to continuous "
-                         "models (docs/continuous.md)")
+    if (args.train_seeds != 3 or args.global_step != "trpo" or args.observer == "pool"
+            or (args.g_iters, args.l_iters, args.tracked, args.observer_window, args.observer_gain) != (None,) * 5):
+        raise UsageError("--train-seeds, --global-step, --g-iters, --l-iters, --tracked, --observer pool, "
+                         "--observer-window and --observer-gain apply to continuous models (docs/continuous.md)")
+    if args.observer is None:
+        args.observer = "filter"
     from tqdm import tqdm
 
     from altmarl_ros.core.atomic import check_output

@@ -1,0 +1,134 @@
+"""Observers on Setup B under the authors' protocol (docs/continuous.md, Observers; docs/results.md): for each
+k and observer (fresh, pool, filter with their defaults, core/fa_observer.py), train 3 runs (seeds 0, 1, 2) of
+ALTERNATING-MARL with that observer in every rollout and keep the best by selection welfare, then evaluate
+every run on 10 seeds x 30 rollouts (n = 500, horizon 50). Prints per configuration the kept run's welfare
+(95% CI over the 300 rollouts, std of the 10 seed means), the mean of the three runs, the observer's
+estimation error (total variation to the fleet's histogram, mean over steps), mode accuracy and training
+seconds; then the k = 5 / k = 75 ratios with 95% CIs. Both ratios' runs are evaluated on the same starts and
+streams, so the CI is the delta method on the paired rollouts: it covers the evaluation, not which training run
+was kept (the three runs' spread shows that).
+
+Resumable: each configuration's result goes to OUT/<observer>_k<k>.json (and its kept policy .npz) as it ends.
+
+    ALTMARL_JAX_CACHE=build/jax-cache nice -n 10 .venv/bin/python bench/bench_fa_observers.py \\
+        [--k 1 5 75] [--observers fresh pool filter] [--out runs/setup_b/observers]
+"""
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+ORDER = ((5, "filter"), (75, "fresh"), (75, "filter"), (5, "fresh"), (5, "pool"), (75, "pool"),
+         (1, "fresh"), (1, "pool"), (1, "filter"))
+
+
+def paired_ratio(a, b):
+    """mean(a) / mean(b) and its 95% half-width by the delta method on paired values."""
+    import numpy as np
+
+    from altmarl_ros.core.evaluate import mean_ci95
+
+    a, b = np.ravel(a), np.ravel(b)
+    ratio = a.mean() / b.mean()
+    return ratio, mean_ci95((a - ratio * b) / b.mean())[1]
+
+
+def run_configuration(game, k, name, args):
+    import numpy as np
+
+    from altmarl_ros.core.evaluate import mean_ci95
+    from altmarl_ros.core.fa_alternating import FAConfig, check_config, mode_accuracy, protocol_returns, \
+        train_best_of
+    from altmarl_ros.core.fa_observer import default_observer
+    from altmarl_ros.core.fa_policy import build_fa_policy, save_fa_policy
+
+    observer = default_observer(name, k, game.horizon_eval)
+    config = check_config(game, k, FAConfig(observer=observer))
+    (kept_seed, _), runs = train_best_of(game, k, config, list(range(args.train_seeds)))
+    rows = []
+    for seed, result in runs:
+        found = protocol_returns(game, k, result.global_params, result.local_params, n=game.default_n,
+                                 horizon=game.horizon_eval, seeds=args.eval_seeds, rollouts_=args.rollouts,
+                                 observer=observer, estimation_error=True)
+        policy = build_fa_policy(game, k, result.global_params, result.local_params,
+                                 global_inputs=config.global_inputs, hidden=config.hidden, observer=observer,
+                                 config=config.to_json(), metrics={"selection_welfare": result.welfare})
+        mean, ci = mean_ci95(found["welfare"])
+        rows.append({"seed": seed, "selection_welfare": result.welfare, "welfare": mean, "welfare_ci": ci,
+                     "seed_means_std": float(found["welfare"].mean(axis=1).std()),
+                     "estimation_error": float(found["estimation_error"].mean()),
+                     "mode_accuracy": mode_accuracy(game, k, policy), "nash_gap": result.nash_gap,
+                     "rounds": len(result.rounds), "seconds": result.seconds,
+                     "returns": found["welfare"].ravel().tolist()})
+        if seed == kept_seed:
+            save_fa_policy(policy, args.out / f"{name}_k{k}.npz")
+    return {"k": k, "observer": observer.to_meta(), "kept_seed": kept_seed, "runs": rows}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 75])
+    parser.add_argument("--observers", nargs="+", default=["fresh", "pool", "filter"])
+    parser.add_argument("--train-seeds", type=int, default=3)
+    parser.add_argument("--eval-seeds", type=int, default=10)
+    parser.add_argument("--rollouts", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path("runs/setup_b/observers"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from altmarl_ros.core.continuous import BimodalLine
+
+    game = BimodalLine()
+    results = {}
+    for k, name in ORDER:
+        if k not in args.k or name not in args.observers:
+            continue
+        path = args.out / f"{name}_k{k}.json"
+        if not path.exists():
+            started = time.perf_counter()
+            found = run_configuration(game, k, name, args)
+            found["wall_seconds"] = time.perf_counter() - started
+            path.write_text(json.dumps(found))
+        results[k, name] = json.loads(path.read_text())
+        report_row(results[k, name])
+    report_ratios(results)
+
+
+def _kept(found):
+    return next(run for run in found["runs"] if run["seed"] == found["kept_seed"])
+
+
+def report_row(found):
+    import numpy as np
+
+    kept = _kept(found)
+    runs = found["runs"]
+    print(f"k = {found['k']:<3} {found['observer']['name']:<7} kept seed {found['kept_seed']}: "
+          f"{kept['welfare']:.1f} +- {kept['welfare_ci']:.1f} (95% CI), +- {kept['seed_means_std']:.1f} (seed means); "
+          f"runs {' / '.join(format(run['welfare'], '.1f') for run in runs)} (mean "
+          f"{np.mean([run['welfare'] for run in runs]):.1f}); TV error {kept['estimation_error']:.3f}; "
+          f"mode accuracy {100 * kept['mode_accuracy']:.1f}%; "
+          f"{' / '.join(format(run['seconds'], '.0f') for run in runs)} s per run", flush=True)
+
+
+def report_ratios(results):
+    import numpy as np
+
+    for small, large in ((5, 75), (1, 75)):
+        for name in ("fresh", "pool", "filter"):
+            for reference in sorted({name, "fresh"}):
+                if (small, name) not in results or (large, reference) not in results:
+                    continue
+                a, b = (_kept(results[key])["returns"] for key in ((small, name), (large, reference)))
+                ratio, ci = paired_ratio(a, b)
+                means = [np.mean([run["welfare"] for run in results[key]["runs"]])
+                         for key in ((small, name), (large, reference))]
+                print(f"k = {small} {name:<7} / k = {large} {reference:<7}: {100 * ratio:.1f}% +- {100 * ci:.1f} "
+                      f"(kept runs); {100 * means[0] / means[1]:.1f}% (means of the runs)")
+
+
+if __name__ == "__main__":
+    main()
