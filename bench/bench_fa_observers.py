@@ -8,7 +8,9 @@ seconds; then the k = 5 / k = 75 ratios with 95% CIs. Both ratios' runs are eval
 streams, so the CI is the delta method on the paired rollouts: it covers the evaluation, not which training run
 was kept (the three runs' spread shows that).
 
-Resumable: each configuration's result goes to OUT/<observer>_k<k>.json (and its kept policy .npz) as it ends.
+Each configuration is experiments/continuous_sweep.protocol_point, as `altmarl sweep` runs a point of a
+continuous grid. Resumable: each configuration's result goes to OUT/<observer>_k<k>.json (and its kept policy
+.npz) as it ends.
 
     ALTMARL_JAX_CACHE=build/jax-cache nice -n 10 .venv/bin/python bench/bench_fa_observers.py \\
         [--k 1 5 75] [--observers fresh pool filter] [--out runs/setup_b/observers]
@@ -37,35 +39,13 @@ def paired_ratio(a, b):
 
 
 def run_configuration(game, k, name, args):
-    import numpy as np
-
-    from altmarl_ros.core.evaluate import mean_ci95
-    from altmarl_ros.core.fa_alternating import FAConfig, check_config, mode_accuracy, protocol_returns, \
-        train_best_of
+    from altmarl_ros.core.fa_alternating import FAConfig, check_config
     from altmarl_ros.core.fa_observer import default_observer
-    from altmarl_ros.core.fa_policy import build_fa_policy, save_fa_policy
+    from altmarl_ros.experiments.continuous_sweep import protocol_point
 
-    observer = default_observer(name, k, game.horizon_eval)
-    config = check_config(game, k, FAConfig(observer=observer))
-    (kept_seed, _), runs = train_best_of(game, k, config, list(range(args.train_seeds)))
-    rows = []
-    for seed, result in runs:
-        found = protocol_returns(game, k, result.global_params, result.local_params, n=game.default_n,
-                                 horizon=game.horizon_eval, seeds=args.eval_seeds, rollouts_=args.rollouts,
-                                 observer=observer, estimation_error=True)
-        policy = build_fa_policy(game, k, result.global_params, result.local_params,
-                                 global_inputs=config.global_inputs, hidden=config.hidden, observer=observer,
-                                 config=config.to_json(), metrics={"selection_welfare": result.welfare})
-        mean, ci = mean_ci95(found["welfare"])
-        rows.append({"seed": seed, "selection_welfare": result.welfare, "welfare": mean, "welfare_ci": ci,
-                     "seed_means_std": float(found["welfare"].mean(axis=1).std()),
-                     "estimation_error": float(found["estimation_error"].mean()),
-                     "mode_accuracy": mode_accuracy(game, k, policy), "nash_gap": result.nash_gap,
-                     "rounds": len(result.rounds), "seconds": result.seconds,
-                     "returns": found["welfare"].ravel().tolist()})
-        if seed == kept_seed:
-            save_fa_policy(policy, args.out / f"{name}_k{k}.npz")
-    return {"k": k, "observer": observer.to_meta(), "kept_seed": kept_seed, "runs": rows}
+    config = check_config(game, k, FAConfig(observer=default_observer(name, k, game.horizon_eval)))
+    return protocol_point(game, k, config, train_seeds=range(args.train_seeds), eval_seeds=args.eval_seeds,
+                          rollouts=args.rollouts, policy_path=args.out / f"{name}_k{k}.npz")
 
 
 def main():
@@ -97,14 +77,12 @@ def main():
     report_ratios(results)
 
 
-def _kept(found):
-    return next(run for run in found["runs"] if run["seed"] == found["kept_seed"])
-
-
 def report_row(found):
     import numpy as np
 
-    kept = _kept(found)
+    from altmarl_ros.experiments.continuous_sweep import kept_run
+
+    kept = kept_run(found)
     runs = found["runs"]
     print(f"k = {found['k']:<3} {found['observer']['name']:<7} kept seed {found['kept_seed']}: "
           f"{kept['welfare']:.1f} +- {kept['welfare_ci']:.1f} (95% CI), +- {kept['seed_means_std']:.1f} (seed means); "
@@ -117,12 +95,14 @@ def report_row(found):
 def report_ratios(results):
     import numpy as np
 
+    from altmarl_ros.experiments.continuous_sweep import kept_run
+
     for small, large in ((5, 75), (1, 75)):
         for name in ("fresh", "pool", "filter"):
             for reference in sorted({name, "fresh"}):
                 if (small, name) not in results or (large, reference) not in results:
                     continue
-                a, b = (_kept(results[key])["returns"] for key in ((small, name), (large, reference)))
+                a, b = (kept_run(results[key])["returns"] for key in ((small, name), (large, reference)))
                 ratio, ci = paired_ratio(a, b)
                 means = [np.mean([run["welfare"] for run in results[key]["runs"]])
                          for key in ((small, name), (large, reference))]

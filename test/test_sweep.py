@@ -108,7 +108,7 @@ def test_bad_grid_names_the_field(tmp_path, edit, named):
 
 
 @pytest.mark.parametrize("edit, named", [
-    (lambda c: c.update(grid={}), "sweep.yaml: grid: unknown key (allowed: models, grids)"),
+    (lambda c: c.update(grid={}), "sweep.yaml: grid: unknown key (allowed: models, grids, continuous_grids)"),
     (lambda c: c["models"]["federated"].update(colour="red"),
      "models.federated.colour: unknown key (allowed: model, scenario, authors_protocol)"),
 ])

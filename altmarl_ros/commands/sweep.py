@@ -42,7 +42,8 @@ def add_arguments(parser):
                       help="the quick grid, fresh and filter observers (about 40 min of units on 2 shared cores)")
     size.add_argument("--tiny", action="store_const", dest="grid", const="tiny",
                       help="the tiny grid the test suite runs")
-    size.add_argument("--grid", dest="grid", help="any grid named in the config (default: full)")
+    size.add_argument("--grid", dest="grid", help="any grid named in the config (default: full), or under its "
+                                                  "continuous_grids (a continuous model: setup_b, setup_b_tiny)")
     parser.set_defaults(grid="full")
     parser.add_argument("--out", help="results directory (default: runs/sweep/<grid>)")
     parser.add_argument("--report", action="store_true",
@@ -82,6 +83,10 @@ def _check_outputs(args, out_dir: Path, grid, grid_name: str) -> Path:
 
 
 def run(args):
+    from altmarl_ros.experiments.continuous_sweep import continuous_grids, run as run_continuous
+
+    if args.grid in continuous_grids(args.config):  # a built-in continuous model's grid (docs/continuous.md)
+        return run_continuous(args, args.grid)
     from altmarl_ros.experiments.report import write_report
     from altmarl_ros.experiments.sweep import count_units, load_grid, load_results, run_sweep
 

@@ -98,7 +98,8 @@ def load_grid(config_path, grid_name):
     path = Path(config_path)
     data = load_yaml(path, "sweep config", SweepConfigError)
     with schema.in_file(str(path), SweepConfigError):
-        data = schema.fields(data, {"models": (schema.given, REQUIRED), "grids": (schema.given, REQUIRED)},
+        data = schema.fields(data, {"models": (schema.given, REQUIRED), "grids": (schema.given, REQUIRED),
+                                    "continuous_grids": (schema.given, None)},  # experiments/continuous_sweep.py
                              SweepConfigError)
     grids, models = data["grids"], data["models"]
     if not isinstance(grids, dict) or grid_name not in grids:
