@@ -6,7 +6,8 @@ every run on 10 seeds x 30 rollouts (n = 500, horizon 50). Prints per configurat
 estimation error (total variation to the fleet's histogram, mean over steps), mode accuracy and training
 seconds; then the k = 5 / k = 75 ratios with 95% CIs. Both ratios' runs are evaluated on the same starts and
 streams, so the CI is the delta method on the paired rollouts: it covers the evaluation, not which training run
-was kept (the three runs' spread shows that).
+was kept. The ratio of the runs' means (every run, with --more folders of further seeds) has a CI over the
+training runs, which is the larger source of variation.
 
 Each configuration is experiments/continuous_sweep.protocol_point, as `altmarl sweep` runs a point of a
 continuous grid. Resumable: each configuration's result goes to OUT/<observer>_k<k>.json (and its kept policy
@@ -38,13 +39,24 @@ def paired_ratio(a, b):
     return ratio, mean_ci95((a - ratio * b) / b.mean())[1]
 
 
+def independent_ratio(a, b):
+    """mean(a) / mean(b) of independent samples (training runs) and its 95% half-width by the delta method
+    (each mean's Student t half-width, combined in relative terms)."""
+    from altmarl_ros.core.evaluate import mean_ci95
+
+    (mean_a, ci_a), (mean_b, ci_b) = mean_ci95(a), mean_ci95(b)
+    ratio = mean_a / mean_b
+    return ratio, ratio * ((ci_a / mean_a) ** 2 + (ci_b / mean_b) ** 2) ** 0.5
+
+
 def run_configuration(game, k, name, args):
     from altmarl_ros.core.fa_alternating import FAConfig, check_config
     from altmarl_ros.core.fa_observer import default_observer
     from altmarl_ros.experiments.continuous_sweep import protocol_point
 
     config = check_config(game, k, FAConfig(observer=default_observer(name, k, game.horizon_eval)))
-    return protocol_point(game, k, config, train_seeds=range(args.train_seeds), eval_seeds=args.eval_seeds,
+    return protocol_point(game, k, config, train_seeds=range(args.seed, args.seed + args.train_seeds),
+                          eval_seeds=args.eval_seeds,
                           rollouts=args.rollouts, policy_path=args.out / f"{name}_k{k}.npz")
 
 
@@ -53,9 +65,13 @@ def main():
     parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 75])
     parser.add_argument("--observers", nargs="+", default=["fresh", "pool", "filter"])
     parser.add_argument("--train-seeds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="first training seed")
     parser.add_argument("--eval-seeds", type=int, default=10)
     parser.add_argument("--rollouts", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("runs/setup_b/observers"))
+    parser.add_argument("--more", type=Path, nargs="*", default=[],
+                        help="result folders of further training seeds (--seed 3 --out ...): their runs join "
+                             "the runs' mean and its ratio")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -74,7 +90,10 @@ def main():
             path.write_text(json.dumps(found))
         results[k, name] = json.loads(path.read_text())
         report_row(results[k, name])
-    report_ratios(results)
+    runs = {key: [run["welfare"] for folder in [args.out, *args.more] if (folder / f"{key[1]}_k{key[0]}.json").exists()
+                  for run in json.loads((folder / f"{key[1]}_k{key[0]}.json").read_text())["runs"]]
+            for key in results}
+    report_ratios(results, runs)
 
 
 def report_row(found):
@@ -92,9 +111,7 @@ def report_row(found):
           f"{' / '.join(format(run['seconds'], '.0f') for run in runs)} s per run", flush=True)
 
 
-def report_ratios(results):
-    import numpy as np
-
+def report_ratios(results, runs):
     from altmarl_ros.experiments.continuous_sweep import kept_run
 
     for small, large in ((5, 75), (1, 75)):
@@ -104,10 +121,10 @@ def report_ratios(results):
                     continue
                 a, b = (kept_run(results[key])["returns"] for key in ((small, name), (large, reference)))
                 ratio, ci = paired_ratio(a, b)
-                means = [np.mean([run["welfare"] for run in results[key]["runs"]])
-                         for key in ((small, name), (large, reference))]
+                over_runs, over_runs_ci = independent_ratio(runs[small, name], runs[large, reference])
                 print(f"k = {small} {name:<7} / k = {large} {reference:<7}: {100 * ratio:.1f}% +- {100 * ci:.1f} "
-                      f"(kept runs); {100 * means[0] / means[1]:.1f}% (means of the runs)")
+                      f"(kept runs); {100 * over_runs:.1f}% +- {100 * over_runs_ci:.1f} (means of "
+                      f"{len(runs[small, name])} and {len(runs[large, reference])} runs)")
 
 
 if __name__ == "__main__":
