@@ -6,15 +6,16 @@ every run on 10 seeds x 30 rollouts (n = 500, horizon 50). Prints per configurat
 estimation error (total variation to the fleet's histogram, mean over steps), mode accuracy and training
 seconds; then the k = 5 / k = 75 ratios with 95% CIs. Both ratios' runs are evaluated on the same starts and
 streams, so the CI is the delta method on the paired rollouts: it covers the evaluation, not which training run
-was kept. The ratio of the runs' means (every run, with --more folders of further seeds) has a CI over the
-training runs, which is the larger source of variation.
+was kept. Which run is kept varies more, so the ratio is also given run by run: the two configurations' runs
+of the same training seed (the same initial networks and training starts; --more adds folders of further
+seeds), with a Student t CI over seeds.
 
 Each configuration is experiments/continuous_sweep.protocol_point, as `altmarl sweep` runs a point of a
 continuous grid. Resumable: each configuration's result goes to OUT/<observer>_k<k>.json (and its kept policy
 .npz) as it ends.
 
     ALTMARL_JAX_CACHE=build/jax-cache nice -n 10 .venv/bin/python bench/bench_fa_observers.py \\
-        [--k 1 5 75] [--observers fresh pool filter] [--out runs/setup_b/observers]
+        [--k 1 5 75] [--observers fresh pool filter] [--out runs/setup_b/observers] [--global-step supervised]
 """
 import argparse
 import json
@@ -39,14 +40,14 @@ def paired_ratio(a, b):
     return ratio, mean_ci95((a - ratio * b) / b.mean())[1]
 
 
-def independent_ratio(a, b):
-    """mean(a) / mean(b) of independent samples (training runs) and its 95% half-width by the delta method
-    (each mean's Student t half-width, combined in relative terms)."""
+def seed_paired_ratio(a: dict, b: dict):
+    """Training seed -> welfare of a run, for two configurations: the mean over their common seeds of the
+    per-seed ratio, its 95% half-width (Student t over seeds) and the seeds. A seed fixes the networks'
+    initialisation and the training starts, which decide most of a run's welfare whatever k and observer."""
     from altmarl_ros.core.evaluate import mean_ci95
 
-    (mean_a, ci_a), (mean_b, ci_b) = mean_ci95(a), mean_ci95(b)
-    ratio = mean_a / mean_b
-    return ratio, ratio * ((ci_a / mean_a) ** 2 + (ci_b / mean_b) ** 2) ** 0.5
+    seeds = sorted(set(a) & set(b))
+    return (*mean_ci95([a[seed] / b[seed] for seed in seeds]), seeds)
 
 
 def run_configuration(game, k, name, args):
@@ -54,7 +55,9 @@ def run_configuration(game, k, name, args):
     from altmarl_ros.core.fa_observer import default_observer
     from altmarl_ros.experiments.continuous_sweep import protocol_point
 
-    config = check_config(game, k, FAConfig(observer=default_observer(name, k, game.horizon_eval)))
+    inputs = "summary" if args.global_step == "supervised" else "state+summary"  # as altmarl train does
+    config = check_config(game, k, FAConfig(observer=default_observer(name, k, game.horizon_eval),
+                                            global_rule=args.global_step, global_inputs=inputs))
     return protocol_point(game, k, config, train_seeds=range(args.seed, args.seed + args.train_seeds),
                           eval_seeds=args.eval_seeds,
                           rollouts=args.rollouts, policy_path=args.out / f"{name}_k{k}.npz")
@@ -66,6 +69,9 @@ def main():
     parser.add_argument("--observers", nargs="+", default=["fresh", "pool", "filter"])
     parser.add_argument("--train-seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="first training seed")
+    parser.add_argument("--global-step", choices=("trpo", "supervised"), default="trpo",
+                        help="supervised: the authors' dispatcher (histogram only, trained on single starts) "
+                             "deployed on the observer's estimate")
     parser.add_argument("--eval-seeds", type=int, default=10)
     parser.add_argument("--rollouts", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("runs/setup_b/observers"))
@@ -90,8 +96,9 @@ def main():
             path.write_text(json.dumps(found))
         results[k, name] = json.loads(path.read_text())
         report_row(results[k, name])
-    runs = {key: [run["welfare"] for folder in [args.out, *args.more] if (folder / f"{key[1]}_k{key[0]}.json").exists()
-                  for run in json.loads((folder / f"{key[1]}_k{key[0]}.json").read_text())["runs"]]
+    runs = {key: {run["seed"]: run["welfare"] for folder in [args.out, *args.more]
+                  if (folder / f"{key[1]}_k{key[0]}.json").exists()
+                  for run in json.loads((folder / f"{key[1]}_k{key[0]}.json").read_text())["runs"]}
             for key in results}
     report_ratios(results, runs)
 
@@ -121,10 +128,10 @@ def report_ratios(results, runs):
                     continue
                 a, b = (kept_run(results[key])["returns"] for key in ((small, name), (large, reference)))
                 ratio, ci = paired_ratio(a, b)
-                over_runs, over_runs_ci = independent_ratio(runs[small, name], runs[large, reference])
+                by_seed, by_seed_ci, seeds = seed_paired_ratio(runs[small, name], runs[large, reference])
                 print(f"k = {small} {name:<7} / k = {large} {reference:<7}: {100 * ratio:.1f}% +- {100 * ci:.1f} "
-                      f"(kept runs); {100 * over_runs:.1f}% +- {100 * over_runs_ci:.1f} (means of "
-                      f"{len(runs[small, name])} and {len(runs[large, reference])} runs)")
+                      f"(kept runs); {100 * by_seed:.1f}% +- {100 * by_seed_ci:.1f} (run by run, training seeds "
+                      f"{', '.join(map(str, seeds))})")
 
 
 if __name__ == "__main__":

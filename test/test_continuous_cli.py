@@ -29,8 +29,6 @@ def _constant_policy(path, a_g, a_l, k=4):
     (["train", "--model", "setup_b", "--k", "1", "--m", "20"], "--m applies to tabular models; setup_b is a continuous"),
     (["train", "--model", "setup_b", "--k", "1", "--select-n", "9"], "--select-n applies to tabular models"),
     (["train", "--model", "setup_b", "--k", "1", "--observer-window", "3"], "observer: fresh has no window or gain"),
-    (["train", "--model", "setup_b", "--k", "1", "--observer", "filter", "--global-step", "supervised"],
-     "observer: is filter; the supervised G-step learns from single starts"),
     (["train", "--model", "TINY", "--k", "2", "--observer", "pool"], "--observer pool, --observer-window and "
                                                                       "--observer-gain apply to continuous models"),
     (["train", "--model", "TINY", "--k", "2", "--observer-gain", "0.5"], "--observer-gain apply to continuous"),

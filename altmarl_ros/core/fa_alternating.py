@@ -5,6 +5,8 @@
                       on its observation (s_g features, summary of a fresh k-subset); reward: the
                       system's r_g + mean r_l. (global_rule "supervised": the authors' step instead,
                       cross-entropy on the privileged initial-mode label: a baseline, not a best response.)
+                      Its samples are single starts, where every observer reads one k-sample: that network
+                      is then deployed on the observer's estimate, a histogram of more samples.
              J_r <- welfare of (pi_g, pi_l) on the fixed selection rollouts (the same streams
                       every round, so consecutive rounds are compared on common random numbers)
              stop if r > 0 and J_r <= J_accepted + 2 eta: return the last accepted pair
@@ -123,9 +125,6 @@ def check_config(game, k, config: FAConfig) -> FAConfig:
         raise LearnError("global_rule", f"is {config.global_rule!r}; use one of {GLOBAL_RULES}")
     if not isinstance(config.observer, FAObserverSpec):
         raise LearnError("observer", f"must be an FAObserverSpec (core/fa_observer.py), got {config.observer!r}")
-    if config.global_rule == "supervised" and config.observer != FRESH:
-        raise LearnError("observer", f"is {config.observer.name}; the supervised G-step learns from single starts, "
-                                     "where every observer reads one k-sample: train observers with the trpo G-step")
     if config.global_inputs not in GLOBAL_INPUTS:
         raise LearnError("global_inputs", f"is {config.global_inputs!r}; use one of {GLOBAL_INPUTS}")
     if not 1 <= len(config.hidden) <= 8 or any(integer(LearnError, "hidden", h, 1) > 4096 for h in config.hidden):
