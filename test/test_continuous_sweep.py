@@ -49,6 +49,8 @@ def test_the_tiny_continuous_grid_runs_resumes_and_reports(tmp_path, capsys):
         assert 0.0 <= row["mode_accuracy"] <= 1.0 and 0.0 <= row["estimation_error"] <= 1.0
         policy = load_fa_policy(out / "points" / f"{name}_k{k}.npz", game=BimodalLine(), k=k)
         assert policy.observer.name == name and policy.meta["config"]["seed"] == kept["seed"]
+        assert policy.meta["metrics"]["selection_welfare"] == kept["selection_welfare"]
+        assert policy.meta["metrics"].get("nash_gap", float("nan")) == pytest.approx(kept["nash_gap"], nan_ok=True)
     filters = [row for row in results["rows"] if row["observer"]["name"] == "filter"]
     assert [row["observer"]["window"] for row in filters] == [50, 50]  # min(horizon, 500 // k)
     text = doc.read_text()

@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from altmarl_ros import schema
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.atomic import atomic_writer, write_atomic
@@ -109,7 +111,9 @@ def protocol_point(game, k: int, config, *, train_seeds, eval_seeds: int, rollou
                                  global_inputs=config.global_inputs, observer=config.observer, estimation_error=True)
         policy = build_fa_policy(game, k, result.global_params, result.local_params,
                                  global_inputs=config.global_inputs, hidden=config.hidden, observer=config.observer,
-                                 config={**config.to_json(), "seed": seed}, metrics={"selection_welfare": result.welfare})
+                                 config={**config.to_json(), "seed": seed},
+                                 metrics={key: getattr(result, name) for key, name in _METRICS.items()
+                                          if np.isfinite(getattr(result, name))})
         mean, ci = mean_ci95(found["welfare"])
         rows.append({"seed": seed, "selection_welfare": result.welfare, "welfare": mean, "welfare_ci": ci,
                      "seed_means_std": float(found["welfare"].mean(axis=1).std()),
@@ -120,6 +124,10 @@ def protocol_point(game, k: int, config, *, train_seeds, eval_seeds: int, rollou
         if seed == kept_seed and policy_path is not None:
             save_fa_policy(policy, policy_path)
     return {"k": k, "observer": config.observer.to_meta(), "kept_seed": kept_seed, "runs": rows}
+
+
+_METRICS = {"selection_welfare": "welfare", "nash_gap": "nash_gap", "global_gain": "global_gain",
+            "local_gain": "local_gain"}  # policy metrics key -> FAResult field, as altmarl train records them
 
 
 def kept_run(point: dict) -> dict:
