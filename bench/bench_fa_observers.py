@@ -75,6 +75,8 @@ def main():
     parser.add_argument("--eval-seeds", type=int, default=10)
     parser.add_argument("--rollouts", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("runs/setup_b/observers"))
+    parser.add_argument("--figure", type=Path, help="also draw welfare and mode accuracy against k per observer "
+                                                    "(the continuous sweep's figure) to this PNG")
     parser.add_argument("--more", type=Path, nargs="*", default=[],
                         help="result folders of further training seeds (--seed 3 --out ...): their runs join "
                              "the runs' mean and its ratio")
@@ -101,6 +103,12 @@ def main():
                   for run in json.loads((folder / f"{key[1]}_k{key[0]}.json").read_text())["runs"]}
             for key in results}
     report_ratios(results, runs)
+    if args.figure:
+        from altmarl_ros.experiments.continuous_sweep import results_document, write_figure
+
+        grid = {"name": args.out.name, "model": game.name, "train_seeds": args.train_seeds,
+                "eval_seeds": args.eval_seeds, "rollouts": args.rollouts}
+        print(f"wrote {write_figure(results_document(grid, game.content_hash(), results.values()), args.figure)}")
 
 
 def report_row(found):

@@ -202,6 +202,12 @@ def run_continuous_sweep(grid: ContinuousGrid, out_dir, progress=None) -> dict:
 
 
 def _write_results(out_dir: Path, grid: ContinuousGrid, game, points) -> None:
+    write_atomic(out_dir / "results.json", json.dumps(results_document(asdict(grid), game.content_hash(), points),
+                                                      indent=1))
+
+
+def results_document(grid: dict, model_hash: str, points) -> dict:
+    """What the report reads: the grid's settings and one row per point (its kept run, and every run's welfare)."""
     rows = []
     for point in points:
         kept = kept_run(point)
@@ -210,8 +216,7 @@ def _write_results(out_dir: Path, grid: ContinuousGrid, game, points) -> None:
                                                    "mode_accuracy", "nash_gap")},
                      "runs_welfare": [run["welfare"] for run in point["runs"]],
                      "train_seconds": [run["seconds"] for run in point["runs"]]})
-    document = {"kind": "continuous", "grid": asdict(grid), "model_hash": game.content_hash(), "rows": rows}
-    write_atomic(out_dir / "results.json", json.dumps(document, indent=1))
+    return {"kind": "continuous", "grid": grid, "model_hash": model_hash, "rows": rows}
 
 
 def load_continuous_results(out_dir) -> dict:
@@ -232,9 +237,10 @@ def write_figure(results: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name in dict.fromkeys(row["observer"]["name"] for row in results["rows"]):
+    for name in (name for name in FA_OBSERVERS if any(row["observer"]["name"] == name for row in results["rows"])):
         rows = sorted((row for row in results["rows"] if row["observer"]["name"] == name), key=lambda r: r["k"])
         ks = [row["k"] for row in rows]
         left.errorbar(ks, [row["welfare"] for row in rows], yerr=[row["welfare_ci"] for row in rows], marker="o",
@@ -242,12 +248,15 @@ def write_figure(results: dict, path: Path) -> Path:
         right.plot(ks, [100 * row["mode_accuracy"] for row in rows], marker="o", label=name)
     for ax, label in ((left, "welfare (discounted, kept run)"), (right, "mode accuracy (%), first decision")):
         ax.set_xscale("log")
+        ax.set_xticks(sorted({row["k"] for row in results["rows"]}))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_xlabel("k (locals sampled per step)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"{results['grid']['model']}: {results['grid']['train_seeds']} training seeds, "
-                 f"{results['grid']['eval_seeds']} x {results['grid']['rollouts']} evaluation rollouts")
+    grid = results["grid"]
+    fig.suptitle(f"{grid['model']} ({grid['name']}): {grid['train_seeds']} training seeds, "
+                 f"{grid['eval_seeds']} x {grid['rollouts']} evaluation rollouts")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_writer(path) as stream:
