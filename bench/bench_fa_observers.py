@@ -12,10 +12,13 @@ seeds), with a Student t CI over seeds.
 
 Each configuration is experiments/continuous_sweep.protocol_point, as `altmarl sweep` runs a point of a
 continuous grid. Resumable: each configuration's result goes to OUT/<observer>_k<k>.json (and its kept policy
-.npz) as it ends.
+.npz) as it ends. --report-only reads the saved results and trains nothing (a missing one is an error), so the
+tables of docs/results.md are printed again from the files: one markdown row per configuration, the ratios'
+rows and the training runs' wall time.
 
     ALTMARL_JAX_CACHE=build/jax-cache nice -n 10 .venv/bin/python bench/bench_fa_observers.py \\
-        [--k 1 5 75] [--observers fresh pool filter] [--out runs/setup_b/observers] [--global-step supervised]
+        [--k 1 5 75] [--observers fresh pool filter] [--out runs/setup_b/observers] [--global-step supervised] \\
+        [--report-only] [--figure PNG]
 """
 import argparse
 import json
@@ -26,7 +29,8 @@ from pathlib import Path
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 ORDER = ((5, "filter"), (75, "fresh"), (75, "filter"), (5, "fresh"), (5, "pool"), (75, "pool"),
-         (1, "fresh"), (1, "pool"), (1, "filter"))
+         (1, "fresh"), (1, "pool"), (1, "filter"))  # training order
+OBSERVERS = ("fresh", "pool", "filter")  # reporting order
 
 
 def paired_ratio(a, b):
@@ -66,7 +70,7 @@ def run_configuration(game, k, name, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 75])
-    parser.add_argument("--observers", nargs="+", default=["fresh", "pool", "filter"])
+    parser.add_argument("--observers", nargs="+", default=list(OBSERVERS))
     parser.add_argument("--train-seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="first training seed")
     parser.add_argument("--global-step", choices=("trpo", "supervised"), default="trpo",
@@ -80,6 +84,8 @@ def main():
     parser.add_argument("--more", type=Path, nargs="*", default=[],
                         help="result folders of further training seeds (--seed 3 --out ...): their runs join "
                              "the runs' mean and its ratio")
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the tables from the saved results in --out (and --more) and train nothing")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -91,13 +97,21 @@ def main():
         if k not in args.k or name not in args.observers:
             continue
         path = args.out / f"{name}_k{k}.json"
+        if not path.exists() and args.report_only:
+            parser.error(f"--report-only: no saved result {path}; drop --report-only to compute it")
         if not path.exists():
             started = time.perf_counter()
             found = run_configuration(game, k, name, args)
             found["wall_seconds"] = time.perf_counter() - started
             path.write_text(json.dumps(found))
         results[k, name] = json.loads(path.read_text())
-        report_row(results[k, name])
+    print("| k | observer | welfare ± std of seed means (kept run) | 95% CI | runs, by training seed | TV error "
+          "| mode accuracy | Nash gap | s per run |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key in sorted(results, key=lambda key: (key[0], OBSERVERS.index(key[1]))):
+        report_row(results[key])
+    print(f"training wall time: {sum(found['wall_seconds'] for found in results.values()) / 60:.0f} min for "
+          f"{sum(len(found['runs']) for found in results.values())} runs")
     runs = {key: {run["seed"]: run["welfare"] for folder in [args.out, *args.more]
                   if (folder / f"{key[1]}_k{key[0]}.json").exists()
                   for run in json.loads((folder / f"{key[1]}_k{key[0]}.json").read_text())["runs"]}
@@ -112,34 +126,32 @@ def main():
 
 
 def report_row(found):
-    import numpy as np
-
+    """One markdown row: the kept run's figures, every run's welfare (the kept one in bold) and seconds."""
     from altmarl_ros.experiments.continuous_sweep import kept_run
 
     kept = kept_run(found)
-    runs = found["runs"]
-    print(f"k = {found['k']:<3} {found['observer']['name']:<7} kept seed {found['kept_seed']}: "
-          f"{kept['welfare']:.1f} +- {kept['welfare_ci']:.1f} (95% CI), +- {kept['seed_means_std']:.1f} (seed means); "
-          f"runs {' / '.join(format(run['welfare'], '.1f') for run in runs)} (mean "
-          f"{np.mean([run['welfare'] for run in runs]):.1f}); TV error {kept['estimation_error']:.3f}; "
-          f"mode accuracy {100 * kept['mode_accuracy']:.1f}%; "
-          f"{' / '.join(format(run['seconds'], '.0f') for run in runs)} s per run", flush=True)
+    runs = " / ".join(f"**{run['welfare']:.1f}**" if run is kept else f"{run['welfare']:.1f}" for run in found["runs"])
+    print(f"| {found['k']} | {found['observer']['name']} | {kept['welfare']:.1f} ± {kept['seed_means_std']:.1f} "
+          f"| ± {kept['welfare_ci']:.1f} | {runs} | {kept['estimation_error']:.3f} | {100 * kept['mode_accuracy']:.1f}% "
+          f"| {kept['nash_gap']:.2f} | {' / '.join(format(run['seconds'], '.0f') for run in found['runs'])} |",
+          flush=True)
 
 
 def report_ratios(results, runs):
+    """Markdown rows: each k = 1 and k = 5 configuration against k = 75 with its own observer and with fresh, then
+    each observer against fresh at the same k (what the observer itself adds)."""
     from altmarl_ros.experiments.continuous_sweep import kept_run
 
-    for small, large in ((5, 75), (1, 75)):
-        for name in ("fresh", "pool", "filter"):
-            for reference in sorted({name, "fresh"}):
-                if (small, name) not in results or (large, reference) not in results:
-                    continue
-                a, b = (kept_run(results[key])["returns"] for key in ((small, name), (large, reference)))
-                ratio, ci = paired_ratio(a, b)
-                by_seed, by_seed_ci, seeds = seed_paired_ratio(runs[small, name], runs[large, reference])
-                print(f"k = {small} {name:<7} / k = {large} {reference:<7}: {100 * ratio:.1f}% +- {100 * ci:.1f} "
-                      f"(kept runs); {100 * by_seed:.1f}% +- {100 * by_seed_ci:.1f} (run by run, training seeds "
-                      f"{', '.join(map(str, seeds))})")
+    pairs = [((small, name), (75, reference)) for small in (5, 1) for name in OBSERVERS
+             for reference in sorted({name, "fresh"})]
+    pairs += [((k, name), (k, "fresh")) for k in (1, 5, 75) for name in OBSERVERS[1:]]
+    print("| ratio | kept runs (95% CI, paired rollouts) | run by run (95% CI over training seeds) | seeds |")
+    print("|---|---|---|---|")
+    for top, bottom in (pair for pair in pairs if pair[0] in results and pair[1] in results):
+        ratio, ci = paired_ratio(*(kept_run(results[key])["returns"] for key in (top, bottom)))
+        by_seed, by_seed_ci, seeds = seed_paired_ratio(runs[top], runs[bottom])
+        print(f"| k = {top[0]} {top[1]} / k = {bottom[0]} {bottom[1]} | {100 * ratio:.1f}% ± {100 * ci:.1f} "
+              f"| {100 * by_seed:.1f}% ± {100 * by_seed_ci:.1f} | {', '.join(map(str, seeds))} |")
 
 
 if __name__ == "__main__":
