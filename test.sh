@@ -4,7 +4,8 @@
 # go to pytest and win (`./test.sh -n 0` runs in one process).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ALTMARL_FA=1 bash "$ROOT/scripts/bootstrap.sh"  # the suite exercises the continuous learners too (JAX)
+# The suite exercises the FA learners (JAX), lints (ruff) and runs `sweep --cluster` (dask.distributed).
+ALTMARL_FA=1 ALTMARL_TEST=1 ALTMARL_CLUSTER=1 bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 # numba compiles a kernel on first use and caches it next to its source. On an empty cache every
 # worker would compile the same kernels at once; compile them once here instead, again only after

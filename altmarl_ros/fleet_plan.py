@@ -20,7 +20,7 @@ from altmarl_ros.core.safe_files import load_yaml, parse_yaml
 from altmarl_ros.errors import AltmarlError, ConfigError
 from altmarl_ros.node_parameters import NODE_PARAMETERS, ODOM_FRAME_MODES, POSE_SOURCES
 from altmarl_ros.names import (CLOCK_TOPIC, COMMAND_TYPES, DEFAULT_ROBOT_TEMPLATE, DEPOT, GLOBAL_COMMAND_TOPIC,
-                               cmd_vel_topic, goal_topic, odom_topic, pose_topic)
+                               action_entities, cmd_vel_topic, goal_topic, navigate_action, odom_topic, pose_topic)
 
 PACKAGE = "altmarl_ros"
 FLEET_FILE = "fleet.yaml"
@@ -329,7 +329,7 @@ def plan_nodes(fleet: FleetDescription, mode: str = "sim") -> List[NodeSpec]:
         # The node's topics are relative (<robot>/odom, altmarl/global_command, ...); pin them to
         # the fleet-wide names so the robot's namespace is not prepended twice.
         own = (odom_topic(name), cmd_vel_topic(name), goal_topic(name),
-               pose_topic(name, fleet.common.get("pose_topic", "pose")))
+               pose_topic(name, fleet.common.get("pose_topic", "pose")), *action_entities(navigate_action(name)))
         remaps = tuple((topic, f"/{topic}") for topic in own + names.FLEET_WIDE_TOPICS)
         specs.append(_spec(fleet, "local_agents", "local_agent", namespace=name,
                            remappings=remaps, robots=[robot]))
@@ -362,10 +362,26 @@ def _spec(fleet, kind, name, namespace="", remappings=(), **planned) -> NodeSpec
 LAUNCH_OVERRIDES = ("n_robots", "k", "policy", "scenario", "seed", "use_sim_time")
 
 
+def _recorder_launch_node(Node, fleet, mode: str, value: dict):
+    """The recorder (nodes/recorder.py) for `record:=FILE.mcap`, the path checked like `altmarl launch
+    --record`'s before any node starts. Its exit does not stop the fleet: a recording is not a safety path."""
+    from altmarl_ros.core.atomic import check_output
+
+    output = check_output(value["record"], [fleet.path, fleet.common.get("policy")], flag="record")
+    record_odometry = value["record_odometry"].lower()
+    if record_odometry not in ("true", "false", "1", "0", "yes", "no"):
+        raise LaunchError(f"record_odometry:={value['record_odometry']}: use true or false")
+    return Node(package=PACKAGE, executable="altmarl_recorder", name="recorder", output="screen",
+                parameters=[{"output": str(Path(output).resolve()), "robots": fleet.n_robots,
+                             "record_odometry": record_odometry in ("true", "1", "yes"),
+                             "use_sim_time": mode == "sim"}])
+
+
 def ros2_launch_description(mode: str):
     """The LaunchDescription of launch/<mode>_fleet.launch.py (needs the ROS 2 `launch` packages).
 
-    Launch arguments: fleet (file), rviz, and LAUNCH_OVERRIDES; an empty one keeps the file's value.
+    Launch arguments: fleet (file), rviz, record (an MCAP file) and record_odometry, and LAUNCH_OVERRIDES;
+    an empty one keeps the file's value.
     The nodes are planned when the launch runs, so `ros2 launch ... k:=5` is checked like `--set k=5`.
     """
     from launch import LaunchDescription
@@ -378,7 +394,7 @@ def ros2_launch_description(mode: str):
 
         share = get_package_share_directory(PACKAGE)
         value = {key: LaunchConfiguration(key).perform(context)
-                 for key in ("fleet", "rviz") + LAUNCH_OVERRIDES}
+                 for key in ("fleet", "rviz", "record", "record_odometry") + LAUNCH_OVERRIDES}
         fleet = load_fleet(value["fleet"] or os.path.join(share, "config", FLEET_FILE),
                            parse_overrides([f"{key}={value[key]}" for key in LAUNCH_OVERRIDES if value[key]]))
         # A node that exits (a crash, a bad parameter) shuts the whole fleet down, as `altmarl launch` does:
@@ -388,6 +404,8 @@ def ros2_launch_description(mode: str):
                         remappings=list(spec.remappings), output="screen",
                         on_exit=[Shutdown(reason=f"{spec.label} exited")])
                    for spec in plan_nodes(fleet, mode)]
+        if value["record"]:
+            actions.append(_recorder_launch_node(Node, fleet, mode, value))
         if value["rviz"].lower() in ("true", "1", "yes"):
             # Closing the viewer leaves the fleet running; it follows the simulator's clock in sim mode.
             actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
@@ -398,7 +416,12 @@ def ros2_launch_description(mode: str):
     arguments = [DeclareLaunchArgument("fleet", default_value="",
                                        description=f"fleet description (default: share/{PACKAGE}/config/{FLEET_FILE})"),
                  DeclareLaunchArgument("rviz", default_value="true" if mode == "sim" else "false",
-                                       description="also start rviz2 with config/altmarl.rviz")]
+                                       description="also start rviz2 with config/altmarl.rviz"),
+                 DeclareLaunchArgument("record", default_value="",
+                                       description="record GlobalCommands and the depot's odometry to this MCAP file "
+                                                   "(altmarl replay reads it; docs/operations.md)"),
+                 DeclareLaunchArgument("record_odometry", default_value="false",
+                                       description="with record: also record every robot's odometry")]
     arguments += [DeclareLaunchArgument(key, default_value="", description=f"override the fleet file's {key}")
                   for key in LAUNCH_OVERRIDES]
     return LaunchDescription(arguments + [OpaqueFunction(function=nodes)])

@@ -32,8 +32,14 @@ MAP_FRAME = "map"
 DEPOT_BASE_FRAME = "depot/base_link"
 DEFAULT_ROBOT_TEMPLATE = "robot_{id}"
 # How robots are commanded (parameter command_type, one per fleet): velocities on <robot>/cmd_vel,
-# or a goal (geometry_msgs/PoseStamped in the map frame) on <robot>/goal_pose for Nav2.
-COMMAND_TYPES = ("twist", "twist_stamped", "goal_pose")
+# a goal (geometry_msgs/PoseStamped in the map frame) on <robot>/goal_pose for Nav2, or the same goal
+# through Nav2's NavigateToPose action on <robot>/navigate_to_pose (feedback, result, cancel).
+COMMAND_TYPES = ("twist", "twist_stamped", "goal_pose", "navigate_to_pose")
+GOAL_COMMAND_TYPES = COMMAND_TYPES[2:]  # the robot's navigator drives to a goal (nodes/_goals.py)
+# What an action is made of on the wire. Jazzy's rcl does not apply a remapping rule to an action's own
+# name (ros2/ros2#1312, fixed after Jazzy by ros2/rcl#1170): a remapping names these topics and services.
+ACTION_ENTITIES = ("_action/send_goal", "_action/cancel_goal", "_action/get_result", "_action/feedback",
+                   "_action/status")
 
 
 def _robot(robot) -> str:
@@ -52,6 +58,16 @@ def cmd_vel_topic(robot) -> str:
 def goal_topic(robot) -> str:
     """Nav2's bt_navigator takes goals on goal_pose (geometry_msgs/PoseStamped)."""
     return f"{_robot(robot)}/goal_pose"
+
+
+def navigate_action(robot) -> str:
+    """Nav2's bt_navigator serves the NavigateToPose action here."""
+    return f"{_robot(robot)}/navigate_to_pose"
+
+
+def action_entities(action: str) -> tuple:
+    """The topics and services of action `action` (what a remapping must name under Jazzy)."""
+    return tuple(f"{action}/{entity}" for entity in ACTION_ENTITIES)
 
 
 def pose_topic(robot, name: str = "pose") -> str:
@@ -73,7 +89,9 @@ def odom_frame(robot) -> str:
 # (no leading, trailing or double '/'), and DDS topic names stay below 256 characters.
 _TOKEN = r"[A-Za-z_][A-Za-z0-9_]*"
 _RELATIVE_NAME = re.compile(rf"{_TOKEN}(?:/{_TOKEN})*")
-MAX_NAME_CHARS = 200  # leaves room for the fleet's namespace and the longest suffix (/goal_pose)
+# The longest name derived from a robot's, /<name>/navigate_to_pose/_action/cancel_goal, is 38 characters
+# longer: 238 of the 247 rmw allows, with room for a short fleet namespace.
+MAX_NAME_CHARS = 200
 # robot_template: literal text and {id}, optionally with a zero-padded width ({id:03d}).
 _TEMPLATE_SPEC = re.compile(r"0?[0-9]?d?")
 

@@ -21,7 +21,8 @@ STATE_SAMPLINGS = ("request", "subscribe_all")  # coordinator: nodes/_sampling.p
 
 NODE_PARAMETERS = {
     "fleet_sim": {**SCENARIO, **CONTROL_PERIOD, **ROSTER, **COMMAND_TYPE, "seed": INTEGER,
-                  "real_time_factor": NUMBER, "cmd_vel_timeout": NUMBER, "max_command_wait": NUMBER, "hold_until_decision": BOOL, "publish_tf": BOOL,
+                  "real_time_factor": NUMBER, "cmd_vel_timeout": NUMBER, "max_command_wait": NUMBER,
+                  "hold_until_decision": BOOL, "publish_tf": BOOL,
                   "odom_frames": STRING},
     "coordinator": {**SCENARIO, **POLICY, **ROBOTS, **CONTROL_PERIOD, **POSE_SOURCE, **COMMAND_TYPE, "k": INTEGER,
                     "decision_period": NUMBER, "odom_timeout": NUMBER, "seed": INTEGER, "state_sampling": STRING,

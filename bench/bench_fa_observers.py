@@ -132,7 +132,8 @@ def report_row(found):
     kept = kept_run(found)
     runs = " / ".join(f"**{run['welfare']:.1f}**" if run is kept else f"{run['welfare']:.1f}" for run in found["runs"])
     print(f"| {found['k']} | {found['observer']['name']} | {kept['welfare']:.1f} ± {kept['seed_means_std']:.1f} "
-          f"| ± {kept['welfare_ci']:.1f} | {runs} | {kept['estimation_error']:.3f} | {100 * kept['mode_accuracy']:.1f}% "
+          f"| ± {kept['welfare_ci']:.1f} | {runs} | {kept['estimation_error']:.3f} "
+          f"| {100 * kept['mode_accuracy']:.1f}% "
           f"| {kept['nash_gap']:.2f} | {' / '.join(format(run['seconds'], '.0f') for run in found['runs'])} |",
           flush=True)
 

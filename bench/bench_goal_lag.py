@@ -5,7 +5,8 @@ runs them; private ROS domain, localhost only) on the demo's scenario and policy
 simulator step it records the poses the step started from, the cmd_vel it applied, and the goals
 the local agents and the coordinator hold, and classifies each robot's applied command: the ring
 controller towards the epoch's new goal or the previous epoch's, from the pose the step started
-from or one step older; counted for the robots whose goal the decision changed. Offline (FleetSim.step_epoch) every step is "new goals, this pose".
+from or one step older; counted for the robots whose goal the decision changed. Offline
+(FleetSim.step_epoch) every step is "new goals, this pose".
 
     .venv/bin/python bench/bench_goal_lag.py [--n 20] [--epochs 20] [--policy runs/warehouse_ring_hard/policy.npz]
 

@@ -112,7 +112,8 @@ def main():
         env = make(n)
         rate(env, 2, 1, random_actions(env))  # compile
         step, random_loop = rate(env, args.steps, args.repeats, random_actions(env))
-        _, policy_loop = rate(env, args.steps, args.repeats, lambda seen, rng: policy_actions(policy, seen, rng))
+        _, policy_loop = rate(env, args.steps, args.repeats,
+                              lambda seen, rng, policy=policy: policy_actions(policy, seen, rng))
         evaluate()  # compile
         evaluator = max(evaluate().agent_steps_per_second for _ in range(args.repeats))
         print(f"{label:<34} {step:>10.3g} {random_loop:>14.3g} {policy_loop:>10.3g} {evaluator:>10.3g} "

@@ -51,7 +51,8 @@ def main():
             heard = _coordinator_heard(status)
             missed = int(status.get("replies_missed", 0)) / max(1, int(status.get("replies_requested", 0)))
             welfare[mode].append(result["monitor"].welfare)
-            print(f"{seed:>5} {mode:<14} {result['monitor'].welfare:9.3f} {heard.get('per_decision', float('nan')):14.1f} "
+            per_decision = heard.get("per_decision", float("nan"))
+            print(f"{seed:>5} {mode:<14} {result['monitor'].welfare:9.3f} {per_decision:14.1f} "
                   f"{100 * missed:6.1f}% {status.get('state_age_p50_s', '-'):>10} "
                   f"{result['late_command_fraction']:7.4f} {time.monotonic() - started:7.1f}", flush=True)
     print()

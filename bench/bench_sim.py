@@ -50,7 +50,7 @@ def main():
         targets = rng.integers(0, scenario.ring.n_zones, size=args.epochs)
         sim.step_epoch(actions[0], int(targets[0]))  # compile / load the cache
 
-        def epochs():
+        def epochs(sim=sim, actions=actions, targets=targets):
             for e in range(args.epochs):
                 sim.step_epoch(actions[e], int(targets[e]))
 
@@ -62,7 +62,7 @@ def main():
         sim.set_commands(v, w)
         sim.step_control()
 
-        def controls():
+        def controls(sim=sim):
             for _ in range(args.epochs * steps):
                 sim.step_control()
 

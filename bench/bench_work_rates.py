@@ -87,7 +87,7 @@ def drawing():
     for n in sizes:
         frames = record_frames(scenario, None, pi_l, 5, n, epochs)
         with tempfile.TemporaryDirectory() as tmp:
-            seconds.append(timed(lambda: render(scenario, frames, Path(tmp) / "f.gif")))
+            seconds.append(timed(lambda frames=frames: render(scenario, frames, Path(tmp) / "f.gif")))
     per_robot = (seconds[1] - seconds[0]) / ((sizes[1] - sizes[0]) * epochs)
     per_frame = seconds[0] / epochs - per_robot * (sizes[0] + 1)
     return [("frames drawn", float(epochs), per_frame * epochs),

@@ -21,7 +21,8 @@ from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.evaluate import _estimate, rollout_welfare
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import load_model
-from altmarl_ros.core.observer import ObserverSpec
+from altmarl_ros.core.observer import still_model
+from altmarl_ros.core.observers import ObserverSpec
 
 GAINS = (0.5, 0.25, 0.1, 0.05)
 
@@ -68,7 +69,7 @@ def main():
         row(f"oracle: the whole fleet rounded to {K}",
             rollout_welfare(game, pi_g, pi_l, args.n, observer=ObserverSpec("filter", 1.0, K), **runs))
         P_fused, r_fused = fold_local_policy(game, pi_l)
-        still = np.tile(np.eye(game.n_sl), (game.n_sg, 1, 1))
+        still = still_model(game.n_sg, game.n_sl)
         for gain in GAINS:
             W = args.k * (1 - gain) / gain
             pooled = _estimate(game, pi_g, P_fused, r_fused, game.P_g, game.r_g, args.k, args.n, 100, args.seeds,

@@ -70,7 +70,8 @@ def main(argv=None, out=sys.stdout):
             env = Env(source, n=args.n, k=args.k, horizon=args.horizon)
             print(f"{env.metadata['name']}: {env.n} locals, k = {env.k}, uniformly random actions", file=out)
             rng = np.random.default_rng(args.seed)
-            run_episodes(env, lambda env, seen: random_actions(env, rng), source.gamma, args.episodes, args.seed, out)
+            run_episodes(env, lambda env, seen, rng=rng: random_actions(env, rng), source.gamma, args.episodes,
+                         args.seed, out)
         return 0
     from altmarl_ros.core.evaluate import policy_welfare
     from altmarl_ros.core.policy import load_policy

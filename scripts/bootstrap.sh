@@ -5,7 +5,8 @@
 # on its inputs, so a second run only checks stamps (a few seconds).
 #
 # Usage: bash scripts/bootstrap.sh        (sourced or run; prints each step)
-# Env:   ALTMARL_VENV (default: <repo>/.venv), ALTMARL_PYTHON (default: python3.11 or python3)
+# Env:   ALTMARL_VENV (default: <repo>/.venv), ALTMARL_PYTHON (default: python3.11 or python3),
+#        ALTMARL_FA=1, ALTMARL_TEST=1, ALTMARL_CLUSTER=1 (the optional pinned sets of step 3b; ./test.sh sets all three)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,27 +49,38 @@ if ! fresh requirements "$REQ_KEY"; then
     | quiet_pip || fail "pip install -r requirements.txt"
   # ament_index must find the venv's share/ from any venv python, without `activate`.
   echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
-  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/requirements-fa"
+  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/nav2_msgs" \
+    "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt" \
+    "$STAMPS/requirements-cluster.txt" "$STAMPS/requirements-coverage.txt"
 fi
 
-# 3b. JAX for the continuous-state learners, only when asked (ALTMARL_FA=1: ./test.sh sets it).
-if [ "${ALTMARL_FA:-0}" = 1 ]; then
-  FA_KEY="$(digest "$ROOT/requirements-fa.txt")"
-  if ! fresh requirements-fa "$FA_KEY"; then
-    step "installing JAX and optax (requirements-fa.txt; ~125 MB the first time)"
-    "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements-fa.txt" 2>&1 \
-      | quiet_pip || fail "pip install -r requirements-fa.txt"
-    stamp requirements-fa "$FA_KEY"
-  fi
-fi
+# 3b. Optional pinned sets, each only when its flag is 1: JAX for the continuous-state learners (ALTMARL_FA),
+#     the test tooling, ruff (ALTMARL_TEST), dask.distributed for `altmarl sweep --cluster`
+#     (ALTMARL_CLUSTER) and coverage.py with pytest-cov (ALTMARL_COVERAGE); ./test.sh sets the first three,
+#     scripts/coverage.sh all four, ./run.sh none.
+optional_requirements() {  # flag-value file description
+  [ "$1" = 1 ] || return 0
+  local key; key="$(digest "$ROOT/$2")"
+  fresh "$2" "$key" && return 0
+  step "installing $3 ($2)"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/$2" 2>&1 \
+    | quiet_pip || fail "pip install -r $2"
+  stamp "$2" "$key"
+}
+optional_requirements "${ALTMARL_FA:-0}" requirements-fa.txt "JAX and optax, ~125 MB the first time"
+optional_requirements "${ALTMARL_TEST:-0}" requirements-test.txt "test tooling: ruff"
+optional_requirements "${ALTMARL_CLUSTER:-0}" requirements-cluster.txt "dask.distributed for sweep --cluster, ~4 MB the first time"
+optional_requirements "${ALTMARL_COVERAGE:-0}" requirements-coverage.txt "coverage tooling: coverage.py, pytest-cov"
 
 # 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
-#    and tf2_msgs/TFMessage (scripts/tf2_msgs/) because tf2_msgs has no PyPI wheel.
+#    tf2_msgs/TFMessage (scripts/tf2_msgs/) and nav2_msgs/NavigateToPose (scripts/nav2_msgs/),
+#    because tf2_msgs and nav2_msgs have no PyPI wheel.
 build_interfaces() {  # name source-dir import-check
   local name="$1" src="$2" check="$3" key
-  key="$(digest "$src"/*.msg "$src"/msg/*.msg "$src/CMakeLists.txt" "$src/package.xml")"
+  key="$(digest "$src"/*.msg "$src"/msg/*.msg "$src"/action/*.action "$src/CMakeLists.txt" "$src/package.xml")"
   fresh "$name" "$key" && return 0
-  step "building ROS interfaces $name ($(ls "$src"/*.msg "$src"/msg/*.msg 2>/dev/null | wc -l) .msg files)"
+  step "building ROS interfaces $name ($(ls "$src"/*.msg "$src"/msg/*.msg "$src"/action/*.action 2>/dev/null \
+    | wc -l) .msg/.action files)"
   # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours.
   PYINC="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   NPINC="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
@@ -92,6 +104,12 @@ build_interfaces altmarl_msgs "$ROOT/msg" 'from altmarl_msgs.msg import GlobalCo
 # Only where no real tf2_msgs is installed (a wheel would bring the complete package).
 if [ -f "$STAMPS/tf2_msgs" ] || ! "$VPY" -c 'import tf2_msgs' 2>/dev/null; then
   build_interfaces tf2_msgs "$ROOT/scripts/tf2_msgs" 'from tf2_msgs.msg import TFMessage'
+fi
+# NavigateToPose (command_type navigate_to_pose) for the tests (ALTMARL_TEST=1) or on request (ALTMARL_NAV2=1):
+# the demo does not use it, and a real Nav2 install brings its own nav2_msgs.
+if { [ "${ALTMARL_TEST:-0}" = 1 ] || [ "${ALTMARL_NAV2:-0}" = 1 ]; } \
+    && { [ -f "$STAMPS/nav2_msgs" ] || ! "$VPY" -c 'import nav2_msgs' 2>/dev/null; }; then
+  build_interfaces nav2_msgs "$ROOT/scripts/nav2_msgs" 'from nav2_msgs.action import NavigateToPose'
 fi
 
 # 5. This package, editable, plus its ament index entry and share/ (launch, config).

@@ -16,8 +16,12 @@ Two ways to drive it, sharing one state and the same kinematics kernel:
     robots, `step_control()` advances one control period (limits, noise, stalls),
     then read `poses`, `velocities`, `time`.
 
-Same scenario, n and seed -> same trajectory (every call draws its noise seed from
-the simulator's own numpy Generator; see altmarl_sim.kinematics).
+Same scenario, n and seed -> same trajectory. Both ways draw the same noise: the robots' noise
+streams (altmarl_sim.kinematics) are seeded once per decision epoch, from the simulator's own numpy
+Generator, at step_epoch and at every steps_per_epoch-th step_control (hold_control draws nothing).
+A robot's draws depend only on its stalls, not on its commands, so FleetSim(seed) driven through (b)
+sees the stalls and actuation noise that FleetSim(seed) sees through (a), step for step: the ROS
+fleet_sim node of a seed and its offline twin (altmarl_sim.rollout.same_noise_as) share them.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from numba import njit
 
 from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
-from altmarl_ros.core.rng import stream_start
+from altmarl_ros.core.rng import stream_states
 from altmarl_sim.kinematics import StepParams, control_step, step_commanded
 from altmarl_sim.ring import (ACTION_ZONE_STEP, N_LOCAL_ACTIONS, steer_to_zone_kernel,
                                    zones_of_xy)
@@ -58,10 +62,8 @@ def _run_epoch(poses, velocities, stall, goal_zones, centres, radius, cos_look, 
     s = np.sin(yaw)
     v = velocities[:, 0].copy()
     w = velocities[:, 1].copy()
-    state = np.empty(n, dtype=np.uint64)
-    for i in range(n):
-        state[i] = stream_start(seed, np.uint64(i))
-        travelled[i] = 0.0
+    state = stream_states(seed, n)
+    travelled[:] = 0.0
     for step in range(steps):
         if step == read_step:
             for i in range(n):
@@ -188,6 +190,8 @@ class FleetSim:
         self._commands = np.zeros((self.n + 1, 2))
         self.stall_remaining = np.zeros(self.n + 1)  # seconds each robot stays stalled
         self._travelled = np.zeros(self.n + 1)
+        self._streams = np.zeros(self.n + 1, dtype=np.uint64)  # step_control's noise streams
+        self._epoch_step = 0  # step_control's steps into the current epoch's streams
         self.time = 0.0
         self.last_local_rewards = np.zeros(self.n)
         self.last_global_reward = 0.0
@@ -212,13 +216,7 @@ class FleetSim:
         if depot_zone is None:
             depot_zone = self._rng.choice(z, p=self.scenario.mu0_g)
         depot_zone = _zone_array(self.scenario, "depot_zone", [depot_zone], 1)
-        self._poses[:] = poses_at_rest(self.scenario, np.concatenate([worker_zones, depot_zone]),
-                                        self._rng)
-        self._velocities[:] = 0.0
-        self._commands[:] = 0.0
-        self.stall_remaining[:] = 0.0
-        self.time = 0.0
-        self.read_zones = self.zones()
+        self._at_rest(poses_at_rest(self.scenario, np.concatenate([worker_zones, depot_zone]), self._rng))
 
     def start_from(self, poses) -> None:
         """Put every robot at rest at `poses` [n+1, 3] (depot last), as reset() leaves them: another
@@ -226,10 +224,15 @@ class FleetSim:
         poses = np.asarray(poses, dtype=np.float64)
         if poses.shape != self._poses.shape or not np.all(np.isfinite(poses)):
             raise FleetError("poses", f"must be {self._poses.shape} finite (x, y, yaw), got shape {poses.shape}")
+        self._at_rest(poses)
+
+    def _at_rest(self, poses) -> None:
+        """Every robot still at `poses`, no command, no stall, a new epoch's streams next; time back to 0."""
         self._poses[:] = poses
         self._velocities[:] = 0.0
         self._commands[:] = 0.0
         self.stall_remaining[:] = 0.0
+        self._epoch_step = 0
         self.time = 0.0
         self.read_zones = self.zones()
 
@@ -274,6 +277,7 @@ class FleetSim:
         read_xy = np.empty((self.n + 1, 2)) if lead else None
         drive_epoch(scenario, self._poses, self._velocities, self.stall_remaining, goals,
                     self._draw_seed(), self._travelled, lead, read_xy)
+        self._epoch_step = 0
         self.time += self._steps * self._dt
         self._commands[:] = 0.0
         self.last_local_rewards, self.last_global_reward, reward = scenario.rewards.epoch(
@@ -334,12 +338,16 @@ class FleetSim:
         self._commands[robot] = (v, w)
 
     def step_control(self) -> None:
-        """Advance every robot by one control period under its current command."""
+        """Advance every robot by one control period under its current command (the first step of
+        each epoch's worth seeds new noise streams, as step_epoch does; see the module docstring)."""
         scenario = self.scenario
+        if self._epoch_step == 0:
+            self._streams[:] = stream_states(self._draw_seed(), self.n + 1)
         step_commanded(
-            self._poses, self._velocities, self.stall_remaining, self._commands, self._draw_seed(), 1,
+            self._poses, self._velocities, self.stall_remaining, self._commands, self._streams, 1,
             *StepParams.of(scenario.limits, scenario.noise, scenario.faults, self._dt, self._p_stall),
             self._travelled)
+        self._epoch_step = (self._epoch_step + 1) % self._steps
         self.time += self._dt
 
     def hold_control(self) -> None:

@@ -19,9 +19,10 @@ The per-robot-step helpers are inlined into the kernels that loop over robots
 (numba inline="always": ~15% faster than LLVM's own choices).
 
 Randomness is counter-based (altmarl_ros.core.rng): robot i's draws come from its own splitmix64 stream
-keyed by (seed, i), so results do not depend on how many robots share a call and
-the same seed always gives the same trajectory. Callers pass a fresh seed for
-every call (FleetSim draws them from its numpy Generator).
+keyed by (seed, i) (`stream_states`), so results do not depend on how many robots share a call and
+the same seed always gives the same trajectory. A robot's draws depend only on its own stall state,
+never on its commands: two runs with the same streams see the same stalls and the same noise whatever
+they command (FleetSim seeds one set of streams per decision epoch, see altmarl_sim.fleet).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import non_negative, positive, probability
-from altmarl_ros.core.rng import next_bits, next_uniform, stream_start
+from altmarl_ros.core.rng import next_bits, next_uniform
 from altmarl_ros.errors import ConfigError
 
 TWO_PI = 2.0 * math.pi
@@ -219,11 +220,12 @@ def control_step(x, y, yaw, c, s, v, w, stall, cmd_v, cmd_w, state, dt, max_v, m
 
 
 @njit(cache=True)
-def step_commanded(poses, velocities, stall, commands, seed, steps, dt, max_v, max_w, max_dv,
+def step_commanded(poses, velocities, stall, commands, streams, steps, dt, max_v, max_w, max_dv,
                     max_dw, speed_std, turn_std, p_stall, stall_min, stall_span, travelled):
-    """Hold each robot's command for `steps` control steps, in place."""
+    """Hold each robot's command for `steps` control steps, in place; robot i draws from
+    its stream state streams[i], which is advanced in place (core.rng.stream_states seeds them)."""
     for i in range(poses.shape[0]):
-        state = stream_start(seed, np.uint64(i))
+        state = streams[i]
         x, y, yaw = poses[i, 0], poses[i, 1], poses[i, 2]
         c, s = math.cos(yaw), math.sin(yaw)
         v, w, st = velocities[i, 0], velocities[i, 1], stall[i]
@@ -235,4 +237,5 @@ def step_commanded(poses, velocities, stall, commands, seed, steps, dt, max_v, m
             dist += d
         poses[i, 0], poses[i, 1], poses[i, 2] = x, y, yaw
         velocities[i, 0], velocities[i, 1], stall[i] = v, w, st
+        streams[i] = state
         travelled[i] = dist

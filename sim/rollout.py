@@ -36,8 +36,9 @@ from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.decision import Decider, local_actions
-from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_size, mean_ci95
-from altmarl_ros.core.observer import Observer, deployed_observer, fresh
+from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_args, mean_ci95
+from altmarl_ros.core.observer import Observer, deployed_observer
+from altmarl_ros.core.observers import fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
 from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim, check_lead
 from altmarl_sim.sampler import SamplerError
@@ -62,7 +63,7 @@ def check_policy(scenario: Scenario, pi_g, pi_l, k: int, observer=None, predicti
     observer = fresh(k) if pi_g is None or observer is None else observer
     table = np.zeros((n_sg, n_count_vectors(k, n_sl)), np.int32) if pi_g is None else pi_g
     artifact = build_policy(table, pi_l, k, n_ag=n_ag, observer=observer,
-                            prediction=prediction if observer.name == "filter" else None)
+                            prediction=prediction if observer.kind.predicts else None)
     return (None if pi_g is None else artifact.pi_g), artifact.pi_l
 
 
@@ -158,18 +159,12 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     called after every rollout. `fleet(scenario, n=, seed=)` builds each rollout's simulator:
     FleetSim, or a subclass that runs its epochs differently (experiments.actuation_lag).
     """
-    k = integer(RolloutError, "k", k, 1)
-    n = integer(RolloutError, "n", n, 1)
-    if k > n:
-        raise RolloutError("k", f"k = {k} exceeds the number of workers n = {n}: use k <= n")
-    horizon, seeds, rollouts, seed = (integer(RolloutError, name, value, minimum) for name, value, minimum in
-                                      (("horizon", horizon, 1), ("seeds", seeds, 1),
-                                       ("rollouts", rollouts, 1), ("seed", seed, 0)))
-    check_rollout_size(RolloutError, n, horizon, seeds, rollouts)
+    k, n, horizon, seeds, rollouts, seed = check_rollout_args(RolloutError, k, n, horizon, seeds, rollouts, seed,
+                                                              "workers")
     reply_loss = check_reply_loss(RolloutError, reply_loss)
     state_lead = check_lead(scenario, state_lead, RolloutError, "state_lead")
-    if pi_g is not None and observer is not None and observer.name == "filter" and prediction is None:
-        raise RolloutError("prediction", "a filter observer needs the model it predicts with: "
+    if pi_g is not None and observer is not None and observer.kind.predicts and prediction is None:
+        raise RolloutError("prediction", f"a {observer.name} observer needs the model it predicts with: "
                                          "pass (P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
     budget.require(f"simulator rollouts of n = {n} robots", (n + 1) * (BYTES_PER_ROBOT + EPISODE_BYTES_PER_ROBOT
@@ -208,6 +203,18 @@ def starting_like(start_seed: int, fleet=FleetSim):
         sim = fleet(scenario, n=n, seed=seed)
         sim.start_from(starts[n])
         return sim
+    return build
+
+
+def same_noise_as(fleet_seed: int, fleet=FleetSim):
+    """A `fleet` factory for sim_rollout_welfare: every rollout's simulator is fleet(seed=fleet_seed), so it
+    starts where the ROS fleet_sim node of that seed starts and draws that node's stalls and actuation noise
+    (FleetSim: both driving modes share them). The rollouts differ only in their k-subsets and local
+    actions: the offline twin of one ROS run, whose paired gap is the deployment's alone."""
+    fleet_seed = integer(RolloutError, "fleet_seed", fleet_seed, 0)
+
+    def build(scenario: Scenario, n: int, seed: int) -> FleetSim:
+        return fleet(scenario, n=n, seed=fleet_seed)
     return build
 
 

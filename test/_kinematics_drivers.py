@@ -8,8 +8,12 @@ import numpy as np
 from numba import njit
 
 from altmarl_ros.core._checks import positive
+from altmarl_ros.core.rng import stream_states
 from altmarl_sim.kinematics import (Faults, KinematicsError, Noise, RobotLimits, StepParams, _arc,
                                     step_commanded)
+
+
+NO_NOISE, NO_FAULTS = Noise(), Faults()  # frozen: safe as shared defaults
 
 
 @njit(cache=True)
@@ -52,7 +56,7 @@ def integrate_unicycle(poses, v, w, dt: float) -> np.ndarray:
 
 
 def step_robots(poses: np.ndarray, velocities: np.ndarray, commands, limits: RobotLimits,
-                dt: float, *, steps: int = 1, noise: Noise = Noise(), faults: Faults = Faults(),
+                dt: float, *, steps: int = 1, noise: Noise = NO_NOISE, faults: Faults = NO_FAULTS,
                 decision_epoch: float | None = None, stall_remaining: np.ndarray | None = None,
                 seed: int = 0) -> np.ndarray:
     """Advance robots IN PLACE for `steps` control steps of `dt` seconds, holding
@@ -92,6 +96,6 @@ def step_robots(poses: np.ndarray, velocities: np.ndarray, commands, limits: Rob
         raise KinematicsError("stall_remaining", f"must be a float64 array of shape [{n}]")
     travelled = np.empty(n)
     step_commanded(
-        poses, velocities, stall_remaining, commands, np.uint64(seed % 2**64), int(steps),
+        poses, velocities, stall_remaining, commands, stream_states(np.uint64(seed % 2**64), n), int(steps),
         *StepParams.of(limits, noise, faults, dt, p_step), travelled)
     return travelled

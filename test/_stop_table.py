@@ -6,7 +6,9 @@ holds can be read directly; the coordinator and the local agents are their own
 processes, so they can be frozen (SIGSTOP: a stale coordinator), killed
 (SIGKILL) and interrupted (SIGINT) as on a real fleet. goal_pose robots are
 driven by a stand-in navigator here (each robot's latest goal_pose, go-to-goal),
-as Nav2 would drive them.
+as Nav2 would drive them; navigate_to_pose robots by mock NavigateToPose servers
+(_mock_navigators.py) and the same go-to-goal towards each robot's running goal,
+zero velocity without one (Nav2's controller stops on a cancel).
 
 Times: an e-stop and a SIGINT in wall seconds from the call or signal; a stale or killed coordinator in
 sim seconds (the clock command_timeout counts in) from the last GlobalCommand's stamp, since the simulator's
@@ -14,8 +16,11 @@ clock may run slower than the wall on a loaded machine.
 
 "At rest" means: with twist / twist_stamped every worker's latest cmd_vel is
 zero; with goal_pose every worker's latest goal is a hold (a goal at its own
-pose, not a zone centre). Once at rest, a robot that is sent a non-zero cmd_vel
-or a zone goal before the cause is undone is "commanded after its stop".
+pose, not a zone centre); with navigate_to_pose no worker's navigator holds an
+accepted goal whose cancel it has not received. Once at rest, a robot that is sent
+a non-zero cmd_vel or a zone goal before the cause is undone is "commanded after
+its stop"; with navigate_to_pose, one whose navigator still holds an uncancelled
+goal at the end of the watch.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-COMMAND_TYPES = ("twist", "twist_stamped", "goal_pose")
+COMMAND_TYPES = ("twist", "twist_stamped", "goal_pose", "navigate_to_pose")
 CAUSES = ("e-stop", "stale", "coordinator killed", "SIGINT")
 N_ROBOTS = 6
 COMMAND_TIMEOUT = 1.5  # s: local agents stop robots whose last GlobalCommand is older
@@ -66,7 +71,7 @@ class StopTrial:
 
         self.command_type = command_type
         self.executor = make_executor(context)
-        sim_type = "twist" if command_type == "goal_pose" else command_type
+        sim_type = "twist" if command_type in ("goal_pose", "navigate_to_pose") else command_type
         # cmd_vel_timeout 60 s: no robot stops because the simulator timed its command out
         self.sim = FleetSimNode({"scenario": scenario_file, "n_robots": n, "command_type": sim_type,
                                  "real_time_factor": 1.0, "cmd_vel_timeout": 60.0}, context=context)
@@ -85,10 +90,24 @@ class StopTrial:
             for i in range(n):
                 spy.create_subscription(PoseStamped, goal_topic(i), lambda m, i=i: self._on_goal(i, m), GOAL_QOS)
             self.sim.add_step_listener(lambda fleet: self._navigate())
+        if command_type == "navigate_to_pose":
+            from _mock_navigators import MockNavigators
+
+            self.navigators = MockNavigators(context, range(n))
+            self.executor.add_node(self.navigators)
+            self.nodes.append(self.navigators)
+            self.sim.add_step_listener(lambda fleet: self._navigate_actions())
         self.centres = self.sim.scenario.ring.zone_centres()  # [zone, (x, y)]
         self.client_node = rclpy.create_node("operator", context=context)
         self.executor.add_node(self.client_node)
         self.nodes.append(self.client_node)
+        from std_srvs.srv import Trigger
+
+        from altmarl_ros.names import RESUME_SERVICE, STOP_SERVICE
+        # Made now, not at the call: a new client's first call can lose its answer under load (the
+        # server answers before it has matched the client's response reader).
+        self.operator = {service: self.client_node.create_client(Trigger, service)
+                         for service in (STOP_SERVICE, RESUME_SERVICE)}
         self.last_command_wall = None
         from altmarl_msgs.msg import GlobalCommand
 
@@ -125,6 +144,22 @@ class StopTrial:
                 self.sim.commands[i] = float(v), float(w)
                 self.sim.command_time[i] = self.sim.sim.time
 
+    def _uncancelled(self, robot):
+        """The robot's goals its navigator runs and has received no cancel for."""
+        return [goal for goal in self.navigators.running(robot) if not goal.cancel_requested]
+
+    def _navigate_actions(self) -> None:
+        """The stand-in Nav2 navigators: go-to-goal towards the running goal, zero without one."""
+        for i in range(self.n):
+            running = self._uncancelled(i)
+            position = running[-1].pose.pose.position if running else None
+            self.goals[i] = None if position is None else (position.x, position.y)
+            if self.goals[i] is None:
+                self.sim.commands[i] = 0.0, 0.0
+                self.sim.command_time[i] = self.sim.sim.time
+        self._navigate()
+
+
     def _sim_now(self) -> float:
         return self.sim.sim.time
 
@@ -132,6 +167,8 @@ class StopTrial:
         return float(np.abs(self.sim.commands[:self.n, 0]).max()) > 0.05
 
     def at_rest(self) -> bool:
+        if self.command_type == "navigate_to_pose":
+            return not any(self._uncancelled(i) for i in range(self.n))
         if self.command_type == "goal_pose":
             return all(goal is None or self._is_hold(goal) for goal in self.goals)
         return float(np.abs(self.sim.commands[:self.n]).max()) == 0.0
@@ -153,12 +190,16 @@ class StopTrial:
         rest_time = clock()
         self.violations = 0
         self._watching = True
-        if self.command_type != "goal_pose":
+        velocities = self.command_type in ("twist", "twist_stamped")
+        if velocities:
             self.sim.add_step_listener(self._count_moves)
         self.spin_until(lambda: False, HOLD_WATCH)
         self._watching = False
-        if self.command_type != "goal_pose":
+        if velocities:
             self.sim._step_listeners.remove(self._count_moves)
+        if self.command_type == "navigate_to_pose":  # goals left in flight (one already on its way at the
+            # stop may be accepted after it; it is cancelled as soon as its answer reaches the agents)
+            self.violations = sum(len(self._uncancelled(i)) for i in range(self.n))
         seconds = rest_time - since() if rested else math.inf
         return Row(self.command_type, cause, seconds, self.violations)
 
@@ -174,7 +215,7 @@ class StopTrial:
     def _call(self, service: str) -> float:
         from std_srvs.srv import Trigger
 
-        client = self.client_node.create_client(Trigger, service)
+        client = self.operator[service]
         assert client.wait_for_service(timeout_sec=10.0), service
         called = time.monotonic()
         future = client.call_async(Trigger.Request())

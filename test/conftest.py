@@ -89,3 +89,21 @@ def trained_tiny(tmp_path_factory):
         code = main(["train", "--model", str(model), "--out", str(policy), *TRAIN_ARGS])
     assert code == 0, printed.getvalue()
     return model, policy, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The noise-free ring world of the ROS graph tests (test/_ring_world.py)."""
+    from _ring_world import make_ring_world
+
+    return make_ring_world(tmp_path_factory.mktemp("nodes"))
+
+
+@pytest.fixture
+def graph(ros_context):
+    """An in-process ROS graph on its own Context (test/_graph.py), closed after the test."""
+    from _graph import Graph
+
+    g = Graph(ros_context)
+    yield g
+    g.close()

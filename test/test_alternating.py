@@ -13,6 +13,8 @@ from altmarl_ros.core.model import make_game
 from altmarl_ros.core.policy import uniform_local_policy
 from altmarl_ros.errors import LearnError
 
+pytestmark = pytest.mark.kernels  # all fast with NUMBA_DISABLE_JIT=1 (scripts/coverage.sh)
+
 K = 2  # not |S_l| = 3, so a k <-> |S_l| slip changes the answers
 
 

@@ -51,7 +51,7 @@ rclpy = pytest.importorskip("rclpy")
 
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC  # noqa: E402
 from altmarl_ros.nodes._ros import GLOBAL_COMMAND_QOS  # noqa: E402
-from test_nodes import K, N, _sim_nodes, graph, world  # noqa: E402,F401
+from test_nodes import N, _sim_nodes  # noqa: E402
 
 TIMEOUT = 1.0  # command_timeout of the local agents in these graphs (sim s)
 

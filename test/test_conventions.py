@@ -24,8 +24,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from altmarl_ros.names import DIAGNOSTICS_TOPIC, RESUME_SERVICE, STOP_SERVICE, goal_topic, pose_topic  # noqa: E402
 from altmarl_ros.nodes._ros import GOAL_QOS  # noqa: E402
 from altmarl_sim.ring import zone_centre  # noqa: E402
-from test_nodes import (K, N, Graph, _listen, _record_poses, _sim_nodes,  # noqa: E402,F401
-                        assert_counts_match_simulated_poses, graph, world)
+from test_nodes import K, N, _listen, _record_poses, _sim_nodes, assert_counts_match_simulated_poses  # noqa: E402
 
 
 def _localizer(graph, sim):

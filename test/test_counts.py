@@ -18,6 +18,8 @@ from altmarl_ros.core.counts import (
 )
 from altmarl_ros.errors import AltmarlError
 
+pytestmark = pytest.mark.kernels  # all fast with NUMBA_DISABLE_JIT=1 (scripts/coverage.sh)
+
 
 def brute_force_count_vectors(k, S):
     """Every F in N^S with sum k, by filtering the dense (k+1)^S grid."""
@@ -72,6 +74,38 @@ def test_paper_size_counts_and_large_k():
     assert tuple(unrank(rank(big), 1000, 5)) == tuple(big)
     assert rank(np.array([0, 0, 0, 0, 1000])) == 0
     assert rank(np.array([1000, 0, 0, 0, 0])) == n_count_vectors(1000, 5) - 1
+
+
+def _colex_rank(F):
+    """The scheme's definition in Python integers: sum_j C(b_j, j + 1), b_j = F[0] + ... + F[j] + j."""
+    bars = np.cumsum(F[:-1]) + np.arange(len(F) - 1)
+    return sum(math.comb(int(b), j + 1) for j, b in enumerate(bars))
+
+
+@pytest.mark.parametrize("S", [3, 4, 5, 8])
+def test_ranks_are_exact_up_to_the_largest_k_an_int64_rank_holds(S):
+    """At the largest k with N_F <= 2^63 - 1 (found by bisection on math.comb), every rank and unrank is the
+    definition's, the last rank N_F - 1 included; at k + 1 ranking is refused. Partial products of C(n, r)
+    beyond int64 once made the ranks near the top wrap (S = 4: 3.07e18 for the last rank, 9.22e18)."""
+    low, high = 1, 2**40
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if math.comb(mid + S - 1, S - 1) <= 2**63 - 1 else (low, mid - 1)
+    k = low
+    N = math.comb(k + S - 1, S - 1)
+    assert n_count_vectors(k, S) == N
+    rng = np.random.default_rng(S)
+    vectors = [np.array([k] + [0] * (S - 1)), np.array([0] * (S - 1) + [k]), np.array([k - 1] + [0] * (S - 2) + [1])]
+    for _ in range(20):
+        cuts = np.sort(rng.integers(0, k + 1, S - 1))
+        vectors.append(np.diff(np.concatenate([[0], cuts, [k]])))
+    for F in vectors:
+        expected = _colex_rank(F)
+        assert rank(F) == expected, F
+        assert tuple(unrank(expected, k, S)) == tuple(F)
+    assert rank(vectors[0]) == N - 1
+    with pytest.raises(CountsError, match="more than an int64 rank can hold"):
+        rank(np.array([k + 1] + [0] * (S - 1)))
 
 
 @njit(cache=True)

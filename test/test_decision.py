@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 from altmarl_ros.core.counts import n_count_vectors
-from altmarl_ros.core.observer import ObserverSpec
+from altmarl_ros.core.observers import ObserverSpec
 from altmarl_ros.core.policy import build_policy, save_policy
 from altmarl_sim.ring import zone_centre
 from altmarl_sim.scenario import load_scenario
 
-pytestmark = pytest.mark.ros
 K, RESOLUTION, EPOCHS, N = 5, 12, 40, 60
 
 
@@ -113,6 +112,7 @@ def rollout_decisions(setting, monkeypatch):
     return actions, estimates
 
 
+@pytest.mark.ros
 def test_the_coordinator_and_the_rollout_decide_alike_from_the_same_samples(ros_context, setting, monkeypatch):
     ros_actions, ros_estimates = coordinator_decisions(ros_context, setting)
     sim_actions, sim_estimates = rollout_decisions(setting, monkeypatch)
@@ -122,6 +122,7 @@ def test_the_coordinator_and_the_rollout_decide_alike_from_the_same_samples(ros_
     assert len(set(ros_actions)) > 1  # the sequence exercises the table, not one column
 
 
+@pytest.mark.kernels
 def test_the_local_agents_and_the_rollout_draw_alike_from_the_same_uniforms(setting):
     from altmarl_ros.core.decision import Decider, local_actions
     from altmarl_ros.core.evaluate import cumulative

@@ -10,8 +10,8 @@ independently given the depot; offline single-run sd about 1.5 on a mean of
 about 54 over 8 epochs). The test's margin is 4 of those sd, about +-6: four
 demo runs (seeds 0-3) deviated by -0.07 to -1.58 sd (the ROS loop acts up to a
 control step late, which costs a little), so a correct fleet keeps >= 2.4 sd of
-room, while one that serves, discounts or counts epochs wrongly is outside it. (The herding policy's short-run welfare is
-bimodal, about 3 or about 50, so its +-3 sd margin spanned -37..100.)
+room, while one that serves, discounts or counts epochs wrongly is outside it. (The herding policy's
+short-run welfare is bimodal, about 3 or about 50, so its +-3 sd margin spanned -37..100.)
 """
 import json
 import re
@@ -131,7 +131,8 @@ def test_demo_summary_puts_the_learned_coordinator_next_to_the_best_constant(cap
               "real_time_factor": 1.0, "wall_seconds": 63.0, "odom_msgs_per_s": 4000.0,
               "offline": {"mean": 160.25, "ci95": 0.5, "rollouts": 100, "p2_5": 155.0, "p97_5": 165.0},
               "best_constant": {"mean": 158.0, "ci95": 0.75, "detail": "a_g = 1"},
-              "offline_random_starts": {"mean": 158.5, "ci95": 1.0}, "seed": 1234, "late_command_fraction": 0.002,
+              "offline_random_starts": {"mean": 158.5, "ci95": 1.0}, "offline_twin": {"mean": 162.25, "ci95": 0.125},
+              "seed": 1234, "late_command_fraction": 0.002,
               "deviation_sd": 0.4, "within_margin": True, "margin_sd": 3.0}
     _print_report(report, 0.95)
     out = capsys.readouterr().out
@@ -141,6 +142,8 @@ def test_demo_summary_puts_the_learned_coordinator_next_to_the_best_constant(cap
                      r"used per decision, 2\.0% missed; states 0\.125 s old at the decision \(p50\)", out)
     assert _coordinator_heard({}) == {}  # no coordinator report came: no line
     assert re.search(r"offline, same start +160\.250 \+- 0\.500 \(fleet seed 1234's start", out)
+    assert re.search(r"offline twin +162\.250 \+- 0\.125 \(the same start, stalls and noise as this run; "
+                     r"ROS - twin -0\.750", out)
     assert re.search(r"offline, random starts +158\.500 \+- 1\.000", out)
     assert re.search(r"best constant dispatcher, offline +158\.000 \+- 0\.750 \(a_g = 1.*"
                      r"learned - constant: ROS run \+3\.500, offline \+2\.250", out)

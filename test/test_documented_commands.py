@@ -117,7 +117,7 @@ def test_documented_lines_connect_drive_and_stop(ros_context, tmp_path, command_
             got = endpoints(*key)
             return all(mine <= theirs for mine, theirs in zip(want[key], got))
         for key in want:
-            assert spin_until(lambda: connected(key), 20.0), (key, [sorted(e)[:8] for e in endpoints(*key)])
+            assert spin_until(lambda key=key: connected(key), 20.0), (key, [sorted(e)[:8] for e in endpoints(*key)])
         assert spin_until(lambda: any(what == "move" for _, what in told), 30.0), told
         client = node.create_client(Trigger, "/altmarl/stop")
         assert client.wait_for_service(timeout_sec=10.0)

@@ -27,7 +27,7 @@ from altmarl_ros.core.evaluate import (
 from altmarl_ros.core.glearn import g_learn, global_best_response_gain
 from altmarl_ros.core.llearn import l_learn, local_best_response_gain
 from altmarl_ros.core.model import make_game
-from altmarl_ros.core.observer import ObserverSpec
+from altmarl_ros.core.observers import ObserverSpec
 from altmarl_ros.core.policy import PolicyError
 
 
@@ -137,6 +137,7 @@ def test_a_fresh_subset_is_drawn_at_every_step():
     assert abs(est.mean - exact) <= 2 * est.ci95 < 0.1, (est.mean, exact, est.ci95)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("gain", [0.25, 0.6])
 def test_a_filter_forgets_its_prior_at_rate_one_minus_gain(gain):
     """The filter's memory, through the rollout kernel: frozen locals (P_l = identity), every robot
@@ -157,6 +158,7 @@ def test_a_filter_forgets_its_prior_at_rate_one_minus_gain(gain):
     assert mean / first == pytest.approx((1 - (1 - gain) ** horizon) / (horizon * gain), rel=1e-12)
 
 
+@pytest.mark.kernels
 def test_nash_gap_of_non_equilibrium_pairs_is_the_larger_gain():
     """Two pairs away from equilibrium, one exploitable by the global agent and one by the locals:
     the gap is the larger of the two (independently tested) unilateral gains each time."""
@@ -222,7 +224,7 @@ def test_best_constant_global_matches_brute_force_over_constants_and_local_polic
     for a_g in range(game.n_ag):
         for actions in itertools.product(range(game.n_al), repeat=game.n_sl * game.n_sg):
             pi_l = np.eye(game.n_al)[np.reshape(actions, (game.n_sl, game.n_sg))]
-            values[a_g, actions] = _exact_welfare(game, lambda s_g, F: np.eye(game.n_ag)[a_g], pi_l,
+            values[a_g, actions] = _exact_welfare(game, lambda s_g, F, a_g=a_g: np.eye(game.n_ag)[a_g], pi_l,
                                                   1, 1, horizon, _iid_locals(game))
     (best_a_g, _), best_value = max(values.items(), key=lambda item: item[1])
     est = baselines(game, 2, n=5, horizon=horizon, seeds=4, rollouts=5000, seed=4,
@@ -260,6 +262,7 @@ def test_ci_shrinks_like_one_over_sqrt_rollouts_and_covers_the_mean():
     assert abs(small.mean - large.mean) <= small.ci95 + large.ci95
 
 
+@pytest.mark.kernels
 def test_same_seed_same_result_and_seed_prefix_is_stable():
     rng = np.random.default_rng(6)
     game = _random_game(rng)
@@ -287,6 +290,7 @@ def test_defaults_are_the_documented_deployment():
     assert baseline.returns.shape == (15, 50) and baseline.agent_steps == 15 * 50 * 1000 * 100
 
 
+@pytest.mark.kernels
 def test_t_quantile_and_ci_against_known_values():
     # published two-sided 95% t quantiles
     for df, q in [(1, 12.7062), (2, 4.3027), (3, 3.1824), (5, 2.5706), (10, 2.2281), (120, 1.9799)]:
@@ -306,6 +310,7 @@ _RETURNS_BEFORE_REPLY_LOSS = {
 }
 
 
+@pytest.mark.kernels
 def test_without_reply_loss_the_rollouts_are_those_of_before():
     """reply_loss 0 (the default) draws nothing more and decides as before the option existed: the
     returns recorded then, for fresh and for a filter (rel 1e-12 leaves another libm its last bits; a
@@ -383,6 +388,7 @@ def test_reply_loss_rollouts_match_the_exact_value():
     assert min(abs(est.mean - no_loss), abs(est.mean - asking_again)) > 4 * est.ci95
 
 
+@pytest.mark.kernels
 def test_each_sampled_reply_is_lost_independently_with_probability_p():
     """lose_replies over 20,000 decisions of k = 4 sampled agents: the m that arrive are Binomial(4, 1 - p)
     (every count within 5 sd), the agent sampled first is lost at rate p, and the counts left are those
@@ -405,6 +411,7 @@ def test_each_sampled_reply_is_lost_independently_with_probability_p():
     assert abs(first_lost / draws - p) <= 5 * math.sqrt(p * (1 - p) / draws)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("observer, asks_again", [(None, True), (ObserverSpec("filter", 0.5, 3), True),
                                                   (ObserverSpec("filter", 0.5, 3, prior=2.0), False)])
 def test_replies_per_decision_and_the_first_decision_waiting_for_one(observer, asks_again):
@@ -455,6 +462,7 @@ def test_fresh_with_nearly_every_reply_lost_keeps_its_first_action():
     assert abs(est.mean - _value_of_a_state_rule(game, pi_l, [0, 1], horizon)) > 4 * est.ci95
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize(
     "change, error, needle",
     [
@@ -468,6 +476,9 @@ def test_fresh_with_nearly_every_reply_lost_keeps_its_first_action():
         (dict(reply_loss=1.0), EvaluationError, "reply_loss: must be below 1"),
         (dict(reply_loss=-0.1), EvaluationError, r"reply_loss: must be in \[0, 1\], got -0.1"),
         (dict(reply_loss=float("nan")), EvaluationError, "reply_loss: must be finite"),
+        (dict(dirichlet_alpha=0.0), EvaluationError, r"dirichlet_alpha: must be > 0, got 0\.0"),
+        (dict(dirichlet_alpha=-1e-300), EvaluationError, r"dirichlet_alpha: must be > 0, got -1e-300"),
+        (dict(dirichlet_alpha=float("inf")), EvaluationError, "dirichlet_alpha: must be finite"),
     ],
 )
 def test_bad_arguments_raise_named_errors(change, error, needle):
@@ -483,4 +494,5 @@ def test_bad_arguments_raise_named_errors(change, error, needle):
         pi_l[0, 1, 0] = np.nan
     with pytest.raises(error, match=needle):
         rollout_welfare(game, pi_g, pi_l, change.get("k", 2), n=3, horizon=2,
-                        seeds=change.get("seeds", 1), rollouts=2, reply_loss=change.get("reply_loss", 0.0))
+                        seeds=change.get("seeds", 1), rollouts=2, reply_loss=change.get("reply_loss", 0.0),
+                        dirichlet_alpha=change.get("dirichlet_alpha"))

@@ -89,7 +89,7 @@ def test_the_filters_prediction_takes_setup_bs_gaussian_steps():
     draws, x = 40_000, -0.9
     kept = np.full((400, 100), x, np.float32)
     key = jax.random.PRNGKey(0)
-    for steps in range(1, 25):
+    for _ in range(24):
         key, sub = jax.random.split(key)
         kept = predict(SETUP_B, params, kept, np.float32(-1.0), "greedy", sub)
     mean, std = x + 0.05 * 24, 0.04 * np.sqrt(24)
@@ -157,8 +157,9 @@ def test_the_filter_follows_a_moving_fleet_where_pool_lags():
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(name="kalman"), r"observer: unknown continuous-model observer\(s\) \['kalman'\]; choose from \['fresh', "),
-    (dict(name="fresh", window=3), r"observer: fresh reads only the newest k-sample: window 1 and gain 1, got window 3"),
+    (dict(name="kalman"), r"observer: is 'kalman'; a continuous model's observers are fresh, filter, pool$"),
+    (dict(name="fresh", window=3), r"observer: fresh reads only the newest k-sample: window 1 and gain 1, got window 3 "
+                                   r"and gain 1 \(use filter or pool\)"),
     (dict(name="pool", window=4, gain=1.0), r"observer.gain: is 1; pool weighs a sample of age j by \(1 - gain\)\^j"),
     (dict(name="filter", window=0, gain=0.0), r"observer.window: must be an integer >= 1, got 0"),
     (dict(name="filter", window=10 ** 6, gain=0.0), r"observer.window: is 1000000; keep at most 10000"),
@@ -175,7 +176,7 @@ def test_defaults_and_the_policy_file_record_the_observer(tmp_path):
     assert default_observer("filter", 5, 50) == FAObserverSpec("filter", 50, 0.0)  # 250 particles
     assert default_observer("filter", 75, 50) == FAObserverSpec("filter", 6, 0.0)  # 450 particles
     assert default_observer("pool", 1, 50, gain=0.2) == FAObserverSpec("pool", 4, 0.2)
-    with pytest.raises(ObserverError, match="observer: fresh has no window or gain"):
+    with pytest.raises(ObserverError, match=r"observer: fresh has no window or gain \(use filter or pool\)"):
         default_observer("fresh", 5, 50, window=3)
     spec = FAObserverSpec("filter", 12, 0.25)
     networks = dict(global_params=_network(6, 4) + _network(4, 5), local_params=_network(2, 4) + _network(4, 3))

@@ -53,6 +53,7 @@ def test_the_exact_value_is_what_the_rollouts_measure():
     assert abs(blind_welfare(game, [0, 0, 0], pi_l, horizon=30) - exact) > 3 * measured.ci95  # the rule matters
 
 
+@pytest.mark.kernels
 def test_the_local_search_finds_what_the_exhaustive_search_finds(monkeypatch):
     for seed in range(6):
         game = random_game(np.random.default_rng(seed))
@@ -69,6 +70,7 @@ def test_the_local_search_finds_what_the_exhaustive_search_finds(monkeypatch):
         assert found == pytest.approx(best)
 
 
+@pytest.mark.kernels
 def test_it_is_a_registered_blind_baseline_every_evaluator_reports():
     from altmarl_ros.core.evaluate import baselines as evaluate_baselines
 

@@ -32,6 +32,7 @@ def epoch_trajectory(scenario, seed, epochs=5, n=40):
     return out
 
 
+@pytest.mark.kernels
 def test_same_seed_same_trajectory(scenario):
     a, b, c = (epoch_trajectory(scenario, s) for s in (7, 7, 8))
     for (za, da, ra, pa), (zb, db, rb, pb) in zip(a, b):
@@ -41,6 +42,7 @@ def test_same_seed_same_trajectory(scenario):
     assert not np.array_equal(a[-1][3], c[-1][3])
 
 
+@pytest.mark.kernels
 def test_commanded_mode_is_reproducible_and_advances_time(scenario):
     runs = []
     for _ in range(2):
@@ -54,6 +56,7 @@ def test_commanded_mode_is_reproducible_and_advances_time(scenario):
     np.testing.assert_array_equal(*runs)
 
 
+@pytest.mark.kernels
 def test_reset_places_robots_in_the_requested_zones(scenario):
     sim = FleetSim(scenario, n=500, seed=1)
     zones = np.arange(500) % 5
@@ -66,6 +69,7 @@ def test_reset_places_robots_in_the_requested_zones(scenario):
         sim.poses[0, 0] = 1.0  # read-only view
 
 
+@pytest.mark.kernels
 def test_start_zones_follow_mu0(scenario):
     weights = (0.5, 0.3, 0.2, 0.0, 0.0)
     sim = FleetSim(dataclasses.replace(scenario, start_zone_weights=weights), n=20000, seed=2)
@@ -73,6 +77,7 @@ def test_start_zones_follow_mu0(scenario):
     np.testing.assert_allclose(freq, weights, atol=0.015)
 
 
+@pytest.mark.kernels
 def test_reward_of_a_still_fleet_is_the_served_fraction(quiet):
     """Robots exactly at their zone centres that stay do not move, so the epoch reward is
     service * (fraction of workers in the depot's zone) and nothing else."""
@@ -88,6 +93,7 @@ def test_reward_of_a_still_fleet_is_the_served_fraction(quiet):
     assert sim.last_global_reward == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.kernels
 def test_moves_reach_the_neighbouring_zone_and_cost_energy(quiet):
     sim = FleetSim(quiet, n=300, seed=4)
     start = np.arange(300) % 5
@@ -105,6 +111,7 @@ def test_moves_reach_the_neighbouring_zone_and_cost_energy(quiet):
     assert depots == sorted(depots) and 1 in depots and depots[-1] == 2
 
 
+@pytest.mark.kernels
 def test_commanded_mode_without_noise_follows_the_closed_form(quiet):
     """Under a constant command reached within limits, a control step is the exact arc."""
     sim = FleetSim(quiet, n=3, seed=0)
@@ -139,6 +146,7 @@ def test_epoch_from_rest_matches_fleet_epochs_from_rest(scenario):
     np.testing.assert_array_equal(end, again)
 
 
+@pytest.mark.kernels
 def test_a_lead_reads_the_workers_zones_that_many_control_steps_before_the_epochs_end(scenario, quiet):
     """step_epoch(lead=L) leaves in read_zones where the workers were L control steps before the epoch's
     end. Without noise that is where the same fleet ends an epoch L steps shorter (same start and goals);
@@ -171,6 +179,7 @@ def test_a_lead_reads_the_workers_zones_that_many_control_steps_before_the_epoch
     assert np.array_equal(plain.poses, reading.poses)
 
 
+@pytest.mark.kernels
 def test_set_command_drives_one_robot(quiet):
     sim = FleetSim(quiet, n=4, seed=0)
     before = sim.poses.copy()
@@ -182,6 +191,7 @@ def test_set_command_drives_one_robot(quiet):
         sim.set_command(5, 0.0, 0.0)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("call, message", [
     (lambda s: s.step_epoch(np.zeros(9, dtype=int), 0), "local_actions: must be 10 integers"),
     (lambda s: s.step_epoch(np.full(10, 3), 0), "local_actions[0]: must be 0 stay, 1 next or 2 previous"),
@@ -200,3 +210,57 @@ def test_bad_arguments_raise_named_errors(scenario, call, message):
     with pytest.raises(FleetError) as err:
         call(sim)
     assert str(err.value).startswith(message)
+
+
+@pytest.mark.kernels
+def test_commanded_steps_draw_the_stalls_and_noise_of_the_epochs_they_emulate(scenario):
+    """Driven a control step at a time with the ring controller (LaggedFleet at lag 0: what the ROS
+    fleet_sim node and the local agents do), FleetSim(seed) sees the stalls and noise that
+    FleetSim(seed).step_epoch draws: the same zones and stalls every epoch, poses equal to rounding
+    (the epoch kernel carries cos/sin of the yaw along the arcs, step_control recomputes them).
+    So a ROS run and its offline twin (rollout.same_noise_as) share their noise."""
+    from altmarl_ros.experiments.actuation_lag import LaggedFleet
+
+    stormy = dataclasses.replace(scenario, faults=Faults(stall_probability=0.3, stall_duration_min=0.5,
+                                                          stall_duration_max=3.0))
+    n, rng = 50, np.random.default_rng(9)
+    offline, stepped, other = (FleetSim(stormy, n=n, seed=11), LaggedFleet(stormy, n=n, seed=11),
+                               LaggedFleet(stormy, n=n, seed=12))
+    stalled = 0
+    for _ in range(6):
+        actions, a_g = rng.integers(0, 3, n), int(rng.integers(0, 5))
+        zones, depot, reward = offline.step_epoch(actions, a_g)
+        stepped_zones, stepped_depot, stepped_reward = stepped.step_epoch(actions, a_g)
+        assert np.array_equal(stepped_zones, zones) and stepped_depot == depot
+        assert stepped_reward == pytest.approx(reward, abs=1e-9)
+        np.testing.assert_allclose(stepped.poses, offline.poses, atol=1e-9)
+        np.testing.assert_allclose(stepped.stall_remaining, offline.stall_remaining, atol=1e-9)
+        other.step_epoch(actions, a_g)
+        stalled += int(np.count_nonzero(offline.stall_remaining > 0))
+    assert stalled > 0  # the stalls were exercised
+    assert not np.allclose(other.poses, offline.poses)  # another seed draws other noise
+
+
+@pytest.mark.kernels
+def test_fleet_arguments_that_do_not_fit_are_named(scenario):
+    """Zones: integer indices, one per robot, inside the ring; poses: (n + 1, 3) finite; commands finite;
+    a scenario that is a Scenario. The nearest valid value of each is accepted."""
+    fleet = FleetSim(scenario, n=3, seed=0)
+    z = scenario.ring.n_zones
+    end, _ = epoch_from_rest(scenario, [0, z - 1], [1, 0])
+    assert end.shape == (2,)
+    rows = [(lambda: epoch_from_rest(scenario, [[0, 1]], [[1, 0]]), "start_zones: must be a 1-D array"),
+            (lambda: epoch_from_rest(scenario, [0.0, 1.0], [1, 0]), "start_zones: must be 2 integer zone indices"),
+            (lambda: epoch_from_rest(scenario, [0, 1], [1]), "goal_zones: must be 2 integer zone indices"),
+            (lambda: epoch_from_rest(scenario, [0, z], [1, 0]), "start_zones"),
+            (lambda: epoch_from_rest("warehouse_ring", [0], [1]), "scenario: must be a Scenario"),
+            (lambda: FleetSim("warehouse_ring"), "scenario: must be a Scenario"),
+            (lambda: fleet.start_from(np.zeros((3, 3))), r"poses: must be \(4, 3\) finite"),
+            (lambda: fleet.start_from(np.full((4, 3), np.nan)), r"poses: must be \(4, 3\) finite"),
+            (lambda: fleet.set_command(3, float("inf"), 0.0), "v: must be finite, got inf"),
+            (lambda: fleet.set_command(3, 0.0, float("nan")), "w: must be finite, got nan")]
+    for call, detail in rows:
+        with pytest.raises(FleetError, match=detail):
+            call()
+    fleet.set_command(3, 0.5, -0.5)  # the depot, finite: accepted
+    fleet.start_from(np.zeros((4, 3)))

@@ -69,6 +69,7 @@ def test_large_m_matches_exact_bellman_fixed_point(game, pi_l, exact):
     assert abs(result.value - (initial_weights(game, k) * Q_star.max(axis=2)).sum()) < 0.01
 
 
+@pytest.mark.kernels
 def test_small_m_is_biased_but_close(game, pi_l, exact):
     """The m = 30 surrogate differs from the exact one (so the large-m test can fail) but not wildly."""
     k, _, _, Q_star = exact
@@ -76,6 +77,7 @@ def test_small_m_is_biased_but_close(game, pi_l, exact):
     assert 0.02 < error < 0.5
 
 
+@pytest.mark.kernels
 def test_same_seed_same_q_and_cache_does_not_change_the_answer(game, pi_l):
     first = g_learn(game, pi_l, K, seed=3)
     again = g_learn(game, pi_l, K, seed=3, table_bytes=0)  # every draw recomputed each sweep
@@ -85,6 +87,7 @@ def test_same_seed_same_q_and_cache_does_not_change_the_answer(game, pi_l):
     assert not np.array_equal(first.Q, other.Q)
 
 
+@pytest.mark.kernels
 def test_residual_history_reaches_tol_and_bounds_the_q_residual(game, pi_l):
     tol = 1e-6
     seen = []
@@ -102,6 +105,7 @@ def test_residual_history_reaches_tol_and_bounds_the_q_residual(game, pi_l):
     assert np.abs(Q - result.Q).max() <= game.gamma * tol + 1e-5
 
 
+@pytest.mark.kernels
 def test_warm_start_reaches_the_same_fixed_point_in_fewer_sweeps(game, pi_l):
     cold = g_learn(game, pi_l, K, tol=1e-7, seed=0)
     warm = g_learn(game, pi_l, K, tol=1e-7, seed=0, Q0=cold.Q)
@@ -158,6 +162,7 @@ def _with_copied_actions(game, copies):
                      mu0_g=game.mu0_g, mu0_l=game.mu0_l)
 
 
+@pytest.mark.kernels
 def test_ties_go_to_the_lowest_action(game, pi_l):
     """Identical global actions have bitwise-equal Q values; the documented choice is the lowest one."""
     same = g_learn(_with_copied_actions(game, {0: 1, 1: 2}), pi_l, K, seed=0)  # all three actions alike
@@ -170,6 +175,7 @@ def test_ties_go_to_the_lowest_action(game, pi_l):
     assert np.array_equal(copied.pi_g, np.where(best_is_copy, 0, 1))
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("kwargs, field", [
     (dict(pi_l=np.ones((3, 2, 2))), "pi_l[0, 0, :]"),
     (dict(pi_l=np.ones((2, 2, 2)) / 2), "pi_l"),
@@ -177,6 +183,7 @@ def test_ties_go_to_the_lowest_action(game, pi_l):
     (dict(m=2.5), "m"),
     (dict(tol=0), "tol"),
     (dict(Q0=np.zeros((2, 3, 3))), "Q0"),
+    (dict(Q0=np.where(np.arange(2 * 15 * 3).reshape(2, 15, 3) == 44, np.nan, 0.0)), "Q0"),  # N_F = C(6, 2)
     (dict(source=object()), "source"),
 ])
 def test_bad_input_names_the_field(game, pi_l, kwargs, field):
@@ -187,6 +194,7 @@ def test_bad_input_names_the_field(game, pi_l, kwargs, field):
     assert raised.value.field == field
 
 
+@pytest.mark.kernels
 def test_sampler_returning_bad_states_is_named(game, pi_l):
     class Broken(_ModelSampler):
         def sample_local(self, s_l, s_g, a_l, rng):
@@ -199,6 +207,29 @@ def test_sampler_returning_bad_states_is_named(game, pi_l):
     assert raised.value.field == "source.sample_local" and "index 7" in str(raised.value)
 
 
+def test_a_sampler_that_breaks_the_protocol_is_named_with_the_method_and_the_fix(game, pi_l):
+    """Sizes that are not 4 integers, draws of the wrong shape or dtype, invalid rewards: each names the
+    sampler's member; a sizes entry that is an integer below 1 keeps its own field."""
+    def broken(**members):
+        sampler = _ModelSampler(game)
+        sampler.__dict__.update(members)
+        return sampler
+
+    rows = [(dict(sizes=(2, 3, 3)), "source.sizes", "must be 4 integers"),
+            (dict(sizes=None), "source.sizes", "must be 4 integers"),
+            (dict(sizes=(2, 3, 0, 2)), "source.sizes[2]", "must be an integer >= 1"),
+            (dict(sample_global=lambda s_g, a_g, rng: np.zeros(len(s_g) - 1, np.int64)), "source.sample_global",
+             r"shape \(\d+,\); it must return one int state per input"),
+            (dict(sample_global=lambda s_g, a_g, rng: np.zeros(len(s_g))), "source.sample_global",
+             "returned float64 array"),
+            (dict(r_g=np.full((2, 3), np.nan)), "source", "the sampler's rewards or gamma are invalid")]
+    for members, field, detail in rows:
+        with pytest.raises(LearnError, match=detail) as raised:
+            g_learn(broken(**members), pi_l, K, pool=10)
+        assert raised.value.field == field, members
+
+
+@pytest.mark.kernels
 def test_slow_mode_steps_follow_a_steady_span_ratio():
     """Spans shrinking by 0.8: a step of 0.8 / 0.2 = 4 once three spans agree, then none for EVERY sweeps;
     no step on unsteady or fast ratios; a step followed by a larger span switches the rule off."""
@@ -218,6 +249,7 @@ def test_slow_mode_steps_follow_a_steady_span_ratio():
     assert not any(worse.factor(s, 0.8 ** s) for s in range(5, 12))
 
 
+@pytest.mark.kernels
 def test_extrapolation_step_removes_one_geometric_mode():
     """V_n = V* + rho^n v (plus a constant the shift handles): one step from (V_n, V_n-1) lands on V* + const."""
     rng = np.random.default_rng(0)
@@ -239,3 +271,43 @@ def test_extrapolation_keeps_the_fixed_point_in_fewer_sweeps(warehouse_game):
     bound = 2 * game.gamma * tol / (1 - game.gamma) + 1e-4  # float32 Q of values near 100
     assert np.abs(stepped.Q - plain.Q).max() <= bound
     assert np.array_equal(stepped.pi_g, plain.pi_g)
+
+
+def _deterministic_locals_game(seed, n_sg, n_sl=2):
+    """A random game whose locals move deterministically, whatever their action: every draw of the next count
+    vector is then the exact one, so G-LEARN at any m must reach the exact surrogate's fixed point."""
+    game = random_game(seed, n_sg=n_sg, n_ag=2, n_sl=n_sl, n_al=2)
+    rng = np.random.default_rng(seed)
+    P_l = np.zeros_like(game.P_l)
+    for j in range(n_sl):
+        for g in range(n_sg):
+            P_l[j, g, :, rng.integers(n_sl)] = 1.0
+    return make_game(P_g=game.P_g, P_l=P_l, r_g=game.r_g, r_l=game.r_l, gamma=game.gamma, mu0_g=game.mu0_g,
+                     mu0_l=game.mu0_l)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("n_sg", [1, 3, 8, 9])
+def test_the_exact_fixed_point_on_each_side_of_the_eight_global_states_the_sweep_sums_in_registers(n_sg):
+    """The sweep sums its gathers in scalars up to 8 global states (one branch per state) and in an array
+    beyond: on 1, 3, 8 and 9 global states, with deterministic locals, G-LEARN at m = 2 is the brute-force
+    Q* of the exact k-agent surrogate (to float32, Q's storage)."""
+    game = _deterministic_locals_game(70 + n_sg, n_sg)
+    pi_l = np.random.default_rng(n_sg).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    k = 3
+    R, P = exact_surrogate(game, pi_l, k)
+    Q_star = exact_Q(game, R, P)
+    result = g_learn(game, pi_l, k, m=2, tol=1e-10, seed=3)
+    assert result.converged and result.Q.shape == (n_sg, k + 1, game.n_ag)
+    np.testing.assert_allclose(result.Q, Q_star, rtol=1e-6, atol=0)  # Q is stored as float32
+
+
+@pytest.mark.kernels
+def test_a_gain_whose_sweeps_run_out_before_tol_is_refused_not_reported(game, pi_l):
+    """global_best_response_gain needs both value iterations at tol: one sweep cannot reach 1e-9 (the
+    residual of a first sweep from 0 is about the largest reward), so it names max_sweeps; enough can."""
+    pi_g = np.zeros((game.n_sg, 15), np.int32)
+    with pytest.raises(LearnError) as raised:
+        global_best_response_gain(game, pi_g, pi_l, K, m=4, tol=1e-9, max_sweeps=1)
+    assert raised.value.field == "max_sweeps" and "1 sweeps did not reach tol = 1e-09" in str(raised.value)
+    assert global_best_response_gain(game, pi_g, pi_l, K, m=4, tol=1e-9, max_sweeps=10_000) >= 0.0

@@ -33,9 +33,9 @@ def reference(game, pi_l):
     return result
 
 
-def _codes_bytes(game, k=K):
+def _codes_bytes(game, k=K, m=M):
     """A store that holds every row's codes (2 bytes a draw) and its escape count (8 bytes a row)."""
-    return plan_memory(game, k, M).n_f * (game.n_sg * M * 2 + 8)
+    return plan_memory(game, k, m).n_f * (game.n_sg * m * 2 + 8)
 
 
 def _same(a, b):
@@ -152,6 +152,7 @@ def test_the_plan_samples_the_escape_rate_the_fill_counts(game, pi_l):
         assert sampled.escape_fraction == pytest.approx(counted.escape_fraction, rel=rel, abs=0)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("max_memory", [1, 0, -5, 2.5, "1G"])
 def test_budget_that_cannot_work_is_named(game, pi_l, max_memory):
     with pytest.raises(LearnError) as raised:
@@ -159,6 +160,7 @@ def test_budget_that_cannot_work_is_named(game, pi_l, max_memory):
     assert raised.value.field == "max_memory"
 
 
+@pytest.mark.kernels
 def test_the_size_check_budgets_the_plan_not_int32_draws(warehouse_game):
     """Warehouse k = 100 (4.6 M count vectors) under a 2 GiB budget: int32 draws alone would take
     2.6 GiB, but the plan's codes fit, so the check passes and returns that plan (nothing allocated);
@@ -177,3 +179,30 @@ def test_the_size_check_budgets_the_plan_not_int32_draws(warehouse_game):
         assert kept.peak_bytes + reserve <= two_gib and kept.cached_fraction < 1.0
         with pytest.raises(budget.BudgetError):
             check_learning_size(warehouse, 100, 30, keep_draws=False, table_bytes=4 << 30)  # all int32: 3.5 GiB
+
+
+@pytest.mark.kernels
+def test_every_layout_of_a_tiny_game_gives_the_ranks_answer():
+    """The layouts' own paths (codes with escapes recomputed or stored, rows beyond the stored codes drawn in
+    place, the draws freed by the last sweep) at a size where the kernels also run as Python (scripts/
+    coverage.sh): nine local states leave 16 // 8 = 2 bits a field, so k = 3 agents already escape."""
+    game = random_game(41, n_sg=2, n_ag=2, n_sl=9, n_al=2)
+    pi_l = np.random.default_rng(41).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    k, m = 3, 4
+    run = lambda **budget: g_learn(game, pi_l, k, m=m, seed=2, tol=1e-6, **budget)  # noqa: E731
+    ranks = run()
+    assert ranks.plan.layout == "ranks"
+    full = _codes_bytes(game, k, m)
+    recomputed = run(table_bytes=full)
+    assert recomputed.plan.layout == "codes" and recomputed.plan.escape_fraction > 0.05
+    assert not recomputed.plan.escapes_stored and recomputed.plan.recomputed_per_sweep > 0
+    escapes = round(recomputed.plan.escape_fraction * recomputed.plan.n_f * game.n_sg * m)
+    stored = run(table_bytes=full + 4 * escapes)
+    assert stored.plan.escapes_stored and stored.plan.recomputed_per_sweep == 0
+    partial = run(table_bytes=full // 2)
+    assert 0.3 < partial.table_fraction < 0.7
+    codes = plan_memory(game, k, m, table_bytes=full)
+    released = run(max_memory=codes.fixed_bytes + max(codes.draw_bytes, codes.result_bytes))
+    assert released.plan.release_draws
+    for other in (recomputed, stored, partial, released):
+        _same(other, ranks)

@@ -120,7 +120,8 @@ def test_oversized_evaluate_under_ulimit_v_is_refused_with_the_budget_line(tmp_p
     limit = 3 << 30  # 3 GiB of address space: numba and numpy load in ~1.5 GiB of it
 
     # `ulimit -v` as a user sets it (no preexec_fn: Python in a forked child can deadlock in a threaded worker)
-    argv = ["bash", "-c", f'ulimit -v {limit // 1024} && exec "$@"', "bash", sys.executable, "-m", "altmarl_ros.cli", "evaluate", "--model", "m.npz", "--policy", "p.npz",
+    argv = ["bash", "-c", f'ulimit -v {limit // 1024} && exec "$@"', "bash", sys.executable, "-m", "altmarl_ros.cli",
+            "evaluate", "--model", "m.npz", "--policy", "p.npz",
             "--n", "200000000", "--horizon", "2", "--seeds", "1", "--rollouts", "2", "--no-baselines", "--quiet",
             "--max-memory", "64G"]
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120,
@@ -143,6 +144,39 @@ def test_headroom_counts_the_address_space_left(tmp_path):
     left, mapped, *which = done.stdout.split()
     assert abs(float(left) - ((4 << 30) - int(mapped))) < 64 << 20  # a few allocations between the two reads
     assert " ".join(which) == "left under ulimit -v (RLIMIT_AS) = 4 GiB"
+
+
+def test_a_cgroup_memory_limit_lowers_the_ram_and_the_headroom_and_is_named(tmp_path, monkeypatch):
+    """A container's memory.max below the RAM is the RAM the default budget is a share of, and what it leaves
+    (memory.max - memory.current) is the headroom, named; "max" (no limit) leaves both as they were."""
+    limit_file = tmp_path / "memory.max"
+    (tmp_path / "memory.current").write_text("300000000\n")
+    monkeypatch.setattr(budget, "_CGROUP_LIMIT", limit_file)
+    monkeypatch.delenv(budget.ENV_VAR, raising=False)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit_file.write_text("max\n")
+    assert budget.machine_ram() == ram
+    assert budget.process_headroom()[0] == float("inf") or "cgroup" not in budget.process_headroom()[1]
+    limit_file.write_text("1000000000\n")
+    assert budget.machine_ram() == 1_000_000_000
+    assert budget.limit() == int(budget.DEFAULT_SHARE * 1_000_000_000)
+    left, which = budget.process_headroom()
+    assert (left, which) == (700_000_000.0, "left under the cgroup's memory.max = 953.7 MiB")
+    with budget.limited(900_000_000):  # a budget above what the cgroup leaves: the cgroup binds
+        budget.require("x", 700_000_000)  # exactly what is left fits
+        with pytest.raises(budget.BudgetError, match=r"x needs 667\.6 MiB, over the memory budget of 667\.6 MiB "
+                                                     r"\(left under the cgroup's memory.max = 953\.7 MiB\): raise "
+                                                     r"that limit"):
+            budget.require("x", 700_000_001)
+
+
+def test_the_default_budget_is_named_with_its_share_of_the_ram(monkeypatch):
+    monkeypatch.delenv(budget.ENV_VAR, raising=False)
+    monkeypatch.setattr(budget, "process_headroom", lambda: (float("inf"), ""))
+    ram = budget.machine_ram()
+    share = f"{budget.DEFAULT_SHARE:.0%} of {budget.format_bytes(ram)} RAM"
+    with pytest.raises(budget.BudgetError, match=re.escape(f"(default: {share}): fewer, or raise --max-memory")):
+        budget.require("y", ram, "fewer")
 
 
 NAMES = ["amr_1", "a", "_a", "a__b", "a/b", "robot_0/arm", "A9", "1a", "a//b", "a/", "/a", "a b", "a-b", "a.b",

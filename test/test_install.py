@@ -73,7 +73,7 @@ def _imported_top_level_modules() -> set:
     return names
 
 
-ROS_WITHOUT_WHEELS = {"launch", "launch_ros"}  # imported by the launch files; no pip wheel
+ROS_WITHOUT_WHEELS = {"launch", "launch_ros", "nav2_msgs"}  # launch files; nav2_msgs: built only for the tests
 PYTHON_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml", "matplotlib": "python3-matplotlib",
                "tqdm": "python3-tqdm"}
 STARTED_NOT_IMPORTED = {"rviz2"}  # the launch files start it

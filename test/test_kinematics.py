@@ -18,6 +18,7 @@ def circle_pose(x0, y0, yaw0, v, w, t):
             math.remainder(yaw, 2 * math.pi))
 
 
+@pytest.mark.kernels
 def test_straight_line_matches_closed_form():
     poses = np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 0.7], [3.0, 1.0, -2.5]])
     speeds = np.array([1.0, 0.4, -0.8])
@@ -33,6 +34,7 @@ def test_straight_line_matches_closed_form():
     np.testing.assert_allclose(travelled, np.abs(speeds) * t, rtol=1e-12)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("w", [0.3, -1.7, 6.0])  # 6 rad/s * 0.05 s / 2 > 0.25: the libm branch
 def test_constant_curvature_arc_matches_circle(w):
     x0, y0, yaw0, v = 0.5, -1.0, 2.9, 1.3
@@ -50,6 +52,7 @@ def test_constant_curvature_arc_matches_circle(w):
     assert math.hypot(poses[0, 0] - cx, poses[0, 1] - cy) == pytest.approx(v / abs(w), rel=1e-12)
 
 
+@pytest.mark.kernels
 def test_integrate_unicycle_single_long_step_is_exact():
     poses = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, -1.0]])
     out = integrate_unicycle(poses, [2.0, 1.0], [math.pi / 2, 0.0], 1.0)
@@ -86,6 +89,7 @@ def test_limits_never_exceeded_under_random_commands():
         assert np.all((poses[:, 2] >= -math.pi) & (poses[:, 2] < math.pi))
 
 
+@pytest.mark.kernels
 def test_stalled_robot_brakes_at_its_limit_and_stays_stopped():
     limits = RobotLimits(max_speed=2.0, max_turn_rate=2.0, max_accel=1.0, max_angular_accel=4.0)
     poses = np.zeros((1, 3))
@@ -126,6 +130,7 @@ def run(n, seed):
     return poses
 
 
+@pytest.mark.kernels
 def test_same_seed_same_trajectory_and_streams_are_per_robot():
     np.testing.assert_array_equal(run(5, 0), run(5, 0))
     assert not np.array_equal(run(5, 0), run(5, 1000))
@@ -133,6 +138,7 @@ def test_same_seed_same_trajectory_and_streams_are_per_robot():
     np.testing.assert_array_equal(run(5, 0), run(9, 0)[:5])
 
 
+@pytest.mark.kernels
 def test_per_step_stall_probability_compounds_to_the_epoch_probability():
     q = Faults(stall_probability=0.3).per_step_probability(0.05, 1.0)
     assert (1 - q) ** 20 == pytest.approx(0.7, rel=1e-12)
@@ -140,6 +146,7 @@ def test_per_step_stall_probability_compounds_to_the_epoch_probability():
     assert Faults().per_step_probability(0.05, 1.0) == 0.0
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("make, field", [
     (lambda: RobotLimits(-1, 1, 1, 1), "max_speed: must be > 0, got -1"),
     (lambda: RobotLimits(1, 0, 1, 1), "max_turn_rate: must be > 0"),
@@ -148,10 +155,14 @@ def test_per_step_stall_probability_compounds_to_the_epoch_probability():
     (lambda: Faults(stall_probability=1.5), "stall_probability: must be in [0, 1]"),
     (lambda: Faults(0.1, 3.0, 1.0), "stall_duration_max: must be >= stall_duration_min"),
     (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)), WIDE, 0.0), "dt: must be > 0"),
-    (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), [[0, 0], [np.nan, 0]], WIDE, 0.1), "commands[1, 0]: must be finite"),
-    (lambda: step_robots(np.zeros((2, 3)), np.zeros((3, 2)), np.zeros((2, 2)), WIDE, 0.1), "velocities: must have shape [2, 2]"),
-    (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)), WIDE, 0.1, steps=0), "steps: must be an integer >= 1"),
-    (lambda: step_robots(np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2)), WIDE, 0.1, faults=Faults(0.1)), "decision_epoch: is required"),
+    (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), [[0, 0], [np.nan, 0]], WIDE, 0.1), "commands[1, 0]: "
+                                                                                                "must be finite"),
+    (lambda: step_robots(np.zeros((2, 3)), np.zeros((3, 2)), np.zeros((2, 2)), WIDE, 0.1), "velocities: must have "
+                                                                                           "shape [2, 2]"),
+    (lambda: step_robots(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)), WIDE, 0.1, steps=0), "steps: must be "
+                                                                                                    "an integer >= 1"),
+    (lambda: step_robots(np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2)), WIDE, 0.1, faults=Faults(0.1)),
+     "decision_epoch: is required"),
     (lambda: integrate_unicycle(np.zeros((2, 2)), [1, 1], [0, 0], 0.1), "poses: must have shape [n, 3]"),
 ])
 def test_bad_parameters_raise_named_errors(make, field):

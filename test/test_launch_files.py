@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from altmarl_ros import fleet_plan
+from altmarl_ros.errors import AltmarlError
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
@@ -285,3 +286,23 @@ def test_a_roster_sets_the_fleet_size(tmp_path):
         fleet_plan.load_fleet(fleet_file(robot_names=["amr_a", "amr_b", "amr_c"], n_robots=5))
     with pytest.raises(fleet_plan.LaunchError, match="n_robots' is missing"):
         fleet_plan.load_fleet(fleet_file())
+
+
+def test_a_launch_records_when_given_a_file_and_refuses_to_record_over_an_input(fake_launch, tmp_path):
+    """record:=FILE.mcap adds the recorder with the fleet's size and clock; without it there is none; the fleet
+    file (an input) is refused as the output before any node starts; record_odometry must be a boolean."""
+    out = tmp_path / "run.mcap"
+    for mode, sim_time in (("sim", True), ("real", False)):
+        path = ROOT / "launch" / f"{mode}_fleet.launch.py"
+        nodes = [n.kwargs for n in _launch(path, n_robots="6", rviz="false", record=str(out), record_odometry="true")]
+        recorders = [n for n in nodes if n.get("executable") == "altmarl_recorder"]
+        assert len(recorders) == 1 and recorders[0]["parameters"] == [
+            {"output": str(out.resolve()), "robots": 6, "record_odometry": True, "use_sim_time": sim_time}]
+        assert not [n for n in _launch(path, n_robots="6", rviz="false") if n.kwargs.get("executable")
+                    == "altmarl_recorder"]
+    policy = fleet_plan.load_fleet(None, {})
+    for an_input in (policy.path, policy.common["policy"]):
+        with pytest.raises(AltmarlError, match="record .* is also an input of this command"):
+            _launch(ROOT / "launch" / "sim_fleet.launch.py", record=str(an_input))
+    with pytest.raises(fleet_plan.LaunchError, match="record_odometry:=maybe"):
+        _launch(ROOT / "launch" / "sim_fleet.launch.py", record=str(out), record_odometry="maybe")

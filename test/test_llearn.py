@@ -12,6 +12,8 @@ from altmarl_ros.core.llearn import l_learn, local_best_response_gain
 from altmarl_ros.core.model import make_game
 from altmarl_ros.errors import LearnError
 
+pytestmark = pytest.mark.kernels  # all fast with NUMBA_DISABLE_JIT=1 (scripts/coverage.sh)
+
 K = 2  # not |S_l| = 3
 
 

@@ -83,7 +83,8 @@ def _broken_row(arrays):
     "arrays, pattern",
     [
         (bad("P_g", np.ones((2, 3, 3)) / 3), r"P_g has shape \(2, 3, 3\); expected \(2, 3, 2\)"),
-        (bad("P_l", np.ones((3, 4, 2, 3)) / 3), r"P_l has shape \(3, 4, 2, 3\); expected \(3, 2, 2, 3\).*S_g = 2 from P_g"),
+        (bad("P_l", np.ones((3, 4, 2, 3)) / 3), r"P_l has shape \(3, 4, 2, 3\); expected \(3, 2, 2, 3\).*S_g = 2 "
+                                                r"from P_g"),
         (bad("r_g", np.zeros((2, 2))), r"r_g has shape \(2, 2\); expected \(2, 3\)"),
         (bad("r_l", np.zeros((3, 2, 3))), r"r_l has shape \(3, 2, 3\); expected \(3, 2, 2\)"),
         (bad("P_l", np.zeros((3, 2, 3))), r"P_l has 3 dimensions"),

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -41,6 +40,7 @@ def test_field_types_and_bounds():
         GlobalCommand(sampled_ids=[-1])  # uint32[] rejects negatives at construction
 
 
+@pytest.mark.ros
 def test_roundtrip_same_process(ros_context):
     pub_node = rclpy.create_node("gc_pub", context=ros_context)
     sub_node = rclpy.create_node("gc_sub", context=ros_context)
@@ -69,6 +69,7 @@ def test_roundtrip_same_process(ros_context):
         sub_node.destroy_node()
 
 
+@pytest.mark.ros
 def test_roundtrip_across_processes(ros_context):
     count = 20
     child_env = dict(os.environ)  # same domain id and localhost-only discovery as this test

@@ -291,3 +291,146 @@ def test_a_filter_decides_on_its_prediction_and_queries_any_resolution():
     assert check.problem(_filter_command([0, 0, 0]))[0] == "query_counts"  # resolution 0
     too_many = _command(observer="filter", query_counts=[MAX_RESOLUTION, 1, 0], count_rank=0)
     assert check.problem(too_many)[0] == "query_counts"
+
+
+def _largest_rankable_resolution(n_sl):
+    """The largest K whose C(K + n_sl - 1, n_sl - 1) count vectors an int64 rank can hold (bisection)."""
+    low, high = 1, 2**31
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if math.comb(mid + n_sl - 1, n_sl - 1) <= 2**63 - 1 else (low, mid - 1)
+    return low
+
+
+@pytest.mark.parametrize("n_sl", [4, 5])
+def test_a_query_whose_count_vectors_outgrow_an_int64_rank_is_refused_at_the_first_resolution_beyond(n_sl):
+    """The largest rankable resolution K is accepted with its closed-form rank (K, 0, ..., 0) is the last,
+    N_F - 1; at K + 1 no int64 rank exists, so the command is dropped (not ranked with a wrapped int64)."""
+    from altmarl_ros.nodes._validate import CommandCheck
+
+    check = CommandCheck((3, 2, n_sl))
+    K = _largest_rankable_resolution(n_sl)
+    assert K < 2**31 - 1  # within MAX_RESOLUTION: the int64 limit is what refuses
+    fields = dict(counts=[1] + [0] * (n_sl - 1), sampled_ids=[3], k=4, estimate=[1.0] + [0.0] * (n_sl - 1))
+    last = _command(observer="filter", query_counts=[K] + [0] * (n_sl - 1),
+                    count_rank=math.comb(K + n_sl - 1, n_sl - 1) - 1, **fields)
+    assert check.problem(last) is None
+    beyond = _command(observer="filter", query_counts=[K + 1] + [0] * (n_sl - 1), count_rank=0, **fields)
+    assert check.problem(beyond)[0] == "query_counts"
+
+
+def test_a_query_beyond_any_count_table_is_refused_not_raised():
+    """With 200 local states a resolution of 2^31 - 1 has about 2^4900 count vectors: beyond the size the
+    count functions compute (2^4096); the command is dropped like any unrankable query, not raised out of the
+    subscription callback."""
+    from altmarl_ros.nodes._validate import MAX_RESOLUTION, CommandCheck
+
+    n_sl = 200
+    bits = math.log2(math.comb(MAX_RESOLUTION + n_sl - 1, n_sl - 1))
+    assert bits > 4096
+    msg = _command(observer="filter", counts=[1] + [0] * (n_sl - 1), sampled_ids=[3],
+                   estimate=[1.0] + [0.0] * (n_sl - 1), query_counts=[MAX_RESOLUTION] + [0] * (n_sl - 1),
+                   count_rank=0)
+    assert CommandCheck((3, 2, n_sl), k=4).problem(msg)[0] == "query_counts"
+
+
+def test_decision_schedule_decides_once_in_every_period_with_a_tick():
+    """Ticks on a float-summed sim clock, some fired twice at one time, stalls of 0.3 s and
+    2.5 s, then a clock reset: every period window that holds a tick holds exactly one decision."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack = 1_000_000_000, 25_000_000
+    t, ticks = 0.0, []
+    for i in range(400):
+        t += 0.05
+        if 100 <= i < 106 or 200 <= i < 250:  # stalls: no tick for 0.3 s, 2.5 s
+            continue
+        ticks += [int(t * 1e9)] * (2 if i % 7 == 0 else 1)  # now and then the same clock value twice
+    due, decided = None, []
+    for now in ticks:
+        decide, due = decision_schedule(due, now, period, slack)
+        if decide:
+            decided.append(now)
+    assert decided[0] == ticks[0]  # the first tick decides: the fleet does not wait a period first
+    start = ticks[0] - slack  # the first boundary, less the slack
+    assert len(set(decided)) == len(decided)
+    for j in range((ticks[-1] - start) // period + 1):
+        window = (start + j * period, start + (j + 1) * period)
+        if any(window[0] <= now < window[1] for now in ticks):
+            assert sum(window[0] <= now < window[1] for now in decided) == 1, (j, decided)
+    # The simulator restarts: the first tick after the reset decides, and the schedule follows it.
+    decide, due = decision_schedule(due, 50_000_000, period, slack)
+    assert decide and due == 1_050_000_000
+    assert decision_schedule(due, 1_024_999_999, period, slack) == (False, 1_050_000_000)
+    assert decision_schedule(due, 1_049_999_000, period, slack) == (True, 2_050_000_000)
+
+
+def test_decision_schedule_boundary_is_exact_to_the_nanosecond():
+    """A tick slack_ns before the boundary decides; one nanosecond earlier it does not."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
+    assert decision_schedule(due, due - slack - 1, period, slack) == (False, due)
+    assert decision_schedule(due, due - slack, period, slack) == (True, due + period)
+
+
+def test_decision_schedule_restarts_only_on_a_clock_more_than_a_period_before_the_last_boundary():
+    """The last boundary passed is due - period; a tick at most one period before it is a late
+    or repeated clock reading (the schedule stays), one nanosecond earlier is a restart."""
+    from altmarl_ros.nodes.coordinator import decision_schedule
+
+    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
+    back = due - period - period
+    assert decision_schedule(due, back, period, slack) == (False, due)
+    assert decision_schedule(due, back - 1, period, slack) == (True, back - 1 + period)
+
+
+# ----------------------------------------------------------------- goal_pose holds
+
+class _Publisher:
+    def __init__(self, sent):
+        self.sent = sent
+
+    def publish(self, msg):
+        self.sent.append(msg)
+
+
+class _GoalNode:
+    """What GoalSender uses of a node: publishers (recording), a clock."""
+
+    def __init__(self):
+        self.published = {}
+
+    def create_publisher(self, msg_type, topic, qos):
+        return _Publisher(self.published.setdefault(topic, []))
+
+    def get_clock(self):
+        from rclpy.clock import Clock
+
+        return Clock()
+
+
+def test_a_hold_waits_for_a_known_pose_and_never_goes_to_a_robot_never_sent_a_goal():
+    """hold_all: robots 0 and 1 drive, robot 2 was never sent a goal. With robot 1's pose unknown, only
+    robot 0 is held (at its pose, its own heading); robot 1 keeps its zone goal until a later hold sees its
+    pose; robot 2 gets nothing ever; a held robot is not held again."""
+    from altmarl_ros.nodes._goals import HOLD, GoalSender
+    from altmarl_ros.names import goal_topic
+
+    node = _GoalNode()
+    names = ["r0", "r1", "r2"]
+    goals = GoalSender(node, names, "map")
+    goals.drive(0, 3, (1.0, 2.0), (0.0, 0.0, 0.0))
+    goals.drive(1, 4, (5.0, 6.0), (0.0, 0.0, 0.0))
+    poses = {0: (0.5, 0.25, 0.3), 1: None, 2: (9.0, 9.0, 0.0)}
+    goals.hold_all(poses.get)
+    assert goals.sent == [HOLD, 4, -2]
+    held = node.published[goal_topic("r0")][-1].pose
+    assert (held.position.x, held.position.y) == (0.5, 0.25)
+    assert math.isclose(2 * math.atan2(held.orientation.z, held.orientation.w), 0.3)
+    assert len(node.published[goal_topic("r1")]) == 1 and node.published[goal_topic("r2")] == []
+    poses[1] = (4.0, 4.5, -1.0)
+    goals.hold_all(poses.get)
+    assert goals.sent == [HOLD, HOLD, -2] and goals.published == 4  # 2 drives + 2 holds
+    held = node.published[goal_topic("r1")][-1].pose
+    assert (held.position.x, held.position.y) == (4.0, 4.5)

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
 pytestmark = pytest.mark.ros
 
@@ -22,63 +21,15 @@ from altmarl_msgs.msg import GlobalCommand  # noqa: E402
 from geometry_msgs.msg import Twist, Vector3  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 
-from altmarl_ros.core.counts import n_count_vectors, rank  # noqa: E402
-from altmarl_ros.core.observer import ObserverSpec  # noqa: E402
-from altmarl_ros.core.policy import build_policy, save_policy  # noqa: E402
+from altmarl_ros.core.counts import rank  # noqa: E402
 from altmarl_sim.ring import zone_centre, zone_of_pose  # noqa: E402
 from altmarl_ros.nodes._params import ParameterError  # noqa: E402
 from altmarl_ros.names import DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, cmd_vel_topic, odom_topic  # noqa: E402
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS, make_executor  # noqa: E402
-from altmarl_sim.scenario import load_scenario, parse_scenario  # noqa: E402
-
-from _graph import Graph  # noqa: E402
-
-N, K = 50, 5
-STAY, NEXT = 0, 1
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS  # noqa: E402
+from altmarl_sim.scenario import load_scenario  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A noise- and fault-free copy of warehouse_ring with 50 workers, and policies for it."""
-    root = tmp_path_factory.mktemp("nodes")
-    data = load_scenario("warehouse_ring").to_dict()
-    data["name"] = "test_ring"
-    data["fleet"]["workers"] = N
-    data["noise"] = {"speed_std": 0.0, "turn_rate_std": 0.0}
-    data["faults"] = {"stall_probability": 0.0, "stall_duration_min": 0.0, "stall_duration_max": 0.0}
-    scenario_file = root / "test_ring.yaml"
-    scenario_file.write_text(yaml.safe_dump(data))
-    scenario = parse_scenario(data)
-    z = scenario.ring.n_zones
-    rng = np.random.default_rng(7)
-
-    def policy(name, pi_g, local_action=None, k=K):
-        pi_l = np.full((z, z, 3), 1.0 / 3)
-        if local_action is not None:
-            pi_l = np.zeros((z, z, 3))
-            pi_l[..., local_action] = 1.0
-        artifact = build_policy(pi_g, pi_l, k, n_ag=z, scenario=(scenario.name, scenario.content_hash()))
-        return str(save_policy(artifact, root / f"{name}.npz")), artifact
-
-    random_file, random_policy = policy("random", rng.integers(0, z, size=(z, n_count_vectors(K, z))))
-    next_file, _ = policy("next", np.zeros((z, n_count_vectors(K, z)), dtype=int), local_action=NEXT)
-    stay_file, _ = policy("stay", np.zeros((z, n_count_vectors(K, z)), dtype=int), local_action=STAY)
-    # a filter at resolution 20 predicting with a random (not the fleet's) model: the estimate is
-    # checked against the recursion recomputed in the test, not against the fleet
-    filtered = build_policy(rng.integers(0, z, size=(z, n_count_vectors(20, z))), np.full((z, z, 3), 1.0 / 3), K,
-                            n_ag=z, scenario=(scenario.name, scenario.content_hash()),
-                            observer=ObserverSpec("filter", 0.25, 20),
-                            prediction=(rng.dirichlet(np.ones(z), size=(z, z)), np.full(z, 1.0 / z)))
-    filter_file = str(save_policy(filtered, root / "filter.npz"))
-    return {"scenario": str(scenario_file), "ring": scenario.ring, "random": random_file,
-            "random_policy": random_policy, "next": next_file, "stay": stay_file, "filter": filter_file, "filter_policy": filtered}
-
-
-@pytest.fixture
-def graph(ros_context):
-    g = Graph(ros_context)
-    yield g
-    g.close()
+from _ring_world import K, N  # noqa: E402
 
 
 def _sim_nodes(graph, world, policy, sim_params=None, **overrides):
@@ -434,69 +385,6 @@ def test_stale_robots_are_not_sampled_and_late_robots_are_picked_up(graph, world
     assert coordinator.short_decisions >= 5
 
 
-def test_scale_counts_keeps_proportions():
-    from altmarl_ros.core.observer import scale_counts
-
-    assert scale_counts(np.array([1, 2, 0, 2, 0]), 5).tolist() == [1, 2, 0, 2, 0]
-    assert scale_counts(np.array([0, 1, 1, 1, 1]), 5).tolist() == [0, 2, 1, 1, 1]  # tie -> lower state
-    assert scale_counts(np.array([3, 0, 0, 0, 1]), 10).tolist() == [8, 0, 0, 0, 2]  # 7.5/2.5 -> 8/2
-    for m in range(1, 8):
-        counts = np.random.default_rng(m).multinomial(m, [0.1, 0.2, 0.3, 0.4])
-        scaled = scale_counts(counts, 9)
-        assert scaled.sum() == 9 and np.all(np.abs(scaled - counts * 9 / m) < 1)
-
-
-def test_decision_schedule_decides_once_in_every_period_with_a_tick():
-    """Ticks on a float-summed sim clock, some fired twice at one time, stalls of 0.3 s and
-    2.5 s, then a clock reset: every period window that holds a tick holds exactly one decision."""
-    from altmarl_ros.nodes.coordinator import decision_schedule
-
-    period, slack = 1_000_000_000, 25_000_000
-    t, ticks = 0.0, []
-    for i in range(400):
-        t += 0.05
-        if 100 <= i < 106 or 200 <= i < 250:  # stalls: no tick for 0.3 s, 2.5 s
-            continue
-        ticks += [int(t * 1e9)] * (2 if i % 7 == 0 else 1)  # now and then the same clock value twice
-    due, decided = None, []
-    for now in ticks:
-        decide, due = decision_schedule(due, now, period, slack)
-        if decide:
-            decided.append(now)
-    assert decided[0] == ticks[0]  # the first tick decides: the fleet does not wait a period first
-    start = ticks[0] - slack  # the first boundary, less the slack
-    assert len(set(decided)) == len(decided)
-    for j in range((ticks[-1] - start) // period + 1):
-        window = (start + j * period, start + (j + 1) * period)
-        if any(window[0] <= now < window[1] for now in ticks):
-            assert sum(window[0] <= now < window[1] for now in decided) == 1, (j, decided)
-    # The simulator restarts: the first tick after the reset decides, and the schedule follows it.
-    decide, due = decision_schedule(due, 50_000_000, period, slack)
-    assert decide and due == 1_050_000_000
-    assert decision_schedule(due, 1_024_999_999, period, slack) == (False, 1_050_000_000)
-    assert decision_schedule(due, 1_049_999_000, period, slack) == (True, 2_050_000_000)
-
-
-def test_decision_schedule_boundary_is_exact_to_the_nanosecond():
-    """A tick slack_ns before the boundary decides; one nanosecond earlier it does not."""
-    from altmarl_ros.nodes.coordinator import decision_schedule
-
-    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
-    assert decision_schedule(due, due - slack - 1, period, slack) == (False, due)
-    assert decision_schedule(due, due - slack, period, slack) == (True, due + period)
-
-
-def test_decision_schedule_restarts_only_on_a_clock_more_than_a_period_before_the_last_boundary():
-    """The last boundary passed is due - period; a tick at most one period before it is a late
-    or repeated clock reading (the schedule stays), one nanosecond earlier is a restart."""
-    from altmarl_ros.nodes.coordinator import decision_schedule
-
-    period, slack, due = 1_000_000_000, 25_000_000, 7_000_000_000
-    back = due - period - period
-    assert decision_schedule(due, back, period, slack) == (False, due)
-    assert decision_schedule(due, back - 1, period, slack) == (True, back - 1 + period)
-
-
 def test_bad_parameters_stop_the_node_with_a_named_error(ros_context, world):
     from altmarl_ros.nodes.coordinator import CoordinatorNode
     from altmarl_ros.nodes.fleet_sim import FleetSimNode
@@ -695,3 +583,68 @@ def test_fleet_sim_waits_for_a_slow_controller_so_every_step_uses_the_command_fo
     assert on_time(answered) >= 0.9, answered[:8]
     answered, late = run(0.0)
     assert late > 0 and on_time(answered) < 0.5, answered[:8]
+
+
+def test_fleet_sim_steps_from_a_decision_state_only_with_that_decisions_commands(graph, world):
+    """Ordering at decision times: a coordinator decides on the state at every epoch boundary but its
+    GlobalCommand arrives 30 ms (wall) later, while a controller answers every state at once with the goals
+    of the decisions it has seen, and again 20 ms after each decision (as local_agents does, more slowly).
+    fleet_sim waits for
+    the decision due at a boundary state and for the answers after it, so every epoch's first step already
+    applies that epoch's decision, as offline; without waiting, most first steps apply the previous one."""
+    from altmarl_ros.nodes.fleet_sim import FleetSimNode
+
+    scenario = load_scenario(world["scenario"])
+    steps_per_epoch, dt = scenario.timing.steps_per_epoch, scenario.timing.control_period
+
+    def run(max_wait):
+        sim = graph.add(FleetSimNode({"scenario": world["scenario"], "n_robots": 1, "cmd_vel_timeout": 60.0,
+                                      "hold_until_decision": False, "real_time_factor": 2.0,
+                                      "max_command_wait": max_wait}, context=graph.context))
+        peers = graph.add(rclpy.create_node(f"decider_and_controller_{int(max_wait)}", context=graph.context))
+        cmd_pub = peers.create_publisher(Twist, cmd_vel_topic(0), CMD_VEL_QOS)
+        decision_pub = peers.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, GLOBAL_COMMAND_QOS)
+        seen = [0]  # decisions the controller has received
+        pending = []  # (wall time due, the GlobalCommand to publish, or None: the controller's answer)
+        running = [True]  # the executor may still deliver queued messages once the run's nodes are removed
+
+        def answer():
+            if running[0]:
+                cmd_pub.publish(Twist(linear=Vector3(x=0.001 * seen[0])))
+
+        def on_odometry(msg):
+            step = round((msg.header.stamp.sec + msg.header.stamp.nanosec / 1e9) / dt)
+            if step % steps_per_epoch == 0:
+                command = GlobalCommand(epoch=step // steps_per_epoch)
+                command.header.stamp = msg.header.stamp
+                pending.append((time.monotonic() + 0.03, command))
+            answer()
+
+        def on_decision(msg):
+            seen[0] = msg.epoch + 1
+            pending.append((time.monotonic() + 0.02, None))
+        peers.create_subscription(Odometry, odom_topic(0), on_odometry, ODOM_QOS)
+        peers.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, on_decision, GLOBAL_COMMAND_QOS)
+        applied = []  # per step: (the step whose state it started from, the command's v)
+        sim.add_step_listener(lambda fleet: applied.append((sim.steps - 1, float(sim.commands[0, 0]))))
+
+        def publish_due():
+            pending.sort(key=lambda item: item[0])
+            while pending and pending[0][0] <= time.monotonic():
+                command = pending.pop(0)[1]
+                if command is None:
+                    answer()
+                else:
+                    decision_pub.publish(command)
+        graph.spin_until(lambda: sim.steps >= 6 * steps_per_epoch + 1, timeout=30.0, every=publish_due)
+        running[0] = False
+        graph.remove(peers)
+        graph.remove(sim)
+        # from the third boundary: the first decisions may go out before discovery has matched every topic
+        firsts = [(step, v) for step, v in applied if step % steps_per_epoch == 0 and step >= 2 * steps_per_epoch]
+        return [v == pytest.approx(0.001 * (step // steps_per_epoch + 1)) for step, v in firsts], sim.late_decisions
+
+    ordered, late = run(4.0)
+    assert len(ordered) >= 4 and all(ordered) and late == 0, ordered
+    ordered, late = run(0.0)
+    assert sum(ordered) < len(ordered) / 2 and late > 0, ordered

@@ -10,8 +10,8 @@ from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import make_game
-from altmarl_ros.core.observer import (Observer, ObserverError, ObserverSpec, equivalent_samples, fresh,
-                                       propagate, round_counts, scale_counts)
+from altmarl_ros.core.observer import Observer, propagate, round_counts, scale_counts
+from altmarl_ros.core.observers import ObserverError, ObserverSpec, equivalent_samples, fresh
 from altmarl_ros.core.policy import PolicyError, build_policy
 
 
@@ -34,6 +34,7 @@ def _exact_step(game, pi_l, mu, s_g):
     return out
 
 
+@pytest.mark.kernels
 def test_prediction_is_the_exact_propagation_of_a_known_distribution():
     rng = np.random.default_rng(1)
     game = _game(rng)
@@ -55,6 +56,7 @@ def test_prediction_is_the_exact_propagation_of_a_known_distribution():
     np.testing.assert_allclose(observer.mu, expected, atol=1e-12)
 
 
+@pytest.mark.kernels
 def test_gain_one_filter_is_exactly_fresh():
     rng = np.random.default_rng(2)
     game = _game(rng)
@@ -75,6 +77,7 @@ def test_gain_one_filter_is_exactly_fresh():
         np.testing.assert_array_equal(filt.decide(counts), paper_obs.decide(counts))
 
 
+@pytest.mark.kernels
 def test_fresh_reproduces_the_paper_deployment_when_no_observer_is_given():
     rng = np.random.default_rng(3)
     game = _game(rng)
@@ -124,6 +127,7 @@ def test_filter_estimates_the_fleet_better_than_one_fresh_sample():
     assert exact.estimation_error < 1e-12
 
 
+@pytest.mark.kernels
 def test_short_empty_and_resized_samples():
     P = np.tile(np.eye(3), (2, 1, 1))  # nobody moves: only the corrections change mu
     observer = Observer(ObserverSpec("filter", 0.5, 10), P, k=4)
@@ -145,6 +149,7 @@ def test_short_empty_and_resized_samples():
         full.decide(np.array([5, 0, 0]))
 
 
+@pytest.mark.kernels
 def test_rounding_and_scaling():
     np.testing.assert_array_equal(round_counts([0.5, 0.25, 0.25], 10), [5, 3, 2])  # tie to the lower index
     np.testing.assert_array_equal(scale_counts([1, 2, 0], 5), [2, 3, 0])  # 5/3, 10/3 -> 1+1, 3
@@ -169,6 +174,7 @@ def _largest_remainders(weights, K):
     return out
 
 
+@pytest.mark.kernels
 def test_rounding_and_scaling_are_largest_remainders_with_ties_to_the_lower_index():
     rng = np.random.default_rng(11)
     for _ in range(300):
@@ -182,6 +188,7 @@ def test_rounding_and_scaling_are_largest_remainders_with_ties_to_the_lower_inde
         assert round_counts(mu, K).tolist() == _largest_remainders(mu.tolist(), K), (mu, K)
 
 
+@pytest.mark.kernels
 def test_a_prior_starts_the_estimate_at_mu0_and_needs_it():
     P = np.tile(np.eye(3), (2, 1, 1))
     with pytest.raises(ObserverError) as raised:
@@ -193,6 +200,7 @@ def test_a_prior_starts_the_estimate_at_mu0_and_needs_it():
     np.testing.assert_array_equal(observer.decide(np.zeros(3, int)), [5, 5, 0])  # the prior alone decides
 
 
+@pytest.mark.kernels
 def test_observer_belongs_to_the_policy_and_its_id():
     rng = np.random.default_rng(8)
     game = _game(rng)
@@ -210,6 +218,7 @@ def test_observer_belongs_to_the_policy_and_its_id():
         type(a)(pi_g=a.pi_g, pi_l=a.pi_l, meta=meta)
 
 
+@pytest.mark.kernels
 def test_filter_policy_file_carries_what_its_filter_predicts_with(tmp_path):
     from altmarl_ros.core.policy import load_policy, save_policy
 
@@ -227,3 +236,36 @@ def test_filter_policy_file_carries_what_its_filter_predicts_with(tmp_path):
         load_policy(tmp_path / "p.npz", observer="fresh")
     with pytest.raises(PolicyError, match="needs observer_P"):
         type(policy)(pi_g=policy.pi_g, pi_l=policy.pi_l, meta=policy.meta)
+
+
+@pytest.mark.kernels
+def test_scale_counts_keeps_proportions():
+    assert scale_counts(np.array([1, 2, 0, 2, 0]), 5).tolist() == [1, 2, 0, 2, 0]
+    assert scale_counts(np.array([0, 1, 1, 1, 1]), 5).tolist() == [0, 2, 1, 1, 1]  # tie -> lower state
+    assert scale_counts(np.array([3, 0, 0, 0, 1]), 10).tolist() == [8, 0, 0, 0, 2]  # 7.5/2.5 -> 8/2
+    for m in range(1, 8):
+        counts = np.random.default_rng(m).multinomial(m, [0.1, 0.2, 0.3, 0.4])
+        scaled = scale_counts(counts, 9)
+        assert scaled.sum() == 9 and np.all(np.abs(scaled - counts * 9 / m) < 1)
+
+
+@pytest.mark.kernels
+def test_an_observer_refuses_counts_and_prediction_models_that_do_not_fit_its_sizes():
+    """Counts: one non-negative entry per local state, summing to at most k (k itself accepted); prediction:
+    a pair (P_fused [S_g, S_l, S_l], mu0 [S_l] or None)."""
+    from altmarl_ros.core.observer import deployed_observer
+
+    fresh_one = deployed_observer(2, 3, 4)
+    assert fresh_one.decide([2, 1, 1]).tolist() == [2, 1, 1]  # sum k: accepted
+    for bad, detail in (([2, 1], "must be 3 non-negative counts"), ([2, 1, -1], "must be 3 non-negative counts"),
+                        ([[1, 1, 1]], "must be 3 non-negative counts"), ([3, 1, 1], "more than k = 4")):
+        with pytest.raises(ObserverError, match=detail):
+            fresh_one.decide(bad)
+    spec = ObserverSpec("filter", 0.5, 6)
+    P = np.full((2, 3, 3), 1 / 3)
+    assert deployed_observer(2, 3, 4, spec, (P, None)).decide([1, 1, 2]).sum() == 6
+    assert deployed_observer(2, 3, 4, spec, [P, np.full(3, 1 / 3)]) is not None
+    for prediction, detail in ((P, "must be a pair"), ((P, None, None), "must be a pair"),
+                               ((P, np.full(2, 0.5)), r"mu0 has shape \(2,\); expected \(3,\)")):
+        with pytest.raises(ObserverError, match=detail):
+            deployed_observer(2, 3, 4, spec, prediction)

@@ -10,9 +10,9 @@ import pytest
 
 from _learn_reference import random_game
 from altmarl_ros.core.alternating import alternating_marl
-from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
+from altmarl_ros.core.observers import ObserverError, fresh
 from altmarl_ros.core import observer_training
-from altmarl_ros.core.observer_training import candidate_observers, max_resolution, selection_streams, train_observed
+from altmarl_ros.core.observer_training import candidates_for, max_resolution, selection_streams, train_observed
 
 K = 2
 GAINS = (0.5, 0.25)  # resolutions 6 and 14 at k = 2: K(alpha) = k (2 - alpha) / alpha
@@ -40,23 +40,23 @@ def test_max_resolution_is_the_largest_resolution_within_the_column_cap(n_sl):
 def test_one_local_state_puts_no_cap_on_the_resolution():
     # C(K + 0, 0) = 1 column at every K (this search never ended once)
     assert max_resolution(1, 1) >= 10 ** 9
-    assert [spec.resolution for spec in candidate_observers(2, 1, gains=(0.5, 0.1))] == [2, 6, 6, 38, 38]
+    assert [spec.resolution for spec in candidates_for(2, 1, "filter", gains=(0.5, 0.1))] == [2, 6, 6, 38, 38]
 
 
 def test_candidates_are_fresh_then_each_gain_with_no_prior_and_the_steady_weight():
     k, n_sl = 3, 4
     # K(alpha) = 3 (2 - alpha) / alpha: 9 at 1/2, 27 at 1/5; W = 3 (1 - alpha) / alpha: 3 and 12
-    specs = candidate_observers(k, n_sl, gains=(0.5, 0.2), max_columns=10 ** 6)
+    specs = candidates_for(k, n_sl, "filter", gains=(0.5, 0.2), max_columns=10 ** 6)
     assert specs[0] == fresh(3)
     assert [(s.name, s.gain, s.resolution) for s in specs[1:]] == [("filter", 0.5, 9), ("filter", 0.5, 9),
                                                                    ("filter", 0.2, 27), ("filter", 0.2, 27)]
     assert [s.prior for s in specs[1:]] == pytest.approx([0.0, 3.0, 0.0, 12.0], abs=1e-12)
     # 100 columns over 4 states: C(9, 3) = 84 at K = 6, C(10, 3) = 120 at K = 7
-    capped = candidate_observers(k, n_sl, gains=(0.5, 0.2), max_columns=100)
+    capped = candidates_for(k, n_sl, "filter", gains=(0.5, 0.2), max_columns=100)
     assert [spec.resolution for spec in capped] == [3, 6, 6, 6, 6]
     assert [spec.prior for spec in capped] == pytest.approx([0.0, 0.0, 3.0, 0.0, 12.0], abs=1e-12)
     # the cap never goes below k: a filter is always trainable at the sample size itself
-    assert [spec.resolution for spec in candidate_observers(k, n_sl, gains=(0.5,), max_columns=1)] == [3, 3, 3]
+    assert [spec.resolution for spec in candidates_for(k, n_sl, "filter", gains=(0.5,), max_columns=1)] == [3, 3, 3]
 
 
 def _selection(best_index):
@@ -74,7 +74,7 @@ def _selection(best_index):
 
 @pytest.mark.parametrize("best_index", [0, 3, 4])
 def test_every_candidate_is_deployed_with_its_own_resolution_and_the_best_is_kept(game, best_index):
-    specs = candidate_observers(K, game.n_sl, GAINS)
+    specs = candidates_for(K, game.n_sl, "filter", gains=GAINS)
     score, scored = _selection(best_index)
     started, stages = [], []
     out = train_observed(game, K, "filter", score=score, n_sl=game.n_sl, gains=GAINS, on_run=started.append,
@@ -106,8 +106,8 @@ def test_every_candidate_is_deployed_with_its_own_resolution_and_the_best_is_kep
 
 
 def test_a_tie_keeps_the_papers_observer(game):
-    out = train_observed(game, K, "filter", score=lambda *_: SimpleNamespace(mean=1.0, ci95=0.0, estimation_error=0.0, seconds=0.5),
-                         n_sl=game.n_sl, gains=GAINS, **ALTERNATING)
+    tie = SimpleNamespace(mean=1.0, ci95=0.0, estimation_error=0.0, seconds=0.5)
+    out = train_observed(game, K, "filter", score=lambda *_: tie, n_sl=game.n_sl, gains=GAINS, **ALTERNATING)
     assert out.observer == fresh(K)
     np.testing.assert_array_equal(out.pi_g, alternating_marl(game, K, **ALTERNATING).pi_g)
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 import _netns
-from test_nodes import world  # noqa: F401  (fixture: noise-free ring scenario and policies)
 
 pytestmark = [pytest.mark.ros,
               pytest.mark.skipif(_netns.unavailable() is not None, reason=str(_netns.unavailable()))]
@@ -116,7 +115,8 @@ def test_partition_stops_the_robots_within_command_timeout_and_they_resume(world
     assert resumed is not None and moving_again is not None, "the fleet did not resume after the link returned"
     assert alive == [True, True, True], "a node process died"
     print(f"\npartition: stop commanded {stop_sec:.2f} s wall / {stopped['sim'] - cut_sim:.2f} s sim after the "
-          f"link went down ({silence:.2f} s sim after the last command the observer saw, {stopped['stop_age']:.2f} s after the "
+          f"link went down ({silence:.2f} s sim after the last command the observer saw, {stopped['stop_age']:.2f} s "
+          f"after the "
           f"local agents' last; command_timeout {COMMAND_TIMEOUT:g} s), "
           f"robots still {still_sec:.2f} s; first GlobalCommand {resumed['t'] - up_at:.2f} s "
           f"and motion {moving_again['t'] - up_at:.2f} s after it came back")

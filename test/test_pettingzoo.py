@@ -21,7 +21,7 @@ from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import make_game, save_model
-from altmarl_ros.core.observer import ObserverError, ObserverSpec
+from altmarl_ros.core.observers import ObserverError, ObserverSpec
 from altmarl_ros.core.policy import build_policy, save_policy
 from altmarl_ros.envs.pettingzoo import GLOBAL_AGENT, EnvError, ModelEnv, SimEnv, policy_actions
 from altmarl_sim.rollout import sim_rollout_welfare
@@ -74,6 +74,7 @@ def discounted_returns(env, act, gamma, episodes, seed):
     return np.array(returns)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("make", [lambda: ModelEnv(make_game(**tiny_arrays(np.random.default_rng(0))), n=6, k=2,
                                                    horizon=12),
                                   lambda: SimEnv(SCENARIO, n=6, k=2, horizon=5),
@@ -89,6 +90,7 @@ def test_pettingzoo_api_and_seed_tests_pass(make):
         api_test(parallel_to_aec(make()), num_cycles=40)  # the AEC test also checks observations against spaces
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("filtered", [False, True], ids=["fresh", "filter"])
 def test_model_env_with_the_learned_policy_replays_the_evaluators_rollouts(game, learned, filtered):
     pi_g, pi_l = learned

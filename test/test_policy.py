@@ -119,7 +119,7 @@ def test_the_uniform_local_policy_is_one_over_the_local_actions():
 
 
 def test_a_filter_policy_built_from_the_game_carries_the_model_it_predicts_with():
-    from altmarl_ros.core.observer import ObserverSpec
+    from altmarl_ros.core.observers import ObserverSpec
 
     game = tiny_game()  # every local moves uniformly whatever it does: the fused model is uniform
     artifact = tiny_policy(game, observer=ObserverSpec("filter", 0.5, K))
@@ -169,15 +169,16 @@ def test_edited_file_with_bad_contents(tmp_path):
 @pytest.mark.parametrize(
     "change, pattern",
     [
-        (lambda g, l, m: (g[:, :-1], l, m), r"pi_g: has shape \(2, 9\); expected \(n_sg, N_F\) = \(2, 10\)"),
-        (lambda g, l, m: (g.astype(float), l, m), r"pi_g: has dtype float64"),
-        (lambda g, l, m: (g, l * 2, m), r"pi_l\[0, 0, :\]: sums to"),
-        (lambda g, l, m: (g, l[:, :, :1], m), r"pi_l: has shape \(3, 2, 1\)"),
-        (lambda g, l, m: (g, l, {**m, "format_version": 99}), r"format_version is 99"),
-        (lambda g, l, m: (g, l, {**m, "k": 0}), r"k is 0"),
-        (lambda g, l, m: (g, l, {**m, "sizes": {**m["sizes"], "n_al": 0}}), r"meta sizes is .*integers n_sg, n_ag, n_sl, n_al in \[1, "),
-        (lambda g, l, m: (g, l, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),
-        (lambda g, l, m: (g, l, {**m, "metrics": {"x": object()}}), r"not JSON-serialisable"),
+        (lambda g, pl, m: (g[:, :-1], pl, m), r"pi_g: has shape \(2, 9\); expected \(n_sg, N_F\) = \(2, 10\)"),
+        (lambda g, pl, m: (g.astype(float), pl, m), r"pi_g: has dtype float64"),
+        (lambda g, pl, m: (g, pl * 2, m), r"pi_l\[0, 0, :\]: sums to"),
+        (lambda g, pl, m: (g, pl[:, :, :1], m), r"pi_l: has shape \(3, 2, 1\)"),
+        (lambda g, pl, m: (g, pl, {**m, "format_version": 99}), r"format_version is 99"),
+        (lambda g, pl, m: (g, pl, {**m, "k": 0}), r"k is 0"),
+        (lambda g, pl, m: (g, pl, {**m, "sizes": {**m["sizes"], "n_al": 0}}), r"meta sizes is .*integers n_sg, n_ag, "
+                                                                              r"n_sl, n_al in \[1, "),
+        (lambda g, pl, m: (g, pl, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),
+        (lambda g, pl, m: (g, pl, {**m, "metrics": {"x": object()}}), r"not JSON-serialisable"),
     ],
 )
 def test_invalid_artifacts(change, pattern):

@@ -5,7 +5,8 @@ import pytest
 pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
-from test_nodes import Graph, _sim_nodes, graph, world  # noqa: E402,F401 - fixtures are used by name
+from _graph import Graph  # noqa: E402
+from test_nodes import _sim_nodes  # noqa: E402
 
 from altmarl_ros import cli  # noqa: E402
 
@@ -130,7 +131,7 @@ def test_a_tampered_command_is_reported_with_its_epoch(recording, world, capsys,
         schemas = {sid: writer.register_schema(s.name, s.encoding, s.data) for sid, s in summary.schemas.items()}
         channels = {cid: writer.register_channel(c.topic, c.message_encoding, schemas[c.schema_id])
                     for cid, c in summary.channels.items()}
-        for schema, channel, message in reader.iter_messages():
+        for _schema, channel, message in reader.iter_messages():
             data = message.data
             if channel.topic == "/altmarl/global_command":
                 from rclpy.serialization import deserialize_message, serialize_message

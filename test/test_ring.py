@@ -13,6 +13,7 @@ from altmarl_sim.ring import (ControllerGains, RingError, RingGeometry, global_a
 LIMITS = RobotLimits(max_speed=1.5, max_turn_rate=3.0, max_accel=2.0, max_angular_accel=8.0)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("n_zones", [2, 3, 5, 7, 8])
 def test_every_boundary_belongs_to_the_zone_it_opens(n_zones):
     ring = RingGeometry(n_zones, 1.5, 1.0)
@@ -32,6 +33,7 @@ def test_every_boundary_belongs_to_the_zone_it_opens(n_zones):
     assert zone_of_angle(2 * math.pi, ring) == 0
 
 
+@pytest.mark.kernels
 def test_zone_of_pose_on_the_axes_and_against_a_reference():
     ring = RingGeometry(4, 1.0, 0.5)
     xs = [1.0, 0.0, -1.0, -1.0, 0.0, 0.0]
@@ -47,6 +49,7 @@ def test_zone_of_pose_on_the_axes_and_against_a_reference():
     assert zone_of_pose(x.reshape(100, 100), y.reshape(100, 100), ring).shape == (100, 100)
 
 
+@pytest.mark.kernels
 def test_local_and_global_action_goals():
     ring = RingGeometry(5, 2.0, 1.0)
     np.testing.assert_array_equal(target_zone([0, 0, 0, 4, 4], [0, 1, 2, 1, 2], ring), [0, 1, 4, 0, 3])
@@ -58,6 +61,7 @@ def test_local_and_global_action_goals():
     np.testing.assert_array_equal(global_action_goal(3, ring), zone_centre(3, ring))
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("call, message", [
     (lambda r: target_zone(0, 3, r), "local_action: must be an integer in 0..2 (stay, next, previous), got 3"),
     (lambda r: target_zone([0, 0], [1, -1], r), "local_action[1]: must be an integer in 0..2"),
@@ -78,6 +82,7 @@ def test_bad_inputs_raise_named_errors(call, message):
     assert str(err.value).startswith(message)
 
 
+@pytest.mark.kernels
 def test_controller_commands_stay_within_limits_and_back_up_to_goals_behind():
     rng = np.random.default_rng(1)
     ring = RingGeometry(5, 1.5, 1.0)

@@ -21,7 +21,7 @@ from altmarl_msgs.msg import GlobalCommand  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 from _command_fields import with_fields  # noqa: E402
-from test_nodes import K, N, Graph, graph, world  # noqa: E402,F401  (fixtures)
+from test_nodes import K, N  # noqa: E402
 
 from altmarl_ros.core.counts import n_count_vectors  # noqa: E402
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, odom_topic  # noqa: E402
@@ -98,7 +98,9 @@ def test_fleet_survives_every_kind_of_bad_message_and_counts_them(graph, world):
         before = [dropped(node) for node in required]
         for _ in range(3):  # keep-last(1): the coordinator's next command can replace it before it is taken
             command_pub.publish(msg)
-            if graph.spin_until(lambda: all(dropped(n) > b for n, b in zip(required, before)), timeout=1.0):
+            def all_dropped(required=required, before=before):
+                return all(dropped(n) > b for n, b in zip(required, before))
+            if graph.spin_until(all_dropped, timeout=1.0):
                 break
     for _ in range(5):
         for messages in bad_odometry.values():

@@ -1,6 +1,7 @@
 """Scenario YAML: the shipped worlds load; every mistake names its key path."""
 import copy
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -106,3 +107,19 @@ def test_bad_files_and_names(tmp_path):
     listing.write_text("- 1\n- 2\n")
     with pytest.raises(ScenarioError, match=r"\(top level\): must be a mapping of name, description, gamma, zones"):
         load_scenario(listing)
+
+
+def test_labels_are_text_and_start_weights_need_a_positive_sum(default_dict):
+    """name and description must be strings; start_zone_weights all zero has no distribution to draw from,
+    while a single positive weight (every worker starts in that zone) is one."""
+    n_zones = default_dict["zones"]["count"]
+    for key, value in (("name", 3), ("description", ["a"])):
+        with pytest.raises(ScenarioError, match=re.escape(f"{key}: must be a string, got {value!r}")):
+            parse_scenario({**copy.deepcopy(default_dict), key: value})
+    zeros = copy.deepcopy(default_dict)
+    zeros["fleet"]["start_zone_weights"] = [0.0] * n_zones
+    with pytest.raises(ScenarioError, match="start_zone_weights: must have a positive sum"):
+        parse_scenario(zeros)
+    one = copy.deepcopy(default_dict)
+    one["fleet"]["start_zone_weights"] = [0.0] * (n_zones - 1) + [5e-324]
+    assert parse_scenario(one).start_zone_weights == tuple([0.0] * (n_zones - 1) + [1.0])

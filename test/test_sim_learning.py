@@ -6,7 +6,6 @@ from FleetSim.step_epoch trajectories (the simulator's public offline API), a cl
 form for a fleet that never moves, and Pillow reading the pictures back.
 """
 import json
-import os
 
 import numpy as np
 import pytest
@@ -128,6 +127,7 @@ def test_sampler_pooled_by_the_learner_matches_the_estimated_model(model):
     assert np.abs(pooled.r_l - game.r_l).max() < 0.05
 
 
+@pytest.mark.kernels
 def test_sampler_names_a_zone_its_robots_never_reach():
     crawling = variant(robots={"max_speed": 1e-4})
     sampler = SimSampler(crawling, pool_size=2)  # robots in zones 0 and 1 only
@@ -137,6 +137,7 @@ def test_sampler_names_a_zone_its_robots_never_reach():
         sampler.sample_local(np.array([0]), np.array([0]), np.array([3]))
 
 
+@pytest.mark.kernels
 def test_rollout_welfare_of_a_fleet_that_stays_at_the_depot():
     """All workers start in the depot's zone, nobody moves: every epoch pays `service`
     per worker, so welfare is service * (1 - gamma^H) / (1 - gamma) (energy ~ 0)."""
@@ -158,6 +159,31 @@ def test_rollout_welfare_of_a_fleet_that_stays_at_the_depot():
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+@pytest.mark.kernels
+def test_twin_rollouts_share_the_fleets_start_and_noise_and_same_start_ones_only_its_start():
+    """same_noise_as(s): every rollout is FleetSim(s) itself, so a constant dispatcher whose workers stay put
+    earns exactly what FleetSim(s) stepped by hand earns, in every rollout (its noise and stalls are s's);
+    starting_like(s) rollouts start there too but draw their own noise, so they spread."""
+    from altmarl_sim.rollout import same_noise_as, starting_like
+
+    stormy = variant(faults={"stall_probability": 0.3})
+    z, k, n, horizon = stormy.ring.n_zones, 3, 12, 6
+    stay = np.zeros((z, z, 3))
+    stay[..., 0] = 1.0
+    pi_g = np.full((z, n_count_vectors(k, z)), 2, np.int32)  # the depot heads for zone 2 whatever it sees
+    by_hand = FleetSim(stormy, n=n, seed=7)
+    expected, discount = 0.0, 1.0
+    for _ in range(horizon):
+        expected += discount * by_hand.step_epoch(np.zeros(n, np.int64), 2)[2]
+        discount *= stormy.gamma
+    twin = sim_rollout_welfare(stormy, pi_g, stay, k, n=n, horizon=horizon, seeds=2, rollouts=3, seed=1,
+                               fleet=same_noise_as(7))
+    assert np.all(twin.returns == expected)
+    start = sim_rollout_welfare(stormy, pi_g, stay, k, n=n, horizon=horizon, seeds=2, rollouts=3, seed=1,
+                                fleet=starting_like(7))
+    assert np.unique(start.returns).size > 1
+
+
 def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
     """A depot table that reveals what it saw. With k = n the coordinator must see the whole fleet,
     so each epoch's a_g is the table entry of all workers' zone counts; with k < n the k sampled
@@ -168,7 +194,7 @@ def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
         pi_g = np.random.default_rng(k).integers(0, z, (z, n_count_vectors(k, z))).astype(np.int32)
         seen = []
 
-        def on_epoch(sim, sampled, a_g):
+        def on_epoch(sim, sampled, a_g, pi_g=pi_g, k=k, n=n, seen=seen):
             everyone = pi_g[sim.depot_zone(), rank(np.bincount(sim.zones(), minlength=z))] if k == n else None
             seen.append((sampled.copy(), a_g, everyone))
 
@@ -181,6 +207,7 @@ def test_rollout_samples_k_distinct_workers_afresh_every_epoch():
             assert np.abs(share - k / n).max() < 0.1  # sd of a share ~0.025
 
 
+@pytest.mark.kernels
 def test_rollout_measures_the_observers_error_against_the_fleets_zones():
     """The simulator knows every worker's zone: a fresh sample's TV error is recomputed here from
     the sampled ids and sim.zones() that on_epoch sees, it is exactly 0 when k = n, and the
@@ -207,10 +234,11 @@ def test_rollout_measures_the_observers_error_against_the_fleets_zones():
     assert np.isnan(sim_rollout_welfare(SCENARIO, None, uniform, k, n=n, **sizes).estimation_error)
 
 
+@pytest.mark.kernels
 def test_rollout_runs_the_fresh_observer_it_is_given_and_a_filter_only_with_its_model():
     """Passing the paper's fresh observer is the default deployment (bit for bit), and needs no
     prediction model; a filter without the model it predicts with is refused, naming `prediction`."""
-    from altmarl_ros.core.observer import ObserverSpec, fresh
+    from altmarl_ros.core.observers import ObserverSpec, fresh
     from altmarl_sim.rollout import RolloutError
 
     z = SCENARIO.ring.n_zones
@@ -225,6 +253,7 @@ def test_rollout_runs_the_fresh_observer_it_is_given_and_a_filter_only_with_its_
     assert raised.value.field == "prediction"
 
 
+@pytest.mark.kernels
 def test_without_reply_loss_or_state_lead_the_rollouts_are_those_of_before():
     """reply_loss 0 and state_lead 0 (the defaults) draw and read as before the options existed: the
     returns recorded on main at d014f3a (rel 1e-12 leaves another libm its last bits), all k replies."""
@@ -238,6 +267,7 @@ def test_without_reply_loss_or_state_lead_the_rollouts_are_those_of_before():
     assert default.returns.ravel().tolist() == pytest.approx([5.013199175500414, 5.961308045524902], rel=1e-12)
 
 
+@pytest.mark.kernels
 def test_rollout_decides_on_the_replies_that_arrive_read_state_lead_steps_early():
     """A fresh rollout with replies lost at p = 0.5 and the states read 6 control steps before each
     epoch's end, checked decision by decision from what on_epoch sees: the ids that answered are distinct;
@@ -285,6 +315,7 @@ def test_rollout_decides_on_the_replies_that_arrive_read_state_lead_steps_early(
         assert raised.value.field == field
 
 
+@pytest.mark.kernels
 def test_rollout_takes_k_up_to_n_and_reports_its_own_duration():
     import time
 
@@ -344,3 +375,20 @@ def test_train_and_evaluate_a_scenario_end_to_end(tmp_path, capsys, monkeypatch)
     assert main(["evaluate", "--scenario", "warehouse_ring_hard", "--policy", str(policy_path),
                  "--quiet"]) == 2
     assert "scenario hash" in capsys.readouterr().err
+
+
+@pytest.mark.kernels
+def test_render_refuses_k_over_n_an_unknown_picture_type_and_no_frames(tmp_path):
+    from altmarl_sim.render import RenderError
+
+    z = SCENARIO.ring.n_zones
+    pi_l = np.full((z, z, 3), 1 / 3)
+    with pytest.raises(RenderError, match="k: k = 3 exceeds the number of workers n = 2: use k <= n"):
+        record_frames(SCENARIO, None, pi_l, 3, 2, 1)
+    frames = record_frames(SCENARIO, None, pi_l, 2, 2, 1)  # k = n: accepted
+    assert len(frames) == 1
+    with pytest.raises(RenderError, match=r"out: .*x\.jpg: picture files end in \.png or \.gif"):
+        render(SCENARIO, frames, tmp_path / "x.jpg")
+    with pytest.raises(RenderError, match="epochs: no frames to draw: run at least one epoch"):
+        render(SCENARIO, [], tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []

@@ -26,12 +26,11 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 
 from altmarl_ros.names import (DEPOT_ODOM_TOPIC, FLEET_MEMBERSHIP_TOPIC, GLOBAL_COMMAND_TOPIC,  # noqa: E402
-                               STATE_REPORTS_TOPIC, STATE_REQUEST_TOPIC, odom_topic)
+                               STATE_REPORTS_TOPIC, STATE_REQUEST_TOPIC)
 from altmarl_ros.nodes._ros import (GLOBAL_COMMAND_QOS, LATCHED_QOS, ODOM_QOS, STATE_REPORT_QOS,  # noqa: E402
                                     STATE_REQUEST_QOS)
 from altmarl_sim.ring import zone_centre  # noqa: E402
 
-from _graph import Graph  # noqa: E402
 
 N, K, DEPOT_ZONE = 12, 4, 3
 SILENT = 11  # announced, never answers
@@ -49,13 +48,6 @@ def setting(tmp_path_factory):
     return {"ring": scenario.ring, "policy": str(policy),
             "params": {"scenario": "warehouse_ring", "policy": str(policy), "n_robots": N, "k": K,
                        "decision_period": 0.25, "control_period": 0.05, "request_lead": 0.1}}
-
-
-@pytest.fixture
-def graph(ros_context):
-    g = Graph(ros_context)
-    yield g
-    g.close()
 
 
 class ScriptedRobots:

@@ -1,9 +1,10 @@
-"""Stops that always stop: {twist, twist_stamped, goal_pose} x {e-stop, stale, coordinator killed, SIGINT}.
+"""Stops that always stop: {twist, twist_stamped, goal_pose, navigate_to_pose} x {e-stop, stale, coordinator
+killed, SIGINT}.
 
 Each command type runs one real fleet (test/_stop_table.py) and applies the four
-causes in turn. For each: every robot comes to rest (zero cmd_vel, or a hold goal
-at its own pose) within the cause's own path, and nothing commands it to move
-afterwards. The bounds separate the paths: an e-stop or a SIGINT must act long
+causes in turn. For each: every robot comes to rest (zero cmd_vel, a hold goal at
+its own pose, or its NavigateToPose goal cancelled) within the cause's own path,
+and nothing commands it to move afterwards. The bounds separate the paths: an e-stop or a SIGINT must act long
 before command_timeout could have, and a lost coordinator stops the robots no
 earlier than command_timeout after its last command (the timeout did it) and not
 much later. The seconds themselves are a bench's business (bench/bench_stop.py).
@@ -16,7 +17,6 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 from _stop_table import CAUSES, COMMAND_TIMEOUT, COMMAND_TYPES, StopTrial  # noqa: E402
-from test_nodes import world  # noqa: E402,F401
 
 
 @pytest.mark.parametrize("command_type", COMMAND_TYPES)

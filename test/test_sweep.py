@@ -74,8 +74,8 @@ def test_quick_and_full_grids_train_the_filter_as_train_does():
         grid = load_grid(SWEEP_CONFIG, name)
         assert grid.observers == ("fresh", "filter")
         assert train.max_columns is None  # train's default: observer_training.DEFAULT_MAX_COLUMNS
-        assert grid.filter == {"gains": list(DEFAULT_GAINS), "max_columns": DEFAULT_MAX_COLUMNS,
-                               "select_rollouts": train.select_rollouts}
+        assert grid.observer_settings == {"filter": {"gains": list(DEFAULT_GAINS), "max_columns": DEFAULT_MAX_COLUMNS,
+                                                     "select_rollouts": train.select_rollouts}}
         assert (grid.n, grid.horizon) == (train.select_n, SELECTION_HORIZON)
 
 
@@ -200,12 +200,14 @@ def test_report_compares_the_observers_at_each_k(tmp_path):
     assert figures["observers_vs_k"].read_bytes()[:8] == PNG_MAGIC
     text = doc.read_text()
     assert "Observers: fresh, filter. The filter is trained as `altmarl train --observer filter`" in text
-    assert "| 2 | 82.00 ± 0.50 | 89.00 ± 0.50 | +7.00 ± 0.30 | gain 0.1, K = 38, prior 18 | 0.300 → 0.050 | 12 (2) |" in text
+    assert ("| 2 | 82.00 ± 0.50 | 89.00 ± 0.50 | +7.00 ± 0.30 | gain 0.1, K = 38, prior 18 | 0.300 → 0.050 "
+            "| 12 (2) |") in text
     assert "| 10 | 90.00 ± 0.50 | 90.00 ± 0.50 | +0.00 ± 0.30 | fresh (selected) |" in text
     assert "filter above fresh beyond the paired 95% CI at 3 of 4 k: k = [1, 2, 5]; never below it" in text
     assert "the selection chose fresh itself at k = [10]" in text
     # best constant 84.00 ± 0.40: fresh 80 + k reaches it from k = 5, the filter from k = 1 (88.5)
-    assert "filter at or above best constant global + local BR (84.00 ± 0.40) within the CIs at k = [1, 2, 5, 10]" in text
+    assert ("filter at or above best constant global + local BR (84.00 ± 0.40) within the CIs at "
+            "k = [1, 2, 5, 10]") in text
     assert "fresh at or above best constant global + local BR (84.00 ± 0.40) within the CIs at k = [5, 10]" in text
     assert "within both CIs of fresh at k = 10 (90.00 ± 0.50) from k = 2 with the filter, k = 10 fresh" in text
 
@@ -270,7 +272,7 @@ def _check_filter_units(grid, out, document, report):
     from altmarl_ros.core.alternating import alternating_marl
     from altmarl_ros.core.evaluate import rollout_welfare
     from altmarl_ros.core.model import load_model
-    from altmarl_ros.core.observer import ObserverSpec
+    from altmarl_ros.core.observers import ObserverSpec
 
     rows = {(row["model"], row["method"], row["k"]): row for row in document["rows"]}
     chose_filter = 0

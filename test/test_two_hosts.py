@@ -9,7 +9,6 @@ an observer. The observer (test/_fleet_observer.py) must receive the
 GlobalCommands, made from odometry that crossed the link, and see the robots
 move; the veth counters show the traffic went over the link both ways.
 """
-import subprocess
 import sys
 from pathlib import Path
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from altmarl_ros.commands import finite_or_none, print_json
+from altmarl_ros.core.observers import CONTINUOUS, PAPER_OBSERVER, observer_on
 from altmarl_ros.errors import UsageError
 
 # The tabular-only flags and their defaults: a continuous model refuses any other value.
@@ -72,8 +73,8 @@ def train(args) -> int:
 
     inputs = "summary" if args.global_step == "supervised" else "state+summary"
     steps = {name: getattr(args, name) for name in ("g_iters", "l_iters", "tracked") if getattr(args, name) is not None}
-    observer = default_observer(args.observer or "fresh", args.k, game.horizon_eval, args.observer_window,
-                                args.observer_gain)
+    name = observer_on(args.observer or PAPER_OBSERVER, CONTINUOUS, UsageError, "--observer").name
+    observer = default_observer(name, args.k, game.horizon_eval, args.observer_window, args.observer_gain)
     config = check_config(game, args.k, FAConfig(rounds=args.rounds, eta=args.eta, global_rule=args.global_step,
                                                  global_inputs=inputs, observer=observer, **steps))
     seeds = [args.seed + index for index in range(args.train_seeds)]
@@ -104,7 +105,8 @@ def train(args) -> int:
                "converged": result.converged, "stop_reason": result.stop_reason, "kept_seed": kept_seed,
                "runs": rows, "rounds": rounds, "seconds_per_run": [run.seconds for _, run in runs]}
     policy = build_fa_policy(game, args.k, result.global_params, result.local_params, global_inputs=inputs,
-                             hidden=config.hidden, observer=observer, config={**config.to_json(), "seeds": seeds, "eta": result.eta},
+                             hidden=config.hidden, observer=observer,
+                             config={**config.to_json(), "seeds": seeds, "eta": result.eta},
                              metrics=finite_or_none(metrics))
     save_fa_policy(policy, out)
     if args.json:

@@ -17,13 +17,11 @@ Each run draws a new fleet seed unless --seed is given (runs are independent dra
 and takes a ROS domain of its own (supervisor.claim_private_ros_domain), so two
 demos on one host never hear each other.
 """
-import argparse
 import math
 import sys
 import time
 
 from altmarl_ros.commands import print_json
-from altmarl_ros.errors import UsageError
 from altmarl_ros.node_parameters import STATE_SAMPLINGS
 from altmarl_ros.commands._flags import count, real
 from altmarl_ros.commands._record import add_record_arguments, check_record_output, recorder_nodes
@@ -63,8 +61,9 @@ def add_arguments(parser):
                         help="how the coordinator gets its k states (default: the fleet file's, else request): "
                              "request asks k robots per decision; subscribe_all hears every robot")
     parser.add_argument("--fleet", metavar="FILE", help="fleet description (default: config/fleet.yaml)")
-    parser.add_argument("--rollouts", type=count(1), default=100, metavar="R",
-                        help="offline evaluation: independent simulator rollouts (default 100)")
+    parser.add_argument("--rollouts", type=count(2), default=100, metavar="R",
+                        help="offline evaluation: independent simulator rollouts (default 100; at least 2, for a "
+                             "confidence interval)")
     parser.add_argument("--seed", type=count(0, SEED_MAX), metavar="S",
                         help="seed of the fleet (start poses, noise, subsets, local draws) and so of the start the "
                              "offline evaluation shares (default: a new one each run, printed)")
@@ -80,10 +79,6 @@ def run(args) -> int:
     from altmarl_ros import fleet_plan, supervisor
     from altmarl_sim.scenario import load_scenario
 
-    if not args.duration > 0:
-        raise UsageError(f"--duration {args.duration}: must be > 0 simulated seconds")
-    if args.rollouts < 2:
-        raise UsageError(f"--rollouts {args.rollouts}: need at least 2 for a confidence interval")
     seed = args.seed if args.seed is not None else secrets.randbelow(SEED_MAX + 1)
     overrides = {key: value for key, value in (("n_robots", args.n), ("k", args.k), ("policy", args.policy),
                                                ("seed", seed), ("state_sampling", args.state_sampling))
@@ -97,7 +92,7 @@ def run(args) -> int:
     n, k = fleet.n_robots, policy.k
     decision_period = float(fleet.common.get("decision_period", scenario.timing.decision_epoch))
     target_epochs = max(1, int(round(args.duration / decision_period)))
-    show = not args.quiet
+    show = not (args.quiet or args.json)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.json else (lambda text: None)
     # The whole demo runs on this host: keep other machines' ROS 2 graphs out of it (and it out of theirs),
     # and other fleets on this host too (a domain of its own), before any node exists.
@@ -108,11 +103,33 @@ def run(args) -> int:
         f"{target_epochs} decision epochs of {decision_period:g} s, fleet seed {seed} (--seed {seed} repeats "
         f"it), ROS_DOMAIN_ID {domain}, {'one process per node' if args.processes else 'all nodes in one process'}")
 
-    run_result = run_fleet(fleet, target_epochs, args.processes, show and not args.json, record=args)
-    monitor = run_result["monitor"]
+    # The offline evaluation needs no ROS: it runs in a process of its own beside the real-time ROS run.
+    offline_job = _start_offline(scenario, fleet.common["policy"], n, target_epochs, args.rollouts, seed)
+    try:
+        run_result = run_fleet(fleet, target_epochs, args.processes, show, record=args)
+        monitor = run_result["monitor"]
+        _warn_about_run(monitor, run_result, target_epochs, say)
+        offline = _finish_offline(offline_job, monitor.epochs == target_epochs, say)
+    finally:  # the evaluation is done or no longer wanted: end its process now (join: no leaked semaphores)
+        offline_job[0].terminate()
+        offline_job[0].join()
+    if offline is None:  # a shorter run (or a failed job, whose error this repeats): evaluate here, as long as it ran
+        offline = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts, seed, show)
+    report = _report(monitor, *offline, run_result, n, k, policy, args.processes, seed, domain)
+    if args.json:
+        print_json(report)
+    else:
+        _print_report(report, scenario.gamma)
+    return 0
+
+
+def _warn_about_run(monitor, run_result, target_epochs: int, say) -> None:
+    """Refuse a run without a decision epoch; say how a shorter or late-joined run differs from the plan."""
+    from altmarl_ros import fleet_plan
+
     if monitor.epochs == 0:
         raise fleet_plan.LaunchError("the fleet completed no decision epoch (no GlobalCommand reached the "
-                                   "monitor): see the node errors above")
+                                     "monitor): see the node errors above")
     if monitor.epochs < target_epochs:
         say(f"warning: only {monitor.epochs} of {target_epochs} epochs within the wall-clock limit "
             f"(real-time factor {run_result['real_time_factor']:.2f}); comparing over {monitor.epochs}")
@@ -123,14 +140,6 @@ def run(args) -> int:
         say(f"note: {monitor.out_of_sequence} GlobalCommand(s) were superseded before the monitor read them "
             f"(two decisions in one control step, or another coordinator on this ROS domain); each such "
             f"epoch is counted together with the next")
-    offline, constant, anywhere = _offline_welfare(scenario, policy, n, monitor.epochs, args.rollouts, seed,
-                                                   show and not args.json)
-    report = _report(monitor, offline, constant, anywhere, run_result, n, k, policy, args.processes, seed, domain)
-    if args.json:
-        print_json(report)
-    else:
-        _print_report(report, scenario.gamma)
-    return 0
 
 
 def check_demo_work(args, fleet, scenario) -> None:
@@ -171,7 +180,8 @@ def _ready_policy(args, base, scenario, wanted_k):
         else:
             if wanted_k is None or wanted_k == policy.k:
                 return policy
-            retrain = "" if args.policy is not None else f", or --retrain to train it for k = {wanted_k} (overwrites it)"
+            retrain = ("" if args.policy is not None
+                       else f", or --retrain to train it for k = {wanted_k} (overwrites it)")
             raise PolicyError(f"k = {wanted_k} (--k or the fleet file): the policy {path} was trained for k = "
                               f"{policy.k}; use --k {policy.k}{retrain}, or --policy another file")
     k = wanted_k if wanted_k is not None else TRAIN_K
@@ -184,23 +194,20 @@ def _ready_policy(args, base, scenario, wanted_k):
 
 
 def _train(scenario, k: int, path, n: int, quiet: bool) -> None:
-    """The `altmarl train --scenario` code path itself (its parser, defaults and output), started at
-    DEMO_START, with the observer chosen for the demo's fleet of n robots (DEMO_SELECT_ROLLOUTS rollouts
-    per candidate) and pi_g capped at DEMO_MAX_COLUMNS count vectors."""
+    """train_policy on the scenario's estimated model with `altmarl train`'s defaults, started at DEMO_START,
+    with the observer chosen for the demo's fleet of n robots (DEMO_SELECT_ROLLOUTS rollouts per candidate)
+    and pi_g capped at DEMO_MAX_COLUMNS count vectors; its report goes to stderr (stdout is the result)."""
     import contextlib
 
-    from altmarl_ros.commands import train
+    from altmarl_ros.commands.train import print_result, train_and_save
+    from altmarl_ros.core.training import TrainOptions
+    from altmarl_sim.world import ScenarioWorld
 
-    parser = argparse.ArgumentParser(prog="altmarl train")
-    train.add_arguments(parser)
-    source = scenario.source or scenario.name
-    train_args = parser.parse_args(["--scenario", str(source), "--k", str(k), "--out", str(path),
-                                    "--select-n", str(n), "--select-rollouts", str(DEMO_SELECT_ROLLOUTS),
-                                    "--max-columns", str(DEMO_MAX_COLUMNS), "--start", DEMO_START]
-                                   + (["--quiet"] if quiet else []))
-    # Its table goes to stderr so the demo's stdout stays the result (and --json one object).
+    options = TrainOptions(start=DEMO_START, select_n=n, select_rollouts=DEMO_SELECT_ROLLOUTS,
+                           max_columns=DEMO_MAX_COLUMNS)
+    artifact, report, curve = train_and_save(ScenarioWorld(scenario), k, options, path, quiet)
     with contextlib.redirect_stdout(sys.stderr):
-        train.run(train_args)
+        print_result(artifact, report, path, curve)
 
 
 def run_fleet(fleet, target_epochs: int, processes: bool, show: bool, record=None) -> dict:
@@ -294,26 +301,61 @@ class StatusLine:
 
 
 def _offline_runs(n_ag: int) -> int:
-    """Rollout sets of the offline evaluation: the policy from the run's start and from random starts,
-    each constant a_g from random starts, and the chosen one from the run's start (what _offline_welfare runs,
-    check_demo_work prices)."""
-    return 2 + n_ag + 1
+    """Rollout sets of the offline evaluation: the policy from the run's start, as its twin and from random
+    starts, each constant a_g from random starts, and the chosen one from the run's start (what
+    _offline_welfare runs, check_demo_work prices)."""
+    return 3 + n_ag + 1
+
+
+def _start_offline(scenario, policy_path, n: int, horizon: int, rollouts: int, seed: int):
+    """(pool, pending result) of _offline_welfare for `horizon` epochs, already running in a spawned process
+    (no ROS state is copied into it), so the offline evaluation costs no wall time beyond the ROS run's."""
+    import multiprocessing
+
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    return pool, pool.apply_async(_offline_job, (scenario.source or scenario.name, str(policy_path),
+                                                 scenario.content_hash(), n, horizon, rollouts, seed))
+
+
+def _offline_job(scenario_source, policy_path, scenario_hash, n, horizon, rollouts, seed):
+    from altmarl_ros.core.policy import load_policy
+    from altmarl_sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_source)
+    if scenario.content_hash() != scenario_hash:
+        raise RuntimeError("the scenario file changed during the demo")
+    return _offline_welfare(scenario, load_policy(policy_path, scenario_hash=scenario_hash), n, horizon,
+                            rollouts, seed, show=False)
+
+
+def _finish_offline(job, wanted: bool, say):
+    """The background evaluation's result when `wanted` (it ran the epochs the ROS run ran), else None; None
+    too when it failed (the caller repeats it in this process, where its error is reported as usual)."""
+    _, pending = job
+    if not wanted:
+        return None
+    if not pending.ready():
+        say("altmarl demo: waiting for the offline evaluation")
+    try:
+        return pending.get()
+    except Exception:  # noqa: BLE001 - repeated in-process, which raises it with its one-line message
+        return None
 
 
 def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed: int, show: bool):
     """In the continuous simulator: (the policy under its observer and the best constant dispatcher, both
-    from the ROS run's start state, FleetSim(seed)'s; the policy from random starts, what it earns on average)."""
+    from the ROS run's start state, FleetSim(seed)'s; the policy from random starts, what it earns on average;
+    the policy in the ROS run's offline twin, FleetSim(seed) itself: its start, stalls and noise)."""
     from tqdm import tqdm
 
-    from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model, run_dir
-    from altmarl_sim.rollout import best_blind_constant, policy_sim_welfare, starting_like
+    from altmarl_sim.estimate import DEFAULT_RUNS_DIR, run_dir
+    from altmarl_sim.rollout import best_blind_constant, policy_sim_welfare, same_noise_as, starting_like
+    from altmarl_sim.world import ScenarioWorld
 
     # the estimated model for the constants' local best responses: the cache if training left one,
     # else computed without writing (a demo given a policy writes nothing under runs/)
     cached = run_dir(scenario, DEFAULT_RUNS_DIR).exists()
-    game, _ = estimate_model(scenario, samples_per_pair=policy.meta["config"].get("samples_per_pair",
-                                                                                  DEFAULT_SAMPLES_PER_PAIR),
-                             runs_dir=DEFAULT_RUNS_DIR if cached else None)
+    game = ScenarioWorld(scenario, runs_dir=DEFAULT_RUNS_DIR if cached else None).of_policy(policy).game
     runs = _offline_runs(game.n_ag)
     with tqdm(total=runs * rollouts, desc="offline evaluation", unit="rollout", file=sys.stderr,
               disable=not (show and sys.stderr.isatty())) as bar:
@@ -324,10 +366,11 @@ def _offline_welfare(scenario, policy, n: int, horizon: int, rollouts: int, seed
         anywhere = policy_sim_welfare(scenario, policy, **args)
         _, constant = best_blind_constant(scenario, game, policy.k, seed, **args)
         learned = policy_sim_welfare(scenario, policy, fleet=starting_like(seed), **args)
-    return learned, constant, anywhere
+        twin = policy_sim_welfare(scenario, policy, fleet=same_noise_as(seed), **args)
+    return learned, constant, anywhere, twin
 
 
-def _report(monitor, offline, constant, anywhere, run_result, n, k, policy, processes, seed, domain) -> dict:
+def _report(monitor, offline, constant, anywhere, twin, run_result, n, k, policy, processes, seed, domain) -> dict:
     import numpy as np
 
     returns = np.asarray(offline.returns, dtype=np.float64).ravel()
@@ -341,6 +384,7 @@ def _report(monitor, offline, constant, anywhere, run_result, n, k, policy, proc
                     "p2_5": float(np.percentile(returns, 2.5)), "p97_5": float(np.percentile(returns, 97.5))},
         "best_constant": {"mean": constant.mean, "ci95": constant.ci95, "detail": constant.detail},
         "offline_random_starts": {"mean": anywhere.mean, "ci95": anywhere.ci95},
+        "offline_twin": {"mean": twin.mean, "ci95": twin.ci95},
         "seed": seed, "ros_domain_id": domain,
         "late_command_fraction": run_result["late_command_fraction"],
         "observer": policy.meta["observer"],
@@ -369,7 +413,8 @@ def _coordinator_heard(status: dict) -> dict:
         detail = (f": {int(status.get('replies_used', 0)) / max(1, decisions):.1f} replies used per decision, "
                   f"{100 * int(status.get('replies_missed', 0)) / requested:.1f}% missed")
     if "state_age_p50_s" in status:
-        detail += f"; states {status['state_age_p50_s']} s old at the decision (p50), {status['state_age_p99_s']} s (p99)"
+        detail += (f"; states {status['state_age_p50_s']} s old at the decision (p50), "
+                   f"{status['state_age_p99_s']} s (p99)")
     return {"state_sampling": status.get("state_sampling", ""), "per_decision": received / max(1, decisions),
             "detail": detail}
 
@@ -378,8 +423,7 @@ def _print_report(report, gamma: float) -> None:
     off = report["offline"]
     best = report["best_constant"]
     observer = report["observer"]
-    observed = (f"filter observer, gain {observer['gain']:g}, pi_g at {observer['resolution']} robots"
-                if observer["name"] == "filter" else "fresh observer (the paper's)")
+    observed = f"{observer['name']} observer, gain {observer['gain']:g}, pi_g at {observer['resolution']} robots"
     print(f"\nwelfare = discounted return sum_t {gamma:g}^t r_t over {report['epochs']} decision epochs, "
           f"n = {report['n']}, k = {report['k']}, policy {report['policy_id']} ({observed})")
     print(f"  ROS 2 fleet (this run)        {report['welfare']:10.3f}   "
@@ -393,11 +437,15 @@ def _print_report(report, gamma: float) -> None:
     print(f"  offline, same start           {off['mean']:10.3f} +- {off['ci95']:.3f} (fleet seed {report['seed']}'s "
           f"start; 95% CI of the mean, {off['rollouts']} rollouts; single runs: 95% within "
           f"[{off['p2_5']:.3f}, {off['p97_5']:.3f}])")
+    twin = report["offline_twin"]
+    print(f"  offline twin                  {twin['mean']:10.3f} +- {twin['ci95']:.3f} (the same start, stalls and "
+          f"noise as this run; ROS - twin {report['welfare'] - twin['mean']:+.3f}: what deployment changed)")
     anywhere = report["offline_random_starts"]
     print(f"  offline, random starts        {anywhere['mean']:10.3f} +- {anywhere['ci95']:.3f} (what the policy "
           f"earns on average; this run's start is one draw)")
     print(f"  best constant dispatcher, offline {best['mean']:6.3f} +- {best['ci95']:.3f} ({best['detail']}, "
-          f"chosen from random starts, scored from the same start; learned - constant: ROS run {report['welfare'] - best['mean']:+.3f}, "
+          f"chosen from random starts, scored from the same start; learned - constant: ROS run "
+          f"{report['welfare'] - best['mean']:+.3f}, "
           f"offline {off['mean'] - best['mean']:+.3f})")
     verdict = "within" if report["within_margin"] else "OUTSIDE"
     print(f"  the run is {report['deviation_sd']:+.2f} single-run standard deviations from the offline mean: "

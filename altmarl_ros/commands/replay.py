@@ -6,9 +6,9 @@ the coordinator's order of operations (nodes/coordinator.py, decide): per coordi
 a new observer; before each decision `epochs_elapsed` epochs predicted under the previous
 command's s_g, the fleet resized from the previous decision's `usable_robots`, then
 decide(counts) -> query counts -> rank -> a_g = pi_g[s_g, rank]. A decision matches when its
-global_action, query_counts, count_rank and estimate all equal the recomputed ones. A filter
-session with an epoch missing from the recording cannot be recomputed after the gap: those
-decisions are reported as unreplayable. Exit 0: every decision matches; 1: some do not
+global_action, query_counts, count_rank and estimate all equal the recomputed ones. A session of an
+observer that keeps an estimate (a filter) with an epoch missing from the recording cannot be
+recomputed after the gap: those decisions are reported as unreplayable. Exit 0: every decision matches; 1: some do not
 (listed with their epochs); 2: bad input.
 """
 from pathlib import Path
@@ -101,7 +101,7 @@ def replay(policy, commands) -> dict:
         if msg.session != session or observer is None:  # a new coordinator (or the first): a new observer
             session, last = msg.session, None
             observer = deployed_observer(n_sg, n_sl, policy.k, policy.observer, prediction)
-        elif msg.epoch != last.epoch + 1 and policy.observer.name == "filter":
+        elif msg.epoch != last.epoch + 1 and policy.observer.kind.estimates:
             observer = None  # the estimate before this epoch is unknown: nothing more of this session replays
         if observer is None:
             unreplayable.append(int(msg.epoch))
@@ -162,5 +162,5 @@ def run(args) -> int:
             print(f"  ... and {len(result['mismatches']) - SHOW_MISMATCHES} more (--json lists all)")
         if result["unreplayable"]:
             print(f"  {len(result['unreplayable'])} decisions after a gap in the recording cannot be recomputed "
-                  f"(the filter's estimate before them is unknown), epochs {result['unreplayable'][:10]}")
+                  f"(the observer's estimate before them is unknown), epochs {result['unreplayable'][:10]}")
     return 0 if result["matching"] == result["decisions"] else 1

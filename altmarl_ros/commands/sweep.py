@@ -1,9 +1,11 @@
 """`altmarl sweep`: the paper's k-sweep with baselines, resumable, and its report."""
+import contextlib
 import sys
 import time
 from pathlib import Path
 
 from altmarl_ros.commands import print_json
+from altmarl_ros.errors import UsageError
 
 HELP = ("run ALTERNATING-MARL (under each observer of the grid) and baselines over a grid of k (resumable); "
         "--report regenerates docs/results.md and its figures")
@@ -34,6 +36,15 @@ class _LineProgress:
               f"({time.perf_counter() - self.started:.0f} s)", file=sys.stderr, flush=True)
 
 
+def _cluster(address):
+    """A dask Client for --cluster (experiments/cluster.py), or None: the units run here."""
+    if address is None:
+        return contextlib.nullcontext()
+    from altmarl_ros.experiments.cluster import connect
+
+    return connect(address)
+
+
 def add_arguments(parser):
     parser.add_argument("--config", default=_default_config(),
                         help="sweep config (default: config/sweep.yaml)")
@@ -46,6 +57,9 @@ def add_arguments(parser):
                                                   "continuous_grids (a continuous model: setup_b, setup_b_tiny)")
     parser.set_defaults(grid="full")
     parser.add_argument("--out", help="results directory (default: runs/sweep/<grid>)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="compute the units on a Dask cluster: a scheduler's address (tcp://HOST:8786) or "
+                             "local:N (N worker processes here); same files as a local run (requirements-cluster.txt)")
     parser.add_argument("--report", action="store_true",
                         help="after the sweep, regenerate the grid's section of --doc and its figures")
     parser.add_argument("--report-only", action="store_true",
@@ -90,8 +104,11 @@ def run(args):
     from altmarl_ros.experiments.report import write_report
     from altmarl_ros.experiments.sweep import count_units, load_grid, load_results, run_sweep
 
+    if args.cluster is not None and args.report_only:
+        raise UsageError("--cluster", "does not apply with --report-only, which computes nothing: drop one")
     out_dir = Path(args.out or Path("runs") / "sweep" / args.grid)
-    summary = {"grid": args.grid, "out": str(out_dir), "computed": 0, "skipped": 0, "seconds": 0.0}
+    summary = {"grid": args.grid, "out": str(out_dir), "computed": 0, "skipped": 0, "seconds": 0.0,
+               "cluster": args.cluster}
     grid = None if args.report_only else load_grid(args.config, args.grid)
     results = load_results(out_dir) if args.report_only else None
     figure_dir = _check_outputs(args, out_dir, grid, args.grid if results is None else results["grid"]["name"])
@@ -105,15 +122,17 @@ def run(args):
 
         show = not (args.quiet or args.json)
         total = count_units(grid)
-        if show and not sys.stderr.isatty():  # a log file: one line per unit, not \r redraws
-            result = run_sweep(grid, out_dir, progress=_LineProgress(f"sweep {grid.name}", total))
-        else:
-            with tqdm(total=total, desc=f"sweep {grid.name}", unit="point",
-                      disable=not show, file=sys.stderr) as bar:
-                result = run_sweep(grid, out_dir, progress=bar)
+        with _cluster(args.cluster) as client:
+            if show and not sys.stderr.isatty():  # a log file: one line per unit, not \r redraws
+                result = run_sweep(grid, out_dir, progress=_LineProgress(f"sweep {grid.name}", total), client=client)
+            else:
+                with tqdm(total=total, desc=f"sweep {grid.name}", unit="point",
+                          disable=not show, file=sys.stderr) as bar:
+                    result = run_sweep(grid, out_dir, progress=bar, client=client)
         summary.update(computed=result.computed, skipped=result.skipped, seconds=result.seconds)
         if not args.json:
-            print(f"sweep {grid.name}: {result.computed} points computed, {result.skipped} reused "
+            where = f" on the cluster {args.cluster}" if args.cluster else ""
+            print(f"sweep {grid.name}: {result.computed} points computed{where}, {result.skipped} reused "
                   f"in {result.seconds:.1f} s -> {out_dir / 'results.csv'}")
     if args.report or args.report_only:
         results = load_results(out_dir) if results is None else results

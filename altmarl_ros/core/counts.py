@@ -46,14 +46,19 @@ _BINOM = _pascal_table()
 
 @njit(cache=True)
 def _binom(n, r):
-    """C(n, r) for the sizes rank/unrank meet (exact; table lookup when in range)."""
+    """C(n, r) for the sizes rank/unrank meet (exact whenever it fits int64; table lookup when in range)."""
     if r < 0 or n < r:
         return 0
     if n < _TABLE_N and r < _TABLE_R:
         return _BINOM[n, r]
+    r = min(r, n - r)  # so every partial product C(n, i), i <= r, is at most C(n, r)
     value = 1
     for i in range(r):
-        value = value * (n - i) // (i + 1)
+        # C(n, i + 1) = C(n, i) (n - i) / (i + 1), divided first: the product C(n, i) (n - i) itself
+        # overflows int64 when C(n, r) > 2^63 / r, near the largest rank (it made those ranks wrong).
+        # (i + 1) divides C(n, i) (n - i), so what of it does not divide C(n, i) divides (n - i).
+        common = math.gcd(value, i + 1)
+        value = (value // common) * ((n - i) // ((i + 1) // common))
     return value
 
 

@@ -42,7 +42,8 @@ from altmarl_ros.core.counts import rank_kernel, n_count_vectors
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.glearn import global_best_response_gain
 from altmarl_ros.core.llearn import local_best_response_gain
-from altmarl_ros.core.observer import ObserverSpec, correct_kernel, predict_kernel, round_kernel, scale_kernel, fresh
+from altmarl_ros.core.observer import correct_kernel, predict_kernel, round_kernel, scale_kernel, still_model
+from altmarl_ros.core.observers import ObserverSpec, fresh
 from altmarl_ros.core.policy import build_policy
 from altmarl_ros.core.rng import xoshiro_next
 from altmarl_ros.errors import LearnError
@@ -219,16 +220,16 @@ def start_population(cum_g0, cum_l0, states, counts, order, k, sample, stream):
 
 @njit(cache=True, parallel=True)
 def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state, n, k, horizon, gamma,
-                     P_obs, resolution, forget, filtered, prior_mu, prior_weight, reply_loss, errors, replies):
+                     P_obs, resolution, forget, estimates, prior_mu, prior_weight, reply_loss, errors, replies):
     """Discounted returns of independent rollouts.
 
     cum_l [S_g, S_l, S_l] cumulative fused local transitions; rew_l [S_g, S_l] fused local
     reward; cum_g [S_g, A_g, S_g] cumulative global transitions; rew_g [S_g, A_g];
     pi_g [S_g, N_F(resolution)]; init_g [S_g] and init_l [R, S_l] cumulative initial
     distributions; rng_state uint64 [R, 4] (one xoshiro256+ stream per rollout).
-    Observer (core.observer): `filtered` False is fresh (pi_g at the k-sample scaled to
-    `resolution`, = the sample when resolution = k); True is the filter with the fused
-    model P_obs [S_g, S_l, S_l] it predicts with, forget = 1 - gain, and its starting
+    Observer (core.observers' entry): `estimates` False is fresh (pi_g at the k-sample scaled to
+    `resolution`, = the sample when resolution = k); True keeps an estimate (a filter) with the
+    model P_obs [S_g, S_l, S_l] it predicts with (identity: no prediction), forget = 1 - gain, and its starting
     estimate prior_mu [S_l] with weight prior_weight (0: the first sample alone).
     reply_loss: probability that a sampled agent's reply is lost (module docstring; 0 draws nothing).
     errors [R]: each rollout's mean over decisions of the total-variation distance between
@@ -264,11 +265,11 @@ def _rollout_returns(cum_l, rew_l, cum_g, rew_g, pi_g, init_g, init_l, rng_state
             if reply_loss > 0.0:
                 m, s0, s1, s2, s3 = lose_replies(order, states, k, reply_loss, sample, s0, s1, s2, s3)
                 # no estimate yet and no reply: the first decision asks again (the fleet holds still)
-                while m == 0 and t == 0 and not (filtered and prior_weight > 0.0):
+                while m == 0 and t == 0 and not (estimates and prior_weight > 0.0):
                     s0, s1, s2, s3 = sample_subset(order, states, k, sample, s0, s1, s2, s3)
                     m, s0, s1, s2, s3 = lose_replies(order, states, k, reply_loss, sample, s0, s1, s2, s3)
             n_replies += m
-            if filtered:
+            if estimates:
                 if t > 0:
                     predict_kernel(mu, P_obs[s_g_prev], scratch)
                 weight = correct_kernel(mu, weight, sample, forget)
@@ -348,9 +349,11 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
     """Shared driver: allocate initial distributions and streams, run the kernel, summarise.
 
     `observer` (default fresh) runs with `P_observer`, the fused model it predicts
-    with (default P_fused: the observer knows the model exactly)."""
+    with (default P_fused: the observer knows the model exactly; an observer that does
+    not predict: still_model)."""
     observer = fresh(k) if observer is None else observer
-    P_observer = P_fused if P_observer is None else P_observer
+    if P_observer is None:
+        P_observer = P_fused if observer.kind.predicts else still_model(game.n_sg, game.n_sl)
     rng_state, init_rngs = _rng_streams(seed, seeds, rollouts)
     if dirichlet_alpha is None:
         init_l = np.broadcast_to(game.mu0_l, (seeds * rollouts, game.n_sl))
@@ -366,7 +369,7 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
         np.ascontiguousarray(r_g, dtype=np.float64), pi_g, cumulative(game.mu0_g),
         cumulative(init_l), rng_state, n, k, horizon, float(game.gamma),
         np.ascontiguousarray(P_observer, dtype=np.float64), observer.resolution, 1.0 - observer.gain,
-        observer.name == "filter", np.ascontiguousarray(game.mu0_l, dtype=np.float64), observer.prior,
+        observer.kind.estimates, np.ascontiguousarray(game.mu0_l, dtype=np.float64), observer.prior,
         float(reply_loss), errors, replies,
     )
     seconds = time.perf_counter() - start
@@ -408,15 +411,22 @@ def rollout_bytes(n: int, n_sl: int, seeds: int, rollouts: int, threads: int) ->
     return float(seeds) * rollouts * per_rollout + float(n) * _BYTES_PER_AGENT * threads
 
 
-def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, n_sl: int):
-    k = integer(EvaluationError, "k", k, 1)
-    n = integer(EvaluationError, "n", n, 1)
+def check_rollout_args(error, k, n, horizon, seeds, rollouts, seed, agents: str = "local agents") -> tuple:
+    """(k, n, horizon, seeds, rollouts, seed) as checked integers, k <= n, within check_rollout_size: every
+    rollout driver's arguments (the tabular evaluator's and the simulator's; `agents` names the n)."""
+    k = integer(error, "k", k, 1)
+    n = integer(error, "n", n, 1)
     if k > n:
-        raise EvaluationError("k", f"k = {k} exceeds the number of local agents n = {n}: use k <= n")
-    horizon, seeds, rollouts, _ = (integer(EvaluationError, field, value, minimum) for field, value, minimum in
-                                   (("horizon", horizon, 1), ("seeds", seeds, 1),
-                                    ("rollouts", rollouts, 1), ("seed", seed, 0)))
-    check_rollout_size(EvaluationError, n, horizon, seeds, rollouts)
+        raise error("k", f"k = {k} exceeds the number of {agents} n = {n}: use k <= n")
+    horizon, seeds, rollouts, seed = (integer(error, field, value, minimum) for field, value, minimum in
+                                      (("horizon", horizon, 1), ("seeds", seeds, 1),
+                                       ("rollouts", rollouts, 1), ("seed", seed, 0)))
+    check_rollout_size(error, n, horizon, seeds, rollouts)
+    return k, n, horizon, seeds, rollouts, seed
+
+
+def _check_rollout_args(k, n, horizon, seeds, rollouts, seed, dirichlet_alpha, n_sl: int):
+    k, n, horizon, seeds, rollouts, _ = check_rollout_args(EvaluationError, k, n, horizon, seeds, rollouts, seed)
     from numba import get_num_threads  # rollouts run in parallel, one per thread
 
     budget.require(f"rollout state of n = {n} agents ({get_num_threads()} rollouts at once)",

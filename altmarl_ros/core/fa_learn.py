@@ -99,7 +99,7 @@ def _rollout_fn(game, spec: RolloutSpec):
             s_g, s_l, s_ghost, kept, filled = carry
             k_sub, k_ag, k_al, k_ng, k_nl, k_gh = jax.random.split(key, 6)
             picked = jax.lax.top_k(jax.random.uniform(k_sub, (n,)), k)[1]
-            if observer.name == "fresh":
+            if not observer.estimates:
                 summary = game.summary(s_l[picked], jnp)
             else:
                 kept, filled, summary = observe(game, observer, kept, filled, s_l[picked], jnp)
@@ -125,7 +125,7 @@ def _rollout_fn(game, spec: RolloutSpec):
             s_g_next = game.next_global(s_g, a_g, _noise(game, k_ng, ()), jnp)
             return (s_g_next, s_l_next, s_ghost, kept, filled), out
 
-        kept = jnp.zeros((observer.window if observer.name != "fresh" else 0, k), s_l0.dtype)
+        kept = jnp.zeros((observer.window if observer.estimates else 0, k), s_l0.dtype)
         carry = (s_g0, s_l0, s_l0[:spec.ghosts], kept, jnp.int32(0))
         return jax.lax.scan(step, carry, jax.random.split(key, spec.horizon))[1]
 

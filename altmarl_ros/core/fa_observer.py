@@ -5,11 +5,16 @@ locals' fused chain P~_l(s_g). A continuous game has no such matrix, but it has 
 generative model itself, so the filter here keeps particles: the sampled local
 states of the last `window` decisions, newest first.
 
-    fresh   the summary of this decision's k samples (the paper's, the authors').
-    pool    the weighted mean of the summaries of the kept samples as they were drawn: no prediction.
-    filter  the same mean after every kept sample has been moved, each step, as a local of the fleet
-            moves: the game's own next_local under the global state the fleet acted on and an action
-            of the locals' policy (predict); each decision adds its k samples (correct).
+The observers are the registry's (core/observers.py) that run on continuous models, and
+their entry's flags say what they do here:
+
+    fresh   (no estimate) the summary of this decision's k samples (the paper's, the authors').
+    pool    (estimates, no prediction) the weighted mean of the summaries of the kept samples as
+            they were drawn.
+    filter  (estimates, predicts) the same mean after every kept sample has been moved, each step,
+            as a local of the fleet moves: the game's own next_local under the global state the
+            fleet acted on and an action of the locals' policy (predict); each decision adds its
+            k samples (correct).
 
 A kept sample of age j gets weight (1 - gain)^j, normalised over the samples kept. With k
 samples every decision this is the tabular filter's gain rule exactly (correct_kernel:
@@ -29,69 +34,75 @@ from dataclasses import dataclass
 import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
-from altmarl_ros.core.observer import ObserverError
-from altmarl_ros.core.registry import Registry
+from altmarl_ros.core.observers import CONTINUOUS, OBSERVERS, PAPER_OBSERVER, ObserverError, observer_on, observers_on
 from altmarl_ros.core.safe_files import clip_text
 
-FA_OBSERVERS = Registry("continuous-model observer")
-FA_OBSERVERS.register("fresh", "one fresh k-sample per decision, read as the fleet (the paper's method)")
-FA_OBSERVERS.register("pool", "the mean of the last window k-samples' histograms, as drawn (no prediction)")
-FA_OBSERVERS.register("filter", "particles: the last window k-samples, each moved through the model under the "
-                                "locals' policy, corrected by each new k-sample")
-
 MAX_WINDOW = 10_000
-# The filter simulates window x k particles beside the fleet; by default no more than the fleet itself.
+# A predicting observer simulates window x k particles beside the fleet; by default no more than the fleet itself.
 PARTICLE_BUDGET = 500
+# One that does not predict reads samples stale by their age, which bounds its useful window (docs/continuous.md).
 DEFAULT_POOL_WINDOW = 4
+
+
+def _estimating() -> str:
+    return " or ".join(name for name in observers_on(CONTINUOUS) if OBSERVERS[name].estimates)
 
 
 @dataclass(frozen=True)
 class FAObserverSpec:
     """An observer of a continuous game and its parameters: what an FA policy file records under "observer".
 
-    `window`: the decisions whose k samples are kept (1 for fresh). `gain` in [0, 1): weight
-    (1 - gain)^age of a kept sample (fresh: 1, the newest sample alone).
+    `window`: the decisions whose k samples are kept (1 without an estimate). `gain` in [0, 1): weight
+    (1 - gain)^age of a kept sample (without an estimate: 1, the newest sample alone).
     """
 
-    name: str = "fresh"
+    name: str = PAPER_OBSERVER
     window: int = 1
     gain: float = 1.0
 
     def __post_init__(self):
-        FA_OBSERVERS.check([self.name], ObserverError, "observer")
+        observer_on(self.name, CONTINUOUS)
         window = integer(ObserverError, "observer.window", self.window, 1)
         if window > MAX_WINDOW:
             raise ObserverError("observer.window", f"is {window}; keep at most {MAX_WINDOW} decisions")
         gain = as_float(ObserverError, "observer.gain", self.gain)
-        if self.name == "fresh":
+        if not self.estimates:
             if (window, gain) != (1, 1.0):
-                raise ObserverError("observer", f"fresh reads only the newest k-sample: window 1 and gain 1, got "
-                                                f"window {window} and gain {gain:g} (use pool or filter)")
+                raise ObserverError("observer", f"{self.name} reads only the newest k-sample: window 1 and gain 1, "
+                                                f"got window {window} and gain {gain:g} (use {_estimating()})")
         elif not 0.0 <= gain < 1.0:
             raise ObserverError("observer.gain", f"is {gain:g}; {self.name} weighs a sample of age j by (1 - gain)^j, "
-                                                 "gain in [0, 1) (gain 1 is fresh)")
+                                                 f"gain in [0, 1) (gain 1 is {PAPER_OBSERVER})")
         object.__setattr__(self, "window", window)
         object.__setattr__(self, "gain", gain)
 
     @property
+    def estimates(self) -> bool:
+        """Keeps samples across decisions (its registry entry's flag); otherwise reads each k-sample alone."""
+        return OBSERVERS[self.name].estimates
+
+    @property
     def predicts(self) -> bool:
-        return self.name == "filter"
+        """Moves its kept samples through the game between decisions (its registry entry's flag)."""
+        return OBSERVERS[self.name].predicts
 
     def to_meta(self) -> dict:
-        return {"name": "fresh"} if self.name == "fresh" else {"name": self.name, "window": self.window,
-                                                               "gain": self.gain}
+        return {"name": self.name, "window": self.window, "gain": self.gain} if self.estimates else {"name": self.name}
 
     @classmethod
     def from_meta(cls, meta) -> "FAObserverSpec":
-        keys = ["name"] if isinstance(meta, dict) and meta.get("name") == "fresh" else ["gain", "name", "window"]
-        if not isinstance(meta, dict) or sorted(meta) != keys:
-            raise ObserverError("observer", f"is {clip_text(repr(meta))}; use {{'name': 'fresh'}} or "
-                                            "{'name': 'pool' | 'filter', 'window': W, 'gain': G}")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+            raise ObserverError("observer", f"is {clip_text(repr(meta))}; it needs a name (and, if it estimates, a "
+                                            "window and a gain)")
+        keys = ["gain", "name", "window"] if observer_on(meta["name"], CONTINUOUS).estimates else ["name"]
+        if sorted(meta) != keys:
+            raise ObserverError("observer", f"is {clip_text(repr(meta))}; {meta['name']} needs exactly "
+                                            f"{', '.join(keys)}")
         return cls(**meta)
 
     def describe(self) -> str:
-        if self.name == "fresh":
-            return "fresh (one k-sample per decision, the paper's)"
+        if not self.estimates:
+            return f"{self.name} (one k-sample per decision, the paper's)"
         weights = "equal weights" if self.gain == 0 else f"weights (1 - {self.gain:g})^age"
         moved = "moved through the model" if self.predicts else "as drawn"
         return f"{self.name} (the last {self.window} k-samples, {moved}, {weights})"
@@ -101,15 +112,15 @@ FRESH = FAObserverSpec()
 
 
 def default_observer(name: str, k: int, horizon: int, window=None, gain=None) -> FAObserverSpec:
-    """The observer `name` with the defaults for k: pool keeps DEFAULT_POOL_WINDOW samples; the filter
-    keeps as many as PARTICLE_BUDGET particles allow, up to the horizon; both weigh them equally."""
-    FA_OBSERVERS.check([name], ObserverError, "observer")
-    if name == "fresh":
+    """The observer `name` with the defaults for k: one that predicts keeps as many samples as PARTICLE_BUDGET
+    particles allow, up to the horizon; one that does not keeps DEFAULT_POOL_WINDOW; both weigh them equally."""
+    kind = observer_on(name, CONTINUOUS)
+    if not kind.estimates:
         if window is not None or gain is not None:
-            raise ObserverError("observer", "fresh has no window or gain (use pool or filter)")
-        return FRESH
+            raise ObserverError("observer", f"{name} has no window or gain (use {_estimating()})")
+        return FAObserverSpec(name)
     if window is None:
-        window = DEFAULT_POOL_WINDOW if name == "pool" else min(horizon, max(1, PARTICLE_BUDGET // k))
+        window = min(horizon, max(1, PARTICLE_BUDGET // k)) if kind.predicts else DEFAULT_POOL_WINDOW
     return FAObserverSpec(name, window, 0.0 if gain is None else gain)
 
 

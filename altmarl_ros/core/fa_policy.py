@@ -10,9 +10,9 @@ File (.npz, written atomically, no pickles): `g_W0, g_b0, ..., l_W0, l_b0, ...`
 float32 weights ([inputs, outputs]) and biases, and `meta`, a JSON string with keys
   format ("altmarl-fa"), format_version, model ({name, hash}), k, n_ag, n_al,
   global_inputs ("state+summary" | "summary"), inputs ({global, local}: feature sizes),
-  hidden (layer widths), activation ("tanh"), observer (core/fa_observer.py: {"name": "fresh"}, or pool or
-  filter with their window and gain; the global network was trained on that observer's estimate), config,
-  metrics.
+  hidden (layer widths), activation ("tanh"), observer (core/fa_observer.py: {"name": "fresh"}, or an
+  observer that estimates, pool or filter, with its window and gain; the global network was trained on that
+  observer's estimate), config, metrics.
 `load_fa_policy` checks every array against the metadata and, given the game and k,
 names every mismatch at once (PolicyMismatch), as core.policy.load_policy does.
 No JAX here: acting and checking a policy never import it (`mlp_apply` takes `xp`,
@@ -30,7 +30,7 @@ import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer
 from altmarl_ros.core.fa_observer import FRESH, FAObserverSpec
-from altmarl_ros.core.observer import ObserverError
+from altmarl_ros.core.observers import ObserverError
 from altmarl_ros.core.safe_files import clip_text, load_npz, parse_json
 from altmarl_ros.errors import PolicyError, PolicyMismatch
 
@@ -184,7 +184,8 @@ class FAPolicy:
         k-sample, which is also every observer's first decision (its estimate is that sample's summary)."""
         sampled = np.asarray(sampled)
         if sampled.shape[-1] != self.k:
-            raise PolicyError(f"the global agent got {sampled.shape[-1]} sampled states; this policy reads k = {self.k}")
+            raise PolicyError(f"the global agent got {sampled.shape[-1]} sampled states; this policy reads k = "
+                              f"{self.k}")
         x = global_observation(game, np.asarray(s_g), game.summary(sampled), self.meta["global_inputs"])
         return np.argmax(mlp_apply(self.global_params, x), axis=-1)
 

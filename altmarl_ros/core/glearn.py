@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import config as numba_config, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -156,6 +156,11 @@ def _prefetch_row(typingctx, array, row):
         builder.call(hint, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
     return types.void(array, row), codegen
+
+
+if numba_config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1 (scripts/coverage.sh, debugging): the kernels run as Python,
+    def _prefetch_row(array, row):  # noqa: F811 - which cannot call an intrinsic; a hint changes no value
+        pass
 
 
 @njit(parallel=True, cache=True)

@@ -1,4 +1,8 @@
-"""Observers: what the global agent makes of its k samples before it queries pi_g.
+"""Running observers: what the global agent makes of its k samples before it queries pi_g.
+
+Which observers exist, and what each one does, is the registry's (core.observers); this
+module runs them: the numba steps the evaluator's rollout kernel inlines and the stateful
+`Observer` every other rollout, the environments and the coordinator run.
 
 The paper's deployment (`fresh`) reads one fresh k-sample per decision as if it
 were the fleet. The coordinator, though, gets a new sample every decision and
@@ -24,97 +28,18 @@ robots (largest remainders); pi_g is trained at that resolution.
 `fresh` is the same recursion with alpha = 1 (w stays 0, so mu = F/m) and
 resolution k; it is computed in integers (F scaled to k by largest remainders,
 which is F itself for a full sample), so it is bit-for-bit the paper's
-deployment. Nothing here imports ROS: the evaluator, the continuous-simulator
+deployment. An observer that keeps an estimate but does not predict runs the
+same steps with an identity model in place of P~_l. Nothing here imports ROS: the evaluator, the continuous-simulator
 rollout, the sweep and the coordinator node all run these functions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numba import njit
 
-from altmarl_ros.core._checks import as_float, integer
+from altmarl_ros.core._checks import integer
 from altmarl_ros.core.model import as_float_array, check_stochastic
-from altmarl_ros.errors import LearnError
-from altmarl_ros.core.registry import Registry
-from altmarl_ros.core.safe_files import clip_text
-
-# name -> one-line description; the CLI's --observer choices, the sweep and the report read it.
-OBSERVERS = Registry("observer")
-OBSERVERS.register("fresh", "one fresh k-sample per decision, read as the fleet (the paper's method)")
-OBSERVERS.register("filter", "estimate of the fleet predicted through the model and local policy, "
-                             "corrected by each k-sample")
-
-
-class ObserverError(LearnError):
-    """Bad observer settings or inputs; message "<field>: <detail>"."""
-
-
-@dataclass(frozen=True)
-class ObserverSpec:
-    """An observer and its parameters: what a policy artifact records under "observer".
-
-        `gain` (alpha): weight of a full k-sample in the estimate (1 = fresh).
-    `resolution` (K): pi_g is queried at the estimate rounded to K robots; its
-    table has C(K + S_l - 1, S_l - 1) columns. fresh has K = k.
-    `prior`: weight, in sampled robots, of the model's initial distribution mu0_l
-    as the estimate before the first sample (0: the first sample alone).
-    """
-
-    name: str
-    gain: float
-    resolution: int
-    prior: float = 0.0
-
-    def __post_init__(self):
-        OBSERVERS.check([self.name], ObserverError, "observer")
-        gain = as_float(ObserverError, "observer.gain", self.gain)
-        if not 0.0 < gain <= 1.0:
-            raise ObserverError("observer.gain", f"must be in (0, 1], got {gain:g}")
-        if self.name == "fresh" and gain != 1.0:
-            raise ObserverError("observer.gain", f"is {gain:g}; the fresh observer has gain 1 (use filter)")
-        prior = as_float(ObserverError, "observer.prior", self.prior)
-        if prior < 0 or (self.name == "fresh" and prior != 0):
-            raise ObserverError("observer.prior", f"is {prior:g}; it must be >= 0 (and 0 for fresh)")
-        object.__setattr__(self, "gain", gain)
-        object.__setattr__(self, "prior", prior)
-        object.__setattr__(self, "resolution", integer(ObserverError, "observer.resolution", self.resolution, 1))
-
-    def memory(self, k: int) -> float:
-        """W = k (1 - alpha) / alpha: the estimate's steady weight in sampled robots."""
-        return k * (1.0 - self.gain) / self.gain
-
-    def to_meta(self) -> dict:
-        return {"name": self.name, "gain": self.gain, "resolution": self.resolution, "prior": self.prior}
-
-    @classmethod
-    def from_meta(cls, meta) -> "ObserverSpec":
-        if not isinstance(meta, dict) or sorted(meta) != ["gain", "name", "prior", "resolution"]:
-            raise ObserverError("observer", f"is {clip_text(repr(meta))}; it needs exactly name, gain, resolution, "
-                                            f"prior")
-        return cls(meta["name"], meta["gain"], meta["resolution"], meta["prior"])
-
-    def describe(self) -> str:
-        if self.name == "fresh":
-            return "fresh (one k-sample per decision, the paper's)"
-        prior = f", prior mu0_l worth {self.prior:g} robots" if self.prior else ""
-        return f"filter (gain {self.gain:g}, pi_g queried at {self.resolution} robots{prior})"
-
-
-def fresh(k: int) -> ObserverSpec:
-    """The paper's observer: pi_g reads each decision's k-sample."""
-    return ObserverSpec("fresh", 1.0, k)
-
-
-def equivalent_samples(k: int, gain: float) -> int:
-    """Fresh samples with the variance of the filter's steady estimate: k (2 - alpha) / alpha.
-
-    An exponentially weighted mean of iid k-sample proportions with weight alpha
-    has variance alpha / (2 - alpha) times one sample's (ignoring the prediction
-    step's model error), so that is the resolution its noise corresponds to.
-    """
-    return max(k, int(round(k * (2.0 - gain) / gain)))
+from altmarl_ros.core.observers import ObserverError, ObserverSpec, fresh
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -205,6 +130,11 @@ def propagate(mu, P_fused, s_g: int, epochs: int = 1) -> np.ndarray:
     return out
 
 
+def still_model(n_sg: int, n_sl: int) -> np.ndarray:
+    """What an observer that does not predict runs in place of P~_l: every local stays (identity), exactly."""
+    return np.tile(np.eye(n_sl), (n_sg, 1, 1))
+
+
 def round_counts(mu, K: int) -> np.ndarray:
     """The count vector over K robots nearest the distribution mu (largest remainders)."""
     out = np.empty(len(mu), np.int64)
@@ -268,7 +198,7 @@ class Observer:
         if m > self.k:
             raise ObserverError("counts", f"sum to {m}, more than k = {self.k} samples")
         K = self.spec.resolution
-        if self.spec.name == "fresh":
+        if not self.spec.kind.estimates:
             self._pending.clear()
             if m == 0:
                 return None
@@ -287,14 +217,15 @@ class Observer:
 
 
 def deployed_observer(n_sg: int, n_sl: int, k: int, spec: ObserverSpec | None = None, prediction=None) -> Observer:
-    """The stateful observer a deployed policy runs (default fresh, which predicts with nothing: an
-    identity model stands in); a filter predicts with prediction = (P_fused [S_g, S_l, S_l], mu0 [S_l])."""
+    """The stateful observer a deployed policy runs (default fresh). A predicting observer (a filter)
+    predicts with prediction = (P_fused [S_g, S_l, S_l], mu0 [S_l]); for the others an identity
+    model stands in and `prediction` is not used."""
     spec = fresh(k) if spec is None else spec
-    if spec.name == "filter" and prediction is None:
-        raise ObserverError("prediction", "a filter observer needs the model it predicts with: pass (P_fused, mu0), "
-                                          "e.g. the policy's observer_P, observer_mu0")
-    if prediction is None:
-        return Observer(spec, np.tile(np.eye(n_sl), (n_sg, 1, 1)), k)
+    if spec.kind.predicts and prediction is None:
+        raise ObserverError("prediction", f"a {spec.name} observer needs the model it predicts with: pass "
+                                          "(P_fused, mu0), e.g. the policy's observer_P, observer_mu0")
+    if not spec.kind.predicts:
+        return Observer(spec, still_model(n_sg, n_sl), k)
     if not isinstance(prediction, (tuple, list)) or len(prediction) != 2:
         raise ObserverError("prediction", f"must be a pair (P_fused [S_g, S_l, S_l], mu0 [S_l]), got {prediction!r}")
     P_fused = as_float_array("prediction P_fused", prediction[0], 3, error=ObserverError)

@@ -1,10 +1,13 @@
 """Training that matches deployment: learn pi_g at the resolution the observer queries, then
 choose the observer's parameters by n-agent rollouts on streams that training did not use.
 
+What is trained is the registry entry's (core.observers): its `candidates` at k, and
+whether it `selects` among them.
+
 `fresh` (the paper): one ALTERNATING-MARL run at k; the observer has no parameters.
 
 `filter`: the filter's steady estimate after gain alpha has the noise of about
-K(alpha) = k (2 - alpha) / alpha fresh samples (observer.equivalent_samples), so
+K(alpha) = k (2 - alpha) / alpha fresh samples (observers.equivalent_samples), so
 for every candidate gain ALTERNATING-MARL runs at that resolution (capped so
 that pi_g has at most `max_columns` count vectors, which bounds G-LEARN's
 table: K <= 50 at |S_l| = 5, K <= 17 at |S_l| = 8): G-LEARN then learns a depot
@@ -29,10 +32,11 @@ from altmarl_ros.core._checks import integer
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import pair_chain_cost
-from altmarl_ros.core.observer import OBSERVERS, ObserverError, ObserverSpec, equivalent_samples, fresh
+from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS, ObserverError, ObserverSpec, check_gain
 
 DEFAULT_GAINS = (0.5, 0.25, 0.1)
-DEFAULT_MAX_COLUMNS = 400_000  # count vectors of pi_g: K up to 53 at |S_l| = 5 (C(57, 4) = 395,010; G-LEARN ~10 s, ~400 MB)
+# count vectors of pi_g: K up to 53 at |S_l| = 5 (C(57, 4) = 395,010 columns; timings: docs/training.md)
+DEFAULT_MAX_COLUMNS = 400_000
 # Root of the selection rollouts' streams, offset from every seed evaluate/sweep use by default
 # (they use 0, 1, ...), so the chosen parameters are not scored on the streams that picked them.
 SELECTION_SEED = 7_919_000
@@ -84,20 +88,11 @@ def max_resolution(n_sl: int, max_columns: int) -> int:
     return K
 
 
-def candidate_observers(k: int, n_sl: int, gains=DEFAULT_GAINS, max_columns=DEFAULT_MAX_COLUMNS) -> list:
-    """fresh(k) and every filter (K(gain) capped, gain, prior in {0, W}); K is never below k."""
+def candidates_for(k: int, n_sl: int, observer: str, *, gains=DEFAULT_GAINS, max_columns=DEFAULT_MAX_COLUMNS) -> list:
+    """The specs train_observed trains for `observer` (a registered name): its entry's candidates at k,
+    with resolutions capped so that pi_g has at most max_columns count vectors (never below k)."""
     cap = max(k, max_resolution(n_sl, max_columns))
-    out = [fresh(k)]
-    for gain in gains:
-        K = min(equivalent_samples(k, gain), cap)
-        for prior in (0.0, k * (1.0 - gain) / gain):
-            out.append(ObserverSpec("filter", gain, K, prior))
-    return out
-
-
-def candidates_for(k: int, n_sl: int, observer: str, max_columns: int = DEFAULT_MAX_COLUMNS) -> list:
-    """The observers train_observed trains and scores for `observer` ("fresh" or "filter")."""
-    return [fresh(k)] if observer == "fresh" else candidate_observers(k, n_sl, DEFAULT_GAINS, max_columns)
+    return OBSERVERS[observer].candidates(k, cap, gains)
 
 
 def training_work(sizes, gamma: float, k: int, observer: str, *, m: int, tol: float, max_columns: int,
@@ -110,19 +105,19 @@ def training_work(sizes, gamma: float, k: int, observer: str, *, m: int, tol: fl
     import math
 
     n_sg, n_ag, n_sl, _ = sizes
-    specs = candidates_for(k, n_sl, observer, max_columns)
+    specs = candidates_for(k, n_sl, observer, max_columns=max_columns)
     sweeps = min(10_000, max(1, math.ceil(math.log(tol) / math.log(gamma)))) if 0 < gamma < 1 else 1
     gathers = sum(n_sg * n_count_vectors(K, n_sl) * m * sweeps for K in {spec.resolution for spec in specs})
-    scored = (len(specs) if len(specs) > 1 else 0) + 1 + n_ag + 1  # selection, learned pair, constants
+    scored = (len(specs) if OBSERVERS[observer].selects else 0) + 1 + n_ag + 1  # selection, learned pair, constants
     steps = float(scored) * select_n * SELECTION_HORIZON * select_rollouts * steps_per_epoch
     chain_flops = pair_chain_cost(sizes)[1] * MEAN_FIELD_ITERATIONS * len({spec.resolution for spec in specs})
     return {"G-LEARN gathers": float(gathers), rollout_unit: steps, "dense flops": chain_flops}
 
 
-def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_GAINS,
+def train_observed(source, k, observer=DEFAULT_OBSERVER, *, score, n_sl, gains=DEFAULT_GAINS,
                    max_columns=DEFAULT_MAX_COLUMNS, on_stage=None, on_run=None, runs=None,
                    **alternating_args) -> ObservedTraining:
-    """ALTERNATING-MARL for deployment under `observer` ("fresh" or "filter"; module docstring).
+    """ALTERNATING-MARL for deployment under `observer` (a registered name; module docstring).
 
     `score(pi_g, pi_l, observer_spec) -> WelfareEstimate` deploys a candidate on the
     selection streams (the caller fixes n, horizon, starts and the simulator or model).
@@ -134,9 +129,10 @@ def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_G
     """
     started = time.perf_counter()
     OBSERVERS.check([observer], ObserverError, "observer")
+    selects = OBSERVERS[observer].selects
     k = integer(ObserverError, "k", k, 1)
     max_columns = integer(ObserverError, "max_columns", max_columns, 1)
-    gains = tuple(ObserverSpec("filter", gain, 1).gain for gain in gains)  # validates each gain
+    gains = tuple(check_gain(gain) for gain in gains)
     on_stage = on_stage or (lambda text: None)
     on_run = on_run or (lambda K: None)
     runs = {} if runs is None else runs
@@ -148,17 +144,17 @@ def train_observed(source, k, observer="filter", *, score, n_sl, gains=DEFAULT_G
             runs[K] = alternating_marl(source, K, **alternating_args)
         return runs[K]
 
-    specs = [fresh(k)] if observer == "fresh" else candidate_observers(k, n_sl, gains, max_columns)
+    specs = candidates_for(k, n_sl, observer, gains=gains, max_columns=max_columns)
     candidates = []
     for spec in specs:
         result = run_at(spec.resolution)
-        if observer == "fresh":
+        if not selects:
             candidates.append(Candidate(spec, float("nan"), float("nan"), float("nan")))
             break
         on_stage(f"selecting: {spec.describe()}")
         estimate = score(result.pi_g, result.pi_l, spec)
         candidates.append(Candidate(spec, estimate.mean, estimate.ci95, estimate.estimation_error, estimate.seconds))
-    best = max(candidates, key=lambda c: c.welfare) if observer == "filter" else candidates[0]
+    best = max(candidates, key=lambda c: c.welfare) if selects else candidates[0]
     chosen = runs[best.observer.resolution]
     return ObservedTraining(pi_g=chosen.pi_g, pi_l=chosen.pi_l, observer=best.observer, result=chosen,
                             candidates=candidates, runs=runs, seconds=time.perf_counter() - started)

@@ -14,7 +14,7 @@ probabilities), `meta` a JSON string with keys
   config (training settings), metrics (welfare, Nash gap, ...).
 `policy_id` hashes the arrays and the identity keys, the observer included
 (not config or metrics, so adding an evaluation result to a policy keeps its id).
-A filter policy also stores what its observer predicts with, so a coordinator
+The policy of a predicting observer (a filter) also stores what it predicts with, so a coordinator
 needs nothing but the file: `observer_P` float64 [S_g, S_l, S_l] (the locals'
 fused model P~_l under pi_l, on the model it was trained on) and `observer_mu0`
 float64 [S_l] (that model's mu0_l, the filter's prior); both are in the id.
@@ -35,13 +35,13 @@ from altmarl_ros.core.counts import RANKING_SCHEME, CountsError, n_count_vectors
 from altmarl_ros.core.fa_policy import is_fa_file
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import as_float_array, check_stochastic
-from altmarl_ros.core.observer import ObserverError, ObserverSpec, fresh
+from altmarl_ros.core.observers import ObserverError, ObserverSpec, fresh
 from altmarl_ros.core.safe_files import clip_text, load_npz, parse_json
 from altmarl_ros.errors import PolicyError, PolicyMismatch
 
 FORMAT_VERSION = 2
 FILE_KEYS = ("pi_g", "pi_l", "meta")
-PREDICTION_KEYS = ("observer_P", "observer_mu0")  # filter policies only
+PREDICTION_KEYS = ("observer_P", "observer_mu0")  # policies of a predicting observer (a filter) only
 SIZE_KEYS = ("n_sg", "n_ag", "n_sl", "n_al")
 IDENTITY_KEYS = ("format_version", "model_hash", "k", "sizes", "ranking_scheme", "scenario", "observer")
 META_KEYS = IDENTITY_KEYS + ("config", "metrics")
@@ -154,11 +154,9 @@ def _normalised_meta(meta) -> dict:
     try:
         observer = ObserverSpec.from_meta(meta["observer"])
         n_count_vectors(observer.resolution, sizes["n_sl"])  # refuses sizes no table can have, quickly
+        observer.kind.check_k(observer, meta["k"])
     except (ObserverError, CountsError) as exc:
         raise PolicyError(f"policy meta {exc}") from None
-    if observer.name == "fresh" and observer.resolution != meta["k"]:
-        raise PolicyError(f"policy meta observer is fresh with resolution {observer.resolution}; "
-                          f"fresh reads the k = {meta['k']} samples themselves (resolution = k)")
     meta["observer"] = observer.to_meta()
     return meta
 
@@ -187,11 +185,11 @@ class PolicyArtifact:
         pi_l = np.ascontiguousarray(pi_l).copy()
         pi_g.flags.writeable = False
         pi_l.flags.writeable = False
-        filtered = meta["observer"]["name"] == "filter"
-        if filtered != (self.observer_P is not None) or filtered != (self.observer_mu0 is not None):
-            raise PolicyError(f"a {meta['observer']['name']} policy {'needs' if filtered else 'has no'} "
-                              f"{' and '.join(PREDICTION_KEYS)} (the model its filter predicts with)")
-        if filtered:
+        predicts = ObserverSpec.from_meta(meta["observer"]).kind.predicts
+        if predicts != (self.observer_P is not None) or predicts != (self.observer_mu0 is not None):
+            raise PolicyError(f"a {meta['observer']['name']} policy {'needs' if predicts else 'has no'} "
+                              f"{' and '.join(PREDICTION_KEYS)} (the model a predicting observer predicts with)")
+        if predicts:
             P = as_float_array("observer_P", self.observer_P, 3, error=PolicyError)
             if P.shape != (n_sg, n_sl, n_sl):
                 raise PolicyError(f"observer_P has shape {P.shape}; expected (n_sg, n_sl, n_sl) = {(n_sg, n_sl, n_sl)}")
@@ -219,7 +217,7 @@ class PolicyArtifact:
 
     @property
     def prediction(self) -> tuple | None:
-        """(observer_P, observer_mu0), what a filter observer predicts with; None for fresh."""
+        """(observer_P, observer_mu0), what a predicting observer (a filter) predicts with; None for the others."""
         return None if self.observer_P is None else (self.observer_P, self.observer_mu0)
 
     @property
@@ -281,7 +279,7 @@ def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=N
 
     Pass the `game` it was trained on (its hash and sizes are recorded), or, for a
     policy trained from a generative sampler, `n_ag` and `scenario` = (name, hash).
-    `observer`: default fresh(k). A filter needs the model it predicts with: from
+    `observer`: default fresh(k). A predicting observer (a filter) needs the model it predicts with: from
     `game` (P~_l under pi_l, mu0_l), or `prediction` = (P_fused, mu0) when there is none.
     """
     pi_l = np.asarray(pi_l)
@@ -308,11 +306,12 @@ def build_policy(pi_g, pi_l, k, *, game=None, n_ag=None, scenario=None, config=N
         "metrics": dict(metrics or {}),
     }
     observer_P = observer_mu0 = None
-    if observer is not None and observer.name == "filter":
+    if observer is not None and observer.kind.predicts:
         if prediction is None and game is not None:
             prediction = (fold_local_policy(game, pi_l)[0], game.mu0_l)
         if prediction is None:
-            raise PolicyError("a filter policy needs the game or prediction = (P_fused, mu0) it predicts with")
+            raise PolicyError(f"a {observer.name} policy needs the game or prediction = (P_fused, mu0) it predicts "
+                              f"with")
         observer_P, observer_mu0 = prediction
     return PolicyArtifact(pi_g=pi_g, pi_l=pi_l, meta=meta, observer_P=observer_P, observer_mu0=observer_mu0)
 
@@ -341,7 +340,7 @@ def _read_policy(path: Path) -> PolicyArtifact:
                           "with --model <its continuous model>")
     if keys not in (sorted(FILE_KEYS), sorted(FILE_KEYS + PREDICTION_KEYS)):
         raise PolicyError(f"{path}: policy file has keys {clip_text(str(keys))}; expected {list(FILE_KEYS)} "
-                          f"(+ {list(PREDICTION_KEYS)} for a filter policy)")
+                          f"(+ {list(PREDICTION_KEYS)} for a predicting observer's policy)")
     pi_g, pi_l, meta_text = arrays["pi_g"], arrays["pi_l"], arrays["meta"]
     prediction = {key: arrays[key] for key in PREDICTION_KEYS if key in arrays}
     if meta_text.dtype.kind != "U":

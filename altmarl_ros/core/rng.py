@@ -3,7 +3,7 @@
 Two generators, each chosen for its kernels:
 - splitmix64, counter-based: a draw is a pure function of (key, counter), so G-LEARN's
   samples and each robot's stream do not depend on how work is split or ordered
-  (`counter_uniform`; `stream_start` + `next_uniform` / `next_bits` for a stream).
+  (`counter_uniform`; `stream_start` or `stream_states` + `next_uniform` / `next_bits` for a stream).
 - xoshiro256+, one state per rollout: the evaluator's long sequential streams, seeded
   from numpy's SeedSequence (`xoshiro_next`).
 Python drivers draw their own seeds with numpy Generators; kernels never call numpy's RNG.
@@ -41,6 +41,15 @@ def counter_uniform(key, counter):
 def stream_start(seed, index):
     """Initial state of stream `index` under `seed` (both uint64), e.g. one per robot."""
     return mix64(seed ^ mix64((index + np.uint64(1)) * GOLDEN))
+
+
+@njit(cache=True)
+def stream_states(seed, count):
+    """stream_start(seed, i) for i in 0..count-1: the start states of `count` streams (one per robot)."""
+    states = np.empty(count, dtype=np.uint64)
+    for i in range(count):
+        states[i] = stream_start(seed, np.uint64(i))
+    return states
 
 
 @njit(cache=True, inline="always")

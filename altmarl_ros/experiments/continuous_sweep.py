@@ -22,7 +22,7 @@ import numpy as np
 from altmarl_ros import schema
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.atomic import atomic_writer, write_atomic
-from altmarl_ros.core.fa_observer import FA_OBSERVERS
+from altmarl_ros.core.observers import CONTINUOUS, observer_on, observers_on
 from altmarl_ros.core.safe_files import load_yaml, parse_json, read_text
 from altmarl_ros.errors import LearnError
 
@@ -79,7 +79,8 @@ def load_continuous_grid(config_path, name: str) -> ContinuousGrid:
         if not isinstance(spec[key], list) or not spec[key]:
             raise error(f"{where}.{key}", f"must be a non-empty list, got {spec[key]!r}")
     ks = sorted({integer(error, f"{where}.k[{i}]", k, 1) for i, k in enumerate(spec["k"])})
-    observers = FA_OBSERVERS.check(spec["observers"], error, f"{where}.observers")
+    observers = [observer_on(name, CONTINUOUS, error, f"{where}.observers[{i}]").name
+                 for i, name in enumerate(spec["observers"])]
     counts = {key: integer(error, f"{where}.{key}", spec[key], 1) for key in ("train_seeds", "eval_seeds", "rollouts")}
     training = schema.mapping(spec["training"] or {}, error, f"{where}.training", TRAINING_KEYS)
     training = {**training, **({"hidden": tuple(training["hidden"])} if isinstance(training.get("hidden"), list)
@@ -138,7 +139,8 @@ def _config(game, grid: ContinuousGrid, k: int, name: str):
     from altmarl_ros.core.fa_alternating import FAConfig, check_config
     from altmarl_ros.core.fa_observer import default_observer
 
-    return check_config(game, k, replace(FAConfig(**grid.training), observer=default_observer(name, k, game.horizon_eval)))
+    observer = default_observer(name, k, game.horizon_eval)
+    return check_config(game, k, replace(FAConfig(**grid.training), observer=observer))
 
 
 def _fingerprint(game, grid: ContinuousGrid, config) -> str:
@@ -240,7 +242,8 @@ def write_figure(results: dict, path: Path) -> Path:
     import matplotlib.ticker
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name in (name for name in FA_OBSERVERS if any(row["observer"]["name"] == name for row in results["rows"])):
+    drawn = {row["observer"]["name"] for row in results["rows"]}
+    for name in (name for name in observers_on(CONTINUOUS) if name in drawn):
         rows = sorted((row for row in results["rows"] if row["observer"]["name"] == name), key=lambda r: r["k"])
         ks = [row["k"] for row in rows]
         left.errorbar(ks, [row["welfare"] for row in rows], yerr=[row["welfare_ci"] for row in rows], marker="o",
@@ -273,7 +276,7 @@ def render_markdown(results: dict, figure: Path, doc_path: Path) -> str:
              f"![welfare and mode accuracy against k]({os.path.relpath(figure, Path(doc_path).parent)})", "",
              "| k | observer | welfare ± 95% CI (kept run) | ± std of seed means | runs | TV error | mode accuracy |",
              "|---|---|---|---|---|---|---|"]
-    for row in sorted(results["rows"], key=lambda r: (r["k"], list(FA_OBSERVERS).index(r["observer"]["name"]))):
+    for row in sorted(results["rows"], key=lambda r: (r["k"], observers_on(CONTINUOUS).index(r["observer"]["name"]))):
         runs = " / ".join(format(value, ".1f") for value in row["runs_welfare"])
         lines.append(f"| {row['k']} | {row['observer']['name']} | {row['welfare']:.1f} ± {row['welfare_ci']:.1f} "
                      f"| {row['seed_means_std']:.1f} | {runs} | {row['estimation_error']:.3f} "

@@ -13,7 +13,9 @@ import numpy as np
 from altmarl_ros.experiments.fits import fit_inverse_sqrt, fit_power_law
 from altmarl_ros.core.atomic import atomic_writer, write_atomic
 from altmarl_ros.core.baselines import BASELINES
+from altmarl_ros.core.observers import PAPER_OBSERVER
 from altmarl_ros.core.safe_files import read_text
+from altmarl_ros.experiments.sweep import observer_method
 
 # The authors' public code (github.com/emiletimothy/alternating-marl) on their warehouse model.
 AUTHORS_WELFARE = {1: 83.4, 5: 85.9, 10: 87.8, 20: 90.0}
@@ -26,9 +28,9 @@ METHOD_LABELS = {
     "alternating_uniform_start": "ALTERNATING-MARL, uniform start",
     "subsample_mfq": "SUBSAMPLE-MFQ (uniform locals)",
     "full_observation": "full-observation stand-in",
-    "alternating_filter": "ALTERNATING-MARL, filter observer",
 }
-FRESH, FILTER = "alternating", "alternating_filter"  # the same k-point under each observer (sweep.py)
+FRESH = observer_method(PAPER_OBSERVER)  # the plain points; each other observer's are observer_method(name)
+OBSERVER_STYLES = (("^", "C1"), ("v", "C2"), ("P", "C6"), ("X", "C8"))  # cycled over the grid's other observers
 BASELINE_COLORS = ("C3", "C2", "C6", "C7", "C8", "C9")  # in registration order; C0, C1, C4, C5 are taken
 AUTHORS_SUFFIX = "@authors"  # rows evaluated with the authors' protocol (sweep.py)
 
@@ -41,6 +43,12 @@ def _rows(results, model, method):
 def _models(results):
     return [spec["name"] for spec in results["grid"]["models"]
             if any(row["model"] == spec["name"] for row in results["rows"])]
+
+
+def _observers(results):
+    """The grid's observers other than the paper's fresh that have rows (the sweep's observer axis)."""
+    names = [name for name in results["grid"].get("observers", ()) if name != PAPER_OBSERVER]
+    return [name for name in names if any(row["method"] == observer_method(name) for row in results["rows"])]
 
 
 def _informed_rows(results, model):
@@ -129,8 +137,11 @@ def _observers_figure(results):
     models = _models(results)
     fig, axes = _panels(len(models))
     for ax, model in zip(axes, models):
-        _errorbar(ax, _rows(results, model, FRESH), "fresh sample (the paper)", marker="o", color="C0")
-        _errorbar(ax, _rows(results, model, FILTER), "filter observer", marker="^", color="C1", linestyle="--")
+        _errorbar(ax, _rows(results, model, FRESH), f"{PAPER_OBSERVER} sample (the paper)", marker="o", color="C0")
+        for i, name in enumerate(_observers(results)):
+            marker, color = OBSERVER_STYLES[i % len(OBSERVER_STYLES)]
+            _errorbar(ax, _rows(results, model, observer_method(name)), f"{name} observer", marker=marker,
+                      color=color, linestyle="--")
         _baseline_bands(ax, results, model, only="best_constant_global")
         _k_axis(ax, results)
         ax.set_title(model)
@@ -252,7 +263,7 @@ def write_figures(results, figure_dir):
                "glearn_cost_vs_k": _cost_figure, "rounds_vs_k": _rounds_figure}
     if _rows(results, AUTHORS_MODEL, "alternating" + AUTHORS_SUFFIX):
         figures["authors_protocol"] = _authors_figure
-    if any(row["method"] == FILTER for row in results["rows"]):
+    if _observers(results):
         figures["observers_vs_k"] = _observers_figure
     paths = {}
     for name, draw in figures.items():
@@ -368,19 +379,19 @@ def _claims(results, model):
 
 
 def _observer_text(meta):
-    if meta["name"] == "fresh":
-        return "fresh (selected)"
+    if meta["name"] == PAPER_OBSERVER:
+        return f"{PAPER_OBSERVER} (selected)"
     prior = f", prior {meta['prior']:g}" if meta["prior"] else ", prior 0"
     return f"gain {meta['gain']:g}, K = {meta['resolution']}{prior}"
 
 
-def _observer_table(results, model):
-    """Fresh against filter at each k (the filter's paired gain), what the selection chose, its cost."""
+def _observer_table(results, model, name):
+    """Fresh against observer `name` at each k (its paired gain), what the selection chose, its cost."""
     fresh = {row["k"]: row for row in _rows(results, model, FRESH)}
-    lines = ["| k | fresh (the paper) | filter | filter − fresh (paired) | observer chosen "
-             "| TV error fresh → filter | train s (selection s) |",
+    lines = [f"| k | {PAPER_OBSERVER} (the paper) | {name} | {name} − {PAPER_OBSERVER} (paired) | observer chosen "
+             f"| TV error {PAPER_OBSERVER} → {name} | train s (selection s) |",
              "|---:|---:|---:|---:|---|---:|---:|"]
-    for row in _rows(results, model, FILTER):
+    for row in _rows(results, model, observer_method(name)):
         lines.append(
             f"| {row['k']} | {_welfare_cell(fresh.get(row['k']))} | {_welfare_cell(row)} "
             f"| {row['gain_over_fresh']:+.2f} ± {row['gain_over_fresh_ci95']:.2f} | {_observer_text(row['observer'])} "
@@ -389,34 +400,37 @@ def _observer_table(results, model):
     return "\n".join(lines)
 
 
-def _observer_claims(results, model):
-    """Where the filter helps and where it does not, stated from the numbers."""
-    rows = _rows(results, model, FILTER)
+def _observer_claims(results, model, name):
+    """Where observer `name` helps and where it does not, stated from the numbers."""
+    method, paper = observer_method(name), PAPER_OBSERVER
+    rows = _rows(results, model, method)
     fresh = {row["k"]: row for row in _rows(results, model, FRESH)}
     ks = [row["k"] for row in rows]
     above = [row["k"] for row in rows if row["gain_over_fresh"] - row["gain_over_fresh_ci95"] > 0]
     below = [row["k"] for row in rows if row["gain_over_fresh"] + row["gain_over_fresh_ci95"] < 0]
-    claims = [f"filter above fresh beyond the paired 95% CI at {len(above)} of {len(rows)} k"
+    claims = [f"{name} above {paper} beyond the paired 95% CI at {len(above)} of {len(rows)} k"
               + (f": k = {above}" if above else "")
               + (f"; below it at k = {below}" if below else "; never below it beyond the CI")]
-    picked_fresh = [row["k"] for row in rows if row["observer"]["name"] == "fresh"]
+    picked_fresh = [row["k"] for row in rows if row["observer"]["name"] == paper]
     if picked_fresh:
-        claims.append(f"the selection chose fresh itself at k = {picked_fresh}")
+        claims.append(f"the selection chose {paper} itself at k = {picked_fresh}")
+    compared = ((name, method), (paper, FRESH))
     for baseline in _rows(results, model, "best_constant_global"):
         low, high = baseline["welfare"] - baseline["welfare_ci95"], baseline["welfare"] + baseline["welfare_ci95"]
-        for label, method in (("filter", FILTER), ("fresh", FRESH)):
-            level = [r["k"] for r in _rows(results, model, method) if r["k"] in ks and r["welfare"] + r["welfare_ci95"] >= low]
-            beyond = [r["k"] for r in _rows(results, model, method) if r["k"] in ks and r["welfare"] - r["welfare_ci95"] > high]
+        for label, of in compared:
+            rows = [r for r in _rows(results, model, of) if r["k"] in ks]
+            level = [r["k"] for r in rows if r["welfare"] + r["welfare_ci95"] >= low]
+            beyond = [r["k"] for r in rows if r["welfare"] - r["welfare_ci95"] > high]
             claims.append(f"{label} at or above {_label('best_constant_global')} ({_welfare_cell(baseline)}) within "
                           f"the CIs " + (f"at k = {level}" if level else "at no k")
                           + (f", beyond both CIs at k = {beyond}" if beyond else ""))
     top = fresh.get(max(ks))
     if top is not None:
-        reach = {label: [r["k"] for r in _rows(results, model, method) if r["k"] in ks
-                         and r["welfare"] + r["welfare_ci95"] >= top["welfare"] - top["welfare_ci95"]]
-                 for label, method in (("filter", FILTER), ("fresh", FRESH))}
-        claims.append(f"within both CIs of fresh at k = {top['k']} ({_welfare_cell(top)}) from k = "
-                      f"{min(reach['filter'], default='none')} with the filter, k = {min(reach['fresh'], default='none')} fresh")
+        reach = [min((r["k"] for r in _rows(results, model, of) if r["k"] in ks
+                      and r["welfare"] + r["welfare_ci95"] >= top["welfare"] - top["welfare_ci95"]), default="none")
+                 for _, of in compared]
+        claims.append(f"within both CIs of {paper} at k = {top['k']} ({_welfare_cell(top)}) from k = "
+                      f"{reach[0]} with the {name}, k = {reach[1]} {paper}")
     return claims
 
 
@@ -453,12 +467,12 @@ def render_markdown(results, figure_paths, doc_path):
         f"{' to ' + finished[-1][:10] if finished[-1][:10] != finished[0][:10] else ''}).",
         "",
     ]
-    if grid.get("filter"):
-        block = grid["filter"]
-        out[-1:] = [f"Observers: {', '.join(grid['observers'])}. The filter is trained as "
-                    f"`altmarl train --observer filter` trains it: gains {block['gains']}, pi_g at most "
-                    f"{block['max_columns']:,} count vectors, {block['select_rollouts']} selection rollouts per "
-                    f"candidate with n = {grid['n']}, horizon {grid['horizon']}, fresh among the candidates.", ""]
+    trained = [(name, grid[name]) for name in grid.get("observers", ()) if name != PAPER_OBSERVER and grid.get(name)]
+    if trained:
+        out[-1:] = [f"Observers: {', '.join(grid['observers'])}." + "".join(
+            f" The {name} is trained as `altmarl train --observer {name}` trains it: gains {block['gains']}, pi_g at "
+            f"most {block['max_columns']:,} count vectors, {block['select_rollouts']} selection rollouts per "
+            f"candidate with n = {grid['n']}, horizon {grid['horizon']}." for name, block in trained), ""]
     for name, path in figure_paths.items():
         relative = os.path.relpath(Path(path).resolve(), doc_dir)
         out += [f"![{name}]({relative})", ""]
@@ -466,10 +480,12 @@ def render_markdown(results, figure_paths, doc_path):
         out += [f"#### {model} (model hash `{results['model_hashes'].get(model, '?')}`)", ""]
         out += [f"- {claim}" for claim in _claims(results, model)]
         out += ["", _model_table(results, model), ""]
-        if _rows(results, model, FILTER):
-            out += [f"Observers on {model} (the paired difference is per rollout, on the evaluation streams):", ""]
-            out += [f"- {claim}" for claim in _observer_claims(results, model)]
-            out += ["", _observer_table(results, model), ""]
+        for name in _observers(results):
+            if _rows(results, model, observer_method(name)):
+                out += [f"Observers on {model}: {name} against {PAPER_OBSERVER} (the paired difference is per "
+                        f"rollout, on the evaluation streams):", ""]
+                out += [f"- {claim}" for claim in _observer_claims(results, model, name)]
+                out += ["", _observer_table(results, model, name), ""]
     authors = _authors_table(results)
     if authors:
         out += ["#### Against the authors' published numbers (their code, their setup)", "", authors, ""]

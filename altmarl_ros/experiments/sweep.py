@@ -3,15 +3,17 @@
 Work is split into units (one model's k-independent baselines, one (model, k) point, one
 model's full-observation stand-in, one (model, k) point for each further observer of the
 grid, and last one (model, k) G-LEARN cost probe). The points of the paper's `fresh`
-observer are the grid's plain points; a `filter` point trains as `altmarl train --observer
-filter` does (core.observer_training.train_observed) in its own unit, with its own file and
-fingerprint. Each finished unit is written atomically to
+observer are the grid's plain points; a point of any other registered observer (core.observers;
+`filter`) trains as `altmarl train --observer <name>` does (core.observer_training.train_observed)
+in its own unit, with its own file and fingerprint. Each finished unit is written atomically to
 `<out>/points/<model>/<unit>.json` together with a fingerprint of everything that
 determines it (model content hash, grid settings); a rerun skips every unit whose file
 holds the same fingerprint, so an interrupted sweep resumes where it stopped and a
 changed grid recomputes only what changed. After each unit the collected rows are
 rewritten as `<out>/results.csv` and `<out>/results.json` (long format: one row per
-model x method x k).
+model x method x k, in the grid's unit order). Units run in this process or, given a
+dask.distributed client, on a cluster's workers (experiments/cluster.py), which return
+each unit's record for this process to write: the files are the same either way.
 """
 import csv
 import datetime
@@ -20,7 +22,8 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -28,21 +31,26 @@ import numpy as np
 
 from altmarl_ros import schema
 from altmarl_ros.core.atomic import write_atomic
+from altmarl_ros.core.observers import OBSERVERS, PAPER_OBSERVER, TABULAR, observers_on
 from altmarl_ros.core.safe_files import load_yaml, parse_json, read_text
 from altmarl_ros.errors import ConfigError
 
 GRID_KEYS = ("models", "k", "n", "m", "rounds", "horizon", "seeds", "rollouts",
              "full_observation_k", "cost_k", "seed", "observers")
-# grids.<name>.observers: the core.observer.OBSERVERS the sweep has units for (fresh: the plain points).
-SWEPT_OBSERVERS = ("fresh", "filter")
-# grids.<name>.filter, required when observers names filter: train_observed's settings.
-FILTER_KEYS = ("gains", "max_columns", "select_rollouts")
+# grids.<name>.observers: the core.observers.OBSERVERS the sweep has units for (fresh: the plain points);
+# grids.<name>.<observer>, required for each other observer named: train_observed's settings.
+OBSERVER_KEYS = ("gains", "max_columns", "select_rollouts")
 ROW_FIELDS = (
     "model", "method", "k", "welfare", "welfare_ci95", "nash_gap", "global_gain",
-    "local_gain", "informed_gain", "informed_gain_ci95", "reference_k", "rounds", "converged", "eta", "train_seconds", "glearn_seconds",
+    "local_gain", "informed_gain", "informed_gain_ci95", "reference_k", "rounds", "converged", "eta", "train_seconds",
+    "glearn_seconds",
     "glearn_sweeps", "glearn_peak_mb", "n_count_vectors", "observer", "estimation_error",
     "fresh_estimation_error", "gain_over_fresh", "gain_over_fresh_ci95", "selection_seconds", "note",
 )
+# What measures the machine, not the method: the fields, and the methods whose note does (the probe's
+# RSS). They differ between any two runs of a unit; every other cell of a row is reproduced exactly.
+MEASURED_FIELDS = ("train_seconds", "selection_seconds", "glearn_seconds", "glearn_peak_mb")
+MEASURED_NOTES = ("glearn_cost",)
 REQUIRED = schema.REQUIRED
 # Bumped when a unit's computation changes meaning, so old result files are recomputed.
 RESULTS_FORMAT = 4
@@ -75,8 +83,8 @@ class Grid:
     full_observation_k: int | None
     cost_k: tuple  # k values whose G-LEARN time and memory are probed in a fresh process
     seed: int
-    observers: tuple = ("fresh",)  # core.observer.OBSERVERS names; fresh (the plain points) always
-    filter: dict | None = None  # FILTER_KEYS, when observers has filter
+    observers: tuple = (PAPER_OBSERVER,)  # core.observers.OBSERVERS names; fresh (the plain points) always
+    observer_settings: dict = field(default_factory=dict)  # name -> OBSERVER_KEYS, each observer but fresh
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,9 @@ def load_grid(config_path, grid_name):
     spec = grids[grid_name]
     where = f"{path}: grids.{grid_name}"
     spec = schema.fields(spec, {**{key: (schema.given, REQUIRED) for key in GRID_KEYS},
-                                "filter": (schema.given, None)}, SweepConfigError, where)
+                                **{name: (schema.given, None) for name in observers_on(TABULAR)
+                                   if name != PAPER_OBSERVER}},
+                         SweepConfigError, where)
     if not isinstance(spec["k"], list) or not spec["k"]:
         raise SweepConfigError(f"{where}.k must be a non-empty list of positive integers")
     ks = sorted({_positive_int(k, f"{where}.k[{i}]") for i, k in enumerate(spec["k"])})
@@ -147,37 +157,40 @@ def load_grid(config_path, grid_name):
 
 
 def _observer_settings(spec, where):
-    """observers (a list of registered names with fresh, the paper's, among them) and the
-    filter block (its keys exactly when filter is swept)."""
+    """observers (a list of registered names with fresh, the paper's, among them) and the block of
+    each other observer (its keys exactly when that observer is swept)."""
     names = spec["observers"]
-    if not isinstance(names, list) or "fresh" not in names:
-        raise SweepConfigError(f"{where}.observers must be a list of observers that includes fresh "
+    if not isinstance(names, list) or PAPER_OBSERVER not in names:
+        raise SweepConfigError(f"{where}.observers must be a list of observers that includes {PAPER_OBSERVER} "
                                f"(the paper's method, the grid's plain points), got {names!r}")
     for i, name in enumerate(names):
-        if name not in SWEPT_OBSERVERS:
-            raise SweepConfigError(f"{where}.observers[{i}] = {name!r} is not an observer the sweep runs "
-                                   f"(known: {', '.join(SWEPT_OBSERVERS)})")
-    block = spec["filter"]
-    if "filter" not in names:
-        if block is not None:
-            raise SweepConfigError(f"{where}.filter is given but observers does not name filter: "
-                                   "add filter to observers or remove the block")
-        return dict(observers=tuple(dict.fromkeys(names)), filter=None)
-    if block is None:
-        raise SweepConfigError(f"{where}.filter: missing (required when observers names filter): "
-                               "{gains: [..], max_columns: C, select_rollouts: R}")
-    block = schema.fields(block, {key: (schema.given, REQUIRED) for key in FILTER_KEYS}, SweepConfigError,
-                          f"{where}.filter")
-    gains = block["gains"]
-    if not isinstance(gains, list) or not gains:
-        raise SweepConfigError(f"{where}.filter.gains must be a non-empty list of numbers in (0, 1]")
-    for i, gain in enumerate(gains):
-        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain <= 1:
-            raise SweepConfigError(f"{where}.filter.gains[{i}] must be a number in (0, 1], got {gain!r}")
-    block = dict(gains=[float(gain) for gain in gains],
-                 max_columns=_positive_int(block["max_columns"], f"{where}.filter.max_columns"),
-                 select_rollouts=_positive_int(block["select_rollouts"], f"{where}.filter.select_rollouts"))
-    return dict(observers=tuple(dict.fromkeys(names)), filter=block)
+        if not isinstance(name, str) or name not in observers_on(TABULAR):
+            raise SweepConfigError(f"{where}.observers[{i}] = {name!r} is not an observer the sweep runs on a "
+                                   f"tabular model (known: {', '.join(observers_on(TABULAR))})")
+    settings = {}
+    for name in observers_on(TABULAR):
+        if name == PAPER_OBSERVER:
+            continue
+        block, at = spec[name], f"{where}.{name}"
+        if name not in names:
+            if block is not None:
+                raise SweepConfigError(f"{at} is given but observers does not name {name}: "
+                                       f"add {name} to observers or remove the block")
+            continue
+        if block is None:
+            raise SweepConfigError(f"{at}: missing (required when observers names {name}): "
+                                   "{gains: [..], max_columns: C, select_rollouts: R}")
+        block = schema.fields(block, {key: (schema.given, REQUIRED) for key in OBSERVER_KEYS}, SweepConfigError, at)
+        gains = block["gains"]
+        if not isinstance(gains, list) or not gains:
+            raise SweepConfigError(f"{at}.gains must be a non-empty list of numbers in (0, 1]")
+        for i, gain in enumerate(gains):
+            if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain <= 1:
+                raise SweepConfigError(f"{at}.gains[{i}] must be a number in (0, 1], got {gain!r}")
+        settings[name] = dict(gains=[float(gain) for gain in gains],
+                              max_columns=_positive_int(block["max_columns"], f"{at}.max_columns"),
+                              select_rollouts=_positive_int(block["select_rollouts"], f"{at}.select_rollouts"))
+    return dict(observers=tuple(dict.fromkeys(names)), observer_settings=settings)
 
 
 def _model_spec(config_path, name, entry):
@@ -316,7 +329,8 @@ def _alternating_rows(spec, game, k, grid, start="best_constant"):
 
 
 class _ObservedRuns:
-    """The alternations train_observed ran, by resolution, for the model and grid in hand.
+    """The alternations train_observed ran (and the plain point's at k), by resolution, for the model
+    and grid in hand.
 
     Filter candidates at different k often share a resolution (the cap, K = 53 on the
     warehouse, at every k >= 3); the alternation there is deterministic, so one run serves
@@ -336,50 +350,65 @@ class _ObservedRuns:
 OBSERVED_RUNS = _ObservedRuns()
 
 
-def _selection(grid):
-    """(rollout sizes, stream root) on which filter candidates are chosen: train's protocol with
-    the grid's n and horizon and the filter block's rollouts."""
+def cache_group(spec, unit):
+    """The units that reuse what one process caches (OBSERVED_RUNS): a model's observer units, which
+    a cluster sends to one worker as a local run computes them in one process; None for the others."""
+    return spec.name if unit.kind in OBSERVERS else None
+
+
+def _selection(grid, observer):
+    """(rollout sizes, stream root) on which an observer's candidates are chosen: train's protocol
+    with the grid's n and horizon and the observer block's rollouts."""
     from altmarl_ros.core.observer_training import selection_streams
 
-    return selection_streams(grid.n, grid.filter["select_rollouts"], grid.seed, grid.horizon)
+    return selection_streams(grid.n, grid.observer_settings[observer]["select_rollouts"], grid.seed, grid.horizon)
 
 
-def _filter_rows(spec, game, k, grid):
-    """ALTERNATING-MARL for the filter observer at k, trained and selected as `altmarl train
-    --observer filter` does (train_observed: an alternation at each candidate resolution, the
-    observer chosen by n-agent rollouts on the selection streams, fresh among the candidates),
-    then scored on the grid's evaluation streams next to the fresh pair at k on the same
-    streams (gain_over_fresh: paired per rollout).
+def observer_method(observer: str) -> str:
+    """The rows' method of ALTERNATING-MARL deployed under `observer` (fresh: the plain points')."""
+    return "alternating" if observer == PAPER_OBSERVER else f"alternating_{observer}"
+
+
+def _observer_rows(spec, game, k, grid, observer):
+    """ALTERNATING-MARL for `observer` at k, trained and selected as `altmarl train --observer
+    <observer>` does (train_observed: an alternation at each candidate resolution, the observer
+    chosen by n-agent rollouts on the selection streams; the filter has fresh among its
+    candidates), then scored on the grid's evaluation streams next to the fresh pair at k on the
+    same streams (gain_over_fresh: paired per rollout).
 
     train_seconds is what this unit costs on its own: the alternations its candidates need
     (each timed when first run; a sweep runs each resolution once per model) plus the
     selection rollouts (selection_seconds).
     """
     from altmarl_ros.core.counts import n_count_vectors
+    from altmarl_ros.core.alternating import alternating_marl
     from altmarl_ros.core.evaluate import mean_ci95, rollout_welfare
     from altmarl_ros.core.observer_training import train_observed
 
-    sizes, stream = _selection(grid)
+    sizes, stream = _selection(grid, observer)
+    settings, runs = grid.observer_settings[observer], OBSERVED_RUNS.runs(game, grid)
     selecting = []
 
-    def score(pi_g, pi_l, observer):
+    def score(pi_g, pi_l, candidate):
         started = time.perf_counter()
-        estimate = rollout_welfare(game, pi_g, pi_l, k, observer=observer, seed=stream, **sizes)
+        estimate = rollout_welfare(game, pi_g, pi_l, k, observer=candidate, seed=stream, **sizes)
         selecting.append(time.perf_counter() - started)
         return estimate
 
-    trained = train_observed(game, k, "filter", score=score, n_sl=game.n_sl, gains=grid.filter["gains"],
-                             max_columns=grid.filter["max_columns"], runs=OBSERVED_RUNS.runs(game, grid),
-                             m=grid.m, rounds=grid.rounds, seed=grid.seed)
+    alternating_args = dict(m=grid.m, rounds=grid.rounds, seed=grid.seed)
+    trained = train_observed(game, k, observer, score=score, n_sl=game.n_sl, gains=settings["gains"],
+                             max_columns=settings["max_columns"], runs=runs, **alternating_args)
     deployed = _rollouts(game, trained.pi_g, trained.pi_l, k, grid, observer=trained.observer)
-    fresh_pair = trained.runs[k]  # fresh(k) is always a candidate: the plain point's alternation
+    if k not in runs:  # fresh(k) was not a candidate: the plain point's alternation
+        runs[k] = alternating_marl(game, k, **alternating_args)
+    fresh_pair = runs[k]
     fresh = _rollouts(game, fresh_pair.pi_g, fresh_pair.pi_l, k, grid)
     gain, gain_ci95 = mean_ci95((deployed.returns - fresh.returns).ravel())
     resolutions = sorted({candidate.observer.resolution for candidate in trained.candidates})
     chosen = next(c for c in trained.candidates if c.observer == trained.observer)
     result = trained.result
     return [_row(
-        spec.name, "alternating_filter", k, welfare=float(deployed.mean), welfare_ci95=float(deployed.ci95),
+        spec.name, observer_method(observer), k, welfare=float(deployed.mean), welfare_ci95=float(deployed.ci95),
         observer=trained.observer.to_meta(), estimation_error=float(deployed.estimation_error),
         fresh_estimation_error=float(fresh.estimation_error), gain_over_fresh=gain,
         gain_over_fresh_ci95=gain_ci95, nash_gap=float(result.nash_gap), global_gain=float(result.global_gain),
@@ -460,15 +489,15 @@ def _baseline_rows(spec, game, grid):
 class Unit:
     """One resumable piece of a sweep for one model: `kind` says what it computes (UNIT_ROWS)."""
 
-    kind: str  # "baselines", "point" (one k, fresh), "full_observation" (its k only), "filter" (one k,
-    # the filter observer) or "cost" (G-LEARN probe)
+    kind: str  # "baselines", "point" (one k, fresh), "full_observation" (its k only), "cost" (G-LEARN
+    # probe) or a registered observer's name (one k under that observer)
     k: Optional[int] = None
 
     @property
     def id(self) -> str:
         """Its name in points/<model>/<id>.json (and in its fingerprint)."""
-        prefix = {"point": "", "full_observation": "full_", "filter": "filter_", "cost": "cost_"}
-        return "baselines" if self.kind == "baselines" else f"{prefix[self.kind]}k{self.k:04d}"
+        prefix = {"point": "", "full_observation": "full_", "cost": "cost_"}.get(self.kind, f"{self.kind}_")
+        return "baselines" if self.kind == "baselines" else f"{prefix}k{self.k:04d}"
 
 
 def _units(grid):
@@ -481,7 +510,7 @@ def _units(grid):
             yield spec, Unit("full_observation", grid.full_observation_k)
     for spec in grid.models:
         for observer in grid.observers:
-            if observer != "fresh":
+            if observer != PAPER_OBSERVER:
                 for k in grid.k:
                     yield spec, Unit(observer, k)
     for spec in grid.models:
@@ -501,14 +530,20 @@ def _full_observation_rows(spec, game, k, grid):
     return [_full_observation_row(spec, game, k, grid, _alternating_rows(spec, game, k, grid)[0])]
 
 
-# Unit kind -> rows(spec, game, k, grid).
-UNIT_ROWS = {
+class _UnitRows(dict):
+    """Unit kind -> rows(spec, game, k, grid); a registered observer's name is a kind of its own."""
+
+    def __missing__(self, kind):
+        OBSERVERS.check([kind], SweepConfigError, "unit")
+        return partial(_observer_rows, observer=kind)
+
+
+UNIT_ROWS = _UnitRows({
     "baselines": lambda spec, game, k, grid: _baseline_rows(spec, game, grid),
     "point": _point_rows,
     "full_observation": _full_observation_rows,
-    "filter": _filter_rows,
     "cost": _glearn_cost_row,
-}
+})
 
 
 def _full_observation_row(spec, game, k, grid, alternating_row):
@@ -522,17 +557,18 @@ def _full_observation_row(spec, game, k, grid, alternating_row):
 def _fingerprint(spec, model_hash, unit, grid):
     """Hash of everything a unit's rows depend on; a stored unit is reused only on a match.
 
-    A filter unit adds its observer, the filter block and the selection streams; the other
-    units hash exactly what they did before observers were swept, so their files stay valid.
+    An observer's unit adds its name, its block (under its name) and the selection streams; the
+    other units hash exactly what they did before observers were swept, so their files stay valid.
     """
     settings = {key: getattr(grid, key) for key in
                 ("n", "m", "rounds", "horizon", "seeds", "rollouts", "seed", "full_observation_k")}
     settings.update(format=RESULTS_FORMAT, model_hash=model_hash, unit=unit.id,
                     authors_protocol=spec.authors_protocol,
                     with_full_observation=unit.k is not None and unit.k == grid.full_observation_k)
-    if unit.kind == "filter":
-        sizes, stream = _selection(grid)
-        settings.update(observer=unit.kind, filter=grid.filter, selection=dict(sizes, seed=stream))
+    if unit.kind in OBSERVERS:
+        sizes, stream = _selection(grid, unit.kind)
+        settings.update({"observer": unit.kind, unit.kind: grid.observer_settings[unit.kind],
+                         "selection": dict(sizes, seed=stream)})
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -551,46 +587,71 @@ def _cpu_seconds():
     return times.user + times.system + times.children_user + times.children_system
 
 
-def run_sweep(grid, out_dir, progress=None):
+def compute_unit(spec, game, unit, grid):
+    """A unit's rows and what they cost: the record a local run computes here and a cluster
+    worker (experiments/cluster.py) returns; run_sweep stores it either way."""
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    rows = UNIT_ROWS[unit.kind](spec, game, unit.k, grid)
+    return {
+        "seconds": time.perf_counter() - started,
+        # all threads of this process: on a shared machine, wall time overstates the work
+        "cpu_seconds": _cpu_seconds() - cpu_started,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "rows": rows,
+    }
+
+
+def _compute_here(pending, grid, progress):
+    """The units in grid order, in this process: (index, record) as cluster.compute_units yields them."""
+    for index, spec, game, unit in pending:
+        if progress is not None:
+            progress.set_postfix_str(f"{spec.name} {unit.id}")
+        yield index, compute_unit(spec, game, unit, grid)
+
+
+def run_sweep(grid, out_dir, progress=None, client=None):
     """Compute every unit of `grid` not already stored in `out_dir`; write results files.
 
-    progress: tqdm-like object with update()/set_postfix_str(), or None.
+    progress: tqdm-like object with update()/set_postfix_str(), or None. client: a
+    dask.distributed Client (experiments/cluster.py) whose workers compute the units; the
+    unit files and results are written here all the same, so the two runs' files agree.
     """
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    computed = skipped = 0
-    games, hashes = {}, {}
-    stored_units = []
+    games, hashes, plan = {}, {}, []
     for spec, unit in _units(grid):
         if spec.name not in games:
             games[spec.name] = _load_game(spec)
             hashes[spec.name] = games[spec.name].content_hash()
         fingerprint = _fingerprint(spec, hashes[spec.name], unit, grid)
-        path = out_dir / "points" / spec.name / f"{unit.id}.json"
-        stored = _read_unit(path, fingerprint)
-        if progress is not None:
+        plan.append((spec, unit, fingerprint, out_dir / "points" / spec.name / f"{unit.id}.json"))
+    stored_units = []
+    for spec, unit, fingerprint, path in plan:
+        stored_units.append(_read_unit(path, fingerprint))
+        if stored_units[-1] is not None and progress is not None:
             progress.set_postfix_str(f"{spec.name} {unit.id}")
-        if stored is None:
-            unit_started, cpu_started = time.perf_counter(), _cpu_seconds()
-            rows = UNIT_ROWS[unit.kind](spec, games[spec.name], unit.k, grid)
-            stored = {
-                "fingerprint": fingerprint, "model": spec.name, "unit": unit.id,
-                "model_hash": hashes[spec.name], "seconds": time.perf_counter() - unit_started,
-                # all threads of this process: on a shared machine, wall time overstates the work
-                "cpu_seconds": _cpu_seconds() - cpu_started,
-                "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "rows": rows,
-            }
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(stored, indent=1))
-            computed += 1
-        else:
-            skipped += 1
-        stored_units.append(stored)
-        _write_results(out_dir, grid, stored_units, hashes)
+            progress.update(1)
+    skipped = sum(stored is not None for stored in stored_units)
+    if skipped:
+        _write_results(out_dir, grid, [stored for stored in stored_units if stored is not None], hashes)
+    pending = [(index, spec, games[spec.name], unit)
+               for index, ((spec, unit, _, _), stored) in enumerate(zip(plan, stored_units)) if stored is None]
+    if client is None:
+        finished = _compute_here(pending, grid, progress)
+    else:
+        from altmarl_ros.experiments.cluster import compute_units
+
+        finished = compute_units(client, pending, grid, progress)
+    for index, record in finished:
+        spec, unit, fingerprint, path = plan[index]
+        stored_units[index] = {"fingerprint": fingerprint, "model": spec.name, "unit": unit.id,
+                               "model_hash": hashes[spec.name], **record}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(stored_units[index], indent=1))
+        _write_results(out_dir, grid, [stored for stored in stored_units if stored is not None], hashes)
         if progress is not None:
             progress.update(1)
-    return SweepSummary(computed=computed, skipped=skipped,
+    return SweepSummary(computed=len(pending), skipped=skipped,
                         seconds=time.perf_counter() - started, out_dir=str(out_dir))
 
 
@@ -615,7 +676,7 @@ def grid_work(grid) -> dict:
             steps = max(1, round(scenario.timing.decision_epoch / scenario.timing.control_period))
         for k in grid.k:
             for observer in grid.observers:
-                selection = grid.filter or {}
+                selection = grid.observer_settings.get(observer, {})
                 priced = training_work(sizes, gamma, k, observer, m=grid.m, tol=1e-4,
                                        max_columns=selection.get("max_columns", DEFAULT_MAX_COLUMNS),
                                        select_n=grid.n, select_rollouts=grid.seeds * grid.rollouts,
@@ -633,6 +694,7 @@ def _write_results(out_dir, grid, units, hashes):
     rows = [row for unit in units for row in unit["rows"]]
     grid_dict = asdict(grid)
     grid_dict["models"] = [asdict(spec) for spec in grid.models]
+    grid_dict.update(grid_dict.pop("observer_settings"))  # each observer's block under its name, as in the config
     document = {
         "grid": grid_dict,
         "model_hashes": hashes,
@@ -653,6 +715,14 @@ def _write_results(out_dir, grid, units, hashes):
 
 
 RESULT_FILES = ("results.json", "results.csv")
+
+
+def result_cells(rows):
+    """The rows less their measurements (MEASURED_FIELDS, MEASURED_NOTES): what two runs of a grid,
+    in one process or on a cluster, must agree on to the last bit."""
+    return [{key: value for key, value in row.items()
+             if key not in MEASURED_FIELDS and not (key == "note" and row["method"] in MEASURED_NOTES)}
+            for row in rows]
 
 
 def load_results(out_dir):

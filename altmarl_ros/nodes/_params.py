@@ -2,9 +2,9 @@
 
 Every node parameter goes through `declare_*` here: it is declared read-only
 with a ParameterDescriptor (so `ros2 param describe` explains it, and
-`ros2 param set` is refused rather than ignored) and checked at start-up. A mistake raises `ParameterError`, whose message names the parameter,
-the value given and the fix; `_ros.run_node` prints it as one log line and
-exits non-zero instead of a traceback.
+`ros2 param set` is refused rather than ignored) and checked at start-up. A mistake raises
+`ParameterError`, whose message names the parameter, the value given and the fix; `_ros.run_node`
+prints it as one log line and exits non-zero instead of a traceback.
 """
 import math
 from pathlib import Path

@@ -91,14 +91,8 @@ class PoseSource:
         return np.array(slots, dtype=np.int64), np.array(poses, dtype=np.float64).reshape(-1, 3)
 
 
-class OdometryPoses(PoseSource):
-    """<robot>/odom, used only when its header.frame_id is the map frame."""
-
-    KIND = "odometry"
-
-    def __init__(self, node, robots: Sequence[str], map_frame: str, dropped=None):
-        super().__init__(map_frame)
-        self.messages = LatestOdometry.of_robots(node, robots, dropped)
+class _StoredPoses(PoseSource):
+    """A source whose latest message per robot is kept in `self.messages` (nodes/_odom_store)."""
 
     def fresh_slots(self, now_ns, max_age_ns):
         return self.messages.fresh_slots(now_ns, max_age_ns)
@@ -108,6 +102,16 @@ class OdometryPoses(PoseSource):
 
     def messages_received(self, n_slots):
         return int(self.messages.received_count[:n_slots].sum())
+
+
+class OdometryPoses(_StoredPoses):
+    """<robot>/odom, used only when its header.frame_id is the map frame."""
+
+    KIND = "odometry"
+
+    def __init__(self, node, robots: Sequence[str], map_frame: str, dropped=None):
+        super().__init__(map_frame)
+        self.messages = LatestOdometry.of_robots(node, robots, dropped)
 
     def pose(self, slot):
         pose = self.messages.pose(slot)  # None: none yet, or unusable (the message is counted as dropped)
@@ -118,7 +122,7 @@ class OdometryPoses(PoseSource):
         return self._checked(odometry_frame_id(self.messages.raw(slot)), pose)
 
 
-class PoseTopicPoses(PoseSource):
+class PoseTopicPoses(_StoredPoses):
     """geometry_msgs/PoseWithCovarianceStamped on <robot>/<topic>, in the map frame."""
 
     KIND = "pose_topic"
@@ -127,15 +131,6 @@ class PoseTopicPoses(PoseSource):
         super().__init__(map_frame)
         self.messages = LatestOdometry(node, [pose_topic(robot, topic) for robot in robots],
                                        msg_type=PoseWithCovarianceStamped, dropped=dropped)
-
-    def fresh_slots(self, now_ns, max_age_ns):
-        return self.messages.fresh_slots(now_ns, max_age_ns)
-
-    def received_ns(self, slot):
-        return int(self.messages.received_ns[slot])
-
-    def messages_received(self, n_slots):
-        return int(self.messages.received_count[:n_slots].sum())
 
     def pose(self, slot):
         data = self.messages.raw(slot)

@@ -4,6 +4,7 @@ import time
 from typing import Any, Mapping, Optional
 
 import rclpy
+from rclpy.action import ActionClient
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -16,49 +17,50 @@ from altmarl_ros.errors import AltmarlError
 from altmarl_ros.nodes._kernels import warm_up_kernels
 from altmarl_ros.nodes._stop import catch_stop_signals
 
+
+def _reliable(durability, depth=None) -> QoSProfile:
+    """A reliable profile: keep the last `depth` messages, or all of them when depth is None."""
+    if depth is None:
+        return QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=durability)
+    return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=durability)
+
+
 # Odometry subscriptions: best effort (sensor data), newest sample wins, a lost one is replaced
 # 50 ms later. A best-effort subscription matches reliable and best-effort publishers alike, so
 # it hears any robot driver.
 ODOM_QOS = qos_profile_sensor_data
 # Odometry publishers (fleet_sim): reliable, as diff_drive_controller publishes, so a subscriber
 # with default QoS (`ros2 topic echo`, most robot code) receives it; best effort would match none.
-ODOM_PUBLISH_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.VOLATILE)
+ODOM_PUBLISH_QOS = _reliable(DurabilityPolicy.VOLATILE, depth=5)
 # Velocity commands: reliable, only the newest matters.
-CMD_VEL_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
+CMD_VEL_QOS = _reliable(DurabilityPolicy.VOLATILE, depth=1)
 # Latched: reliable, and the last message is kept for subscribers that join later.
-LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED_QOS = _reliable(DurabilityPolicy.TRANSIENT_LOCAL, depth=1)
 # /tf_static: every static broadcaster (one per robot is allowed) latches its own message, and a
 # subscriber that joins late gets all of them at once; keep-all so none is pushed out of a depth-1
 # queue before the callback runs (tf2_ros keeps 100; keep-all holds any fleet size).
-TF_STATIC_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
-                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
+TF_STATIC_QOS = _reliable(DurabilityPolicy.TRANSIENT_LOCAL)
 # GlobalCommand is latched, so a local agent that starts late gets the current decision.
 GLOBAL_COMMAND_QOS = LATCHED_QOS
 # ... and subscribed keep-all: a flood of bad messages on the topic (any node may publish there)
 # cannot push a valid command out of a depth-1 queue before the callback has read it; a reliable
 # flooder is slowed to the pace the subscriber reads at, and every message it sends is counted.
-GLOBAL_COMMAND_SUBSCRIPTION_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
-                                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+GLOBAL_COMMAND_SUBSCRIPTION_QOS = _reliable(DurabilityPolicy.TRANSIENT_LOCAL)
 # Services that must always answer (the operator's stop): keep every request, however many arrive at once
 # (the default depth of 10 left 30 of 50 concurrent calls unanswered).
-SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
+SERVICE_QOS = _reliable(DurabilityPolicy.VOLATILE)
 # State requests (one per decision, to every agent) and their replies (k per decision, to the coordinator):
 # reliable, and nothing kept for late joiners (an old request is answered by nobody). The coordinator keeps
 # every reply that arrives before it decides, however many answer at once.
-STATE_REQUEST_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                               durability=DurabilityPolicy.VOLATILE)
-STATE_REPORT_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.VOLATILE)
+STATE_REQUEST_QOS = _reliable(DurabilityPolicy.VOLATILE, depth=10)
+STATE_REPORT_QOS = _reliable(DurabilityPolicy.VOLATILE)
 # Membership: each answering node latches its own last message (LATCHED_QOS); the coordinator subscribes
 # keep-all, so the messages of many nodes delivered at once on (re)start are all read.
 MEMBERSHIP_SUBSCRIPTION_QOS = TF_STATIC_QOS
 # /clock: rclpy subscribes best-effort depth 1; a reliable publisher matches it.
-CLOCK_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE)
+CLOCK_QOS = _reliable(DurabilityPolicy.VOLATILE, depth=1)
 # Markers: RViz subscribes reliable/volatile by default.
 MARKERS_QOS = CMD_VEL_QOS
 # Goals: reliable; a Nav2 navigator that starts late still gets the robot's current goal.
@@ -91,7 +93,7 @@ class AltmarlNode(Node):
         super().__init__(node_name or self.DEFAULT_NAME, parameter_overrides=parameter_overrides(params),
                          **node_kwargs)
         self._set_up = False
-        self._destroying = False
+        self.destroying = False  # set by destroy_node: late callbacks (timers, action answers) do nothing
         try:
             self.setup()
         except BaseException:
@@ -110,14 +112,14 @@ class AltmarlNode(Node):
         deliver an event it queued before the node left it (EventsExecutor does), and the
         callback would then publish through destroyed handles."""
         def unless_destroyed():
-            if not self._destroying:
+            if not self.destroying:
                 callback()
 
         return super().create_timer(timer_period_sec, unless_destroyed, *args, **kwargs)
 
     def destroy_node(self):
         """Stop this node's robots first, so no robot keeps its last command when the node goes away."""
-        self._destroying = True
+        self.destroying = True
         if self._set_up and self.context.ok():
             try:
                 self.stop_robots()
@@ -127,6 +129,9 @@ class AltmarlNode(Node):
                     publisher.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
             except Exception as err:  # never block shutdown; say why the robots may not have stopped
                 self.get_logger().error(f"could not command the robots to stop on shutdown: {err}")
+        for waitable in list(self.waitables):  # Node.destroy_node leaves action clients (navigate_to_pose)
+            if isinstance(waitable, ActionClient):
+                waitable.destroy()
         return super().destroy_node()
 
 

@@ -294,7 +294,8 @@ class RequestedStates:
     def status(self) -> dict:
         return {"state_sampling": self.MODE, "state_messages_received": self.messages_received,
                 "members": self.present(0), "replies_requested": self.requested, "replies_used": self.replied,
-                "replies_missed": self.missed, "backing_off": int(np.count_nonzero(self.members & (self.retry_at > self.requests_sent)))}
+                "replies_missed": self.missed,
+                "backing_off": int(np.count_nonzero(self.members & (self.retry_at > self.requests_sent)))}
 
 
 class StateAnswers:

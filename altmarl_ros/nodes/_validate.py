@@ -21,7 +21,8 @@ from altmarl_msgs.msg import GlobalCommand
 from rclpy.serialization import deserialize_message
 
 from altmarl_ros.core.counts import n_count_vectors, rank
-from altmarl_ros.core.observer import OBSERVERS, scale_counts
+from altmarl_ros.core.observer import scale_counts
+from altmarl_ros.core.observers import OBSERVERS, TABULAR, observers_on
 from altmarl_ros.nodes._cdr import odometry_state
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, MAP_FRAME
 from altmarl_ros.nodes._ros import GLOBAL_COMMAND_SUBSCRIPTION_QOS
@@ -77,10 +78,11 @@ class CommandCheck:
             return "k", f"k {msg.k}, but the policy was trained for k = {self.k}"
         if msg.k < 1 or (fleet is not None and msg.k > fleet):
             return "k", f"k {msg.k} not in 1..{fleet or 'n'}"
-        if msg.observer not in OBSERVERS:
-            return "observer", f"observer {msg.observer!r} not one of {list(OBSERVERS)}"
+        if msg.observer not in observers_on(TABULAR):
+            return "observer", f"observer {msg.observer!r} not one of {list(observers_on(TABULAR))}"
         ids = list(msg.sampled_ids)
-        least = 0 if msg.observer == "filter" else 1  # a filter may decide on its prediction alone
+        estimates = OBSERVERS[msg.observer].estimates
+        least = 0 if estimates else 1  # an observer that keeps an estimate (a filter) may decide on it alone
         if not least <= len(ids) <= msg.k:
             return "sampled_ids", f"{len(ids)} sampled_ids for k = {msg.k}"
         if len(set(ids)) != len(ids):
@@ -101,17 +103,17 @@ class CommandCheck:
         if len(query) != self.n_sl or query.sum() < 1 or query.sum() > MAX_RESOLUTION:
             return "query_counts", f"query_counts {query.tolist()[:8]}: need {self.n_sl} counts summing to 1.." \
                                    f"{MAX_RESOLUTION}"
-        if msg.observer == "fresh":
+        if not estimates:
             if not np.array_equal(query, scale_counts(np.asarray(counts, dtype=np.int64), msg.k)):
-                return "query_counts", "a fresh observer queries the counts scaled to k"
-        n_f = n_count_vectors(int(query.sum()), self.n_sl)
+                return "query_counts", f"a {msg.observer} observer queries the counts scaled to k"
+        try:
+            expected = rank(query)
+        except Exception:  # noqa: BLE001 - a count vector the ranking cannot hold (N_F beyond int64, or beyond
+            return "query_counts", f"query_counts {query.tolist()[:8]} cannot be ranked"  # any table at all)
+        n_f = n_count_vectors(int(query.sum()), self.n_sl)  # what rank() just checked fits int64
         if not msg.count_rank < n_f:
             return "count_rank", f"count_rank {msg.count_rank} not below N_F = {n_f} for query_counts summing " \
                                  f"to {int(query.sum())}"
-        try:
-            expected = rank(query)
-        except Exception:  # noqa: BLE001 - a count vector the ranking cannot hold
-            return "query_counts", f"query_counts {query.tolist()[:8]} cannot be ranked"
         if msg.count_rank != expected:
             return "count_rank", f"count_rank {msg.count_rank} is not the rank {expected} of query_counts"
         if len(msg.policy_id) > MAX_POLICY_ID_CHARS:
@@ -170,8 +172,8 @@ class CommandFreshness:
         stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         age = now_ns - stamp_ns
         if age > self.max_age_ns + self.skew_ns:
-            return "stale stamp", f"epoch {msg.epoch} stamped {age / 1e9:.2f} s ago (limit {self.max_age_ns / 1e9:g} s " \
-                                  f"+ clock skew {self.skew_ns / 1e9:g} s)"
+            return "stale stamp", (f"epoch {msg.epoch} stamped {age / 1e9:.2f} s ago (limit "
+                                   f"{self.max_age_ns / 1e9:g} s + clock skew {self.skew_ns / 1e9:g} s)")
         if age < -self.skew_ns:
             return "future stamp", f"epoch {msg.epoch} stamped {-age / 1e9:.2f} s ahead of this node's clock"
         if not check_epoch:

@@ -24,7 +24,8 @@ value and then skip a period. Each decision:
    the raw counts and the estimate the decision used, and steer the depot to zone
    a_g at the control rate (depot/cmd_vel, Twist or TwistStamped), or send it the
    zone's centre when its goal changes (depot/goal_pose; a hold at its pose on stop,
-   nodes/_goals.py).
+   nodes/_goals.py; or as a NavigateToPose goal on depot/navigate_to_pose, cancelled on
+   stop, nodes/_navigate.py).
 With only m < k usable robots (or replies) it decides on those m (warning, rate-limited):
 fresh scales F to sum k by largest remainders, the filter gives the m samples
 weight m instead of k. When the number of robots with usable poses changes
@@ -52,13 +53,13 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from altmarl_ros.core.decision import Decider
-from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, GLOBAL_COMMAND_TOPIC, RESUME_SERVICE,
-                               STOP_SERVICE, STOPPED_TOPIC, base_frame)
+from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, GLOBAL_COMMAND_TOPIC, GOAL_COMMAND_TYPES,
+                               RESUME_SERVICE, STOP_SERVICE, STOPPED_TOPIC, base_frame)
 from altmarl_ros.node_parameters import NODE_PARAMETERS, STATE_SAMPLINGS
 from altmarl_ros.nodes._params import (ParameterError, declare_choice, declare_control_period, declare_float,
                                        declare_int, declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
-from altmarl_ros.nodes._goals import GoalSender
+from altmarl_ros.nodes._goals import goal_sender
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._sampling import RequestedStates, SubscribedStates
 from altmarl_ros.nodes._validate import DroppedMessages
@@ -163,9 +164,11 @@ class CoordinatorNode(AltmarlNode):
         self.command_pub = self.create_publisher(GlobalCommand, GLOBAL_COMMAND_TOPIC, GLOBAL_COMMAND_QOS)
         self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
                                            "how the depot is commanded: twist / twist_stamped on depot/cmd_vel, "
-                                           "or goal_pose: the chosen zone's centre on depot/goal_pose")
-        if self.command_type == "goal_pose":
-            self.depot_goal = GoalSender(self, [DEPOT], self.poses.map_frame)
+                                           "goal_pose: the chosen zone's centre on depot/goal_pose; navigate_to_pose: "
+                                           "that goal through Nav2's NavigateToPose action on depot/navigate_to_pose")
+        self.goal_driven = self.command_type in GOAL_COMMAND_TYPES
+        if self.goal_driven:
+            self.depot_goal = goal_sender(self, [DEPOT], self.poses.map_frame, self.command_type)
         else:
             stamped = self.command_type == "twist_stamped"
             self.depot_cmd_pub = self.create_publisher(TwistStamped if stamped else Twist, DEPOT_CMD_VEL_TOPIC,
@@ -352,12 +355,12 @@ class CoordinatorNode(AltmarlNode):
         return f"have a fresh, finite map-frame pose (odom_timeout {self.odom_timeout_ns / 1e9:g} s)"
 
     def drive_depot(self) -> None:
-        """Steer the depot to the chosen zone with the ring controller (goal_pose: send the zone's centre
+        """Steer the depot to the chosen zone with the ring controller (goal-driven: send the zone's centre
         when it changes); stop (hold) it without a fresh pose, before the first decision, or when stopped."""
         depot = self._depot_pose(self._now_ns())
         if depot is None or self.goal_zone is None or self.stopped:
             self.stop_robots()
-        elif self.command_type == "goal_pose":
+        elif self.goal_driven:
             xs, ys = zone_centre(np.array([self.goal_zone]), self.scenario.ring)
             self.depot_goal.drive(0, self.goal_zone, (xs[0], ys[0]), depot)
         else:
@@ -372,8 +375,9 @@ class CoordinatorNode(AltmarlNode):
         self.depot_cmd_pub.publish(self._depot_msg)
 
     def stop_robots(self) -> None:
-        """Zero velocity to the depot, or a hold at its last known pose (on stop, shutdown, no pose)."""
-        if self.command_type == "goal_pose":
+        """Zero velocity to the depot, a hold at its last known pose, or its goal cancelled (on stop,
+        shutdown, no pose)."""
+        if self.goal_driven:
             self.depot_goal.hold_all(lambda _: self.poses.pose(self._depot_slot))
         else:
             self._publish_depot_twist(0.0, 0.0)
@@ -421,6 +425,8 @@ class CoordinatorNode(AltmarlNode):
                   "unknown_robots": len(self.unknown_robots), "policy_id": self.policy.policy_id,
                   "session": self.session,
                   "stopped": self.stopped, **self.states.status()}
+        if self.goal_driven:
+            values.update({f"depot_{key}": value for key, value in self.depot_goal.status().items()})
         if self.state_ages:
             ages = np.fromiter(self.state_ages, dtype=np.float64)
             values["state_age_p50_s"], values["state_age_p99_s"] = (f"{q:.3f}" for q in np.percentile(ages, [50, 99]))

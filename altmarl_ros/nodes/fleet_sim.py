@@ -25,10 +25,17 @@ Steps keep in order with the controllers (lockstep): a step is due every
 control period of wall time (scaled), and it also waits, up to
 `max_command_wait` control periods, until every robot that answered the last
 published state has answered the new one (its cmd_vel arrived after it), as the
-offline simulator applies each step's commands to that step's state. A step that
-stops waiting uses the older commands; such robot-steps are counted
-(`late_commands`, on /diagnostics). Behind schedule, the simulator slows down
-rather than running overdue steps back to back.
+offline simulator applies each step's commands to that step's state. The step from
+a state at a decision time (the latest GlobalCommand's stamp plus the decision
+period, the shortest gap seen between two stamps, at first the scenario's epoch)
+also waits for that decision and counts only commands that arrived after it, as
+offline a decision's goals steer from the first step of its epoch; without this
+the controllers' tick could answer the state with the old goals before the
+decision arrived (a one-step lag in some epochs, depending on callback order). A
+step that stops waiting uses the older commands; such robot-steps are counted
+(`late_commands`, on /diagnostics), and a decision that did not come in time
+(`late_decisions`). Behind schedule, the simulator slows down rather than
+running overdue steps back to back.
 """
 import dataclasses
 import math
@@ -51,7 +58,7 @@ from altmarl_ros.nodes._params import (declare_bool, declare_choice, declare_con
 from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
 from altmarl_ros.nodes._ros import (CLOCK_QOS, CMD_VEL_QOS, GLOBAL_COMMAND_SUBSCRIPTION_QOS, LATCHED_QOS,
                                     ODOM_PUBLISH_QOS, AltmarlNode, run_node)
-from altmarl_ros.nodes._validate import DroppedMessages
+from altmarl_ros.nodes._validate import DroppedMessages, decoded
 
 try:  # not installable from the pip ROS wheels; present on a full ROS 2 install
     from geometry_msgs.msg import TransformStamped
@@ -113,15 +120,22 @@ class FleetSimNode(AltmarlNode):
         self.sim = FleetSim(scenario, n=n_robots, seed=seed)
         n = self.sim.n
 
-        # Latest command of every robot (depot last) and the sim time it arrived.
+        # Latest command of every robot (depot last), the sim time it arrived and its place in the arrival order.
         self.commands = np.zeros((n + 1, 2))
         self.command_time = np.full(n + 1, -math.inf)
+        self.command_order = np.zeros(n + 1, dtype=np.int64)
+        self._arrivals = 0  # cmd_vel and GlobalCommand messages received, the order's counter
+        self._decision_order = 0  # the counter when the latest GlobalCommand arrived
+        self._decision_ns = None  # its stamp (sim time, ns)
+        self._decision_period_ns = int(round(1e9 * scenario.timing.decision_epoch))
+        self.late_decisions = 0
         self.dropped = DroppedMessages(self)  # bad cmd_vel messages, by reason
         names = self.robot_names + [DEPOT]
         command_msg, self._read_command = ((Twist, twist_velocity) if self.command_type == "twist"
                                            else (TwistStamped, twist_stamped_velocity))
         self._command_type_name = command_msg.__name__
-        self._cmd_subs = [self.create_subscription(command_msg, cmd_vel_topic(name), self._command_into(i, cmd_vel_topic(name)),
+        self._cmd_subs = [self.create_subscription(command_msg, cmd_vel_topic(name),
+                                                   self._command_into(i, cmd_vel_topic(name)),
                                                    CMD_VEL_QOS, raw=True)
                           for i, name in enumerate(names)]
         self._odom_pubs = [self.create_publisher(Odometry, odom_topic(name), ODOM_PUBLISH_QOS) for name in names]
@@ -165,9 +179,9 @@ class FleetSimNode(AltmarlNode):
         self._timer = self.create_timer(self._period_ns / 1e9 / STEP_CHECKS_PER_PERIOD, self._on_timer,
                                         clock=self._wall)
         self.diagnostics = Diagnostics(self, "fleet simulator", self.diagnostic_status, self.dropped)
-        if self.holding:  # any message on the topic ends the hold (its content is the local agents' business)
-            self._start_sub = self.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, self._on_first_command,
-                                                       GLOBAL_COMMAND_SUBSCRIPTION_QOS, raw=True)
+        # Decisions end the hold and order the steps; their content is the local agents' business.
+        self.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, self._on_command,
+                                 GLOBAL_COMMAND_SUBSCRIPTION_QOS, raw=True)
         self.clock_clash = False  # another /clock publisher was seen on this domain
         self.create_timer(CLOCK_CHECK_SEC, self._check_single_clock, clock=self._wall)
         self.get_logger().info(
@@ -187,7 +201,8 @@ class FleetSimNode(AltmarlNode):
         """/diagnostics: steps, sim time, late commands (nodes/_diagnostics)."""
         late = self.late_commands / max(self.commanded_steps, 1)
         values = {"steps": self.steps, "sim_time": f"{self.sim.time:.3f}", "robots": self.sim.n,
-                  "late_commands": self.late_commands, "late_command_fraction": f"{late:.4f}"}
+                  "late_commands": self.late_commands, "late_command_fraction": f"{late:.4f}",
+                  "late_decisions": self.late_decisions}
         if self.clock_clash:
             return ERROR, f"another node publishes {CLOCK_TOPIC} on this ROS domain", values
         return (WARN if late > LATE_WARN_FRACTION else OK), "stepping", values
@@ -204,6 +219,8 @@ class FleetSimNode(AltmarlNode):
             if math.isfinite(v) and math.isfinite(w):
                 commands[index] = v, w
                 command_time[index] = self.sim.time
+                self._arrivals += 1
+                self.command_order[index] = self._arrivals
             else:
                 self.dropped.drop(self._command_type_name, "not finite", topic)
         return store
@@ -214,27 +231,50 @@ class FleetSimNode(AltmarlNode):
         return self.dropped.total
 
     def _answered(self) -> np.ndarray:
-        """Robots whose latest command was sent after the state now published (sim time is its stamp)."""
-        return self.command_time >= self.sim.time
+        """Robots whose latest command was sent after the state now published (sim time is its stamp) and
+        after the latest decision."""
+        return (self.command_time >= self.sim.time) & (self.command_order > self._decision_order)
+
+    def _decision_due(self) -> bool:
+        """The state now published is at a decision time whose GlobalCommand has not arrived yet."""
+        if self.holding or self._decision_ns is None:
+            return False
+        half_step = 5e8 * self.sim.control_period
+        return round(self.sim.time * 1e9) >= self._decision_ns + self._decision_period_ns - half_step
 
     def _on_timer(self) -> None:
-        """Step when due and every awaited controller answered, or when waiting longer would exceed
-        max_command_wait; then the next step is one period later, or at once when unpaced (see above)."""
+        """Step when due, the decision due at this state (if any) has come, and every awaited controller
+        answered, or when waiting longer would exceed max_command_wait; then the next step is one period
+        later, or at once when unpaced (see above)."""
         now_ns = self._wall.now().nanoseconds
         if now_ns < self._due_ns:
             return
+        undecided = self._decision_due()
         waiting = self._awaited & ~self._answered()
-        if waiting.any() and now_ns < self._due_ns + self._max_wait_ns:
+        if (undecided or waiting.any()) and now_ns < self._due_ns + self._max_wait_ns:
             return
+        self.late_decisions += int(undecided)
         self.late_commands += int(np.count_nonzero(waiting))
         self.step()
         self._due_ns = max(self._due_ns + self._period_ns, now_ns)
 
-    def _on_first_command(self, data: bytes) -> None:
+    def _on_command(self, data: bytes) -> None:
+        """A decision: the first ends the hold; each orders the steps around it (see the module docstring)."""
+        msg = decoded(data, GlobalCommand, self.dropped)
+        if msg is None:
+            return
+        stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        # A stamp ahead of this fleet's time is not a decision on its states (another run's, latched): it ends
+        # the hold but orders nothing.
+        if stamp_ns <= round(self.sim.time * 1e9) + 5e8 * self.sim.control_period:
+            if self._decision_ns is not None and stamp_ns > self._decision_ns:
+                self._decision_period_ns = min(self._decision_period_ns, stamp_ns - self._decision_ns)
+            self._decision_ns = stamp_ns
+            self._arrivals += 1
+            self._decision_order = self._arrivals
         if self.holding:
             self.holding = False
             self.get_logger().info(f"first GlobalCommand at sim time {self.sim.time:.2f} s: the fleet starts")
-            self.destroy_subscription(self._start_sub)  # later commands are none of the simulator's business
 
     def step(self) -> None:
         """One control period: apply fresh commands (stale ones -> 0), integrate, publish (hold: time only)."""

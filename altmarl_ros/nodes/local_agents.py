@@ -9,12 +9,15 @@ the scenario's limits, and once more as soon as a GlobalCommand arrives, so that
 the new goals steer from the epoch's first control step (as in the simulator's
 epochs), not one control period late; with goal_pose it publishes the goal zone's
 centre on <robot>/goal_pose when a robot's goal changes, and the robot's navigator
-drives (nodes/_goals.py). The operator's latched altmarl/stopped stops every robot
+drives (nodes/_goals.py); navigate_to_pose sends the same goal to Nav2's
+NavigateToPose action on <robot>/navigate_to_pose, one goal in flight per robot
+(nodes/_navigate.py). The operator's latched altmarl/stopped stops every robot
 at once, until resumed. If the last GlobalCommand arrived more than
 `command_timeout` ago (coordinator lost), every robot is commanded to stop
 (logged once) until commands return. A robot without fresh odometry is
-commanded to stop too. Stopping is a zero cmd_vel, or with goal_pose a goal at
-the robot's last known pose (hold), in every one of these cases and at shutdown.
+commanded to stop too. Stopping is a zero cmd_vel, with goal_pose a goal at
+the robot's last known pose (hold), with navigate_to_pose a cancel of the goal
+in flight, in every one of these cases and at shutdown.
 The node also answers the coordinator's state requests for its robots, and
 announces which of them are present (fresh pose) when that changes and, empty,
 at shutdown (nodes/_sampling.StateAnswers): under the coordinator's `request`
@@ -28,13 +31,14 @@ from geometry_msgs.msg import Twist, TwistStamped
 from std_msgs.msg import Bool
 
 from altmarl_ros.core.decision import Decider
-from altmarl_ros.names import COMMAND_TYPES, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC, base_frame, cmd_vel_topic
+from altmarl_ros.names import (COMMAND_TYPES, GLOBAL_COMMAND_TOPIC, GOAL_COMMAND_TYPES, STOPPED_TOPIC, base_frame,
+                               cmd_vel_topic)
 from altmarl_ros.nodes._cdr import twist_cdr
 from altmarl_ros.node_parameters import NODE_PARAMETERS
 from altmarl_ros.nodes._params import (declare_choice, declare_control_period, declare_float, declare_int,
                                        declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._diagnostics import OK, WARN, Diagnostics
-from altmarl_ros.nodes._goals import GoalSender
+from altmarl_ros.nodes._goals import goal_sender
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, LATCHED_QOS, AltmarlNode, run_node
 from altmarl_ros.nodes._sampling import StateAnswers
@@ -58,8 +62,11 @@ class LocalAgentsNode(AltmarlNode):
         self.robot_ids, self.robot_names = declare_robots(self, scenario,
                                                           "robots this node drives ([i] on a real robot)")
         self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
-                                           "twist / twist_stamped on <robot>/cmd_vel, or goal_pose: a "
-                                           "geometry_msgs/PoseStamped on <robot>/goal_pose (Nav2) per decision")
+                                           "twist / twist_stamped on <robot>/cmd_vel; goal_pose: a "
+                                           "geometry_msgs/PoseStamped on <robot>/goal_pose (Nav2) per decision; "
+                                           "navigate_to_pose: that goal through Nav2's NavigateToPose action on "
+                                           "<robot>/navigate_to_pose")
+        self.goal_driven = self.command_type in GOAL_COMMAND_TYPES
         control_period = declare_control_period(self, scenario)
         self.command_timeout_ns = int(1e9 * declare_float(
             self, "command_timeout", 3.0, "s: with no GlobalCommand for this long, stop the robots", positive=True))
@@ -77,8 +84,8 @@ class LocalAgentsNode(AltmarlNode):
         n = len(self.robot_ids)
         self.dropped = DroppedMessages(self)  # bad GlobalCommand and odometry messages, by reason
         self.poses = declare_pose_source(self, self.robot_names, self.dropped)
-        if self.command_type == "goal_pose":
-            self.goals = GoalSender(self, self.robot_names, self.poses.map_frame)
+        if self.goal_driven:
+            self.goals = goal_sender(self, self.robot_names, self.poses.map_frame, self.command_type)
         else:
             msg_type = Twist if self.command_type == "twist" else TwistStamped
             self._cmd_pubs = [self.create_publisher(msg_type, cmd_vel_topic(name), CMD_VEL_QOS)
@@ -144,8 +151,9 @@ class LocalAgentsNode(AltmarlNode):
                 self.stop_robots()
 
     def stop_robots(self) -> None:
-        """Zero velocity to every robot; goal_pose robots that were sent a goal hold at their last pose."""
-        if self.command_type == "goal_pose":
+        """Zero velocity to every robot; goal_pose robots that were sent a goal hold at their last pose,
+        navigate_to_pose robots have their goal in flight cancelled."""
+        if self.goal_driven:
             self.goals.hold_all(self.poses.pose)
         else:
             self.publish_velocities(np.zeros(len(self.robot_ids)), np.zeros(len(self.robot_ids)))
@@ -164,7 +172,7 @@ class LocalAgentsNode(AltmarlNode):
         return f"the last GlobalCommand is {age / 1e9:.2f} s old ({timeout})"
 
     def control(self) -> None:
-        """Command every robot: cmd_vel from the controller towards its goal (goal_pose: its goal when it
+        """Command every robot: cmd_vel from the controller towards its goal (goal-driven: its goal when it
         changed), or zero (a hold) when stale, stopped by the operator, or without fresh odometry."""
         now_ns = self.get_clock().now().nanoseconds
         self.answers.update_membership(now_ns)
@@ -186,7 +194,7 @@ class LocalAgentsNode(AltmarlNode):
             active = self.goal_zones[slots] != NO_GOAL
             slots, poses = slots[active], poses[active]
         goals = self.goal_zones[slots]
-        if self.command_type == "goal_pose":
+        if self.goal_driven:
             self.update_goals(slots, poses, goals)
             return
         v = np.zeros(len(self.robot_ids))
@@ -210,8 +218,11 @@ class LocalAgentsNode(AltmarlNode):
                   "commands_received": self.commands_received, "stopped": self.stopped or self.halted,
                   "present": len(self.answers.present), "states_reported": self.answers.answered,
                   "policy_id": self.policy.policy_id}
-        if self.command_type == "goal_pose":
-            values["goals_sent"] = self.goals.published
+        if self.goal_driven:
+            values.update(self.goals.status())
+            absent = values.get("navigators_absent", 0)
+            if absent and level == OK:
+                level, message = WARN, f"driving; {absent} robot(s) without a NavigateToPose server (not waited for)"
         return level, message, values
 
     def destroy_node(self):
@@ -224,7 +235,7 @@ class LocalAgentsNode(AltmarlNode):
         return super().destroy_node()
 
     def update_goals(self, slots: np.ndarray, poses: np.ndarray, goals: np.ndarray) -> None:
-        """goal_pose: the robots in `slots` drive to their goal zones (poses: theirs now); every other robot
+        """Goal-driven: the robots in `slots` drive to their goal zones (poses: theirs now); every other robot
         holds (stale command, stopped, no fresh pose, no goal)."""
         centres = np.column_stack(zone_centre(goals, self.scenario.ring))
         for slot, zone, centre, pose in zip(slots.tolist(), goals.tolist(), centres, poses):

@@ -52,7 +52,8 @@ class WelfareMonitorNode(AltmarlNode):
         self.welfare = 0.0  # sum_t gamma^t rewards[t]
         self.last_command = None
         self.first_epoch = None  # the coordinator's epoch number of the first GlobalCommand seen (0 = none missed)
-        self.out_of_sequence = 0  # GlobalCommands whose epoch is not the previous one + 1 (missed, or a second coordinator)
+        # GlobalCommands whose epoch is not the previous one + 1 (missed, or a second coordinator)
+        self.out_of_sequence = 0
         self.missing_at_epoch_start = 0  # robots without odometry when an epoch began (never served)
         self._epoch_start = None  # zones at the running epoch's start [n + 1], -1 = no odometry yet
         self.log_every = declare_int(self, "log_every", 10, "log the welfare every this many epochs (0 = never)",
