@@ -26,11 +26,12 @@ import os
 import time
 from pathlib import Path
 
+from altmarl_ros.core.observers import CONTINUOUS, PAPER_OBSERVER, observers_on
+
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 ORDER = ((5, "filter"), (75, "fresh"), (75, "filter"), (5, "fresh"), (5, "pool"), (75, "pool"),
          (1, "fresh"), (1, "pool"), (1, "filter"))  # training order
-OBSERVERS = ("fresh", "pool", "filter")  # reporting order
 
 
 def paired_ratio(a, b):
@@ -70,7 +71,7 @@ def run_configuration(game, k, name, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, nargs="+", default=[1, 5, 75])
-    parser.add_argument("--observers", nargs="+", default=list(OBSERVERS))
+    parser.add_argument("--observers", nargs="+", default=list(observers_on(CONTINUOUS)))
     parser.add_argument("--train-seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="first training seed")
     parser.add_argument("--global-step", choices=("trpo", "supervised"), default="trpo",
@@ -108,7 +109,7 @@ def main():
     print("| k | observer | welfare ± std of seed means (kept run) | 95% CI | runs, by training seed | TV error "
           "| mode accuracy | Nash gap | s per run |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for key in sorted(results, key=lambda key: (key[0], OBSERVERS.index(key[1]))):
+    for key in sorted(results, key=lambda key: (key[0], observers_on(CONTINUOUS).index(key[1]))):
         report_row(results[key])
     print(f"training wall time: {sum(found['wall_seconds'] for found in results.values()) / 60:.0f} min for "
           f"{sum(len(found['runs']) for found in results.values())} runs")
@@ -143,9 +144,10 @@ def report_ratios(results, runs):
     each observer against fresh at the same k (what the observer itself adds)."""
     from altmarl_ros.experiments.continuous_sweep import kept_run
 
-    pairs = [((small, name), (75, reference)) for small in (5, 1) for name in OBSERVERS
-             for reference in sorted({name, "fresh"})]
-    pairs += [((k, name), (k, "fresh")) for k in (1, 5, 75) for name in OBSERVERS[1:]]
+    names = observers_on(CONTINUOUS)
+    pairs = [((small, name), (75, reference)) for small in (5, 1) for name in names
+             for reference in dict.fromkeys((name, PAPER_OBSERVER))]
+    pairs += [((k, name), (k, PAPER_OBSERVER)) for k in (1, 5, 75) for name in names if name != PAPER_OBSERVER]
     print("| ratio | kept runs (95% CI, paired rollouts) | run by run (95% CI over training seeds) | seeds |")
     print("|---|---|---|---|")
     for top, bottom in (pair for pair in pairs if pair[0] in results and pair[1] in results):

@@ -4,25 +4,21 @@ points reused on a rerun and recomputed when a setting changes, the report's fig
 naming the field of a bad grid."""
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from _sweep_config import shipped_sweep_config
 from altmarl_ros.cli import main
 from altmarl_ros.core.continuous import BimodalLine
 from altmarl_ros.core.fa_policy import load_fa_policy
 
-SWEEP_CONFIG = Path(__file__).resolve().parents[1] / "config" / "sweep.yaml"
 
 
 def _config(tmp_path, edit=lambda grid: None):
-    config = yaml.safe_load(SWEEP_CONFIG.read_text())
+    config = shipped_sweep_config()
     edit(config["continuous_grids"]["setup_b_tiny"])
-    for spec in config["models"].values():  # keep model paths valid from tmp_path
-        if "model" in spec:
-            spec["model"] = str(SWEEP_CONFIG.parent / spec["model"])
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

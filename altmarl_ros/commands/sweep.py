@@ -134,12 +134,18 @@ def run(args):
             where = f" on the cluster {args.cluster}" if args.cluster else ""
             print(f"sweep {grid.name}: {result.computed} points computed{where}, {result.skipped} reused "
                   f"in {result.seconds:.1f} s -> {out_dir / 'results.csv'}")
+    return finish(args, summary, figure_dir,
+                  lambda: write_report(load_results(out_dir) if results is None else results, args.doc, figure_dir))
+
+
+def finish(args, summary: dict, figure_dir: Path, report) -> int:
+    """A sweep's last step (tabular or continuous grid): with --report or --report-only, `report()` rewrites the
+    doc's section and its figures ({name: path}); then the summary, one JSON object with --json."""
     if args.report or args.report_only:
-        results = load_results(out_dir) if results is None else results
-        figures = write_report(results, args.doc, figure_dir)
+        figures = report()
         summary.update(doc=str(args.doc), figures=[str(path) for path in figures.values()])
         if not args.json:
-            print(f"report: {args.doc} and {len(figures)} figures in {figure_dir}")
+            print(f"report: {args.doc} and {len(figures)} figure(s) in {figure_dir}")
     if args.json:
         print_json(summary)
     return 0

@@ -298,8 +298,8 @@ def run(args, grid_name: str) -> int:
     """`altmarl sweep` for a continuous grid (commands/sweep.py hands it over)."""
     import sys
 
-    from altmarl_ros.commands import print_json
     from altmarl_ros.commands._continuous import _configure_jax
+    from altmarl_ros.commands.sweep import finish
     from altmarl_ros.core import work
     from altmarl_ros.core.atomic import check_output, check_output_dir
     from altmarl_ros.experiments.report import figure_path
@@ -328,11 +328,5 @@ def run(args, grid_name: str) -> int:
         if not args.json:
             print(f"sweep {grid_name}: {summary['computed']} points computed, {summary['skipped']} reused in "
                   f"{summary['seconds']:.1f} s -> {out_dir / 'results.json'}")
-    if args.report or args.report_only:
-        figures = write_report(load_continuous_results(out_dir), args.doc, figure_dir)
-        summary.update(doc=str(args.doc), figures=[str(path) for path in figures.values()])
-        if not args.json:
-            print(f"report: {args.doc} and {len(figures)} figure in {figure_dir}")
-    if args.json:
-        print_json(summary)
-    return 0
+    return finish(args, summary, figure_dir,
+                  lambda: write_report(load_continuous_results(out_dir), args.doc, figure_dir))
