@@ -195,7 +195,7 @@ def test_a_registered_observer_is_a_train_choice_trains_and_evaluates(toy_observ
 
 def test_the_node_check_asks_the_registry_what_a_command_may_carry(toy_observer):
     """A command of an observer that keeps an estimate may carry no sample and any resolution; one of
-    fresh may not."""
+    fresh may not; one of an observer that runs on continuous models only never comes from a tabular policy."""
     from altmarl_msgs.msg import GlobalCommand
 
     from altmarl_ros.core.counts import rank
@@ -216,6 +216,7 @@ def test_the_node_check_asks_the_registry_what_a_command_may_carry(toy_observer)
     assert check.problem(command(TOY)) is None
     assert check.problem(command("fresh"))[0] == "sampled_ids"
     assert check.problem(command("kalman"))[0] == "observer"
+    assert check.problem(command("pool"))[0] == "observer"  # registered, but runs on continuous models only
 
 
 def test_a_registered_observer_is_an_axis_of_the_sweep(toy_observer, tmp_path, capsys):
