@@ -111,19 +111,13 @@ def _largest_remainders(weights, total, K, out, share):
 @njit(cache=True, inline="always")
 def round_kernel(mu, K, out):
     """out <- the count vector over K robots nearest mu (largest remainders, ties to the lower index)."""
-    total = 0.0
-    for j in range(mu.shape[0]):
-        total += mu[j]
-    _largest_remainders(mu, total, K, out, _float_share)
+    _largest_remainders(mu, mu.sum(), K, out, _float_share)  # numba sums in index order, as a loop would
 
 
 @njit(cache=True, inline="always")
 def scale_kernel(counts, K, out):
     """out <- counts scaled to sum K by largest remainders, in exact integers (= counts if they sum to K)."""
-    m = 0
-    for j in range(counts.shape[0]):
-        m += counts[j]
-    _largest_remainders(counts, m, K, out, _exact_share)
+    _largest_remainders(counts, counts.sum(), K, out, _exact_share)
 
 
 # ----------------------------------------------------------------------------- drivers
