@@ -78,31 +78,26 @@ def correct_kernel(mu, weight, counts, forget):
 
 
 @njit(cache=True, inline="always")
-def _float_share(weight, K, total, given):
-    """weight's share of K robots in floating point: (whole robots, share - given)."""
-    q = weight * K / total
-    return int(np.floor(q)), q - given
+def _remainder(weight, K, total, given, exact):
+    """weight's share of K robots less `given`: in exact integers (times total) or in floating point."""
+    if exact:
+        return weight * K - given * total
+    return weight * K / total - given
 
 
 @njit(cache=True, inline="always")
-def _exact_share(weight, K, total, given):
-    """weight's share of K robots in exact integers: (whole robots, (share - given) x total)."""
-    return weight * K // total, weight * K - given * total
-
-
-@njit(cache=True, inline="always")
-def _largest_remainders(weights, total, K, out, share):
+def _largest_remainders(weights, total, K, out, exact):
     """out <- each weight's whole share of K, then one more at a time to the largest remainder
-    (share - out, ties to the lower index) until they sum to K. `share` is _float_share or _exact_share."""
+    (share - out, ties to the lower index) until they sum to K."""
     n = weights.shape[0]
     assigned = 0
     for j in range(n):
-        out[j] = share(weights[j], K, total, 0)[0]
+        out[j] = weights[j] * K // total if exact else int(np.floor(weights[j] * K / total))
         assigned += out[j]
     for _ in range(K - assigned):
-        best, best_rem = 0, share(weights[0], K, total, out[0])[1]
+        best, best_rem = 0, _remainder(weights[0], K, total, out[0], exact)
         for j in range(1, n):
-            rem = share(weights[j], K, total, out[j])[1]
+            rem = _remainder(weights[j], K, total, out[j], exact)
             if rem > best_rem:
                 best, best_rem = j, rem
         out[best] += 1
@@ -111,13 +106,16 @@ def _largest_remainders(weights, total, K, out, share):
 @njit(cache=True, inline="always")
 def round_kernel(mu, K, out):
     """out <- the count vector over K robots nearest mu (largest remainders, ties to the lower index)."""
-    _largest_remainders(mu, mu.sum(), K, out, _float_share)  # numba sums in index order, as a loop would
+    total = 0.0
+    for j in range(mu.shape[0]):
+        total += mu[j]
+    _largest_remainders(mu, total, K, out, False)
 
 
 @njit(cache=True, inline="always")
 def scale_kernel(counts, K, out):
     """out <- counts scaled to sum K by largest remainders, in exact integers (= counts if they sum to K)."""
-    _largest_remainders(counts, counts.sum(), K, out, _exact_share)
+    _largest_remainders(counts, counts.sum(), K, out, True)
 
 
 # ----------------------------------------------------------------------------- drivers
