@@ -108,13 +108,13 @@ def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_p
 def test_a_models_observer_units_go_to_one_worker(client):
     """They share the alternations a process caches (sweep.cache_group): each model's go to one worker
     (loosely, so a lost worker's go elsewhere), the models dealt round both workers; the rest anywhere."""
-    from altmarl_ros.experiments.sweep import _load_game, _units
+    from altmarl_ros.experiments.sweep import _load_game, _units, cache_group, compute_unit
 
     client.wait_for_workers(2, timeout=60)  # the nanny restarts a worker an earlier test killed
     games = {spec.name: _load_game(spec) for spec in GRID.models}
     pending = [(i, spec, games[spec.name], unit) for i, (spec, unit) in enumerate(_units(GRID))
                if unit.kind in ("filter", "baselines")]
-    running = cluster.compute_units(client, pending, GRID)
+    running = cluster.compute_units(client, pending, GRID, compute_unit, cache_group)
     next(running)  # every task is submitted before the first result is yielded
     placed = client.run_on_scheduler(lambda dask_scheduler: {
         key: (sorted(ts.worker_restrictions or ()), ts.loose_restrictions)

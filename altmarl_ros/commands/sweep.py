@@ -97,10 +97,10 @@ def _check_outputs(args, out_dir: Path, grid, grid_name: str) -> Path:
 
 
 def run(args):
-    from altmarl_ros.experiments.continuous_sweep import continuous_grids, run as run_continuous
+    from altmarl_ros.experiments.continuous_sweep import continuous_grids
 
     if args.grid in continuous_grids(args.config):  # a built-in continuous model's grid (docs/continuous.md)
-        return run_continuous(args, args.grid)
+        return _run_continuous(args, args.grid)
     from altmarl_ros.experiments.report import write_report
     from altmarl_ros.experiments.sweep import count_units, load_grid, load_results, run_sweep
 
@@ -134,11 +134,11 @@ def run(args):
             where = f" on the cluster {args.cluster}" if args.cluster else ""
             print(f"sweep {grid.name}: {result.computed} points computed{where}, {result.skipped} reused "
                   f"in {result.seconds:.1f} s -> {out_dir / 'results.csv'}")
-    return finish(args, summary, figure_dir,
+    return _finish(args, summary, figure_dir,
                   lambda: write_report(load_results(out_dir) if results is None else results, args.doc, figure_dir))
 
 
-def finish(args, summary: dict, figure_dir: Path, report) -> int:
+def _finish(args, summary: dict, figure_dir: Path, report) -> int:
     """A sweep's last step (tabular or continuous grid): with --report or --report-only, `report()` rewrites the
     doc's section and its figures ({name: path}); then the summary, one JSON object with --json."""
     if args.report or args.report_only:
@@ -149,3 +149,41 @@ def finish(args, summary: dict, figure_dir: Path, report) -> int:
     if args.json:
         print_json(summary)
     return 0
+
+
+def _run_continuous(args, grid_name: str) -> int:
+    """`altmarl sweep` for a continuous grid (experiments/continuous_sweep.py runs its points)."""
+    from altmarl_ros.commands._continuous import _configure_jax
+    from altmarl_ros.core import work
+    from altmarl_ros.core.atomic import check_output, check_output_dir
+    from altmarl_ros.experiments.continuous_sweep import (FIGURE, grid_work, load_continuous_grid,
+                                                          load_continuous_results, run_continuous_sweep, units,
+                                                          write_report)
+    from altmarl_ros.experiments.report import figure_path
+
+    out_dir = Path(args.out or Path("runs") / "sweep" / grid_name)
+    figure_dir = Path(args.figures) if args.figures else Path(args.doc).parent / "figures"
+    summary = {"grid": grid_name, "out": str(out_dir), "computed": 0, "skipped": 0, "seconds": 0.0}
+    if not args.report_only:
+        grid = load_continuous_grid(args.config, grid_name)
+        check_output_dir(out_dir, [args.config], flag="--out")
+        check_output(out_dir / "results.json", [args.config], flag="--out")
+    if args.report or args.report_only:
+        inputs = [args.config, out_dir / "results.json"]
+        check_output(Path(args.doc), inputs, flag="--doc")
+        check_output(figure_path(figure_dir, grid_name, FIGURE), inputs + [args.doc], flag="--figures")
+    if not args.report_only:
+        _configure_jax()
+        work.require(f"the continuous sweep of grid {grid_name} ({len(units(grid))} points)", grid_work(grid),
+                     "use a smaller grid")
+
+        def progress(text):
+            if not (args.quiet or args.json):
+                print(f"sweep {grid_name}: {text}", file=sys.stderr, flush=True)
+
+        summary.update(run_continuous_sweep(grid, out_dir, progress))
+        if not args.json:
+            print(f"sweep {grid_name}: {summary['computed']} points computed, {summary['skipped']} reused in "
+                  f"{summary['seconds']:.1f} s -> {out_dir / 'results.json'}")
+    return _finish(args, summary, figure_dir,
+                  lambda: write_report(load_continuous_results(out_dir), args.doc, figure_dir))

@@ -104,11 +104,10 @@ def worker_identity():
     return {"code": _code_digest(), "baselines": list(BASELINES), "observers": list(OBSERVERS)}
 
 
-def _compute_on_worker(expected, spec, game, unit, grid):
-    """The task: the unit's record, or (on a worker that would compute something else) why not, as
-    text for the client to raise: a worker-side exception would also be logged there as a failure."""
-    from altmarl_ros.experiments.sweep import compute_unit
-
+def _compute_on_worker(compute_unit, expected, spec, game, unit, grid):
+    """The task: the unit's record (compute_unit: sweep's, sent by reference), or (on a worker that would
+    compute something else) why not, as text for the client to raise: a worker-side exception would also be
+    logged there as a failure."""
     found = worker_identity()
     where = f"worker {os.uname().nodename} (pid {os.getpid()})"
     if found["code"] != expected["code"]:
@@ -121,13 +120,11 @@ def _compute_on_worker(expected, spec, game, unit, grid):
     return compute_unit(spec, game, unit, grid)
 
 
-def compute_units(client, pending, grid, progress=None):
-    """Run `pending` ((index, spec, game, unit), in grid order) on the client's workers; yield
-    (index, record) as each finishes. The grid's order is the tasks' priority, so with one
-    worker the units run in a local run's order. The units of one sweep.cache_group go to one
-    worker, the groups dealt round the workers, loosely: if that worker dies, any other takes them."""
-    from altmarl_ros.experiments.sweep import cache_group
-
+def compute_units(client, pending, grid, compute_unit, cache_group, progress=None):
+    """Run `pending` ((index, spec, game, unit), in grid order) on the client's workers with the sweep's
+    compute_unit; yield (index, record) as each finishes. The grid's order is the tasks' priority, so with
+    one worker the units run in a local run's order. The units of one cache_group go to one worker, the
+    groups dealt round the workers, loosely: if that worker dies, any other takes them."""
     distributed = _distributed()
     expected = worker_identity()
     run = uuid.uuid4().hex[:8]
@@ -137,7 +134,7 @@ def compute_units(client, pending, grid, progress=None):
         if group is not None:
             place = dict(workers=[homes.setdefault(group, workers[len(homes) % len(workers)])],
                          allow_other_workers=True)
-        future = client.submit(_compute_on_worker, expected, spec, game, unit, grid, pure=False,
+        future = client.submit(_compute_on_worker, compute_unit, expected, spec, game, unit, grid, pure=False,
                                key=f"altmarl-{grid.name}-{spec.name}-{unit.id}-{run}", priority=-position, **place)
         futures[future] = index, f"{spec.name} {unit.id}"
     for future in distributed.as_completed(futures, loop=client.loop):

@@ -641,7 +641,7 @@ def run_sweep(grid, out_dir, progress=None, client=None):
     else:
         from altmarl_ros.experiments.cluster import compute_units
 
-        finished = compute_units(client, pending, grid, progress)
+        finished = compute_units(client, pending, grid, compute_unit, cache_group, progress)
     for index, record in finished:
         spec, unit, fingerprint, path = plan[index]
         stored_units[index] = {"fingerprint": fingerprint, "model": spec.name, "unit": unit.id,

@@ -1,5 +1,5 @@
 """Goals for robots whose navigator drives (command_type goal_pose): what each robot was last sent.
-(navigate_to_pose sends the same goals as actions: nodes/_navigate.py; `goal_sender` picks.)
+(navigate_to_pose sends the same goals as actions: nodes/_navigate.py; nodes/_senders.goal_sender picks.)
 
 A Nav2 navigator re-plans on every goal it receives, so a goal goes out only when
 it changes: a new goal zone, or a switch between driving and holding. Holding (a
@@ -15,7 +15,6 @@ from typing import Sequence
 from geometry_msgs.msg import PoseStamped
 
 from altmarl_ros.names import goal_topic
-from altmarl_ros.nodes._params import ParameterError
 from altmarl_ros.nodes._ros import GOAL_QOS
 
 NOTHING_SENT = -2  # no goal sent yet: a hold is not needed, the robot was never told to move
@@ -72,17 +71,3 @@ class GoalSender:
     def status(self) -> dict:
         """/diagnostics values."""
         return {"goals_sent": self.published}
-
-
-def goal_sender(node, robot_names: Sequence[str], map_frame: str, command_type: str):
-    """The goal sender of a goal-driven command type: goal_pose topics, or NavigateToPose actions (their
-    module is imported only then: nav2_msgs is needed for nothing else)."""
-    if command_type == "goal_pose":
-        return GoalSender(node, robot_names, map_frame)
-    try:
-        from altmarl_ros.nodes._navigate import NavigateSender
-    except ImportError as err:
-        raise ParameterError(f"parameter 'command_type' = {command_type!r} needs nav2_msgs ({err}): source a ROS 2 "
-                             f"Jazzy install with Nav2 (ros-jazzy-nav2-msgs), or run scripts/bootstrap.sh, which "
-                             f"builds NavigateToPose into the venv") from None
-    return NavigateSender(node, robot_names, map_frame)

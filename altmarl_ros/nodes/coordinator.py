@@ -59,7 +59,7 @@ from altmarl_ros.node_parameters import NODE_PARAMETERS, STATE_SAMPLINGS
 from altmarl_ros.nodes._params import (ParameterError, declare_choice, declare_control_period, declare_float,
                                        declare_int, declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._diagnostics import ERROR, OK, WARN, Diagnostics
-from altmarl_ros.nodes._goals import goal_sender
+from altmarl_ros.nodes._senders import goal_sender
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._sampling import RequestedStates, SubscribedStates
 from altmarl_ros.nodes._validate import DroppedMessages

@@ -38,7 +38,7 @@ from altmarl_ros.node_parameters import NODE_PARAMETERS
 from altmarl_ros.nodes._params import (declare_choice, declare_control_period, declare_float, declare_int,
                                        declare_policy, declare_robots, declare_scenario)
 from altmarl_ros.nodes._diagnostics import OK, WARN, Diagnostics
-from altmarl_ros.nodes._goals import goal_sender
+from altmarl_ros.nodes._senders import goal_sender
 from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, LATCHED_QOS, AltmarlNode, run_node
 from altmarl_ros.nodes._sampling import StateAnswers
