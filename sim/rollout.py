@@ -143,6 +143,57 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
     return total
 
 
+def _episodes(scenario: Scenario, n: int, seeds: int, rollouts: int, seed: int, fleet, progress):
+    """(s, r, simulator, generator) of rollout r of seed s: SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r];
+    `progress(done, total)` once the caller is done with each."""
+    for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
+        for r, stream in enumerate(seed_seq.spawn(rollouts)):
+            sim, rng = episode_start(scenario, n, stream, fleet)
+            yield s, r, sim, rng
+            if progress is not None:
+                progress(s * rollouts + r + 1, seeds * rollouts)
+
+
+def run_fa_episode(sim: FleetSim, decider, horizon: int, rng: np.random.Generator, on_epoch=None) -> float:
+    """Discounted return of one rollout of an FA policy (core.decision.FADecider on altmarl_sim.continuous_ring)
+    from the sim's current state: each epoch a fresh uniform k-subset of the workers (drawn as sample_workers
+    draws it), the depot's and the sampled workers' poses -> a_g, every worker's own pose -> a_i (greedy);
+    `on_epoch(sim, ids, a_g)` before every epoch runs."""
+    gamma, n = sim.scenario.gamma, sim.n
+    total, discount = 0.0, 1.0
+    for _ in range(horizon):
+        poses = np.array(sim.poses)
+        sampled = rng.choice(n, size=decider.policy.k, replace=False)
+        a_g = decider.global_action(poses[n], poses[sampled])
+        actions = decider.local_actions(poses[:n], poses[n])
+        if on_epoch is not None:
+            on_epoch(sim, sampled, a_g)
+        reward = sim.step_epoch(actions, a_g)[2]
+        total += discount * reward
+        discount *= gamma
+    return total
+
+
+def fa_sim_rollout_welfare(scenario: Scenario, decider, n: int = 1000, horizon: int = 100, seeds: int = 15,
+                           rollouts: int = 50, seed: int = 0, progress=None, fleet=FleetSim) -> WelfareEstimate:
+    """Welfare of an FA policy (its FADecider) in the simulator, on sim_rollout_welfare's streams: rollout r of
+    seed s starts where, and draws the noise and stalls that, the tabular policies' rollout r of seed s does."""
+    k = decider.policy.k
+    k, n, horizon, seeds, rollouts, seed = check_rollout_args(RolloutError, k, n, horizon, seeds, rollouts, seed,
+                                                              "workers")
+    meta = decider.policy.meta  # the local network's float64 activations, every worker at once
+    activations = 8 * (meta["inputs"]["local"] + sum(meta["hidden"]) + meta["n_al"])
+    budget.require(f"simulator rollouts of n = {n} robots", (n + 1) * (BYTES_PER_ROBOT + activations)
+                   + 16.0 * seeds * rollouts, "use a smaller --n")
+    returns = np.empty((seeds, rollouts))
+    start = time.perf_counter()
+    for s, r, sim, rng in _episodes(scenario, n, seeds, rollouts, seed, fleet, progress):
+        returns[s, r] = run_fa_episode(sim, decider, horizon, rng)
+    mean, ci = mean_ci95(returns)
+    return WelfareEstimate(mean=mean, ci95=ci, returns=returns, agent_steps=seeds * rollouts * n * horizon,
+                           seconds=time.perf_counter() - start)
+
+
 def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, horizon: int = 100,
                         seeds: int = 15, rollouts: int = 50, seed: int = 0,
                         progress=None, observer=None, prediction=None, fleet=FleetSim,
@@ -175,16 +226,12 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     errors = np.full((seeds, rollouts), np.nan)  # mean TV error of each rollout's estimates
     replies = np.full((seeds, rollouts), np.nan)  # mean replies per decision
     start = time.perf_counter()
-    for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
-        for r, stream in enumerate(seed_seq.spawn(rollouts)):
-            sim, rng = episode_start(scenario, n, stream, fleet)
-            decisions, heard = [], []
-            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, rng, observer=running, errors=decisions,
-                                        reply_loss=reply_loss, state_lead=state_lead, replies=heard)
-            if decisions:
-                errors[s, r], replies[s, r] = np.mean(decisions), np.mean(heard)
-            if progress is not None:
-                progress(s * rollouts + r + 1, seeds * rollouts)
+    for s, r, sim, rng in _episodes(scenario, n, seeds, rollouts, seed, fleet, progress):
+        decisions, heard = [], []
+        returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, rng, observer=running, errors=decisions,
+                                    reply_loss=reply_loss, state_lead=state_lead, replies=heard)
+        if decisions:
+            errors[s, r], replies[s, r] = np.mean(decisions), np.mean(heard)
     seconds = time.perf_counter() - start
     mean, ci = mean_ci95(returns)
     return WelfareEstimate(mean=mean, ci95=ci, returns=returns,

@@ -10,6 +10,9 @@ from the same sample, so neither holds its own copy of it:
 nodes/coordinator.py and nodes/local_agents.py call it, and so does altmarl_sim.rollout
 (test/test_decision.py feeds one sample sequence through the coordinator's and the
 rollout's paths and gets the same actions).
+An FA policy (core/fa_policy.py) on a continuous game decides through `FADecider` the same way:
+the k sampled states (poses on the continuous ring) -> the game's summary -> the global network's
+greedy a_g; each local's own state -> the local network's greedy a_i.
 """
 from __future__ import annotations
 
@@ -58,3 +61,19 @@ class Decider:
 
     def local_actions(self, zones: np.ndarray, s_g: int, uniforms: np.ndarray) -> np.ndarray:
         return local_actions(self.cum_pi_l, zones, s_g, uniforms)
+
+
+class FADecider:
+    """An FA policy's decisions at deploy time on its game's states (greedy on both sides, as it was scored).
+    It keeps no observer state: each decision reads its k samples afresh (the policy's `fresh` observer)."""
+
+    def __init__(self, policy, game):
+        self.policy, self.game = policy, game
+
+    def global_action(self, s_g, sampled) -> int:
+        """a_g from the global agent's state and its k sampled local states [k, ...]."""
+        return int(self.policy.global_action(self.game, s_g, sampled))
+
+    def local_actions(self, s_l, s_g) -> np.ndarray:
+        """Each local's a_i from its own state (s_l [m, ...]) and the global state."""
+        return self.policy.local_actions(self.game, s_l, s_g)

@@ -60,8 +60,8 @@ def global_observation(game, s_g, sampled, global_inputs: str, xp=np):
 
 def observation_sizes(game, k: int, global_inputs: str) -> dict:
     """{"global": d_g, "local": d_l}: the networks' input sizes on `game` at k."""
-    state = np.zeros(1, game.state_dtype)
-    return {"global": int(global_observation(game, state, np.zeros((1, k), game.state_dtype),
+    state = np.zeros((1, *game.state_shape), game.state_dtype)
+    return {"global": int(global_observation(game, state, np.zeros((1, k, *game.state_shape), game.state_dtype),
                                              global_inputs).shape[-1]),
             "local": int(game.local_features(state, state).shape[-1])}
 
@@ -174,9 +174,9 @@ class FAPolicy:
     def global_action(self, game, s_g, sampled) -> np.ndarray:
         """Greedy global actions for states s_g [...] and the k sampled local states [..., k]."""
         sampled = np.asarray(sampled)
-        if sampled.shape[-1] != self.k:
-            raise PolicyError(f"the global agent got {sampled.shape[-1]} sampled states; this policy reads k = "
-                              f"{self.k}")
+        got = sampled.shape[sampled.ndim - 1 - len(game.state_shape)]
+        if got != self.k:
+            raise PolicyError(f"the global agent got {got} sampled states; this policy reads k = {self.k}")
         x = global_observation(game, np.asarray(s_g), sampled, self.meta["global_inputs"])
         return np.argmax(mlp_apply(self.global_params, x), axis=-1)
 
