@@ -31,11 +31,10 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from altmarl_ros.core.decision import FADecider
     from altmarl_ros.core.evaluate import mean_ci95
     from altmarl_ros.core.fa_policy import load_fa_policy
     from altmarl_sim.continuous_ring import ContinuousRing
-    from altmarl_sim.rollout import fa_sim_rollout_welfare, policy_sim_welfare, sim_baselines
+    from altmarl_sim.rollout import decider_of, fa_sim_rollout_welfare, policy_sim_welfare, sim_baselines
     from altmarl_sim.scenario import load_scenario
     from altmarl_sim.world import ScenarioWorld
 
@@ -50,7 +49,7 @@ def main():
           f"horizon {args.horizon}, {args.seeds} x {args.rollouts} rollouts from seed {args.seed}", flush=True)
     rows = {}
     started = time.perf_counter()
-    rows["FA (positions)"] = fa_sim_rollout_welfare(game.scenario, FADecider(fa, game), **sizes)
+    rows["FA (positions)"] = fa_sim_rollout_welfare(game.scenario, decider_of(fa, game.scenario), **sizes)
     rows[f"tabular (zones, {tabular.observer.name})"] = policy_sim_welfare(world.scenario, tabular, **sizes)
     world = world.of_policy(tabular)
     constant = sim_baselines(world.scenario, world.game, fa.k, names=("best_constant_global",), **sizes)

@@ -108,6 +108,12 @@ class ContinuousRing(ContinuousGame):
         return jax.pure_callback(self._epoch_of_noise, jax.ShapeDtypeStruct(states.shape, np.float32), states, goals, noise,
                                  vmap_method="broadcast_all")
 
+    def zone_state(self, zone: int) -> np.ndarray:
+        """A state [8] at rest at `zone`'s centre: the depot as the agents know it (by its zone, as in a
+        GlobalCommand), which is all its features read."""
+        centre = self.scenario.ring.zone_centres()[int(zone)]
+        return robot_states([centre[0], centre[1], 0.0], zone)
+
     def zone(self, s, xp=np):
         """The zone a state records (index 7), as integers."""
         return s[..., 7].astype(xp.int32)

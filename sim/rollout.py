@@ -35,11 +35,13 @@ from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors
-from altmarl_ros.core.decision import Decider, local_actions
+from altmarl_ros.core.decision import Decider, FADecider, local_actions
 from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_args, mean_ci95
 from altmarl_ros.core.observer import Observer, deployed_observer
+from altmarl_ros.core.fa_policy import FAPolicy
 from altmarl_ros.core.observers import fresh
 from altmarl_ros.core.policy import PolicyMismatch, build_policy
+from altmarl_sim.continuous_ring import ContinuousRing
 from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim, check_lead
 from altmarl_sim.sampler import SamplerError
 from altmarl_sim.scenario import Scenario
@@ -71,6 +73,14 @@ def running_observer(scenario: Scenario, k: int, observer=None, prediction=None)
     """The stateful observer a rollout runs (default fresh; a filter predicts with `prediction`)."""
     n_sg, _, n_sl, _ = scenario.sizes
     return deployed_observer(n_sg, n_sl, k, observer, prediction)
+
+
+def decider_of(policy, scenario: Scenario):
+    """The decider of a policy file's policy on `scenario`, the one the nodes and the rollouts run: a tabular
+    policy's (its observer), or an FA policy's on the scenario's continuous ring (a fresh zone observer)."""
+    if isinstance(policy, FAPolicy):
+        return FADecider(policy, ContinuousRing(scenario), running_observer(scenario, policy.k))
+    return Decider.of_policy(policy)
 
 
 def sample_workers(zones, k: int, n_sl: int, rng: np.random.Generator,
@@ -154,18 +164,20 @@ def _episodes(scenario: Scenario, n: int, seeds: int, rollouts: int, seed: int, 
                 progress(s * rollouts + r + 1, seeds * rollouts)
 
 
-def run_fa_episode(sim: FleetSim, decider, horizon: int, rng: np.random.Generator, on_epoch=None) -> float:
-    """Discounted return of one rollout of an FA policy (core.decision.FADecider on altmarl_sim.continuous_ring)
-    from the sim's current state: each epoch a fresh uniform k-subset of the workers (drawn as sample_workers
-    draws it), the depot's and the sampled workers' poses -> a_g, every worker's own pose -> a_i (greedy);
-    `on_epoch(sim, ids, a_g)` before every epoch runs."""
-    gamma, n = sim.scenario.gamma, sim.n
+def run_fa_episode(sim: FleetSim, decider: FADecider, horizon: int, rng: np.random.Generator,
+                   on_epoch=None) -> float:
+    """Discounted return of one rollout of an FA policy (decider_of) from the sim's current state, deciding as
+    the nodes do: each epoch a fresh uniform k-subset of the workers (sample_workers), its zone counts and
+    poses and the depot's zone -> a_g; every worker's zone and pose -> a_i (greedy); `on_epoch(sim, ids, a_g)`
+    before every epoch runs."""
+    gamma, n, n_sl = sim.scenario.gamma, sim.n, sim.scenario.sizes[2]
     total, discount = 0.0, 1.0
+    decider.observer.reset()
     for _ in range(horizon):
-        poses = np.array(sim.poses)
-        sampled = rng.choice(n, size=decider.policy.k, replace=False)
-        a_g = decider.global_action(poses[n], poses[sampled])
-        actions = decider.local_actions(poses[:n], poses[n])
+        poses, zones, s_g = np.array(sim.poses), sim.zones(), sim.depot_zone()
+        sampled, counts = sample_workers(zones, decider.policy.k, n_sl, rng)
+        a_g = decider.global_action(s_g, counts, poses[sampled]).action
+        actions = decider.local_actions(zones, s_g, None, poses[:n])
         if on_epoch is not None:
             on_epoch(sim, sampled, a_g)
         reward = sim.step_epoch(actions, a_g)[2]

@@ -6,14 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from altmarl_ros.core.decision import FADecider
 from altmarl_ros.core.fa_policy import build_fa_policy, observation_sizes
 from altmarl_ros.core.observers import fresh
 from altmarl_sim.continuous_ring import ContinuousRing, robot_states
 from altmarl_sim.fleet import FleetSim
 from altmarl_sim.kinematics import Faults, Noise
 from altmarl_sim.ring import zone_of_pose
-from altmarl_sim.rollout import fa_sim_rollout_welfare, sim_rollout_welfare
+from altmarl_sim.rollout import decider_of, fa_sim_rollout_welfare, sim_rollout_welfare
 from altmarl_sim.scenario import ScenarioError, load_scenario, parse_scenario
 
 CONTINUOUS = load_scenario("warehouse_ring_continuous")
@@ -117,10 +116,10 @@ def test_an_fa_policy_scores_as_the_same_policy_in_tables_on_the_same_streams():
     fa, pi_l = _toward_depot_policy(k)
     pi_g = np.zeros((5, 126), np.int32)
     sizes = dict(n=60, horizon=15, seeds=1, rollouts=3, seed=4)
-    fa_welfare = fa_sim_rollout_welfare(CONTINUOUS, FADecider(fa, GAME), **sizes)
+    fa_welfare = fa_sim_rollout_welfare(CONTINUOUS, decider_of(fa, CONTINUOUS), **sizes)
     tabular = sim_rollout_welfare(CONTINUOUS, pi_g, pi_l, k, observer=fresh(k), **sizes)
     np.testing.assert_array_equal(fa_welfare.returns, tabular.returns)
-    other = fa_sim_rollout_welfare(CONTINUOUS, FADecider(fa, GAME), **{**sizes, "seed": 5})
+    other = fa_sim_rollout_welfare(CONTINUOUS, decider_of(fa, CONTINUOUS), **{**sizes, "seed": 5})
     assert not np.array_equal(other.returns, tabular.returns)  # the streams, not the policy, fix the returns
 
 

@@ -172,11 +172,11 @@ class FAPolicy:
         return digest.hexdigest()[:16]
 
     def global_action(self, game, s_g, sampled) -> np.ndarray:
-        """Greedy global actions for states s_g [...] and the k sampled local states [..., k]."""
+        """Greedy global actions for states s_g [...] and the k (or fewer) sampled local states [..., k]."""
         sampled = np.asarray(sampled)
         got = sampled.shape[sampled.ndim - 1 - len(game.state_shape)]
-        if got != self.k:
-            raise PolicyError(f"the global agent got {got} sampled states; this policy reads k = {self.k}")
+        if not 1 <= got <= self.k:  # fewer: the summary of those that replied (a node's missed replies)
+            raise PolicyError(f"the global agent got {got} sampled states; this policy reads 1 to k = {self.k}")
         x = global_observation(game, np.asarray(s_g), sampled, self.meta["global_inputs"])
         return np.argmax(mlp_apply(self.global_params, x), axis=-1)
 
@@ -225,6 +225,10 @@ def _read(path: Path) -> FAPolicy:
     if "meta" not in arrays or arrays["meta"].dtype.kind != "U":
         raise PolicyError(f"{path}: an FA policy file has a 'meta' JSON text member; this one has "
                           f"{clip_text(str(sorted(arrays)))}")
+    if "pi_g" in arrays:
+        raise PolicyError(f"{path} is a tabular policy (pi_g, pi_l); a continuous model or scenario needs an FA "
+                          "policy: train one with `altmarl train --model <continuous model>` or `--scenario "
+                          "<continuous scenario>`")
     meta = parse_json(str(arrays["meta"]), f"{path}: meta", PolicyError)
     layers = {"g": {}, "l": {}}
     for key in arrays:
