@@ -14,9 +14,11 @@ best constant dispatcher (the best population-blind baseline) for scale, and the
 Figures: docs/results.md, "The continuous ring".
 """
 import argparse
+import os
 import time
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the FA networks' small matmuls: threads only contend
+import numpy as np  # noqa: E402
 
 
 def main():

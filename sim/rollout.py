@@ -75,6 +75,18 @@ def running_observer(scenario: Scenario, k: int, observer=None, prediction=None)
     return deployed_observer(n_sg, n_sl, k, observer, prediction)
 
 
+def load_scenario_policy(path, scenario: Scenario):
+    """The policy file at `path` checked against `scenario`: a tabular policy on a zone scenario, an FA policy
+    (core/fa_policy.py) on a continuous one (altmarl_sim.continuous_ring); what the nodes and the demo load."""
+    if scenario.continuous is not None:
+        from altmarl_ros.core.fa_policy import load_fa_policy
+
+        return load_fa_policy(path, game=ContinuousRing(scenario))
+    from altmarl_ros.core.policy import load_policy
+
+    return load_policy(path, scenario_hash=scenario.content_hash())
+
+
 def decider_of(policy, scenario: Scenario):
     """The decider of a policy file's policy on `scenario`, the one the nodes and the rollouts run: a tabular
     policy's (its observer), or an FA policy's on the scenario's continuous ring (a fresh zone observer)."""
@@ -294,7 +306,10 @@ def best_blind_constant(scenario: Scenario, game, k: int, start_seed: int, **rol
 
 
 def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:
-    """sim_rollout_welfare of a PolicyArtifact under the observer it records."""
+    """sim_rollout_welfare of a PolicyArtifact under the observer it records; fa_sim_rollout_welfare of an FA
+    policy (its decider_of), so a caller (the demo) scores either kind of policy file the same way."""
+    if isinstance(policy, FAPolicy):
+        return fa_sim_rollout_welfare(scenario, decider_of(policy, scenario), **rollout_args)
     return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, policy.k, observer=policy.observer,
                                prediction=policy.prediction, **rollout_args)
 

@@ -6,7 +6,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from altmarl_ros.core.fa_policy import build_fa_policy, observation_sizes
+from _fa_ring import parked_depot_fa
+from altmarl_ros.core.fa_policy import observation_sizes
 from altmarl_ros.core.observers import fresh
 from altmarl_sim.continuous_ring import ContinuousRing, robot_states
 from altmarl_sim.fleet import FleetSim
@@ -93,33 +94,16 @@ def test_features_read_the_rings_zones_and_the_summary_holds_the_zone_counts():
     np.testing.assert_allclose(summary.reshape(5, 4).sum(axis=1), np.bincount(zones[:7], minlength=5) / 7)
 
 
-def _toward_depot_policy(k):
-    """FA networks that act as the tabular policy "each worker heads for the depot's zone, the depot stays in
-    zone 0": the local net reads the zone relative to the depot's, the global net is a constant."""
-    move = np.array([0, 2, 2, 1, 1])  # relative zone 0: stay; 1, 2: previous; 3, 4: next
-    W0 = np.zeros((16, 5), np.float32)
-    W0[10:15] = 3 * np.eye(5)
-    W1 = np.eye(3, dtype=np.float32)[move]
-    global_params = [(np.zeros((observation_sizes(GAME, k, "state+summary")["global"], 5), np.float32),
-                      np.zeros(5, np.float32)), (np.zeros((5, 5), np.float32), np.eye(5, dtype=np.float32)[0])]
-    pi_l = np.zeros((5, 5, 3))
-    for s_l in range(5):
-        for s_g in range(5):
-            pi_l[s_l, s_g, move[(s_l - s_g) % 5]] = 1.0
-    fa = build_fa_policy(GAME, k, global_params, [(W0, np.zeros(5, np.float32)), (W1, np.zeros(3, np.float32))],
-                         global_inputs="state+summary", hidden=[5])
-    return fa, pi_l
-
-
 def test_an_fa_policy_scores_as_the_same_policy_in_tables_on_the_same_streams():
     k = 5
-    fa, pi_l = _toward_depot_policy(k)
-    pi_g = np.zeros((5, 126), np.int32)
-    sizes = dict(n=60, horizon=15, seeds=1, rollouts=3, seed=4)
-    fa_welfare = fa_sim_rollout_welfare(CONTINUOUS, decider_of(fa, CONTINUOUS), **sizes)
-    tabular = sim_rollout_welfare(CONTINUOUS, pi_g, pi_l, k, observer=fresh(k), **sizes)
+    fa, pi_l = parked_depot_fa(GAME, k)
+    pi_g = np.tile(np.arange(5, dtype=np.int32)[:, None], (1, 126))  # the depot stays in its zone
+    anywhere = replace(CONTINUOUS, depot_start_zone=None)  # the depot starts in a random zone
+    sizes = dict(n=60, horizon=15, seeds=1, rollouts=4, seed=4)
+    fa_welfare = fa_sim_rollout_welfare(anywhere, decider_of(fa, anywhere), **sizes)
+    tabular = sim_rollout_welfare(anywhere, pi_g, pi_l, k, observer=fresh(k), **sizes)
     np.testing.assert_array_equal(fa_welfare.returns, tabular.returns)
-    other = fa_sim_rollout_welfare(CONTINUOUS, decider_of(fa, CONTINUOUS), **{**sizes, "seed": 5})
+    other = fa_sim_rollout_welfare(anywhere, decider_of(fa, anywhere), **{**sizes, "seed": 5})
     assert not np.array_equal(other.returns, tabular.returns)  # the streams, not the policy, fix the returns
 
 
