@@ -39,8 +39,8 @@ from altmarl_ros.core.decision import Decider, FADecider, local_actions
 from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_args, mean_ci95
 from altmarl_ros.core.observer import Observer, deployed_observer
 from altmarl_ros.core.fa_policy import FAPolicy
-from altmarl_ros.core.observers import fresh
-from altmarl_ros.core.policy import PolicyMismatch, build_policy
+from altmarl_ros.core.observers import PAPER_OBSERVER, fresh
+from altmarl_ros.core.policy import PolicyError, PolicyMismatch, build_policy
 from altmarl_sim.continuous_ring import ContinuousRing
 from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim, check_lead
 from altmarl_sim.sampler import SamplerError
@@ -81,7 +81,9 @@ def load_scenario_policy(path, scenario: Scenario):
     if scenario.continuous is not None:
         from altmarl_ros.core.fa_policy import load_fa_policy
 
-        return load_fa_policy(path, game=ContinuousRing(scenario))
+        policy = load_fa_policy(path, game=ContinuousRing(scenario))
+        decider_of(policy, scenario)  # refused here, before a node or a demo starts, if no node can run it
+        return policy
     from altmarl_ros.core.policy import load_policy
 
     return load_policy(path, scenario_hash=scenario.content_hash())
@@ -91,6 +93,10 @@ def decider_of(policy, scenario: Scenario):
     """The decider of a policy file's policy on `scenario`, the one the nodes and the rollouts run: a tabular
     policy's (its observer), or an FA policy's on the scenario's continuous ring (a fresh zone observer)."""
     if isinstance(policy, FAPolicy):
+        if policy.observer.name != PAPER_OBSERVER:
+            raise PolicyError(f"this FA policy reads its {policy.observer.name} observer's estimate; the fleet runs "
+                              f"FA policies that read each decision's k samples: train one with `--observer "
+                              f"{PAPER_OBSERVER}` (the default)")
         return FADecider(policy, ContinuousRing(scenario), running_observer(scenario, policy.k))
     return Decider.of_policy(policy)
 

@@ -586,8 +586,12 @@ ROWS += [
         {**M, "p.npz": lambda p: write_policy(p, meta=np.str_('{"k": ' + "7" * 5000 + "}"))}),
     Row("policy meta observer gain 10^400", E(), r"observer\.gain: must be a finite number, got an integer of 401",
         {**M, "p.npz": lambda p: write_policy(p, meta=meta_with(observer={**META["observer"], "gain": 10 ** 400}))}),
-    Row("policy meta observer name a dict", E(), r"observer: unknown observer\(s\) \[\{'x': 1\}\]",
+    Row("policy meta observer name a dict", E(), r"observer: is \{'x': 1\}; a tabular model's observers are fresh, "
+        r"filter",
         {**M, "p.npz": lambda p: write_policy(p, meta=meta_with(observer={**META["observer"], "name": {"x": 1}}))}),
+    Row("policy meta observer continuous-only", E(), r"observer: is 'pool', which runs on continuous models only; a "
+        r"tabular model's observers are fresh, filter$",
+        {**M, "p.npz": lambda p: write_policy(p, meta=meta_with(observer={**META["observer"], "name": "pool"}))}),
     Row("policy meta model_hash a number", E(), r"policy meta model_hash is 12; it must be text",
         {**M, "p.npz": lambda p: write_policy(p, meta=meta_with(model_hash=12))}),
     Row("policy meta scenario name a list", E(), r"policy meta scenario is .*use None or",
@@ -760,6 +764,9 @@ ROWS += [
         r"--dirichlet-alpha applies to --model evaluation; a scenario starts its robots", {}),
     Row("train --max-columns 1", T("m.yaml", "--max-columns", "1"), r"--max-columns 1: pi_g at k = 2 itself has 3 "
         r"count vectors .*raise it to at least 3", M),
+    Row("train --observer pool on a tabular model", T("m.yaml", "--observer", "pool"),
+        r"--observer: is 'pool', which runs on continuous models only; a tabular model's observers are fresh, "
+        r"filter$", M),
     Row("train --max-columns with --observer fresh", T("m.yaml", "--observer", "fresh", "--max-columns", "9"),
         r"--max-columns caps the resolution of an observer chosen among candidates \(filter\); --observer fresh "
         r"trains pi_g at k", M),

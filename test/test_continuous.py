@@ -7,6 +7,7 @@ import pytest
 from _learn_reference import random_game
 from altmarl_ros.core.continuous import BimodalLine, TabularGame, continuous_model
 from altmarl_ros.core.counts import rank
+from altmarl_ros.core.fa_policy import global_observation
 from altmarl_ros.errors import ModelError
 
 SETUP_B = BimodalLine()
@@ -64,7 +65,7 @@ def test_summary_is_the_normalised_numpy_histogram():
     sampled[0, :3] = [-2.0, 2.0, -1.2]  # the range's ends and an interior edge
     expected = np.stack([np.histogram(row, EDGES)[0] / 7 for row in sampled])
     assert SETUP_B.summary(sampled) == pytest.approx(expected)
-    features = SETUP_B.global_features(np.full(50, 0.25), sampled)
+    features = global_observation(SETUP_B, np.full(50, 0.25), SETUP_B.summary(sampled), "state+summary")
     assert features.shape == (50, 6) and features[:, 0] == pytest.approx(0.25)
 
 

@@ -28,15 +28,20 @@ def _constant_policy(path, a_g, a_l, k=4):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--model", "setup_b", "--k", "1", "--m", "20"], "--m applies to tabular models; setup_b is a "
                                                                "continuous"),
-    (["train", "--model", "setup_b", "--k", "1", "--observer", "fresh"], "--observer applies to tabular models"),
+    (["train", "--model", "setup_b", "--k", "1", "--select-n", "9"], "--select-n applies to tabular models"),
+    (["train", "--model", "setup_b", "--k", "1", "--observer-window", "3"],
+     "observer: fresh has no window or gain (use filter or pool)"),
+    (["train", "--model", "TINY", "--k", "2", "--observer", "pool"],
+     "--observer: is 'pool', which runs on continuous models only; a tabular model's observers are fresh, filter"),
+    (["train", "--model", "TINY", "--k", "2", "--observer-gain", "0.5"], "--observer-gain apply to continuous"),
     (["train", "--model", "setup_b", "--k", "501"], "k: is 501, more than the n = 500 locals"),
     (["evaluate", "--model", "setup_b", "--policy", "POLICY", "--dirichlet-alpha", "0.3"],
      "--dirichlet-alpha applies to tabular models"),
     (["evaluate", "--model", "setup_b", "--policy", "POLICY", "--n", "3"], "--n 3 is below the policy's k = 4"),
     (["evaluate", "--model", "TINY", "--policy", "POLICY"], "is a function-approximation policy"),
     (["train", "--model", "TINY", "--k", "2", "--train-seeds", "2"], "--train-seeds, --global-step, --g-iters, "
-                                                                      "--l-iters and --tracked apply to continuous"),
-    (["train", "--model", "TINY", "--k", "2", "--tracked", "1"], "--tracked apply to continuous models"),
+                                                                      "--l-iters, --tracked, --observer-window"),
+    (["train", "--model", "TINY", "--k", "2", "--tracked", "1"], "--observer-gain apply to continuous models"),
     (["train", "--model", "setup_b", "--k", "1", "--tracked", "501"], "tracked: is 501, more than the n = 500"),
 ])
 def test_errors_are_one_line_naming_the_flag(tmp_path, capsys, argv, message):

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 from altmarl_msgs.msg import GlobalCommand, StateReport  # noqa: E402
 
+from altmarl_ros.core.fa_observer import FRESH, default_observer  # noqa: E402
 from altmarl_ros.core.fa_policy import build_fa_policy, mlp_apply, observation_sizes, save_fa_policy  # noqa: E402
 from altmarl_ros.nodes._params import ParameterError  # noqa: E402
 from altmarl_sim.continuous_ring import ContinuousRing  # noqa: E402
@@ -25,7 +26,7 @@ from altmarl_sim.scenario import load_scenario, parse_scenario  # noqa: E402
 N, K, EPOCHS = 50, 5, 30
 
 
-def _random_fa(game, k, seed, local_bias=(0.0, 0.0, 0.0)):
+def _random_fa(game, k, seed, local_bias=(0.0, 0.0, 0.0), observer=FRESH):
     """An FA policy with random weights (hidden 8) whose local net leans to `local_bias`."""
     rng = np.random.default_rng(seed)
     sizes = observation_sizes(game, k, "state+summary")
@@ -34,7 +35,7 @@ def _random_fa(game, k, seed, local_bias=(0.0, 0.0, 0.0)):
         b = rng.normal(size=n_out) if bias is None else np.asarray(bias)
         return [(rng.normal(size=(n_in, 8)), rng.normal(size=8)), (2 * rng.normal(size=(8, n_out)), b)]
     return build_fa_policy(game, k, net(sizes["global"], game.n_ag), net(sizes["local"], game.n_al, local_bias),
-                           global_inputs="state+summary", hidden=[8])
+                           global_inputs="state+summary", hidden=[8], observer=observer)
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +191,7 @@ def test_bad_fa_policy_files_stop_the_nodes_with_one_line_errors(ros_context, ri
     other = ContinuousRing(parse_scenario({**ring["scenario"].to_dict(), "continuous": {"bins_per_zone": 2}}))
     coarse = str(save_fa_policy(_random_fa(other, K, 2), root / "coarse.npz"))
     k3 = str(save_fa_policy(_random_fa(game, 3, 3), root / "k3.npz"))
+    pooled = str(save_fa_policy(_random_fa(game, K, 4, observer=default_observer("pool", K, 100)), root / "pool.npz"))
     broken = dict(np.load(ring["path"]))
     broken["l_W1"][0, 0] = np.nan
     np.savez(root / "nan.npz", **broken)
@@ -199,6 +201,9 @@ def test_bad_fa_policy_files_stop_the_nodes_with_one_line_errors(ros_context, ri
                                                             "scenario needs an FA policy: train one with"),
         (LocalAgentsNode, {**ok, "policy": coarse}, "global network inputs 15 in the policy, 25 features"),
         (CoordinatorNode, {**ok, "policy": k3, "k": 5}, "trained for k = 3"),
+        (LocalAgentsNode, {**ok, "policy": pooled}, "this FA policy reads its pool observer's estimate; the fleet "
+                                                    "runs FA policies that read each decision's k samples: train "
+                                                    "one with `--observer fresh` (the default)"),
         (LocalAgentsNode, {**ok, "policy": str(root / "nan.npz")}, "l_W1[0, 0]: is nan; weights are finite"),
         (CoordinatorNode, {"scenario": world["scenario"], "n_robots": N, "policy": ring["path"]},
          "is a function-approximation policy (a continuous model's networks); use it with --model <its continuous "

@@ -14,7 +14,8 @@ from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.fa_alternating import FAConfig, FATrainer, check_config, fa_alternating, welfare_returns
 from altmarl_ros.core.fa_learn import RolloutSpec, TRPOSettings, fisher_vector_product, init_mlp, mean_kl, rollouts, \
     surrogate_and_kl, trpo_update
-from altmarl_ros.core.fa_policy import mlp_apply
+from altmarl_ros.core.fa_observer import FRESH, FAObserverSpec
+from altmarl_ros.core.fa_policy import global_observation, mlp_apply
 from altmarl_ros.core.glearn import g_learn
 from altmarl_ros.core.llearn import l_learn
 
@@ -172,15 +173,18 @@ def test_fa_global_step_recovers_g_learn_best_response_on_one_hot_features():
     trainer.trpo_g(40)
     counts = count_vectors(k, 2)
     samples = np.array([np.repeat(np.arange(2), F) for F in counts])  # row f: a sample whose counts are F_f
-    greedy = [[int(np.argmax(mlp_apply(trainer.glob.actor, adapter.global_features(np.array(g), samples[f]))))
+    greedy = [[int(np.argmax(mlp_apply(trainer.glob.actor, global_observation(
+                   adapter, np.array(g), adapter.summary(samples[f]), "state+summary"))))
                for f in range(len(counts))] for g in range(2)]
     assert greedy == Q.argmax(axis=-1).tolist()
 
 
 @pytest.mark.slow
-def test_a_seeded_training_run_repeats_exactly():
+@pytest.mark.parametrize("observer", [FRESH, FAObserverSpec("filter", 3, 0.5)])
+def test_a_seeded_training_run_repeats_exactly(observer):
     adapter = TabularGame(GAME, default_n=6, horizon_train=10)
-    config = FAConfig(hidden=(8,), rounds=2, g_iters=1, l_iters=1, episodes=8, tracked=3, select_rollouts=4, eta=0.0)
+    config = FAConfig(hidden=(8,), rounds=2, g_iters=1, l_iters=1, episodes=8, tracked=3, select_rollouts=4, eta=0.0,
+                      observer=observer)
     first, again, other = (fa_alternating(adapter, 2, config, seed=seed) for seed in (5, 5, 6))
     flat = lambda result: np.concatenate([np.ravel(a) for layer in result.global_params + result.local_params  # noqa
                                           for a in layer])

@@ -79,7 +79,12 @@ def _meta_change(**updates):
     (_meta_change(hidden=[8]), r"the global network has 3 layers; meta hidden \[8\] means 2"),
     (_meta_change(global_inputs="all"), r"global_inputs is 'all'; use one of"),
     (_meta_change(k=0), r"meta k is 0; it must be an integer"),
-    (_meta_change(observer={"name": "filter"}), r"FA policies read each decision's k samples afresh"),
+    (_meta_change(observer={"name": "filter"}), r"meta observer: is \{'name': 'filter'\}; filter needs exactly gain, "
+                                               r"name, window"),
+    (_meta_change(observer={"name": "fresh", "window": 1}), r"meta observer: is .*; fresh needs exactly name$"),
+    (_meta_change(observer=["fresh"]), r"meta observer: is \['fresh'\]; it needs a name"),
+    (_meta_change(observer={"name": "kalman"}), r"meta observer: is 'kalman'; a continuous model's observers are "),
+    (_meta_change(observer={"name": "pool", "window": 3, "gain": -0.5}), r"meta observer.gain: is -0.5; pool weighs"),
     (_meta_change(extra=1), r"unknown key\(s\) \[extra\]"),
 ])
 def test_a_bad_file_gets_one_line_naming_what_and_the_fix(tmp_path, policy, change, message):

@@ -83,6 +83,45 @@ def toy_observer():
         OBSERVERS.pop(kind.name)
 
 
+def test_an_observer_runs_only_on_the_models_its_entry_names(toy_observer, tmp_path, capsys):
+    """The entry's `models` decide where an observer may be asked for: the toy (tabular by default) on a
+    continuous model, and pool (continuous only) on a tabular one, are refused in one line naming the field
+    (the flag, the grid key, the spec) and the observers that run there."""
+    import yaml
+
+    from altmarl_ros.core.fa_observer import FAObserverSpec, default_observer
+    from altmarl_ros.core.observers import CONTINUOUS, TABULAR, observers_on
+    from altmarl_ros.core.registry import RegistryError
+    from altmarl_ros.experiments.sweep import SweepConfigError, load_grid
+
+    assert observers_on(TABULAR) == ("fresh", "filter", TOY)
+    assert observers_on(CONTINUOUS) == ("fresh", "filter", "pool")
+    on_continuous = f"is '{TOY}', which runs on tabular models only; a continuous model's observers are fresh, " \
+                    "filter, pool"
+    on_tabular = f"is 'pool', which runs on continuous models only; a tabular model's observers are fresh, " \
+                 f"filter, {TOY}"
+    for build in (lambda: default_observer(TOY, 5, 50), lambda: FAObserverSpec(TOY, 4, 0.0)):
+        with pytest.raises(ObserverError, match=f"^observer: {re.escape(on_continuous)}$"):
+            build()
+    with pytest.raises(ObserverError, match=f"^observer: {re.escape(on_tabular)}$"):
+        ObserverSpec("pool", 0.5, 12)
+    for argv, message in ((["--model", "setup_b", "--k", "5", "--observer", TOY], on_continuous),
+                          (["--model", str(WAREHOUSE), "--k", "5", "--out", str(tmp_path / "p.npz"),
+                            "--observer", "pool"], on_tabular)):
+        assert main(["train", *argv, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"--observer: {message}" in err and err.count("\n") == 1
+    grid = dict(models=["warehouse"], k=[1], n=20, m=4, rounds=2, horizon=10, seeds=1, rollouts=6,
+                full_observation_k=None, cost_k=[], seed=0, observers=["fresh", "pool"])
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({"models": {"warehouse": {"model": str(WAREHOUSE)}}, "grids": {"g": grid}}))
+    with pytest.raises(SweepConfigError, match=r"observers\[1\] = 'pool' is not an observer the sweep runs on a "
+                                               rf"tabular model \(known: fresh, filter, {TOY}\)"):
+        load_grid(config, "g")
+    with pytest.raises(RegistryError, match="models"):
+        register_observer(ObserverKind("nowhere", "runs on no model", models=frozenset()))
+
+
 def test_the_toy_pools_samples_without_predicting(toy_observer):
     """Its running observer is the fading-memory mean of the samples, by hand: gains 1 then m / (W + m)
     with the weight W <- (1 - alpha) (W + m), and epochs between decisions leave it where it was, even
@@ -122,7 +161,7 @@ def test_a_registered_observer_is_a_train_choice_trains_and_evaluates(toy_observ
         main(["train", "--help"])
     assert done.value.code == 0
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--observer {fresh,filter,toy_pooled}" in help_text
+    assert "--observer {fresh,filter,pool,toy_pooled}" in help_text
     assert f"{TOY}: {toy_observer.description}" in help_text
 
     model, out = WAREHOUSE, tmp_path / "toy.npz"
@@ -156,7 +195,7 @@ def test_a_registered_observer_is_a_train_choice_trains_and_evaluates(toy_observ
 
 def test_the_node_check_asks_the_registry_what_a_command_may_carry(toy_observer):
     """A command of an observer that keeps an estimate may carry no sample and any resolution; one of
-    fresh may not."""
+    fresh may not; one of an observer that runs on continuous models only never comes from a tabular policy."""
     from altmarl_msgs.msg import GlobalCommand
 
     from altmarl_ros.core.counts import rank
@@ -177,6 +216,7 @@ def test_the_node_check_asks_the_registry_what_a_command_may_carry(toy_observer)
     assert check.problem(command(TOY)) is None
     assert check.problem(command("fresh"))[0] == "sampled_ids"
     assert check.problem(command("kalman"))[0] == "observer"
+    assert check.problem(command("pool"))[0] == "observer"  # registered, but runs on continuous models only
 
 
 def test_a_registered_observer_is_an_axis_of_the_sweep(toy_observer, tmp_path, capsys):

@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _sweep_config import SWEEP_CONFIG, shipped_sweep_config
 from altmarl_ros.cli import main
 from altmarl_ros.experiments.fits import fit_inverse_sqrt, fit_power_law
 from altmarl_ros.experiments.report import replace_generated, write_report
 from altmarl_ros.experiments.sweep import ROW_FIELDS, SweepConfigError, count_units, load_grid
 
 REPO = Path(__file__).resolve().parents[1]
-SWEEP_CONFIG = REPO / "config" / "sweep.yaml"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -96,11 +96,8 @@ def test_quick_and_full_grids_train_the_filter_as_train_does():
 def test_bad_grid_names_the_field(tmp_path, edit, named):
     import yaml
 
-    config = yaml.safe_load(SWEEP_CONFIG.read_text())
+    config = shipped_sweep_config()
     edit(config["grids"]["tiny"])
-    for spec in config["models"].values():  # keep model paths valid from tmp_path
-        if "model" in spec:
-            spec["model"] = str(SWEEP_CONFIG.parent / spec["model"])
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(SweepConfigError, match=re.escape(named)):
@@ -108,7 +105,7 @@ def test_bad_grid_names_the_field(tmp_path, edit, named):
 
 
 @pytest.mark.parametrize("edit, named", [
-    (lambda c: c.update(grid={}), "sweep.yaml: grid: unknown key (allowed: models, grids)"),
+    (lambda c: c.update(grid={}), "sweep.yaml: grid: unknown key (allowed: models, grids, continuous_grids)"),
     (lambda c: c["models"]["federated"].update(colour="red"),
      "models.federated.colour: unknown key (allowed: model, scenario, authors_protocol)"),
 ])
@@ -305,10 +302,7 @@ def _check_observer_axis_caches(tmp_path, out, capsys):
     """A changed filter block recomputes the filter units only; dropping filter computes nothing."""
     import yaml
 
-    config = yaml.safe_load(SWEEP_CONFIG.read_text())
-    for spec in config["models"].values():
-        if "model" in spec:
-            spec["model"] = str(SWEEP_CONFIG.parent / spec["model"])
+    config = shipped_sweep_config()
     tiny = config["grids"]["tiny"]
     grid = load_grid(SWEEP_CONFIG, "tiny")
     n_filter = len(grid.models) * len(grid.k)

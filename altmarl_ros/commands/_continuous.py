@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 
 from altmarl_ros.commands import finite_or_none, print_json
-from altmarl_ros.core.observers import DEFAULT_OBSERVER
+from altmarl_ros.core.observers import CONTINUOUS, PAPER_OBSERVER, observer_on
 from altmarl_ros.errors import UsageError
 
 # The tabular-only flags and their defaults: a continuous model refuses any other value.
 TABULAR_TRAIN_FLAGS = {"sampler": "model", "samples": None, "m": 30, "start": "best_constant", "tol": 1e-4,
-                       "observer": DEFAULT_OBSERVER, "select_n": 1000, "select_rollouts": 50, "max_columns": None,
-                       "dirichlet_alpha": None}
+                       "select_n": 1000, "select_rollouts": 50, "max_columns": None, "dirichlet_alpha": None}
 TABULAR_EVALUATE_FLAGS = {"m": None, "dirichlet_alpha": None}
 
 
@@ -81,14 +80,18 @@ def train(args) -> int:
     check_output(out)
     from altmarl_ros.core import work
     from altmarl_ros.core.fa_alternating import FAConfig, check_config, train_best_of
+    from altmarl_ros.core.fa_observer import default_observer, particles
     from altmarl_ros.core.fa_policy import build_fa_policy, save_fa_policy
 
     inputs = "summary" if args.global_step == "supervised" else "state+summary"
     steps = {name: getattr(args, name) for name in ("g_iters", "l_iters", "tracked") if getattr(args, name) is not None}
+    name = observer_on(args.observer or PAPER_OBSERVER, CONTINUOUS, UsageError, "--observer").name
+    observer = default_observer(name, args.k, game.horizon_eval, args.observer_window, args.observer_gain)
     config = check_config(game, args.k, FAConfig(rounds=args.rounds, eta=args.eta, global_rule=args.global_step,
-                                                 global_inputs=inputs, **steps))
+                                                 global_inputs=inputs, observer=observer, **steps))
     seeds = [args.seed + index for index in range(args.train_seeds)]
-    per_round = (config.g_iters + config.l_iters) * config.episodes * config.horizon * config.n
+    per_round = ((config.g_iters + config.l_iters) * config.episodes * config.horizon
+                 * (config.n + particles(observer, args.k)))
     work.require(f"training {len(seeds)} runs of at most {config.rounds} rounds on {game.name} (n = {config.n})",
                  {"FA agent-steps": float(len(seeds)) * (config.rounds + 1) * per_round},
                  "use fewer --train-seeds or --rounds")
@@ -114,7 +117,8 @@ def train(args) -> int:
                "converged": result.converged, "stop_reason": result.stop_reason, "kept_seed": kept_seed,
                "runs": rows, "rounds": rounds, "seconds_per_run": [run.seconds for _, run in runs]}
     policy = build_fa_policy(game, args.k, result.global_params, result.local_params, global_inputs=inputs,
-                             hidden=config.hidden, config={**config.to_json(), "seeds": seeds, "eta": result.eta},
+                             hidden=config.hidden, observer=observer,
+                             config={**config.to_json(), "seeds": seeds, "eta": result.eta},
                              metrics=finite_or_none(metrics))
     save_fa_policy(policy, out)
     if args.json:
@@ -128,7 +132,7 @@ def train(args) -> int:
         print(f"{row['seed']:>4} {row['rounds']:>6} {row['welfare']:>11.3f} +- {row['welfare_ci']:<5.2f} "
               f"{gap[0]:>9} {gap[1]:>8} {gap[2]:>8} {row['seconds']:>8.1f}  {row['stop_reason']}")
     print(f"kept seed {kept_seed} (best selection welfare, the authors' rule); eta = {result.eta:.4g}; "
-          f"global step: {args.global_step}")
+          f"global step: {args.global_step}; observer: {observer.describe()}")
     print(f"wrote {out} (policy id {policy.policy_id})")
     return 0
 
@@ -149,10 +153,12 @@ def evaluate(args) -> int:
     if policy.k > n:
         raise UsageError(f"--n {n} is below the policy's k = {policy.k}")
     from altmarl_ros.core import work
+    from altmarl_ros.core.fa_observer import FRESH, particles
 
-    runs = 1 if args.no_baselines else 3
-    work.require(f"evaluating n = {n} x horizon {horizon} x {seeds} seeds x {rollouts} rollouts ({runs} pairs)",
-                 {"FA agent-steps": float(n) * horizon * seeds * rollouts * runs},
+    runs = n + particles(policy.observer, policy.k) + (0 if args.no_baselines else 2 * n)
+    work.require(f"evaluating n = {n} x horizon {horizon} x {seeds} seeds x {rollouts} rollouts "
+                 f"({1 if args.no_baselines else 3} pairs)",
+                 {"FA agent-steps": float(runs) * horizon * seeds * rollouts},
                  "use a smaller --n, --horizon, --seeds or --rollouts (or --no-baselines)")
     from altmarl_ros.core.evaluate import mean_ci95
     from altmarl_ros.core.fa_alternating import mode_accuracy, protocol_returns
@@ -166,13 +172,18 @@ def evaluate(args) -> int:
               disable=args.quiet or not sys.stderr.isatty()) as bar:
         for name, (global_mode, local_mode) in pairs.items():
             bar.set_postfix_str(name)
-            returns = protocol_returns(game, policy.k, policy.global_params, policy.local_params, n=n,
-                                       horizon=horizon, seeds=seeds, rollouts_=rollouts, seed=args.seed,
-                                       global_inputs=policy.meta["global_inputs"], global_mode=global_mode,
-                                       local_mode=local_mode)
+            mine = name == "policy"  # the baselines' dispatcher is uniform: no observer to run
+            arrays = protocol_returns(game, policy.k, policy.global_params, policy.local_params, n=n,
+                                      horizon=horizon, seeds=seeds, rollouts_=rollouts, seed=args.seed,
+                                      global_inputs=policy.meta["global_inputs"], global_mode=global_mode,
+                                      local_mode=local_mode, observer=policy.observer if mine else FRESH,
+                                      estimation_error=mine)
+            returns = arrays["welfare"]
             mean, ci = mean_ci95(returns)
             found[name] = {"welfare": mean, "welfare_ci": ci, "seed_means_std": float(returns.mean(axis=1).std()),
                            "rollouts_std": float(returns.std())}
+            if mine:
+                found[name]["estimation_error"] = float(arrays["estimation_error"].mean())
             bar.update()
     # the authors' privileged label exists on their model only (a continuous ring has no "mode" to name)
     accuracy = mode_accuracy(game, policy.k, policy) if hasattr(game, "mode_bin") else None
@@ -181,7 +192,8 @@ def evaluate(args) -> int:
     if args.json:
         print_json({"policy": str(args.policy), "policy_id": policy.policy_id, "k": policy.k, "model": game.name,
                     "model_hash": game.content_hash(), "n": n, "horizon": horizon, "seeds": seeds,
-                    "rollouts": rollouts, "seed": args.seed, **found.pop("policy"), "mode_accuracy": accuracy,
+                    "rollouts": rollouts, "seed": args.seed, "observer": policy.meta["observer"],
+                    **found.pop("policy"), "mode_accuracy": accuracy,
                     "nash_gap_training": training.get("nash_gap"), "baselines": found, "seconds": seconds})
         return 0
     print(f"policy {args.policy} (id {policy.policy_id}, k = {policy.k}, global step "
@@ -193,9 +205,11 @@ def evaluate(args) -> int:
           f"{seeds * rollouts} rollouts)")
     print(f"               {mine['welfare']:.3f} +- {mine['seed_means_std']:.3f}  (std of the {seeds} per-seed "
           "means: the authors' statistic)")
+    print(f"observer       {policy.observer.describe()}: its estimate is {mine['estimation_error']:.3f} from the "
+          "fleet's histogram (total variation, mean over steps)")
     if accuracy is not None:
         print(f"mode accuracy  {100 * accuracy:.1f}%  (greedy global action = the start's most populated bin, "
-              "1000 fresh starts)")
+              "1000 fresh starts: the first decision, one k-sample whatever the observer)")
     gap, global_gain, local_gain = (_or_dash(training.get(key)) for key in ("nash_gap", "global_gain", "local_gain"))
     print(f"Nash gap       {gap}  (training's estimate: global gain {global_gain}, local gain {local_gain}; "
           "approximate best responses, so lower bounds)")

@@ -53,7 +53,8 @@ def add_arguments(parser):
                       help="the quick grid, fresh and filter observers (about 40 min of units on 2 shared cores)")
     size.add_argument("--tiny", action="store_const", dest="grid", const="tiny",
                       help="the tiny grid the test suite runs")
-    size.add_argument("--grid", dest="grid", help="any grid named in the config (default: full)")
+    size.add_argument("--grid", dest="grid", help="any grid named in the config (default: full), or under its "
+                                                  "continuous_grids (a continuous model: setup_b, setup_b_tiny)")
     parser.set_defaults(grid="full")
     parser.add_argument("--out", help="results directory (default: runs/sweep/<grid>)")
     parser.add_argument("--cluster", metavar="ADDRESS",
@@ -96,6 +97,10 @@ def _check_outputs(args, out_dir: Path, grid, grid_name: str) -> Path:
 
 
 def run(args):
+    from altmarl_ros.experiments.continuous_sweep import continuous_grids, run as run_continuous
+
+    if args.grid in continuous_grids(args.config):  # a built-in continuous model's grid (docs/continuous.md)
+        return run_continuous(args, args.grid)
     from altmarl_ros.experiments.report import write_report
     from altmarl_ros.experiments.sweep import count_units, load_grid, load_results, run_sweep
 
@@ -129,12 +134,18 @@ def run(args):
             where = f" on the cluster {args.cluster}" if args.cluster else ""
             print(f"sweep {grid.name}: {result.computed} points computed{where}, {result.skipped} reused "
                   f"in {result.seconds:.1f} s -> {out_dir / 'results.csv'}")
+    return finish(args, summary, figure_dir,
+                  lambda: write_report(load_results(out_dir) if results is None else results, args.doc, figure_dir))
+
+
+def finish(args, summary: dict, figure_dir: Path, report) -> int:
+    """A sweep's last step (tabular or continuous grid): with --report or --report-only, `report()` rewrites the
+    doc's section and its figures ({name: path}); then the summary, one JSON object with --json."""
     if args.report or args.report_only:
-        results = load_results(out_dir) if results is None else results
-        figures = write_report(results, args.doc, figure_dir)
+        figures = report()
         summary.update(doc=str(args.doc), figures=[str(path) for path in figures.values()])
         if not args.json:
-            print(f"report: {args.doc} and {len(figures)} figures in {figure_dir}")
+            print(f"report: {args.doc} and {len(figures)} figure(s) in {figure_dir}")
     if args.json:
         print_json(summary)
     return 0

@@ -6,7 +6,9 @@ from pathlib import Path
 from altmarl_ros.commands import comparison_lines, print_json
 from altmarl_ros.commands._flags import INT64_MAX, count, real
 from altmarl_ros.commands._world import add_world_arguments, open_world
-from altmarl_ros.core.observers import DEFAULT_OBSERVER, OBSERVERS
+from altmarl_ros.core.fa_observer import DEFAULT_POOL_WINDOW, MAX_WINDOW, PARTICLE_BUDGET
+from altmarl_ros.core.observers import (DEFAULT_OBSERVER, OBSERVERS, PAPER_OBSERVER, TABULAR, ObserverKind,
+                                        observer_on)
 from altmarl_ros.core.training import START_POLICIES, TrainOptions, TrainProgress, check_training_work, train_policy
 from altmarl_ros.errors import UsageError
 
@@ -41,10 +43,18 @@ def add_arguments(parser):
                              "equilibria and the start picks which one the alternation reaches")
     parser.add_argument("--tol", type=real(0, above=True), default=1e-4, help="G-LEARN sup-norm Bellman residual "
                                                                               "(default 1e-4)")
-    parser.add_argument("--observer", choices=tuple(OBSERVERS), default=DEFAULT_OBSERVER,
+    parser.add_argument("--observer", choices=tuple(OBSERVERS), default=None,
                         help=f"what the coordinator makes of its k samples (docs/training.md; default "
-                             f"{DEFAULT_OBSERVER}). " + ". ".join(f"{name}: {kind.description}"
-                                                                 for name, kind in OBSERVERS.items()))
+                             f"{DEFAULT_OBSERVER}, on a continuous model {PAPER_OBSERVER}: docs/continuous.md, "
+                             f"Observers). " + ". ".join(f"{name}: {kind.description}"
+                                                         for name, kind in OBSERVERS.items()))
+    parser.add_argument("--observer-window", type=count(1, MAX_WINDOW), default=None, metavar="W",
+                        help="continuous model, an observer that keeps an estimate: the decisions whose k samples "
+                             f"are kept (default: {DEFAULT_POOL_WINDOW} without prediction; with it (the particle "
+                             f"filter) {PARTICLE_BUDGET} // k particles' worth, at most the evaluation horizon)")
+    parser.add_argument("--observer-gain", type=real(0, 1, below=True), default=None, metavar="G",
+                        help="continuous model, an observer that keeps an estimate: a kept sample of age j weighs "
+                             "(1 - G)^j (default 0: equal weights)")
     parser.add_argument("--select-n", type=count(1), default=1000, metavar="N",
                         help="robots in the rollouts that choose the observer and check the result "
                              "against the best population-blind baseline (default 1000)")
@@ -133,12 +143,14 @@ def write_learning_curve(path: Path, rows, residuals, title: str) -> None:
 
 def _check_flags(args) -> None:
     """Flag combinations that cannot mean anything, refused before any work."""
-    if args.train_seeds != 3 or args.global_step != "trpo" or (args.g_iters, args.l_iters, args.tracked) != (None,) * 3:
-        raise UsageError("--train-seeds, --global-step, --g-iters, --l-iters and --tracked apply to continuous "
-                         "models (docs/continuous.md)")
-    if args.max_columns is not None and not OBSERVERS[args.observer].selects:
+    observer = _observer(args)
+    continuous_only = (args.g_iters, args.l_iters, args.tracked, args.observer_window, args.observer_gain)
+    if args.train_seeds != 3 or args.global_step != "trpo" or continuous_only != (None,) * 5:
+        raise UsageError("--train-seeds, --global-step, --g-iters, --l-iters, --tracked, --observer-window and "
+                         "--observer-gain apply to continuous models (docs/continuous.md)")
+    if args.max_columns is not None and not observer.selects:
         raise UsageError(f"--max-columns caps the resolution of an observer chosen among candidates (filter); "
-                         f"--observer {args.observer} trains pi_g at k")
+                         f"--observer {observer.name} trains pi_g at k")
     if args.select_n < args.k:
         raise UsageError(f"--select-n {args.select_n} is below --k {args.k}: the coordinator samples k of n")
 
@@ -153,10 +165,16 @@ def _check_max_columns(args, world) -> None:
                          f"over {world.sizes[2]} local states, so the cap cannot hold; raise it to at least {at_k}")
 
 
+def _observer(args) -> ObserverKind:
+    """--observer's entry on a tabular model (default DEFAULT_OBSERVER); one that runs on continuous models only
+    is refused naming the flag and the choices."""
+    return observer_on(args.observer or DEFAULT_OBSERVER, TABULAR, UsageError, "--observer")
+
+
 def options_of(args) -> TrainOptions:
     """The typed options of `altmarl train`'s flags (recorded in the policy's metadata by train_policy)."""
     return TrainOptions(m=args.m, rounds=args.rounds, eta=args.eta, seed=args.seed, tol=args.tol, start=args.start,
-                        observer=args.observer, max_columns=args.max_columns, select_n=args.select_n,
+                        observer=_observer(args).name, max_columns=args.max_columns, select_n=args.select_n,
                         select_rollouts=args.select_rollouts, max_memory=getattr(args, "max_memory", None))
 
 

@@ -12,9 +12,9 @@ sampler below and the JAX simulator (core/fa_rollout.py) alike:
 `noise` is what `draw_noise` gives: standard normals or uniforms on [0, 1)
 (`noise_kind`), one per state. What the learners read:
 
-    global_features(s_g, sampled, xp)   [..., d_g]: the global agent's observation, its own state's
-                                        features then `summary` of its k sampled local states
-    summary(sampled, xp)                [..., d_F]: e.g. a histogram of the k samples
+    global_state_features(s_g, xp)      [..., d_s]: the global agent's own state's features
+    summary(sampled, xp)                [..., d_F]: e.g. a histogram of the k samples (or of any
+                                        sampled states [..., m]: an observer's kept ones, core/fa_observer.py)
     local_features(s_l, s_g, xp)        [..., d_l]: a local agent's observation of (s_l, s_g)
 
 As for the tabular protocol (core/sampler.py), `sample_global(s_g, a_g, rng)` and
@@ -65,9 +65,6 @@ class ContinuousGame:
     def sample_local(self, s_l, s_g, a_l, rng: np.random.Generator):
         s_l = np.asarray(s_l)
         return self.next_local(s_l, np.asarray(s_g), np.asarray(a_l), self.draw_noise(rng, s_l.shape), np)
-
-    def global_features(self, s_g, sampled, xp=np):
-        return xp.concatenate([self.global_state_features(s_g, xp), self.summary(sampled, xp)], axis=-1)
 
     def content_hash(self) -> str:
         digest = hashlib.sha256(f"altmarl-continuous-v1:{type(self).__name__}".encode())

@@ -5,6 +5,8 @@
                       on its observation (s_g features, summary of a fresh k-subset); reward: the
                       system's r_g + mean r_l. (global_rule "supervised": the authors' step instead,
                       cross-entropy on the privileged initial-mode label: a baseline, not a best response.)
+                      Its samples are single starts, where every observer reads one k-sample: that network
+                      is then deployed on the observer's estimate, a histogram of more samples.
              J_r <- welfare of (pi_g, pi_l) on the fixed selection rollouts (the same streams
                       every round, so consecutive rounds are compared on common random numbers)
              stop if r > 0 and J_r <= J_accepted + 2 eta: return the last accepted pair
@@ -17,6 +19,9 @@
     after the last round, global gain of the returned pair: J(pi_g', pi_l) - J(pi_g, pi_l),
     pi_g' = one more G-step (TRPO) from pi_g; Nash gap = max(0, global gain, local gain) (a deviation
     can always keep its policy, so a step that made things worse bounds the gap by 0).
+
+Every rollout (training, selection, the gains) runs the config's observer (core/fa_observer.py), so the
+G-step trains pi_g on the estimate it will read deployed, and the L-step best-responds to that pi_g.
 
 Both gains come from approximate best responses (a few trust-region steps), so they are
 lower bounds on the true unilateral gains, with the selection rollouts' sampling noise.
@@ -38,6 +43,7 @@ from altmarl_ros.core.evaluate import mean_ci95
 from altmarl_ros.core.fa_learn import (RolloutSpec, TRPOSettings, advantages, critic_optimiser, discounted_to_go,
                                        fit_critic, init_mlp, rollouts, supervised_global, trpo_update,
                                        value_scale)
+from altmarl_ros.core.fa_observer import FRESH, FAObserverSpec
 from altmarl_ros.core.fa_policy import GLOBAL_INPUTS, global_observation, observation_sizes
 from altmarl_ros.errors import LearnError
 
@@ -54,6 +60,7 @@ class FAConfig:
     eta: float | None = None
     global_rule: str = "trpo"
     global_inputs: str = "state+summary"
+    observer: FAObserverSpec = FRESH  # what the global agent reads, in every rollout (core/fa_observer.py)
     g_iters: int = 5  # TRPO steps per G-step
     l_iters: int = 5  # TRPO steps per L-step (the authors take 1 per outer iteration)
     episodes: int = 120  # rollouts per TRPO step, either side (authors: 120 L-episodes)
@@ -68,8 +75,8 @@ class FAConfig:
     gap: bool = True  # estimate the global gain of the returned pair (one more G-step)
 
     def to_json(self) -> dict:
-        return {**{name: getattr(self, name) for name in self.__dataclass_fields__ if name != "trpo"},
-                "hidden": list(self.hidden), "trpo": dict(self.trpo.__dict__)}
+        return {**{name: getattr(self, name) for name in self.__dataclass_fields__ if name not in ("trpo", "observer")},
+                "hidden": list(self.hidden), "trpo": dict(self.trpo.__dict__), "observer": self.observer.to_meta()}
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,8 @@ def check_config(game, k, config: FAConfig) -> FAConfig:
         raise LearnError("tracked", f"is {config.tracked}, more than the n = {n} locals")
     if config.global_rule not in GLOBAL_RULES:
         raise LearnError("global_rule", f"is {config.global_rule!r}; use one of {GLOBAL_RULES}")
+    if not isinstance(config.observer, FAObserverSpec):
+        raise LearnError("observer", f"must be an FAObserverSpec (core/fa_observer.py), got {config.observer!r}")
     if config.global_inputs not in GLOBAL_INPUTS:
         raise LearnError("global_inputs", f"is {config.global_inputs!r}; use one of {GLOBAL_INPUTS}")
     if not 1 <= len(config.hidden) <= 8 or any(integer(LearnError, "hidden", h, 1) > 4096 for h in config.hidden):
@@ -137,17 +146,24 @@ def k_subsets(rng: np.random.Generator, s_l, k: int):
 
 
 def welfare_returns(game, k, params_g, params_l, *, n, horizon, rollouts_, seed, global_inputs="state+summary",
-                    global_mode="greedy", local_mode="greedy", params_ghost=None, ghosts=0) -> dict:
+                    global_mode="greedy", local_mode="greedy", params_ghost=None, ghosts=0, observer=FRESH,
+                    estimation_error=False) -> dict:
     """Discounted returns per rollout (float64) of the deployed pair on evaluation stream `seed`:
     {"welfare": [R]} and, with ghosts, {"ghost": [R], "real": [R]} (mean local returns of the
-    ghosts and of the locals they copied at the start)."""
+    ghosts and of the locals they copied at the start); with estimation_error, {"estimation_error": [R]}:
+    each rollout's mean over steps of the total variation between what the global agent read (the
+    observer's estimate) and the whole population's summary."""
     rng = np.random.default_rng([seed, 0xE7A1])
     s_g0, s_l0 = game.initial(rng, n, rollouts_)
     spec = RolloutSpec(n=n, k=k, horizon=horizon, global_mode=global_mode, local_mode=local_mode,
-                       global_inputs=global_inputs, ghosts=ghosts)
+                       global_inputs=global_inputs, ghosts=ghosts, observer=observer,
+                       record_estimate=estimation_error)
     out = rollouts(game, spec, params_g, params_l, jax.random.PRNGKey(seed), s_g0, s_l0, params_ghost)
     discount = game.gamma ** np.arange(horizon)
     found = {"welfare": np.asarray(out["reward"], np.float64) @ discount}
+    if estimation_error:
+        gap = np.asarray(out["estimate"], np.float64) - np.asarray(out["population"], np.float64)
+        found["estimation_error"] = 0.5 * np.abs(gap).sum(axis=-1).mean(axis=-1)
     if ghosts:
         for key, name in (("r_ghost", "ghost"), ("r_real", "real")):
             found[name] = np.einsum("rtg,t->r", np.asarray(out[key], np.float64), discount) / ghosts
@@ -197,14 +213,16 @@ class FATrainer:
 
     def _spec(self, **kwargs) -> RolloutSpec:
         c = self.config
-        return RolloutSpec(n=c.n, k=self.k, horizon=c.horizon, global_inputs=c.global_inputs, **kwargs)
+        return RolloutSpec(n=c.n, k=self.k, horizon=c.horizon, global_inputs=c.global_inputs, observer=c.observer,
+                           **kwargs)
 
     def g_step(self, actor=None, critic_state=None) -> dict:
         """The G-step against the current locals (module docstring); returns its mean info."""
         c = self.config
         if c.global_rule == "supervised":
             s_g, s_l = self.game.initial(self.rng, c.n, c.supervised_samples)
-            obs = global_observation(self.game, s_g, k_subsets(self.rng, s_l, self.k), c.global_inputs)
+            obs = global_observation(self.game, s_g, self.game.summary(k_subsets(self.rng, s_l, self.k)),
+                                     c.global_inputs)
             labels = self.game.mode_bin(s_l)
             self.glob.actor, self.supervised_state, loss = supervised_global(
                 self.glob.actor, self.supervised_state, jnp.asarray(obs), jnp.asarray(labels), self.supervised_opt,
@@ -240,7 +258,8 @@ class FATrainer:
         c = self.config
         return welfare_returns(self.game, self.k, params_g, params_l, n=c.n, horizon=self.game.horizon_eval,
                                rollouts_=c.select_rollouts, seed=SELECTION_SEED, global_inputs=c.global_inputs,
-                               params_ghost=params_ghost, ghosts=0 if params_ghost is None else c.tracked)
+                               params_ghost=params_ghost, ghosts=0 if params_ghost is None else c.tracked,
+                               observer=c.observer)
 
 
 SELECTION_SEED = 2 ** 31 - 7  # evaluation streams 0, 1, ... are the protocol's; selection uses its own
@@ -313,17 +332,21 @@ def train_best_of(game, k, config: FAConfig, seeds, progress=None, on_run=None) 
 
 
 def protocol_returns(game, k, params_g, params_l, *, n, horizon, seeds, rollouts_, seed=0,
-                     global_inputs="state+summary", global_mode="greedy", local_mode="greedy") -> np.ndarray:
-    """Discounted returns [seeds, rollouts] on evaluation streams seed, seed + 1, ... (the authors' protocol:
-    10 seeds x 30 rollouts, horizon 50; they report the mean and the std of the per-seed means)."""
-    return np.stack([welfare_returns(game, k, params_g, params_l, n=n, horizon=horizon, rollouts_=rollouts_,
-                                     seed=seed + index, global_inputs=global_inputs, global_mode=global_mode,
-                                     local_mode=local_mode)["welfare"] for index in range(seeds)])
+                     global_inputs="state+summary", global_mode="greedy", local_mode="greedy", observer=FRESH,
+                     estimation_error=False) -> dict:
+    """welfare_returns' arrays stacked [seeds, rollouts] over evaluation streams seed, seed + 1, ... (the authors'
+    protocol: 10 seeds x 30 rollouts, horizon 50; they report the mean and the std of the per-seed means)."""
+    found = [welfare_returns(game, k, params_g, params_l, n=n, horizon=horizon, rollouts_=rollouts_,
+                             seed=seed + index, global_inputs=global_inputs, global_mode=global_mode,
+                             local_mode=local_mode, observer=observer, estimation_error=estimation_error)
+             for index in range(seeds)]
+    return {name: np.stack([one[name] for one in found]) for name in found[0]}
 
 
 def mode_accuracy(game, k, policy, samples: int = 1000, seed: int = 99) -> float:
     """How often the greedy global action is the start's most populated bin, on `samples` fresh starts
-    (the authors' single-step mode accuracy, their seed 99; numpy, no rollout)."""
+    (the authors' single-step mode accuracy, their seed 99; numpy, no rollout). It is the first decision,
+    which every observer makes on one k-sample."""
     rng = np.random.default_rng([seed, 0x30DE])
     s_g, s_l = game.initial(rng, game.default_n, samples)
     actions = policy.global_action(game, s_g, k_subsets(rng, s_l, k))

@@ -2,7 +2,9 @@
 
 - `rollouts`: the n-agent system of a ContinuousGame in one jitted `lax.scan` per rollout,
   `vmap`ped over rollouts. Each step the global agent reads a fresh uniform k-subset of the
-  n locals (without replacement), summarised by the game; each local reads (s_l, s_g).
+  n locals (without replacement), summarised by the game, or its observer's estimate
+  (core/fa_observer.py: the filter's kept samples move with the locals, acting as they do);
+  each local reads (s_l, s_g).
   Either side acts greedily, by sampling its network's softmax, or uniformly at random.
   The step reward is the system's r_g + (1/n) sum_i r_l. "Ghost" locals (optional) start as
   copies of the first locals and follow another local network without being sampled or
@@ -29,6 +31,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from altmarl_ros.core.fa_observer import FRESH, FAObserverSpec, observe
 from altmarl_ros.core.fa_policy import global_observation, mlp_apply
 
 
@@ -83,18 +86,24 @@ class RolloutSpec:
     tracked: int = 0  # locals whose (obs, action, reward) are recorded for the local learner
     ghosts: int = 0  # deviating locals following the ghost network (local best-response gain)
     record_global: bool = False
+    observer: FAObserverSpec = FRESH
+    record_estimate: bool = False  # the global agent's summary and the whole population's, per step
 
 
 @functools.lru_cache(maxsize=64)
 def _rollout_fn(game, spec: RolloutSpec):
-    n, k = spec.n, spec.k
+    n, k, observer = spec.n, spec.k, spec.observer
 
     def one(params_g, params_l, params_ghost, key, s_g0, s_l0):
         def step(carry, key):
-            s_g, s_l, s_ghost = carry
+            s_g, s_l, s_ghost, kept, filled = carry
             k_sub, k_ag, k_al, k_ng, k_nl, k_gh = jax.random.split(key, 6)
             picked = jax.lax.top_k(jax.random.uniform(k_sub, (n,)), k)[1]
-            obs_g = global_observation(game, s_g, s_l[picked], spec.global_inputs, jnp)
+            if not observer.estimates:
+                summary = game.summary(s_l[picked], jnp)
+            else:
+                kept, filled, summary = observe(game, observer, kept, filled, s_l[picked], jnp)
+            obs_g = global_observation(game, s_g, summary, spec.global_inputs, jnp)
             a_g = _act(params_g, obs_g, spec.global_mode, k_ag, game.n_ag)
             obs_l = game.local_features(s_l, s_g, jnp)
             a_l = _act(params_l, obs_l, spec.local_mode, k_al, game.n_al)
@@ -102,6 +111,10 @@ def _rollout_fn(game, spec: RolloutSpec):
             out = {"reward": game.reward_global(s_g, a_g, jnp) + r_l.mean()}
             if spec.record_global:
                 out.update(obs_g=obs_g, a_g=a_g)
+            if spec.record_estimate:
+                out.update(estimate=summary, population=game.summary(s_l, jnp))
+            if observer.predicts:
+                kept = predict(game, params_l, kept, s_g, spec.local_mode, jax.random.fold_in(k_nl, 1))
             if spec.tracked:
                 out.update(obs_l=obs_l[:spec.tracked], a_l=a_l[:spec.tracked], r_l=r_l[:spec.tracked])
             if spec.ghosts:
@@ -110,12 +123,21 @@ def _rollout_fn(game, spec: RolloutSpec):
                 s_ghost = game.next_local(s_ghost, s_g, a_ghost, _noise(game, k_gh, s_ghost.shape), jnp)
             s_l_next = game.next_local(s_l, s_g, a_l, _noise(game, k_nl, (n,)), jnp)
             s_g_next = game.next_global(s_g, a_g, _noise(game, k_ng, ()), jnp)
-            return (s_g_next, s_l_next, s_ghost), out
+            return (s_g_next, s_l_next, s_ghost, kept, filled), out
 
-        carry = (s_g0, s_l0, s_l0[:spec.ghosts])
+        kept = jnp.zeros((observer.window if observer.estimates else 0, k), s_l0.dtype)
+        carry = (s_g0, s_l0, s_l0[:spec.ghosts], kept, jnp.int32(0))
         return jax.lax.scan(step, carry, jax.random.split(key, spec.horizon))[1]
 
     return jax.jit(jax.vmap(one, in_axes=(None, None, None, 0, 0, 0)))
+
+
+def predict(game, params_l, kept, s_g, local_mode: str, key):
+    """The filter's prediction: the kept samples [..., k] one step on, each as a local of the fleet moves under
+    s_g (an action of the locals' network in `local_mode`, the game's next_local with fresh noise)."""
+    k_act, k_noise = jax.random.split(key)
+    actions = _act(params_l, game.local_features(kept, s_g, jnp), local_mode, k_act, game.n_al)
+    return game.next_local(kept, s_g, actions, _noise(game, k_noise, kept.shape), jnp)
 
 
 def rollouts(game, spec: RolloutSpec, params_g, params_l, key, s_g0, s_l0, params_ghost=None) -> dict:

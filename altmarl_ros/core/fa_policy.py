@@ -10,7 +10,9 @@ File (.npz, written atomically, no pickles): `g_W0, g_b0, ..., l_W0, l_b0, ...`
 float32 weights ([inputs, outputs]) and biases, and `meta`, a JSON string with keys
   format ("altmarl-fa"), format_version, model ({name, hash}), k, n_ag, n_al,
   global_inputs ("state+summary" | "summary"), inputs ({global, local}: feature sizes),
-  hidden (layer widths), activation ("tanh"), observer ({"name": "fresh"}), config, metrics.
+  hidden (layer widths), activation ("tanh"), observer (core/fa_observer.py: {"name": "fresh"}, or an
+  observer that estimates, pool or filter, with its window and gain; the global network was trained on that
+  observer's estimate), config, metrics.
 `load_fa_policy` checks every array against the metadata and, given the game and k,
 names every mismatch at once (PolicyMismatch), as core.policy.load_policy does.
 No JAX here: acting and checking a policy never import it (`mlp_apply` takes `xp`,
@@ -27,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from altmarl_ros.core.atomic import atomic_writer
-from altmarl_ros.core.observers import PAPER_OBSERVER
+from altmarl_ros.core.fa_observer import FRESH, FAObserverSpec
+from altmarl_ros.core.observers import ObserverError
 from altmarl_ros.core.safe_files import clip_text, load_npz, parse_json
 from altmarl_ros.errors import PolicyError, PolicyMismatch
 
@@ -50,19 +53,19 @@ def mlp_apply(params, x, xp=np):
     return x @ W + b
 
 
-def global_observation(game, s_g, sampled, global_inputs: str, xp=np):
-    """What the global network reads: the game's global features, or only the summary of the k samples
-    (the authors' dispatcher reads the histogram alone)."""
+def global_observation(game, s_g, summary, global_inputs: str, xp=np):
+    """What the global network reads: its state's features and `summary` (of its k samples, `game.summary`,
+    or an observer's estimate of it), or the summary alone (the authors' dispatcher reads the histogram alone)."""
     if global_inputs == "summary":
-        return game.summary(sampled, xp)
-    return game.global_features(s_g, sampled, xp)
+        return summary
+    return xp.concatenate([game.global_state_features(s_g, xp), summary], axis=-1)
 
 
 def observation_sizes(game, k: int, global_inputs: str) -> dict:
     """{"global": d_g, "local": d_l}: the networks' input sizes on `game` at k."""
     state = np.zeros((1, *game.state_shape), game.state_dtype)
-    return {"global": int(global_observation(game, state, np.zeros((1, k, *game.state_shape), game.state_dtype),
-                                             global_inputs).shape[-1]),
+    summary = game.summary(np.zeros((1, k, *game.state_shape), game.state_dtype))
+    return {"global": int(global_observation(game, state, summary, global_inputs).shape[-1]),
             "local": int(game.local_features(state, state).shape[-1])}
 
 
@@ -103,9 +106,10 @@ def _check_meta(meta) -> dict:
         raise PolicyError(f"FA policy meta hidden is {clip_text(repr(hidden))}; use 1 to 8 layer widths in [1, 4096]")
     if meta["activation"] != ACTIVATION:
         raise PolicyError(f"FA policy meta activation is {clip_text(repr(meta['activation']))}; only {ACTIVATION!r}")
-    if meta["observer"] != {"name": PAPER_OBSERVER}:
-        raise PolicyError(f"FA policy meta observer is {clip_text(repr(meta['observer']))}; FA policies read "
-                          f"each decision's k samples afresh: {{'name': {PAPER_OBSERVER!r}}}")
+    try:
+        meta["observer"] = FAObserverSpec.from_meta(meta["observer"]).to_meta()
+    except ObserverError as exc:
+        raise PolicyError(f"FA policy meta {exc}") from None
     for key in ("config", "metrics"):
         if not isinstance(meta[key], dict):
             raise PolicyError(f"FA policy meta {key} is {clip_text(repr(meta[key]))}; it must be a dict")
@@ -162,6 +166,10 @@ class FAPolicy:
         return self.meta["k"]
 
     @property
+    def observer(self) -> FAObserverSpec:
+        return FAObserverSpec.from_meta(self.meta["observer"])
+
+    @property
     def policy_id(self) -> str:
         """16 hex digits over the weights and the identity metadata (not config/metrics)."""
         digest = hashlib.sha256(b"altmarl-fa-policy-v1")
@@ -172,12 +180,14 @@ class FAPolicy:
         return digest.hexdigest()[:16]
 
     def global_action(self, game, s_g, sampled) -> np.ndarray:
-        """Greedy global actions for states s_g [...] and the k (or fewer) sampled local states [..., k]."""
+        """Greedy global actions for states s_g [...] and the k sampled local states [..., k]: a decision on one
+        k-sample, which is also every observer's first decision (its estimate is that sample's summary). Fewer
+        than k (a node's missed replies): the summary of those that replied."""
         sampled = np.asarray(sampled)
         got = sampled.shape[sampled.ndim - 1 - len(game.state_shape)]
-        if not 1 <= got <= self.k:  # fewer: the summary of those that replied (a node's missed replies)
+        if not 1 <= got <= self.k:
             raise PolicyError(f"the global agent got {got} sampled states; this policy reads 1 to k = {self.k}")
-        x = global_observation(game, np.asarray(s_g), sampled, self.meta["global_inputs"])
+        x = global_observation(game, np.asarray(s_g), game.summary(sampled), self.meta["global_inputs"])
         return np.argmax(mlp_apply(self.global_params, x), axis=-1)
 
     def local_actions(self, game, s_l, s_g) -> np.ndarray:
@@ -185,15 +195,16 @@ class FAPolicy:
         return np.argmax(mlp_apply(self.local_params, game.local_features(np.asarray(s_l), np.asarray(s_g))), axis=-1)
 
 
-def build_fa_policy(game, k: int, global_params, local_params, *, global_inputs: str, hidden, config=None,
-                    metrics=None) -> FAPolicy:
-    """An FAPolicy for `game` (a ContinuousGame) with its metadata filled in."""
+def build_fa_policy(game, k: int, global_params, local_params, *, global_inputs: str, hidden,
+                    observer: FAObserverSpec = FRESH, config=None, metrics=None) -> FAPolicy:
+    """An FAPolicy for `game` (a ContinuousGame) with its metadata filled in; `observer`: what its global
+    network was trained to read."""
     sizes = {"global": int(np.asarray(global_params[0][0]).shape[0]),
              "local": int(np.asarray(local_params[0][0]).shape[0])}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "model": {"name": game.name, "hash": game.content_hash()}, "k": k, "n_ag": game.n_ag, "n_al": game.n_al,
             "global_inputs": global_inputs, "inputs": sizes, "hidden": list(hidden), "activation": ACTIVATION,
-            "observer": {"name": PAPER_OBSERVER}, "config": dict(config or {}), "metrics": dict(metrics or {})}
+            "observer": observer.to_meta(), "config": dict(config or {}), "metrics": dict(metrics or {})}
     return FAPolicy([tuple(np.asarray(a) for a in layer) for layer in global_params],
                     [tuple(np.asarray(a) for a in layer) for layer in local_params], meta)
 

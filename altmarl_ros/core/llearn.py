@@ -199,7 +199,8 @@ def _initial_gain(game, V_best, V_population) -> float:
 
 def _inputs(source, pi_g, k, pi_l, pool, seed):
     k = integer(LearnError, "k", k, 1)
-    game = as_game(source, integer(LearnError, "pool", pool, 1), integer(LearnError, "seed", seed, 0))
+    game = as_game(source, integer(LearnError, "pool (sampler draws per pair)", pool, 1),
+                   integer(LearnError, "seed", seed, 0))
     pi_l = uniform_local_policy(game) if pi_l is None else check_local_policy(game.sizes, pi_l, LearnError)
     pi_g = check_global_policy(game.sizes, pi_g, n_count_vectors(k, game.n_sl), LearnError, hint=FOR_THIS_K)
     return game, pi_g, k, pi_l

@@ -6,8 +6,10 @@ parameters training tries (`candidates`) and whether it chooses among them by n-
 rollouts (`selects`), whether it keeps an estimate across decisions (`estimates`: the
 kernels of core.observer run it), whether that estimate is predicted through the locals'
 fused model (`predicts`: its policy files store that model) and how it reads in a line
-(`describe`). The CLI's --observer choices, the sweep's observer axis and every check of
-a policy file or a GlobalCommand read this registry.
+(`describe`) and which models it runs on (`models`: tabular, continuous; a continuous model's
+observer keeps k-samples rather than a distribution, core/fa_observer.py, and takes its behaviour
+from the same `estimates` and `predicts`). The CLI's --observer choices, the sweep's observer
+axis and every check of a policy file (tabular or FA) or a GlobalCommand read this registry.
 
 Adding an observer is one module that registers an entry (`register_observer`) and is
 imported where it should be known (docs/training.md, Adding an observer); an observer that
@@ -26,7 +28,9 @@ from altmarl_ros.core.safe_files import clip_text
 from altmarl_ros.errors import LearnError
 
 PAPER_OBSERVER = "fresh"  # the paper's: every policy's default, the sweep's plain points, the report's reference
-DEFAULT_OBSERVER = "filter"  # what `altmarl train` deploys unless --observer says otherwise
+DEFAULT_OBSERVER = "filter"  # what `altmarl train` deploys on a tabular model unless --observer says otherwise
+TABULAR, CONTINUOUS = "tabular", "continuous"  # the kinds of model an observer may run on (ObserverKind.models)
+MODELS = (TABULAR, CONTINUOUS)
 
 
 class ObserverError(LearnError):
@@ -50,7 +54,7 @@ class ObserverSpec:
     prior: float = 0.0
 
     def __post_init__(self):
-        OBSERVERS.check([self.name], ObserverError, "observer")
+        observer_on(self.name, TABULAR)
         object.__setattr__(self, "gain", check_gain(self.gain))
         prior = as_float(ObserverError, "observer.prior", self.prior)
         if prior < 0:
@@ -111,6 +115,8 @@ class ObserverKind:
     locals' fused model P~_l between decisions, so its policies store that model and its prior
     starts from mu0_l; without it an identity model stands in and there is no prior.
     `selects`: training chooses among `candidates` by n-agent rollouts; False: one candidate.
+    `models`: the kinds of model it runs on (TABULAR: core/observer.py's kernels; CONTINUOUS: the kept
+    k-samples of core/fa_observer.py, moved through the game when it predicts).
     """
 
     name: str
@@ -118,6 +124,7 @@ class ObserverKind:
     estimates: bool = True
     predicts: bool = True
     selects: bool = True
+    models: frozenset = frozenset({TABULAR})
 
     def check(self, spec: ObserverSpec) -> None:
         """Refuse parameters this observer cannot run (ObserverError naming the field)."""
@@ -172,7 +179,25 @@ def register_observer(kind: ObserverKind) -> ObserverKind:
     """Add an observer to the registry (a name taken, or predicting without an estimate, is refused)."""
     if kind.predicts and not kind.estimates:
         raise RegistryError("predicts", f"observer {kind.name!r} predicts but keeps no estimate to predict")
+    if not kind.models or not set(kind.models) <= set(MODELS):
+        raise RegistryError("models", f"observer {kind.name!r} runs on {sorted(kind.models)}; name some of {MODELS}")
     return OBSERVERS.register(kind.name, kind)
+
+
+def observers_on(models: str) -> tuple:
+    """The registered observers that run on `models` (TABULAR or CONTINUOUS), in registration order."""
+    return tuple(name for name, kind in OBSERVERS.items() if models in kind.models)
+
+
+def observer_on(name, models: str, error: type[LearnError] = ObserverError, field: str = "observer") -> ObserverKind:
+    """The entry of observer `name` if it runs on `models`; else `error` naming `field` and the choices there."""
+    choices = observers_on(models)
+    if not isinstance(name, str) or name not in choices:
+        runs_on = f", which runs on {' and '.join(sorted(OBSERVERS[name].models))} models only" \
+            if isinstance(name, str) and name in OBSERVERS else ""
+        raise error(field, f"is {clip_text(repr(name))}{runs_on}; a {models} model's observers are "
+                           f"{', '.join(choices)}")
+    return OBSERVERS[name]
 
 
 def fresh(k: int) -> ObserverSpec:
@@ -181,10 +206,16 @@ def fresh(k: int) -> ObserverSpec:
 
 
 register_observer(FreshKind(PAPER_OBSERVER, "the paper's method: one fresh k-sample per decision, read as the whole "
-                                            "fleet", estimates=False, predicts=False, selects=False))
+                                            "fleet", estimates=False, predicts=False, selects=False,
+                            models=frozenset(MODELS)))
 register_observer(ObserverKind(DEFAULT_OBSERVER, "keeps an estimate of the fleet, predicted through the model and "
                                                  "local policy and corrected by each k-sample; its gain and pi_g's "
                                                  "resolution are chosen by n-agent rollouts with fresh among the "
                                                  "candidates, so it is never selected below fresh, and at small k "
                                                  "it decides like a much larger sample (costs several "
-                                                 "ALTERNATING-MARL runs)"))
+                                                 "ALTERNATING-MARL runs); on a continuous model, particles: the "
+                                                 "last --observer-window k-samples moved through the model",
+                               models=frozenset(MODELS)))
+register_observer(ObserverKind("pool", "continuous models: the mean of the last --observer-window k-samples' "
+                                       "histograms as drawn, without prediction", predicts=False, selects=False,
+                               models=frozenset({CONTINUOUS})))

@@ -50,7 +50,7 @@ def as_game(source, pool: int = DEFAULT_POOL, seed: int = 0) -> MeanFieldGame:
         raise LearnError("source", f"{type(source).__name__} is neither a MeanFieldGame nor a "
                          f"generative sampler: it lacks {', '.join(missing)} "
                          "(see the sampler protocol in docs/architecture.md)")
-    pool = integer(LearnError, "pool", pool, 1)
+    pool = integer(LearnError, "pool (sampler draws per pair)", pool, 1)
     seed = integer(LearnError, "seed", seed, 0)
     try:
         n_sg, n_ag, n_sl, n_al = (integer(LearnError, f"source.sizes[{i}]", v, 1)

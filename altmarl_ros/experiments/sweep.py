@@ -31,7 +31,7 @@ import numpy as np
 
 from altmarl_ros import schema
 from altmarl_ros.core.atomic import write_atomic
-from altmarl_ros.core.observers import OBSERVERS, PAPER_OBSERVER
+from altmarl_ros.core.observers import OBSERVERS, PAPER_OBSERVER, TABULAR, observers_on
 from altmarl_ros.core.safe_files import load_yaml, parse_json, read_text
 from altmarl_ros.errors import ConfigError
 
@@ -106,7 +106,8 @@ def load_grid(config_path, grid_name):
     path = Path(config_path)
     data = load_yaml(path, "sweep config", SweepConfigError)
     with schema.in_file(str(path), SweepConfigError):
-        data = schema.fields(data, {"models": (schema.given, REQUIRED), "grids": (schema.given, REQUIRED)},
+        data = schema.fields(data, {"models": (schema.given, REQUIRED), "grids": (schema.given, REQUIRED),
+                                    "continuous_grids": (schema.given, None)},  # experiments/continuous_sweep.py
                              SweepConfigError)
     grids, models = data["grids"], data["models"]
     if not isinstance(grids, dict) or grid_name not in grids:
@@ -115,7 +116,8 @@ def load_grid(config_path, grid_name):
     spec = grids[grid_name]
     where = f"{path}: grids.{grid_name}"
     spec = schema.fields(spec, {**{key: (schema.given, REQUIRED) for key in GRID_KEYS},
-                                **{name: (schema.given, None) for name in OBSERVERS if name != PAPER_OBSERVER}},
+                                **{name: (schema.given, None) for name in observers_on(TABULAR)
+                                   if name != PAPER_OBSERVER}},
                          SweepConfigError, where)
     if not isinstance(spec["k"], list) or not spec["k"]:
         raise SweepConfigError(f"{where}.k must be a non-empty list of positive integers")
@@ -162,11 +164,11 @@ def _observer_settings(spec, where):
         raise SweepConfigError(f"{where}.observers must be a list of observers that includes {PAPER_OBSERVER} "
                                f"(the paper's method, the grid's plain points), got {names!r}")
     for i, name in enumerate(names):
-        if not isinstance(name, str) or name not in OBSERVERS:
-            raise SweepConfigError(f"{where}.observers[{i}] = {name!r} is not an observer the sweep runs "
-                                   f"(known: {', '.join(OBSERVERS)})")
+        if not isinstance(name, str) or name not in observers_on(TABULAR):
+            raise SweepConfigError(f"{where}.observers[{i}] = {name!r} is not an observer the sweep runs on a "
+                                   f"tabular model (known: {', '.join(observers_on(TABULAR))})")
     settings = {}
-    for name in OBSERVERS:
+    for name in observers_on(TABULAR):
         if name == PAPER_OBSERVER:
             continue
         block, at = spec[name], f"{where}.{name}"

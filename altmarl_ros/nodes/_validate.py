@@ -22,7 +22,7 @@ from rclpy.serialization import deserialize_message
 
 from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.observer import scale_counts
-from altmarl_ros.core.observers import OBSERVERS
+from altmarl_ros.core.observers import OBSERVERS, TABULAR, observers_on
 from altmarl_ros.nodes._cdr import odometry_state
 from altmarl_ros.names import GLOBAL_COMMAND_TOPIC, MAP_FRAME
 from altmarl_ros.nodes._ros import GLOBAL_COMMAND_SUBSCRIPTION_QOS
@@ -78,8 +78,8 @@ class CommandCheck:
             return "k", f"k {msg.k}, but the policy was trained for k = {self.k}"
         if msg.k < 1 or (fleet is not None and msg.k > fleet):
             return "k", f"k {msg.k} not in 1..{fleet or 'n'}"
-        if msg.observer not in OBSERVERS:
-            return "observer", f"observer {msg.observer!r} not one of {list(OBSERVERS)}"
+        if msg.observer not in observers_on(TABULAR):
+            return "observer", f"observer {msg.observer!r} not one of {list(observers_on(TABULAR))}"
         ids = list(msg.sampled_ids)
         estimates = OBSERVERS[msg.observer].estimates
         least = 0 if estimates else 1  # an observer that keeps an estimate (a filter) may decide on it alone
