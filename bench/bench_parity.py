@@ -16,12 +16,12 @@ difference in ROS and offline (paired by seed) with CIs. The best constant dispa
 a_g (with the locals' exact best response on the estimated model) whose offline welfare from random
 starts is highest. Run ./run.sh once first: it trains the policy. Figures: docs/results.md, "ROS parity".
 """
-import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _demo_fleet import fleet_arguments, prepare_ros, run_demo_fleet
 
 
 def best_constant(scenario, game, k, n, epochs, rollouts):
@@ -36,25 +36,18 @@ def best_constant(scenario, game, k, n, epochs, rollouts):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=60)
+    parser = fleet_arguments(__doc__, seeds=(1, 2, 3, 4, 5))
     parser.add_argument("--rollouts", type=int, default=100)
-    parser.add_argument("--policy", default="runs/warehouse_ring_hard/policy.npz")
     args = parser.parse_args()
 
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    from altmarl_ros import fleet_plan, supervisor
-    from altmarl_ros.commands.demo import run_fleet
+    prepare_ros()
+    from altmarl_ros import fleet_plan
     from altmarl_ros.core.evaluate import mean_ci95
     from altmarl_ros.core.policy import load_policy, save_policy
     from altmarl_sim.estimate import DEFAULT_RUNS_DIR, DEFAULT_SAMPLES_PER_PAIR, estimate_model
     from altmarl_sim.rollout import policy_sim_welfare, same_noise_as, starting_like
     from altmarl_sim.scenario import load_scenario
 
-    supervisor.claim_private_ros_domain()
-    supervisor.warm_up_kernels()
     fleet = fleet_plan.load_fleet(None, {"n_robots": args.n})
     scenario = load_scenario(fleet.common["scenario"])
     learned = load_policy(args.policy, scenario_hash=scenario.content_hash())
@@ -72,12 +65,9 @@ def main():
           f"{'gap':>8} {'late':>7} {'rtf':>5} {'wall s':>7}", flush=True)
     for seed in args.seeds:
         for name, policy in policies.items():
-            run = fleet_plan.load_fleet(None, {"n_robots": args.n, "policy": files[name], "seed": seed})
             started = time.monotonic()
-            result = run_fleet(run, args.epochs, processes=False, show=False)
+            result = run_demo_fleet(args, f"seed {seed} {name}", policy=files[name], seed=seed)
             ros = result["monitor"].welfare
-            if result["monitor"].epochs != args.epochs:
-                sys.exit(f"seed {seed} {name}: only {result['monitor'].epochs} epochs ran")
             twin, start = (policy_sim_welfare(scenario, policy, n=args.n, horizon=args.epochs, seeds=1,
                                               rollouts=args.rollouts, seed=seed, fleet=fleet(seed))
                            for fleet in (same_noise_as, starting_like))

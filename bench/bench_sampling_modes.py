@@ -11,29 +11,20 @@ decision (p50), then the mean paired difference request - subscribe_all with a 9
 Run ./run.sh once first: it trains the policy. Figures: docs/integration.md, "How the coordinator hears
 k robots".
 """
-import argparse
 import os
-import sys
 import time
+
+from _demo_fleet import fleet_arguments, prepare_ros, run_demo_fleet
 
 MODES = ("request", "subscribe_all")
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--policy", default="runs/warehouse_ring_hard/policy.npz")
-    args = parser.parse_args()
-
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    from altmarl_ros import fleet_plan, supervisor
-    from altmarl_ros.commands.demo import _coordinator_heard, run_fleet
+    args = fleet_arguments(__doc__, seeds=(1, 2, 3, 4, 5, 6)).parse_args()
+    prepare_ros()
+    from altmarl_ros.commands.demo import _coordinator_heard
     from altmarl_ros.core.evaluate import mean_ci95
 
-    supervisor.claim_private_ros_domain()
-    supervisor.warm_up_kernels()
     print(f"n = {args.n}, {args.epochs} epochs, policy {args.policy}; ROS_DOMAIN_ID {os.environ['ROS_DOMAIN_ID']}",
           flush=True)
     print(f"{'seed':>5} {'mode':<14} {'welfare':>9} {'msgs/decision':>14} {'missed':>7} {'age p50 s':>10} "
@@ -41,12 +32,8 @@ def main():
     welfare = {mode: [] for mode in MODES}
     for seed in args.seeds:
         for mode in MODES:
-            run = fleet_plan.load_fleet(None, {"n_robots": args.n, "policy": args.policy, "seed": seed,
-                                               "state_sampling": mode})
             started = time.monotonic()
-            result = run_fleet(run, args.epochs, processes=False, show=False)
-            if result["monitor"].epochs != args.epochs:
-                sys.exit(f"seed {seed} {mode}: only {result['monitor'].epochs} epochs ran")
+            result = run_demo_fleet(args, f"seed {seed} {mode}", policy=args.policy, seed=seed, state_sampling=mode)
             status = result["coordinator"]
             heard = _coordinator_heard(status)
             missed = int(status.get("replies_missed", 0)) / max(1, int(status.get("replies_requested", 0)))

@@ -13,13 +13,13 @@ navigate_to_pose the goals its navigator still held uncancelled 1 s later (must 
 Targets: e-stop <= 100 ms; a lost coordinator <= command_timeout + 0.2 s. Figures: docs/operations.md.
 """
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _demo_fleet import prepare_ros
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
 from _stop_table import CAUSES, COMMAND_TIMEOUT, COMMAND_TYPES, StopTrial  # noqa: E402
@@ -37,17 +37,14 @@ def main():
     if unknown:
         parser.error(f"--command-types: {', '.join(unknown)} not among {', '.join(COMMAND_TYPES)}")
 
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    prepare_ros()
     import rclpy
     from rclpy.context import Context
 
     from altmarl_ros.core.counts import n_count_vectors
     from altmarl_ros.core.policy import build_policy, save_policy
-    from altmarl_ros.supervisor import claim_private_ros_domain, warm_up_kernels
     from altmarl_sim.scenario import load_scenario
 
-    claim_private_ros_domain()
-    warm_up_kernels()
     scenario = load_scenario("warehouse_ring")
     z = scenario.ring.n_zones
     pi_l = np.zeros((z, z, 3))

@@ -124,4 +124,13 @@ if ! fresh package "$PKG_KEY"; then
   rm -rf "$VENV/share/altmarl_ros" && ln -s "$ROOT" "$VENV/share/altmarl_ros"
   stamp package "$PKG_KEY"
 fi
+
+# 6. numba caches each kernel beside its source, checked against that file's stamp only: a kernel that
+#    inlines or calls njit code from another file keeps the old code when only that file changed. So after
+#    any change to the package's sources, every cached kernel goes and is compiled again on first use.
+SRC_KEY="$(cd "$ROOT" && find altmarl_ros sim -name '*.py' -not -path '*/__pycache__/*' | sort | xargs cat | sha256sum | cut -c1-16)"
+if ! fresh numba-sources "$SRC_KEY"; then
+  find "$ROOT/altmarl_ros" "$ROOT/sim" -path '*/__pycache__/*' \( -name '*.nbi' -o -name '*.nbc' \) -delete
+  stamp numba-sources "$SRC_KEY"
+fi
 step "environment ready: $VENV"

@@ -8,6 +8,7 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 
 from altmarl_ros.core.counts import rank
 from altmarl_ros.core.model import make_game
@@ -24,6 +25,24 @@ def random_game(seed, n_sg=2, n_ag=2, n_sl=2, n_al=2, gamma=0.8):
         mu0_g=rng.dirichlet(np.ones(n_sg)),
         mu0_l=rng.dirichlet(np.ones(n_sl)),
     )
+
+
+def random_local_policy(game, rng):
+    """A random pi_l[s_l, s_g] (Dirichlet(1) over local actions); rng: a seed or a Generator, which it advances."""
+    return np.random.default_rng(rng).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+
+
+def module_game(game_seed, policy_seed, **sizes):
+    """A test module's fixtures `game` (random_game(game_seed, **sizes)) and `pi_l` (its random_local_policy)."""
+    @pytest.fixture(scope="module")
+    def game():
+        return random_game(game_seed, **sizes)
+
+    @pytest.fixture(scope="module")
+    def pi_l(game):
+        return random_local_policy(game, policy_seed)
+
+    return game, pi_l
 
 
 def count_vectors(k, S):

@@ -445,34 +445,47 @@ def results_dir(document) -> dict:
     return {"r/results.json": json.dumps(document) if not isinstance(document, str) else document}
 
 
-ROWS += [
-    # ------------------------------------------------------------------ YAML (one guard: safe_files.parse_yaml)
-    Row("model yaml duplicate key", T(), r"m\.yaml: line \d+, column 1: the key 'gamma' is given again",
-        {"m.yaml": TINY_YAML + "gamma: 0.5\n"}),
-    Row("scenario duplicate key", S(), r"s\.yaml: line \d+, column \d+: the key 'count' is given again",
-        {"s.yaml": scenario_with("count: 5 ", "count: 5\n  count: 6 ")}),
-    Row("fleet duplicate key", L(), r"f\.yaml: line \d+, column \d+: the key 'n_robots' is given again",
-        {"f.yaml": fleet_with("    n_robots:", "    n_robots: 3\n    n_robots:")}),
-    Row("sweep config duplicate key", SW(), r"w\.yaml: line \d+, column \d+: the key 'models' is given again",
-        {"w.yaml": SWEEP + "models: {}\n"}),
-    Row("model yaml integer key", T(), r"m\.yaml: line \d+, column 1: the key 1 is not text",
-        {"m.yaml": TINY_YAML + "1: x\n"}),
-    Row("model yaml yes as key", T(), r"m\.yaml: line \d+, column 1: the key True is not text",
-        {"m.yaml": TINY_YAML + "yes: 1\n"}),
-    Row("scenario null key", S(), r"s\.yaml: line \d+, column \d+: the key None is not text",
-        {"s.yaml": SCENARIO + "~: 1\n"}),
-    Row("fleet list as key", L(), r"f\.yaml: line \d+, column \d+: the key \[1, 2\] is not text",
-        {"f.yaml": FLEET + "? [1, 2]\n: x\n"}),
-    Row("model yaml binary tag", T(), r"m\.yaml: line \d+, column \d+: the tag .*binary is not allowed",
-        {"m.yaml": TINY_YAML.replace("gamma: 0.9", "gamma: !!binary aGk=")}),
-    Row("model yaml set tag", T(), r"m\.yaml: line \d+, column \d+: the tag .*set is not allowed",
-        {"m.yaml": TINY_YAML + "extra: !!set {a, b}\n"}),
-    Row("scenario timestamp tag", S(), r"s\.yaml: line \d+, column \d+: the tag .*timestamp is not allowed",
-        {"s.yaml": scenario_with("gamma: 0.95", "gamma: !!timestamp 2024-01-01")}),
-    Row("scenario custom tag", S(), r"s\.yaml: line \d+, column \d+: the tag !ros_param is not allowed",
-        {"s.yaml": scenario_with("gamma: 0.95", "gamma: !ros_param 0.95")}),
-    Row("sweep config omap tag", SW(), r"w\.yaml: line \d+, column \d+: the tag .*omap is not allowed",
-        {"w.yaml": SWEEP + "extra: !!omap [a: 1]\n"}),
+# ------------------------------------------------------------------ YAML (one guard: safe_files.parse_yaml)
+# Every YAML file a command reads goes through one guard, so every fault of the family is tried on every
+# file: the fault's text is appended to a valid file, and the error names the file (and where it can, the
+# line and column).
+YAML_FILES = {"model yaml": ("m.yaml", T(), TINY_YAML), "scenario": ("s.yaml", S(), SCENARIO),
+              "fleet": ("f.yaml", L(), FLEET), "sweep config": ("w.yaml", SW(), SWEEP)}
+AT = r"line \d+, column \d+: "
+NOT_A_VALUE = r"not valid YAML \(a value does not fit its tag"
+YAML_FAULTS = {  # fault -> (text appended, what the error says after "<file>: "); {first}: the file's first key
+    "duplicate key": ("{first}: 1\n", AT + "the key '{first}' is given again"),
+    "integer key": ("1: x\n", AT + "the key 1 is not text"),
+    "yes as key": ("yes: 1\n", AT + "the key True is not text"),
+    "null key": ("~: 1\n", AT + "the key None is not text"),
+    "list as key": ("? [1, 2]\n: x\n", AT + r"the key \[1, 2\] is not text"),
+    "binary tag": ("extra: !!binary aGk=\n", AT + "the tag .*binary is not allowed"),
+    "set tag": ("extra: !!set {a, b}\n", AT + "the tag .*set is not allowed"),
+    "timestamp tag": ("extra: !!timestamp 2024-01-01\n", AT + "the tag .*timestamp is not allowed"),
+    "omap tag": ("extra: !!omap [a: 1]\n", AT + "the tag .*omap is not allowed"),
+    "custom tag": ("extra: !ros_param 0.95\n", AT + "the tag !ros_param is not allowed"),
+    "5000-digit integer": ("extra: " + "9" * 5000 + "\n", AT + "an integer of 5000 digits"),
+    "integer 2^64": ("extra: 18446744073709551616\n", AT + "the integer 18446744073709551616 does not fit"),
+    "float tag on text": ("extra: !!float abc\n", NOT_A_VALUE),
+    "bool tag on text": ("extra: !!bool maybe\n", NOT_A_VALUE),
+    "control character": ("extra: a\x07\n", r"not valid YAML \(.*special characters"),
+    "NUL byte": ("# \0\n", "holds a NUL byte at character \\d+"),
+    "nested 70 deep": ("deep: " + "[" * 70 + "]" * 70 + "\n", AT + "nested more than 64 levels deep"),
+    "nested 70 deep (block style)": ("".join(f"{'  ' * i}a{i}:\n" for i in range(70)) + "  " * 70 + "x: 1\n",
+                                     AT + "nested more than 64 levels deep"),
+    "nested 100k deep, unclosed": ("deep: " + "[" * 100_000 + "\n", AT + "nested more than 64 levels deep"),
+}
+
+
+def yaml_fault_rows():
+    for kind, (name, argv, text) in YAML_FILES.items():
+        first = re.search(r"^([A-Za-z_]\w*):", text, re.M).group(1)
+        for fault, (appended, says) in YAML_FAULTS.items():
+            yield Row(f"{kind} {fault}", argv, re.escape(name) + ": " + says.replace("{first}", first),
+                      {name: text + appended.replace("{first}", first)})
+
+
+ROWS += [*yaml_fault_rows(),
     Row("model gamma a date", T(), r"gamma is '2024-01-01'", {"m.yaml": TINY_YAML.replace("gamma: 0.9",
                                                                                           "gamma: 2024-01-01")}),
     Row("model gamma an impossible date", T(), r"gamma is '2024-13-45'",
@@ -481,28 +494,6 @@ ROWS += [
         {"s.yaml": scenario_with("service: 10.0", "service: 2024-01-01 12:00:00")}),
     Row("fleet seed a date", L(), r"'seed' must be int, got '2024-02-30'", {"f.yaml": fleet_with("seed: 0",
                                                                                              "seed: 2024-02-30")}),
-    Row("model yaml 5000-digit integer", T(), r"m\.yaml: line \d+, column \d+: an integer of 5000 digits",
-        {"m.yaml": TINY_YAML.replace("gamma: 0.9", "gamma: " + "9" * 5000)}),
-    Row("scenario 5000-digit integer", S(), r"s\.yaml: line \d+, column \d+: an integer of 5000 digits",
-        {"s.yaml": scenario_with("count: 5 ", "count: " + "7" * 5000 + " ")}),
-    Row("fleet seed 2^64", L(), r"f\.yaml: line \d+, column \d+: the integer 18446744073709551616 does not fit",
-        {"f.yaml": fleet_with("seed: 0", "seed: 18446744073709551616")}),
-    Row("model yaml NUL byte", T(), r"m\.yaml: holds a NUL byte at character \d+",
-        {"m.yaml": TINY_YAML.replace("gamma: 0.9", "gamma: 0.9\0")}),
-    Row("scenario NUL byte", S(), r"s\.yaml: holds a NUL byte", {"s.yaml": SCENARIO + "# \0\n"}),
-    Row("fleet NUL byte", L(), r"f\.yaml: holds a NUL byte", {"f.yaml": FLEET.replace("seed: 0", "seed: 0\0")}),
-    Row("scenario nested 70 deep", S(), r"s\.yaml: line \d+, column \d+: nested more than 64 levels deep",
-        {"s.yaml": SCENARIO + "deep: " + "[" * 70 + "]" * 70 + "\n"}),
-    Row("fleet nested 70 deep (block style)", L(), r"f\.yaml: line \d+, column \d+: nested more than 64 levels",
-        {"f.yaml": FLEET + "".join(f"{'  ' * i}a{i}:\n" for i in range(70)) + "  " * 70 + "x: 1\n"}),
-    Row("sweep config nested 100k deep", SW(), r"w\.yaml: line 1, column \d+: nested more than 64 levels",
-        {"w.yaml": "models: " + "[" * 100_000 + "\n"}),
-    Row("model yaml float tag on text", T(), r"m\.yaml: not valid YAML \(a value does not fit its tag",
-        {"m.yaml": TINY_YAML.replace("gamma: 0.9", "gamma: !!float abc")}),
-    Row("model yaml bool tag on text", T(), r"m\.yaml: not valid YAML \(a value does not fit its tag",
-        {"m.yaml": TINY_YAML.replace("gamma: 0.9", "gamma: !!bool maybe")}),
-    Row("model yaml control character", T(), r"m\.yaml: not valid YAML \(.*special characters",
-        {"m.yaml": TINY_YAML.replace("gamma: 0.9", "gamma: 0.9\x07")}),
     Row("--set seed beyond 64 bits", L("f.yaml", "--set", "seed=99999999999999999999"),
         r"--set seed: line 1, column 1: the integer 99999999999999999999 does not fit", {"f.yaml": FLEET}),
     Row("--set duplicate key in a mapping", L("f.yaml", "--set", "robots={a: 1, a: 2}"),
@@ -512,6 +503,7 @@ ROWS += [
     Row("--set NUL byte", L("f.yaml", "--set", "policy=a\0b"), r"--set policy: holds a NUL byte", {"f.yaml": FLEET}),
     Row("--set nested 100 deep", L("f.yaml", "--set", "robots=" + "[" * 100 + "]" * 100),
         r"--set robots: line 1, column \d+: nested more than 64", {"f.yaml": FLEET}),
+
     # ------------------------------------------------------------------ npz (one guard: safe_files.load_npz)
     Row("model npz encrypted member", T("m.npz"), r"m\.npz: not a readable \.npz model file \(RuntimeError: .*"
         r"encrypted", {"m.npz": lambda p: patched_zip(p, flags=1, **MODEL_ARRAYS)}),

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from _learn_reference import random_game
+from _learn_reference import random_game, random_local_policy
 from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.evaluate import (
@@ -44,7 +44,7 @@ def _random_game(rng, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9):
 
 def _random_policies(rng, game, k):
     pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(k, game.n_sl))).astype(np.int32)
-    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, rng)
     return pi_g, pi_l
 
 

@@ -7,7 +7,8 @@ k <-> |S_l| slip) gives a different fixed point.
 import numpy as np
 import pytest
 
-from _learn_reference import count_vectors, exact_Q, exact_surrogate, initial_weights, next_counts_law, random_game
+from _learn_reference import (count_vectors, exact_Q, exact_surrogate, initial_weights, module_game, next_counts_law,
+                              random_game, random_local_policy)
 from altmarl_ros.core.counts import rank
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.glearn import _SlowModeExtrapolation, _Surrogate, _extrapolate, g_learn, global_best_response_gain
@@ -18,14 +19,7 @@ K = 4
 EXACT_KS = (2, 4)  # never |S_l| = 3
 
 
-@pytest.fixture(scope="module")
-def game():
-    return random_game(11, n_sg=2, n_ag=3, n_sl=3, n_al=2)
-
-
-@pytest.fixture(scope="module")
-def pi_l(game):
-    return np.random.default_rng(5).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+game, pi_l = module_game(11, 5, n_sg=2, n_ag=3, n_sl=3, n_al=2)
 
 
 @pytest.fixture(scope="module", params=EXACT_KS, ids=lambda k: f"k={k}")
@@ -293,7 +287,7 @@ def test_the_exact_fixed_point_on_each_side_of_the_eight_global_states_the_sweep
     beyond: on 1, 3, 8 and 9 global states, with deterministic locals, G-LEARN at m = 2 is the brute-force
     Q* of the exact k-agent surrogate (to float32, Q's storage)."""
     game = _deterministic_locals_game(70 + n_sg, n_sg)
-    pi_l = np.random.default_rng(n_sg).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, n_sg)
     k = 3
     R, P = exact_surrogate(game, pi_l, k)
     Q_star = exact_Q(game, R, P)

@@ -6,7 +6,7 @@ layout must reproduce it bit for bit, and the memory plan must pick, and refuse,
 import numpy as np
 import pytest
 
-from _learn_reference import random_game
+from _learn_reference import module_game, random_game, random_local_policy
 from altmarl_ros.core import glearn
 from altmarl_ros.core.glearn import g_learn, global_best_response_gain
 from altmarl_ros.core.glearn_memory import plan_memory
@@ -15,15 +15,8 @@ from altmarl_ros.errors import LearnError
 K, M = 10, 30
 
 
-@pytest.fixture(scope="module")
-def game():
-    # 6 local states: 16 // 5 = 3 bits per code field, so a window of +-4 agents and many escapes
-    return random_game(21, n_sg=2, n_ag=3, n_sl=6, n_al=2)
-
-
-@pytest.fixture(scope="module")
-def pi_l(game):
-    return np.random.default_rng(8).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+# 6 local states: 16 // 5 = 3 bits per code field, so a window of +-4 agents and many escapes
+game, pi_l = module_game(21, 8, n_sg=2, n_ag=3, n_sl=6, n_al=2)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +49,7 @@ def test_codes_decode_every_field_width(n_sl):
     """A code holds n_sl - 1 fields of 16 // (n_sl - 1) bits (16, 8, 5 and 2 here; 3 in the fixture):
     each width decodes to the ranks the int32 layout stores."""
     game = random_game(30 + n_sl, n_sg=2, n_ag=2, n_sl=n_sl, n_al=2)
-    pi_l = np.random.default_rng(n_sl).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, n_sl)
     k = 7
     ranks = g_learn(game, pi_l, k, m=M, seed=3)
     coded = g_learn(game, pi_l, k, m=M, seed=3, table_bytes=_codes_bytes(game, k))
@@ -187,7 +180,7 @@ def test_every_layout_of_a_tiny_game_gives_the_ranks_answer():
     place, the draws freed by the last sweep) at a size where the kernels also run as Python (scripts/
     coverage.sh): nine local states leave 16 // 8 = 2 bits a field, so k = 3 agents already escape."""
     game = random_game(41, n_sg=2, n_ag=2, n_sl=9, n_al=2)
-    pi_l = np.random.default_rng(41).dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, 41)
     k, m = 3, 4
     run = lambda **budget: g_learn(game, pi_l, k, m=m, seed=2, tol=1e-6, **budget)  # noqa: E731
     ranks = run()

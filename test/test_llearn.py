@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from _learn_reference import (all_deterministic_local_policies, count_vectors, induced_mdp_values,
-                              multinomial_pmf, random_game)
+                              multinomial_pmf, random_game, random_local_policy)
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core import llearn
 from altmarl_ros.core.llearn import l_learn, local_best_response_gain
@@ -22,7 +22,7 @@ def case(request):
     game = random_game(request.param, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9)
     rng = np.random.default_rng(request.param)
     pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(K, game.n_sl))).astype(np.int32)
-    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, rng)
     return game, pi_g, pi_l, l_learn(game, pi_g, K, pi_l)
 
 

@@ -2,14 +2,12 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 
 rclpy = pytest.importorskip("rclpy")
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from altmarl_msgs.msg import GlobalCommand  # noqa: E402
@@ -26,13 +24,6 @@ def _fields(msg):
             list(msg.counts), msg.count_rank, msg.policy_id)
 
 
-def _spin_until(executor, done, timeout):
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.05)
-    return done()
-
-
 def test_field_types_and_bounds():
     msg = GlobalCommand(sampled_ids=[0, 4294967295], counts=[3, 0, 2], count_rank=2**63, policy_id="abc")
     assert list(msg.sampled_ids) == [0, 4294967295]
@@ -41,54 +32,45 @@ def test_field_types_and_bounds():
 
 
 @pytest.mark.ros
-def test_roundtrip_same_process(ros_context):
-    pub_node = rclpy.create_node("gc_pub", context=ros_context)
-    sub_node = rclpy.create_node("gc_sub", context=ros_context)
-    executor = SingleThreadedExecutor(context=ros_context)
-    try:
-        received = []
-        sub_node.create_subscription(GlobalCommand, TOPIC, received.append, _qos(10))
-        pub = pub_node.create_publisher(GlobalCommand, TOPIC, _qos(10))
-        executor.add_node(pub_node)
-        executor.add_node(sub_node)
-        sent = []
-        for epoch in range(5):
-            msg = GlobalCommand(epoch=epoch, global_state=2, global_action=epoch % 5, k=4,
-                                sampled_ids=[7, 3, 11, epoch], counts=[2, 1, 0, 1, 0],
-                                count_rank=1234 + epoch, policy_id="deadbeef")
-            msg.header.stamp = pub_node.get_clock().now().to_msg()
-            msg.header.frame_id = "map"
-            pub.publish(msg)
-            sent.append(msg)
-        assert _spin_until(executor, lambda: len(received) == 5, timeout=10.0), f"got {len(received)}/5"
-        assert [_fields(m) for m in received] == [_fields(m) for m in sent]
-        assert [m.header for m in received] == [m.header for m in sent]
-    finally:
-        executor.shutdown()
-        pub_node.destroy_node()
-        sub_node.destroy_node()
+def test_roundtrip_same_process(graph):
+    pub_node = rclpy.create_node("gc_pub", context=graph.context)
+    sub_node = rclpy.create_node("gc_sub", context=graph.context)
+    received = []
+    sub_node.create_subscription(GlobalCommand, TOPIC, received.append, _qos(10))
+    pub = pub_node.create_publisher(GlobalCommand, TOPIC, _qos(10))
+    graph.add(pub_node)
+    graph.add(sub_node)
+    sent = []
+    for epoch in range(5):
+        msg = GlobalCommand(epoch=epoch, global_state=2, global_action=epoch % 5, k=4,
+                            sampled_ids=[7, 3, 11, epoch], counts=[2, 1, 0, 1, 0],
+                            count_rank=1234 + epoch, policy_id="deadbeef")
+        msg.header.stamp = pub_node.get_clock().now().to_msg()
+        msg.header.frame_id = "map"
+        pub.publish(msg)
+        sent.append(msg)
+    assert graph.spin_until(lambda: len(received) == 5, timeout=10.0), f"got {len(received)}/5"
+    assert [_fields(m) for m in received] == [_fields(m) for m in sent]
+    assert [m.header for m in received] == [m.header for m in sent]
 
 
 @pytest.mark.ros
-def test_roundtrip_across_processes(ros_context):
+def test_roundtrip_across_processes(graph):
     count = 20
     child_env = dict(os.environ)  # same domain id and localhost-only discovery as this test
     child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_globalcommand_publisher.py")),
                               str(count)], stdin=subprocess.PIPE, env=child_env)
-    node = rclpy.create_node("gc_remote_sub", context=ros_context)
-    executor = SingleThreadedExecutor(context=ros_context)
     try:
         received = {}
+        node = rclpy.create_node("gc_remote_sub", context=graph.context)
         node.create_subscription(GlobalCommand, TOPIC, lambda m: received.setdefault(m.epoch, m), _qos(count))
-        executor.add_node(node)
-        assert _spin_until(executor, lambda: len(received) == count or child.poll() is not None, timeout=60.0)
+        graph.add(node)
+        assert graph.spin_until(lambda: len(received) == count or child.poll() is not None, timeout=60.0)
         assert child.poll() is None, f"publisher process exited early with code {child.returncode}"
         assert sorted(received) == list(range(count))
         for epoch, msg in received.items():
             assert _fields(msg) == (epoch, epoch % 5, (epoch + 1) % 5, 3, [epoch, epoch + 10, epoch + 20],
                                     [1, 0, 2, 0, 0], epoch * 7, f"p{epoch}")
     finally:
-        executor.shutdown()
-        node.destroy_node()
         child.stdin.close()
         child.wait(timeout=20)

@@ -1,6 +1,5 @@
 """Node building blocks: the CDR fast path, parameter validation, the raw odometry store."""
 import math
-import time
 
 import numpy as np
 import pytest
@@ -158,44 +157,38 @@ def test_declared_parameters_are_validated_with_their_name(ros_context):
 
 
 @pytest.mark.ros
-def test_latest_odometry_stores_bytes_and_reports_fresh_robots(ros_context):
+def test_latest_odometry_stores_bytes_and_reports_fresh_robots(graph):
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     from altmarl_ros.nodes._odom_store import LatestOdometry
     from altmarl_ros.names import odom_topic
     from altmarl_ros.nodes._ros import ODOM_QOS
 
-    listener = rclpy.create_node("store_probe", context=ros_context)
-    talker = rclpy.create_node("odom_talker", context=ros_context)
-    executor = SingleThreadedExecutor(context=ros_context)
-    try:
-        store = LatestOdometry.of_robots(listener, [3, 8, 11])
-        pubs = {rid: talker.create_publisher(Odometry, odom_topic(rid), ODOM_QOS) for rid in (3, 11, 42)}
-        executor.add_node(listener)
-        executor.add_node(talker)
-        rng = np.random.default_rng(3)
-        sent = {rid: _odometry(rng, 4, 16, 0.1 * rid) for rid in pubs}
-        sent[11].pose.pose.position.x = math.nan
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and (store.received_count[[0, 2]] == 0).any():
-            for rid, pub in pubs.items():
-                pub.publish(sent[rid])
-            executor.spin_once(timeout_sec=0.05)
-        assert (store.received_count[[0, 2]] > 0).all() and store.received_count[1] == 0
-        now = listener.get_clock().now().nanoseconds
-        assert store.fresh_slots(now, 10**9).tolist() == [0, 2]  # robot 8 never spoke; 42 is not ours
-        assert store.fresh_slots(now + 2 * 10**9, 10**9).tolist() == []  # too old
-        assert store.fresh_slots(now - 2 * 10**9, 10**9).tolist() == []  # clock went back: not fresh
-        assert store.is_fresh(0, now, 10**9) and not store.is_fresh(0, now - 2 * 10**9, 10**9)
-        p = sent[3].pose.pose.position
-        x, y, yaw = store.pose(0)
-        assert (x, y) == (p.x, p.y) and yaw == pytest.approx(0.3)
-        assert store.pose(1) is None and store.pose(2) is None  # never received; NaN
-    finally:
-        executor.shutdown()
-        listener.destroy_node()
-        talker.destroy_node()
+    listener = rclpy.create_node("store_probe", context=graph.context)
+    talker = rclpy.create_node("odom_talker", context=graph.context)
+    store = LatestOdometry.of_robots(listener, [3, 8, 11])
+    pubs = {rid: talker.create_publisher(Odometry, odom_topic(rid), ODOM_QOS) for rid in (3, 11, 42)}
+    graph.add(listener)
+    graph.add(talker)
+    rng = np.random.default_rng(3)
+    sent = {rid: _odometry(rng, 4, 16, 0.1 * rid) for rid in pubs}
+    sent[11].pose.pose.position.x = math.nan
+
+    def publish():
+        for rid, pub in pubs.items():
+            pub.publish(sent[rid])
+
+    assert graph.spin_until(lambda: (store.received_count[[0, 2]] > 0).all(), timeout=10.0, every=publish)
+    assert store.received_count[1] == 0
+    now = listener.get_clock().now().nanoseconds
+    assert store.fresh_slots(now, 10**9).tolist() == [0, 2]  # robot 8 never spoke; 42 is not ours
+    assert store.fresh_slots(now + 2 * 10**9, 10**9).tolist() == []  # too old
+    assert store.fresh_slots(now - 2 * 10**9, 10**9).tolist() == []  # clock went back: not fresh
+    assert store.is_fresh(0, now, 10**9) and not store.is_fresh(0, now - 2 * 10**9, 10**9)
+    p = sent[3].pose.pose.position
+    x, y, yaw = store.pose(0)
+    assert (x, y) == (p.x, p.y) and yaw == pytest.approx(0.3)
+    assert store.pose(1) is None and store.pose(2) is None  # never received; NaN
 
 
 # ----------------------------------------------------------------- GlobalCommand checks, field by field

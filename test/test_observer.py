@@ -6,6 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from _learn_reference import random_local_policy
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
 from altmarl_ros.core.fused import fold_local_policy
@@ -38,7 +39,7 @@ def _exact_step(game, pi_l, mu, s_g):
 def test_prediction_is_the_exact_propagation_of_a_known_distribution():
     rng = np.random.default_rng(1)
     game = _game(rng)
-    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, rng)
     P_fused, _ = fold_local_policy(game, pi_l)
     mu = rng.dirichlet(np.ones(game.n_sl))
     expected = mu
@@ -62,7 +63,7 @@ def test_gain_one_filter_is_exactly_fresh():
     game = _game(rng)
     k = 5
     pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(k, game.n_sl))).astype(np.int32)
-    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, rng)
     args = dict(n=40, horizon=30, seeds=2, rollouts=20, seed=3)
     paper = rollout_welfare(game, pi_g, pi_l, k, **args)
     unit_gain = rollout_welfare(game, pi_g, pi_l, k, observer=ObserverSpec("filter", 1.0, k), **args)
@@ -82,7 +83,7 @@ def test_fresh_reproduces_the_paper_deployment_when_no_observer_is_given():
     rng = np.random.default_rng(3)
     game = _game(rng)
     pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(3, game.n_sl))).astype(np.int32)
-    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, rng)
     args = dict(n=30, horizon=20, seeds=2, rollouts=10, seed=5)
     np.testing.assert_array_equal(rollout_welfare(game, pi_g, pi_l, 3, **args).returns,
                                   rollout_welfare(game, pi_g, pi_l, 3, observer=fresh(3), **args).returns)
@@ -110,7 +111,7 @@ def _numpy_fleet_errors(game, pi_l, spec, k, n, horizon, rng):
 def test_filter_estimates_the_fleet_better_than_one_fresh_sample():
     rng = np.random.default_rng(4)
     game = _game(rng)
-    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, rng)
     filter_error, sample_error = _numpy_fleet_errors(game, pi_l, ObserverSpec("filter", 0.1, 50), 5, 500, 60,
                                                      np.random.default_rng(5))
     assert filter_error < 0.5 * sample_error
@@ -204,7 +205,7 @@ def test_a_prior_starts_the_estimate_at_mu0_and_needs_it():
 def test_observer_belongs_to_the_policy_and_its_id():
     rng = np.random.default_rng(8)
     game = _game(rng)
-    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, rng)
     pi_g = np.zeros((game.n_sg, n_count_vectors(12, game.n_sl)), np.int32)
     a = build_policy(pi_g, pi_l, 3, game=game, observer=ObserverSpec("filter", 0.3, 12))
     b = build_policy(pi_g, pi_l, 3, game=game, observer=ObserverSpec("filter", 0.25, 12))
@@ -224,7 +225,7 @@ def test_filter_policy_file_carries_what_its_filter_predicts_with(tmp_path):
 
     rng = np.random.default_rng(9)
     game = _game(rng)
-    pi_l = rng.dirichlet(np.ones(game.n_al), size=(game.n_sl, game.n_sg))
+    pi_l = random_local_policy(game, rng)
     pi_g = np.zeros((game.n_sg, n_count_vectors(12, game.n_sl)), np.int32)
     policy = build_policy(pi_g, pi_l, 3, game=game, observer=ObserverSpec("filter", 0.3, 12, 7.0))
     np.testing.assert_allclose(policy.observer_P, fold_local_policy(game, pi_l)[0], atol=1e-15)

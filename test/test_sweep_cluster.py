@@ -1,8 +1,10 @@
 """altmarl sweep --cluster: the tiny grid on a 2-worker Dask cluster against a serial run, a worker
 killed mid-unit, and the one-line errors of a cluster that cannot do the work.
 
-The quick grid takes ~40 min serially, too long for the suite: bench/bench_cluster_sweep.py runs
-that comparison (docs/results.md, "On a cluster").
+The runs here use `micro`, the tiny grid on the federated model without the G-LEARN cost probe (the
+tiny grid's warehouse baselines alone cost ~11 CPU-s per run); the placement test reads the tiny grid
+itself, for its two models. The quick grid takes ~40 min serially, too long for the suite:
+bench/bench_cluster_sweep.py runs that comparison (docs/results.md, "On a cluster").
 """
 import json
 import os
@@ -12,7 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from _sweep_config import shipped_sweep_config
 from altmarl_ros.cli import main
 from altmarl_ros.experiments import cluster
 from altmarl_ros.experiments.sweep import count_units, load_grid, result_cells
@@ -30,8 +34,18 @@ def client():
         yield local
 
 
-def _sweep(capsys, out, *flags):
-    assert main(["sweep", "--tiny", "--out", str(out), "--json", *flags]) == 0
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    """--config and --grid of the micro grid, and the grid."""
+    config = shipped_sweep_config()
+    config["grids"] = {"micro": dict(config["grids"]["tiny"], models=["federated"], cost_k=[])}
+    path = tmp_path_factory.mktemp("micro") / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return ("--config", str(path), "--grid", "micro"), load_grid(path, "micro")
+
+
+def _sweep(capsys, micro, out, *flags):
+    assert main(["sweep", *micro[0], "--out", str(out), "--json", *flags]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -56,9 +70,9 @@ def test_local_workers_are_single_threaded_processes(client):
     assert os.getpid() not in client.run(os.getpid).values()
 
 
-def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_path, capsys, client):
+def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_path, capsys, client, micro):
     serial, distributed = tmp_path / "serial", tmp_path / "cluster"
-    assert _sweep(capsys, serial)["computed"] == count_units(GRID)
+    assert _sweep(capsys, micro, serial)["computed"] == count_units(micro[1])
 
     pids = client.run(os.getpid)
     killed = []
@@ -66,14 +80,14 @@ def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_p
                               kwargs=dict(ready=lambda: any((distributed / "points").rglob("*.json"))))
     killer.start()
     try:
-        summary = _sweep(capsys, distributed, "--cluster", client.scheduler.address)
+        summary = _sweep(capsys, micro, distributed, "--cluster", client.scheduler.address)
     finally:
         killed.append(None)  # stops the killer if the sweep failed first
         killer.join()
     assert killed[0] is not None, "no worker was killed: the check below proves nothing"
     pid, keys = killed[0]
     assert pid not in client.run(os.getpid).values() and keys
-    assert summary["computed"] == count_units(GRID) and summary["cluster"] == client.scheduler.address
+    assert summary["computed"] == count_units(micro[1]) and summary["cluster"] == client.scheduler.address
 
     rows = {name: json.loads((out / "results.json").read_text())["rows"] for name, out in
             (("serial", serial), ("cluster", distributed))}
@@ -87,8 +101,8 @@ def test_cluster_sweep_matches_the_serial_run_and_survives_a_killed_worker(tmp_p
             {key: local[key] for key in ("fingerprint", "model", "unit", "model_hash")}
 
     # the cache is the local run's: resumed here or on the cluster, nothing is computed again
-    assert _sweep(capsys, distributed)["computed"] == 0
-    assert _sweep(capsys, serial, "--cluster", client.scheduler.address)["computed"] == 0
+    assert _sweep(capsys, micro, distributed)["computed"] == 0
+    assert _sweep(capsys, micro, serial, "--cluster", client.scheduler.address)["computed"] == 0
 
 
 def test_a_models_observer_units_go_to_one_worker(client):
@@ -96,6 +110,7 @@ def test_a_models_observer_units_go_to_one_worker(client):
     (loosely, so a lost worker's go elsewhere), the models dealt round both workers; the rest anywhere."""
     from altmarl_ros.experiments.sweep import _load_game, _units
 
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts a worker an earlier test killed
     games = {spec.name: _load_game(spec) for spec in GRID.models}
     pending = [(i, spec, games[spec.name], unit) for i, (spec, unit) in enumerate(_units(GRID))
                if unit.kind in ("filter", "baselines")]
@@ -118,7 +133,7 @@ def test_a_models_observer_units_go_to_one_worker(client):
 
 
 def _error(capsys, *argv):
-    assert main(["sweep", "--tiny", *argv]) == 2
+    assert main(["sweep", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     return err
@@ -132,7 +147,7 @@ def test_a_worker_with_other_code_or_registries_is_refused(tmp_path, capsys, cli
     from altmarl_ros.core.observers import OBSERVERS
 
     out = tmp_path / "sweep"
-    argv = ("--out", str(out), "--cluster", client.scheduler.address)
+    argv = ("--tiny", "--out", str(out), "--cluster", client.scheduler.address)
     for registry, name in ((BASELINES, "baselines"), (OBSERVERS, "observers")):
         with monkeypatch.context() as patch:
             patch.setitem(registry, "registered_here_only", next(iter(registry.values())))
@@ -145,7 +160,7 @@ def test_a_worker_with_other_code_or_registries_is_refused(tmp_path, capsys, cli
     assert not list((out / "points").rglob("*.json"))
 
 
-def test_a_unit_whose_workers_keep_dying_is_one_line(tmp_path, capsys):
+def test_a_unit_whose_workers_keep_dying_is_one_line(tmp_path, capsys, micro):
     """With no worker death allowed per task (allowed-failures 0), the unit of a killed worker is
     given up: one line naming the unit and the setting, not the scheduler's KilledWorker."""
     import dask
@@ -158,7 +173,7 @@ def test_a_unit_whose_workers_keep_dying_is_one_line(tmp_path, capsys):
         killer = threading.Thread(target=_kill_a_busy_worker, args=(client, client.run(os.getpid), killed))
         killer.start()
         try:
-            err = _error(capsys, "--quiet", "--out", str(tmp_path), "--cluster", one.scheduler_address)
+            err = _error(capsys, *micro[0], "--quiet", "--out", str(tmp_path), "--cluster", one.scheduler_address)
         finally:
             killed.append(None)
             killer.join()
@@ -176,7 +191,7 @@ def test_a_unit_whose_workers_keep_dying_is_one_line(tmp_path, capsys):
 def test_a_bad_cluster_address_is_one_line_naming_the_flag(tmp_path, capsys, monkeypatch, address, named):
     monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1.0)
     started = time.monotonic()
-    assert named in _error(capsys, "--out", str(tmp_path), "--cluster", address)
+    assert named in _error(capsys, "--tiny", "--out", str(tmp_path), "--cluster", address)
     assert time.monotonic() - started < 30  # refused or timed out, never hanging
 
 
@@ -185,12 +200,12 @@ def test_a_scheduler_without_workers_is_one_line(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1.0)
     with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as empty:
-        err = _error(capsys, "--out", str(tmp_path), "--cluster", empty.scheduler_address)
+        err = _error(capsys, "--tiny", "--out", str(tmp_path), "--cluster", empty.scheduler_address)
     assert f"the scheduler at {empty.scheduler_address} has no workers" in err and "dask worker" in err
 
 
 def test_cluster_flag_needs_distributed_and_something_to_compute(tmp_path, capsys, monkeypatch):
     assert "--cluster: does not apply with --report-only" in _error(
-        capsys, "--report-only", "--out", str(tmp_path), "--cluster", "local:1")
+        capsys, "--tiny", "--report-only", "--out", str(tmp_path), "--cluster", "local:1")
     monkeypatch.setitem(__import__("sys").modules, "distributed", None)  # import distributed fails
-    assert "requirements-cluster.txt" in _error(capsys, "--out", str(tmp_path), "--cluster", "local:1")
+    assert "requirements-cluster.txt" in _error(capsys, "--tiny", "--out", str(tmp_path), "--cluster", "local:1")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from altmarl_ros.commands import finite_or_none, print_json
+from altmarl_ros.commands._world import print_baselines
 from altmarl_ros.core.observers import CONTINUOUS, PAPER_OBSERVER, observer_on
 from altmarl_ros.errors import UsageError
 
@@ -213,12 +214,9 @@ def evaluate(args) -> int:
     gap, global_gain, local_gain = (_or_dash(training.get(key)) for key in ("nash_gap", "global_gain", "local_gain"))
     print(f"Nash gap       {gap}  (training's estimate: global gain {global_gain}, local gain {local_gain}; "
           "approximate best responses, so lower bounds)")
+    print_baselines(mine["welfare"], [(name, est["welfare"], est["welfare_ci"], f"{est['rollouts_std']:.3f}")
+                                      for name, est in found.items()], "std of the rollouts")
     if found:
-        print()
-        print(f"{'baseline':<20} {'welfare +- 95% CI':<18} {'+- std (rollouts)':>18}  policy - baseline")
-        for name, est in found.items():
-            print(f"{name:<20} {est['welfare']:>9.3f} +- {est['welfare_ci']:<5.3f} {est['rollouts_std']:>14.3f}"
-                  f"  {mine['welfare'] - est['welfare']:>+17.3f}")
         print("(uniform_random: both sides uniform; random_dispatcher: a uniform global action with the "
               "policy's locals)")
     return 0

@@ -31,3 +31,14 @@ def open_world(args, command: str):
     from altmarl_ros.core.world import ModelWorld
 
     return ModelWorld(load_model(args.model), args.model, getattr(args, "dirichlet_alpha", None))
+
+
+def print_baselines(policy_welfare: float, rows, note_header: str) -> None:
+    """The baselines' table under a policy's report: (name, welfare, 95% CI, note) per row, and the policy's
+    lead over each."""
+    if not rows:
+        return
+    print()
+    print(f"{'baseline':<22} {'welfare +- 95% CI':<18}  {'policy - baseline':>17}  {note_header}")
+    for name, welfare, ci, note in rows:
+        print(f"{name:<22} {welfare:>9.3f} +- {ci:<5.3f}  {policy_welfare - welfare:>+17.3f}  {note}")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from altmarl_ros.commands import comparison_lines, print_json
 from altmarl_ros.commands._flags import INT64_MAX, count, real
-from altmarl_ros.commands._world import add_world_arguments, open_world
+from altmarl_ros.commands._world import add_world_arguments, open_world, print_baselines
 
 GAP_TOL = 1e-6  # core.evaluate.nash_gap's default tolerance
 HELP = "evaluate a trained policy: n-agent rollouts (welfare +- 95% CI), Nash gap, baselines"
@@ -152,12 +152,8 @@ def _print_report(args, world, policy, welfare, gap, found, blind) -> None:
               f"used {welfare.replies:.2f} of k = {k} replies on average (the baselines read none)")
     print(f"Nash gap   {gap.gap:.4g}  (global gain {gap.global_gain:.4g} in the m = {m}, seed {gap_seed} "
           f"surrogate; local gain {gap.local_gain:.4g})")
+    print_baselines(welfare.mean, [(name, est.mean, est.ci95, est.detail) for name, est in found.items()], "chose")
     if found:
-        print()
-        print(f"{'baseline':<22} {'welfare +- 95% CI':<18}  {'policy - baseline':>17}  chose")
-        for name, est in found.items():
-            print(f"{name:<22} {est.mean:>9.3f} +- {est.ci95:<5.3f}  {welfare.mean - est.mean:>+17.3f}  "
-                  f"{est.detail}")
         print()
         for line in comparison_lines(welfare, *blind):
             print(line)

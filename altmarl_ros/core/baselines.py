@@ -138,14 +138,24 @@ def feedback_global_candidates(game, k):
         how = "every rule"
     else:
         best, how = None, "local search"
+        seen = {}  # rule -> its value: the searches from different constants meet on the same rules
+
+        def value_of(rule):
+            if rule not in seen:
+                seen[rule] = _feedback_value(game, k, rule)
+            return seen[rule]
+
         for a_g in range(game.n_ag):
-            rule, (value, pi_l) = [a_g] * game.n_sg, _feedback_value(game, k, [a_g] * game.n_sg)
+            rule = (a_g,) * game.n_sg
+            value, pi_l = value_of(rule)
             improved = True
             while improved:
                 improved = False
                 for s_g, other in itertools.product(range(game.n_sg), range(game.n_ag)):
-                    trial = rule[:s_g] + [other] + rule[s_g + 1:]
-                    trial_value, trial_pi_l = _feedback_value(game, k, trial)
+                    if other == rule[s_g]:
+                        continue  # the rule itself
+                    trial = rule[:s_g] + (other,) + rule[s_g + 1:]
+                    trial_value, trial_pi_l = value_of(trial)
                     if trial_value > value + 1e-12:
                         rule, value, pi_l, improved = trial, trial_value, trial_pi_l, True
             if best is None or value > best[1]:

@@ -78,44 +78,44 @@ def correct_kernel(mu, weight, counts, forget):
 
 
 @njit(cache=True, inline="always")
-def round_kernel(mu, K, out):
-    """out <- the count vector over K robots nearest mu (largest remainders, ties to the lower index)."""
-    n = mu.shape[0]
-    total = 0.0
-    for j in range(n):
-        total += mu[j]
+def _remainder(weight, K, total, given, exact):
+    """weight's share of K robots less `given`: in exact integers (times total) or in floating point."""
+    if exact:
+        return weight * K - given * total
+    return weight * K / total - given
+
+
+@njit(cache=True, inline="always")
+def _largest_remainders(weights, total, K, out, exact):
+    """out <- each weight's whole share of K, then one more at a time to the largest remainder
+    (share - out, ties to the lower index) until they sum to K."""
+    n = weights.shape[0]
     assigned = 0
     for j in range(n):
-        q = mu[j] * K / total
-        out[j] = int(np.floor(q))
+        out[j] = weights[j] * K // total if exact else int(np.floor(weights[j] * K / total))
         assigned += out[j]
     for _ in range(K - assigned):
-        best, best_rem = 0, -1.0
-        for j in range(n):
-            rem = mu[j] * K / total - out[j]
+        best, best_rem = 0, _remainder(weights[0], K, total, out[0], exact)
+        for j in range(1, n):
+            rem = _remainder(weights[j], K, total, out[j], exact)
             if rem > best_rem:
                 best, best_rem = j, rem
         out[best] += 1
 
 
 @njit(cache=True, inline="always")
+def round_kernel(mu, K, out):
+    """out <- the count vector over K robots nearest mu (largest remainders, ties to the lower index)."""
+    total = 0.0
+    for j in range(mu.shape[0]):
+        total += mu[j]
+    _largest_remainders(mu, total, K, out, False)
+
+
+@njit(cache=True, inline="always")
 def scale_kernel(counts, K, out):
     """out <- counts scaled to sum K by largest remainders, in exact integers (= counts if they sum to K)."""
-    n = counts.shape[0]
-    m = 0
-    for j in range(n):
-        m += counts[j]
-    assigned = 0
-    for j in range(n):
-        out[j] = counts[j] * K // m
-        assigned += out[j]
-    for _ in range(K - assigned):
-        best, best_rem = 0, -1
-        for j in range(n):
-            rem = counts[j] * K - out[j] * m
-            if rem > best_rem:
-                best, best_rem = j, rem
-        out[best] += 1
+    _largest_remainders(counts, counts.sum(), K, out, True)
 
 
 # ----------------------------------------------------------------------------- drivers
