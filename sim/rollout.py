@@ -35,11 +35,13 @@ from altmarl_ros.core import budget
 from altmarl_ros.core._checks import integer
 from altmarl_ros.core.baselines import BASELINES, score_candidates
 from altmarl_ros.core.counts import n_count_vectors
-from altmarl_ros.core.decision import Decider, local_actions
+from altmarl_ros.core.decision import Decider, FADecider, local_actions
 from altmarl_ros.core.evaluate import WelfareEstimate, check_reply_loss, check_rollout_args, mean_ci95
 from altmarl_ros.core.observer import Observer, deployed_observer
-from altmarl_ros.core.observers import fresh
-from altmarl_ros.core.policy import PolicyMismatch, build_policy
+from altmarl_ros.core.fa_policy import FAPolicy
+from altmarl_ros.core.observers import PAPER_OBSERVER, fresh
+from altmarl_ros.core.policy import PolicyError, PolicyMismatch, build_policy
+from altmarl_sim.continuous_ring import ContinuousRing
 from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim, check_lead
 from altmarl_sim.sampler import SamplerError
 from altmarl_sim.scenario import Scenario
@@ -71,6 +73,32 @@ def running_observer(scenario: Scenario, k: int, observer=None, prediction=None)
     """The stateful observer a rollout runs (default fresh; a filter predicts with `prediction`)."""
     n_sg, _, n_sl, _ = scenario.sizes
     return deployed_observer(n_sg, n_sl, k, observer, prediction)
+
+
+def load_scenario_policy(path, scenario: Scenario):
+    """The policy file at `path` checked against `scenario`: a tabular policy on a zone scenario, an FA policy
+    (core/fa_policy.py) on a continuous one (altmarl_sim.continuous_ring); what the nodes and the demo load."""
+    if scenario.continuous is not None:
+        from altmarl_ros.core.fa_policy import load_fa_policy
+
+        policy = load_fa_policy(path, game=ContinuousRing(scenario))
+        decider_of(policy, scenario)  # refused here, before a node or a demo starts, if no node can run it
+        return policy
+    from altmarl_ros.core.policy import load_policy
+
+    return load_policy(path, scenario_hash=scenario.content_hash())
+
+
+def decider_of(policy, scenario: Scenario):
+    """The decider of a policy file's policy on `scenario`, the one the nodes and the rollouts run: a tabular
+    policy's (its observer), or an FA policy's on the scenario's continuous ring (a fresh zone observer)."""
+    if isinstance(policy, FAPolicy):
+        if policy.observer.name != PAPER_OBSERVER:
+            raise PolicyError(f"this FA policy reads its {policy.observer.name} observer's estimate; the fleet runs "
+                              f"FA policies that read each decision's k samples: train one with `--observer "
+                              f"{PAPER_OBSERVER}` (the default)")
+        return FADecider(policy, ContinuousRing(scenario), running_observer(scenario, policy.k))
+    return Decider.of_policy(policy)
 
 
 def sample_workers(zones, k: int, n_sl: int, rng: np.random.Generator,
@@ -143,6 +171,59 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
     return total
 
 
+def _episodes(scenario: Scenario, n: int, seeds: int, rollouts: int, seed: int, fleet, progress):
+    """(s, r, simulator, generator) of rollout r of seed s: SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r];
+    `progress(done, total)` once the caller is done with each."""
+    for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
+        for r, stream in enumerate(seed_seq.spawn(rollouts)):
+            sim, rng = episode_start(scenario, n, stream, fleet)
+            yield s, r, sim, rng
+            if progress is not None:
+                progress(s * rollouts + r + 1, seeds * rollouts)
+
+
+def run_fa_episode(sim: FleetSim, decider: FADecider, horizon: int, rng: np.random.Generator,
+                   on_epoch=None) -> float:
+    """Discounted return of one rollout of an FA policy (decider_of) from the sim's current state, deciding as
+    the nodes do: each epoch a fresh uniform k-subset of the workers (sample_workers), its zone counts and
+    poses and the depot's zone -> a_g; every worker's zone and pose -> a_i (greedy); `on_epoch(sim, ids, a_g)`
+    before every epoch runs."""
+    gamma, n, n_sl = sim.scenario.gamma, sim.n, sim.scenario.sizes[2]
+    total, discount = 0.0, 1.0
+    decider.observer.reset()
+    for _ in range(horizon):
+        poses, zones, s_g = np.array(sim.poses), sim.zones(), sim.depot_zone()
+        sampled, counts = sample_workers(zones, decider.policy.k, n_sl, rng)
+        a_g = decider.global_action(s_g, counts, poses[sampled]).action
+        actions = decider.local_actions(zones, s_g, None, poses[:n])
+        if on_epoch is not None:
+            on_epoch(sim, sampled, a_g)
+        reward = sim.step_epoch(actions, a_g)[2]
+        total += discount * reward
+        discount *= gamma
+    return total
+
+
+def fa_sim_rollout_welfare(scenario: Scenario, decider, n: int = 1000, horizon: int = 100, seeds: int = 15,
+                           rollouts: int = 50, seed: int = 0, progress=None, fleet=FleetSim) -> WelfareEstimate:
+    """Welfare of an FA policy (its FADecider) in the simulator, on sim_rollout_welfare's streams: rollout r of
+    seed s starts where, and draws the noise and stalls that, the tabular policies' rollout r of seed s does."""
+    k = decider.policy.k
+    k, n, horizon, seeds, rollouts, seed = check_rollout_args(RolloutError, k, n, horizon, seeds, rollouts, seed,
+                                                              "workers")
+    meta = decider.policy.meta  # the local network's float64 activations, every worker at once
+    activations = 8 * (meta["inputs"]["local"] + sum(meta["hidden"]) + meta["n_al"])
+    budget.require(f"simulator rollouts of n = {n} robots", (n + 1) * (BYTES_PER_ROBOT + activations)
+                   + 16.0 * seeds * rollouts, "use a smaller --n")
+    returns = np.empty((seeds, rollouts))
+    start = time.perf_counter()
+    for s, r, sim, rng in _episodes(scenario, n, seeds, rollouts, seed, fleet, progress):
+        returns[s, r] = run_fa_episode(sim, decider, horizon, rng)
+    mean, ci = mean_ci95(returns)
+    return WelfareEstimate(mean=mean, ci95=ci, returns=returns, agent_steps=seeds * rollouts * n * horizon,
+                           seconds=time.perf_counter() - start)
+
+
 def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, horizon: int = 100,
                         seeds: int = 15, rollouts: int = 50, seed: int = 0,
                         progress=None, observer=None, prediction=None, fleet=FleetSim,
@@ -175,16 +256,12 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     errors = np.full((seeds, rollouts), np.nan)  # mean TV error of each rollout's estimates
     replies = np.full((seeds, rollouts), np.nan)  # mean replies per decision
     start = time.perf_counter()
-    for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
-        for r, stream in enumerate(seed_seq.spawn(rollouts)):
-            sim, rng = episode_start(scenario, n, stream, fleet)
-            decisions, heard = [], []
-            returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, rng, observer=running, errors=decisions,
-                                        reply_loss=reply_loss, state_lead=state_lead, replies=heard)
-            if decisions:
-                errors[s, r], replies[s, r] = np.mean(decisions), np.mean(heard)
-            if progress is not None:
-                progress(s * rollouts + r + 1, seeds * rollouts)
+    for s, r, sim, rng in _episodes(scenario, n, seeds, rollouts, seed, fleet, progress):
+        decisions, heard = [], []
+        returns[s, r] = run_episode(sim, pi_g, pi_l, k, horizon, rng, observer=running, errors=decisions,
+                                    reply_loss=reply_loss, state_lead=state_lead, replies=heard)
+        if decisions:
+            errors[s, r], replies[s, r] = np.mean(decisions), np.mean(heard)
     seconds = time.perf_counter() - start
     mean, ci = mean_ci95(returns)
     return WelfareEstimate(mean=mean, ci95=ci, returns=returns,
@@ -235,7 +312,10 @@ def best_blind_constant(scenario: Scenario, game, k: int, start_seed: int, **rol
 
 
 def policy_sim_welfare(scenario: Scenario, policy, **rollout_args) -> WelfareEstimate:
-    """sim_rollout_welfare of a PolicyArtifact under the observer it records."""
+    """sim_rollout_welfare of a PolicyArtifact under the observer it records; fa_sim_rollout_welfare of an FA
+    policy (its decider_of), so a caller (the demo) scores either kind of policy file the same way."""
+    if isinstance(policy, FAPolicy):
+        return fa_sim_rollout_welfare(scenario, decider_of(policy, scenario), **rollout_args)
     return sim_rollout_welfare(scenario, policy.pi_g, policy.pi_l, policy.k, observer=policy.observer,
                                prediction=policy.prediction, **rollout_args)
 

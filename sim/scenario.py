@@ -72,6 +72,19 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class ContinuousSettings:
+    """The `continuous:` section: the scenario's continuous-state game (altmarl_sim.continuous_ring) instead
+    of zones. Observation only, not physics: the robots, rewards and timing are the scenario's own.
+    bins_per_zone: histogram bins per zone of the global agent's summary of its k samples;
+    train_workers: robots in the FA learners' training rollouts; horizon_train / horizon_eval: their epochs."""
+
+    bins_per_zone: int = 4
+    train_workers: int = 100
+    horizon_train: int = 50
+    horizon_eval: int = 100
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated warehouse-ring world. Build it with load_scenario or parse_scenario."""
 
@@ -90,6 +103,7 @@ class Scenario:
     timing: Timing
     gamma: float
     source: str | None = None  # file it was read from (not part of the content hash)
+    continuous: ContinuousSettings | None = None  # local states are positions, not zones (not in the hash)
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
@@ -129,13 +143,16 @@ class Scenario:
             "rewards": _fields(self.rewards),
             "timing": _fields(self.timing),
             "gamma": self.gamma,
+            **({} if self.continuous is None else {"continuous": _fields(self.continuous)}),
         }
 
     def content_hash(self) -> str:
         """16 hex digits of SHA-256 over everything that shapes the dynamics and
-        rewards (not the name, description or file location)."""
+        rewards (not the name, description, file location or the continuous section, which
+        changes what the agents observe: a continuous scenario has its tabular twin's hash)."""
         content = self.to_dict()
         del content["name"], content["description"]
+        content.pop("continuous", None)
         text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -201,6 +218,8 @@ _SCHEMA = {
     "rewards": {"service": (_reward, _REQUIRED), "worker_energy": (_cost, _REQUIRED),
                 "depot_energy": (_cost, _REQUIRED)},
     "timing": {"control_period": (positive, _REQUIRED), "decision_epoch": (positive, _REQUIRED)},
+    "continuous": {name: (_count(1), getattr(ContinuousSettings, name))
+                   for name in ContinuousSettings.__dataclass_fields__},
 }
 _TOP_LEVEL = {"name": (_text, None), "description": (_text, ""), "gamma": (_gamma, _REQUIRED)}
 
@@ -217,8 +236,10 @@ def parse_scenario(data, name: str = "scenario", source: str | None = None) -> S
     """Validate a scenario given as a parsed YAML mapping."""
     sections = {name: (_section, _REQUIRED if any(d is _REQUIRED for _, d in keys.values()) else {})
                 for name, keys in _SCHEMA.items()}
+    sections["continuous"] = (_section, None)  # absent: a zone scenario; present (even empty): continuous
     top = schema.fields(data, {**_TOP_LEVEL, **sections}, ScenarioError)
-    s = {section: schema.fields(top[section], _SCHEMA[section], ScenarioError, section) for section in _SCHEMA}
+    s = {section: None if top[section] is None else schema.fields(top[section], _SCHEMA[section], ScenarioError,
+                                                                   section) for section in _SCHEMA}
 
     zones = s["zones"]
     ring = _build("zones", RingGeometry, n_zones=zones["count"], radius=zones["radius"],
@@ -260,7 +281,17 @@ def parse_scenario(data, name: str = "scenario", source: str | None = None) -> S
         timing=timing,
         gamma=top["gamma"],
         source=source,
+        continuous=_continuous(s["continuous"], top["gamma"]),
     )
+
+
+def _continuous(section, gamma: float):
+    if section is None:
+        return None
+    if gamma <= 0.0:  # altmarl_sim.continuous_ring charges an epoch's energy one epoch late, divided by gamma
+        raise ScenarioError("gamma", "must be > 0 in a continuous scenario (its energy costs are charged at the "
+                                     "next epoch, divided by gamma), got 0")
+    return ContinuousSettings(**section)
 
 
 def _start_weights(value, n_zones: int) -> tuple:

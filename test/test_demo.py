@@ -207,3 +207,32 @@ def test_demo_never_overwrites_a_named_policy_for_another_scenario(tmp_path, mon
     with pytest.raises(PolicyError):
         _ready(monkeypatch, _Args(tmp_path, policy=other), trained)
     assert trained == [] and other.read_bytes() == before
+
+
+@pytest.mark.ros
+def test_demo_runs_an_fa_policy_on_the_continuous_ring(ring_fleet, tmp_path):
+    """`altmarl demo --scenario warehouse_ring_continuous`: the nodes run an FA policy (the parked-depot policy
+    as networks, test/_fa_ring.py) and the ROS welfare agrees with the offline evaluation of the same file."""
+    from _fa_ring import parked_depot_fa
+    from altmarl_ros.core.fa_policy import save_fa_policy
+    from altmarl_sim.continuous_ring import ContinuousRing
+
+    policy, _ = parked_depot_fa(ContinuousRing(load_scenario("warehouse_ring_continuous")), K)
+    path = save_fa_policy(policy, tmp_path / "fa.npz")
+    report = _demo(path, tmp_path, ring_fleet, "--scenario", "warehouse_ring_continuous", "--seed", "3")
+    assert report["policy_id"] == policy.policy_id and report["observer"] == {"name": "fresh"}
+    _check_against_offline(report, tmp_path)
+
+
+def test_demo_asks_for_an_fa_policy_it_cannot_train(tmp_path, monkeypatch):
+    from altmarl_ros import fleet_plan
+    from altmarl_ros.commands import demo
+
+    missing = tmp_path / "runs" / "fa.npz"
+    base = fleet_plan.load_fleet(None, {"policy": str(missing), "scenario": "warehouse_ring_continuous"})
+    monkeypatch.setattr(demo, "_train", lambda *args: pytest.fail("the tabular trainer ran"))
+    with pytest.raises(PolicyError, match=rf"^no policy at {missing}: train the FA policy first with `altmarl "
+                                          rf"train --scenario warehouse_ring_continuous --k 5 --train-seeds 1 "
+                                          rf"--out {missing}` \(docs/continuous.md\)$"):
+        demo._ready_policy(_Args(tmp_path, policy=missing), base, load_scenario("warehouse_ring_continuous"), None)
+    assert not missing.exists()

@@ -39,8 +39,15 @@ def test_round_trip_and_greedy_actions(tmp_path, policy):
         h = np.tanh(h @ W + b)
     expected = np.argmax(h @ policy.global_params[-1][0] + policy.global_params[-1][1], axis=1)
     assert loaded.global_action(GAME, s_g, sampled).tolist() == expected.tolist()
-    with pytest.raises(PolicyError, match="got 2 sampled states; this policy reads k = 3"):
-        loaded.global_action(GAME, s_g, sampled[:, :2])
+    short = np.concatenate([s_g[:, None], np.stack([np.histogram(row[:2], bins=5, range=(-2, 2))[0] / 2
+                                                    for row in sampled[:, :2]])], axis=1)
+    for W, b in policy.global_params[:-1]:
+        short = np.tanh(short @ W + b)  # fewer than k (a node's missed replies): the histogram of those
+    assert loaded.global_action(GAME, s_g, sampled[:, :2]).tolist() == np.argmax(
+        short @ policy.global_params[-1][0] + policy.global_params[-1][1], axis=1).tolist()
+    for bad in (sampled[:, :0], np.concatenate([sampled, sampled[:, :1]], axis=1)):
+        with pytest.raises(PolicyError, match=f"got {bad.shape[1]} sampled states; this policy reads 1 to k = 3"):
+            loaded.global_action(GAME, s_g, bad)
     assert loaded.local_actions(GAME, np.array([0.3, -0.3]), 0.0).shape == (2,)
 
 

@@ -51,6 +51,10 @@ def add_arguments(parser):
     parser.add_argument("--k", type=count(1), metavar="K",
                         help=f"robots the coordinator samples (default: the policy's k; a policy is trained for "
                              f"k = {TRAIN_K} unless the fleet file names k)")
+    parser.add_argument("--scenario", metavar="NAME",
+                        help="scenario (default: the fleet file's, warehouse_ring_hard); a continuous one "
+                             "(warehouse_ring_continuous) runs an FA policy (docs/continuous.md); its policy "
+                             "defaults to runs/NAME/policy.npz")
     parser.add_argument("--policy", metavar="P",
                         help="policy file (default: the fleet file's, runs/warehouse_ring_hard/policy.npz); "
                              "trained first if it does not exist")
@@ -80,8 +84,14 @@ def run(args) -> int:
     from altmarl_sim.scenario import load_scenario
 
     seed = args.seed if args.seed is not None else secrets.randbelow(SEED_MAX + 1)
-    overrides = {key: value for key, value in (("n_robots", args.n), ("k", args.k), ("policy", args.policy),
-                                               ("seed", seed), ("state_sampling", args.state_sampling))
+    policy_path = args.policy
+    if args.scenario is not None and policy_path is None:  # never the fleet file's policy of another scenario
+        from altmarl_sim.estimate import run_dir
+
+        policy_path = str(run_dir(load_scenario(args.scenario)) / "policy.npz")
+    overrides = {key: value for key, value in (("n_robots", args.n), ("k", args.k), ("policy", policy_path),
+                                               ("seed", seed), ("state_sampling", args.state_sampling),
+                                               ("scenario", args.scenario))
                  if value is not None}
     fleet = fleet_plan.load_fleet(args.fleet, overrides)
     scenario = load_scenario(fleet.common["scenario"])
@@ -161,7 +171,8 @@ def _ready_policy(args, base, scenario, wanted_k):
     from pathlib import Path
 
     from altmarl_ros.core.atomic import check_output
-    from altmarl_ros.core.policy import PolicyError, load_policy
+    from altmarl_ros.core.policy import PolicyError
+    from altmarl_sim.rollout import load_scenario_policy
 
     path = Path(base.common["policy"])
     if args.retrain and args.policy is not None and path.exists():
@@ -172,7 +183,7 @@ def _ready_policy(args, base, scenario, wanted_k):
         reason = f"no policy at {path}"
     if reason is None:
         try:
-            policy = load_policy(path, scenario_hash=scenario.content_hash())
+            policy = load_scenario_policy(path, scenario)
         except PolicyError as err:
             if args.policy is not None:
                 raise  # a file the user named is never overwritten
@@ -185,12 +196,15 @@ def _ready_policy(args, base, scenario, wanted_k):
             raise PolicyError(f"k = {wanted_k} (--k or the fleet file): the policy {path} was trained for k = "
                               f"{policy.k}; use --k {policy.k}{retrain}, or --policy another file")
     k = wanted_k if wanted_k is not None else TRAIN_K
+    if scenario.continuous is not None:  # FA training takes minutes of JAX: the user's command, not a side effect
+        raise PolicyError(f"{reason}: train the FA policy first with `altmarl train --scenario {scenario.name} "
+                          f"--k {k} --train-seeds 1 --out {path}` (docs/continuous.md)")
     check_output(path, flag="--policy")
     print(f"altmarl demo: training ({reason}): altmarl train --scenario {scenario.name} --k {k} --out {path} "
           f"--start {DEMO_START} --select-n {base.n_robots} --select-rollouts {DEMO_SELECT_ROLLOUTS} "
           f"--max-columns {DEMO_MAX_COLUMNS}", file=sys.stderr, flush=True)
     _train(scenario, k, path, base.n_robots, quiet=args.quiet or args.json)
-    return load_policy(path, scenario_hash=scenario.content_hash())
+    return load_scenario_policy(path, scenario)
 
 
 def _train(scenario, k: int, path, n: int, quiet: bool) -> None:
@@ -318,14 +332,14 @@ def _start_offline(scenario, policy_path, n: int, horizon: int, rollouts: int, s
 
 
 def _offline_job(scenario_source, policy_path, scenario_hash, n, horizon, rollouts, seed):
-    from altmarl_ros.core.policy import load_policy
+    from altmarl_sim.rollout import load_scenario_policy
     from altmarl_sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_source)
     if scenario.content_hash() != scenario_hash:
         raise RuntimeError("the scenario file changed during the demo")
-    return _offline_welfare(scenario, load_policy(policy_path, scenario_hash=scenario_hash), n, horizon,
-                            rollouts, seed, show=False)
+    return _offline_welfare(scenario, load_scenario_policy(policy_path, scenario), n, horizon, rollouts, seed,
+                            show=False)
 
 
 def _finish_offline(job, wanted: bool, say):
@@ -423,7 +437,8 @@ def _print_report(report, gamma: float) -> None:
     off = report["offline"]
     best = report["best_constant"]
     observer = report["observer"]
-    observed = f"{observer['name']} observer, gain {observer['gain']:g}, pi_g at {observer['resolution']} robots"
+    observed = (f"{observer['name']} observer, gain {observer['gain']:g}, pi_g at {observer['resolution']} robots"
+                if "gain" in observer else f"{observer['name']} observer, FA networks on positions")
     print(f"\nwelfare = discounted return sum_t {gamma:g}^t r_t over {report['epochs']} decision epochs, "
           f"n = {report['n']}, k = {report['k']}, policy {report['policy_id']} ({observed})")
     print(f"  ROS 2 fleet (this run)        {report['welfare']:10.3f}   "

@@ -96,7 +96,7 @@ def run(args) -> int:
     from altmarl_ros.core.baselines import BASELINES
     from altmarl_ros.core.world import best_blind
 
-    if _continuous.is_continuous(args.model):
+    if _continuous.is_continuous(args):
         return _continuous.evaluate(args)
     for name, default in (("n", 1000), ("horizon", 100), ("seeds", 15), ("rollouts", 50)):
         if getattr(args, name) is None:

@@ -242,7 +242,7 @@ def train_and_save(world, k: int, options: TrainOptions, out: Path, quiet: bool 
 def run(args) -> int:
     from altmarl_ros.commands import _continuous
 
-    if _continuous.is_continuous(args.model):
+    if _continuous.is_continuous(args):
         return _continuous.train(args)
     _check_flags(args)
     world = open_world(args, "training")

@@ -53,6 +53,7 @@ class ContinuousGame:
 
     name = ""
     noise_kind = "normal"
+    state_shape = ()  # trailing dims of one agent's state: () a number, (d,) a vector (altmarl_sim.continuous_ring)
 
     def draw_noise(self, rng: np.random.Generator, shape):
         return rng.standard_normal(shape) if self.noise_kind == "normal" else rng.random(shape)

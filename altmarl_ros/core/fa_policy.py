@@ -63,8 +63,8 @@ def global_observation(game, s_g, summary, global_inputs: str, xp=np):
 
 def observation_sizes(game, k: int, global_inputs: str) -> dict:
     """{"global": d_g, "local": d_l}: the networks' input sizes on `game` at k."""
-    state = np.zeros(1, game.state_dtype)
-    summary = game.summary(np.zeros((1, k), game.state_dtype))
+    state = np.zeros((1, *game.state_shape), game.state_dtype)
+    summary = game.summary(np.zeros((1, k, *game.state_shape), game.state_dtype))
     return {"global": int(global_observation(game, state, summary, global_inputs).shape[-1]),
             "local": int(game.local_features(state, state).shape[-1])}
 
@@ -181,11 +181,12 @@ class FAPolicy:
 
     def global_action(self, game, s_g, sampled) -> np.ndarray:
         """Greedy global actions for states s_g [...] and the k sampled local states [..., k]: a decision on one
-        k-sample, which is also every observer's first decision (its estimate is that sample's summary)."""
+        k-sample, which is also every observer's first decision (its estimate is that sample's summary). Fewer
+        than k (a node's missed replies): the summary of those that replied."""
         sampled = np.asarray(sampled)
-        if sampled.shape[-1] != self.k:
-            raise PolicyError(f"the global agent got {sampled.shape[-1]} sampled states; this policy reads k = "
-                              f"{self.k}")
+        got = sampled.shape[sampled.ndim - 1 - len(game.state_shape)]
+        if not 1 <= got <= self.k:
+            raise PolicyError(f"the global agent got {got} sampled states; this policy reads 1 to k = {self.k}")
         x = global_observation(game, np.asarray(s_g), game.summary(sampled), self.meta["global_inputs"])
         return np.argmax(mlp_apply(self.global_params, x), axis=-1)
 
@@ -235,6 +236,10 @@ def _read(path: Path) -> FAPolicy:
     if "meta" not in arrays or arrays["meta"].dtype.kind != "U":
         raise PolicyError(f"{path}: an FA policy file has a 'meta' JSON text member; this one has "
                           f"{clip_text(str(sorted(arrays)))}")
+    if "pi_g" in arrays:
+        raise PolicyError(f"{path} is a tabular policy (pi_g, pi_l); a continuous model or scenario needs an FA "
+                          "policy: train one with `altmarl train --model <continuous model>` or `--scenario "
+                          "<continuous scenario>`")
     meta = parse_json(str(arrays["meta"]), f"{path}: meta", PolicyError)
     layers = {"g": {}, "l": {}}
     for key in arrays:

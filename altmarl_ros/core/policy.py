@@ -337,7 +337,7 @@ def _read_policy(path: Path) -> PolicyArtifact:
     keys = sorted(arrays)
     if is_fa_file(keys):
         raise PolicyError(f"{path}: is a function-approximation policy (a continuous model's networks); use it "
-                          "with --model <its continuous model>")
+                          "with --model <its continuous model> or --scenario <its continuous scenario>")
     if keys not in (sorted(FILE_KEYS), sorted(FILE_KEYS + PREDICTION_KEYS)):
         raise PolicyError(f"{path}: policy file has keys {clip_text(str(keys))}; expected {list(FILE_KEYS)} "
                           f"(+ {list(PREDICTION_KEYS)} for a predicting observer's policy)")

@@ -132,13 +132,14 @@ def declare_scenario(node):
 
 
 def declare_policy(node, scenario):
-    """The `policy` file (from `altmarl train`), refused unless it was trained on `scenario`."""
-    from altmarl_ros.core.policy import load_policy
+    """The `policy` file (from `altmarl train`), refused unless it was trained on `scenario`: a tabular policy
+    on a zone scenario, an FA policy (core/fa_policy.py) on a continuous one (altmarl_sim.continuous_ring)."""
+    from altmarl_sim.rollout import load_scenario_policy
 
     path = declare_str(node, "policy", "", "policy file written by `altmarl train` (.npz); a relative path "
                        "is resolved against the directory the node was started in", required=True)
     try:
-        return load_policy(path, scenario_hash=scenario.content_hash())
+        return load_scenario_policy(path, scenario)
     except AltmarlError as err:
         where = Path(path).expanduser()
         hint = "" if where.is_file() else (f" (looked for {where.resolve()}: a relative path is resolved against the "

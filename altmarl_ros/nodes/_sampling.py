@@ -47,12 +47,14 @@ def _ns(stamp) -> int:
 
 
 class Sample:
-    """What a decision uses: the sampled robots' ids, their zones, and how old each state was (ns)."""
+    """What a decision uses: the sampled robots' ids, their zones, their poses (x, y, yaw: an FA policy's
+    states on the continuous ring), and how old each state was (ns)."""
 
-    def __init__(self, ids=(), zones=(), ages_ns=()):
+    def __init__(self, ids=(), zones=(), ages_ns=(), poses=()):
         self.ids = [int(i) for i in ids]
         self.zones = np.asarray(zones, dtype=np.int64).reshape(-1)
         self.ages_ns = np.asarray(ages_ns, dtype=np.int64).reshape(-1)
+        self.poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
 
 
 class SubscribedStates:
@@ -86,7 +88,7 @@ class SubscribedStates:
         """Nothing is open."""
 
     def collect(self, epoch: int, now_ns: int) -> Sample:
-        ids, zones, ages = [], [], []
+        ids, zones, ages, sampled = [], [], [], []
         logger, poses = self._node.get_logger(), self.poses
         for slot in self.rng.permutation(self._fresh(now_ns)):
             before = (poses.invalid_poses, poses.foreign_frames)
@@ -103,9 +105,10 @@ class SubscribedStates:
             ids.append(self.robot_ids[slot])
             zones.append(int(zone_of_pose(pose[0], pose[1], self.ring)))
             ages.append(now_ns - poses.received_ns(slot))
+            sampled.append(pose[:3])
             if len(ids) == self.k:
                 break
-        return Sample(ids, zones, ages)
+        return Sample(ids, zones, ages, sampled)
 
     def unusable(self, now_ns: int) -> int:
         """Robots of the roster that could not be sampled now (no fresh pose)."""
@@ -265,10 +268,11 @@ class RequestedStates:
         ids = [rid for rid in pending.robot_ids if rid in self._replies]
         zones = [self._replies[rid].local_state for rid in ids]
         ages = [now_ns - _ns(self._replies[rid].header.stamp) for rid in ids]
+        poses = [(self._replies[rid].x, self._replies[rid].y, self._replies[rid].yaw) for rid in ids]
         self.replied += len(ids)
         self.replies_in_seconds.append((self._last_reply_wall_ns - self._request_wall_ns) / 1e9 if ids else math.nan)
         self._close()
-        return Sample(ids, zones, ages)
+        return Sample(ids, zones, ages, poses)
 
     def cancel(self) -> None:
         """Drop the open request unjudged (the operator stopped the fleet): its replies come too late to be

@@ -52,7 +52,6 @@ from rclpy.time import Time
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
-from altmarl_ros.core.decision import Decider
 from altmarl_ros.names import (COMMAND_TYPES, DEPOT, DEPOT_CMD_VEL_TOPIC, GLOBAL_COMMAND_TOPIC, GOAL_COMMAND_TYPES,
                                RESUME_SERVICE, STOP_SERVICE, STOPPED_TOPIC, base_frame)
 from altmarl_ros.node_parameters import NODE_PARAMETERS, STATE_SAMPLINGS
@@ -66,6 +65,7 @@ from altmarl_ros.nodes._validate import DroppedMessages
 from altmarl_ros.nodes._ros import (CMD_VEL_QOS, GLOBAL_COMMAND_QOS, LATCHED_QOS, SERVICE_QOS, AltmarlNode,
                                     run_node)
 from altmarl_sim.ring import steer_to_zone, zone_centre, zone_of_pose
+from altmarl_sim.rollout import decider_of
 
 WARN_EVERY_SEC = 5.0
 START_WAIT_PERIODS = 3.0  # before the first decision, how long to wait for the whole roster to report
@@ -111,9 +111,9 @@ class CoordinatorNode(AltmarlNode):
             raise ParameterError(f"parameter 'k' = {k} exceeds the fleet: 'robots' names only "
                                  f"{len(self.robot_ids)} robots; lower k or add robots")
         self.k = k
-        self.decider = Decider.of_policy(self.policy)  # what the offline rollouts run (core/decision.py)
+        self.decider = decider_of(self.policy, scenario)  # what the offline rollouts run (core/decision.py)
         self.observer = self.decider.observer
-        spec = self.policy.observer
+        spec = self.observer.spec
         self._usable = None  # robots with usable odometry at the last decision
         self._epochs_elapsed = 0  # observer.elapsed calls since the last decision (in the GlobalCommand, for replay)
         self.decision_period = declare_float(
@@ -322,7 +322,7 @@ class CoordinatorNode(AltmarlNode):
                            f"{len(ids)}", throttle_duration_sec=WARN_EVERY_SEC)
         s_g = int(zone_of_pose(depot[0], depot[1], self.scenario.ring))
         counts = np.bincount(sample.zones, minlength=self.scenario.sizes[2])
-        decision = self.decider.global_action(s_g, counts)
+        decision = self.decider.global_action(s_g, counts, sample.poses)
         if decision is None:
             logger.warning(f"no sampled robot {self._sampled_what} and no estimate yet: no decision this epoch",
                            throttle_duration_sec=WARN_EVERY_SEC)

@@ -30,7 +30,6 @@ from altmarl_msgs.msg import GlobalCommand
 from geometry_msgs.msg import Twist, TwistStamped
 from std_msgs.msg import Bool
 
-from altmarl_ros.core.decision import Decider
 from altmarl_ros.names import (COMMAND_TYPES, GLOBAL_COMMAND_TOPIC, GOAL_COMMAND_TYPES, STOPPED_TOPIC, base_frame,
                                cmd_vel_topic)
 from altmarl_ros.nodes._cdr import twist_cdr
@@ -43,6 +42,7 @@ from altmarl_ros.nodes._poses import declare_pose_source
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, LATCHED_QOS, AltmarlNode, run_node
 from altmarl_ros.nodes._sampling import StateAnswers
 from altmarl_sim.ring import steer_to_zone, target_zone, zone_centre, zone_of_pose
+from altmarl_sim.rollout import decider_of
 from altmarl_ros.nodes._validate import CommandCheck, CommandFreshness, DroppedMessages, subscribe_commands
 
 NO_GOAL = -1
@@ -58,7 +58,7 @@ class LocalAgentsNode(AltmarlNode):
         scenario = declare_scenario(self)
         self.scenario = scenario
         self.policy = declare_policy(self, scenario)
-        self.decider = Decider.of_policy(self.policy)  # pi_l's draw, as the offline rollouts make it
+        self.decider = decider_of(self.policy, scenario)  # pi_l's draw, as the offline rollouts make it
         self.robot_ids, self.robot_names = declare_robots(self, scenario,
                                                           "robots this node drives ([i] on a real robot)")
         self.command_type = declare_choice(self, "command_type", COMMAND_TYPES,
@@ -101,7 +101,7 @@ class LocalAgentsNode(AltmarlNode):
         self.commands_received = 0
         self.answers = StateAnswers(self, self.robot_ids, self.poses, scenario.ring, self.odom_timeout_ns, skew_ns,
                                     self.dropped)
-        n_sg, n_ag, n_sl, _ = self.policy.sizes
+        n_sg, n_ag, n_sl, _ = scenario.sizes  # the policy's: it was checked against the scenario
         subscribe_commands(self, CommandCheck((n_sg, n_ag, n_sl), k=self.policy.k), self.on_command, self.dropped)
         self.create_subscription(Bool, STOPPED_TOPIC, self.on_stopped, LATCHED_QOS)
         self.create_timer(control_period, self.control)
@@ -139,7 +139,8 @@ class LocalAgentsNode(AltmarlNode):
         slots, poses = slots[todo], poses[todo]
         ring = self.scenario.ring
         zones = zone_of_pose(poses[:, 0], poses[:, 1], ring)
-        actions = self.decider.local_actions(zones, self.last_command.global_state, self.rng.random(slots.size))
+        actions = self.decider.local_actions(zones, self.last_command.global_state, self.rng.random(slots.size),
+                                             poses)
         self.goal_zones[slots] = target_zone(zones, actions, ring)
 
     def on_stopped(self, msg: Bool) -> None:
