@@ -105,8 +105,8 @@ class ContinuousRing(ContinuousGame):
             return self._epoch_of_noise(states, goals, noise)
         import jax
 
-        return jax.pure_callback(self._epoch_of_noise, jax.ShapeDtypeStruct(states.shape, np.float32), states, goals, noise,
-                                 vmap_method="broadcast_all")
+        return jax.pure_callback(self._epoch_of_noise, jax.ShapeDtypeStruct(states.shape, np.float32), states, goals,
+                                 noise, vmap_method="broadcast_all")
 
     def zone_state(self, zone: int) -> np.ndarray:
         """A state [8] at rest at `zone`'s centre: the depot as the agents know it (by its zone, as in a
