@@ -162,8 +162,13 @@ def main():
     parser.add_argument("--venv", type=Path, default=ROOT / "build" / "authors-venv")
     parser.add_argument("--python", default="python3", help="the interpreter that makes their venv")
     args = parser.parse_args()
+    from altmarl_ros.core.continuous import continuous_model
+
+    game = continuous_model("setup_b")
     if args.train_seeds < 1 or args.eval_seeds < 2:
         parser.error("--train-seeds must be >= 1 and --eval-seeds >= 2 (a CI needs two seed means)")
+    if not all(1 <= k <= game.default_n for k in args.k):
+        parser.error(f"--k {args.k}: each k must be in 1..{game.default_n} (the k-subset is drawn from n locals)")
     problem = checkout_problem(args.authors) if "authors" in args.systems else None
     if problem is not None:
         sys.exit(problem)
@@ -179,10 +184,6 @@ def main():
         except (RuntimeError, subprocess.CalledProcessError, OSError) as error:
             print(f"cannot run the authors' code: {error}", flush=True)
             systems.remove("authors")
-    if {"supervised", "trpo"} & set(systems):
-        from altmarl_ros.core.continuous import continuous_model
-
-        game = continuous_model("setup_b")
     rows = []
     for k in args.k:
         for system in list(systems):
