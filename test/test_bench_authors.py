@@ -4,6 +4,7 @@ No torch and no authors' code: the bench runs those; these check what it makes o
 """
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,32 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def bench(monkeypatch):
+def _load_bench(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))  # as when run as a script: authors_driver beside it
     spec = importlib.util.spec_from_file_location("bench_authors", ROOT / "bench" / "bench_authors.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    return _load_bench(monkeypatch)
+
+
+def test_importing_the_bench_leaves_the_environment_alone(monkeypatch):
+    """Its single-threaded settings are for its own runs: a test worker that imports it and later compiles a
+    numba kernel would read another NUMBA_NUM_THREADS than its running threads have (a RuntimeError)."""
+    before = dict(os.environ)
+    for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "XLA_FLAGS"):
+        monkeypatch.delenv(name, raising=False)  # setdefault would hide a change where they are set already
+    unset = dict(os.environ)
+    try:
+        _load_bench(monkeypatch)
+        assert dict(os.environ) == unset
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 def test_a_missing_or_wrong_checkout_says_how_to_get_one(bench, tmp_path):
