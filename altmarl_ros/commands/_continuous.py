@@ -95,7 +95,7 @@ def train(args) -> int:
     per_round = ((config.g_iters + config.l_iters) * config.episodes * config.horizon
                  * (config.n + particles(observer, args.k)))
     work.require(f"training {len(seeds)} runs of at most {config.rounds} rounds on {game.name} (n = {config.n})",
-                 {"FA agent-steps": float(len(seeds)) * (config.rounds + 1 + (config.global_init != "random"))
+                 {"FA agent-steps": float(len(seeds)) * (config.rounds + 1 + 2 * (config.global_init != "random"))
                                     * per_round},
                  "use fewer --train-seeds or --rounds")
     with tqdm(total=len(seeds) * config.rounds, desc="train", unit="round", file=sys.stderr,

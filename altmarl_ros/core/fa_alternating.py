@@ -4,8 +4,9 @@
     start (global_init "best_feedback", not in the paper; docs/continuous.md): pi_g <- cross-entropy fit to
                       the best_feedback_global baseline's rule a_g = f(s_g), chosen by exact welfare on the game's
                       tabular model (core/baselines.py); pi_l <- L-step(pi_g); the start pair is accepted
-                      with its selection welfare, so round 0 is compared with it by the 2 eta rule
-                      (the tabular alternation's best-constant start, core/alternating.py, carried over)
+                      with its selection welfare and local gain (one more L-step, as a round's), so round 0 is
+                      compared with it by the 2 eta rule (the tabular alternation's best-constant start,
+                      core/alternating.py, carried over)
     round r: G-step:  pi_g <- g_iters TRPO steps of the global agent against pi_l (greedy locals),
                       on its observation (s_g features, summary of a fresh k-subset); reward: the
                       system's r_g + mean r_l. (global_rule "supervised": the authors' step instead,
@@ -374,7 +375,8 @@ def fa_alternating(game, k, config: FAConfig = FAConfig(), seed: int = 0, progre
 def _start_from_rule(trainer: FATrainer, k: int) -> tuple:
     """(accepted pair, start record): pi_g fitted to the best feedback rule, pi_l its L-step, before round 0
     (module docstring). The fit is checked again on the summaries the new locals give, and redone if needed,
-    so that the locals' best response and the start's welfare are those of the rule's greedy actions."""
+    so that the locals' best response and the start's welfare are those of the rule's greedy actions. Then one
+    more L-step measures the start pair's local gain, and round 0's G-step answers its locals, as after a round."""
     started = time.perf_counter()
     rule, detail = best_feedback_rule(trainer.game, k)
     states = trainer.game.tabular_global_states()
@@ -385,10 +387,14 @@ def _start_from_rule(trainer: FATrainer, k: int) -> tuple:
     obs, labels = np.concatenate([obs, more]), np.concatenate([labels, more_labels])
     fits.append(trainer.fit_rule(obs, labels))
     welfare, ci = mean_ci95(trainer.select(trainer.glob.actor, trainer.loc.actor)["welfare"])
-    accepted = dict(global_params=trainer.glob.actor, local_params=trainer.loc.actor, welfare=welfare, ci=ci,
-                    local_gain=float("nan"), glob_critic=(trainer.glob.critic, trainer.glob.opt_state))
+    locals_ = trainer.loc.actor
+    trainer.l_step()
+    found = trainer.select(trainer.glob.actor, locals_, params_ghost=trainer.loc.actor)
+    local_gain = float(np.mean(found["ghost"] - found["real"]))
+    accepted = dict(global_params=trainer.glob.actor, local_params=locals_, welfare=welfare, ci=ci,
+                    local_gain=local_gain, glob_critic=(trainer.glob.critic, trainer.glob.opt_state))
     start = {"global_init": trainer.config.global_init, "rule": [int(a) for a in rule], "detail": detail,
-             "welfare": welfare, "welfare_ci": ci, "fits": fits, "local_step": l_info,
+             "welfare": welfare, "welfare_ci": ci, "local_gain": local_gain, "fits": fits, "local_step": l_info,
              "seconds": time.perf_counter() - started}
     return accepted, start
 
