@@ -37,6 +37,7 @@ import math
 import numpy as np
 
 from altmarl_ros.core.continuous import ContinuousGame, one_hot
+from altmarl_sim.estimate import estimate_model
 from altmarl_sim.fleet import drive_epoch, poses_at_rest
 from altmarl_sim.ring import ACTION_ZONE_STEP, N_LOCAL_ACTIONS, zones_of_xy
 from altmarl_sim.scenario import Scenario, ScenarioError
@@ -113,6 +114,15 @@ class ContinuousRing(ContinuousGame):
         GlobalCommand), which is all its features read."""
         centre = self.scenario.ring.zone_centres()[int(zone)]
         return robot_states([centre[0], centre[1], 0.0], zone)
+
+    def tabular_model(self):
+        """The scenario's estimated zone model (altmarl_sim.estimate, cached in runs/<scenario>/): its s_g is the
+        depot's zone and its a_g the zone the depot heads for, as here."""
+        return estimate_model(self.scenario)[0]
+
+    def tabular_global_states(self) -> np.ndarray:
+        """The depot at each zone's centre (zone_state), one per s_g of tabular_model()."""
+        return np.stack([self.zone_state(zone) for zone in range(self.n_zones)])
 
     def zone(self, s, xp=np):
         """The zone a state records (index 7), as integers."""

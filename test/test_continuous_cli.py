@@ -39,8 +39,14 @@ def _constant_policy(path, a_g, a_l, k=4):
      "--dirichlet-alpha applies to tabular models"),
     (["evaluate", "--model", "setup_b", "--policy", "POLICY", "--n", "3"], "--n 3 is below the policy's k = 4"),
     (["evaluate", "--model", "TINY", "--policy", "POLICY"], "is a function-approximation policy"),
-    (["train", "--model", "TINY", "--k", "2", "--train-seeds", "2"], "--train-seeds, --global-step, --g-iters, "
-                                                                      "--l-iters, --tracked, --observer-window"),
+    (["train", "--model", "TINY", "--k", "2", "--train-seeds", "2"], "--train-seeds, --global-step, --global-init, "
+                                                                      "--g-iters, --l-iters, --tracked"),
+    (["train", "--model", "TINY", "--k", "2", "--global-init", "best_feedback"], "--global-init, --g-iters"),
+    (["train", "--model", "setup_b", "--k", "1", "--global-init", "best_feedback"],
+     "global_init: best_feedback chooses its rule on a tabular model of the game and setup_b has none; use "
+     "--global-init best_feedback with a continuous scenario"),
+    (["train", "--model", "setup_b", "--k", "1", "--global-init", "best_feedback", "--global-step", "supervised"],
+     "global_init: best_feedback fits a global network that reads its state; use it with the TRPO G-step"),
     (["train", "--model", "TINY", "--k", "2", "--tracked", "1"], "--observer-gain apply to continuous models"),
     (["train", "--model", "setup_b", "--k", "1", "--tracked", "501"], "tracked: is 501, more than the n = 500"),
 ])

@@ -131,3 +131,11 @@ def test_the_start_is_the_fleets_start_distribution():
         assert not states[:, 3:7].any()  # at rest, no stall, nothing driven yet
     counts = np.bincount(s_l[..., 7].astype(int).ravel(), minlength=5)
     assert counts.min() > 0.8 * 400 and counts.max() < 1.2 * 400  # uniform start_zone_weights: 400 expected each
+
+
+def test_the_tabular_global_states_are_the_depot_in_each_zone_of_the_zone_model():
+    """--global-init best_feedback fits rule[s_g] at tabular_global_states()[s_g]: the depot in zone s_g."""
+    states = GAME.tabular_global_states()
+    assert CONTINUOUS.sizes[:2] == (len(states), GAME.n_ag)  # the zone model's (S_g, A_g)
+    np.testing.assert_array_equal(zone_of_pose(states[:, 0], states[:, 1], CONTINUOUS.ring), np.arange(len(states)))
+    np.testing.assert_array_equal(GAME.global_state_features(states), np.eye(len(states)))

@@ -11,7 +11,9 @@ from jax.flatten_util import ravel_pytree
 from _learn_reference import count_vectors, exact_Q, exact_surrogate, random_game
 from altmarl_ros.core.continuous import TabularGame
 from altmarl_ros.core.counts import n_count_vectors
-from altmarl_ros.core.fa_alternating import FAConfig, FATrainer, check_config, fa_alternating, welfare_returns
+from altmarl_ros.core.baselines import feedback_global_candidates
+from altmarl_ros.core.fa_alternating import (FAConfig, FATrainer, best_feedback_rule, check_config, fa_alternating,
+                                             greedy_global, welfare_returns)
 from altmarl_ros.core.fa_learn import RolloutSpec, TRPOSettings, fisher_vector_product, init_mlp, mean_kl, rollouts, \
     surrogate_and_kl, trpo_update
 from altmarl_ros.core.fa_observer import FRESH, FAObserverSpec
@@ -191,3 +193,35 @@ def test_a_seeded_training_run_repeats_exactly(observer):
     assert np.array_equal(flat(first), flat(again)) and first.welfare == again.welfare
     assert first.nash_gap == again.nash_gap and [r.welfare for r in first.rounds] == [r.welfare for r in again.rounds]
     assert not np.array_equal(flat(first), flat(other))
+
+
+@pytest.mark.slow
+def test_the_best_feedback_start_fits_its_rule_exactly_and_is_kept_unless_a_round_beats_it():
+    adapter, k = TabularGame(GAME, default_n=6, horizon_train=10), 2
+    config = check_config(adapter, k, FAConfig(hidden=(8,), rounds=2, g_iters=1, l_iters=1, episodes=8, tracked=3,
+                                               select_rollouts=4, eta=1e6, global_init="best_feedback"))
+    states = adapter.tabular_global_states()
+
+    def rule_of_state(rule, obs):  # rule[s_g], s_g read off the observation's one-hot state features
+        return np.asarray(rule)[np.argmax(obs[:, :GAME.n_sg], axis=1)]
+
+    # a rule that reads s_g (not a constant), fitted on the summaries of one batch of rollouts: the greedy action
+    # is rule[s_g] on every (s_g, summary) it was fitted on, and on those of another batch
+    trainer = FATrainer(adapter, k, config, seed=3)
+    obs, labels = trainer.rule_observations([1, 0], states)
+    summaries = {tuple(row) for row in obs[:, GAME.n_sg:]}
+    assert len(labels) == len(obs) == 2 * len(summaries) and np.array_equal(labels, rule_of_state([1, 0], obs))
+    trainer.fit_rule(obs, labels)
+    assert np.array_equal(greedy_global(trainer.glob.actor, obs), rule_of_state([1, 0], obs))
+    held_out = trainer.rule_observations([1, 0], states)[0]
+    assert np.array_equal(greedy_global(trainer.glob.actor, held_out), rule_of_state([1, 0], held_out))
+    # the alternation from the best feedback rule (the registered baseline's, on the tabular model): with 2 eta
+    # beyond any gain, round 0 is rejected and the start pair comes back, its dispatcher the rule's
+    rule = feedback_global_candidates(GAME, k)[0].pi_g[:, 0]
+    assert np.array_equal(best_feedback_rule(adapter, k)[0], rule)
+    result = fa_alternating(adapter, k, config, seed=3)
+    assert result.start["rule"] == list(rule) and [r.accepted for r in result.rounds] == [False]
+    assert result.welfare == result.start["welfare"] and result.local_gain == result.start["local_gain"]
+    assert np.isfinite(result.local_gain)
+    obs = FATrainer(adapter, k, config, seed=4).rule_observations(rule, states)[0]
+    assert np.array_equal(greedy_global(result.global_params, obs), rule_of_state(rule, obs))

@@ -89,12 +89,14 @@ def train(args) -> int:
     name = observer_on(args.observer or PAPER_OBSERVER, CONTINUOUS, UsageError, "--observer").name
     observer = default_observer(name, args.k, game.horizon_eval, args.observer_window, args.observer_gain)
     config = check_config(game, args.k, FAConfig(rounds=args.rounds, eta=args.eta, global_rule=args.global_step,
-                                                 global_inputs=inputs, observer=observer, **steps))
+                                                 global_inputs=inputs, observer=observer,
+                                                 global_init=args.global_init, **steps))
     seeds = [args.seed + index for index in range(args.train_seeds)]
     per_round = ((config.g_iters + config.l_iters) * config.episodes * config.horizon
                  * (config.n + particles(observer, args.k)))
     work.require(f"training {len(seeds)} runs of at most {config.rounds} rounds on {game.name} (n = {config.n})",
-                 {"FA agent-steps": float(len(seeds)) * (config.rounds + 1) * per_round},
+                 {"FA agent-steps": float(len(seeds)) * (config.rounds + 1 + 2 * (config.global_init != "random"))
+                                    * per_round},
                  "use fewer --train-seeds or --rounds")
     with tqdm(total=len(seeds) * config.rounds, desc="train", unit="round", file=sys.stderr,
               disable=args.quiet or not sys.stderr.isatty()) as bar:
@@ -108,7 +110,8 @@ def train(args) -> int:
         (kept_seed, result), runs = train_best_of(game, args.k, config, seeds, progress=on_round, on_run=on_run)
     rows = [finite_or_none({"seed": seed, "welfare": run.welfare, "welfare_ci": run.welfare_ci,
                             "nash_gap": run.nash_gap, "global_gain": run.global_gain, "local_gain": run.local_gain,
-                            "rounds": len(run.rounds), "stop_reason": run.stop_reason, "seconds": run.seconds})
+                            "rounds": len(run.rounds), "stop_reason": run.stop_reason, "seconds": run.seconds,
+                            "start_welfare": None if run.start is None else run.start["welfare"]})
             for seed, run in runs]
     rounds = [finite_or_none({"round": log.round, "welfare": log.welfare, "welfare_ci": log.welfare_ci,
                               "local_gain": log.local_gain, "accepted": log.accepted, "seconds": log.seconds,
@@ -116,7 +119,8 @@ def train(args) -> int:
     metrics = {"selection_welfare": result.welfare, "selection_welfare_ci": result.welfare_ci,
                "nash_gap": result.nash_gap, "global_gain": result.global_gain, "local_gain": result.local_gain,
                "converged": result.converged, "stop_reason": result.stop_reason, "kept_seed": kept_seed,
-               "runs": rows, "rounds": rounds, "seconds_per_run": [run.seconds for _, run in runs]}
+               "runs": rows, "rounds": rounds, "seconds_per_run": [run.seconds for _, run in runs],
+               "start": result.start}
     policy = build_fa_policy(game, args.k, result.global_params, result.local_params, global_inputs=inputs,
                              hidden=config.hidden, observer=observer,
                              config={**config.to_json(), "seeds": seeds, "eta": result.eta},
@@ -134,6 +138,9 @@ def train(args) -> int:
               f"{gap[0]:>9} {gap[1]:>8} {gap[2]:>8} {row['seconds']:>8.1f}  {row['stop_reason']}")
     print(f"kept seed {kept_seed} (best selection welfare, the authors' rule); eta = {result.eta:.4g}; "
           f"global step: {args.global_step}; observer: {observer.describe()}")
+    if result.start is not None:
+        print(f"start ({result.start['global_init']}): {result.start['detail']}; selection welfare "
+              f"{result.start['welfare']:.3f} +- {result.start['welfare_ci']:.2f}")
     print(f"wrote {out} (policy id {policy.policy_id})")
     return 0
 

@@ -75,6 +75,11 @@ def add_arguments(parser):
                         help="continuous model: how the global agent learns: trpo (default; RL on its state and "
                              "the histogram of its k samples) or supervised (the authors' baseline: the "
                              "histogram alone, cross-entropy on the privileged initial-mode label)")
+    parser.add_argument("--global-init", choices=("random", "best_feedback"), default="random",
+                        help="continuous scenario: how the global network starts: random (default, the paper) or "
+                             "best_feedback (not in the paper: fitted to the best s_g-feedback rule a_g = f(s_g) "
+                             "of the scenario's estimated model, the locals' L-step against it accepted as the "
+                             "start pair; docs/continuous.md)")
     parser.add_argument("--g-iters", type=count(1), default=None, metavar="I",
                         help="continuous model: TRPO steps per G-step (default 5)")
     parser.add_argument("--l-iters", type=count(1), default=None, metavar="I",
@@ -145,9 +150,10 @@ def _check_flags(args) -> None:
     """Flag combinations that cannot mean anything, refused before any work."""
     observer = _observer(args)
     continuous_only = (args.g_iters, args.l_iters, args.tracked, args.observer_window, args.observer_gain)
-    if args.train_seeds != 3 or args.global_step != "trpo" or continuous_only != (None,) * 5:
-        raise UsageError("--train-seeds, --global-step, --g-iters, --l-iters, --tracked, --observer-window and "
-                         "--observer-gain apply to continuous models (docs/continuous.md)")
+    if (args.train_seeds != 3 or args.global_step != "trpo" or args.global_init != "random"
+            or continuous_only != (None,) * 5):
+        raise UsageError("--train-seeds, --global-step, --global-init, --g-iters, --l-iters, --tracked, "
+                         "--observer-window and --observer-gain apply to continuous models (docs/continuous.md)")
     if args.max_columns is not None and not observer.selects:
         raise UsageError(f"--max-columns caps the resolution of an observer chosen among candidates (filter); "
                          f"--observer {observer.name} trains pi_g at k")

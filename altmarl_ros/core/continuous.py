@@ -252,6 +252,14 @@ class TabularGame(ContinuousGame):
         cell = (counts * xp.asarray((k + 1) ** np.arange(self.game.n_sl), dtype=xp.int32)).sum(axis=-1)
         return one_hot(xp.asarray(self._rank_table(k))[cell], self.summary_size(k), xp)
 
+    def tabular_model(self) -> MeanFieldGame:
+        """The tabular model of this game (what `global_init="best_feedback"` chooses its rule on)."""
+        return self.game
+
+    def tabular_global_states(self) -> np.ndarray:
+        """The global state standing for each of tabular_model()'s s_g, in order: s_g itself."""
+        return np.arange(self.game.n_sg, dtype=np.int32)
+
     def initial(self, rng: np.random.Generator, n: int, batch: int):
         s_g = rng.choice(self.game.n_sg, size=batch, p=self.game.mu0_g).astype(np.int32)
         return s_g, rng.choice(self.game.n_sl, size=(batch, n), p=self.game.mu0_l).astype(np.int32)

@@ -1,6 +1,12 @@
 """ALTERNATING-MARL with function approximation on a continuous game (core/continuous.py).
 
     pi_g, pi_l <- fresh networks (seeded)
+    start (global_init "best_feedback", not in the paper; docs/continuous.md): pi_g <- cross-entropy fit to
+                      the best_feedback_global baseline's rule a_g = f(s_g), chosen by exact welfare on the game's
+                      tabular model (core/baselines.py); pi_l <- L-step(pi_g); the start pair is accepted
+                      with its selection welfare and local gain (one more L-step, as a round's), so round 0 is
+                      compared with it by the 2 eta rule (the tabular alternation's best-constant start,
+                      core/alternating.py, carried over)
     round r: G-step:  pi_g <- g_iters TRPO steps of the global agent against pi_l (greedy locals),
                       on its observation (s_g features, summary of a fresh k-subset); reward: the
                       system's r_g + mean r_l. (global_rule "supervised": the authors' step instead,
@@ -39,15 +45,18 @@ import numpy as np
 
 from altmarl_ros.core._checks import as_float, integer
 from altmarl_ros.core.alternating import eta_from_span
+from altmarl_ros.core.baselines import feedback_global_candidates
 from altmarl_ros.core.evaluate import mean_ci95
 from altmarl_ros.core.fa_learn import (RolloutSpec, TRPOSettings, advantages, critic_optimiser, discounted_to_go,
                                        fit_critic, init_mlp, rollouts, supervised_global, trpo_update,
                                        value_scale)
 from altmarl_ros.core.fa_observer import FRESH, FAObserverSpec
-from altmarl_ros.core.fa_policy import GLOBAL_INPUTS, global_observation, observation_sizes
+from altmarl_ros.core.fa_policy import GLOBAL_INPUTS, global_observation, mlp_apply, observation_sizes
 from altmarl_ros.errors import LearnError
 
 GLOBAL_RULES = ("trpo", "supervised")
+GLOBAL_INITS = ("random", "best_feedback")
+FIT_CHUNK = 100  # epochs of the start's cross-entropy fit between checks of its greedy actions
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class FAConfig:
     supervised_epochs: int = 20
     select_rollouts: int = 64  # selection rollouts for J_r and the gains
     gap: bool = True  # estimate the global gain of the returned pair (one more G-step)
+    global_init: str = "random"  # random networks (the paper) or "best_feedback": start from that rule (above)
+    init_epochs: int = 3000  # at most this many epochs of the start's fit (global_init "best_feedback")
 
     def to_json(self) -> dict:
         return {**{name: getattr(self, name) for name in self.__dataclass_fields__ if name not in ("trpo", "observer")},
@@ -108,6 +119,7 @@ class FAResult:
     nash_gap: float
     seconds: float
     config: FAConfig
+    start: dict | None = None  # global_init "best_feedback": the rule, its fit, the start pair's selection welfare
 
 
 def check_config(game, k, config: FAConfig) -> FAConfig:
@@ -117,7 +129,7 @@ def check_config(game, k, config: FAConfig) -> FAConfig:
     if k > n:
         raise LearnError("k", f"is {k}, more than the n = {n} locals it samples from")
     for name in ("rounds", "g_iters", "l_iters", "episodes", "tracked", "critic_epochs", "supervised_samples",
-                 "supervised_epochs", "select_rollouts"):
+                 "supervised_epochs", "select_rollouts", "init_epochs"):
         integer(LearnError, name, getattr(config, name), 1)
     if config.tracked > n:
         raise LearnError("tracked", f"is {config.tracked}, more than the n = {n} locals")
@@ -127,6 +139,15 @@ def check_config(game, k, config: FAConfig) -> FAConfig:
         raise LearnError("observer", f"must be an FAObserverSpec (core/fa_observer.py), got {config.observer!r}")
     if config.global_inputs not in GLOBAL_INPUTS:
         raise LearnError("global_inputs", f"is {config.global_inputs!r}; use one of {GLOBAL_INPUTS}")
+    if config.global_init not in GLOBAL_INITS:
+        raise LearnError("global_init", f"is {config.global_init!r}; use one of {GLOBAL_INITS}")
+    if config.global_init != "random" and (config.global_rule, config.global_inputs) != ("trpo", "state+summary"):
+        raise LearnError("global_init", f"{config.global_init} fits a global network that reads its state; use it "
+                                        "with the TRPO G-step (train --global-step trpo)")
+    if config.global_init != "random" and not hasattr(game, "tabular_model"):
+        raise LearnError("global_init", f"{config.global_init} chooses its rule on a tabular model of the game and "
+                                        f"{game.name} has none; use --global-init {config.global_init} with a "
+                                        "continuous scenario (--scenario warehouse_ring_continuous)")
     if not 1 <= len(config.hidden) <= 8 or any(integer(LearnError, "hidden", h, 1) > 4096 for h in config.hidden):
         raise LearnError("hidden", f"is {config.hidden!r}; use 1 to 8 widths in [1, 4096]")
     if config.eta is not None and as_float(LearnError, "eta", config.eta) < 0:
@@ -137,6 +158,16 @@ def check_config(game, k, config: FAConfig) -> FAConfig:
 
 def default_fa_eta(game, k: int) -> float:
     return eta_from_span(game.reward_span, game.gamma, k)
+
+
+def best_feedback_rule(game, k: int) -> tuple:
+    """(rule [S_g] int, detail): the best_feedback_global baseline's a_g = f(s_g) on game.tabular_model()."""
+    candidate = feedback_global_candidates(game.tabular_model(), k)[0]
+    return candidate.pi_g[:, 0].astype(np.int64), candidate.detail
+
+
+def greedy_global(params, obs) -> np.ndarray:
+    return np.asarray(jnp.argmax(mlp_apply(params, jnp.asarray(obs), jnp), axis=-1))
 
 
 def k_subsets(rng: np.random.Generator, s_l, k: int):
@@ -230,6 +261,35 @@ class FATrainer:
             return {"cross_entropy": float(loss)}
         return self.trpo_g(c.g_iters)
 
+    def rule_observations(self, rule, states) -> tuple:
+        """(obs, labels): every tabular global state (`states`, one per s_g) paired with every summary the global
+        agent read in a batch of rollouts of the current pair (both sampling), labelled rule[s_g]."""
+        c = self.config
+        s_g, s_l = self.game.initial(self.rng, c.n, c.episodes)
+        out = rollouts(self.game, self._spec(global_mode="sample", local_mode="sample", record_global=True),
+                       self.glob.actor, self.loc.actor, self._key(), s_g, s_l)
+        features = self.game.global_state_features(states)
+        summaries = np.asarray(out["obs_g"]).reshape(-1, out["obs_g"].shape[-1])[:, features.shape[-1]:]
+        summaries = np.unique(summaries, axis=0)
+        obs = np.concatenate([np.repeat(features, len(summaries), axis=0), np.tile(summaries, (len(states), 1))], 1)
+        return obs.astype(np.float32), np.repeat(np.asarray(rule, np.int32), len(summaries))
+
+    def fit_rule(self, obs, labels) -> dict:
+        """Cross-entropy on (obs, labels) until the greedy global action is every label (LearnError naming
+        init_epochs if it is not within them)."""
+        opt = self.supervised_opt
+        state, epochs = opt.init(self.glob.actor), 0
+        while True:
+            self.glob.actor, state, loss = supervised_global(self.glob.actor, state, jnp.asarray(obs),
+                                                             jnp.asarray(labels), opt, FIT_CHUNK)
+            epochs += FIT_CHUNK
+            missed = int(np.sum(greedy_global(self.glob.actor, obs) != labels))
+            if missed == 0:
+                return {"cross_entropy": float(loss), "epochs": epochs, "observations": len(labels)}
+            if epochs >= self.config.init_epochs:
+                raise LearnError("init_epochs", f"{epochs} epochs left the global network off its rule on {missed} "
+                                                f"of {len(labels)} observations; raise init_epochs")
+
     def trpo_g(self, iters: int) -> dict:
         c, infos = self.config, []
         spec = self._spec(global_mode="sample", record_global=True)
@@ -272,7 +332,9 @@ def fa_alternating(game, k, config: FAConfig = FAConfig(), seed: int = 0, progre
     config = check_config(game, k, config)
     eta = default_fa_eta(game, k) if config.eta is None else float(config.eta)
     trainer = FATrainer(game, k, config, seed)
-    log, accepted = [], None
+    log, accepted, start = [], None, None
+    if config.global_init != "random":
+        accepted, start = _start_from_rule(trainer, k)
     stop_reason = f"round cap ({config.rounds}) reached"
     for index in range(config.rounds):
         round_started = time.perf_counter()
@@ -307,7 +369,34 @@ def fa_alternating(game, k, config: FAConfig = FAConfig(), seed: int = 0, progre
         eta=eta, converged=not stop_reason.startswith("round cap"), stop_reason=stop_reason,
         welfare=accepted["welfare"], welfare_ci=accepted["ci"], global_gain=global_gain,
         local_gain=accepted["local_gain"], nash_gap=max([0.0, *gains]) if gains else float("nan"),
-        seconds=time.perf_counter() - started, config=config)
+        seconds=time.perf_counter() - started, config=config, start=start)
+
+
+def _start_from_rule(trainer: FATrainer, k: int) -> tuple:
+    """(accepted pair, start record): pi_g fitted to the best feedback rule, pi_l its L-step, before round 0
+    (module docstring). The fit is checked again on the summaries the new locals give, and redone if needed,
+    so that the locals' best response and the start's welfare are those of the rule's greedy actions. Then one
+    more L-step measures the start pair's local gain, and round 0's G-step answers its locals, as after a round."""
+    started = time.perf_counter()
+    rule, detail = best_feedback_rule(trainer.game, k)
+    states = trainer.game.tabular_global_states()
+    obs, labels = trainer.rule_observations(rule, states)
+    fits = [trainer.fit_rule(obs, labels)]
+    l_info = trainer.l_step()
+    more, more_labels = trainer.rule_observations(rule, states)
+    obs, labels = np.concatenate([obs, more]), np.concatenate([labels, more_labels])
+    fits.append(trainer.fit_rule(obs, labels))
+    welfare, ci = mean_ci95(trainer.select(trainer.glob.actor, trainer.loc.actor)["welfare"])
+    locals_ = trainer.loc.actor
+    trainer.l_step()
+    found = trainer.select(trainer.glob.actor, locals_, params_ghost=trainer.loc.actor)
+    local_gain = float(np.mean(found["ghost"] - found["real"]))
+    accepted = dict(global_params=trainer.glob.actor, local_params=locals_, welfare=welfare, ci=ci,
+                    local_gain=local_gain, glob_critic=(trainer.glob.critic, trainer.glob.opt_state))
+    start = {"global_init": trainer.config.global_init, "rule": [int(a) for a in rule], "detail": detail,
+             "welfare": welfare, "welfare_ci": ci, "local_gain": local_gain, "fits": fits, "local_step": l_info,
+             "seconds": time.perf_counter() - started}
+    return accepted, start
 
 
 def _numpy(params) -> list:
