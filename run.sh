@@ -6,4 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
+# The demo runs one process per node beside its offline evaluation: idle OpenMP threads (numba's parallel
+# kernels) sleep at once instead of spinning on cores the other processes need.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec "$ROOT/.venv/bin/altmarl" demo "$@"
