@@ -5,6 +5,7 @@
     bash scripts/mutation.sh glearn --shard 2/4   # the second of four disjoint quarters of glearn's mutants
     bash scripts/mutation.sh evaluate --sample 60 # a seeded sample of 60 instead of the whole module
     bash scripts/mutation.sh observer --cold      # every mutant on an empty numba cache (to time the warm one)
+    bash scripts/mutation.sh atomic --survivors   # only the previous run's survivors (after new tests)
     bash scripts/mutation.sh --list               # the table below
 
 For each module: cosmic-ray lists every one-token mutant of the module (or of the
@@ -142,8 +143,21 @@ def _line_ranges(path: Path, names) -> list:
     return [(found[name].lineno, found[name].end_lineno) for name in names]
 
 
-def _select(session: Path, target: Target, shard: tuple, sample) -> tuple:
-    """Mark every mutant outside the run as skipped; (all mutants, kept after filters, run)."""
+def _survived(session: Path) -> set:
+    """(operator, occurrence) of each mutant that survived in a session: the same mutant in a new session
+    of the same source."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    if not session.exists():
+        sys.exit(f"mutation: no earlier run in {session} to take the survivors of")
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        return {(item.mutations[0].operator_name, item.mutations[0].occurrence)
+                for item, result in db.completed_work_items if result.test_outcome == TestOutcome.SURVIVED}
+
+
+def _select(session: Path, target: Target, shard: tuple, sample, only=None) -> tuple:
+    """Mark every mutant outside the run (or not in `only`) as skipped; (all mutants, kept after filters, run)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
@@ -160,6 +174,9 @@ def _select(session: Path, target: Target, shard: tuple, sample) -> tuple:
         chosen = kept if budget is WHOLE else random.Random(SAMPLE_SEED).sample(kept, min(budget, len(kept)))
         index, count = shard
         chosen = chosen[index - 1::count]
+        if only is not None:
+            chosen = [item for item in chosen
+                      if (item.mutations[0].operator_name, item.mutations[0].occurrence) in only]
         chosen_ids = {item.job_id for item in chosen}
         skipped = [item.job_id for item in items if item.job_id not in chosen_ids]
         db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
@@ -209,17 +226,18 @@ def _summary(stem: str, session: Path, sizes: tuple, seconds: float) -> str:
     return line
 
 
-def run(name: str, shard: tuple, cold: bool, sample) -> str:
+def run(name: str, shard: tuple, cold: bool, sample, survivors: bool) -> str:
     target = TARGETS[name]
     stem = name + (f".sample-{sample}" if sample else "") + \
         (f".shard-{shard[0]}-of-{shard[1]}" if shard != (1, 1) else "")
     template = _warm_cache(stem, target, cold)
     config = _config(stem, target, template)
     session = OUT / f"{stem}.sqlite"
+    only = _survived(session) if survivors else None
     session.unlink(missing_ok=True)
     cosmic_ray = Path(sys.executable).parent / "cosmic-ray"
     subprocess.run([str(cosmic_ray), "init", str(config), str(session)], cwd=ROOT, check=True)
-    sizes = _select(session, target, shard, sample)
+    sizes = _select(session, target, shard, sample, only)
     print(f"mutation {stem}: {sizes[2]} of {sizes[0]} mutants; tests: {target.tests}", flush=True)
     started = time.perf_counter()
     subprocess.run([str(cosmic_ray), "exec", str(config), str(session)], cwd=ROOT, check=True)
@@ -239,6 +257,7 @@ def main(argv) -> int:
     parser.add_argument("--shard", type=_shard, default=(1, 1), help="i/N: every N-th mutant, from the i-th")
     parser.add_argument("--sample", type=int, help="a seeded sample of this many mutants (instead of the budget)")
     parser.add_argument("--cold", action="store_true", help="start every mutant on an empty numba cache")
+    parser.add_argument("--survivors", action="store_true", help="only the mutants the previous run left alive")
     parser.add_argument("--list", action="store_true", help="the modules, their tests and budgets")
     args = parser.parse_args(argv)
     if args.list:
@@ -257,7 +276,7 @@ def main(argv) -> int:
         print(f"mutation: commit or stash your changes to the sources first (mutants are written in place):\n{dirty}",
               file=sys.stderr)
         return 2
-    lines = [run(name, args.shard, args.cold, args.sample) for name in (args.modules or TARGETS)]
+    lines = [run(name, args.shard, args.cold, args.sample, args.survivors) for name in (args.modules or TARGETS)]
     print("\n".join(lines))
     return 0
 
