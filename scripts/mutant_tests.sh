@@ -7,9 +7,13 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 template="$1"; shift
-cache="$(mktemp -d)"
-trap 'rm -rf "$cache"' EXIT
-cp -a "$template/." "$cache/"
+if [[ "${MUTANT_WARM_IN_PLACE:-0}" == 1 ]]; then  # the unmutated run (scripts/mutation.py): fill TEMPLATE itself
+    cache="$template"
+else
+    cache="$(mktemp -d)"
+    trap 'rm -rf "$cache"' EXIT
+    cp -a "$template/." "$cache/"
+fi
 # This checkout's altmarl_ros and sim (as altmarl_sim), ahead of whatever checkout is installed editable.
 links="$ROOT/build/mutation/pythonpath"
 mkdir -p "$links" && ln -sfn "$ROOT/sim" "$links/altmarl_sim"

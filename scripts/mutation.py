@@ -193,11 +193,14 @@ def _warm_cache(stem: str, target: Target, cold: bool) -> Path:
     if cold:
         return template
     started = time.perf_counter()
-    warm = subprocess.run(["bash", "scripts/mutant_tests.sh", str(template), *shlex.split(target.tests)], cwd=ROOT)
+    warm = subprocess.run(["bash", "scripts/mutant_tests.sh", str(template), *shlex.split(target.tests)], cwd=ROOT,
+                          env={**os.environ, "MUTANT_WARM_IN_PLACE": "1"})
     if warm.returncode != 0:
         sys.exit(f"mutation: the tests of {stem} fail on the unmutated sources: {target.tests}")
+    entries = sum(1 for _ in template.rglob("*.nbi"))
     subprocess.run([str(PYTHON), "scripts/mutant_cache.py", str(template), target.path], cwd=ROOT, check=True)
-    print(f"mutation {stem}: unmutated run (warming the cache) {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"mutation {stem}: unmutated run {time.perf_counter() - started:.1f} s; {entries} kernels cached, "
+          f"{sum(1 for _ in template.rglob('*.nbi'))} kept for the mutants", flush=True)
     return template
 
 
