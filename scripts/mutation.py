@@ -1,68 +1,98 @@
 """Mutation testing with cosmic-ray: one module at a time, with that module's own tests.
 
-    bash scripts/mutation.sh                  # every module below, one after the other
-    bash scripts/mutation.sh counts evaluate  # just these
-    bash scripts/mutation.sh --list           # the table below
+    bash scripts/mutation.sh                      # every module below, one after the other
+    bash scripts/mutation.sh counts evaluate      # just these
+    bash scripts/mutation.sh glearn --shard 2/4   # the second of four disjoint quarters of glearn's mutants
+    bash scripts/mutation.sh evaluate --sample 60 # a seeded sample of 60 instead of the whole module
+    bash scripts/mutation.sh observer --cold      # every mutant on an empty numba cache (to time the warm one)
+    bash scripts/mutation.sh atomic --survivors   # only the previous run's survivors (after new tests)
+    bash scripts/mutation.sh --list               # the table below
 
 For each module: cosmic-ray lists every one-token mutant of the module (or of the
 named functions), the operators below that make mostly uncompilable or
-no-op mutants are dropped, a seeded sample of `budget` mutants is kept (the
-same sample on every run), and cosmic-ray runs the module's tests once per
-mutant (`scripts/mutant_tests.sh`: pytest -x in a fresh NUMBA_CACHE_DIR, so no
-kernel compiled from the unmutated source is reused; numba's cache checks only
-the stamp of a kernel's own file, not of the njit functions it calls from
-other files). Sessions and a survivors' report go to build/mutation/<name>.*.
-Runs in .venv-mutation (cosmic-ray, pinned in requirements-mutation.txt); the
-tests themselves run in the project's .venv.
+no-op mutants are dropped, and every mutant left is run (budget None: the whole
+module) or a seeded sample of `budget` of them (the same sample on every run);
+`--sample n` samples n instead; `--shard i/N` keeps every N-th of those, from the i-th. The module's tests first run
+once on the unmutated sources, warming a numba cache (and showing they pass);
+the cache entries the module's mutants can make stale (its own kernels and those
+of every file importing it, transitively: scripts/mutant_cache.py) are then
+deleted, and cosmic-ray runs the tests once per mutant from a copy of what is left
+(`scripts/mutant_tests.sh`: pytest -x). Sessions, the cache and a survivors' report
+go to build/mutation/<name>[.shard-i-of-N].*. Runs in .venv-mutation (cosmic-ray,
+pinned in requirements-mutation.txt); the tests themselves run in the project's
+venv (ALTMARL_VENV, default .venv).
 """
 from __future__ import annotations
 
+import argparse
 import ast
+import os
 import random
 import re
+import shlex
+import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "mutation"
+PYTHON = Path(os.environ.get("ALTMARL_VENV", ROOT / ".venv")) / "bin" / "python"
 SAMPLE_SEED = 11
+WHOLE = None  # a Target's budget: every mutant left after the filters
 
 
 @dataclass(frozen=True)
 class Target:
     path: str
-    tests: str  # pytest arguments: the module's own tests
-    budget: int  # mutants sampled (one pytest run each)
+    tests: str  # pytest arguments: the tests that exercise the module (a few seconds a run)
+    budget: int | None  # mutants sampled (one pytest run each), or WHOLE
     timeout: float  # s per mutant; a mutant that hangs past it counts as killed
-    functions: tuple = ()  # only mutate inside these top-level functions/classes (all when empty)
+    functions: tuple = ()  # only mutate inside these functions, classes or Class.method (all when empty)
 
 
+# Whole modules (issue 28), except the two node files, mutated only in their decision, validation
+# and stop functions (scripts/coverage_report.py's NODE_PATHS): the rest of a node is ROS plumbing.
+GUARDS = "test/test_guards.py test/test_rule_branches.py -k 'not simulator_arguments'"
 TARGETS = {
-    "counts": Target("altmarl_ros/core/counts.py", "test/test_counts.py", 30, 240),
+    "counts": Target("altmarl_ros/core/counts.py", "test/test_counts.py", WHOLE, 240),
     "model": Target("altmarl_ros/core/model.py", "test/test_model.py", 40, 240),
-    "policy": Target("altmarl_ros/core/policy.py", "test/test_policy.py", 30, 240),
-    "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py", 14, 480),
-    "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", 12, 600),
+    "policy": Target("altmarl_ros/core/policy.py", "test/test_policy.py", WHOLE, 240),
+    "atomic": Target("altmarl_ros/core/atomic.py", f"{GUARDS} test/test_policy.py", WHOLE, 240),
+    "safe_files": Target("altmarl_ros/core/safe_files.py", f"{GUARDS} test/test_policy.py test/test_model.py",
+                         WHOLE, 240),
+    "budget": Target("altmarl_ros/core/budget.py", f"{GUARDS} test/test_glearn_storage.py", WHOLE, 240),
+    "decision": Target("altmarl_ros/core/decision.py", "test/test_decision.py test/test_node_helpers.py",
+                       WHOLE, 240),
+    "kinematics": Target("sim/kinematics.py", "test/test_kinematics.py test/test_ring.py", WHOLE, 240),
+    "validate": Target("altmarl_ros/nodes/_validate.py", "test/test_node_helpers.py test/test_command_safety.py",
+                       WHOLE, 240),
+    "stop": Target("altmarl_ros/nodes/_stop.py", "test/test_stop_signals.py", WHOLE, 240),
+    "coordinator": Target("altmarl_ros/nodes/coordinator.py", "test/test_nodes.py test/test_node_paths.py", WHOLE,
+                          480, ("decision_schedule", "CoordinatorNode.decide", "CoordinatorNode._depot_pose",
+                                "CoordinatorNode._why_no_depot_pose", "CoordinatorNode._sampled_what",
+                                "CoordinatorNode.stop_robots", "CoordinatorNode.on_stop",
+                                "CoordinatorNode.on_resume")),
+    "local_agents": Target("altmarl_ros/nodes/local_agents.py", "test/test_node_paths.py test/test_nodes.py", WHOLE,
+                           480, ("LocalAgentsNode.on_command", "LocalAgentsNode.on_stopped",
+                                 "LocalAgentsNode.stop_robots", "LocalAgentsNode._staleness",
+                                 "LocalAgentsNode.control", "LocalAgentsNode.destroy_node")),
+    "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py", WHOLE, 480),
+    "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", WHOLE, 600),
     # G-LEARN was one file of 18 sampled mutants until it was split by job (docs/testing.md)
-    "glearn": Target("altmarl_ros/core/glearn.py", "test/test_glearn.py test/test_glearn_storage.py", 8, 300),
+    "glearn": Target("altmarl_ros/core/glearn.py", "test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),
     "glearn_draws": Target("altmarl_ros/core/glearn_draws.py", "test/test_glearn.py test/test_glearn_storage.py",
-                           8, 300),
-    "glearn_memory": Target("altmarl_ros/core/glearn_memory.py", "test/test_glearn_storage.py", 6, 300),
-    "fused": Target("altmarl_ros/core/fused.py", "test/test_glearn.py test/test_llearn.py", 4, 480),
+                           WHOLE, 300),
+    "glearn_memory": Target("altmarl_ros/core/glearn_memory.py", "test/test_glearn_storage.py", WHOLE, 300),
+    "fused": Target("altmarl_ros/core/fused.py", "test/test_glearn.py test/test_llearn.py", WHOLE, 480),
     # the rollout kernel's filter path is tested against the observer's own references in test_observer
-    "evaluate": Target("altmarl_ros/core/evaluate.py", "test/test_evaluate.py test/test_observer.py", 16, 600),
-    "observer": Target("altmarl_ros/core/observer.py", "test/test_observer.py", 20, 480),
+    "evaluate": Target("altmarl_ros/core/evaluate.py", "test/test_evaluate.py test/test_observer.py", WHOLE, 600),
+    "observer": Target("altmarl_ros/core/observer.py", "test/test_observer.py", WHOLE, 480),
     "observer_training": Target("altmarl_ros/core/observer_training.py", "test/test_observer_training.py",
                                 14, 480),
-    "coordinator": Target("altmarl_ros/nodes/coordinator.py",
-                          "test/test_nodes.py -k decision_schedule", 20, 240,
-                          ("decision_schedule",)),
-    "validate": Target("altmarl_ros/nodes/_validate.py", "test/test_node_helpers.py", 16, 240,
-                       ("CommandCheck", "odometry_problem")),
-    "rollout": Target("sim/rollout.py", "test/test_sim_learning.py -k 'rollout or afresh'", 16, 480,
-                      ("check_policy", "running_observer", "run_episode", "sim_rollout_welfare")),
+    "rollout": Target("sim/rollout.py", "test/test_sim_learning.py -k 'rollout or afresh'", WHOLE, 480),
 }
 
 # Dropped operators, and why: bitwise, shift, power and modulo stand-ins for float
@@ -82,14 +112,14 @@ EXCLUDED_OPERATORS = (
 )
 
 
-def _config(name: str, target: Target) -> Path:
+def _config(stem: str, target: Target, template: Path) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
-    config = OUT / f"{name}.toml"
+    config = OUT / f"{stem}.toml"
     config.write_text(f"""[cosmic-ray]
 module-path = "{target.path}"
 timeout = {target.timeout}
 excluded-modules = []
-test-command = "bash scripts/mutant_tests.sh {target.tests}"
+test-command = "bash scripts/mutant_tests.sh {template} {target.tests}"
 
 [cosmic-ray.distributor]
 name = "local"
@@ -98,17 +128,36 @@ name = "local"
 
 
 def _line_ranges(path: Path, names) -> list:
+    """(first, last) lines of each named top-level function or class, or `Class.method`."""
     tree = ast.parse(path.read_text())
-    ranges = [(node.lineno, node.end_lineno) for node in tree.body
-              if getattr(node, "name", None) in names]
-    missing = set(names) - {node.name for node in tree.body if hasattr(node, "name")}
+    found = {}
+    for node in tree.body:
+        if hasattr(node, "name"):
+            found[node.name] = node
+            for inner in getattr(node, "body", ()):
+                if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    found[f"{node.name}.{inner.name}"] = inner
+    missing = set(names) - set(found)
     if missing:
-        sys.exit(f"mutation: {path} has no top-level {sorted(missing)}; fix TARGETS in {__file__}")
-    return ranges
+        sys.exit(f"mutation: {path} has no {sorted(missing)}; fix TARGETS in {__file__}")
+    return [(found[name].lineno, found[name].end_lineno) for name in names]
 
 
-def _select(session: Path, target: Target) -> tuple:
-    """Mark every mutant outside the sample as skipped; (all mutants, kept after filters, sampled)."""
+def _survived(session: Path) -> set:
+    """(operator, occurrence) of each mutant that survived in a session: the same mutant in a new session
+    of the same source."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    if not session.exists():
+        sys.exit(f"mutation: no earlier run in {session} to take the survivors of")
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        return {(item.mutations[0].operator_name, item.mutations[0].occurrence)
+                for item, result in db.completed_work_items if result.test_outcome == TestOutcome.SURVIVED}
+
+
+def _select(session: Path, target: Target, shard: tuple, sample, only=None) -> tuple:
+    """Mark every mutant outside the run (or not in `only`) as skipped; (all mutants, kept after filters, run)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
@@ -121,15 +170,41 @@ def _select(session: Path, target: Target) -> tuple:
                 and (ranges is None or any(lo <= item.mutations[0].start_pos[0] <= hi for lo, hi in ranges))]
         kept.sort(key=lambda item: (item.mutations[0].start_pos, item.mutations[0].operator_name,
                                     item.mutations[0].occurrence))
-        sample = random.Random(SAMPLE_SEED).sample(kept, min(target.budget, len(kept)))
-        chosen = {item.job_id for item in sample}
-        skipped = [item.job_id for item in items if item.job_id not in chosen]
+        budget = target.budget if sample is None else sample
+        chosen = kept if budget is WHOLE else random.Random(SAMPLE_SEED).sample(kept, min(budget, len(kept)))
+        index, count = shard
+        chosen = chosen[index - 1::count]
+        if only is not None:
+            chosen = [item for item in chosen
+                      if (item.mutations[0].operator_name, item.mutations[0].occurrence) in only]
+        chosen_ids = {item.job_id for item in chosen}
+        skipped = [item.job_id for item in items if item.job_id not in chosen_ids]
         db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
-                                                     output="not in the sample"))
-    return len(items), len(kept), len(sample)
+                                                     output="not in this run"))
+    return len(items), len(kept), len(chosen)
 
 
-def _summary(name: str, session: Path, sizes: tuple) -> str:
+def _warm_cache(stem: str, target: Target, cold: bool) -> Path:
+    """A numba cache for the mutants to start from: warmed by the tests on the unmutated sources,
+    less the entries the module's mutants can make stale; empty with `cold`."""
+    template = OUT / f"{stem}.numba-cache"
+    shutil.rmtree(template, ignore_errors=True)
+    template.mkdir(parents=True)
+    if cold:
+        return template
+    started = time.perf_counter()
+    warm = subprocess.run(["bash", "scripts/mutant_tests.sh", str(template), *shlex.split(target.tests)], cwd=ROOT,
+                          env={**os.environ, "MUTANT_WARM_IN_PLACE": "1"})
+    if warm.returncode != 0:
+        sys.exit(f"mutation: the tests of {stem} fail on the unmutated sources: {target.tests}")
+    entries = sum(1 for _ in template.rglob("*.nbi"))
+    subprocess.run([str(PYTHON), "scripts/mutant_cache.py", str(template), target.path], cwd=ROOT, check=True)
+    print(f"mutation {stem}: unmutated run {time.perf_counter() - started:.1f} s; {entries} kernels cached, "
+          f"{sum(1 for _ in template.rglob('*.nbi'))} kept for the mutants", flush=True)
+    return template
+
+
+def _summary(stem: str, session: Path, sizes: tuple, seconds: float) -> str:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
@@ -146,32 +221,55 @@ def _summary(name: str, session: Path, sizes: tuple) -> str:
                 killed += 1
             else:
                 other += 1
-    total, kept, sampled = sizes
-    line = (f"{name}: {total} mutants, {kept} after operator/function filters, {sampled} sampled: "
-            f"{killed} killed, {len(survivors)} survived, {other} incompetent")
-    (OUT / f"{name}.survivors.txt").write_text(line + "\n\n" + "\n".join(survivors))
+    total, kept, ran = sizes
+    line = (f"{stem}: {total} mutants, {kept} after operator/function filters, {ran} run: "
+            f"{killed} killed, {len(survivors)} survived, {other} incompetent; "
+            f"{seconds:.0f} s, {seconds / max(ran, 1):.1f} s per mutant")
+    (OUT / f"{stem}.survivors.txt").write_text(line + "\n\n" + "\n".join(survivors))
     return line
 
 
-def run(name: str) -> str:
+def run(name: str, shard: tuple, cold: bool, sample, survivors: bool) -> str:
     target = TARGETS[name]
-    config = _config(name, target)
-    session = OUT / f"{name}.sqlite"
+    stem = name + (f".sample-{sample}" if sample else "") + \
+        (f".shard-{shard[0]}-of-{shard[1]}" if shard != (1, 1) else "")
+    template = _warm_cache(stem, target, cold)
+    config = _config(stem, target, template)
+    session = OUT / f"{stem}.sqlite"
+    only = _survived(session) if survivors else None
     session.unlink(missing_ok=True)
     cosmic_ray = Path(sys.executable).parent / "cosmic-ray"
     subprocess.run([str(cosmic_ray), "init", str(config), str(session)], cwd=ROOT, check=True)
-    sizes = _select(session, target)
-    print(f"mutation {name}: {sizes[2]} of {sizes[0]} mutants sampled; tests: {target.tests}", flush=True)
+    sizes = _select(session, target, shard, sample, only)
+    print(f"mutation {stem}: {sizes[2]} of {sizes[0]} mutants; tests: {target.tests}", flush=True)
+    started = time.perf_counter()
     subprocess.run([str(cosmic_ray), "exec", str(config), str(session)], cwd=ROOT, check=True)
-    return _summary(name, session, sizes)
+    return _summary(stem, session, sizes, time.perf_counter() - started)
+
+
+def _shard(text: str) -> tuple:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise argparse.ArgumentTypeError(f"--shard takes i/N with 1 <= i <= N, not {text!r}")
+    return int(index), int(count)
 
 
 def main(argv) -> int:
-    if argv == ["--list"]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"any of {list(TARGETS)} (none: all)")
+    parser.add_argument("--shard", type=_shard, default=(1, 1), help="i/N: every N-th mutant, from the i-th")
+    parser.add_argument("--sample", type=int, help="a seeded sample of this many mutants (instead of the budget)")
+    parser.add_argument("--cold", action="store_true", help="start every mutant on an empty numba cache")
+    parser.add_argument("--survivors", action="store_true", help="only the mutants the previous run left alive")
+    parser.add_argument("--list", action="store_true", help="the modules, their tests and budgets")
+    args = parser.parse_args(argv)
+    if args.list:
         for name, target in TARGETS.items():
-            print(f"{name:12s} {target.path:34s} budget {target.budget:3d}  {target.tests}")
+            size = "whole" if target.budget is WHOLE else f"{target.budget:5d}"
+            print(f"{name:14s} {target.path:34s} {size:>5s}  {target.tests}"
+                  + (f"  (only {', '.join(target.functions)})" if target.functions else ""))
         return 0
-    unknown = [name for name in argv if name not in TARGETS]
+    unknown = [name for name in args.modules if name not in TARGETS]
     if unknown:
         print(f"mutation: unknown module(s) {unknown}; choose from {list(TARGETS)}", file=sys.stderr)
         return 2
@@ -181,7 +279,7 @@ def main(argv) -> int:
         print(f"mutation: commit or stash your changes to the sources first (mutants are written in place):\n{dirty}",
               file=sys.stderr)
         return 2
-    lines = [run(name) for name in (argv or TARGETS)]
+    lines = [run(name, args.shard, args.cold, args.sample, args.survivors) for name in (args.modules or TARGETS)]
     print("\n".join(lines))
     return 0
 

@@ -5,12 +5,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh"
-VENV="$ROOT/.venv-mutation"
+VENV="$ROOT/.venv-mutation"  # the project's own venv: ALTMARL_VENV (scripts/bootstrap.sh), default .venv
 STAMP="$VENV/.requirements-mutation.sha256"
 WANT="$(sha256sum "$ROOT/requirements-mutation.txt" | cut -d' ' -f1)"
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
     echo "[mutation] installing cosmic-ray into $VENV (requirements-mutation.txt)" >&2
-    "$ROOT/.venv/bin/python" -m venv "$VENV"
+    "${ALTMARL_VENV:-$ROOT/.venv}/bin/python" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet -r "$ROOT/requirements-mutation.txt"
     echo "$WANT" > "$STAMP"
 fi

@@ -35,13 +35,17 @@ def test_freshness_by_stamp_epoch_and_session_with_clock_skew():
     assert fresh.problem(_command(7, 5, now), now) is None
     # stamps: older than max_age + skew refused, up to it accepted; the same on the future side at skew
     assert fresh.problem(_command(7, 5, now - 3 * SEC - SEC // 2), now) is None
-    assert fresh.problem(_command(7, 5, now - 3 * SEC - SEC // 2 - 1), now)[0] == "stale stamp"
+    assert fresh.problem(_command(7, 5, now - 3 * SEC - SEC // 2 - 1), now) == (
+        "stale stamp", "epoch 5 stamped 3.50 s ago (limit 3 s + clock skew 0.5 s)")
     assert fresh.problem(_command(7, 5, now + SEC // 2), now) is None
-    assert fresh.problem(_command(7, 5, now + SEC // 2 + 1), now)[0] == "future stamp"
+    assert fresh.problem(_command(7, 5, now + SEC // 2 + 1), now) == (
+        "future stamp", "epoch 5 stamped 0.50 s ahead of this node's clock")
     # a restarted coordinator (new session, epochs from 0) is taken; the replaced session never again
     assert fresh.problem(_command(9, 0, now), now) is None
     fresh.accept(_command(9, 0, now))
     assert fresh.problem(_command(7, 99, now), now)[0] == "replaced session"
+    fresh.accept(_command(3, 0, now))  # session ids are random: a restart may draw a smaller one
+    assert fresh.problem(_command(9, 1, now), now)[0] == "replaced session"
     # by stamp only (what decides whether the last accepted command still counts)
     assert fresh.problem(_command(9, 0, now), now, check_epoch=False) is None
     assert fresh.problem(_command(9, 0, now), now + 4 * SEC, check_epoch=False)[0] == "stale stamp"

@@ -151,3 +151,36 @@ def test_rank_errors_name_the_bad_entry_and_the_shape():
         rank(np.array([2, 0, -1]))  # the first negative entry, not the first zero
     with pytest.raises(CountsError, match="1-D integer array"):
         rank(np.ones((2, 2), np.int64))
+
+
+def test_ranks_beyond_the_pascal_table_match_the_combinadic_in_exact_integers():
+    """600 local states, k = 2: the bar positions reach past the table (n >= 512, r >= 16) and C(n, r)
+    with r close to n, whose partial products overflow int64 unless r is reduced to n - r. Reference:
+    sum of C(bar_j, j + 1) in Python integers; the empty count vector is refused."""
+    S, k = 600, 2
+    for ones in ((0, 0), (0, S - 1), (1, 300), (S - 2, S - 1), (S - 1, S - 1)):
+        F = np.zeros(S, dtype=np.int64)
+        np.add.at(F, list(ones), 1)
+        bars = np.cumsum(F[:-1] + 1) - 1
+        expected = sum(math.comb(int(bar), j + 1) for j, bar in enumerate(bars))
+        assert rank(F) == expected
+        assert np.array_equal(unrank(expected, k, S), F)
+    for not_a_vector in (np.zeros(0, dtype=np.int64), np.int64(3)):  # empty, 0-d
+        with pytest.raises(CountsError, match="1-D integer array"):
+            rank(not_a_vector)
+
+
+def test_count_vectors_are_counted_up_to_2_to_the_4096_and_refused_beyond():
+    """docs/operations.md: count vectors beyond 2^4096 are refused. With S = 2052 the largest k under it (found by exact
+    integers, math.comb) is counted exactly, the next k (about one bit more) is refused."""
+    S = 2052
+
+    def log2_exact(k):
+        n = math.comb(k + S - 1, S - 1)
+        return n.bit_length() - 1 + math.log2(n / 2 ** (n.bit_length() - 1))
+
+    k = next(k for k in range(1900, 2300) if log2_exact(k + 1) > 4096)
+    assert 4095 < log2_exact(k) <= 4096
+    assert n_count_vectors(k, S) == math.comb(k + S - 1, S - 1)
+    with pytest.raises(CountsError, match=r"far beyond any table \(2\^4096 at most\)"):
+        n_count_vectors(k + 1, S)

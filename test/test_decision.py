@@ -136,3 +136,16 @@ def test_the_local_agents_and_the_rollout_draw_alike_from_the_same_uniforms(sett
     # Independent: the inverse-CDF draw by hand, with the largest uniform always the last action at most.
     expected = [int(np.searchsorted(np.cumsum(policy.pi_l[z, 2]), u, side="right")) for z, u in zip(zones, uniforms)]
     assert drawn.tolist() == np.minimum(expected, 2).tolist() and drawn.max() <= 2
+
+
+def test_a_local_action_owns_the_half_open_interval_from_its_lower_cumulative_bound():
+    """a_i = a where cum[a-1] <= u < cum[a]: a uniform exactly on a bound takes the next action, so an
+    action of probability 0 is never drawn, even at u = 0 (values by hand, exact dyadic cumulatives)."""
+    from altmarl_ros.core.decision import local_actions
+    from altmarl_ros.core.evaluate import cumulative
+
+    pi_l = np.array([[[0.0, 0.5, 0.5]], [[0.25, 0.25, 0.5]]])  # [s_l, s_g = 0, a_l]
+    below = np.nextafter
+    uniforms = np.array([0.0, below(0.5, 0), 0.5, below(1.0, 0), 0.0, below(0.25, 0), 0.25, 0.5])
+    zones = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert local_actions(cumulative(pi_l), zones, 0, uniforms).tolist() == [1, 1, 2, 2, 0, 0, 1, 2]

@@ -3,12 +3,14 @@ import os
 import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from altmarl_ros.core import budget
-from altmarl_ros.core.atomic import TEMP_NAME_EXTRA, OutputError, check_output, remove_leftovers, write_atomic
+from altmarl_ros.core.atomic import OutputError, check_output, check_output_dir, remove_leftovers, write_atomic
 from altmarl_ros.core.safe_files import FileFormatError, load_yaml, npz_members, parse_yaml
 
 
@@ -250,9 +252,168 @@ def test_outputs_refuse_devices_fifos_and_long_names(tmp_path):
     with pytest.raises(OutputError, match="is a special file"):
         check_output(tmp_path / "link.npz")
     name_max = os.pathconf(tmp_path, "PC_NAME_MAX")
-    longest = "p" * (name_max - TEMP_NAME_EXTRA)
+    # 22 bytes for the temporary name: "." + "." + 7 pid digits + "-" + 8 random characters + ".tmp"
+    longest = "p" * (name_max - 22)
     check_output(tmp_path / longest)  # accepted, and the atomic write (temporary name included) works
     write_atomic(tmp_path / longest, b"x")
     assert (tmp_path / longest).read_bytes() == b"x"
-    with pytest.raises(OutputError, match=rf"the file name is {len(longest) + 1} bytes"):
+    with pytest.raises(OutputError, match=rf"the file name is {len(longest) + 1} bytes; .* within {name_max}: "
+                                          rf"use a name of at most {len(longest)} bytes"):
         check_output(tmp_path / (longest + "p"))
+
+
+def test_unnamed_leftovers_are_removed_once_an_hour_old_and_kept_before(tmp_path):
+    """A temporary file named without a pid has no writer to ask: docs (core/atomic.py) say it is a
+    leftover once an hour old; one a minute either side of that is kept or removed."""
+    now = time.time()
+    young, old = tmp_path / ".P.npz.abc.tmp", tmp_path / ".P.npz.def.tmp"
+    for path, age in ((young, 3600 - 60), (old, 3600 + 60)):
+        path.write_bytes(b"half")
+        os.utime(path, (now - age, now - age))
+    assert remove_leftovers(tmp_path / "P.npz") == [old]
+    assert young.exists() and not old.exists()
+
+
+def test_the_name_length_is_asked_of_the_nearest_existing_directory(tmp_path, monkeypatch):
+    """An output in directories still to be made is checked against the file system it will be on: the
+    nearest existing ancestor's NAME_MAX (here a stub: 100 bytes in `small`, 255 elsewhere)."""
+    from altmarl_ros.core import atomic
+
+    small = tmp_path / "small"
+    small.mkdir()
+    real = os.pathconf
+    monkeypatch.setattr(atomic.os, "pathconf",
+                        lambda path, name: 100 if Path(path) == small else real(path, name))
+    name = "p" * (100 - 22 + 1)  # one byte over: 22 = "." + "." + 7 pid digits + "-" + 8 random + ".tmp"
+    with pytest.raises(OutputError, match=f"the file name is {len(name)} bytes.*within 100: use a name of at most 78 "):
+        check_output(small / "new" / "deeper" / name)
+    check_output(small / "new" / "deeper" / name[1:])
+    assert not (small / "new" / "deeper" / name[1:]).exists()
+
+
+def test_an_unnamed_leftover_exactly_an_hour_old_is_kept(tmp_path, monkeypatch):
+    """'Older than an hour' (core/atomic.py): at exactly 3600 s it is kept, just past it removed."""
+    from altmarl_ros.core import atomic
+
+    leftover = tmp_path / ".P.npz.abc.tmp"
+    leftover.write_bytes(b"half")
+    os.utime(leftover, ns=(10**18, 10**18))
+    for now, kept in ((1e9 + 3600.0, True), (np.nextafter(1e9 + 3600.0, np.inf), False)):
+        monkeypatch.setattr(atomic.time, "time", lambda now=now: float(now))
+        assert (remove_leftovers(tmp_path / "P.npz") == []) is kept and leftover.exists() is kept
+
+
+def test_asking_whether_a_writer_lives_sends_it_no_signal(tmp_path, monkeypatch):
+    """A live writer's leftover is kept, and the writer is only asked (signal 0), not signalled; one
+    whose pid belongs to another user (kill answers EPERM) counts as alive too."""
+    from altmarl_ros.core import atomic
+
+    # a writer on every signal's default action (not the ignored SIGHUP a shell may hand down)
+    code = ("import signal, time; [signal.signal(s, signal.SIG_DFL) for s in signal.valid_signals() "
+            "if s not in (signal.SIGKILL, signal.SIGSTOP)]; print(flush=True); time.sleep(60)")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        writer.stdout.readline()
+        live = tmp_path / f".P.npz.{writer.pid}-abc.tmp"
+        live.write_bytes(b"half")
+        assert remove_leftovers(tmp_path / "P.npz") == [] and live.exists()
+        with pytest.raises(subprocess.TimeoutExpired):  # still running a moment later
+            writer.wait(timeout=0.2)
+    finally:
+        writer.kill()
+        writer.wait()
+
+    def not_permitted(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(atomic.os, "kill", not_permitted)
+    assert remove_leftovers(tmp_path / "P.npz") == [] and live.exists()
+
+
+@pytest.mark.parametrize("mode, read_only", [(0o444, True), (0o555, True), (0o000, True),
+                                             (0o200, False), (0o020, False), (0o002, False)])
+def test_a_file_with_no_write_bit_is_read_only_and_any_one_write_bit_is_enough(tmp_path, mode, read_only):
+    out = tmp_path / "p.npz"
+    out.write_bytes(b"keep")
+    out.chmod(mode)
+    if read_only:
+        with pytest.raises(OutputError, match="the file exists and is read-only"):
+            check_output(out)
+    else:
+        assert check_output(out) == out
+
+
+def test_an_existing_output_is_refused_only_when_it_is_an_input(tmp_path):
+    """Overwriting an earlier output is allowed; the same file under another name (a hard link or a
+    symlink to an input) is refused."""
+    model, old = tmp_path / "m.npz", tmp_path / "p.npz"
+    model.write_bytes(b"model")
+    old.write_bytes(b"earlier output")
+    assert check_output(old, [model]) == old
+    os.link(model, tmp_path / "hard.npz")
+    (tmp_path / "soft.npz").symlink_to(model)
+    for alias in ("hard.npz", "soft.npz"):
+        with pytest.raises(OutputError, match="is also an input"):
+            check_output(tmp_path / alias, [model])
+
+
+def test_an_output_outside_its_directory_is_refused_whatever_its_name(tmp_path):
+    runs = tmp_path / "runs"
+    for name in ("a.npz", "z.npz"):  # names sorting before and after the directory's
+        with pytest.raises(OutputError, match="outside its output directory"):
+            check_output(tmp_path / "runs" / ".." / name, inside=runs)
+    assert check_output(runs / "p.npz", inside=runs) == runs / "p.npz"
+    with pytest.raises(OutputError, match="is a directory"):  # the directory itself is inside it
+        check_output(runs, inside=runs)
+
+
+def test_without_pathconf_a_name_may_take_255_bytes(tmp_path, monkeypatch):
+    """Where the file system cannot be asked, NAME_MAX is Linux's 255; the path in the message is cut
+    to its first 80 characters."""
+    from altmarl_ros.core import atomic
+
+    def unanswered(path, name):
+        raise OSError(22, "Invalid argument")
+    monkeypatch.setattr(atomic.os, "pathconf", unanswered)
+    check_output(tmp_path / ("p" * (255 - 22)))
+    too_long = tmp_path / ("p" * (255 - 21))
+    with pytest.raises(OutputError) as refused:
+        check_output(too_long, flag="--out")
+    assert str(refused.value) == (f"--out {str(too_long)[:80]}...: the file name is 234 bytes; with the temporary "
+                                  f"suffix of an atomic write it must stay within 255: use a name of at most 233 bytes")
+def test_a_place_where_no_file_can_be_made_is_named_with_the_system_reason(tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"a file, not a directory")
+    with pytest.raises(OutputError) as refused:
+        check_output(tmp_path / "x.npz" / "p.npz")
+    assert str(refused.value) == f"--out {tmp_path}/x.npz/p.npz: cannot write there (File exists); " \
+                                 f"choose a writable location"
+
+
+def test_an_atomic_write_keeps_the_old_files_mode_and_gives_a_new_one_0644(tmp_path):
+    """mkstemp makes 0600 files; the replaced file must keep its own mode bits, every one of them."""
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text("a")
+    old.chmod(0o751)
+    write_atomic(old, "b")
+    write_atomic(new, "c")
+    assert (old.stat().st_mode & 0o7777, new.stat().st_mode & 0o7777) == (0o751, 0o644)
+    assert (old.read_text(), new.read_text()) == ("b", "c")
+
+
+def test_outputs_named_before_or_after_an_input_are_not_that_input(tmp_path):
+    model = tmp_path / "m.npz"
+    model.write_bytes(b"model")
+    for name in ("a.npz", "z.npz"):
+        assert check_output(tmp_path / name, [model]) == tmp_path / name
+    # a name the file system refuses to look up (over NAME_MAX) is not an input either: it is named too long
+    with pytest.raises(OutputError, match="the file name is 300 bytes"):
+        check_output(tmp_path / ("p" * 300), [model])
+
+
+def test_an_output_directory_may_exist_or_be_made_but_not_be_a_file(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(OutputError, match="--frames .*file exists and is not a directory; give a directory"):
+        check_output_dir(tmp_path / "file", flag="--frames")
+    (tmp_path / "old").mkdir()
+    for name in ("old", "new/deeper"):
+        assert check_output_dir(tmp_path / name, flag="--frames") == tmp_path / name
+        assert list((tmp_path / name).iterdir()) == []  # made if needed, the probe gone

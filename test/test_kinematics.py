@@ -169,3 +169,33 @@ def test_bad_parameters_raise_named_errors(make, field):
     with pytest.raises(KinematicsError) as err:
         make()
     assert str(err.value).startswith(field)
+
+
+def _exact_cos_and_sinc(h: float):
+    """cos h and sin(h)/h to 50 digits (Taylor series in Decimal): the reference for the kernel's series."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as context:
+        context.prec = 50
+        x2, cos, sinc, term_c, term_s = Decimal(h) ** 2, Decimal(0), Decimal(0), Decimal(1), Decimal(1)
+        for n in range(30):
+            cos, sinc = cos + term_c, sinc + term_s
+            term_c = -term_c * x2 / ((2 * n + 1) * (2 * n + 2))
+            term_s = -term_s * x2 / ((2 * n + 2) * (2 * n + 3))
+        return cos, sinc
+
+
+def test_the_half_turn_series_is_exact_to_rounding_up_to_a_quarter_radian():
+    """_half_turn's Taylor branch (|h| <= 0.25, no libm) is within one ulp of cos h and sin(h)/h, on both
+    sides of zero up to the branch's bound, where the last terms matter most."""
+    from decimal import Decimal
+
+    from altmarl_sim.kinematics import _half_turn
+
+    for h in [*np.linspace(0.2, 0.25, 101), 1e-3, 0.1]:
+        for signed in (h, -h):
+            sin_h, cos_h, sinc = _half_turn(float(signed))
+            cos, exact_sinc = _exact_cos_and_sinc(float(signed))
+            assert abs(Decimal(cos_h) - cos) <= Decimal(np.spacing(cos_h)), signed
+            assert abs(Decimal(sinc) - exact_sinc) <= Decimal(np.spacing(sinc)), signed
+            assert sin_h == signed * sinc

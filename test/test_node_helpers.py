@@ -10,7 +10,7 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
 
 from altmarl_ros.nodes import _cdr  # noqa: E402
-from altmarl_ros.nodes._validate import MAX_POSITION_M, odometry_problem  # noqa: E402
+from altmarl_ros.nodes._validate import odometry_problem  # noqa: E402
 from altmarl_ros.nodes._params import (ParameterError, declare_float, declare_int,  # noqa: E402
                                        declare_robot_ids, declare_str, parse_robot_ids)
 
@@ -104,11 +104,12 @@ def test_unusable_odometry_bytes_are_named_not_raised():
     far = _odometry(np.random.default_rng(3), 4, 4, 0.0)
     far.pose.pose.position.x = 1e7
     assert odometry_problem(serialize_message(far)) == (None, "position out of range")
-    for axis in ("x", "y"):  # the limit itself is a position; anything beyond it is not
+    # |x| or |y| up to 1e6 m is a position (docs/operations.md), on either side; anything beyond it is not
+    for axis, limit in (("x", 1e6), ("y", 1e6), ("x", -1e6), ("y", -1e6)):
         edge = _odometry(np.random.default_rng(3), 4, 4, 0.0)
-        setattr(edge.pose.pose.position, axis, -MAX_POSITION_M)
+        setattr(edge.pose.pose.position, axis, limit)
         assert odometry_problem(serialize_message(edge))[1] is None
-        setattr(edge.pose.pose.position, axis, np.nextafter(MAX_POSITION_M, math.inf))
+        setattr(edge.pose.pose.position, axis, np.nextafter(limit, math.copysign(math.inf, limit)))
         assert odometry_problem(serialize_message(edge)) == (None, "position out of range")
 
 
@@ -231,13 +232,16 @@ COMMAND_ROWS = [  # (name, fields changed, reason or None for a usable command)
     ("short sample", {"sampled_ids": [1, 4], "counts": [1, 1, 0], "estimate": [0.5, 0.5, 0.0],
                       "query_counts": [2, 2, 0], "count_rank": None}, None),
     ("counts too long", {"counts": [2, 1, 1, 0]}, "counts"),
+    ("counts too short", {"counts": [3, 1]}, "counts"),
     ("counts sum not the sample", {"counts": [2, 1, 2]}, "counts"),
     ("estimate too short", {"estimate": [0.5, 0.5]}, "estimate"),
+    ("estimate too long", {"estimate": [0.5, 0.25, 0.25, 0.0]}, "estimate"),
     ("estimate negative", {"estimate": [1.25, -0.25, 0.0]}, "estimate"),
     ("estimate not finite", {"estimate": [math.nan, 0.5, 0.5]}, "estimate"),
     ("estimate sums to 1 + 2e-6", {"estimate": [0.5 + 2e-6, 0.25, 0.25]}, "estimate"),
     ("estimate sums to 1 + 5e-7", {"estimate": [0.5 + 5e-7, 0.25, 0.25]}, None),
     ("query too short", {"query_counts": [2, 2]}, "query_counts"),
+    ("query too long", {"observer": "filter", "query_counts": [2, 1, 1, 0], "count_rank": None}, "query_counts"),
     ("fresh query not the scaled counts", {"query_counts": [1, 2, 1], "count_rank": None}, "query_counts"),
     ("rank = N_F", {"count_rank": 15}, "count_rank"),  # C(4 + 2, 2) = 15 count vectors
     ("rank not the query's", {"count_rank": None, "shift": 1}, "count_rank"),
@@ -260,30 +264,53 @@ def test_command_check_names_the_first_bad_field(name, fields, reason):
     assert (problem and problem[0]) == reason, problem
 
 
+def test_a_state_or_action_out_of_range_is_named_with_the_range():
+    from altmarl_ros.nodes._validate import CommandCheck
+
+    check = CommandCheck((3, 2, 3), k=4)
+    assert check.problem(_command(global_state=3)) == ("global_state", "global_state 3 not in 0..2")
+    assert check.problem(_command(global_action=2)) == ("global_action", "global_action 2 not in 0..1")
+
+
+def test_a_long_array_in_a_drop_reason_shows_its_first_eight_entries():
+    """The reason is logged: an estimate or query over many local states is cut to 8 entries."""
+    from altmarl_ros.nodes._validate import CommandCheck
+
+    check = CommandCheck((3, 2, 10), k=4)
+    ones = [1.0] * 10
+    assert check.problem(_command(counts=[2, 1, 1] + [0] * 7, estimate=ones)) == (
+        "estimate", f"estimate {ones[:8]} is not a distribution over 10 states")
+    msg = _command(counts=[2, 1, 1] + [0] * 7, estimate=[0.1] * 10, query_counts=[0] * 10)
+    assert check.problem(msg) == ("query_counts", f"query_counts {[0] * 8}: need 10 counts summing to 1..2147483647")
+
+
 def test_command_check_without_a_policy_k_or_a_fleet_list():
     from altmarl_ros.core.counts import rank
     from altmarl_ros.nodes._validate import CommandCheck
 
     anyone = CommandCheck((3, 2, 3))  # k up to the fleet, robots not known
     assert anyone.problem(_command(sampled_ids=[1, 4, 7, 500])) is None
-    assert anyone.problem(_command(k=0))[0] == "k"
+    assert anyone.problem(_command(k=0)) == ("k", "k 0 not in 1..n")
     one = _command(k=1, sampled_ids=[7], counts=[0, 0, 1], estimate=[0.0, 0.0, 1.0], query_counts=[0, 0, 1],
                    count_rank=int(rank(np.array([0, 0, 1]))))
     assert anyone.problem(one) is None  # k = 1, the smallest sample
     fleet = CommandCheck((3, 2, 3), robot_ids=range(4))
     assert fleet.problem(_command(sampled_ids=[0, 1, 2, 3])) is None  # k = 4 = the fleet
-    assert fleet.problem(_command(k=5, sampled_ids=[0, 1, 2, 3]))[0] == "k"  # k above the fleet
+    assert fleet.problem(_command(k=5, sampled_ids=[0, 1, 2, 3])) == ("k", "k 5 not in 1..4")  # above the fleet
 
 
 def test_a_filter_decides_on_its_prediction_and_queries_any_resolution():
-    from altmarl_ros.nodes._validate import MAX_RESOLUTION, CommandCheck
+    from altmarl_ros.nodes._validate import CommandCheck
 
     check = CommandCheck((3, 2, 3), k=4, robot_ids=range(10))
     assert check.problem(_filter_command([10, 6, 4])) is None  # resolution 20, not k
     assert check.problem(_filter_command([10, 6, 4], sampled_ids=[], counts=[0, 0, 0])) is None  # no sample
     assert check.problem(_filter_command([0, 0, 0]))[0] == "query_counts"  # resolution 0
-    too_many = _command(observer="filter", query_counts=[MAX_RESOLUTION, 1, 0], count_rank=0)
-    assert check.problem(too_many)[0] == "query_counts"
+    # a resolution up to int32's largest, 2^31 - 1, on either side; (K, 0) is the last count vector, rank K
+    pair = CommandCheck((3, 2, 2), k=4)
+    fields = dict(observer="filter", counts=[3, 1], estimate=[0.75, 0.25])
+    assert pair.problem(_command(query_counts=[2**31 - 1, 0], count_rank=2**31 - 1, **fields)) is None
+    assert pair.problem(_command(query_counts=[2**31, 0], count_rank=2**31, **fields))[0] == "query_counts"
 
 
 def _largest_rankable_resolution(n_sl):
@@ -427,3 +454,26 @@ def test_a_hold_waits_for_a_known_pose_and_never_goes_to_a_robot_never_sent_a_go
     assert goals.sent == [HOLD, HOLD, -2] and goals.published == 4  # 2 drives + 2 holds
     held = node.published[goal_topic("r1")][-1].pose
     assert (held.position.x, held.position.y) == (4.0, 4.5)
+
+
+def test_undecodable_bytes_are_dropped_and_counted_not_raised():
+    """Any bytes can arrive on a raw subscription: a truncated GlobalCommand is dropped as undecodable."""
+    from altmarl_msgs.msg import GlobalCommand
+    from rclpy.serialization import serialize_message
+
+    from altmarl_ros.nodes._validate import DroppedMessages, decoded
+
+    warnings = []
+
+    class Node:
+        def get_logger(self):
+            class Logger:
+                def warning(self, text, **_):
+                    warnings.append(text)
+            return Logger()
+
+    dropped = DroppedMessages(Node())
+    whole = serialize_message(_command())
+    assert decoded(whole, GlobalCommand, dropped).count_rank == _command().count_rank
+    assert decoded(whole[:7], GlobalCommand, dropped) is None
+    assert dict(dropped.counts) == {"GlobalCommand: undecodable": 1} and len(warnings) == 1

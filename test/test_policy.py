@@ -128,6 +128,16 @@ def test_a_filter_policy_built_from_the_game_carries_the_model_it_predicts_with(
     assert np.array_equal(artifact.observer_mu0, game.mu0_l)
 
 
+def test_a_filter_policy_given_its_prediction_model_keeps_it_over_the_games():
+    from altmarl_ros.core.observers import ObserverSpec
+
+    game = tiny_game()
+    rng = np.random.default_rng(5)
+    given = (rng.dirichlet(np.ones(game.n_sl), size=(game.n_sg, game.n_sl)), rng.dirichlet(np.ones(game.n_sl)))
+    artifact = tiny_policy(game, observer=ObserverSpec("filter", 0.5, K), prediction=given)
+    assert np.array_equal(artifact.observer_P, given[0]) and np.array_equal(artifact.observer_mu0, given[1])
+
+
 def test_ranking_scheme_mismatch(tmp_path):
     policy = tiny_policy()
     path = tmp_path / "p.npz"
@@ -175,6 +185,7 @@ def test_edited_file_with_bad_contents(tmp_path):
         (lambda g, pl, m: (g, pl[:, :, :1], m), r"pi_l: has shape \(3, 2, 1\)"),
         (lambda g, pl, m: (g, pl, {**m, "format_version": 99}), r"format_version is 99"),
         (lambda g, pl, m: (g, pl, {**m, "k": 0}), r"k is 0"),
+        (lambda g, pl, m: (g, pl, {**m, "k": 2**31}), r"k is 2147483648.*\[1, 2147483647\]"),  # int32's largest
         (lambda g, pl, m: (g, pl, {**m, "sizes": {**m["sizes"], "n_al": 0}}), r"meta sizes is .*integers n_sg, n_ag, "
                                                                               r"n_sl, n_al in \[1, "),
         (lambda g, pl, m: (g, pl, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),

@@ -38,6 +38,26 @@ def test_die_with_parent_arms_the_death_signal_then_checks_the_parent(monkeypatc
     monkeypatch.setattr(_stop.os, "kill", lambda pid, sig: calls.append(("kill", pid, sig)))
     _stop.die_with_parent(os.getppid())
     assert calls == [("prctl", PR_SET_PDEATHSIG, signal.SIGKILL)]
-    calls.clear()
-    _stop.die_with_parent(os.getppid() + 1)
-    assert calls == [("prctl", PR_SET_PDEATHSIG, signal.SIGKILL), ("kill", os.getpid(), signal.SIGKILL)]
+    for other_parent in (os.getppid() + 1, os.getppid() - 1):  # any other pid, above or below the parent's
+        calls.clear()
+        _stop.die_with_parent(other_parent)
+        assert calls == [("prctl", PR_SET_PDEATHSIG, signal.SIGKILL), ("kill", os.getpid(), signal.SIGKILL)]
+
+
+def test_sigint_and_sigterm_each_become_the_stop_request():
+    """catch_stop_signals: either signal, raised in this process, sets the event instead of ending it."""
+    from altmarl_ros.nodes import _stop
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for signum in saved:
+            signal.signal(signum, lambda *_: None)  # so a signal left uncaught fails the test, not the run
+        for signum in saved:
+            _stop.STOP_REQUESTED.clear()
+            assert _stop.catch_stop_signals() is _stop.STOP_REQUESTED
+            signal.raise_signal(signum)
+            assert _stop.STOP_REQUESTED.is_set(), signal.Signals(signum).name
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        _stop.STOP_REQUESTED.clear()

@@ -156,12 +156,12 @@ def check_output(path, inputs=(), *, flag: str = "--out", inside=None) -> Path:
         if root != path.resolve() and root not in path.resolve().parents:
             raise OutputError(f"{flag} {path} is outside its output directory {inside}; "
                               f"use a plain name without '..' or '/'")
+    _check_name_length(path, flag)  # first: the file system answers a longer name's is_dir with ENAMETOOLONG
     if path.is_dir():
         raise OutputError(f"{flag} {path} is a directory; give a file name")
     if path.exists() and not path.is_file():
         raise OutputError(f"{flag} {path} is a special file (a device, FIFO or socket), which a write would "
                           f"replace: give a regular file name")
-    _check_name_length(path, flag)
     _probe_directory(path.parent, path, flag, path.name)
     if path.exists() and not path.stat().st_mode & 0o222:  # mode bits: root may write anything
         raise OutputError(f"{flag} {path}: the file exists and is read-only; choose another {flag}")

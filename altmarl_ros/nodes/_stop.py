@@ -31,6 +31,6 @@ def die_with_parent(parent_pid: int) -> None:
     Python when there is none.
     """
     PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # it died before the line above
         os.kill(os.getpid(), signal.SIGKILL)
