@@ -89,6 +89,12 @@ class GLearnResult:
 # ----------------------------------------------------------------------------- kernels
 
 @njit(cache=True, inline="always")
+def _plus(total, V, r, s):
+    """total + V[r, s], or total where V has no column s (fewer than 8 global states)."""
+    return total + V[r, s] if s < V.shape[1] else total
+
+
+@njit(cache=True, inline="always")
 def _gather_rows(V, rows, w):
     """w[s] = sum_i V[rows[i], s]: the m gathers of one backup, the sweep's inner loop.
 
@@ -106,21 +112,8 @@ def _gather_rows(V, rows, w):
     w0 = w1 = w2 = w3 = w4 = w5 = w6 = w7 = 0.0
     for i in range(rows.shape[0]):
         r = rows[i]
-        w0 += V[r, 0]
-        if S_g > 1:
-            w1 += V[r, 1]
-        if S_g > 2:
-            w2 += V[r, 2]
-        if S_g > 3:
-            w3 += V[r, 3]
-        if S_g > 4:
-            w4 += V[r, 4]
-        if S_g > 5:
-            w5 += V[r, 5]
-        if S_g > 6:
-            w6 += V[r, 6]
-        if S_g > 7:
-            w7 += V[r, 7]
+        w0, w1, w2, w3 = w0 + V[r, 0], _plus(w1, V, r, 1), _plus(w2, V, r, 2), _plus(w3, V, r, 3)
+        w4, w5, w6, w7 = _plus(w4, V, r, 4), _plus(w5, V, r, 5), _plus(w6, V, r, 6), _plus(w7, V, r, 7)
     sums = (w0, w1, w2, w3, w4, w5, w6, w7)
     for s in range(S_g):
         w[s] = sums[s]
