@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from altmarl_ros.cli import main
 from altmarl_ros.core import budget, work
@@ -593,45 +594,10 @@ ROWS += [*yaml_fault_rows(),
     Row("policy meta empty", E(), r"p\.npz: meta: not valid JSON", {**M, "p.npz": lambda p: write_policy(
         p, meta=np.str_(""))}),
     # ------------------------------------------------------------------ ROS names (names.py validators)
-    Row("robot_names holds depot", D("--set", "robot_names=[amr_a, depot, amr_c, amr_d, e, f]"),
-        r"robot_names\[1\]: 'depot' is the depot's namespace", PS),
-    Row("robot_names under depot/", D("--set", "robot_names=[depot/a, b, c, d, e, f]"),
-        r"robot_names\[0\]: 'depot/a' is the depot's namespace", PS),
-    Row("robot_names starting with a digit", D("--set", "robot_names=[1a, b, c, d, e, f]"),
-        r"robot_names\[0\]: '1a' is not a robot name", PS),
-    Row("robot_names with a space", D("--set", "robot_names=['amr a', b, c, d, e, f]"),
-        r"robot_names\[0\]: 'amr a' is not a robot name", PS),
-    Row("robot_names with a dash", D("--set", "robot_names=[amr-a, b, c, d, e, f]"),
-        r"robot_names\[0\]: 'amr-a' is not a robot name", PS),
-    Row("robot_names with //", D("--set", "robot_names=[a//b, b, c, d, e, f]"), r"robot_names\[0\]: 'a//b' is not", PS),
-    Row("robot_names absolute", D("--set", "robot_names=[/a, b, c, d, e, f]"), r"robot_names\[0\]: '/a' is not", PS),
-    Row("robot_names trailing "
-        "slash", D("--set", "robot_names=[a/, b, c, d, e, f]"), r"robot_names\[0\]: 'a/' is not", PS),
-    Row("robot_names empty "
-        "name", D("--set", "robot_names=['', b, c, d, e, f]"), r"robot_names\[0\]: must be a robot name",
-        PS),
-    Row("robot_names "
-        "repeated", D("--set", "robot_names=[a, b, a, d, e, f]"), r"robot_names: \['a'\] listed more than once",
-        PS),
+    *(Row(name, D("--set", setting), pattern, PS) for name, setting, pattern in
+      yaml.safe_load(Path(__file__).with_name("bad_ros_names.yaml").read_text())),
     Row("robot_names 300 characters", D("--set", f"robot_names=[{'a' * 300}, b, c, d, e, f]"),
         r"robot_names\[0\]: 'aaaa.*is not a robot name.*at most 200 characters", PS),
-    Row("robot_template bad brace", D("--set", "robot_template=robot_{"), r"robot_template: 'robot_\{': Single '\{'",
-        PS),
-    Row("robot_template unknown field", D("--set", "robot_template=robot_{x}"),
-        r"robot_template: 'robot_\{x\}' must substitute only \{id\}", PS),
-    Row("robot_template attribute", D("--set", "robot_template=r_{id.__class__}"), r"must substitute only \{id\}",
-        PS),
-    Row("robot_template huge width", D("--set", "robot_template=r_{id:>999999999}"), r"must substitute only \{id\}",
-        PS),
-    Row("robot_template without id", D("--set", "robot_template=robot"), r"'robot' must substitute only \{id\}", PS),
-    Row("robot_template digit first", D("--set", "robot_template='{id}_robot'"),
-        r"robot_template\[0\]: '0_robot' is not a robot name", PS),
-    Row("pose_topic with a space", D("--set", "pose_topic=amcl pose"), r"pose_topic: 'amcl pose' is not a topic name",
-        PS),
-    Row("pose_topic absolute", D("--set", "pose_topic=/amcl_pose"), r"pose_topic: '/amcl_pose' is not a topic name",
-        PS),
-    Row("map_frame empty", D("--set", "map_frame=''"), r"map_frame: must be a frame name", PS),
-    Row("map_frame with a dot", D("--set", "map_frame=map.1"), r"map_frame: 'map\.1' is not a frame name", PS),
     Row("robot_names in the fleet file with depot", D(), r"robot_names\[0\]: 'depot' is the depot's",
         {**PS, "f.yaml": fleet_with("    seed: 0", "    seed: 0\n    robot_names: [depot, a, b, c, d, e]")}),
     # ------------------------------------------------------------------ environment (environment.py)
