@@ -78,7 +78,11 @@ def _inbound_bytes_per_s(hosts, policy: Path, mode: str, n: int) -> dict:
         for proc in [coordinator] + fleet:
             proc.terminate()
         for proc in [coordinator] + fleet:
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # a synthetic fleet busy past SIGTERM (seen once in CI): not what this
+                proc.kill()  # test measures, and a leftover process would load the tests after it
+                proc.wait(timeout=20)
 
 
 def test_traffic_into_the_coordinators_host_is_flat_in_n_when_it_requests_and_grows_when_it_subscribes(tmp_path):
