@@ -6,7 +6,8 @@
 #
 # Usage: bash scripts/bootstrap.sh        (sourced or run; prints each step)
 # Env:   ALTMARL_VENV (default: <repo>/.venv), ALTMARL_PYTHON (default: python3.11 or python3),
-#        ALTMARL_FA=1, ALTMARL_TEST=1, ALTMARL_CLUSTER=1 (the optional pinned sets of step 3b; ./test.sh sets all three)
+#        ALTMARL_FA=1, ALTMARL_TEST=1, ALTMARL_CLUSTER=1, ALTMARL_COVERAGE=1 (the optional pinned sets of step 3b;
+#        ./test.sh sets the first three, scripts/coverage.sh all four)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
