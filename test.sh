@@ -22,6 +22,10 @@ fi
 # their node processes on 2 cores, spinning was 30% of the G-LEARN and sweep tests' CPU (54 -> 38 CPU-s, 31 -> 22 s wall
 # for test_sweep, test_alternating, test_glearn*). PASSIVE: idle threads sleep at once.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# Python may cache compiled bytecode (.pyc) in the venv and the checkout even where PYTHONDONTWRITEBYTECODE is set:
+# pip installs without it, so every process (each node a test or the demo starts) recompiled numba's, numpy's and
+# rclpy's sources: 1.4 CPU-s to import the coordinator's module instead of 0.56 (docs/testing.md).
+unset PYTHONDONTWRITEBYTECODE
 # JAX's compiled steps (the FA learners' tests) are kept beside numba's: the second run skips compiling.
 export ALTMARL_JAX_CACHE="${ALTMARL_JAX_CACHE-$ROOT/build/jax-cache}"
 exec "$ROOT/.venv/bin/python" -m pytest -n "${ALTMARL_TEST_WORKERS:-4}" --dist loadgroup "$@"

@@ -17,5 +17,7 @@ fi
 # This checkout's altmarl_ros and sim (as altmarl_sim), ahead of whatever checkout is installed editable.
 links="$ROOT/build/mutation/pythonpath"
 mkdir -p "$links" && ln -sfn "$ROOT/sim" "$links/altmarl_sim"
-PYTHONPATH="$ROOT:$links${PYTHONPATH:+:$PYTHONPATH}" NUMBA_CACHE_DIR="$cache" \
+# No .pyc written from a mutant: Python validates one by the source's size and mtime in whole seconds, which two
+# same-size mutants can share.
+PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$ROOT:$links${PYTHONPATH:+:$PYTHONPATH}" NUMBA_CACHE_DIR="$cache" \
     "${ALTMARL_VENV:-$ROOT/.venv}/bin/python" -m pytest -n 0 -x -q -p no:cacheprovider "$@"
