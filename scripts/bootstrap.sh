@@ -75,20 +75,13 @@ optional_requirements "${ALTMARL_COVERAGE:-0}" requirements-coverage.txt "covera
 
 # 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
 #    tf2_msgs/TFMessage (scripts/tf2_msgs/) and nav2_msgs/NavigateToPose (scripts/nav2_msgs/),
-#    because tf2_msgs and nav2_msgs have no PyPI wheel.
-build_interfaces() {  # name source-dir import-check
-  local name="$1" src="$2" check="$3" key
-  key="$(digest "$src"/*.msg "$src"/msg/*.msg "$src"/action/*.action "$src/CMakeLists.txt" "$src/package.xml")"
-  fresh "$name" "$key" && return 0
+#    because tf2_msgs and nav2_msgs have no PyPI wheel. The builds are independent, so those due run at once
+#    (cmake's configure steps are mostly one core each).
+interface_key() { digest "$1"/*.msg "$1"/msg/*.msg "$1"/action/*.action "$1/CMakeLists.txt" "$1/package.xml"; }
+build_interfaces() {  # name source-dir import-check key
+  local name="$1" src="$2" check="$3" key="$4"
   step "building ROS interfaces $name ($(ls "$src"/*.msg "$src"/msg/*.msg "$src"/action/*.action 2>/dev/null \
     | wc -l) .msg/.action files)"
-  # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours.
-  PYINC="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
-  NPINC="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
-  # (grep finds nothing once they are fixed: a rebuild after a .msg edit must not stop there.)
-  { grep -rl /opt/python/cp311-cp311 "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | xargs -r sed -i \
-    -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
-    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g"
   rm -rf "$BUILD/$name"
   LOG="$BUILD/$name.log"; mkdir -p "$BUILD"
   (
@@ -101,16 +94,33 @@ build_interfaces() {  # name source-dir import-check
   "$VPY" -c "$check" || fail "$name built but does not import"
   stamp "$name" "$key"
 }
-build_interfaces altmarl_msgs "$ROOT/msg" 'from altmarl_msgs.msg import GlobalCommand'
+DUE=()  # name|source-dir|import-check|key of each interface package whose inputs changed
+due_interfaces() { local key; key="$(interface_key "$2")"; fresh "$1" "$key" || DUE+=("$1|$2|$3|$key"); }
+due_interfaces altmarl_msgs "$ROOT/msg" 'from altmarl_msgs.msg import GlobalCommand'
 # Only where no real tf2_msgs is installed (a wheel would bring the complete package).
 if [ -f "$STAMPS/tf2_msgs" ] || ! "$VPY" -c 'import tf2_msgs' 2>/dev/null; then
-  build_interfaces tf2_msgs "$ROOT/scripts/tf2_msgs" 'from tf2_msgs.msg import TFMessage'
+  due_interfaces tf2_msgs "$ROOT/scripts/tf2_msgs" 'from tf2_msgs.msg import TFMessage'
 fi
 # NavigateToPose (command_type navigate_to_pose) for the tests (ALTMARL_TEST=1) or on request (ALTMARL_NAV2=1):
 # the demo does not use it, and a real Nav2 install brings its own nav2_msgs.
 if { [ "${ALTMARL_TEST:-0}" = 1 ] || [ "${ALTMARL_NAV2:-0}" = 1 ]; } \
     && { [ -f "$STAMPS/nav2_msgs" ] || ! "$VPY" -c 'import nav2_msgs' 2>/dev/null; }; then
-  build_interfaces nav2_msgs "$ROOT/scripts/nav2_msgs" 'from nav2_msgs.action import NavigateToPose'
+  due_interfaces nav2_msgs "$ROOT/scripts/nav2_msgs" 'from nav2_msgs.action import NavigateToPose'
+fi
+if [ "${#DUE[@]}" -gt 0 ]; then
+  # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours, once, before
+  # the builds read them (grep finds nothing once they are fixed: a rebuild after a .msg edit must not stop there).
+  PYINC="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  NPINC="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
+  { grep -rl /opt/python/cp311-cp311 "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | xargs -r sed -i \
+    -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
+    -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g"
+  BUILDS=()
+  for item in "${DUE[@]}"; do
+    IFS='|' read -r name src check key <<< "$item"
+    build_interfaces "$name" "$src" "$check" "$key" & BUILDS+=($!)
+  done
+  for pid in "${BUILDS[@]}"; do wait "$pid" || exit 1; done  # each failed build has said why
 fi
 
 # 5. This package, editable, plus its ament index entry and share/ (launch, config).
