@@ -22,6 +22,7 @@ def count(minimum: int = 1, maximum: int = INT32_MAX):
             raise argparse.ArgumentTypeError(f"{value} is out of range: use an integer in [{minimum}, {maximum}]")
         return value
     parse.__name__ = "integer"
+    parse.bounds = (minimum, maximum, False, False)  # (low, high, low excluded, high excluded): test_flag_ranges
     return parse
 
 
@@ -40,6 +41,7 @@ def real(minimum: float = -math.inf, maximum: float = math.inf, *, above: bool =
                                              f"{low}{minimum:g}, {maximum:g}{high}")
         return value
     parse.__name__ = "number"
+    parse.bounds = (minimum, maximum, above, below)
     return parse
 
 
