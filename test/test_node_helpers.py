@@ -158,6 +158,33 @@ def test_declared_parameters_are_validated_with_their_name(ros_context):
 
 
 @pytest.mark.ros
+def test_each_parameter_bound_is_checked_on_both_sides_at_its_edge(ros_context):
+    """positive: 0 refused, the smallest positive double accepted; minimum: the minimum accepted (float
+    and int), the nearest value below it refused."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    def declared(name, value, declare):
+        node = rclpy.create_node("bounds_probe", context=ros_context,
+                                 parameter_overrides=[Parameter(name, value=value)])
+        try:
+            return declare(node)
+        except ParameterError as err:
+            assert f"'{name}'" in str(err)
+            return None
+        finally:
+            node.destroy_node()
+
+    period = lambda node: declare_float(node, "period", 0.5, "d", positive=True)  # noqa: E731
+    lead = lambda node: declare_float(node, "lead", 3.0, "d", minimum=2.0)  # noqa: E731
+    count = lambda node: declare_int(node, "count", 4, "d", minimum=1)  # noqa: E731
+    assert declared("period", 0.0, period) is None and declared("period", -0.0, period) is None
+    assert declared("period", 5e-324, period) == 5e-324
+    assert declared("lead", 2.0, lead) == 2.0 and declared("lead", math.nextafter(2.0, 0.0), lead) is None
+    assert declared("count", 1, count) == 1 and declared("count", 0, count) is None
+
+
+@pytest.mark.ros
 def test_latest_odometry_stores_bytes_and_reports_fresh_robots(graph):
     import rclpy
 
