@@ -13,6 +13,9 @@ from altmarl_ros.core.glearn_memory import plan_memory
 from altmarl_ros.errors import LearnError
 
 K, M = 10, 30
+# One worker runs this file: the module's reference is solved once, and the code layouts' kernels (one per
+# field count) are compiled once on an empty cache instead of by every worker at once.
+pytestmark = pytest.mark.xdist_group("glearn_storage")
 
 
 # 6 local states: 16 // 5 = 3 bits per code field, so a window of +-4 agents and many escapes
