@@ -17,8 +17,11 @@ import pytest  # noqa: E402
 
 # The longest compute-bound tests (minutes of wall on a loaded machine), started first so that under
 # pytest-xdist neither starts last and runs alone at the end (the sweep's did); the rest keep their order.
+# On a first run the continuous grid's JAX compiles make it one of them (82 s of one core; 12 s once build/jax-cache
+# holds its steps).
 LONGEST_FIRST = ("test/test_sweep.py::test_tiny_grid_end_to_end_then_resume_recomputes_nothing",
-                 "test/test_sim_learning.py::test_train_and_evaluate_a_scenario_end_to_end")
+                 "test/test_sim_learning.py::test_train_and_evaluate_a_scenario_end_to_end",
+                 "test/test_continuous_sweep.py::test_the_tiny_continuous_grid_runs_resumes_and_reports")
 
 
 def pytest_collection_modifyitems(items):
