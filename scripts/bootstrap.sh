@@ -73,7 +73,28 @@ optional_requirements "${ALTMARL_TEST:-0}" requirements-test.txt "test tooling: 
 optional_requirements "${ALTMARL_CLUSTER:-0}" requirements-cluster.txt "dask.distributed for sweep --cluster, ~4 MB the first time"
 optional_requirements "${ALTMARL_COVERAGE:-0}" requirements-coverage.txt "coverage tooling: coverage.py, pytest-cov"
 
-# 4. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
+# 4. This package, editable, plus its ament index entry and share/ (launch, config).
+PKG_KEY="$(digest "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml")"
+if ! fresh package "$PKG_KEY"; then
+  step "installing altmarl_ros (editable)"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile --no-deps -q -e "$ROOT" 2>&1 \
+    | quiet_pip || fail "pip install -e ."
+  # pip -e skips data_files: register the package and expose launch/ and config/ live from the tree.
+  mkdir -p "$VENV/share/ament_index/resource_index/packages"
+  touch "$VENV/share/ament_index/resource_index/packages/altmarl_ros"
+  rm -rf "$VENV/share/altmarl_ros" && ln -s "$ROOT" "$VENV/share/altmarl_ros"
+  stamp package "$PKG_KEY"
+fi
+
+# 5. numba caches each kernel beside its source, checked against that file's stamp only: a kernel that
+#    inlines or calls njit code from another file keeps the old code when only that file changed. So after
+#    any change to the package's sources, every cached kernel goes and is compiled again on first use.
+SRC_KEY="$(cd "$ROOT" && find altmarl_ros sim -name '*.py' -not -path '*/__pycache__/*' | sort | xargs cat | sha256sum | cut -c1-16)"
+if ! fresh numba-sources "$SRC_KEY"; then
+  find "$ROOT/altmarl_ros" "$ROOT/sim" -path '*/__pycache__/*' \( -name '*.nbi' -o -name '*.nbc' \) -delete
+  stamp numba-sources "$SRC_KEY"
+fi
+# 6. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
 #    tf2_msgs/TFMessage (scripts/tf2_msgs/) and nav2_msgs/NavigateToPose (scripts/nav2_msgs/),
 #    because tf2_msgs and nav2_msgs have no PyPI wheel. The builds are independent, so those due run at once
 #    (cmake's configure steps are mostly one core each).
@@ -107,6 +128,20 @@ if { [ "${ALTMARL_TEST:-0}" = 1 ] || [ "${ALTMARL_NAV2:-0}" = 1 ]; } \
     && { [ -f "$STAMPS/nav2_msgs" ] || ! "$VPY" -c 'import nav2_msgs' 2>/dev/null; }; then
   due_interfaces nav2_msgs "$ROOT/scripts/nav2_msgs" 'from nav2_msgs.action import NavigateToPose'
 fi
+# Meanwhile (they take one core each, mostly), a process compiles the numba kernels a first demo trains with
+# (altmarl_ros/warm_up.py, ~45 CPU-s on an empty cache), once per checkout and source version, and only when
+# this venv runs this checkout (a venv shared through ALTMARL_VENV may run another).
+WARM_KEY="$(echo "$SRC_KEY $ROOT" | sha256sum | cut -c1-16)"
+WARM_PID=""
+if ! fresh numba-warm "$WARM_KEY" \
+    && [ "$("$VPY" -c 'import altmarl_ros, os; print(os.path.dirname(os.path.dirname(altmarl_ros.__file__)))' \
+           2>/dev/null)" = "$ROOT" ]; then
+  step "compiling the numba kernels of a first run, in the background"
+  mkdir -p "$BUILD"
+  (cd "$BUILD" && unset PYTHONDONTWRITEBYTECODE && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
+     exec "$VPY" -m altmarl_ros.warm_up) > "$BUILD/warm-up.log" 2>&1 & WARM_PID=$!
+  trap '[ -n "$WARM_PID" ] && kill "$WARM_PID" 2>/dev/null || true' EXIT  # set-up stopped: so is the warm-up
+fi
 if [ "${#DUE[@]}" -gt 0 ]; then
   # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours, once, before
   # the builds read them (grep finds nothing once they are fixed: a rebuild after a .msg edit must not stop there).
@@ -123,25 +158,13 @@ if [ "${#DUE[@]}" -gt 0 ]; then
   for pid in "${BUILDS[@]}"; do wait "$pid" || exit 1; done  # each failed build has said why
 fi
 
-# 5. This package, editable, plus its ament index entry and share/ (launch, config).
-PKG_KEY="$(digest "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml")"
-if ! fresh package "$PKG_KEY"; then
-  step "installing altmarl_ros (editable)"
-  "$VPY" -m pip install --disable-pip-version-check --no-compile --no-deps -q -e "$ROOT" 2>&1 \
-    | quiet_pip || fail "pip install -e ."
-  # pip -e skips data_files: register the package and expose launch/ and config/ live from the tree.
-  mkdir -p "$VENV/share/ament_index/resource_index/packages"
-  touch "$VENV/share/ament_index/resource_index/packages/altmarl_ros"
-  rm -rf "$VENV/share/altmarl_ros" && ln -s "$ROOT" "$VENV/share/altmarl_ros"
-  stamp package "$PKG_KEY"
+if [ -n "$WARM_PID" ]; then
+  if wait "$WARM_PID"; then
+    stamp numba-warm "$WARM_KEY"
+  else  # not a set-up failure: the kernels then compile on first use, as without this step
+    step "note: the numba warm-up failed (build/warm-up.log); kernels compile on first use instead"
+  fi
+  WARM_PID=""; trap - EXIT
 fi
 
-# 6. numba caches each kernel beside its source, checked against that file's stamp only: a kernel that
-#    inlines or calls njit code from another file keeps the old code when only that file changed. So after
-#    any change to the package's sources, every cached kernel goes and is compiled again on first use.
-SRC_KEY="$(cd "$ROOT" && find altmarl_ros sim -name '*.py' -not -path '*/__pycache__/*' | sort | xargs cat | sha256sum | cut -c1-16)"
-if ! fresh numba-sources "$SRC_KEY"; then
-  find "$ROOT/altmarl_ros" "$ROOT/sim" -path '*/__pycache__/*' \( -name '*.nbi' -o -name '*.nbc' \) -delete
-  stamp numba-sources "$SRC_KEY"
-fi
 step "environment ready: $VENV"

@@ -6,8 +6,6 @@ same time. Run first (test.sh does), this compiles each once through the README'
 on tiny inputs, and everything after loads the cache; on a warm cache it only loads (a few s).
 Nothing here checks results: the tests do.
 """
-import contextlib
-import io
 import os
 import sys
 import tempfile
@@ -16,18 +14,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _tiny_model import save_tiny_model  # noqa: E402
-from altmarl_ros.cli import main  # noqa: E402
 from altmarl_ros.supervisor import warm_up_kernels  # noqa: E402
+from altmarl_ros.warm_up import run_quietly, warm_up_training  # noqa: E402
 
 SMALL_EVALUATION = ["--n", "10", "--horizon", "3", "--seeds", "1", "--rollouts", "2", "--quiet"]
 SMALL_SELECTION = ["--select-n", "10", "--select-rollouts", "2"]
-
-
-def _run(*argv):
-    with contextlib.redirect_stdout(io.StringIO()) as printed:
-        code = main(list(argv))
-    if code != 0:
-        raise SystemExit(f"warm-up: `altmarl {' '.join(argv)}` exited {code}: {printed.getvalue()[-2000:]}")
 
 
 def warm_up():
@@ -35,14 +26,12 @@ def warm_up():
     with tempfile.TemporaryDirectory(prefix="altmarl-warm-") as root:
         os.chdir(root)  # the commands write runs/ under the current directory
         model = str(save_tiny_model(Path(root) / "tiny.yaml"))
-        _run("train", "--model", model, "--out", "tiny.npz", "--k", "2", "--m", "5", "--rounds", "2",
+        run_quietly("train", "--model", model, "--out", "tiny.npz", "--k", "2", "--m", "5", "--rounds", "2",
              *SMALL_SELECTION, "--quiet")
-        _run("evaluate", "--model", model, "--policy", "tiny.npz", "--m", "5", *SMALL_EVALUATION)
-        _run("train", "--scenario", "warehouse_ring", "--k", "2", "--samples", "5", "--rounds", "1",
-             *SMALL_SELECTION, "--quiet")
-        policy = str(Path("runs", "warehouse_ring", "policy.npz"))
-        _run("evaluate", "--scenario", "warehouse_ring", "--policy", policy, *SMALL_EVALUATION)
-        _run("render", "--scenario", "warehouse_ring", "--policy", policy, "--n", "5", "--epochs", "1",
+        run_quietly("evaluate", "--model", model, "--policy", "tiny.npz", "--m", "5", *SMALL_EVALUATION)
+        policy = str(warm_up_training(Path(root) / "ring.npz"))  # what scripts/bootstrap.sh warms as well
+        run_quietly("evaluate", "--scenario", "warehouse_ring", "--policy", policy, *SMALL_EVALUATION)
+        run_quietly("render", "--scenario", "warehouse_ring", "--policy", policy, "--n", "5", "--epochs", "1",
              "--out", "fleet.png")
         warm_up_kernels()  # what the ROS nodes call
         os.chdir(home)
