@@ -42,36 +42,16 @@ fi
 VPY="$VENV/bin/python"
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
-# 3. Pinned dependencies.
+# 3. Pinned dependencies, in two passes. First the numerics the numba warm-up (step 6) imports, at the versions
+#    requirements.txt pins, so that the warm-up compiles while pip installs the rest (step 7: the ROS 2
+#    wheels, colcon, the optional sets) and the ROS interfaces build (step 8).
 REQ_KEY="$(digest "$ROOT/requirements.txt")"
+WARM_IMPORTS=(numpy numba PyYAML transforms3d matplotlib tqdm ros-jazzy-ament-index-python)
 if ! fresh requirements "$REQ_KEY"; then
-  step "installing pinned dependencies (ROS 2 Jazzy wheels, numpy, numba, ...; ~1 min the first time)"
-  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements.txt" 2>&1 \
-    | quiet_pip || fail "pip install -r requirements.txt"
-  # ament_index must find the venv's share/ from any venv python, without `activate`.
-  echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
-  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/nav2_msgs" \
-    "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt" \
-    "$STAMPS/requirements-cluster.txt" "$STAMPS/requirements-coverage.txt"
+  step "installing the numerics first (${WARM_IMPORTS[*]})"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -c "$ROOT/requirements.txt" \
+    "${WARM_IMPORTS[@]}" 2>&1 | quiet_pip || fail "pip install ${WARM_IMPORTS[*]}"
 fi
-
-# 3b. Optional pinned sets, each only when its flag is 1: JAX for the continuous-state learners (ALTMARL_FA),
-#     the test tooling, ruff (ALTMARL_TEST), dask.distributed for `altmarl sweep --cluster`
-#     (ALTMARL_CLUSTER) and coverage.py with pytest-cov (ALTMARL_COVERAGE); ./test.sh sets the first three,
-#     scripts/coverage.sh all four, ./run.sh none.
-optional_requirements() {  # flag-value file description
-  [ "$1" = 1 ] || return 0
-  local key; key="$(digest "$ROOT/$2")"
-  fresh "$2" "$key" && return 0
-  step "installing $3 ($2)"
-  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/$2" 2>&1 \
-    | quiet_pip || fail "pip install -r $2"
-  stamp "$2" "$key"
-}
-optional_requirements "${ALTMARL_FA:-0}" requirements-fa.txt "JAX and optax, ~125 MB the first time"
-optional_requirements "${ALTMARL_TEST:-0}" requirements-test.txt "test tooling: ruff"
-optional_requirements "${ALTMARL_CLUSTER:-0}" requirements-cluster.txt "dask.distributed for sweep --cluster, ~4 MB the first time"
-optional_requirements "${ALTMARL_COVERAGE:-0}" requirements-coverage.txt "coverage tooling: coverage.py, pytest-cov"
 
 # 4. This package, editable, plus its ament index entry and share/ (launch, config).
 PKG_KEY="$(digest "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml")"
@@ -94,7 +74,54 @@ if ! fresh numba-sources "$SRC_KEY"; then
   find "$ROOT/altmarl_ros" "$ROOT/sim" -path '*/__pycache__/*' \( -name '*.nbi' -o -name '*.nbc' \) -delete
   stamp numba-sources "$SRC_KEY"
 fi
-# 6. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
+
+# 6. Meanwhile (pip, then the interface builds: one core each, mostly), a background process compiles the numba
+#    kernels a first demo trains with (altmarl_ros/warm_up.py, ~45 CPU-s on an empty cache), once per checkout
+#    and source version, and only when this venv runs this checkout (a venv shared through ALTMARL_VENV may run
+#    another). Set-up waits for it at the end.
+WARM_KEY="$(echo "$SRC_KEY $ROOT" | sha256sum | cut -c1-16)"
+WARM_PID=""
+if ! fresh numba-warm "$WARM_KEY" \
+    && [ "$("$VPY" -c 'import altmarl_ros, os; print(os.path.dirname(os.path.dirname(altmarl_ros.__file__)))' \
+           2>/dev/null)" = "$ROOT" ]; then
+  step "compiling the numba kernels of a first run, in the background"
+  mkdir -p "$BUILD"
+  (cd "$BUILD" && unset PYTHONDONTWRITEBYTECODE && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
+     exec "$VPY" -m altmarl_ros.warm_up) > "$BUILD/warm-up.log" 2>&1 & WARM_PID=$!
+  trap '[ -n "$WARM_PID" ] && kill "$WARM_PID" 2>/dev/null || true' EXIT  # set-up stopped: so is the warm-up
+fi
+
+# 7. The rest of requirements.txt.
+if ! fresh requirements "$REQ_KEY"; then
+  step "installing the other pinned dependencies (ROS 2 Jazzy wheels, colcon, ...; ~1 min the first time)"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/requirements.txt" 2>&1 \
+    | quiet_pip || fail "pip install -r requirements.txt"
+  # ament_index must find the venv's share/ from any venv python, without `activate`.
+  echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ament_prefix_path.pth"
+  stamp requirements "$REQ_KEY"; rm -f "$STAMPS/altmarl_msgs" "$STAMPS/tf2_msgs" "$STAMPS/nav2_msgs" \
+    "$STAMPS/requirements-fa.txt" "$STAMPS/requirements-test.txt" \
+    "$STAMPS/requirements-cluster.txt" "$STAMPS/requirements-coverage.txt"
+fi
+
+# 7b. Optional pinned sets, each only when its flag is 1: JAX for the continuous-state learners (ALTMARL_FA),
+#     the test tooling, ruff (ALTMARL_TEST), dask.distributed for `altmarl sweep --cluster`
+#     (ALTMARL_CLUSTER) and coverage.py with pytest-cov (ALTMARL_COVERAGE); ./test.sh sets the first three,
+#     scripts/coverage.sh all four, ./run.sh none.
+optional_requirements() {  # flag-value file description
+  [ "$1" = 1 ] || return 0
+  local key; key="$(digest "$ROOT/$2")"
+  fresh "$2" "$key" && return 0
+  step "installing $3 ($2)"
+  "$VPY" -m pip install --disable-pip-version-check --no-compile -q -r "$ROOT/$2" 2>&1 \
+    | quiet_pip || fail "pip install -r $2"
+  stamp "$2" "$key"
+}
+optional_requirements "${ALTMARL_FA:-0}" requirements-fa.txt "JAX and optax, ~125 MB the first time"
+optional_requirements "${ALTMARL_TEST:-0}" requirements-test.txt "test tooling: ruff"
+optional_requirements "${ALTMARL_CLUSTER:-0}" requirements-cluster.txt "dask.distributed for sweep --cluster, ~4 MB the first time"
+optional_requirements "${ALTMARL_COVERAGE:-0}" requirements-coverage.txt "coverage tooling: coverage.py, pytest-cov"
+
+# 8. ROS interfaces built with rosidl and plain cmake (no colcon needed): altmarl_msgs (msg/),
 #    tf2_msgs/TFMessage (scripts/tf2_msgs/) and nav2_msgs/NavigateToPose (scripts/nav2_msgs/),
 #    because tf2_msgs and nav2_msgs have no PyPI wheel. The builds are independent, so those due run at once
 #    (cmake's configure steps are mostly one core each).
@@ -127,20 +154,6 @@ fi
 if { [ "${ALTMARL_TEST:-0}" = 1 ] || [ "${ALTMARL_NAV2:-0}" = 1 ]; } \
     && { [ -f "$STAMPS/nav2_msgs" ] || ! "$VPY" -c 'import nav2_msgs' 2>/dev/null; }; then
   due_interfaces nav2_msgs "$ROOT/scripts/nav2_msgs" 'from nav2_msgs.action import NavigateToPose'
-fi
-# Meanwhile (they take one core each, mostly), a process compiles the numba kernels a first demo trains with
-# (altmarl_ros/warm_up.py, ~45 CPU-s on an empty cache), once per checkout and source version, and only when
-# this venv runs this checkout (a venv shared through ALTMARL_VENV may run another).
-WARM_KEY="$(echo "$SRC_KEY $ROOT" | sha256sum | cut -c1-16)"
-WARM_PID=""
-if ! fresh numba-warm "$WARM_KEY" \
-    && [ "$("$VPY" -c 'import altmarl_ros, os; print(os.path.dirname(os.path.dirname(altmarl_ros.__file__)))' \
-           2>/dev/null)" = "$ROOT" ]; then
-  step "compiling the numba kernels of a first run, in the background"
-  mkdir -p "$BUILD"
-  (cd "$BUILD" && unset PYTHONDONTWRITEBYTECODE && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
-     exec "$VPY" -m altmarl_ros.warm_up) > "$BUILD/warm-up.log" 2>&1 & WARM_PID=$!
-  trap '[ -n "$WARM_PID" ] && kill "$WARM_PID" 2>/dev/null || true' EXIT  # set-up stopped: so is the warm-up
 fi
 if [ "${#DUE[@]}" -gt 0 ]; then
   # The message wheels' cmake exports name the wheel builder's include dirs; point them at ours, once, before
