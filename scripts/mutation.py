@@ -79,7 +79,7 @@ TARGETS = {
                            480, ("LocalAgentsNode.on_command", "LocalAgentsNode.on_stopped",
                                  "LocalAgentsNode.stop_robots", "LocalAgentsNode._staleness",
                                  "LocalAgentsNode.control", "LocalAgentsNode.destroy_node")),
-    "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py", WHOLE, 480),
+    "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py test/test_llearn_limits.py", WHOLE, 480),
     "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", WHOLE, 600),
     # G-LEARN was one file of 18 sampled mutants until it was split by job (docs/testing.md)
     "glearn": Target("altmarl_ros/core/glearn.py", "test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),

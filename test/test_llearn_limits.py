@@ -1,0 +1,50 @@
+"""L-LEARN's caps and costs: how many mean-field and policy-iteration passes it runs and reports, and what
+its pair chain asks of the memory budget (values by hand)."""
+import numpy as np
+import pytest
+
+from _learn_reference import random_game, random_local_policy
+from test_llearn import K, _P_bar_by_enumeration, _stationary_conditional
+from altmarl_ros.core import budget
+from altmarl_ros.core.counts import n_count_vectors
+from altmarl_ros.core.llearn import check_pair_chain, l_learn, pair_chain_cost
+from altmarl_ros.errors import LearnError
+
+pytestmark = pytest.mark.kernels
+
+
+def test_a_mean_field_cut_short_reports_the_passes_it_ran_and_the_last_residual():
+    """mu_max_iterations = 1: one pass from mu0, whose residual is |target - mu0| with the target the pair
+    chain's stationary conditional under P_bar_g(mu0), both by enumeration; 0 is refused."""
+    game = random_game(21, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9)
+    rng = np.random.default_rng(21)
+    pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(K, game.n_sl))).astype(np.int32)
+    pi_l = random_local_policy(game, rng)
+    mu0 = np.tile(game.mu0_l, (game.n_sg, 1))
+    first = np.abs(_stationary_conditional(game, pi_l, _P_bar_by_enumeration(game, pi_g, mu0)) - mu0).max()
+    result = l_learn(game, pi_g, K, pi_l, mu_max_iterations=1)
+    assert result.mu_iterations == 1 and not result.mu_converged and first > 1e-3
+    assert result.mu_residual == pytest.approx(first, abs=1e-9)
+    with pytest.raises(LearnError) as raised:  # no pass at all would leave mu0 unchecked
+        l_learn(game, pi_g, K, pi_l, mu_max_iterations=0)
+    assert raised.value.field == "mu_max_iterations"
+
+
+def test_one_local_action_takes_two_policy_iteration_passes():
+    """The only policy is proposed by the first greedy pass and found again by the second, which stops."""
+    game = random_game(22, n_sg=2, n_ag=2, n_sl=3, n_al=1, gamma=0.9)
+    pi_g = np.zeros((game.n_sg, n_count_vectors(K, game.n_sl)), np.int32)
+    result = l_learn(game, pi_g, K)
+    assert result.policy_iterations == 2 and result.pi_l.tolist() == np.ones((3, 2, 1)).tolist()
+
+
+def test_the_pair_chain_costs_four_dense_float64_matrices_and_64_squarings():
+    """4 local x 3 global states: 12 pair states, four 12 x 12 float64 matrices (T, M, a product, the
+    identity) = 4608 bytes; 64 squarings of 2 * 12^3 flops each."""
+    sizes = (3, 2, 4, 2)
+    assert pair_chain_cost(sizes) == (4608, 64 * 2 * 12 ** 3)
+    with budget.limited(4608):
+        check_pair_chain(sizes)
+    with budget.limited(4607), pytest.raises(budget.BudgetError, match=r"^L-LEARN's pair chain over 4 x 3 \(s_l, "
+                                                                        r"s_g\) states needs 4\.5 KiB"):
+        check_pair_chain(sizes)
