@@ -15,7 +15,7 @@ pytestmark = pytest.mark.kernels
 
 def test_a_mean_field_cut_short_reports_the_passes_it_ran_and_the_last_residual():
     """mu_max_iterations = 1: one pass from mu0, whose residual is |target - mu0| with the target the pair
-    chain's stationary conditional under P_bar_g(mu0), both by enumeration; 0 is refused."""
+    chain's stationary conditional under P_bar_g(mu0), both by enumeration."""
     game = random_game(21, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9)
     rng = np.random.default_rng(21)
     pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(K, game.n_sl))).astype(np.int32)
@@ -25,9 +25,14 @@ def test_a_mean_field_cut_short_reports_the_passes_it_ran_and_the_last_residual(
     result = l_learn(game, pi_g, K, pi_l, mu_max_iterations=1)
     assert result.mu_iterations == 1 and not result.mu_converged and first > 1e-3
     assert result.mu_residual == pytest.approx(first, abs=1e-9)
-    with pytest.raises(LearnError) as raised:  # no pass at all would leave mu0 unchecked
-        l_learn(game, pi_g, K, pi_l, mu_max_iterations=0)
-    assert raised.value.field == "mu_max_iterations"
+
+
+@pytest.mark.parametrize("kwargs, field", [(dict(mu_max_iterations=0), "mu_max_iterations"), (dict(seed=-1), "seed")])
+def test_no_mean_field_pass_and_negative_seeds_are_refused(kwargs, field):
+    game = random_game(21, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9)
+    with pytest.raises(LearnError) as raised:
+        l_learn(game, np.zeros((game.n_sg, n_count_vectors(K, game.n_sl)), np.int32), K, **kwargs)
+    assert raised.value.field == field
 
 
 def test_one_local_action_takes_two_policy_iteration_passes():
