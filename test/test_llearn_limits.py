@@ -8,6 +8,7 @@ from test_llearn import K, _P_bar_by_enumeration, _stationary_conditional
 from altmarl_ros.core import budget
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import check_pair_chain, l_learn, pair_chain_cost
+from altmarl_ros.core.model import make_game
 from altmarl_ros.errors import LearnError
 
 pytestmark = pytest.mark.kernels
@@ -41,6 +42,22 @@ def test_one_local_action_takes_two_policy_iteration_passes():
     pi_g = np.zeros((game.n_sg, n_count_vectors(K, game.n_sl)), np.int32)
     result = l_learn(game, pi_g, K)
     assert result.policy_iterations == 2 and result.pi_l.tolist() == np.ones((3, 2, 1)).tolist()
+
+
+@pytest.mark.parametrize("edge, switches", [(1e-13, False), (1e-11, True)])
+def test_policy_iteration_switches_only_for_a_gain_above_1e_12(edge, switches):
+    """One global state; local state 0 chooses s1 (action 0: reward 1 ever after) or s2 (action 1: reward
+    1 + edge ever after under s2's action 0, 0 under its action 1). Against the uniform population's values
+    s2 is worth 0.5 a step, so the first pass takes s1; with s2's action 0 in place, s2 is better by
+    edge * gamma / (1 - gamma) = edge (gamma = 1/2): a switch, and a third pass, only above 1e-12. The exact
+    tie at s1 keeps the lowest action."""
+    P_l = np.zeros((3, 1, 2, 3))
+    P_l[0, 0, 0, 1] = P_l[0, 0, 1, 2] = P_l[1, 0, :, 1] = P_l[2, 0, :, 2] = 1.0
+    r_l = np.array([[[0.0, 0.0]], [[1.0, 1.0]], [[1.0 + edge, 0.0]]])
+    game = make_game(P_g=np.ones((1, 1, 1)), P_l=P_l, r_g=np.zeros((1, 1)), r_l=r_l, gamma=0.5)
+    result = l_learn(game, np.zeros((1, n_count_vectors(K, 3)), np.int32), K)
+    assert result.pi_l[:, 0].tolist() == [[0.0, 1.0] if switches else [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
+    assert result.policy_iterations == (3 if switches else 2)
 
 
 def test_the_pair_chain_costs_four_dense_float64_matrices_and_64_squarings():
