@@ -5,7 +5,7 @@ import pytest
 
 from _learn_reference import random_game, random_local_policy
 from test_llearn import K, _P_bar_by_enumeration, _stationary_conditional
-from altmarl_ros.core import budget
+from altmarl_ros.core import budget, llearn
 from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.llearn import check_pair_chain, l_learn, pair_chain_cost
 from altmarl_ros.core.model import make_game
@@ -28,11 +28,21 @@ def test_a_mean_field_cut_short_reports_the_passes_it_ran_and_the_last_residual(
     assert result.mu_residual == pytest.approx(first, abs=1e-9)
 
 
-@pytest.mark.parametrize("kwargs, field", [(dict(mu_max_iterations=0), "mu_max_iterations"), (dict(seed=-1), "seed")])
-def test_no_mean_field_pass_and_negative_seeds_are_refused(kwargs, field):
+def test_the_mean_field_has_converged_when_its_change_is_at_most_mu_tol():
+    """The residual of the first pass, given back as mu_tol, stops the iteration there, converged."""
+    game = random_game(23, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9)
+    pi_g = np.ones((game.n_sg, n_count_vectors(K, game.n_sl)), np.int32)
+    first = l_learn(game, pi_g, K, mu_max_iterations=1).mu_residual
+    result = l_learn(game, pi_g, K, mu_tol=first)
+    assert (result.mu_iterations, result.mu_residual, result.mu_converged) == (1, first, True)
+
+
+@pytest.mark.parametrize("kwargs, field", [(dict(mu_max_iterations=0), "mu_max_iterations"), (dict(seed=-1), "seed"),
+                                           (dict(k=0), "k")])
+def test_no_mean_field_pass_negative_seeds_and_no_sampled_locals_are_refused(kwargs, field):
     game = random_game(21, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9)
     with pytest.raises(LearnError) as raised:
-        l_learn(game, np.zeros((game.n_sg, n_count_vectors(K, game.n_sl)), np.int32), K, **kwargs)
+        l_learn(game, np.zeros((game.n_sg, n_count_vectors(K, game.n_sl)), np.int32), **{"k": K, **kwargs})
     assert raised.value.field == field
 
 
@@ -44,20 +54,31 @@ def test_one_local_action_takes_two_policy_iteration_passes():
     assert result.policy_iterations == 2 and result.pi_l.tolist() == np.ones((3, 2, 1)).tolist()
 
 
-@pytest.mark.parametrize("edge, switches", [(1e-13, False), (1e-11, True)])
-def test_policy_iteration_switches_only_for_a_gain_above_1e_12(edge, switches):
+def _near_tie(edge):
     """One global state; local state 0 chooses s1 (action 0: reward 1 ever after) or s2 (action 1: reward
-    1 + edge ever after under s2's action 0, 0 under its action 1). Against the uniform population's values
-    s2 is worth 0.5 a step, so the first pass takes s1; with s2's action 0 in place, s2 is better by
-    edge * gamma / (1 - gamma) = edge (gamma = 1/2): a switch, and a third pass, only above 1e-12. The exact
-    tie at s1 keeps the lowest action."""
+    1 + edge ever after under s2's action 0, 0 under its action 1); gamma = 1/2."""
     P_l = np.zeros((3, 1, 2, 3))
     P_l[0, 0, 0, 1] = P_l[0, 0, 1, 2] = P_l[1, 0, :, 1] = P_l[2, 0, :, 2] = 1.0
     r_l = np.array([[[0.0, 0.0]], [[1.0, 1.0]], [[1.0 + edge, 0.0]]])
-    game = make_game(P_g=np.ones((1, 1, 1)), P_l=P_l, r_g=np.zeros((1, 1)), r_l=r_l, gamma=0.5)
-    result = l_learn(game, np.zeros((1, n_count_vectors(K, 3)), np.int32), K)
+    return make_game(P_g=np.ones((1, 1, 1)), P_l=P_l, r_g=np.zeros((1, 1)), r_l=r_l, gamma=0.5)
+
+
+@pytest.mark.parametrize("edge, switches", [(1e-13, False), (1e-11, True)])
+def test_policy_iteration_switches_only_for_a_gain_above_1e_12(edge, switches):
+    """_near_tie: against the uniform population's values s2 is worth 0.5 a step, so the first pass takes
+    s1; with s2's action 0 in place, s2 is better by edge * gamma / (1 - gamma) = edge: a switch, and a third
+    pass, only above 1e-12. The exact tie at s1 keeps the lowest action."""
+    result = l_learn(_near_tie(edge), np.zeros((1, n_count_vectors(K, 3)), np.int32), K)
     assert result.pi_l[:, 0].tolist() == [[0.0, 1.0] if switches else [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
     assert result.policy_iterations == (3 if switches else 2)
+
+
+def test_policy_iteration_stops_at_its_cap_of_passes(monkeypatch):
+    """The run above that switches (three passes), with the cap at two: the second pass's policy, reported
+    as two passes."""
+    monkeypatch.setattr(llearn, "_MAX_POLICY_ITERATIONS", 2)
+    result = l_learn(_near_tie(1e-11), np.zeros((1, n_count_vectors(K, 3)), np.int32), K)
+    assert result.policy_iterations == 2 and result.pi_l[0, 0].tolist() == [0.0, 1.0]
 
 
 def test_the_pair_chain_costs_four_dense_float64_matrices_and_64_squarings():
