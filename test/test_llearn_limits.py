@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from _learn_reference import random_game, random_local_policy
+from test_glearn import _ModelSampler
 from test_llearn import K, _P_bar_by_enumeration, _stationary_conditional
 from altmarl_ros.core import budget, llearn
 from altmarl_ros.core.counts import n_count_vectors
-from altmarl_ros.core.llearn import check_pair_chain, l_learn, pair_chain_cost
+from altmarl_ros.core.llearn import check_pair_chain, l_learn, local_best_response_gain, pair_chain_cost
 from altmarl_ros.core.model import make_game
 from altmarl_ros.errors import LearnError
 
@@ -26,6 +27,41 @@ def test_a_mean_field_cut_short_reports_the_passes_it_ran_and_the_last_residual(
     result = l_learn(game, pi_g, K, pi_l, mu_max_iterations=1)
     assert result.mu_iterations == 1 and not result.mu_converged and first > 1e-3
     assert result.mu_residual == pytest.approx(first, abs=1e-9)
+
+
+def test_the_mean_field_step_halves_whenever_the_change_grows():
+    """A depot that goes where F points (global action a moves to global state a) over locals that almost
+    swap states: the change grows at the second pass. The residual after each of the first 5 passes
+    against the documented schedule run by enumeration: mu <- (1 - d) mu + d target, d = 1 halved (down
+    to 1/64) whenever the change grows."""
+    rng = np.random.default_rng(2)
+    P_g = np.zeros((2, 2, 2))
+    P_g[:, 0, 0] = P_g[:, 1, 1] = 1.0
+    game = make_game(P_g=P_g, P_l=rng.dirichlet([0.2, 0.2], size=(2, 2, 1)), r_g=np.zeros((2, 2)),
+                     r_l=rng.random((2, 2, 1)), gamma=0.9, mu0_g=rng.dirichlet([1, 1]), mu0_l=rng.dirichlet([1, 1]))
+    pi_g = rng.integers(0, 2, (2, n_count_vectors(K, 2))).astype(np.int32)
+    mu, step, changes = np.tile(game.mu0_l, (2, 1)), 1.0, []
+    for _ in range(5):
+        target = _stationary_conditional(game, np.ones((2, 2, 1)), _P_bar_by_enumeration(game, pi_g, mu))
+        changes.append(np.abs(target - mu).max())
+        if len(changes) > 1 and changes[-1] > changes[-2]:
+            step = max(step / 2, 1 / 64)
+        mu = (1 - step) * mu + step * target
+    assert changes[1] > changes[0] + 0.05 and step == 0.5
+    residuals = [l_learn(game, pi_g, K, mu_max_iterations=n).mu_residual for n in range(1, 6)]
+    np.testing.assert_allclose(residuals, changes, rtol=0, atol=1e-9)
+
+
+def test_the_gain_pools_a_samplers_draws_with_l_learns_default_seed():
+    """local_best_response_gain is l_learn's gain: for a generative sampler, pooled with the same seed, 0."""
+    game = random_game(21, n_sg=2, n_ag=2, n_sl=3, n_al=2, gamma=0.9)
+    rng = np.random.default_rng(21)
+    pi_g = rng.integers(0, game.n_ag, (game.n_sg, n_count_vectors(K, game.n_sl))).astype(np.int32)
+    pi_l = random_local_policy(game, rng)
+    sampler = _ModelSampler(game)
+    gains = [l_learn(sampler, pi_g, K, pi_l, pool=20, seed=seed).gain for seed in (0, 1)]
+    assert gains[0] != gains[1]  # 20 draws per pair: the seed shows
+    assert local_best_response_gain(sampler, pi_g, pi_l, K, pool=20) == gains[0]
 
 
 def test_the_mean_field_has_converged_when_its_change_is_at_most_mu_tol():
