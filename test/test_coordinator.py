@@ -1,0 +1,57 @@
+"""The coordinator's decision and stop paths against a hand-driven fleet (one in-process graph each, a few
+seconds): the sampled states' ages it reports, the depot held still on an operator stop, and what its
+warnings say about the odometry timeout."""
+import pytest
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+from geometry_msgs.msg import Twist  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from _ring_world import K  # noqa: E402
+from test_node_paths import _odometry  # noqa: E402
+from altmarl_ros.names import DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, odom_topic  # noqa: E402
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, ODOM_QOS  # noqa: E402
+
+
+def _coordinator(graph, world, **parameters):
+    from altmarl_ros.nodes.coordinator import CoordinatorNode
+
+    return graph.add(CoordinatorNode({"scenario": world["scenario"], "policy": world["random"], "k": K, "robots": K,
+                                      "decision_period": 0.1, "odom_timeout": 0.5,
+                                      "state_sampling": "subscribe_all", **parameters}, context=graph.context))
+
+
+def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world):
+    """Robots and depot publish every 50 ms: each sampled pose is younger than odom_timeout (0.5 s), so
+    every reported age is in [0, 0.5] s. After altmarl/stop every depot cmd_vel is zero."""
+    coordinator = _coordinator(graph, world)
+    fleet = graph.add(rclpy.create_node("fleet", context=graph.context))
+    pubs = [fleet.create_publisher(Odometry, odom_topic(i), ODOM_QOS) for i in range(K)]
+    pubs.append(fleet.create_publisher(Odometry, DEPOT_ODOM_TOPIC, ODOM_QOS))
+    depot_commands = []
+    fleet.create_subscription(Twist, DEPOT_CMD_VEL_TOPIC, depot_commands.append, CMD_VEL_QOS)
+    ring, last = world["ring"], [0.0]
+
+    def publish():
+        if coordinator.get_clock().now().nanoseconds / 1e9 - last[0] >= 0.05:
+            last[0] = coordinator.get_clock().now().nanoseconds / 1e9
+            for i, pub in enumerate(pubs):
+                pub.publish(_odometry(ring, i % ring.n_zones))
+
+    assert graph.spin_until(lambda: coordinator.epoch >= 3, 10.0, publish)
+    ages = list(coordinator.state_ages)
+    assert len(ages) >= 3 * K and all(0.0 <= age <= 0.5 for age in ages), ages
+    coordinator.on_stop(Trigger.Request(), Trigger.Response())
+    graph.spin_until(lambda: False, 0.3, publish)  # what was on its way before the stop arrives
+    del depot_commands[:]
+    assert graph.spin_until(lambda: len(depot_commands) >= 5, 10.0, publish)
+    assert all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in depot_commands)
+
+
+def test_the_odometry_timeout_is_named_to_six_significant_digits(graph, world):
+    """3.783775003 s rounds to 3.78378 (the digit after the sixth is a 5 followed by 003)."""
+    coordinator = _coordinator(graph, world, odom_timeout=3.783775003)
+    assert coordinator._sampled_what == "have a fresh, finite map-frame pose (odom_timeout 3.78378 s)"
