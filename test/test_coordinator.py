@@ -6,33 +6,38 @@ import pytest
 pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
+from altmarl_msgs.msg import GlobalCommand  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from _ring_world import K  # noqa: E402
 from test_node_paths import _odometry  # noqa: E402
-from altmarl_ros.names import DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, odom_topic  # noqa: E402
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, ODOM_QOS  # noqa: E402
+from altmarl_ros.names import DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, odom_topic  # noqa: E402
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS  # noqa: E402
 
 
 def _coordinator(graph, world, **parameters):
     from altmarl_ros.nodes.coordinator import CoordinatorNode
 
     return graph.add(CoordinatorNode({"scenario": world["scenario"], "policy": world["random"], "k": K, "robots": K,
-                                      "decision_period": 0.1, "odom_timeout": 0.5,
+                                      "decision_period": 0.1, "odom_timeout": 2.0,
                                       "state_sampling": "subscribe_all", **parameters}, context=graph.context))
 
 
 def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world):
-    """Robots and depot publish every 50 ms: each sampled pose is younger than odom_timeout (0.5 s), so
-    every reported age is in [0, 0.5] s. After altmarl/stop every depot cmd_vel is zero."""
+    """Robots and depot publish every 50 ms: each sampled pose is younger than odom_timeout (2 s), so
+    every reported age is in [0, 2] s; no epoch is skipped (the depot's pose is never 2 s old), so each command after the first says one
+    epoch elapsed (msg/GlobalCommand.msg: 0 at the first, 1 normally). After altmarl/stop every depot
+    cmd_vel is zero."""
     coordinator = _coordinator(graph, world)
     fleet = graph.add(rclpy.create_node("fleet", context=graph.context))
     pubs = [fleet.create_publisher(Odometry, odom_topic(i), ODOM_QOS) for i in range(K)]
     pubs.append(fleet.create_publisher(Odometry, DEPOT_ODOM_TOPIC, ODOM_QOS))
     depot_commands = []
     fleet.create_subscription(Twist, DEPOT_CMD_VEL_TOPIC, depot_commands.append, CMD_VEL_QOS)
+    received = []
+    fleet.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, received.append, GLOBAL_COMMAND_QOS)
     ring, last = world["ring"], [0.0]
 
     def publish():
@@ -41,9 +46,10 @@ def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_st
             for i, pub in enumerate(pubs):
                 pub.publish(_odometry(ring, i % ring.n_zones))
 
-    assert graph.spin_until(lambda: coordinator.epoch >= 3, 10.0, publish)
+    assert graph.spin_until(lambda: len(received) >= 3, 10.0, publish)
+    assert [msg.epochs_elapsed for msg in received] == [0] + [1] * (len(received) - 1)
     ages = list(coordinator.state_ages)
-    assert len(ages) >= 3 * K and all(0.0 <= age <= 0.5 for age in ages), ages
+    assert len(ages) >= 3 * K and all(0.0 <= age <= 2.0 for age in ages), ages
     coordinator.on_stop(Trigger.Request(), Trigger.Response())
     graph.spin_until(lambda: False, 0.3, publish)  # what was on its way before the stop arrives
     del depot_commands[:]
