@@ -27,9 +27,9 @@ def _coordinator(graph, world, **parameters):
 
 def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world):
     """Robots and depot publish every 50 ms: each sampled pose is younger than odom_timeout (2 s), so
-    every reported age is in [0, 2] s; no epoch is skipped (the depot's pose is never 2 s old), so each command after the first says one
-    epoch elapsed (msg/GlobalCommand.msg: 0 at the first, 1 normally). After altmarl/stop every depot
-    cmd_vel is zero."""
+    every reported age is in [0, 2] s; no epoch is skipped (the depot's pose is never 2 s old), so each
+    command after the first says one epoch elapsed (msg/GlobalCommand.msg: 0 at the first, 1 normally).
+    After altmarl/stop every depot cmd_vel is zero."""
     coordinator = _coordinator(graph, world)
     fleet = graph.add(rclpy.create_node("fleet", context=graph.context))
     pubs = [fleet.create_publisher(Odometry, odom_topic(i), ODOM_QOS) for i in range(K)]
