@@ -1,6 +1,6 @@
 """The coordinator's decision and stop paths against a hand-driven fleet (one in-process graph each, a few
-seconds): the sampled states' ages it reports, the depot held still on an operator stop, and what its
-warnings say about the odometry timeout."""
+seconds): the sampled states' ages and the epochs it reports, short decisions, the depot held still on an
+operator stop, and what its warnings say about the odometry timeout."""
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -18,6 +18,7 @@ from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS  # 
 
 
 def _coordinator(graph, world, **parameters):
+    """A coordinator of K robots, k = K, deciding every 0.1 s on every robot's odometry (odom_timeout 2 s)."""
     from altmarl_ros.nodes.coordinator import CoordinatorNode
 
     return graph.add(CoordinatorNode({"scenario": world["scenario"], "policy": world["random"], "k": K, "robots": K,
@@ -25,29 +26,35 @@ def _coordinator(graph, world, **parameters):
                                       "state_sampling": "subscribe_all", **parameters}, context=graph.context))
 
 
-def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world):
-    """Robots and depot publish every 50 ms: each sampled pose is younger than odom_timeout (2 s), so
-    every reported age is in [0, 2] s; no epoch is skipped (the depot's pose is never 2 s old), so each
-    command after the first says one epoch elapsed (msg/GlobalCommand.msg: 0 at the first, 1 normally).
-    After altmarl/stop every depot cmd_vel is zero."""
-    coordinator = _coordinator(graph, world)
+def _fleet(graph, world, robots):
+    """(publish, commands, depot cmd_vels): publish() sends the depot's and the given robots' odometry
+    every 50 ms when called (spin_until's `every`); the lists fill with what the coordinator sends."""
     fleet = graph.add(rclpy.create_node("fleet", context=graph.context))
-    pubs = [fleet.create_publisher(Odometry, odom_topic(i), ODOM_QOS) for i in range(K)]
+    pubs = [fleet.create_publisher(Odometry, odom_topic(i), ODOM_QOS) for i in robots]
     pubs.append(fleet.create_publisher(Odometry, DEPOT_ODOM_TOPIC, ODOM_QOS))
-    depot_commands = []
+    commands, depot_commands = [], []
+    fleet.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, commands.append, GLOBAL_COMMAND_QOS)
     fleet.create_subscription(Twist, DEPOT_CMD_VEL_TOPIC, depot_commands.append, CMD_VEL_QOS)
-    received = []
-    fleet.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, received.append, GLOBAL_COMMAND_QOS)
     ring, last = world["ring"], [0.0]
 
     def publish():
-        if coordinator.get_clock().now().nanoseconds / 1e9 - last[0] >= 0.05:
-            last[0] = coordinator.get_clock().now().nanoseconds / 1e9
+        now = fleet.get_clock().now().nanoseconds / 1e9
+        if now - last[0] >= 0.05:
+            last[0] = now
             for i, pub in enumerate(pubs):
                 pub.publish(_odometry(ring, i % ring.n_zones))
 
-    assert graph.spin_until(lambda: len(received) >= 3, 10.0, publish)
-    assert [msg.epochs_elapsed for msg in received] == [0] + [1] * (len(received) - 1)
+    return publish, commands, depot_commands
+
+
+def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world):
+    """Each sampled pose is younger than odom_timeout (2 s), so every reported age is in [0, 2] s; no epoch
+    is skipped (the depot's pose is never 2 s old), so each command after the first says one epoch elapsed
+    (msg/GlobalCommand.msg: 0 at the first, 1 normally). After altmarl/stop every depot cmd_vel is zero."""
+    coordinator = _coordinator(graph, world)
+    publish, commands, depot_commands = _fleet(graph, world, range(K))
+    assert graph.spin_until(lambda: len(commands) >= 3, 10.0, publish)
+    assert [msg.epochs_elapsed for msg in commands] == [0] + [1] * (len(commands) - 1)
     ages = list(coordinator.state_ages)
     assert len(ages) >= 3 * K and all(0.0 <= age <= 2.0 for age in ages), ages
     coordinator.on_stop(Trigger.Request(), Trigger.Response())
@@ -55,6 +62,15 @@ def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_st
     del depot_commands[:]
     assert graph.spin_until(lambda: len(depot_commands) >= 5, 10.0, publish)
     assert all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in depot_commands)
+
+
+def test_every_decision_on_fewer_than_k_robots_counts_once_as_short(graph, world):
+    """Robot K - 1 never reports: after its start wait the coordinator decides on K - 1 robots each time."""
+    coordinator = _coordinator(graph, world)
+    publish, commands, _ = _fleet(graph, world, range(K - 1))
+    assert graph.spin_until(lambda: len(commands) >= 3, 10.0, publish)
+    assert all(len(msg.sampled_ids) == K - 1 for msg in commands)
+    assert coordinator.short_decisions == coordinator.epoch >= 3
 
 
 def test_the_odometry_timeout_is_named_to_six_significant_digits(graph, world):
