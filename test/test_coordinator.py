@@ -1,6 +1,8 @@
 """The coordinator's decision and stop paths against a hand-driven fleet (one in-process graph each, a few
 seconds): the sampled states' ages and the epochs it reports, short decisions, the depot held still on an
 operator stop, and what its warnings say about the odometry timeout."""
+import time
+
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -48,12 +50,15 @@ def _fleet(graph, world, robots):
 
 
 def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world):
-    """Each sampled pose is younger than odom_timeout (2 s), so every reported age is in [0, 2] s; no epoch
-    is skipped (the depot's pose is never 2 s old), so each command after the first says one epoch elapsed
-    (msg/GlobalCommand.msg: 0 at the first, 1 normally). After altmarl/stop every depot cmd_vel is zero."""
+    """Each decision's duration lies within the test's; each sampled pose is younger than odom_timeout (2 s),
+    so every reported age is in [0, 2] s; no epoch is skipped (the depot's pose is never 2 s old), so each
+    command after the first says one epoch elapsed (msg/GlobalCommand.msg: 0 at the first, 1 normally).
+    After altmarl/stop every depot cmd_vel is zero."""
     coordinator = _coordinator(graph, world)
     publish, commands, depot_commands = _fleet(graph, world, range(K))
+    started = time.perf_counter()
     assert graph.spin_until(lambda: len(commands) >= 3, 10.0, publish)
+    assert all(0 < seconds <= time.perf_counter() - started for seconds in coordinator.tick_seconds)
     assert [msg.epochs_elapsed for msg in commands] == [0] + [1] * (len(commands) - 1)
     ages = list(coordinator.state_ages)
     assert len(ages) >= 3 * K and all(0.0 <= age <= 2.0 for age in ages), ages
@@ -77,3 +82,5 @@ def test_the_odometry_timeout_is_named_to_six_significant_digits(graph, world):
     """3.783775003 s rounds to 3.78378 (the digit after the sixth is a 5 followed by 003)."""
     coordinator = _coordinator(graph, world, odom_timeout=3.783775003)
     assert coordinator._sampled_what == "have a fresh, finite map-frame pose (odom_timeout 3.78378 s)"
+    assert coordinator._why_no_depot_pose(coordinator.get_clock().now().nanoseconds) == \
+        "no depot pose younger than odom_timeout 3.78378 s (pose_source 'odometry')"
