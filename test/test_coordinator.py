@@ -1,6 +1,7 @@
 """The coordinator's decision and stop paths against a hand-driven fleet (one in-process graph each, a few
-seconds): the sampled states' ages and the epochs it reports, short decisions, the depot held still on an
-operator stop, and what its warnings say about the odometry timeout."""
+seconds): the durations, sampled states' ages and epochs it reports, short decisions, robots leaving and
+coming back, the depot held still on an operator stop and the resume, and what its warnings say about the
+odometry timeout."""
 import time
 
 import pytest
@@ -11,12 +12,14 @@ rclpy = pytest.importorskip("rclpy")
 from altmarl_msgs.msg import GlobalCommand  # noqa: E402
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
+from std_msgs.msg import Bool  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from _ring_world import K  # noqa: E402
 from test_node_paths import _odometry  # noqa: E402
-from altmarl_ros.names import DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, odom_topic  # noqa: E402
-from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, ODOM_QOS  # noqa: E402
+from altmarl_ros.names import (DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC,  # noqa: E402
+                               odom_topic)
+from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, LATCHED_QOS, ODOM_QOS  # noqa: E402
 
 
 def _coordinator(graph, world, **parameters):
@@ -29,33 +32,37 @@ def _coordinator(graph, world, **parameters):
 
 
 def _fleet(graph, world, robots):
-    """(publish, commands, depot cmd_vels): publish() sends the depot's and the given robots' odometry
-    every 50 ms when called (spin_until's `every`); the lists fill with what the coordinator sends."""
+    """(publish, heard): publish() sends the depot's odometry and that of the robots in `robots` (a set
+    the test may change) every 50 ms when called (spin_until's `every`); heard["command"], ["depot"] and
+    ["stopped"] fill with the coordinator's GlobalCommands, depot cmd_vels and altmarl/stopped."""
     fleet = graph.add(rclpy.create_node("fleet", context=graph.context))
-    pubs = [fleet.create_publisher(Odometry, odom_topic(i), ODOM_QOS) for i in robots]
-    pubs.append(fleet.create_publisher(Odometry, DEPOT_ODOM_TOPIC, ODOM_QOS))
-    commands, depot_commands = [], []
-    fleet.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, commands.append, GLOBAL_COMMAND_QOS)
-    fleet.create_subscription(Twist, DEPOT_CMD_VEL_TOPIC, depot_commands.append, CMD_VEL_QOS)
+    pubs = {i: fleet.create_publisher(Odometry, odom_topic(i), ODOM_QOS) for i in range(K)}
+    depot_pub = fleet.create_publisher(Odometry, DEPOT_ODOM_TOPIC, ODOM_QOS)
+    heard = {"command": [], "depot": [], "stopped": []}
+    fleet.create_subscription(GlobalCommand, GLOBAL_COMMAND_TOPIC, heard["command"].append, GLOBAL_COMMAND_QOS)
+    fleet.create_subscription(Twist, DEPOT_CMD_VEL_TOPIC, heard["depot"].append, CMD_VEL_QOS)
+    fleet.create_subscription(Bool, STOPPED_TOPIC, heard["stopped"].append, LATCHED_QOS)
     ring, last = world["ring"], [0.0]
 
     def publish():
         now = fleet.get_clock().now().nanoseconds / 1e9
         if now - last[0] >= 0.05:
             last[0] = now
-            for i, pub in enumerate(pubs):
-                pub.publish(_odometry(ring, i % ring.n_zones))
+            for i in sorted(robots):
+                pubs[i].publish(_odometry(ring, i % ring.n_zones))
+            depot_pub.publish(_odometry(ring, 0))
 
-    return publish, commands, depot_commands
+    return publish, heard
 
 
 def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world):
     """Each decision's duration lies within the test's; each sampled pose is younger than odom_timeout (2 s),
     so every reported age is in [0, 2] s; no epoch is skipped (the depot's pose is never 2 s old), so each
     command after the first says one epoch elapsed (msg/GlobalCommand.msg: 0 at the first, 1 normally).
-    After altmarl/stop every depot cmd_vel is zero."""
+    After altmarl/stop every depot cmd_vel is zero; altmarl/resume publishes that the fleet goes on."""
     coordinator = _coordinator(graph, world)
-    publish, commands, depot_commands = _fleet(graph, world, range(K))
+    publish, heard = _fleet(graph, world, set(range(K)))
+    commands, depot_commands = heard["command"], heard["depot"]
     started = time.perf_counter()
     assert graph.spin_until(lambda: len(commands) >= 3, 10.0, publish)
     assert all(0 < seconds <= time.perf_counter() - started for seconds in coordinator.tick_seconds)
@@ -67,14 +74,32 @@ def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_st
     del depot_commands[:]
     assert graph.spin_until(lambda: len(depot_commands) >= 5, 10.0, publish)
     assert all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in depot_commands)
+    assert heard["stopped"][-1].data
+    coordinator.on_resume(Trigger.Request(), Trigger.Response())
+    assert graph.spin_until(lambda: not heard["stopped"][-1].data, 10.0, publish)
+
+
+def test_the_observer_hears_of_robots_that_leave_and_come_back(graph, world):
+    """Robot K - 1 goes quiet for longer than odom_timeout (0.3 s), then reports again: the observer is
+    told the usable robots went from K to K - 1, and back."""
+    coordinator = _coordinator(graph, world, odom_timeout=0.3)
+    changes, resized = [], coordinator.observer.resized
+    coordinator.observer.resized = lambda before, after: (changes.append((before, after)), resized(before, after))
+    robots = set(range(K))
+    publish, heard = _fleet(graph, world, robots)
+    assert graph.spin_until(lambda: len(heard["command"]) >= 2, 10.0, publish)
+    robots.discard(K - 1)
+    assert graph.spin_until(lambda: (K, K - 1) in changes, 10.0, publish), changes
+    robots.add(K - 1)
+    assert graph.spin_until(lambda: (K - 1, K) in changes, 10.0, publish), changes
 
 
 def test_every_decision_on_fewer_than_k_robots_counts_once_as_short(graph, world):
     """Robot K - 1 never reports: after its start wait the coordinator decides on K - 1 robots each time."""
     coordinator = _coordinator(graph, world)
-    publish, commands, _ = _fleet(graph, world, range(K - 1))
-    assert graph.spin_until(lambda: len(commands) >= 3, 10.0, publish)
-    assert all(len(msg.sampled_ids) == K - 1 for msg in commands)
+    publish, heard = _fleet(graph, world, set(range(K - 1)))
+    assert graph.spin_until(lambda: len(heard["command"]) >= 3, 10.0, publish)
+    assert all(len(msg.sampled_ids) == K - 1 for msg in heard["command"])
     assert coordinator.short_decisions == coordinator.epoch >= 3
 
 
