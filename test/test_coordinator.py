@@ -103,9 +103,10 @@ def test_every_decision_on_fewer_than_k_robots_counts_once_as_short(graph, world
     assert coordinator.short_decisions == coordinator.epoch >= 3
 
 
-def test_the_odometry_timeout_is_named_to_six_significant_digits(graph, world):
-    """3.783775003 s rounds to 3.78378 (the digit after the sixth is a 5 followed by 003)."""
-    coordinator = _coordinator(graph, world, odom_timeout=3.783775003)
-    assert coordinator._sampled_what == "have a fresh, finite map-frame pose (odom_timeout 3.78378 s)"
+@pytest.mark.parametrize("timeout, shown", [(3.783775003, "3.78378"), (3.783774997, "3.78377")])
+def test_the_odometry_timeout_is_named_to_six_significant_digits(graph, world, timeout, shown):
+    """Rounded at the seventh digit, a 5 followed by 003 (up) or a 4 followed by 997 (down)."""
+    coordinator = _coordinator(graph, world, odom_timeout=timeout)
+    assert coordinator._sampled_what == f"have a fresh, finite map-frame pose (odom_timeout {shown} s)"
     assert coordinator._why_no_depot_pose(coordinator.get_clock().now().nanoseconds) == \
-        "no depot pose younger than odom_timeout 3.78378 s (pose_source 'odometry')"
+        f"no depot pose younger than odom_timeout {shown} s (pose_source 'odometry')"
