@@ -70,12 +70,13 @@ TARGETS = {
     "validate": Target("altmarl_ros/nodes/_validate.py", "test/test_node_helpers.py test/test_command_safety.py",
                        WHOLE, 240),
     "stop": Target("altmarl_ros/nodes/_stop.py", "test/test_stop_signals.py", WHOLE, 240),
-    # decision_schedule's unit tests first: a schedule mutant then fails in a second, not after a 40 s wait
+    # the fast tests first (decision_schedule's unit tests, then a few seconds of graph): most mutants then
+    # fail in seconds, not after test_nodes' 40 s waits
     "coordinator": Target("altmarl_ros/nodes/coordinator.py",
                           " ".join(f"test/test_node_helpers.py::test_decision_schedule_{name}" for name in (
                               "decides_once_in_every_period_with_a_tick", "boundary_is_exact_to_the_nanosecond",
                               "restarts_only_on_a_clock_more_than_a_period_before_the_last_boundary"))
-                          + " test/test_nodes.py test/test_node_paths.py test/test_coordinator.py", WHOLE,
+                          + " test/test_coordinator.py test/test_nodes.py test/test_node_paths.py", WHOLE,
                           480, ("decision_schedule", "CoordinatorNode.decide", "CoordinatorNode._depot_pose",
                                 "CoordinatorNode._why_no_depot_pose", "CoordinatorNode._sampled_what",
                                 "CoordinatorNode.stop_robots", "CoordinatorNode.on_stop",
