@@ -2,7 +2,7 @@
 seconds): the durations, sampled states' ages and epochs it reports, short decisions, robots leaving and
 coming back, the depot held still on an operator stop and the resume, and what its warnings say about the
 odometry timeout."""
-import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -32,9 +32,10 @@ def _coordinator(graph, world, **parameters):
 
 
 def _fleet(graph, world, robots):
-    """(publish, heard): publish() sends the depot's odometry and that of the robots in `robots` (a set
-    the test may change) every 50 ms when called (spin_until's `every`); heard["command"], ["depot"] and
-    ["stopped"] fill with the coordinator's GlobalCommands, depot cmd_vels and altmarl/stopped."""
+    """(publish, heard): publish() sends the odometry of the robots in `robots` (a set the test may change)
+    and of the depot (the zone after its goal) every 50 ms when called (spin_until's `every`);
+    heard["command"], ["depot"] and ["stopped"] fill with the coordinator's GlobalCommands, depot cmd_vels
+    and altmarl/stopped."""
     fleet = graph.add(rclpy.create_node("fleet", context=graph.context))
     pubs = {i: fleet.create_publisher(Odometry, odom_topic(i), ODOM_QOS) for i in range(K)}
     depot_pub = fleet.create_publisher(Odometry, DEPOT_ODOM_TOPIC, ODOM_QOS)
@@ -50,33 +51,39 @@ def _fleet(graph, world, robots):
             last[0] = now
             for i in sorted(robots):
                 pubs[i].publish(_odometry(ring, i % ring.n_zones))
-            depot_pub.publish(_odometry(ring, 0))
+            goal = heard["command"][-1].global_action if heard["command"] else 0
+            depot_pub.publish(_odometry(ring, (goal + 1) % ring.n_zones))  # never at its goal: it drives
 
     return publish, heard
 
 
-def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world):
-    """Each decision's duration lies within the test's; each sampled pose is younger than odom_timeout (2 s),
-    so every reported age is in [0, 2] s; no epoch is skipped (the depot's pose is never 2 s old), so each
-    command after the first says one epoch elapsed (msg/GlobalCommand.msg: 0 at the first, 1 normally).
-    After altmarl/stop every depot cmd_vel is zero; altmarl/resume publishes that the fleet goes on."""
+def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world, monkeypatch):
+    """Each decision's duration is read off the module's clock (stubbed: 0.25 s a reading); each sampled
+    pose is younger than odom_timeout (2 s), so every reported age is in (0, 2] s; no epoch is skipped
+    (the depot's pose is never 2 s old), so each command after the first says one epoch elapsed
+    (msg/GlobalCommand.msg: 0 at the first, 1 normally). After altmarl/stop no decision is made and every
+    depot cmd_vel is zero; altmarl/resume publishes that the fleet goes on, and decisions resume."""
+    from altmarl_ros.nodes import coordinator as module
+
+    readings = iter(range(10**6))
+    monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=lambda: 0.25 * next(readings)))
     coordinator = _coordinator(graph, world)
     publish, heard = _fleet(graph, world, set(range(K)))
     commands, depot_commands = heard["command"], heard["depot"]
-    started = time.perf_counter()
     assert graph.spin_until(lambda: len(commands) >= 3, 10.0, publish)
-    assert all(0 < seconds <= time.perf_counter() - started for seconds in coordinator.tick_seconds)
+    assert set(coordinator.tick_seconds) == {0.25}
     assert [msg.epochs_elapsed for msg in commands] == [0] + [1] * (len(commands) - 1)
     ages = list(coordinator.state_ages)
-    assert len(ages) >= 3 * K and all(0.0 <= age <= 2.0 for age in ages), ages
+    assert len(ages) >= 3 * K and all(0.0 < age <= 2.0 for age in ages), ages
+    assert any(m.linear.x != 0.0 for m in depot_commands)  # the depot drives to its goal zone
     coordinator.on_stop(Trigger.Request(), Trigger.Response())
     graph.spin_until(lambda: False, 0.3, publish)  # what was on its way before the stop arrives
-    del depot_commands[:]
+    decided, depot_commands[:] = len(commands), []
     assert graph.spin_until(lambda: len(depot_commands) >= 5, 10.0, publish)
     assert all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in depot_commands)
-    assert heard["stopped"][-1].data
+    assert heard["stopped"][-1].data and len(commands) == decided
     coordinator.on_resume(Trigger.Request(), Trigger.Response())
-    assert graph.spin_until(lambda: not heard["stopped"][-1].data, 10.0, publish)
+    assert graph.spin_until(lambda: not heard["stopped"][-1].data and len(commands) > decided, 10.0, publish)
 
 
 def test_the_observer_hears_of_robots_that_leave_and_come_back(graph, world):
