@@ -68,6 +68,14 @@ def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_st
     readings = iter(range(10**6))
     monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=lambda: 0.25 * next(readings)))
     coordinator = _coordinator(graph, world)
+    sampled_ns, collect_states = [], coordinator.states.collect
+
+    def collect(*args):  # what the sampler handed the decision, in nanoseconds
+        sample = collect_states(*args)
+        sampled_ns.extend(sample.ages_ns.tolist())
+        return sample
+
+    coordinator.states.collect = collect
     publish, heard = _fleet(graph, world, set(range(K)))
     commands, depot_commands = heard["command"], heard["depot"]
     assert graph.spin_until(lambda: len(commands) >= 3, 10.0, publish)
@@ -75,6 +83,7 @@ def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_st
     assert [msg.epochs_elapsed for msg in commands] == [0] + [1] * (len(commands) - 1)
     ages = list(coordinator.state_ages)
     assert len(ages) >= 3 * K and all(0.0 < age <= 2.0 for age in ages), ages
+    assert ages == [ns / 10**9 for ns in sampled_ns[:len(ages)]]  # seconds, as the samples' nanoseconds say
     assert any(m.linear.x != 0.0 for m in depot_commands)  # the depot drives to its goal zone
     coordinator.on_stop(Trigger.Request(), Trigger.Response())
     graph.spin_until(lambda: False, 0.3, publish)  # what was on its way before the stop arrives
