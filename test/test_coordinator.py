@@ -61,8 +61,9 @@ def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_st
     """Each decision's duration is read off the module's clock (stubbed: 0.25 s a reading); each sampled
     pose is younger than odom_timeout (2 s), so every reported age is in (0, 2] s; no epoch is skipped
     (the depot's pose is never 2 s old), so each command after the first says one epoch elapsed
-    (msg/GlobalCommand.msg: 0 at the first, 1 normally). After altmarl/stop no decision is made and every
-    depot cmd_vel is zero; altmarl/resume publishes that the fleet goes on, and decisions resume."""
+    (msg/GlobalCommand.msg: 0 at the first, 1 normally). The depot drives to its goal; after altmarl/stop
+    no decision is made and every depot cmd_vel is zero; altmarl/resume publishes that the fleet goes on,
+    and decisions resume."""
     from altmarl_ros.nodes import coordinator as module
 
     readings = iter(range(10**6))
@@ -84,7 +85,7 @@ def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_st
     ages = list(coordinator.state_ages)
     assert len(ages) >= 3 * K and all(0.0 < age <= 2.0 for age in ages), ages
     assert ages == [ns / 10**9 for ns in sampled_ns[:len(ages)]]  # seconds, as the samples' nanoseconds say
-    assert any(m.linear.x != 0.0 for m in depot_commands)  # the depot drives to its goal zone
+    assert graph.spin_until(lambda: any(m.linear.x or m.angular.z for m in depot_commands), 10.0, publish)
     coordinator.on_stop(Trigger.Request(), Trigger.Response())
     graph.spin_until(lambda: False, 0.3, publish)  # what was on its way before the stop arrives
     decided, depot_commands[:] = len(commands), []
