@@ -57,13 +57,19 @@ def _fleet(graph, world, robots):
     return publish, heard
 
 
+def _call(service):
+    """(success, message) of a std_srvs/Trigger service handler called directly."""
+    response = service(Trigger.Request(), Trigger.Response())
+    return response.success, response.message
+
+
 def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_still(graph, world, monkeypatch):
     """Each decision's duration is read off the module's clock (stubbed: 0.25 s a reading); each sampled
     pose is younger than odom_timeout (2 s), so every reported age is in (0, 2] s; no epoch is skipped
     (the depot's pose is never 2 s old), so each command after the first says one epoch elapsed
     (msg/GlobalCommand.msg: 0 at the first, 1 normally). The depot drives to its goal; after altmarl/stop
     no decision is made and every depot cmd_vel is zero; altmarl/resume publishes that the fleet goes on,
-    and decisions resume."""
+    and decisions resume. Each service answers whether it changed anything."""
     from altmarl_ros.nodes import coordinator as module
 
     readings = iter(range(10**6))
@@ -86,13 +92,15 @@ def test_state_ages_are_seconds_within_the_timeout_and_a_stop_holds_the_depot_st
     assert len(ages) >= 3 * K and all(0.0 < age <= 2.0 for age in ages), ages
     assert ages == [ns / 10**9 for ns in sampled_ns[:len(ages)]]  # seconds, as the samples' nanoseconds say
     assert graph.spin_until(lambda: any(m.linear.x or m.angular.z for m in depot_commands), 10.0, publish)
-    coordinator.on_stop(Trigger.Request(), Trigger.Response())
+    assert [_call(coordinator.on_stop), _call(coordinator.on_stop)] == [(True, "fleet stopped"),
+                                                                      (True, "already stopped")]
     graph.spin_until(lambda: False, 0.3, publish)  # what was on its way before the stop arrives
     decided, depot_commands[:] = len(commands), []
     assert graph.spin_until(lambda: len(depot_commands) >= 5, 10.0, publish)
     assert all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in depot_commands)
     assert heard["stopped"][-1].data and len(commands) == decided
-    coordinator.on_resume(Trigger.Request(), Trigger.Response())
+    assert [_call(coordinator.on_resume), _call(coordinator.on_resume)] == [(True, "fleet resumed"),
+                                                                          (True, "was not stopped")]
     assert graph.spin_until(lambda: not heard["stopped"][-1].data and len(commands) > decided, 10.0, publish)
 
 
