@@ -16,7 +16,7 @@ from std_msgs.msg import Bool  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from _ring_world import K  # noqa: E402
-from test_node_paths import _odometry  # noqa: E402
+from test_node_paths import Log, _odometry  # noqa: E402
 from altmarl_ros.names import (DEPOT_CMD_VEL_TOPIC, DEPOT_ODOM_TOPIC, GLOBAL_COMMAND_TOPIC, STOPPED_TOPIC,  # noqa: E402
                                odom_topic)
 from altmarl_ros.nodes._ros import CMD_VEL_QOS, GLOBAL_COMMAND_QOS, LATCHED_QOS, ODOM_QOS  # noqa: E402
@@ -126,6 +126,33 @@ def test_every_decision_on_fewer_than_k_robots_counts_once_as_short(graph, world
     assert graph.spin_until(lambda: len(heard["command"]) >= 3, 10.0, publish)
     assert all(len(msg.sampled_ids) == K - 1 for msg in heard["command"])
     assert coordinator.short_decisions == coordinator.epoch >= 3
+
+
+def test_a_filter_decides_on_its_prediction_alone_only_when_no_robot_reports(graph, world):
+    """The warning that a decision rests on the filter's prediction alone comes when no robot reported,
+    never while robots do."""
+    coordinator = _coordinator(graph, world, policy=world["filter"], odom_timeout=0.3)
+    log = Log()
+    coordinator.get_logger = lambda: log
+    robots = set(range(K))
+    publish, heard = _fleet(graph, world, robots)
+    alone = lambda: [m for _, m in log.lines if "deciding on the filter's prediction alone" in m]  # noqa: E731
+    assert graph.spin_until(lambda: len(heard["command"]) >= 2, 10.0, publish)
+    assert not alone()
+    robots.clear()
+    assert graph.spin_until(lambda: any(not msg.sampled_ids for msg in heard["command"]), 10.0, publish)
+    assert alone()
+
+
+def test_epochs_that_cannot_be_decided_are_counted_skipped(graph, world):
+    """No robot reports (only the depot): a fresh coordinator has nothing to decide on; past its start wait
+    (3 periods of 0.1 s) the skipped decisions keep growing, at least one a period, and no command goes out."""
+    coordinator = _coordinator(graph, world)
+    publish, heard = _fleet(graph, world, set())
+    graph.spin_until(lambda: False, 0.6, publish)
+    skipped = coordinator.skipped_decisions
+    graph.spin_until(lambda: False, 0.5, publish)
+    assert coordinator.skipped_decisions >= skipped + 2 and coordinator.epoch == 0 and not heard["command"]
 
 
 @pytest.mark.parametrize("timeout, shown", [(3.783775003, "3.78378"), (3.783774997, "3.78377")])
