@@ -1,0 +1,30 @@
+"""The local agents' decision and stop paths the fleet tests leave unchecked (one in-process graph each, a
+few seconds): what their stop is logged with at the edges."""
+import pytest
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+
+from test_node_paths import _command  # noqa: E402
+
+
+def _agents(graph, world, **parameters):
+    from altmarl_ros.nodes.local_agents import LocalAgentsNode
+
+    return graph.add(LocalAgentsNode({"scenario": world["scenario"], "policy": world["random"], "robots": [0],
+                                      **parameters}, context=graph.context))
+
+
+@pytest.mark.parametrize("timeout, shown", [(3.783775003, "3.78378"), (3.783774997, "3.78377")])
+def test_the_command_timeout_is_named_to_six_significant_digits(graph, world, timeout, shown):
+    """Rounded at the seventh digit, a 5 followed by 003 (up) or a 4 followed by 997 (down)."""
+    agents = _agents(graph, world, command_timeout=timeout)
+    assert agents._staleness(-2_000_000_000) == ("the last GlobalCommand is 2.00 s in the future (sim time went "
+                                                 f"back; command_timeout {shown} s)")
+
+
+def test_a_command_that_arrived_this_nanosecond_is_not_from_the_future(graph, world):
+    agents = _agents(graph, world, command_timeout=3.0)
+    agents.last_command = _command(agents.policy, 1, 0, agents.policy.policy_id, agents.get_clock().now().nanoseconds)
+    assert agents._staleness(0) == "the last GlobalCommand is stale (arrived 0.00 s ago)"
