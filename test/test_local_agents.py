@@ -24,10 +24,29 @@ def test_the_command_timeout_is_named_to_six_significant_digits(graph, world, ti
                                                  f"back; command_timeout {shown} s)")
 
 
-def test_a_command_that_arrived_this_nanosecond_is_not_from_the_future(graph, world):
+def test_ages_are_named_in_seconds_to_the_hundredth(graph, world):
+    """Ages in ns, shown to two decimals by hand: 2.005000001 s (up), 1.004999999 s (down); an age of 0 is
+    not from the future."""
     agents = _agents(graph, world, command_timeout=3.0)
     agents.last_command = _command(agents.policy, 1, 0, agents.policy.policy_id, agents.get_clock().now().nanoseconds)
+    assert agents._staleness(-2_005_000_001).startswith("the last GlobalCommand is 2.01 s in the future ")
+    assert agents._staleness(1_004_999_999) == "the last GlobalCommand is stale (arrived 1.00 s ago)"
     assert agents._staleness(0) == "the last GlobalCommand is stale (arrived 0.00 s ago)"
+
+
+@pytest.mark.parametrize("received_after_ns, stale", [(0, False), (1, True)])
+def test_a_command_that_arrived_one_nanosecond_from_now_counts_as_stale(graph, world, received_after_ns, stale):
+    """control() on a stubbed clock: a fresh command received now drives; one received 1 ns after now (sim
+    time went back) stops the robots."""
+    from types import SimpleNamespace
+
+    agents = _agents(graph, world, command_timeout=3.0)
+    now = agents.get_clock().now().nanoseconds
+    agents.get_clock = lambda: SimpleNamespace(now=lambda: SimpleNamespace(nanoseconds=now))
+    agents.last_command = _command(agents.policy, 1, 0, agents.policy.policy_id, now)
+    agents.command_received_ns = now + received_after_ns
+    agents.control()
+    assert agents.stopped == stale
 
 
 def test_the_operators_stop_and_resume_act_once_each(graph, world):
