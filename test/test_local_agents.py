@@ -35,6 +35,15 @@ def test_ages_are_named_in_seconds_to_the_hundredth(graph, world):
     assert agents._staleness(0) == "the last GlobalCommand is stale (arrived 0.00 s ago)"
 
 
+def test_an_accepted_command_grown_old_is_stale_not_a_replay(graph, world):
+    """The command the agents acted on is the newest they accepted: asked why it stopped counting, they
+    judge its stamp, not its epoch against itself."""
+    agents = _agents(graph, world, command_timeout=3.0)
+    agents.on_command(_command(agents.policy, 1, 0, agents.policy.policy_id, agents.get_clock().now().nanoseconds))
+    assert agents.commands_received == 1
+    assert agents._staleness(1_000_000_000) == "the last GlobalCommand is stale (arrived 1.00 s ago)"
+
+
 @pytest.mark.parametrize("received_after_ns, stale", [(0, False), (1, True)])
 def test_a_command_that_arrived_one_nanosecond_from_now_counts_as_stale(graph, world, received_after_ns, stale):
     """control() on a stubbed clock: a fresh command received now drives; one received 1 ns after now (sim
