@@ -1,5 +1,6 @@
 """The local agents' decision and stop paths the fleet tests leave unchecked (one in-process graph each, a
-few seconds): what their stop is logged with at the edges, the operator's stop and resume."""
+few seconds): what their stop is logged with at the edges, when a command counts as stale, the operator's
+stop and resume, and the warning about a foreign policy."""
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -72,3 +73,13 @@ def test_the_operators_stop_and_resume_act_once_each(graph, world):
         agents.on_stopped(Bool(data=data))
     assert stops == [True] and not agents.halted
     assert log.lines == [("warning", "fleet stopped by the operator"), ("warning", "fleet resumed by the operator")]
+
+
+def test_a_foreign_policy_id_sorting_before_their_own_is_warned_about(graph, world):
+    """test_node_paths tries foreign ids of a's and b's; one of 0's sorts before every other id."""
+    agents = _agents(graph, world)
+    log = Log()
+    agents.get_logger = lambda: log
+    agents.on_command(_command(agents.policy, 1, 0, "0" * 16, agents.get_clock().now().nanoseconds))
+    assert agents.policy.policy_id > "0" * 16
+    assert [m for _, m in log.lines if "the two halves of the equilibrium differ" in m]
