@@ -27,12 +27,13 @@ def test_the_command_timeout_is_named_to_six_significant_digits(graph, world, ti
 
 def test_ages_are_named_in_seconds_to_the_hundredth(graph, world):
     """Ages in ns, shown to two decimals by hand: 2.005000001 s (up), 1.004999999 s (down), 2.499999999 s
-    (up); an age of 0 is not from the future."""
+    and 1.005000001 s (up); an age of 0 is not from the future."""
     agents = _agents(graph, world, command_timeout=3.0)
     agents.last_command = _command(agents.policy, 1, 0, agents.policy.policy_id, agents.get_clock().now().nanoseconds)
     assert agents._staleness(-2_005_000_001).startswith("the last GlobalCommand is 2.01 s in the future ")
     assert agents._staleness(1_004_999_999) == "the last GlobalCommand is stale (arrived 1.00 s ago)"
     assert agents._staleness(2_499_999_999) == "the last GlobalCommand is stale (arrived 2.50 s ago)"
+    assert agents._staleness(1_005_000_001) == "the last GlobalCommand is stale (arrived 1.01 s ago)"
     assert agents._staleness(0) == "the last GlobalCommand is stale (arrived 0.00 s ago)"
 
 
