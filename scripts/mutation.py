@@ -61,8 +61,8 @@ TARGETS = {
     "model": Target("altmarl_ros/core/model.py", "test/test_model.py", 40, 240),
     "policy": Target("altmarl_ros/core/policy.py", "test/test_policy.py", WHOLE, 240),
     "atomic": Target("altmarl_ros/core/atomic.py", f"{GUARDS} test/test_policy.py", WHOLE, 240),
-    "safe_files": Target("altmarl_ros/core/safe_files.py", f"{GUARDS} test/test_policy.py test/test_model.py",
-                         WHOLE, 240),
+    "safe_files": Target("altmarl_ros/core/safe_files.py",
+                         f"{GUARDS} test/test_policy.py test/test_model.py test/test_safe_files.py", WHOLE, 240),
     "budget": Target("altmarl_ros/core/budget.py", f"{GUARDS} test/test_glearn_storage.py", WHOLE, 240),
     "decision": Target("altmarl_ros/core/decision.py", "test/test_decision.py test/test_node_helpers.py",
                        WHOLE, 240),
@@ -70,16 +70,23 @@ TARGETS = {
     "validate": Target("altmarl_ros/nodes/_validate.py", "test/test_node_helpers.py test/test_command_safety.py",
                        WHOLE, 240),
     "stop": Target("altmarl_ros/nodes/_stop.py", "test/test_stop_signals.py", WHOLE, 240),
-    "coordinator": Target("altmarl_ros/nodes/coordinator.py", "test/test_nodes.py test/test_node_paths.py", WHOLE,
+    # the fast tests first (decision_schedule's unit tests, then a few seconds of graph): most mutants then
+    # fail in seconds, not after test_nodes' 40 s waits
+    "coordinator": Target("altmarl_ros/nodes/coordinator.py",
+                          " ".join(f"test/test_node_helpers.py::test_decision_schedule_{name}" for name in (
+                              "decides_once_in_every_period_with_a_tick", "boundary_is_exact_to_the_nanosecond",
+                              "restarts_only_on_a_clock_more_than_a_period_before_the_last_boundary"))
+                          + " test/test_coordinator.py test/test_nodes.py test/test_node_paths.py", WHOLE,
                           480, ("decision_schedule", "CoordinatorNode.decide", "CoordinatorNode._depot_pose",
                                 "CoordinatorNode._why_no_depot_pose", "CoordinatorNode._sampled_what",
                                 "CoordinatorNode.stop_robots", "CoordinatorNode.on_stop",
                                 "CoordinatorNode.on_resume")),
-    "local_agents": Target("altmarl_ros/nodes/local_agents.py", "test/test_node_paths.py test/test_nodes.py", WHOLE,
+    "local_agents": Target("altmarl_ros/nodes/local_agents.py",
+                           "test/test_local_agents.py test/test_node_paths.py test/test_nodes.py", WHOLE,
                            480, ("LocalAgentsNode.on_command", "LocalAgentsNode.on_stopped",
                                  "LocalAgentsNode.stop_robots", "LocalAgentsNode._staleness",
                                  "LocalAgentsNode.control", "LocalAgentsNode.destroy_node")),
-    "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py", WHOLE, 480),
+    "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py test/test_llearn_limits.py", WHOLE, 480),
     "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", WHOLE, 600),
     # G-LEARN was one file of 18 sampled mutants until it was split by job (docs/testing.md)
     "glearn": Target("altmarl_ros/core/glearn.py", "test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),

@@ -1,4 +1,6 @@
 """ALTERNATING-MARL: the returned pair is an equilibrium up to the reported gap; the 2*eta rule."""
+import dataclasses
+import inspect
 import math
 
 import numpy as np
@@ -153,10 +155,62 @@ def test_default_eta_by_hand_and_as_documented(game, warehouse_game):
 
 
 @pytest.mark.parametrize("kwargs, field", [(dict(eta=-1.0), "eta"), (dict(rounds=0), "rounds"),
-                                           (dict(gain_tol=0.0), "gain_tol"),
+                                           (dict(gain_tol=0.0), "gain_tol"), (dict(gain_tol=-1.0), "gain_tol"),
                                            (dict(start="best"), "start"), (dict(start="random"), "start"),
+                                           (dict(start="zebra"), "start"),
                                            (dict(start=np.ones((3, 2, 3))), "start[0, 0, :]")])
 def test_bad_arguments_name_the_field(game, kwargs, field):
     with pytest.raises(LearnError) as raised:
         alternating_marl(game, K, **kwargs)
     assert raised.value.field == field
+
+
+def test_defaults_are_trains_documented_ones_and_the_global_gain_is_exact_to_gain_tol():
+    """`altmarl train --help`: --m default 30, --seed default 0, --rounds default 10. G-LEARN stopped after
+    two sweeps (tol = 50) leaves a pi_g worth deviating from (gain 0.017); the reported gain, at the default
+    gain_tol = 1e-6, is that gain iterated to 1e-10 within 2 gamma 1e-6 / (1 - gamma) (+ the reference's own)."""
+    game = random_game(1, n_sg=3, n_ag=3, n_sl=3, n_al=2, gamma=0.95)
+    result = alternating_marl(game, K, rounds=1, start="uniform", tol=50.0)
+    assert (result.m, result.seed, result.rounds[0].g_sweeps) == (30, 0, 2)
+    assert inspect.signature(alternating_marl).parameters["rounds"].default == 10  # --rounds default 10
+    fine = global_best_response_gain(game, result.pi_g, result.pi_l, K, m=30, seed=0, tol=1e-10)
+    assert fine > 0.01 and abs(result.global_gain - fine) <= 2 * game.gamma * (1e-6 + 1e-10) / (1 - game.gamma)
+
+
+def test_equally_good_constant_actions_start_from_the_lowest(game):
+    """Global actions 0 and 2 made copies of the best one (same moves, same rewards): the same candidates
+    and welfare, bit for bit; the tie goes to the lowest a_g, as every argmax here does."""
+    P_g, r_g = game.P_g.copy(), game.r_g.copy()
+    a_g, _, _ = best_constant_start(game, K)
+    P_g[:, [0, 2]], r_g[:, [0, 2]] = P_g[:, [a_g]], r_g[:, [a_g]]
+    twin = make_game(P_g=P_g, P_l=game.P_l, r_g=r_g, r_l=game.r_l, gamma=game.gamma, mu0_g=game.mu0_g,
+                     mu0_l=game.mu0_l)
+    assert best_constant_start(twin, K)[0] == 0
+
+
+def test_a_result_is_read_only_and_prints_without_its_tables(run):
+    result, _ = run
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.pi_l = None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.rounds[0].accepted = False
+    text = repr(result)
+    assert "welfare_estimate=" in text and "rounds=" not in text and "Q=" not in text
+
+
+def test_an_improvement_of_exactly_2_eta_stops_and_one_between_2_and_3_eta_goes_on(game, run):
+    """The eta = 0 run's first improvement d (exact: the welfares are within a factor of 2): eta = d / 2
+    rejects round 1 (d <= 2 eta), eta = d / 2.5 accepts it (2 eta < d)."""
+    _, logs = run
+    d = logs[1].welfare_estimate - logs[0].welfare_estimate
+    assert logs[0].welfare_estimate + d == logs[1].welfare_estimate
+    for eta, accepted in ((d / 2, False), (d / 2.5, True)):
+        result = alternating_marl(game, K, m=30, rounds=2, eta=eta, seed=4, start="uniform")
+        assert result.rounds[1].accepted == accepted, eta
+
+
+def test_a_local_policy_that_is_its_own_best_response_ends_the_run_at_once():
+    """One local action: pi_l can only be itself, so round 0 is accepted and the run stops there."""
+    result = alternating_marl(random_game(5, n_sg=2, n_ag=2, n_sl=2, n_al=1), K, rounds=5, seed=4)
+    assert [log.accepted for log in result.rounds] == [True] and result.converged
+    assert result.stop_reason == "round 0: pi_l is its own best response"

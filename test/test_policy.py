@@ -1,4 +1,5 @@
 """Policy artifact: validation, exact round trip, atomic save, mismatch reporting."""
+import dataclasses
 import json
 import os
 import zipfile
@@ -59,7 +60,7 @@ def test_build_records_identity_and_lookups_follow_ranking():
 def test_round_trip_is_exact(tmp_path):
     policy = tiny_policy(scenario=("warehouse_ring", "abcdef0123456789"))
     path = save_policy(policy, tmp_path / "runs" / "x" / "policy.npz")
-    loaded = load_policy(path, game=tiny_game(), k=K, scenario_hash="abcdef0123456789")
+    loaded = load_policy(path, game=tiny_game(), k=K, scenario_hash="abcdef0123456789", observer="fresh")
     assert np.array_equal(loaded.pi_g, policy.pi_g) and loaded.pi_g.dtype == np.int32
     assert np.array_equal(loaded.pi_l, policy.pi_l)
     assert loaded.meta == policy.meta and loaded.policy_id == policy.policy_id
@@ -75,6 +76,9 @@ def test_policy_id_ignores_metrics_but_not_arrays_or_identity():
                                                            "config": {"m": 1}})
     assert relabelled.policy_id == policy.policy_id
     assert len(policy.policy_id) == 16
+    for field in ("pi_g", "pi_l", "meta"):  # the id is computed once: nothing it hashes can be rebound
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(policy, field, getattr(relabelled, field))
     pi_g = policy.pi_g.copy()
     pi_g[1, 2] = (pi_g[1, 2] + 1) % policy.sizes[1]
     pi_l = policy.pi_l.copy()
@@ -138,12 +142,27 @@ def test_a_filter_policy_given_its_prediction_model_keeps_it_over_the_games():
     assert np.array_equal(artifact.observer_P, given[0]) and np.array_equal(artifact.observer_mu0, given[1])
 
 
-def test_ranking_scheme_mismatch(tmp_path):
+def test_a_policy_carries_both_prediction_arrays_exactly_when_its_observer_predicts():
+    from altmarl_ros.core.observers import ObserverSpec
+
+    filtering, fresh = tiny_policy(observer=ObserverSpec("filter", 0.5, K)), tiny_policy()
+    P, mu0 = filtering.prediction
+    for policy, given, says in ((fresh, dict(observer_P=P), "has no"), (fresh, dict(observer_mu0=mu0), "has no"),
+                                (fresh, dict(observer_P=P, observer_mu0=mu0), "has no"),
+                                (filtering, dict(observer_P=P), "needs"), (filtering, dict(observer_mu0=mu0), "needs"),
+                                (filtering, {}, "needs")):
+        with pytest.raises(PolicyError, match=rf"^a {policy.observer.name} policy {says} observer_P and observer_mu0"):
+            PolicyArtifact(policy.pi_g, policy.pi_l, policy.meta, **given)
+    assert PolicyArtifact(filtering.pi_g, filtering.pi_l, filtering.meta, observer_P=P, observer_mu0=mu0) == filtering
+
+
+@pytest.mark.parametrize("scheme", ["dense-v0", "colex-combinadic-v0"])  # sorting after and before this one
+def test_ranking_scheme_mismatch(tmp_path, scheme):
     policy = tiny_policy()
     path = tmp_path / "p.npz"
-    meta = {**policy.meta, "ranking_scheme": "dense-v0"}
+    meta = {**policy.meta, "ranking_scheme": scheme}
     save_policy(PolicyArtifact(policy.pi_g, policy.pi_l, meta), path)
-    with pytest.raises(PolicyMismatch, match="ranking scheme 'dense-v0'"):
+    with pytest.raises(PolicyMismatch, match=f"ranking scheme '{scheme}' in the policy, 'colex-combinadic-v1' in"):
         load_policy(path)
 
 
@@ -188,6 +207,13 @@ def test_edited_file_with_bad_contents(tmp_path):
         (lambda g, pl, m: (g, pl, {**m, "k": 2**31}), r"k is 2147483648.*\[1, 2147483647\]"),  # int32's largest
         (lambda g, pl, m: (g, pl, {**m, "sizes": {**m["sizes"], "n_al": 0}}), r"meta sizes is .*integers n_sg, n_ag, "
                                                                               r"n_sl, n_al in \[1, "),
+        (lambda g, pl, m: (g, pl, {**m, "sizes": {key: m["sizes"][key] for key in ("n_sg", "n_ag", "n_sl")}}),
+         r"meta sizes is .*integers n_sg, n_ag, n_sl, n_al in \[1, "),  # a size missing
+        (lambda g, pl, m: (g, pl, {**m, "sizes": {**m["sizes"], "n_x": 1}}), r"meta sizes is .*integers n_sg, n_ag, "
+                                                                            r"n_sl, n_al in \[1, "),  # one too many
+        (lambda g, pl, m: (g, pl, {**m, "scenario": {"name": "ring", "hash": 5}}), r"meta scenario is .*; use None "
+                                                                                  r"or \{'name': \.\.\., 'hash': "),
+        (lambda g, pl, m: (g, pl, {**m, "scenario": "ring"}), r"meta scenario is 'ring'; use None or"),
         (lambda g, pl, m: (g, pl, {**m, "extra": 1}), r"unknown key\(s\) \[extra\]"),
         (lambda g, pl, m: (g, pl, {**m, "metrics": {"x": object()}}), r"not JSON-serialisable"),
     ],
@@ -197,6 +223,17 @@ def test_invalid_artifacts(change, pattern):
     pi_g, pi_l, meta = change(np.array(policy.pi_g), np.array(policy.pi_l), dict(policy.meta))
     with pytest.raises(PolicyError, match=pattern):
         PolicyArtifact(pi_g, pi_l, meta)
+
+
+def test_a_bad_policy_array_names_its_first_bad_entry_in_row_major_order():
+    policy = tiny_policy()
+    pi_g, pi_l = np.array(policy.pi_g), np.array(policy.pi_l)
+    pi_g[0, 2], pi_g[1, 4] = -1, 7
+    with pytest.raises(PolicyError, match=r"^pi_g\[0, 2\]: is -1; global actions are 0\.\.2$"):
+        PolicyArtifact(pi_g, policy.pi_l, policy.meta)
+    pi_l[0, 1, 0], pi_l[2, 0, 1] = np.nan, -0.5
+    with pytest.raises(PolicyError, match=r"^pi_l\[0, 1, 0\]: is nan; probabilities are finite and >= 0$"):
+        PolicyArtifact(policy.pi_g, pi_l, policy.meta)
 
 
 def test_failed_save_never_clobbers_old_file(tmp_path, monkeypatch):
