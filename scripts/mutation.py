@@ -86,7 +86,8 @@ TARGETS = {
     "glearn_draws": Target("altmarl_ros/core/glearn_draws.py", "test/test_glearn.py test/test_glearn_storage.py",
                            WHOLE, 300),
     "glearn_memory": Target("altmarl_ros/core/glearn_memory.py", "test/test_glearn_storage.py", WHOLE, 300),
-    "fused": Target("altmarl_ros/core/fused.py", "test/test_glearn.py test/test_llearn.py", WHOLE, 480),
+    "fused": Target("altmarl_ros/core/fused.py", "test/test_fused.py test/test_glearn.py test/test_llearn.py", WHOLE,
+                    480),
     # the rollout kernel's filter path is tested against the observer's own references in test_observer
     "evaluate": Target("altmarl_ros/core/evaluate.py", "test/test_evaluate.py test/test_observer.py", WHOLE, 600),
     "observer": Target("altmarl_ros/core/observer.py", "test/test_observer.py", WHOLE, 480),
