@@ -4,6 +4,7 @@ and /proc are stubbed, so each case is exact (test_guards checks them against a 
 import math
 import os
 import resource
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,23 @@ def test_array_bytes_is_the_product_of_the_shape_and_the_item_size():
     assert budget.array_bytes((3, 4, 5), 8) == 480.0
     assert budget.array_bytes((), 4) == 4.0
     assert budget.array_bytes((2**40, 2**40), 8) == 2.0**83  # beyond int64, as a float
+
+
+def _kb_lines(text):
+    found = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if rest.split()[1:] == ["kB"]:
+            found[key] = int(rest.split()[0]) * 1024
+    return found
+
+
+def test_the_process_status_is_read_in_bytes():
+    """_proc_status: every "Key: N kB" line of /proc/self/status as N * 1024 bytes, nothing else (the values
+    that did not move between two reads around it compared)."""
+    before = _kb_lines(Path("/proc/self/status").read_text())
+    status = budget._proc_status()
+    after = _kb_lines(Path("/proc/self/status").read_text())
+    assert set(status) == set(before) and "VmSize" in status and "Name" not in status
+    steady = [key for key in before if before[key] == after[key]]
+    assert "VmExe" in steady and all(status[key] == before[key] for key in steady)
