@@ -18,6 +18,7 @@ from altmarl_ros.core.evaluate import (
     EvaluationError,
     baselines,
     check_rollout_size,
+    cumulative,
     lose_replies,
     mean_ci95,
     nash_gap,
@@ -501,11 +502,11 @@ def test_bad_arguments_raise_named_errors(change, error, needle):
 
 
 def test_t_quantile_is_within_its_documented_error_of_the_exact_quantile():
-    """Exact at df 1 and 2 (closed forms); the Cornish-Fisher expansion within 4e-3 at df 3 and 4, 3e-4 from
-    df 5 and 1e-5 from df 10 (the docstring's bounds) of scipy's quantile."""
+    """Exact to rounding at df 1 and 2 (closed forms: a few ulps); the Cornish-Fisher expansion within 4e-3 at
+    df 3 and 4, 3e-4 from df 5 and 1e-5 from df 10 (the docstring's bounds) of scipy's quantile."""
     from scipy.stats import t
 
-    for df, bound in [(1, 1e-12), (2, 1e-12), (3, 4e-3), (4, 4e-3)] + [(df, 3e-4) for df in range(5, 10)] + \
+    for df, bound in [(1, 1e-14), (2, 1e-14), (3, 4e-3), (4, 4e-3)] + [(df, 3e-4) for df in range(5, 10)] + \
             [(df, 1e-5) for df in range(10, 400)]:
         assert abs(t_quantile_975(df) - t.ppf(0.975, df)) < bound, df
 
@@ -537,8 +538,7 @@ def test_the_rollout_memory_counts_every_array_the_rollouts_allocate():
 def test_a_population_step_is_advance_then_a_fresh_subset_on_one_stream():
     """step_population = advance then sample_subset, the stream carried through and written back;
     start_population = the identity order, draw_population, then sample_subset."""
-    from altmarl_ros.core.evaluate import (advance, cumulative, draw_population, sample_subset, start_population,
-                                           step_population)
+    from altmarl_ros.core.evaluate import advance, draw_population, sample_subset, start_population, step_population
 
     rng = np.random.default_rng(12)
     n, n_sl, k = 9, 3, 4
@@ -565,3 +565,13 @@ def test_a_population_step_is_advance_then_a_fresh_subset_on_one_stream():
         for got, ref in ((states, ref_states), (counts, ref_counts), (order, ref_order), (sample, ref_sample)):
             np.testing.assert_array_equal(got, ref)
         assert sample.sum() == k and counts.sum() == n
+
+
+def test_cumulative_rows_end_at_exactly_one():
+    """The last entry is pinned to 1.0 where the sums round below it (ten 0.1s add up to 0.9999999999999999):
+    decision.local_actions counts the entries a uniform in [0, 1) reaches, the last included."""
+    probs = np.full((2, 3, 10), 0.1)
+    assert np.cumsum(probs[0, 0])[-1] < 1.0  # the rounding the pin is for
+    cum = cumulative(probs)
+    assert (cum[..., -1] == 1.0).all()
+    np.testing.assert_array_equal(cum[..., :-1], np.cumsum(probs, axis=-1)[..., :-1])
