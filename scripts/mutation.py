@@ -63,7 +63,10 @@ TARGETS = {
     "atomic": Target("altmarl_ros/core/atomic.py", f"{GUARDS} test/test_policy.py", WHOLE, 240),
     "safe_files": Target("altmarl_ros/core/safe_files.py",
                          f"{GUARDS} test/test_policy.py test/test_model.py test/test_safe_files.py", WHOLE, 240),
-    "budget": Target("altmarl_ros/core/budget.py", f"{GUARDS} test/test_glearn_storage.py", WHOLE, 240),
+    # test_glearn_storage's one test of the budget (check_learning_size under budget.limited), not the whole file
+    # (over a minute per surviving mutant; its other tests give G-LEARN a max_memory, never the budget)
+    "budget": Target("altmarl_ros/core/budget.py", f"test/test_budget.py {GUARDS} "
+                     "test/test_glearn_storage.py::test_the_size_check_budgets_the_plan_not_int32_draws", WHOLE, 240),
     "decision": Target("altmarl_ros/core/decision.py", "test/test_decision.py test/test_node_helpers.py",
                        WHOLE, 240),
     "kinematics": Target("sim/kinematics.py", "test/test_kinematics.py test/test_ring.py", WHOLE, 240),
@@ -93,7 +96,8 @@ TARGETS = {
     "glearn_draws": Target("altmarl_ros/core/glearn_draws.py", "test/test_glearn.py test/test_glearn_storage.py",
                            WHOLE, 300),
     "glearn_memory": Target("altmarl_ros/core/glearn_memory.py", "test/test_glearn_storage.py", WHOLE, 300),
-    "fused": Target("altmarl_ros/core/fused.py", "test/test_glearn.py test/test_llearn.py", WHOLE, 480),
+    "fused": Target("altmarl_ros/core/fused.py", "test/test_fused.py test/test_glearn.py test/test_llearn.py", WHOLE,
+                    480),
     # the rollout kernel's filter path is tested against the observer's own references in test_observer
     "evaluate": Target("altmarl_ros/core/evaluate.py", "test/test_evaluate.py test/test_observer.py", WHOLE, 600),
     "observer": Target("altmarl_ros/core/observer.py", "test/test_observer.py", WHOLE, 480),

@@ -17,9 +17,12 @@ from altmarl_ros.core.evaluate import (
     BASELINES,
     EvaluationError,
     baselines,
+    check_rollout_size,
+    cumulative,
     lose_replies,
     mean_ci95,
     nash_gap,
+    rollout_bytes,
     rollout_streams,
     rollout_welfare,
     t_quantile_975,
@@ -496,3 +499,79 @@ def test_bad_arguments_raise_named_errors(change, error, needle):
         rollout_welfare(game, pi_g, pi_l, change.get("k", 2), n=3, horizon=2,
                         seeds=change.get("seeds", 1), rollouts=2, reply_loss=change.get("reply_loss", 0.0),
                         dirichlet_alpha=change.get("dirichlet_alpha"))
+
+
+def test_t_quantile_is_within_its_documented_error_of_the_exact_quantile():
+    """Exact to rounding at df 1 and 2 (closed forms: a few ulps); the Cornish-Fisher expansion within 4e-3 at
+    df 3 and 4, 3e-4 from df 5 and 1e-5 from df 10 (the docstring's bounds) of scipy's quantile."""
+    from scipy.stats import t
+
+    for df, bound in [(1, 1e-14), (2, 1e-14), (3, 4e-3), (4, 4e-3)] + [(df, 3e-4) for df in range(5, 10)] + \
+            [(df, 1e-5) for df in range(10, 400)]:
+        assert abs(t_quantile_975(df) - t.ppf(0.975, df)) < bound, df
+
+
+def test_rollout_sizes_are_refused_just_past_their_documented_limits():
+    """docs/operations.md: n <= 2^31 - 1 (int32), horizon <= 1,000,000, seeds x rollouts <= 1,000,000."""
+    int32_max = int(np.iinfo(np.int32).max)
+    check_rollout_size(EvaluationError, int32_max, 1_000_000, 1000, 1000)  # each at its limit
+    for sizes, needle in (((int32_max + 1, 1, 1, 1), r"^n: n = 2147483648 is more than 2147483647 \(int32\) agents"),
+                          ((1, 1_000_001, 1, 1), r"^horizon: 1000001 epochs is more than 1000000"),
+                          ((1, 1, 1001, 1000), r"^rollouts: seeds x rollouts = 1001000 is more than 1000000")):
+        with pytest.raises(EvaluationError, match=needle):
+            check_rollout_size(EvaluationError, *sizes)
+
+
+def test_the_rollout_memory_counts_every_array_the_rollouts_allocate():
+    """Per rollout: its xoshiro256+ state (4 uint64), return, error and replies (a float64 each), and its start
+    distribution with its cumulative (S_l float64 each); per rollout running at once (a thread): each agent's
+    state (int32) and slot of the running permutation (int64), docs/operations.md's 12 bytes per agent."""
+    per_agent = np.dtype(np.int32).itemsize + np.dtype(np.int64).itemsize
+    assert per_agent == 12
+    for n, n_sl, seeds, rollouts, threads in ((1, 1, 1, 1, 1), (1000, 3, 15, 50, 2), (7, 5, 2, 3, 4)):
+        per_rollout = 4 * np.dtype(np.uint64).itemsize + 3 * 8 + 2 * n_sl * np.dtype(np.float64).itemsize
+        assert rollout_bytes(n, n_sl, seeds, rollouts, threads) == seeds * rollouts * per_rollout + \
+            n * per_agent * threads
+
+
+@pytest.mark.kernels
+def test_a_population_step_is_advance_then_a_fresh_subset_on_one_stream():
+    """step_population = advance then sample_subset, the stream carried through and written back;
+    start_population = the identity order, draw_population, then sample_subset."""
+    from altmarl_ros.core.evaluate import advance, draw_population, sample_subset, start_population, step_population
+
+    rng = np.random.default_rng(12)
+    n, n_sl, k = 9, 3, 4
+    rows = cumulative(rng.dirichlet(np.ones(n_sl), size=2 * n_sl))  # (state, action) codes
+    cum_g, cum_g0, cum_l0 = cumulative(rng.dirichlet(np.ones(2))), cumulative(np.ones(2) / 2), \
+        cumulative(rng.dirichlet(np.ones(n_sl)))
+    stream = rollout_streams(4, 1)[0].copy()
+    states, counts, order, sample = (np.zeros(n, np.int32), np.zeros(n_sl, np.int64), rng.permutation(n),
+                                     np.zeros(n_sl, np.int64))
+    s_g = start_population(cum_g0, cum_l0, states, counts, order, k, sample, stream)
+    ref_states, ref_counts, ref_order, ref_sample = (np.zeros(n, np.int32), np.zeros(n_sl, np.int64),
+                                                     np.arange(n), np.zeros(n_sl, np.int64))
+    ref_g, *words = draw_population(cum_g0, cum_l0, ref_states, ref_counts, *rollout_streams(4, 1)[0])
+    words = np.array(sample_subset(ref_order, ref_states, k, ref_sample, *np.array(words, np.uint64)), np.uint64)
+    assert s_g == ref_g and list(stream) == list(words)
+    for got, ref in ((states, ref_states), (counts, ref_counts), (order, ref_order), (sample, ref_sample)):
+        np.testing.assert_array_equal(got, ref)
+    for _ in range(3):
+        codes = (2 * states + rng.integers(0, 2, n)).astype(np.int32)
+        s_g = step_population(rows, codes, states, counts, cum_g, order, k, sample, stream)
+        ref_g, *words = advance(rows, codes, ref_states, ref_counts, cum_g, *words)
+        words = np.array(sample_subset(ref_order, ref_states, k, ref_sample, *np.array(words, np.uint64)), np.uint64)
+        assert s_g == ref_g and list(stream) == list(words)
+        for got, ref in ((states, ref_states), (counts, ref_counts), (order, ref_order), (sample, ref_sample)):
+            np.testing.assert_array_equal(got, ref)
+        assert sample.sum() == k and counts.sum() == n
+
+
+def test_cumulative_rows_end_at_exactly_one():
+    """The last entry is pinned to 1.0 where the sums round below it (ten 0.1s add up to 0.9999999999999999):
+    decision.local_actions counts the entries a uniform in [0, 1) reaches, the last included."""
+    probs = np.full((2, 3, 10), 0.1)
+    assert np.cumsum(probs[0, 0])[-1] < 1.0  # the rounding the pin is for
+    cum = cumulative(probs)
+    assert (cum[..., -1] == 1.0).all()
+    np.testing.assert_array_equal(cum[..., :-1], np.cumsum(probs, axis=-1)[..., :-1])

@@ -11,7 +11,7 @@ from altmarl_ros.core.counts import n_count_vectors
 from altmarl_ros.core.evaluate import rollout_welfare
 from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.model import make_game
-from altmarl_ros.core.observer import Observer, propagate, round_counts, scale_counts
+from altmarl_ros.core.observer import Observer, propagate, round_counts, scale_counts, still_model
 from altmarl_ros.core.observers import ObserverError, ObserverSpec, equivalent_samples, fresh
 from altmarl_ros.core.policy import PolicyError, build_policy
 
@@ -185,6 +185,8 @@ def test_rounding_and_scaling_are_largest_remainders_with_ties_to_the_lower_inde
         assert scale_counts(counts, K).tolist() == _largest_remainders(counts.tolist(), K), (counts, K)
         eighths = rng.multinomial(8, np.ones(n) / n)  # dyadic: mu K is exact, remainders tie often
         assert round_counts(eighths / 8, K).tolist() == _largest_remainders(eighths.tolist(), K), (eighths, K)
+        # weights that do not sum to 1: the kernel divides by their total
+        assert round_counts(eighths.astype(float), K).tolist() == _largest_remainders(eighths.tolist(), K)
         mu = rng.dirichlet(np.ones(n))
         assert round_counts(mu, K).tolist() == _largest_remainders(mu.tolist(), K), (mu, K)
 
@@ -270,3 +272,33 @@ def test_an_observer_refuses_counts_and_prediction_models_that_do_not_fit_its_si
                                ((P, np.full(2, 0.5)), r"mu0 has shape \(2,\); expected \(3,\)")):
         with pytest.raises(ObserverError, match=detail):
             deployed_observer(2, 3, 4, spec, prediction)
+
+
+@pytest.mark.kernels
+def test_a_resized_fleet_keeps_the_weight_of_the_robots_that_stayed():
+    """weight * min / max of the fleet sizes, shrinking or growing, from one robot too; unchanged when
+    the size is, and when there was no fleet before (nothing left it: a prior's weight stays)."""
+    P = np.tile(np.eye(3), (2, 1, 1))
+    for before, after, kept in ((100, 50, 0.5), (50, 100, 0.5), (1, 2, 0.5), (3, 1, 1 / 3), (7, 7, 1.0),
+                                (0, 5, 1.0)):
+        observer = Observer(ObserverSpec("filter", 0.5, 10, prior=6.0), P, k=4, mu0=[1.0, 0.0, 0.0])
+        observer.resized(before, after)
+        assert observer.weight == pytest.approx(6.0 * kept), (before, after)
+
+
+@pytest.mark.kernels
+def test_fresh_reads_its_sample_alone_and_decides_nothing_without_one():
+    """The paper's observer: mu = F / m of this decision's sample, the query F scaled to k; an empty
+    sample gives no query and leaves mu as the last sample made it."""
+    observer = Observer(fresh(4), np.tile(np.eye(3), (2, 1, 1)), k=4)
+    assert observer.decide([0, 0, 0]) is None and observer.mu is None
+    assert observer.decide([1, 0, 2]).tolist() == [1, 0, 3]  # 4/3, 0, 8/3 -> 1 + 0, 0, 2 + 1
+    np.testing.assert_array_equal(observer.mu, [1 / 3, 0, 2 / 3])
+    observer.elapsed(1)
+    assert observer.decide([0, 0, 0]) is None
+    np.testing.assert_array_equal(observer.mu, [1 / 3, 0, 2 / 3])
+    assert observer.decide([0, 4, 0]).tolist() == [0, 4, 0] and observer.mu.tolist() == [0, 1, 0]
+
+
+def test_the_still_model_is_the_identity_at_every_global_state():
+    np.testing.assert_array_equal(still_model(2, 3), [np.eye(3), np.eye(3)])

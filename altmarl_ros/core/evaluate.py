@@ -93,7 +93,7 @@ class NashGap:
 
 def t_quantile_975(df: int) -> float:
     """Two-sided 95% Student-t quantile: closed forms for df 1, 2; Cornish-Fisher
-    expansion (Abramowitz & Stegun 26.7.5, error < 4e-3 at df=3, < 1e-4 from df=5) beyond."""
+    expansion (Abramowitz & Stegun 26.7.5, error < 4e-3 at df=3, < 3e-4 from df=5, < 1e-5 from df=10) beyond."""
     if df == 1:
         return math.tan(math.pi * 0.475)
     if df == 2:
