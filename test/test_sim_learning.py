@@ -268,6 +268,24 @@ def test_without_reply_loss_or_state_lead_the_rollouts_are_those_of_before():
 
 
 @pytest.mark.kernels
+@pytest.mark.parametrize("reply_loss", [0.1, 0.9])
+def test_each_sampled_reply_is_lost_with_probability_reply_loss(reply_loss):
+    """Over 4,000 decisions of k = 10 from 50 workers, the replies kept are k (1 - reply_loss) on average
+    (within 5 standard errors of the binomial), the ids a distinct subset of the workers, the zone counts
+    theirs; without loss all k arrive."""
+    from altmarl_sim.rollout import sample_workers
+
+    rng, zones, k, decisions = np.random.default_rng(3), np.arange(50) % 4, 10, 4000
+    kept = 0
+    for _ in range(decisions):
+        ids, counts = sample_workers(zones, k, 4, rng, reply_loss)
+        assert len(set(ids.tolist())) == ids.size <= k and np.array_equal(counts, np.bincount(zones[ids], minlength=4))
+        kept += ids.size
+    trials = k * decisions
+    assert abs(kept - trials * (1 - reply_loss)) <= 5 * np.sqrt(trials * reply_loss * (1 - reply_loss))
+    assert sample_workers(zones, k, 4, rng)[0].size == k
+
+
 def test_rollout_decides_on_the_replies_that_arrive_read_state_lead_steps_early():
     """A fresh rollout with replies lost at p = 0.5 and the states read 6 control steps before each
     epoch's end, checked decision by decision from what on_epoch sees: the ids that answered are distinct;
