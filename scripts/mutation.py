@@ -92,7 +92,8 @@ TARGETS = {
     "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py test/test_llearn_limits.py", WHOLE, 480),
     "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", WHOLE, 600),
     # G-LEARN was one file of 18 sampled mutants until it was split by job (docs/testing.md)
-    "glearn": Target("altmarl_ros/core/glearn.py", "test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),
+    "glearn": Target("altmarl_ros/core/glearn.py",
+                     "test/test_glearn_mutants.py test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),
     "glearn_draws": Target("altmarl_ros/core/glearn_draws.py", "test/test_glearn.py test/test_glearn_storage.py",
                            WHOLE, 300),
     "glearn_memory": Target("altmarl_ros/core/glearn_memory.py", "test/test_glearn_storage.py", WHOLE, 300),
