@@ -7,6 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # The suite exercises the FA learners (JAX), lints (ruff) and runs `sweep --cluster` (dask.distributed).
 ALTMARL_FA=1 ALTMARL_TEST=1 ALTMARL_CLUSTER=1 bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
+. "$ROOT/scripts/process_env.sh"  # OMP_WAIT_POLICY=PASSIVE, bytecode cached
 # numba compiles a kernel on first use and caches it next to its source. On an empty cache every
 # worker would compile the same kernels at once; compile them once here instead, again only after
 # a source change (ALTMARL_WARM_KERNELS=0 skips this).
@@ -18,14 +19,6 @@ if [ "${ALTMARL_WARM_KERNELS:-1}" != 0 ] && [ "$(cat "$STAMP" 2>/dev/null)" != "
   "$ROOT/.venv/bin/python" test/_warm_kernels.py
   mkdir -p "$ROOT/build" && echo "$KEY" > "$STAMP"
 fi
-# numba's parallel kernels run on GNU OpenMP here, whose idle threads spin before they sleep: with 4 workers and
-# their node processes on 2 cores, spinning was 30% of the G-LEARN and sweep tests' CPU (54 -> 38 CPU-s, 31 -> 22 s wall
-# for test_sweep, test_alternating, test_glearn*). PASSIVE: idle threads sleep at once.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-# Python may cache compiled bytecode (.pyc) in the venv and the checkout even where PYTHONDONTWRITEBYTECODE is set:
-# pip installs without it, so every process (each node a test or the demo starts) recompiled numba's, numpy's and
-# rclpy's sources: 1.4 CPU-s to import the coordinator's module instead of 0.56 (docs/testing.md).
-unset PYTHONDONTWRITEBYTECODE
 # JAX's compiled steps (the FA learners' tests) are kept beside numba's: the second run skips compiling.
 export ALTMARL_JAX_CACHE="${ALTMARL_JAX_CACHE-$ROOT/build/jax-cache}"
 exec "$ROOT/.venv/bin/python" -m pytest -n "${ALTMARL_TEST_WORKERS:-4}" --dist loadgroup "$@"

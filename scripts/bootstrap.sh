@@ -86,8 +86,8 @@ if ! fresh numba-warm "$WARM_KEY" \
            2>/dev/null)" = "$ROOT" ]; then
   step "compiling the numba kernels of a first run, in the background"
   mkdir -p "$BUILD"
-  (cd "$BUILD" && unset PYTHONDONTWRITEBYTECODE && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
-     exec "$VPY" -m altmarl_ros.warm_up) > "$BUILD/warm-up.log" 2>&1 & WARM_PID=$!
+  (cd "$BUILD" && . "$ROOT/scripts/process_env.sh" && exec "$VPY" -m altmarl_ros.warm_up) \
+    > "$BUILD/warm-up.log" 2>&1 & WARM_PID=$!
   trap '[ -n "$WARM_PID" ] && kill "$WARM_PID" 2>/dev/null || true' EXIT  # set-up stopped: so is the warm-up
 fi
 
