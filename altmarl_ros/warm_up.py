@@ -33,19 +33,27 @@ def warm_up_training(out: Path) -> Path:
     return out
 
 
-def main() -> int:
+@contextlib.contextmanager
+def scratch_directory():
+    """A temporary working directory (the commands write runs/ under the current one), left before it goes:
+    numba reads the working directory when it compiles."""
     import os
     import tempfile
 
-    from altmarl_ros.nodes._kernels import warm_up_kernels
-
     home = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="altmarl-warm-") as root:
-        os.chdir(root)  # train --scenario keeps its estimated model under ./runs: not the user's
+        os.chdir(root)
         try:
-            warm_up_training(Path(root) / "policy.npz")
+            yield Path(root)
         finally:
-            os.chdir(home)  # numba reads the working directory when it compiles
+            os.chdir(home)
+
+
+def main() -> int:
+    from altmarl_ros.nodes._kernels import warm_up_kernels
+
+    with scratch_directory() as root:
+        warm_up_training(root / "policy.npz")
     warm_up_kernels()
     return 0
 

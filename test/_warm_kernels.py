@@ -6,35 +6,30 @@ same time. Run first (test.sh does), this compiles each once through the README'
 on tiny inputs, and everything after loads the cache; on a warm cache it only loads (a few s).
 Nothing here checks results: the tests do.
 """
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _tiny_model import save_tiny_model  # noqa: E402
 from altmarl_ros.supervisor import warm_up_kernels  # noqa: E402
-from altmarl_ros.warm_up import run_quietly, warm_up_training  # noqa: E402
+from altmarl_ros.warm_up import run_quietly, scratch_directory, warm_up_training  # noqa: E402
 
 SMALL_EVALUATION = ["--n", "10", "--horizon", "3", "--seeds", "1", "--rollouts", "2", "--quiet"]
 SMALL_SELECTION = ["--select-n", "10", "--select-rollouts", "2"]
 
 
 def warm_up():
-    home = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="altmarl-warm-") as root:
-        os.chdir(root)  # the commands write runs/ under the current directory
-        model = str(save_tiny_model(Path(root) / "tiny.yaml"))
+    with scratch_directory() as root:
+        model = str(save_tiny_model(root / "tiny.yaml"))
         run_quietly("train", "--model", model, "--out", "tiny.npz", "--k", "2", "--m", "5", "--rounds", "2",
-             *SMALL_SELECTION, "--quiet")
+                    *SMALL_SELECTION, "--quiet")
         run_quietly("evaluate", "--model", model, "--policy", "tiny.npz", "--m", "5", *SMALL_EVALUATION)
-        policy = str(warm_up_training(Path(root) / "ring.npz"))  # what scripts/bootstrap.sh warms as well
+        policy = str(warm_up_training(root / "ring.npz"))  # what scripts/bootstrap.sh warms as well
         run_quietly("evaluate", "--scenario", "warehouse_ring", "--policy", policy, *SMALL_EVALUATION)
         run_quietly("render", "--scenario", "warehouse_ring", "--policy", policy, "--n", "5", "--epochs", "1",
-             "--out", "fleet.png")
+                    "--out", "fleet.png")
         warm_up_kernels()  # what the ROS nodes call
-        os.chdir(home)
     _warm_up_the_rest()
 
 
