@@ -14,12 +14,17 @@ import pytest
 from altmarl_ros.cli import build_parser
 
 
-def _numeric_flags():
-    """(command, option, type) for every flag whose type is a range-checked integer or number."""
+def _command_actions():
+    """(command, option or positional name, argparse action) for every argument of every `altmarl` command."""
     parser = build_parser()
     commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    return [(name, action.option_strings[-1] if action.option_strings else action.dest, action.type)
-            for name, command in sorted(commands.choices.items()) for action in command._actions
+    return [(name, action.option_strings[-1] if action.option_strings else action.dest, action)
+            for name, command in sorted(commands.choices.items()) for action in command._actions]
+
+
+def _numeric_flags():
+    """(command, option, type) for every flag whose type is a range-checked integer or number."""
+    return [(name, option, action.type) for name, option, action in _command_actions()
             if hasattr(action.type, "bounds")]
 
 
@@ -61,12 +66,9 @@ def test_no_numeric_flag_escapes_the_range_types():
 
     from altmarl_ros.commands._flags import memory_size, work_duration
 
-    parser = build_parser()
-    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-    for name, command in commands.choices.items():
-        for action in command._actions:
-            assert action.type in (None, Path, memory_size, work_duration) or hasattr(action.type, "bounds"), \
-                f"{name} {action.option_strings}: type {action.type!r} has no range check (use _flags.count/real)"
+    for name, option, action in _command_actions():
+        assert action.type in (None, Path, memory_size, work_duration) or hasattr(action.type, "bounds"), \
+            f"{name} {option}: type {action.type!r} has no range check (use _flags.count/real)"
 
 
 @pytest.mark.parametrize("command, option, parse", FLAGS, ids=[f"{c} {o}" for c, o, _ in FLAGS])
