@@ -104,9 +104,11 @@ TARGETS = {
     "observer": Target("altmarl_ros/core/observer.py", "test/test_observer.py", WHOLE, 480),
     "observer_training": Target("altmarl_ros/core/observer_training.py", "test/test_observer_training.py",
                                 14, 480),
-    # every test file that imports the module (its FA, twin and loader functions are tested beside the nodes)
-    "rollout": Target("sim/rollout.py", "test/test_sim_learning.py test/test_decision.py test/test_pettingzoo.py "
-                      "test/test_continuous_ring.py test/test_continuous_ring_nodes.py", WHOLE, 480),
+    # every test file that imports the module (its FA, twin and loader functions are tested beside the nodes), the
+    # seconds-long test_rollout_budget first
+    "rollout": Target("sim/rollout.py", "test/test_rollout_budget.py test/test_sim_learning.py test/test_decision.py "
+                      "test/test_pettingzoo.py test/test_continuous_ring.py test/test_continuous_ring_nodes.py", WHOLE,
+                      480),
 }
 
 # Dropped operators, and why: bitwise, shift, power and modulo stand-ins for float

@@ -46,7 +46,10 @@ from altmarl_sim.fleet import BYTES_PER_ROBOT, FleetSim, check_lead
 from altmarl_sim.sampler import SamplerError
 from altmarl_sim.scenario import Scenario
 
-EPISODE_BYTES_PER_ROBOT = 16  # run_episode, per robot and action (+2): the uniforms, thresholds and flags
+# run_episode's arrays per robot (draw_local_actions): its uniform (float64), its action (int64) and a threshold
+# (float64) per local action, n_al + 2 entries of 8 bytes, and a flag (bool) per local action; 16 bytes an entry,
+# twice the 8 as BYTES_PER_ROBOT doubles the fleet's arrays, covers the flags and numpy's temporaries
+EPISODE_BYTES_PER_ROBOT = 16
 
 
 class RolloutError(SamplerError):
@@ -214,7 +217,7 @@ def fa_sim_rollout_welfare(scenario: Scenario, decider, n: int = 1000, horizon: 
     meta = decider.policy.meta  # the local network's float64 activations, every worker at once
     activations = 8 * (meta["inputs"]["local"] + sum(meta["hidden"]) + meta["n_al"])
     budget.require(f"simulator rollouts of n = {n} robots", (n + 1) * (BYTES_PER_ROBOT + activations)
-                   + 16.0 * seeds * rollouts, "use a smaller --n")
+                   + 8.0 * seeds * rollouts, "use a smaller --n")  # the returns (float64)
     returns = np.empty((seeds, rollouts))
     start = time.perf_counter()
     for s, r, sim, rng in _episodes(scenario, n, seeds, rollouts, seed, fleet, progress):
@@ -250,7 +253,7 @@ def sim_rollout_welfare(scenario: Scenario, pi_g, pi_l, k: int, n: int = 1000, h
     pi_g, pi_l = check_policy(scenario, pi_g, pi_l, k, observer, prediction)
     budget.require(f"simulator rollouts of n = {n} robots", (n + 1) * (BYTES_PER_ROBOT + EPISODE_BYTES_PER_ROBOT
                                                                         * (scenario.sizes[3] + 2))
-                   + 16.0 * seeds * rollouts, "use a smaller --n")
+                   + 24.0 * seeds * rollouts, "use a smaller --n")  # returns, errors, replies (float64)
     running = None if pi_g is None else running_observer(scenario, k, observer, prediction)
     returns = np.empty((seeds, rollouts))
     errors = np.full((seeds, rollouts), np.nan)  # mean TV error of each rollout's estimates
