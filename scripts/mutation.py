@@ -5,7 +5,7 @@
     bash scripts/mutation.sh glearn --shard 2/4   # the second of four disjoint quarters of glearn's mutants
     bash scripts/mutation.sh evaluate --sample 60 # a seeded sample of 60 instead of the whole module
     bash scripts/mutation.sh observer --cold      # every mutant on an empty numba cache (to time the warm one)
-    bash scripts/mutation.sh atomic --survivors   # only the previous run's survivors (after new tests)
+    bash scripts/mutation.sh atomic --survivors   # only the previous run's survivors and timeouts (after new tests)
     bash scripts/mutation.sh --list               # the table below
 
 For each module: cosmic-ray lists every one-token mutant of the module (or of the
@@ -17,8 +17,10 @@ once on the unmutated sources, warming a numba cache (and showing they pass);
 the cache entries the module's mutants can make stale (its own kernels and those
 of every file importing it, transitively: scripts/mutant_cache.py) are then
 deleted, and cosmic-ray runs the tests once per mutant from a copy of what is left
-(`scripts/mutant_tests.sh`: pytest -x). Sessions, the cache and a survivors' report
-go to build/mutation/<name>[.shard-i-of-N].*. Runs in .venv-mutation (cosmic-ray,
+(`scripts/mutant_tests.sh`: pytest -x). A mutant gets the target's timeout or three times the
+unmutated run, whichever is longer (that run is timed under the same load); a mutant that still times out
+counts as killed but is listed apart, and `--survivors` runs it again (on a busy machine a slow survivor
+can time out). Sessions, the cache and a survivors' report go to build/mutation/<name>[.shard-i-of-N].*. Runs in .venv-mutation (cosmic-ray,
 pinned in requirements-mutation.txt); the tests themselves run in the project's
 venv (ALTMARL_VENV, default .venv).
 """
@@ -49,7 +51,7 @@ class Target:
     path: str
     tests: str  # pytest arguments: the tests that exercise the module (a few seconds a run)
     budget: int | None  # mutants sampled (one pytest run each), or WHOLE
-    timeout: float  # s per mutant; a mutant that hangs past it counts as killed
+    timeout: float  # s per mutant at least (3x the unmutated run if longer); a mutant that hangs past it counts as killed
     functions: tuple = ()  # only mutate inside these functions, classes or Class.method (all when empty)
 
 
@@ -128,12 +130,16 @@ EXCLUDED_OPERATORS = (
 )
 
 
-def _config(stem: str, target: Target, template: Path) -> Path:
+TIMEOUT_FACTOR = 3  # a mutant's timeout in unmutated runs (those recompile what a mutant recompiles)
+TIMED_OUT = "timeout"  # cosmic-ray's output for a mutant killed by its timeout
+
+
+def _config(stem: str, target: Target, template: Path, unmutated_seconds: float) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     config = OUT / f"{stem}.toml"
     config.write_text(f"""[cosmic-ray]
 module-path = "{target.path}"
-timeout = {target.timeout}
+timeout = {max(target.timeout, TIMEOUT_FACTOR * unmutated_seconds):.0f}
 excluded-modules = []
 test-command = "bash scripts/mutant_tests.sh {template} {target.tests}"
 
@@ -159,9 +165,13 @@ def _line_ranges(path: Path, names) -> list:
     return [(found[name].lineno, found[name].end_lineno) for name in names]
 
 
+def _timed_out(result) -> bool:
+    return (result.output or "").strip() == TIMED_OUT
+
+
 def _survived(session: Path) -> set:
-    """(operator, occurrence) of each mutant that survived in a session: the same mutant in a new session
-    of the same source."""
+    """(operator, occurrence) of each mutant that survived or timed out in a session: the same mutant in a
+    new session of the same source."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome
 
@@ -169,7 +179,8 @@ def _survived(session: Path) -> set:
         sys.exit(f"mutation: no earlier run in {session} to take the survivors of")
     with use_db(str(session), WorkDB.Mode.open) as db:
         return {(item.mutations[0].operator_name, item.mutations[0].occurrence)
-                for item, result in db.completed_work_items if result.test_outcome == TestOutcome.SURVIVED}
+                for item, result in db.completed_work_items
+                if result.test_outcome == TestOutcome.SURVIVED or _timed_out(result)}
 
 
 def _select(session: Path, target: Target, shard: tuple, sample, only=None) -> tuple:
@@ -200,48 +211,55 @@ def _select(session: Path, target: Target, shard: tuple, sample, only=None) -> t
     return len(items), len(kept), len(chosen)
 
 
-def _warm_cache(stem: str, target: Target, cold: bool) -> Path:
+def _warm_cache(stem: str, target: Target, cold: bool) -> tuple:
     """A numba cache for the mutants to start from: warmed by the tests on the unmutated sources,
-    less the entries the module's mutants can make stale; empty with `cold`."""
+    less the entries the module's mutants can make stale; empty with `cold`. (cache, the unmutated run's s)"""
     template = OUT / f"{stem}.numba-cache"
     shutil.rmtree(template, ignore_errors=True)
     template.mkdir(parents=True)
     if cold:
-        return template
+        return template, 0.0
     started = time.perf_counter()
     warm = subprocess.run(["bash", "scripts/mutant_tests.sh", str(template), *shlex.split(target.tests)], cwd=ROOT,
                           env={**os.environ, "MUTANT_WARM_IN_PLACE": "1"})
+    seconds = time.perf_counter() - started
     if warm.returncode != 0:
         sys.exit(f"mutation: the tests of {stem} fail on the unmutated sources: {target.tests}")
     entries = sum(1 for _ in template.rglob("*.nbi"))
     subprocess.run([str(PYTHON), "scripts/mutant_cache.py", str(template), target.path], cwd=ROOT, check=True)
-    print(f"mutation {stem}: unmutated run {time.perf_counter() - started:.1f} s; {entries} kernels cached, "
+    print(f"mutation {stem}: unmutated run {seconds:.1f} s; {entries} kernels cached, "
           f"{sum(1 for _ in template.rglob('*.nbi'))} kept for the mutants", flush=True)
-    return template
+    return template, seconds
 
 
 def _summary(stem: str, session: Path, sizes: tuple, seconds: float) -> str:
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
-    survivors, killed, other = [], 0, 0
+    survivors, timed_out, killed, other = [], [], 0, 0
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, result in db.completed_work_items:
             if result.worker_outcome == WorkerOutcome.SKIPPED:
                 continue
+            mutation = item.mutations[0]
+            listed = f"--- {item.job_id} {mutation.operator_name} line {mutation.start_pos[0]}\n{result.diff}"
             if result.test_outcome == TestOutcome.SURVIVED:
-                mutation = item.mutations[0]
-                survivors.append(f"--- {item.job_id} {mutation.operator_name} line {mutation.start_pos[0]}\n"
-                                 f"{result.diff}")
+                survivors.append(listed)
             elif result.test_outcome == TestOutcome.KILLED:
                 killed += 1
+                if _timed_out(result):
+                    timed_out.append(listed)
             else:
                 other += 1
     total, kept, ran = sizes
     line = (f"{stem}: {total} mutants, {kept} after operator/function filters, {ran} run: "
-            f"{killed} killed, {len(survivors)} survived, {other} incompetent; "
+            f"{killed} killed ({len(timed_out)} by the timeout), {len(survivors)} survived, {other} incompetent; "
             f"{seconds:.0f} s, {seconds / max(ran, 1):.1f} s per mutant")
-    (OUT / f"{stem}.survivors.txt").write_text(line + "\n\n" + "\n".join(survivors))
+    report = line + "\n\n" + "\n".join(survivors)
+    if timed_out:
+        report += ("\n\nTimed out (counted as killed; a hang, or a survivor slowed by the load: --survivors "
+                   "runs them again):\n\n" + "\n".join(timed_out))
+    (OUT / f"{stem}.survivors.txt").write_text(report)
     return line
 
 
@@ -249,8 +267,8 @@ def run(name: str, shard: tuple, cold: bool, sample, survivors: bool) -> str:
     target = TARGETS[name]
     stem = name + (f".sample-{sample}" if sample else "") + \
         (f".shard-{shard[0]}-of-{shard[1]}" if shard != (1, 1) else "")
-    template = _warm_cache(stem, target, cold)
-    config = _config(stem, target, template)
+    template, unmutated_seconds = _warm_cache(stem, target, cold)
+    config = _config(stem, target, template, unmutated_seconds)
     session = OUT / f"{stem}.sqlite"
     only = _survived(session) if survivors else None
     session.unlink(missing_ok=True)
