@@ -204,10 +204,11 @@ def test_dirichlet_initial_states_match_exact_value():
 
 
 def test_the_shared_driver_loses_no_reply_by_default():
-    """_estimate without `reply_loss` (how the blind baselines call it) loses nothing (module
-    docstring: default 0): every decision hears all k replies, and the rollouts are rollout_welfare's
-    at reply_loss 0. A filter with a prior never waits for a first reply, so a default that lost
-    replies fails here at once; the uniform_random baseline below would wait forever at 1.0."""
+    """_estimate without `reply_loss` (how baselines scores a uniformly random a_g) loses nothing
+    (module docstring: default 0): every decision hears all k replies, and the rollouts are
+    rollout_welfare's at reply_loss 0. A filter with a prior never waits for a first reply, so a
+    default that lost replies fails here at once; the uniform_random baseline below would wait
+    forever at 1.0."""
     rng = np.random.default_rng(5)
     game = _random_game(rng)
     k, args = 2, dict(n=4, horizon=3, seeds=1, rollouts=20, seed=4)
