@@ -16,6 +16,7 @@ from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.evaluate import (
     BASELINES,
     EvaluationError,
+    _estimate,
     baselines,
     check_rollout_size,
     cumulative,
@@ -27,6 +28,7 @@ from altmarl_ros.core.evaluate import (
     rollout_welfare,
     t_quantile_975,
 )
+from altmarl_ros.core.fused import fold_local_policy
 from altmarl_ros.core.glearn import g_learn, global_best_response_gain
 from altmarl_ros.core.llearn import l_learn, local_best_response_gain
 from altmarl_ros.core.model import make_game
@@ -199,6 +201,25 @@ def test_dirichlet_initial_states_match_exact_value():
     est = rollout_welfare(game, pi_g, pi_l, k, n=n, horizon=5, seeds=4, rollouts=20000, seed=2,
                           dirichlet_alpha=alpha)
     assert abs(est.mean - exact) <= 2 * est.ci95, (est.mean, exact, est.ci95)
+
+
+def test_the_shared_driver_loses_no_reply_by_default():
+    """_estimate without `reply_loss` (how baselines scores a uniformly random a_g) loses nothing
+    (module docstring: default 0): every decision hears all k replies, and the rollouts are
+    rollout_welfare's at reply_loss 0. A filter with a prior never waits for a first reply, so a
+    default that lost replies fails here at once; the uniform_random baseline below would wait
+    forever at 1.0."""
+    rng = np.random.default_rng(5)
+    game = _random_game(rng)
+    k, args = 2, dict(n=4, horizon=3, seeds=1, rollouts=20, seed=4)
+    pi_g, pi_l = _random_policies(rng, game, k)
+    observer = ObserverSpec("filter", 0.5, k, prior=2.0)
+    P_fused, r_fused = fold_local_policy(game, pi_l)
+    est = _estimate(game, pi_g, P_fused, r_fused, game.P_g, game.r_g, k, args["n"], args["horizon"],
+                    args["seeds"], args["rollouts"], args["seed"], None, observer)
+    assert est.replies == k
+    explicit = rollout_welfare(game, pi_g, pi_l, k, observer=observer, reply_loss=0.0, **args)
+    assert np.array_equal(est.returns, explicit.returns)
 
 
 def test_uniform_random_baseline_matches_exact_value():
