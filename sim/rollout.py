@@ -175,11 +175,12 @@ def run_episode(sim: FleetSim, pi_g, pi_l, k: int, horizon: int, rng: np.random.
 
 
 def _episodes(scenario: Scenario, n: int, seeds: int, rollouts: int, seed: int, fleet, progress):
-    """(s, r, simulator, generator) of rollout r of seed s: SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r];
-    `progress(done, total)` once the caller is done with each."""
-    for s, seed_seq in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
-        for r, stream in enumerate(seed_seq.spawn(rollouts)):
-            sim, rng = episode_start(scenario, n, stream, fleet)
+    """(s, r, simulator, generator) of rollout r of seed s: SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r],
+    which is SeedSequence(seed, spawn_key=(s, r)), made when its turn comes (lists of them held ~470 bytes a seed
+    or rollout that the budget does not count); `progress(done, total)` once the caller is done with each."""
+    for s in range(seeds):
+        for r in range(rollouts):
+            sim, rng = episode_start(scenario, n, np.random.SeedSequence(seed, spawn_key=(s, r)), fleet)
             yield s, r, sim, rng
             if progress is not None:
                 progress(s * rollouts + r + 1, seeds * rollouts)

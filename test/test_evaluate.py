@@ -6,6 +6,7 @@ discounted expected rewards over the horizon.
 """
 import itertools
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -554,6 +555,33 @@ def test_the_rollout_memory_counts_every_array_the_rollouts_allocate():
         assert rollout_bytes(n, n_sl, seeds, rollouts, threads) == seeds * rollouts * per_rollout + \
             n * per_agent * threads
 
+
+
+def test_seed_streams_are_the_documented_spawn_tree_and_hold_only_what_the_budget_counts():
+    """Seed s's rollouts run on SeedSequence(seed).spawn(seeds)[s].spawn(2): the first child's words are their
+    xoshiro states, the second's Generator draws their Dirichlet start distributions (built here the long way).
+    And a million seeds are accepted: what the streams hold per rollout is within rollout_bytes' per-rollout
+    count (traced: 10x the seeds, no SeedSequence or Generator kept per seed; ~1 KB a seed before)."""
+    from altmarl_ros.core.evaluate import _rng_streams
+
+    alpha = np.array([0.3, 0.3, 0.3])
+    states, init_l = _rng_streams(6, 3, 4, alpha)
+    for s, child in enumerate(np.random.SeedSequence(6).spawn(3)):
+        stream, init = child.spawn(2)
+        np.testing.assert_array_equal(states[4 * s:4 * s + 4], stream.generate_state(16, np.uint64).reshape(4, 4))
+        np.testing.assert_array_equal(init_l[4 * s:4 * s + 4], np.random.default_rng(init).dirichlet(alpha, 4))
+    assert _rng_streams(6, 3, 4)[1] is None
+
+    def peak(seeds):
+        tracemalloc.start()
+        try:
+            _rng_streams(0, seeds, 1, alpha)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    small, large = peak(2_000), peak(20_000)
+    per_rollout = rollout_bytes(0, len(alpha), 1, 1, 1)
+    assert large - small <= 18_000 * per_rollout, (small, large, per_rollout)
 
 @pytest.mark.kernels
 def test_a_population_step_is_advance_then_a_fresh_subset_on_one_stream():

@@ -321,21 +321,26 @@ def check_policy_arrays(game, pi_g, pi_l, k: int, observer: ObserverSpec | None 
     return artifact.pi_g, artifact.pi_l
 
 
-def _rng_streams(seed: int, seeds: int, rollouts: int) -> tuple[np.ndarray, list]:
-    """One xoshiro256+ state per rollout and one numpy Generator per seed (initial states).
+def _rng_streams(seed: int, seeds: int, rollouts: int, alpha=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One xoshiro256+ state per rollout and, given a Dirichlet `alpha` [S_l], each rollout's initial local
+    distribution (float64 [seeds * rollouts, S_l]; None without).
 
     Seed s's streams come only from SeedSequence(seed).spawn(seeds)[s], so adding
-    seeds or rollouts never changes the earlier ones' first draws.
+    seeds or rollouts never changes the earlier ones' first draws. That child is
+    SeedSequence(seed, spawn_key=(s,)), made when its turn comes: a list of every
+    seed's SeedSequence and Generator held about 1 KB a seed that rollout_bytes
+    does not count (1 GB at a million seeds).
     """
     states = np.empty((seeds, rollouts, 4), np.uint64)
-    init_rngs = []
-    for s, child in enumerate(np.random.SeedSequence(seed).spawn(seeds)):
-        stream_ss, init_ss = child.spawn(2)
+    init_l = None if alpha is None else np.empty((seeds, rollouts, len(alpha)))
+    for s in range(seeds):
+        stream_ss, init_ss = np.random.SeedSequence(seed, spawn_key=(s,)).spawn(2)
         states[s] = stream_ss.generate_state(4 * rollouts, np.uint64).reshape(rollouts, 4)
-        init_rngs.append(np.random.default_rng(init_ss))
+        if init_l is not None:
+            init_l[s] = np.random.default_rng(init_ss).dirichlet(alpha, size=rollouts)
     zero = ~states.any(axis=-1)  # xoshiro's one forbidden state; astronomically unlikely
     states[zero, 0] = 1
-    return states.reshape(seeds * rollouts, 4), init_rngs
+    return states.reshape(seeds * rollouts, 4), None if init_l is None else init_l.reshape(seeds * rollouts, -1)
 
 
 def rollout_streams(seed: int, rollouts: int) -> np.ndarray:
@@ -354,12 +359,10 @@ def _estimate(game, pi_g, P_fused, r_fused, P_g, r_g, k, n, horizon, seeds, roll
     observer = fresh(k) if observer is None else observer
     if P_observer is None:
         P_observer = P_fused if observer.kind.predicts else still_model(game.n_sg, game.n_sl)
-    rng_state, init_rngs = _rng_streams(seed, seeds, rollouts)
-    if dirichlet_alpha is None:
+    alpha = None if dirichlet_alpha is None else np.full(game.n_sl, float(dirichlet_alpha))
+    rng_state, init_l = _rng_streams(seed, seeds, rollouts, alpha)
+    if init_l is None:
         init_l = np.broadcast_to(game.mu0_l, (seeds * rollouts, game.n_sl))
-    else:
-        alpha = np.full(game.n_sl, float(dirichlet_alpha))
-        init_l = np.concatenate([g.dirichlet(alpha, size=rollouts) for g in init_rngs])
     pi_g = pi_g.view()
     pi_g.flags.writeable = False  # one compiled signature whether or not the caller's copy is read-only
     errors, replies = np.empty(seeds * rollouts), np.empty(seeds * rollouts)
