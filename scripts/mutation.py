@@ -6,6 +6,7 @@
     bash scripts/mutation.sh evaluate --sample 60 # a seeded sample of 60 instead of the whole module
     bash scripts/mutation.sh observer --cold      # every mutant on an empty numba cache (to time the warm one)
     bash scripts/mutation.sh atomic --survivors   # only the previous run's survivors and timeouts (after new tests)
+    bash scripts/mutation.sh evaluate --functions _rng_streams  # every mutant of these functions (after an edit)
     bash scripts/mutation.sh --list               # the table below
 
 For each module: cosmic-ray lists every one-token mutant of the module (or of the
@@ -36,7 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +162,8 @@ def _line_ranges(path: Path, names) -> list:
                     found[f"{node.name}.{inner.name}"] = inner
     missing = set(names) - set(found)
     if missing:
-        sys.exit(f"mutation: {path} has no {sorted(missing)}; fix TARGETS in {__file__}")
+        sys.exit(f"mutation: {path} has no function or method {sorted(missing)}: check --functions, or TARGETS in "
+                 f"{__file__}")
     return [(found[name].lineno, found[name].end_lineno) for name in names]
 
 
@@ -263,10 +265,13 @@ def _summary(stem: str, session: Path, sizes: tuple, seconds: float) -> str:
     return line
 
 
-def run(name: str, shard: tuple, cold: bool, sample, survivors: bool) -> str:
+def run(name: str, shard: tuple, cold: bool, sample, survivors: bool, functions: tuple = ()) -> str:
     target = TARGETS[name]
+    if functions:
+        target = replace(target, budget=WHOLE, functions=functions)
     stem = name + (f".sample-{sample}" if sample else "") + \
-        (f".shard-{shard[0]}-of-{shard[1]}" if shard != (1, 1) else "")
+        (f".shard-{shard[0]}-of-{shard[1]}" if shard != (1, 1) else "") + \
+        (f".only-{'-'.join(functions)}" if functions else "")
     template, unmutated_seconds = _warm_cache(stem, target, cold)
     config = _config(stem, target, template, unmutated_seconds)
     session = OUT / f"{stem}.sqlite"
@@ -294,7 +299,10 @@ def main(argv) -> int:
     parser.add_argument("--shard", type=_shard, default=(1, 1), help="i/N: every N-th mutant, from the i-th")
     parser.add_argument("--sample", type=int, help="a seeded sample of this many mutants (instead of the budget)")
     parser.add_argument("--cold", action="store_true", help="start every mutant on an empty numba cache")
-    parser.add_argument("--survivors", action="store_true", help="only the mutants the previous run left alive")
+    parser.add_argument("--survivors", action="store_true",
+                        help="only the mutants the previous run left alive or timed out")
+    parser.add_argument("--functions", type=lambda text: tuple(text.split(",")), default=(),
+                        help="NAME[,NAME...]: every mutant inside these functions or Class.method (one module)")
     parser.add_argument("--list", action="store_true", help="the modules, their tests and budgets")
     args = parser.parse_args(argv)
     if args.list:
@@ -313,7 +321,11 @@ def main(argv) -> int:
         print(f"mutation: commit or stash your changes to the sources first (mutants are written in place):\n{dirty}",
               file=sys.stderr)
         return 2
-    lines = [run(name, args.shard, args.cold, args.sample, args.survivors) for name in (args.modules or TARGETS)]
+    if args.functions and len(args.modules) != 1:
+        print("mutation: --functions names functions of one module: name that module", file=sys.stderr)
+        return 2
+    lines = [run(name, args.shard, args.cold, args.sample, args.survivors, args.functions)
+             for name in (args.modules or TARGETS)]
     print("\n".join(lines))
     return 0
 
