@@ -82,7 +82,7 @@ fi
 WARM_KEY="$(echo "$SRC_KEY $ROOT" | sha256sum | cut -c1-16)"
 WARM_PID=""
 if ! fresh numba-warm "$WARM_KEY" \
-    && [ "$("$VPY" -c 'import altmarl_ros, os; print(os.path.dirname(os.path.dirname(altmarl_ros.__file__)))' \
+    && [ "$("$VPY" -P -c 'import altmarl_ros, os; print(os.path.dirname(os.path.dirname(altmarl_ros.__file__)))' \
            2>/dev/null)" = "$ROOT" ]; then
   step "compiling the numba kernels of a first run, in the background"
   mkdir -p "$BUILD"
