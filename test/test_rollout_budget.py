@@ -187,8 +187,9 @@ def test_a_twin_of_fleet_seed_0_is_that_fleet_and_a_negative_seed_is_refused():
 
 def test_rollout_r_of_seed_s_runs_on_its_spawned_stream_and_the_streams_take_no_memory_per_rollout():
     """Rollout r of seed s starts from SeedSequence(seed).spawn(seeds)[s].spawn(rollouts)[r] (the module's
-    documented tree, built here the long way), and going through 10x the rollouts holds no more memory: the
-    budget counts 24 bytes a rollout, not the ~470 of a SeedSequence kept for each."""
+    documented tree, built here the long way), progress counts the rollouts done of seeds x rollouts, and going
+    through 10x the rollouts holds no more memory: the budget counts 24 bytes a rollout, not the ~470 of a
+    SeedSequence kept for each."""
     from altmarl_sim.rollout import _episodes
 
     class Seeds:  # a fleet that only records the seed it is built with
@@ -197,11 +198,13 @@ def test_rollout_r_of_seed_s_runs_on_its_spawned_stream_and_the_streams_take_no_
 
     tree = [(s, r, stream) for s, seed_seq in enumerate(np.random.SeedSequence(5).spawn(3))
             for r, stream in enumerate(seed_seq.spawn(4))]
-    for (s, r, sim, rng), (ref_s, ref_r, stream) in zip(_episodes(SCENARIO, 2, 3, 4, 5, Seeds, None), tree,
-                                                         strict=True):
-        assert (s, r) == (ref_s, ref_r)
+    reported = []  # progress(done, total), once the caller is done with each rollout
+    episodes = _episodes(SCENARIO, 2, 3, 4, 5, Seeds, lambda done, total: reported.append((done, total)))
+    for before, ((s, r, sim, rng), (ref_s, ref_r, stream)) in enumerate(zip(episodes, tree, strict=True)):
+        assert (s, r) == (ref_s, ref_r) and len(reported) == before
         assert sim.seed == int(stream.generate_state(1, np.uint64)[0] >> np.uint64(1))
         np.testing.assert_array_equal(rng.random(4), np.random.default_rng(stream).random(4))
+    assert reported == [(done, 12) for done in range(1, 13)]
 
     def peak(rollouts):
         return _traced_peak(lambda: sum(1 for _ in _episodes(SCENARIO, 2, 1, rollouts, 0, Seeds, None)))
