@@ -97,9 +97,12 @@ TARGETS = {
     # G-LEARN was one file of 18 sampled mutants until it was split by job (docs/testing.md)
     "glearn": Target("altmarl_ros/core/glearn.py",
                      "test/test_glearn_mutants.py test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),
-    "glearn_draws": Target("altmarl_ros/core/glearn_draws.py", "test/test_glearn.py test/test_glearn_storage.py",
-                           WHOLE, 300),
-    "glearn_memory": Target("altmarl_ros/core/glearn_memory.py", "test/test_glearn_storage.py", WHOLE, 300),
+    # the draws against brute force first (seconds once compiled), before the learners' minutes
+    "glearn_draws": Target("altmarl_ros/core/glearn_draws.py",
+                           "test/test_glearn_draws.py test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),
+    # the planning arithmetic first (seconds): most mutants die there, before test_glearn_storage's minute
+    "glearn_memory": Target("altmarl_ros/core/glearn_memory.py",
+                            "test/test_glearn_memory.py test/test_glearn_storage.py", WHOLE, 300),
     "fused": Target("altmarl_ros/core/fused.py", "test/test_fused.py test/test_glearn.py test/test_llearn.py", WHOLE,
                     480),
     # the rollout kernel's filter path is tested against the observer's own references in test_observer
