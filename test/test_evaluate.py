@@ -583,6 +583,27 @@ def test_seed_streams_are_the_documented_spawn_tree_and_hold_only_what_the_budge
     per_rollout = rollout_bytes(0, len(alpha), 1, 1, 1)
     assert large - small <= 18_000 * per_rollout, (small, large, per_rollout)
 
+
+def test_an_all_zero_xoshiro_state_is_replaced_by_a_valid_one(monkeypatch):
+    """xoshiro256+ stays at zero forever from the all-zero state, so a stream whose words are all zero
+    (probability 2^-256: forced here through a SeedSequence whose words are zeros) must start elsewhere; the
+    other rollouts keep their words."""
+    from altmarl_ros.core.evaluate import _rng_streams
+
+    real = np.random.SeedSequence
+
+    class ZeroWordsForSeed1(real):
+        def spawn(self, n_children):
+            children = super().spawn(n_children)
+            if self.spawn_key == (1,):
+                children[0].generate_state = lambda n_words, dtype: np.zeros(n_words, dtype)
+            return children
+    monkeypatch.setattr(np.random, "SeedSequence", ZeroWordsForSeed1)
+    states = _rng_streams(3, 2, 2)[0]
+    monkeypatch.setattr(np.random, "SeedSequence", real)
+    assert states[2:].any(axis=-1).all(), states
+    np.testing.assert_array_equal(states[:2], _rng_streams(3, 2, 2)[0][:2])
+
 @pytest.mark.kernels
 def test_a_population_step_is_advance_then_a_fresh_subset_on_one_stream():
     """step_population = advance then sample_subset, the stream carried through and written back;
