@@ -21,9 +21,9 @@ deleted, and cosmic-ray runs the tests once per mutant from a copy of what is le
 (`scripts/mutant_tests.sh`: pytest -x). A mutant gets the target's timeout or three times the
 unmutated run, whichever is longer (that run is timed under the same load); a mutant that still times out
 counts as killed but is listed apart, and `--survivors` runs it again (on a busy machine a slow survivor
-can time out). Sessions, the cache and a survivors' report go to build/mutation/<name>[.shard-i-of-N].*. Runs in .venv-mutation (cosmic-ray,
-pinned in requirements-mutation.txt); the tests themselves run in the project's
-venv (ALTMARL_VENV, default .venv).
+can time out). Sessions, the cache and a survivors' report go to build/mutation/<name>[.shard-i-of-N].*.
+Runs in .venv-mutation (cosmic-ray, pinned in requirements-mutation.txt); the tests themselves run in the
+project's venv (ALTMARL_VENV, default .venv).
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Target:
     path: str
     tests: str  # pytest arguments: the tests that exercise the module (a few seconds a run)
     budget: int | None  # mutants sampled (one pytest run each), or WHOLE
-    timeout: float  # s per mutant at least (3x the unmutated run if longer); a mutant that hangs past it counts as killed
+    timeout: float  # s per mutant at least (3x the unmutated run if longer); a mutant past it counts as killed
     functions: tuple = ()  # only mutate inside these functions, classes or Class.method (all when empty)
 
 
