@@ -79,16 +79,20 @@ def _nine_state_surrogate(table_bytes=DEFAULT_TABLE_BYTES, max_memory=None):
 
 def test_stored_escapes_are_counted_in_the_draw_bytes_and_kept_within_max_memory():
     """The plan's draw bytes are the bytes the store holds (codes, an 8-byte escape index a row, the escaped
-    ranks as int32), and under max_memory escapes are stored only when the plan's peak then still fits it."""
+    ranks as int32); escapes are stored when they fit the room left, exactly or with a byte to spare, and under
+    max_memory only when the plan's peak then still fits it."""
     game = random_game(41, n_sg=2, n_ag=2, n_sl=9, n_al=2)
     n_f = check_learning_size(game, 3, 4).n_f
     codes = check_learning_size(game, 3, 4, table_bytes=n_f * (game.n_sg * 4 * 2 + 8))
     escapes = round(_nine_state_surrogate(table_bytes=codes.draw_bytes).plan.escape_fraction * n_f * game.n_sg * 4)
     assert codes.layout == "codes" and escapes > 0
-    for budget in (dict(table_bytes=codes.draw_bytes + 4 * escapes), dict(max_memory=codes.peak_bytes + 4 * escapes)):
-        stored = _nine_state_surrogate(**budget)
-        assert stored.plan.layout == "codes" and stored.plan.escapes_stored and stored.draws.escaped.size == escapes
-        assert stored.plan.draw_bytes == stored.draws.codes.nbytes + 8 * n_f + stored.draws.escaped.nbytes
+    for spare in (0, 1):
+        room = 4 * escapes + spare
+        for stored in (_nine_state_surrogate(table_bytes=codes.draw_bytes + room),
+                       _nine_state_surrogate(max_memory=codes.peak_bytes + room)):
+            plan, draws = stored.plan, stored.draws
+            assert plan.layout == "codes" and plan.escapes_stored and draws.escaped.size == escapes
+            assert plan.draw_bytes == draws.codes.nbytes + 8 * n_f + draws.escaped.nbytes
     tight = _nine_state_surrogate(max_memory=codes.peak_bytes + 4 * escapes - 1).plan
     assert tight.layout == "codes" and not tight.escapes_stored
     assert tight.peak_bytes <= codes.peak_bytes + 4 * escapes - 1
