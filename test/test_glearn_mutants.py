@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from _learn_reference import random_game, random_local_policy
+from altmarl_ros.core import glearn
 from altmarl_ros.core.glearn import GLearnResult, _SlowModeExtrapolation, _Surrogate, g_learn
 from altmarl_ros.core.glearn_memory import DEFAULT_TABLE_BYTES, check_learning_size
 
@@ -68,6 +69,24 @@ def test_iterating_without_q_stops_at_the_first_sweep_within_tol():
     _, sweeps, residual, history = surrogate.iterate(np.zeros((surrogate.n_f, game.n_sg)), tol, 10_000)
     assert sweeps == len(history) > 1 and residual == history[-1] <= tol
     assert all(earlier > tol for earlier in history[:-1])
+
+
+def test_every_sweep_that_writes_q_and_pi_g_is_given_room_for_all_of_them(monkeypatch):
+    """The kernel writes Q[g, f, a] and pi_g[g, f] of every state it sweeps whenever they have columns (numba
+    checks no bounds): each call must pass either none or the whole arrays, or it writes past their ends. Only
+    the last sweep of a run records them."""
+    game, pi_l = _two_state_game()
+    kernel, passed = glearn._sweep, []
+
+    def spy(draws, shifts, step, V_old, V_new, Q, pi_out, *rest):
+        passed.append((Q.shape, pi_out.shape))
+        return kernel(draws, shifts, step, V_old, V_new, Q, pi_out, *rest)
+
+    monkeypatch.setattr(glearn, "_sweep", spy)
+    result = g_learn(game, pi_l, 3, m=4, seed=1)
+    n_f = result.pi_g.shape[1]
+    nothing = ((0, 0, 0), (0, 0))
+    assert passed == [nothing] * (result.sweeps - 1) + [((game.n_sg, n_f, game.n_ag), (game.n_sg, n_f))]
 
 
 def _nine_state_surrogate(table_bytes=DEFAULT_TABLE_BYTES, max_memory=None):
