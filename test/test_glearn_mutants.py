@@ -60,17 +60,6 @@ def test_a_default_run_stops_at_the_documented_tol():
     assert result.converged and result.residual <= 1e-4 < result.residual_history[0]
 
 
-def test_iterating_without_q_stops_at_the_first_sweep_within_tol():
-    """The stop rule of the value iterations of the global gain (no Q recorded): the last sweep is the first
-    whose residual is <= tol; none is added after it (only a run that records Q sweeps once more)."""
-    game, pi_l = _two_state_game()
-    surrogate = _Surrogate(game, pi_l, 3, 4, seed=1, table_bytes=1 << 20)
-    tol = 1e-6
-    _, sweeps, residual, history = surrogate.iterate(np.zeros((surrogate.n_f, game.n_sg)), tol, 10_000)
-    assert sweeps == len(history) > 1 and residual == history[-1] <= tol
-    assert all(earlier > tol for earlier in history[:-1])
-
-
 def test_every_sweep_that_writes_q_and_pi_g_is_given_room_for_all_of_them(monkeypatch):
     """The kernel writes Q[g, f, a] and pi_g[g, f] of every state it sweeps whenever they have columns (numba
     checks no bounds): each call must pass either none or the whole arrays, or it writes past their ends. Only
