@@ -52,14 +52,6 @@ def test_the_setup_time_is_part_of_the_time_and_both_are_the_calls_own():
     assert 0.0 <= untimed.setup_seconds <= untimed.seconds
 
 
-def test_a_default_run_stops_at_the_documented_tol():
-    """docs/training.md: the stop rule's tol defaults to 1e-4 (the first sweep's residual is about the
-    largest reward, near 1 here)."""
-    game, pi_l = _two_state_game()
-    result = g_learn(game, pi_l, 3, m=4, seed=1)
-    assert result.converged and result.residual <= 1e-4 < result.residual_history[0]
-
-
 def test_every_sweep_that_writes_q_and_pi_g_is_given_room_for_all_of_them(monkeypatch):
     """The kernel writes Q[g, f, a] and pi_g[g, f] of every state it sweeps whenever they have columns (numba
     checks no bounds): each call must pass either none or the whole arrays, or it writes past their ends. Only
