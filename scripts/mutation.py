@@ -95,10 +95,11 @@ TARGETS = {
     "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py test/test_llearn_limits.py", WHOLE, 480),
     "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", WHOLE, 600),
     # G-LEARN was one file of 18 sampled mutants until it was split by job (docs/testing.md). A mutant's run is
-    # mostly numba compiling _sweep, once per count of code fields (n_sl - 1): first the checks that compile
-    # nothing or little, then brute force and a code layout on one compile (n_sl = 2), every layout on a second
-    # (n_sl = 9), then both files whole (--keep-duplicates: pytest would otherwise merge the named tests back
-    # into their files' order; the 16 named tests, run twice, take milliseconds once compiled)
+    # mostly numba compiling _sweep, once per count of code fields (n_sl - 1): first test_glearn_mutants and the
+    # checks that compile nothing else (their sweeps have n_sl = 2), then brute force and a code layout on that
+    # compile, every layout on a second (n_sl = 9), then both files whole (--keep-duplicates: pytest would
+    # otherwise merge the named tests back into their files' order; the 16 named tests, run twice, take
+    # milliseconds once compiled)
     "glearn": Target("altmarl_ros/core/glearn.py",
                      "--keep-duplicates test/test_glearn_mutants.py "
                      "test/test_glearn.py::test_bad_input_names_the_field "
