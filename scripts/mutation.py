@@ -94,9 +94,21 @@ TARGETS = {
                                  "LocalAgentsNode.control", "LocalAgentsNode.destroy_node")),
     "llearn": Target("altmarl_ros/core/llearn.py", "test/test_llearn.py test/test_llearn_limits.py", WHOLE, 480),
     "alternating": Target("altmarl_ros/core/alternating.py", "test/test_alternating.py", WHOLE, 600),
-    # G-LEARN was one file of 18 sampled mutants until it was split by job (docs/testing.md)
+    # G-LEARN was one file of 18 sampled mutants until it was split by job (docs/testing.md). A mutant's run is
+    # mostly numba compiling _sweep, once per count of code fields (n_sl - 1): first test_glearn_mutants and the
+    # checks that compile nothing else (their sweeps have n_sl = 2), then brute force and a code layout on that
+    # compile, every layout on a second (n_sl = 9), then both files whole (--keep-duplicates: pytest would
+    # otherwise merge the named tests back into their files' order; the 16 named tests, run twice, take
+    # milliseconds once compiled)
     "glearn": Target("altmarl_ros/core/glearn.py",
-                     "test/test_glearn_mutants.py test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),
+                     "--keep-duplicates test/test_glearn_mutants.py "
+                     "test/test_glearn.py::test_bad_input_names_the_field "
+                     "test/test_glearn.py::test_slow_mode_steps_follow_a_steady_span_ratio "
+                     "test/test_glearn.py::test_extrapolation_step_removes_one_geometric_mode "
+                     "test/test_glearn.py::test_the_exact_fixed_point_on_each_side_of_the_eight_global_states_the_sweep"
+                     "_sums_in_registers 'test/test_glearn_storage.py::test_codes_decode_every_field_width[2]' "
+                     "test/test_glearn_storage.py::test_every_layout_of_a_tiny_game_gives_the_ranks_answer "
+                     "test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),
     # the draws against brute force first (seconds once compiled), before the learners' minutes
     "glearn_draws": Target("altmarl_ros/core/glearn_draws.py",
                            "test/test_glearn_draws.py test/test_glearn.py test/test_glearn_storage.py", WHOLE, 300),

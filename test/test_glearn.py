@@ -285,7 +285,7 @@ def _deterministic_locals_game(seed, n_sg, n_sl=2):
 def test_the_exact_fixed_point_on_each_side_of_the_eight_global_states_the_sweep_sums_in_registers(n_sg):
     """The sweep sums its gathers in scalars up to 8 global states (one branch per state) and in an array
     beyond: on 1, 3, 8 and 9 global states, with deterministic locals, G-LEARN at m = 2 is the brute-force
-    Q* of the exact k-agent surrogate (to float32, Q's storage)."""
+    Q* of the exact k-agent surrogate (to float32, Q's storage), and its value the initial law's mean of max Q*."""
     game = _deterministic_locals_game(70 + n_sg, n_sg)
     pi_l = random_local_policy(game, n_sg)
     k = 3
@@ -294,6 +294,7 @@ def test_the_exact_fixed_point_on_each_side_of_the_eight_global_states_the_sweep
     result = g_learn(game, pi_l, k, m=2, tol=1e-10, seed=3)
     assert result.converged and result.Q.shape == (n_sg, k + 1, game.n_ag)
     np.testing.assert_allclose(result.Q, Q_star, rtol=1e-6, atol=0)  # Q is stored as float32
+    assert result.value == pytest.approx((initial_weights(game, k) * Q_star.max(axis=2)).sum(), rel=1e-7)
 
 
 @pytest.mark.kernels
