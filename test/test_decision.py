@@ -149,3 +149,23 @@ def test_a_local_action_owns_the_half_open_interval_from_its_lower_cumulative_bo
     uniforms = np.array([0.0, below(0.5, 0), 0.5, below(1.0, 0), 0.0, below(0.25, 0), 0.25, 0.5])
     zones = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     assert local_actions(cumulative(pi_l), zones, 0, uniforms).tolist() == [1, 1, 2, 2, 0, 0, 1, 2]
+
+
+def test_an_fa_decider_waits_for_its_first_sample_then_decides_on_it():
+    """With no robot heard yet there is nothing to decide on (None, as the coordinator then holds its last
+    command); the first sample that arrives is decided on, its zone counts the query a GlobalCommand reports."""
+    from _fa_ring import parked_depot_fa
+    from altmarl_sim.continuous_ring import ContinuousRing
+    from altmarl_sim.fleet import FleetSim
+    from altmarl_sim.rollout import decider_of, sample_workers
+    from altmarl_sim.scenario import load_scenario
+
+    scenario = load_scenario("warehouse_ring_continuous")
+    fa, _ = parked_depot_fa(ContinuousRing(scenario), 5)
+    decider, n_sl = decider_of(fa, scenario), scenario.sizes[2]
+    sim = FleetSim(scenario, n=8, seed=3)
+    poses = np.array(sim.poses)
+    assert decider.global_action(sim.depot_zone(), np.zeros(n_sl, np.int64), poses[:0]) is None
+    sampled, counts = sample_workers(sim.zones(), 5, n_sl, np.random.default_rng(0))
+    decision = decider.global_action(sim.depot_zone(), counts, poses[sampled])
+    assert decision is not None and list(decision.query) == list(counts)
