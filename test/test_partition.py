@@ -107,9 +107,11 @@ def test_partition_stops_the_robots_within_command_timeout_and_they_resume(world
     cut_sim = next(row["sim"] for row in during)
     limit = COMMAND_TIMEOUT + (MAX_CLOCK_SKEW if stopped["stop_rule"] == "stamp" else 0.0)  # (local agents' rules)
     assert limit <= stopped["stop_age"] <= limit + SLACK_SEC, (stopped["stop_rule"], stopped["stop_age"])
+    # Upper side, a period more: the decision after the cut may hear no reply in time (a clean-clone run: 5.35 s,
+    # the agents' own age 3.05 s, "no sampled robot answered in time" logged after the stop).
     silence = stopped["sim"] - stopped["command_sim"]
-    assert COMMAND_TIMEOUT - DECISION_PERIOD - SLACK_SEC <= silence <= COMMAND_TIMEOUT + DECISION_PERIOD + SLACK_SEC, \
-        silence
+    low, high = COMMAND_TIMEOUT - DECISION_PERIOD - SLACK_SEC, COMMAND_TIMEOUT + 2 * DECISION_PERIOD + SLACK_SEC
+    assert low <= silence <= high, silence
     assert stopped["sim"] - cut_sim <= COMMAND_TIMEOUT + SLACK_SEC, stopped["sim"] - cut_sim
     assert max(row["epoch"] for row in during) <= last_epoch + 1, "commands crossed a downed link"
     assert resumed is not None and moving_again is not None, "the fleet did not resume after the link returned"
