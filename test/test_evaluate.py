@@ -6,12 +6,12 @@ discounted expected rewards over the horizon.
 """
 import itertools
 import math
-import tracemalloc
 
 import numpy as np
 import pytest
 
 from _learn_reference import random_game, random_local_policy
+from _traced import traced_peak
 from altmarl_ros.core.counts import n_count_vectors, rank
 from altmarl_ros.core.alternating import alternating_marl
 from altmarl_ros.core.evaluate import (
@@ -572,14 +572,7 @@ def test_seed_streams_are_the_documented_spawn_tree_and_hold_only_what_the_budge
         np.testing.assert_array_equal(init_l[4 * s:4 * s + 4], np.random.default_rng(init).dirichlet(alpha, 4))
     assert _rng_streams(6, 3, 4)[1] is None
 
-    def peak(seeds):
-        tracemalloc.start()
-        try:
-            _rng_streams(0, seeds, 1, alpha)
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    small, large = peak(2_000), peak(20_000)
+    small, large = (traced_peak(lambda seeds=seeds: _rng_streams(0, seeds, 1, alpha)) for seeds in (2_000, 20_000))
     per_rollout = rollout_bytes(0, len(alpha), 1, 1, 1)
     assert large - small <= 18_000 * per_rollout, (small, large, per_rollout)
 

@@ -3,13 +3,13 @@ rollouts keep (itemsize x count), what a rollout allocates (tracemalloc), the se
 documents, steps counted by a fleet that counts them, and the clock around the call."""
 import re
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from _fa_ring import parked_depot_fa
+from _traced import traced_peak
 from altmarl_ros.core import budget
 from altmarl_sim.continuous_ring import ContinuousRing
 from altmarl_sim.fleet import FleetSim
@@ -86,19 +86,6 @@ def test_the_rollouts_budget_the_fleet_their_arrays_per_robot_and_what_each_roll
             FLOAT64 * seeds * rollouts
 
 
-def _traced_peak(run) -> int:
-    """Bytes `run()` holds at its peak beyond what was held before (numpy's allocations are traced; a numba
-    kernel's own are not)."""
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        run()
-        return tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("kind", ["tabular", "fa"])
 def test_the_estimate_bounds_what_a_rollout_allocates_and_grows_with_n_as_it_does(kind, required):
     """At n = 2000 and 4000 robots (one rollout of 2 epochs) the estimate is at least the traced peak, and per
@@ -113,7 +100,7 @@ def test_the_estimate_bounds_what_a_rollout_allocates_and_grows_with_n_as_it_doe
     rollout(200)  # compiled and cached before anything is traced
     peaks, estimates = [], []
     for n in (2000, 4000):
-        peaks.append(_traced_peak(lambda n=n: rollout(n)))
+        peaks.append(traced_peak(lambda n=n: rollout(n)))
         estimates.append(required["simulator rollouts"])
         assert estimates[-1] >= peaks[-1], (n, estimates[-1], peaks[-1])
     grown, estimated = (peaks[1] - peaks[0]) / 2000, (estimates[1] - estimates[0]) / 2000
@@ -207,7 +194,7 @@ def test_rollout_r_of_seed_s_runs_on_its_spawned_stream_and_the_streams_take_no_
     assert reported == [(done, 12) for done in range(1, 13)]
 
     def peak(rollouts):
-        return _traced_peak(lambda: sum(1 for _ in _episodes(SCENARIO, 2, 1, rollouts, 0, Seeds, None)))
+        return traced_peak(lambda: sum(1 for _ in _episodes(SCENARIO, 2, 1, rollouts, 0, Seeds, None)))
     peak(10)
     small, large = peak(2_000), peak(20_000)
     assert large - small < 18_000 * 24, (small, large)
